@@ -1,0 +1,56 @@
+# regionops — every command a user needs. `make run` and `make test` set themselves up.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The install stamp changes with pyproject.toml, so a dependency change reinstalls.
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+export REGIONOPS_HOME ?= $(CURDIR)/.regionops
+# Telemetry off for every tool (DESIGN §8); components.settings sets the same at import.
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test test-fast bench ui lint clean
+
+help:
+	@echo "make run    - set up .venv and run the full Prefect pipeline on the embedded stack"
+	@echo "make test   - set up .venv and run every test (unit, slow, integration)"
+	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
+	@echo "make bench  - benchmarks into reports/"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first: 2.13.0 is the CPU build on this machine's disk; a bare `torch` pulls GBs of CUDA wheels.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: $(STAMP)
+	$(PY) -m flows.pipeline
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/regionops bench --out reports
+
+ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(REGIONOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check components flows tests
+
+clean:
+	rm -rf data reports .regionops

@@ -1,0 +1,212 @@
+"""The ``regionops`` command line: one command per pipeline stage, plus the tools users need.
+
+DVC stages, Prefect tasks and people all call these same commands. Heavy imports
+stay inside the commands so that ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from components.config import ConfigError, Params, load_params
+from components.settings import configure_environment
+
+app = typer.Typer(help="regionops: region-level multimodal RAG, trained, gated and served.", no_args_is_help=True)
+index_app = typer.Typer(help="Build and maintain the region index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+console = Console(stderr=True)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", help="override a parameter, e.g. --set train.max_steps=50")
+]
+
+
+def _params(path: Path, overrides: list[str] | None) -> Params:
+    try:
+        return load_params(path, overrides or [])
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _corpus(params: Params, accepted: bool = True):
+    from components.data.corpus import load_corpus
+
+    root = Path(params.data.corpus_dir)
+    accepted_file = Path("data/validation/accepted.json")
+    return load_corpus(root, accepted_file if accepted and accepted_file.exists() else None)
+
+
+@app.command()
+def generate(
+    out: Annotated[Optional[Path], typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Render the seeded synthetic corpus: pages, text layers, questions with evidence boxes."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.data.synthetic import generate_corpus
+
+    summary = generate_corpus(params, Path(out or params.data.corpus_dir))
+    console.print_json(json.dumps(summary))
+
+
+@app.command("import")
+def import_(
+    docs: Annotated[Path, typer.Option(help="folder of PDFs and images")],
+    name: Annotated[str, typer.Option(help="collection name")],
+    questions: Annotated[Optional[Path], typer.Option(help="questions JSONL (DESIGN §3)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="corpus folder to write")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Import a user's PDFs/images (and questions) through the data contract, quarantining bad input."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.data.importer import import_documents
+
+    report = import_documents(docs, questions, Path(out or f"data/imports/{name}"), params, collection=name)
+    console.print_json(json.dumps(report))
+
+
+@app.command()
+def validate(
+    out: Annotated[Path, typer.Option(help="validation output folder")] = Path("data/validation"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Run the Great Expectations suites; quarantine bad records; stop if too many are bad."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.data.validation import QuarantineLimitExceeded, validate_corpus
+
+    try:
+        report = validate_corpus(Path(params.data.corpus_dir), out, params)
+    except QuarantineLimitExceeded as exc:
+        console.print(f"[red]validation failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps(report))
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="where the exported retriever goes")] = Path("data/model"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Train the region retriever in Lightning (global + local loss, hybrid supervision)."""
+    params = _params(params_path, overrides)
+    settings = configure_environment()
+    from components.training.train import train_retriever
+
+    result = train_retriever(params, _corpus(params), out, settings)
+    console.print_json(json.dumps(result))
+
+
+@index_app.command("build")
+def index_build(
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    out: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Encode every page and write the faiss region index atomically."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.index.build import build_index
+
+    stats = build_index(params, _corpus(params), model, out)
+    console.print_json(json.dumps(stats))
+
+
+@index_app.command("stats")
+def index_stats(index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index")) -> None:
+    """Print what an index holds."""
+    from components.index.region_index import RegionIndex
+
+    console.print_json(json.dumps(RegionIndex.load(index).stats()))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    out: Annotated[Path, typer.Option(help="metrics folder")] = Path("eval"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Score regionops and the baselines on the evaluation split; write metrics.json and report.md."""
+    params = _params(params_path, overrides)
+    settings = configure_environment()
+    from components.evaluation.evaluate import run_evaluation
+
+    metrics = run_evaluation(params, _corpus(params), model, index, out, settings)
+    console.print_json(json.dumps({"systems": metrics["systems"], "n_questions": metrics["n_questions"]}))
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="the question")],
+    k: Annotated[int, typer.Option(help="regions to return")] = 5,
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Print ranked regions (page id, normalised box, score) and the answer for a question."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.rag.engine import RagEngine
+
+    engine = RagEngine.from_dirs(model, index, params)
+    result = engine.answer(question, k=k)
+    console.print_json(json.dumps(result.to_dict()))
+
+
+@app.command()
+def gate(
+    metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = Path("eval/metrics.json"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Judge a candidate's metrics against the floors and the current champion."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.registry.gate import champion_metrics, decide
+
+    candidate = json.loads(metrics.read_text())
+    decision = decide(candidate, champion_metrics(params), params.gate)
+    console.print_json(json.dumps(decision.to_dict()))
+    raise typer.Exit(0 if decision.passed else 1)
+
+
+@app.command()
+def register(
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = Path("eval/metrics.json"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Gate the candidate, register it as a pyfunc RAG checkpoint and move aliases."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.registry.promote import gate_and_register
+
+    outcome = gate_and_register(params, model, index, metrics)
+    console.print_json(json.dumps(outcome))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,214 @@
+"""The one typed view of ``params.yaml``: load it, apply ``--set`` overrides, fail on unknown keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Section(BaseModel):
+    # extra="forbid": a typo in params.yaml or --set must fail loudly, naming the key.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataParams(_Section):
+    corpus_dir: str = "data/corpus"
+    n_docs: int = Field(90, ge=1)
+    max_pages_per_doc: int = Field(2, ge=1)
+    page_size: tuple[int, int] = (612, 792)
+    questions_per_page: int = Field(3, ge=1)
+    val_fraction: float = Field(0.15, ge=0, lt=1)
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+    labelled_fraction: float = Field(0.5, ge=0, le=1)
+    heldout_template_fraction: float = Field(0.25, ge=0, lt=1)
+    render_dpi: int = Field(96, ge=36, le=600)
+
+
+class ValidateParams(_Section):
+    max_quarantine_fraction: float = Field(0.2, ge=0, le=1)
+    min_text_coverage: float = Field(0.0, ge=0, le=1)
+
+
+class ModelParams(_Section):
+    text_encoder: str | None = None
+    text_encoder_sha256: str | None = None
+    grid: int = Field(16, ge=2)
+    image_size: int = Field(256, ge=16)
+    dim: int = Field(128, ge=8)
+    hidden: int = Field(192, ge=8)
+    layers: int = Field(2, ge=0)
+    heads: int = Field(4, ge=1)
+    max_tokens_per_cell: int = Field(12, ge=1)
+    finetune_text_layers: int = Field(1, ge=0)
+    max_query_tokens: int = Field(32, ge=4)
+
+    @model_validator(mode="after")
+    def _patch_fits(self) -> "ModelParams":
+        if self.image_size % self.grid:
+            raise ValueError(f"model.image_size ({self.image_size}) must be a multiple of model.grid ({self.grid})")
+        if self.hidden % self.heads:
+            raise ValueError(f"model.hidden ({self.hidden}) must be a multiple of model.heads ({self.heads})")
+        return self
+
+
+class TrainParams(_Section):
+    max_steps: int = Field(250, ge=1)
+    batch_size: int = Field(16, ge=2)
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    tau_global: float = Field(0.02, gt=0)
+    tau_local: float = Field(0.25, gt=0)
+    lambda_local: float = Field(1.0, ge=0)
+    local_loss: Literal["none", "labelled", "hybrid"] = "hybrid"
+    pseudo_label_warmup_steps: int = Field(80, ge=0)
+    pseudo_label_z: float = 1.5
+    hard_negatives: bool = True
+    accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_workers: int = Field(0, ge=0)
+    log_every_n_steps: int = Field(10, ge=1)
+    val_check_interval: int = Field(50, ge=1)
+
+
+class IndexParams(_Section):
+    storage: Literal["float16", "pq", "binary"] = "float16"
+    faiss: Literal["flat", "hnsw", "ivf"] = "flat"
+    candidates: int = Field(32, ge=1)
+    pq_m: int = Field(16, ge=1)
+    hnsw_m: int = Field(32, ge=4)
+    ivf_nlist: int = Field(64, ge=1)
+
+
+class RegionParams(_Section):
+    threshold: Literal["absolute", "relative", "quantile"] = "relative"
+    threshold_value: float = 0.8
+    neighbour_range: int = Field(1, ge=1)
+    padding: int = Field(0, ge=0)
+    score: Literal["max", "mean"] = "max"
+    max_regions_per_page: int = Field(3, ge=1)
+
+
+class RagParams(_Section):
+    k: int = Field(5, ge=1)
+
+
+class EvaluateParams(_Section):
+    split: Literal["train", "val", "test"] = "test"
+    k: int = Field(5, ge=1)
+    n_highlights: int = Field(8, ge=0)
+    iou_hit: float = Field(0.5, gt=0, le=1)
+
+
+class GateParams(_Section):
+    floors: dict[str, float] = Field(default_factory=lambda: {"page_r1": 0.3, "region_hit1": 0.15})
+    tolerance: dict[str, float] = Field(default_factory=lambda: {"page_r1": 0.02, "region_hit1": 0.02})
+
+
+class RegistryParams(_Section):
+    model_name: str = "regionops"
+    experiment: str = "regionops"
+
+
+class Params(_Section):
+    seed: int = 13
+    data: DataParams = Field(default_factory=DataParams)
+    validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
+    model: ModelParams = Field(default_factory=ModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    index: IndexParams = Field(default_factory=IndexParams)
+    regions: RegionParams = Field(default_factory=RegionParams)
+    rag: RagParams = Field(default_factory=RagParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    gate: GateParams = Field(default_factory=GateParams)
+    registry: RegistryParams = Field(default_factory=RegistryParams)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def digest(self) -> str:
+        """A stable hash of every parameter, for lineage tags."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys -> values, the shape MLflow params want."""
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    walk(f"{prefix}.{key}" if prefix else key, value)
+            else:
+                out[prefix] = node
+
+        walk("", self.to_dict())
+        return out
+
+
+class ConfigError(ValueError):
+    """params.yaml or an override is wrong; the message names the key."""
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], value parsed as YAML so numbers and lists keep their type)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return path, value
+
+
+def _apply(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"unknown parameter {'.'.join(path)!r}: {'.'.join(path[: depth + 1])!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown parameter {key!r}")
+        else:
+            lines.append(f"{key}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
+    """Read params.yaml (missing file = defaults), apply ``--set`` overrides and validate."""
+    path = Path(path)
+    tree: dict[str, Any] = {}
+    if path.exists():
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping at the top level")
+        tree = loaded
+    for text in overrides or []:
+        key_path, value = parse_override(text)
+        _apply(tree, key_path, value)
+    try:
+        return Params.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_explain(exc)}") from None

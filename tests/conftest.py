@@ -1,0 +1,65 @@
+"""Shared fixtures: isolated runtime state, tiny parameters and a tiny generated corpus."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Runtime state of the whole test session goes to a temp dir, never to the user's .regionops/.
+_SESSION_HOME = Path(os.environ.get("PYTEST_REGIONOPS_HOME", "")) if os.environ.get("PYTEST_REGIONOPS_HOME") else None
+
+TINY_OVERRIDES = [
+    "data.n_docs=14",
+    "data.max_pages_per_doc=2",
+    "data.questions_per_page=2",
+    "data.page_size=[306, 396]",
+    "model.grid=8",
+    "model.image_size=64",
+    "model.hidden=64",
+    "model.layers=1",
+    "model.heads=2",
+    "model.max_tokens_per_cell=8",
+    "model.finetune_text_layers=0",
+    "train.max_steps=6",
+    "train.batch_size=4",
+    "train.pseudo_label_warmup_steps=2",
+    "train.val_check_interval=3",
+    "train.log_every_n_steps=1",
+    "index.candidates=8",
+    "evaluate.n_highlights=2",
+    "gate.floors={page_r1: 0.0, region_hit1: 0.0}",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def regionops_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = _SESSION_HOME or tmp_path_factory.mktemp("regionops_home")
+    os.environ["REGIONOPS_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ["PREFECT_HOME"] = str(Path(home) / "prefect")
+    from components.settings import configure_environment
+
+    configure_environment()
+    return Path(home)
+
+
+@pytest.fixture(scope="session")
+def tiny_params():
+    from components.config import load_params
+
+    return load_params(REPO / "params.yaml", TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tiny_params, tmp_path_factory: pytest.TempPathFactory):
+    """A small synthetic corpus, generated once per test session."""
+    from components.data.corpus import load_corpus
+    from components.data.synthetic import generate_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    generate_corpus(tiny_params, root)
+    return load_corpus(root)
