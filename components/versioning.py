@@ -1,0 +1,123 @@
+"""Run DVC stages and move data to the DVC remote, through DVC's own command line.
+
+The CLI rather than ``dvc.api``: DVC's Python API needs the process's working
+directory inside the repo and is not safe from threads (DESIGN §8); a subprocess
+gives each stage its own clean process and its own error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+class StageFailed(RuntimeError):
+    """A DVC stage exited non-zero; the message carries the stage's own last lines of output."""
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    stage: str
+    ran: bool  # False: DVC found it up to date and skipped it
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "ran": self.ran}
+
+
+def _dvc_bin() -> str:
+    # The venv that runs us also holds dvc and the regionops console script.
+    candidate = Path(sys.executable).parent / "dvc"
+    return str(candidate) if candidate.exists() else "dvc"
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra or {})
+    return env
+
+
+def stage_names(project_dir: Path) -> list[str]:
+    """Stages in dvc.yaml order (the order in which they are declared is their dependency order)."""
+    spec = yaml.safe_load((Path(project_dir) / "dvc.yaml").read_text())
+    return list(spec["stages"])
+
+
+def stage_is_current(stage: str, project_dir: Path) -> bool:
+    proc = subprocess.run(
+        [_dvc_bin(), "status", "--json", stage],
+        cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise StageFailed(f"dvc status {stage} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return json.loads(proc.stdout or "{}") == {}
+
+
+def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], tail_lines: int = 40) -> tuple[int, str]:
+    """Run ``cmd`` showing its output live (progress bars included) and keep its last lines."""
+    tail: deque[str] = deque(maxlen=tail_lines)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    pending = b""
+    out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
+    for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+        if out is not None:
+            out.write(chunk)
+            out.flush()
+        pending += chunk
+        *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
+        tail.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
+    if pending.strip():
+        tail.append(pending.decode("utf-8", "replace"))
+    return proc.wait(), "\n".join(tail)
+
+
+def repro_stage(stage: str, project_dir: Path, env: dict[str, str] | None = None) -> StageOutcome:
+    """Reproduce one stage (its upstream stages must be current). Skips it when DVC says so."""
+    project_dir = Path(project_dir)
+    if stage_is_current(stage, project_dir):
+        return StageOutcome(stage, ran=False)
+    code, tail = _run_streaming([_dvc_bin(), "repro", "--single-item", stage], project_dir, _env(env))
+    if code != 0:
+        raise StageFailed(f"stage '{stage}' failed (exit {code}):\n{tail}")
+    return StageOutcome(stage, ran=True)
+
+
+def ensure_remote(project_dir: Path, remote_url: str, name: str = "regionops") -> None:
+    """Make ``remote_url`` the default DVC remote in ``.dvc/config.local`` (per machine, not in git)."""
+    local = subprocess.run(
+        [_dvc_bin(), "remote", "add", "--local", "--force", "--default", name, str(remote_url)],
+        cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+    )
+    if local.returncode != 0:
+        raise StageFailed(f"dvc remote add failed: {local.stderr.strip()}")
+
+
+def push(project_dir: Path) -> str:
+    """Push every stage output to the default remote; returns DVC's summary line."""
+    proc = subprocess.run(
+        [_dvc_bin(), "push"], cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise StageFailed(f"dvc push failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return (proc.stdout.strip().splitlines() or [""])[-1]
+
+
+def data_hash(project_dir: Path, path: str = "data/corpus") -> str | None:
+    """The md5 DVC recorded for an output in dvc.lock (the data version used for lineage)."""
+    lock = Path(project_dir) / "dvc.lock"
+    if not lock.exists():
+        return None
+    spec = yaml.safe_load(lock.read_text()) or {}
+    for stage in (spec.get("stages") or {}).values():
+        for out in stage.get("outs", []) or []:
+            if out.get("path") == path:
+                return out.get("md5")
+    return None
