@@ -32,7 +32,7 @@ class Settings:
     tracking_uri: str
     artifact_root: Path
     prefect_home: Path
-    dvc_remote: Path
+    dvc_remote: str  # a folder (embedded default) or an s3:// URL
 
     @property
     def uses_embedded_mlflow(self) -> bool:
@@ -50,7 +50,7 @@ def get_settings() -> Settings:
         tracking_uri=tracking,
         artifact_root=Path(os.environ.get("REGIONOPS_ARTIFACT_ROOT", home / "mlartifacts")),
         prefect_home=Path(os.environ.get("PREFECT_HOME", home / "prefect")),
-        dvc_remote=Path(os.environ.get("REGIONOPS_DVC_REMOTE", home / "dvc-remote")),
+        dvc_remote=os.environ.get("REGIONOPS_DVC_REMOTE", str(home / "dvc-remote")),
     )
 
 

@@ -1,0 +1,2 @@
+-- MLflow uses the default database; Prefect gets its own.
+CREATE DATABASE prefect;
