@@ -1,0 +1,49 @@
+"""The stage flows a platform team can run on their own: prepare, train, evaluate, promote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows.tasks import gate_and_register, push_data, run_stage
+
+# Which dvc.yaml stages each flow owns (tests check that together they cover dvc.yaml).
+PREPARE_STAGES = ("generate", "validate")
+TRAIN_STAGES = ("train", "index")
+EVALUATE_STAGES = ("evaluate",)
+
+
+def _parent(parent_run_id: str | None) -> str:
+    return parent_run_id or str(flow_run.get_id() or "")
+
+
+@flow(name="prepare")
+def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id: str | None = None) -> list[dict]:
+    """Synthetic or imported corpus -> validated records; data pushed to the DVC remote."""
+    parent = _parent(parent_run_id)
+    results = [run_stage(stage, project_dir, parent) for stage in PREPARE_STAGES]
+    if dvc_remote:
+        push_data(project_dir, dvc_remote)
+    return results
+
+
+@flow(name="train")
+def train(project_dir: str = ".", parent_run_id: str | None = None) -> list[dict]:
+    """Train the retriever in Lightning and build the region index from it."""
+    parent = _parent(parent_run_id)
+    return [run_stage(stage, project_dir, parent) for stage in TRAIN_STAGES]
+
+
+@flow(name="evaluate")
+def evaluate(project_dir: str = ".", parent_run_id: str | None = None) -> list[dict]:
+    """Score the candidate and the baselines; metrics land in eval/ and MLflow."""
+    parent = _parent(parent_run_id)
+    return [run_stage(stage, project_dir, parent) for stage in EVALUATE_STAGES]
+
+
+@flow(name="promote")
+def promote(project_dir: str = ".", params_file: str = "params.yaml", parent_run_id: str | None = None) -> dict:
+    """Gate the candidate against floors and the champion; register it; move the aliases."""
+    return gate_and_register(str(Path(project_dir)), params_file, _parent(parent_run_id))
