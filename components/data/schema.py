@@ -94,7 +94,7 @@ class Question(BaseModel):
         return None if v is None else check_box(v)
 
     @model_validator(mode="after")
-    def _page_needs_doc(self) -> "Question":
+    def _page_needs_doc(self) -> Question:
         if self.page is not None and self.doc is None:
             raise ValueError("page is set but doc is missing")
         return self

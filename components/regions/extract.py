@@ -27,7 +27,12 @@ class Region:
     cells: np.ndarray = field(repr=False)  # bool [G, G], True where the region's cells are
 
     def to_dict(self) -> dict:
-        return {"page_id": self.page_id, "box": [round(v, 6) for v in self.box], "score": self.score, "n_cells": self.n_cells}
+        return {
+            "page_id": self.page_id,
+            "box": [round(v, 6) for v in self.box],
+            "score": self.score,
+            "n_cells": self.n_cells,
+        }
 
 
 def box_to_cells(box, grid: int) -> np.ndarray:
@@ -75,6 +80,56 @@ def threshold_mask(heatmap: np.ndarray, strategy: str, value: float) -> np.ndarr
     raise ValueError(f"unknown threshold strategy {strategy!r} (absolute | relative | quantile)")
 
 
+def label_components(mask: np.ndarray, neighbour_range: int) -> tuple[np.ndarray, int]:
+    """Connected components where cells up to ``neighbour_range`` apart (Chebyshev) join one region.
+
+    scipy.ndimage.label only takes 3x3 structuring elements, so range r is reached by dilating each
+    salient cell to an r x r square (same anchor for all) and labelling 8-connected: two squares
+    touch exactly when their cells are at most r apart. Labels are then read back on the mask.
+    """
+    if neighbour_range < 1:
+        raise ValueError(f"neighbour_range must be >= 1, got {neighbour_range}")
+    eight = np.ones((3, 3), dtype=bool)
+    if neighbour_range == 1:
+        return ndimage.label(mask, structure=eight)
+    grown = ndimage.binary_dilation(
+        mask, structure=np.ones((neighbour_range, neighbour_range), dtype=bool)
+    )
+    labels, _ = ndimage.label(grown, structure=eight)
+    labels = np.where(mask, labels, 0)
+    # Renumber 1..n in scan order so callers see contiguous labels.
+    kept = np.unique(labels[labels > 0])
+    remap = np.zeros(labels.max() + 1, dtype=labels.dtype)
+    remap[kept] = np.arange(1, len(kept) + 1)
+    return remap[labels], len(kept)
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def merge_overlapping(groups: list[np.ndarray], padding: int = 0) -> list[np.ndarray]:
+    """Union the cell masks whose (padded) boxes overlap, until no two boxes overlap.
+
+    Components of an L or a ring can have boxes that overlap; returning both would hand the
+    reader the same pixels twice.
+    """
+    groups = [g.copy() for g in groups]
+    merged = True
+    while merged:
+        merged = False
+        boxes = [cells_to_box(g, padding) for g in groups]
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                if _overlap(boxes[i], boxes[j]):
+                    groups[i] |= groups.pop(j)
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
 def extract_regions(heatmap: np.ndarray, params: RegionParams, page_id: str = "") -> list[Region]:
     """Connected salient regions of one page's [G, G] cell-score heatmap, best first."""
     heatmap = np.asarray(heatmap, dtype=np.float32)
@@ -83,21 +138,73 @@ def extract_regions(heatmap: np.ndarray, params: RegionParams, page_id: str = ""
     if not np.isfinite(heatmap).all():
         raise ValueError(f"heatmap of page {page_id!r} holds NaN or inf")
     mask = threshold_mask(heatmap, params.threshold, params.threshold_value)
-    # Neighbour range r: cells up to r apart (Chebyshev) join one component, so small gaps are bridged.
-    size = 2 * params.neighbour_range + 1
-    labels, n = ndimage.label(mask, structure=np.ones((size, size), dtype=bool))
+    labels, n = label_components(mask, params.neighbour_range)
+    groups = [labels == label for label in range(1, n + 1)]
+    if params.merge_overlapping:
+        groups = merge_overlapping(groups, params.padding)
     regions = []
-    for label in range(1, n + 1):
-        cells = labels == label
+    for cells in groups:
         values = heatmap[cells]
         score = float(values.max() if params.score == "max" else values.mean())
-        regions.append(Region(page_id, cells_to_box(cells, params.padding), score, int(cells.sum()), cells))
+        regions.append(
+            Region(page_id, cells_to_box(cells, params.padding), score, int(cells.sum()), cells)
+        )
     regions.sort(key=lambda r: r.score, reverse=True)
     return regions[: params.max_regions_per_page]
 
 
-def rank_regions(regions_by_page: dict[str, list[Region]] | list[list[Region]], k: int | None = None) -> list[Region]:
+def rank_regions(
+    regions_by_page: dict[str, list[Region]] | list[list[Region]], k: int | None = None
+) -> list[Region]:
     """All pages' regions in one list by descending score (stable: ties keep page order)."""
     groups = regions_by_page.values() if isinstance(regions_by_page, dict) else regions_by_page
     ranked = sorted((r for group in groups for r in group), key=lambda r: r.score, reverse=True)
     return ranked if k is None else ranked[:k]
+
+
+# Candidate settings searched by ``tune_region_params`` (validation split only, never test).
+TUNING_GRID: dict[str, tuple[float, ...]] = {
+    "absolute": (0.2, 0.3, 0.4, 0.5, 0.6),
+    "relative": (0.5, 0.6, 0.7, 0.8, 0.9),
+    "quantile": (0.8, 0.9, 0.95, 0.98),
+}
+
+
+def tune_region_params(
+    heatmaps: list[np.ndarray],
+    gold_boxes: list[tuple[float, float, float, float]],
+    base: RegionParams,
+    iou_hit: float = 0.5,
+) -> tuple[RegionParams, list[dict]]:
+    """Pick threshold strategy/value, neighbour range, padding and score by top-region hit@1
+    (IoU >= ``iou_hit``) on gold-page heatmaps, ties broken by mean IoU.
+
+    Call it on the validation split only; record the returned table in the run.
+    """
+    from components.evaluation.metrics import iou
+
+    if len(heatmaps) != len(gold_boxes) or not heatmaps:
+        raise ValueError(
+            f"need matching, non-empty heatmaps and boxes ({len(heatmaps)} vs {len(gold_boxes)})"
+        )
+    table = []
+    for strategy, values in TUNING_GRID.items():
+        for value in values:
+            for rng in (1, 2):
+                for padding in (0, 1):
+                    for score in ("max", "mean"):
+                        cand = base.model_copy(
+                            update={"threshold": strategy, "threshold_value": value,
+                                    "neighbour_range": rng, "padding": padding, "score": score}
+                        )  # fmt: skip
+                        ious = []
+                        for heatmap, gold in zip(heatmaps, gold_boxes):
+                            regions = extract_regions(heatmap, cand)
+                            ious.append(iou(regions[0].box, gold) if regions else 0.0)
+                        hit = float(np.mean([v >= iou_hit for v in ious]))
+                        table.append(
+                            {**cand.model_dump(), "hit1": hit, "miou": float(np.mean(ious))}
+                        )
+    best = max(table, key=lambda row: (row["hit1"], row["miou"]))
+    chosen = base.model_copy(update={k: best[k] for k in base.model_dump()})
+    return chosen, table

@@ -1,0 +1,542 @@
+"""The region index (DESIGN §6): compressed per-page cell vectors + a faiss candidate stage.
+
+Search runs in two steps. A faiss index over pooled page vectors (or over every cell) finds C
+candidate pages; only those candidates get an exact heatmap (decompressed cells · query), and a
+page's score is its best cell. Metadata filters restrict the faiss search itself (an IDSelector),
+so a filtered query still returns up to k matching pages instead of k minus the filtered ones.
+
+Storage modes for the cell vectors:
+  float16  exact fallback (2 bytes per component);
+  pq       faiss product-quantiser codes (pq_m bytes per cell); heatmaps by asymmetric distance
+           tables, i.e. exactly ⟨q, decode(code)⟩ without materialising decoded vectors;
+  binary   sign bits packed with numpy (dim/8 bytes per cell); a cell decodes to sign/√dim.
+
+On disk (all safe formats, no pickle)::
+
+    <dir>/CURRENT             name of the live version folder (replaced atomically)
+    <dir>/v-<id>/manifest.json  fingerprint, storage, grid, dim, faiss kind, params
+    <dir>/v-<id>/pages.json     per-page metadata and text layer
+    <dir>/v-<id>/cells.npy      compressed cells, [N, G*G, ...]
+    <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim]
+    <dir>/v-<id>/candidates.faiss, pq.faiss (pq mode)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from components.config import IndexParams
+from components.index.device import to_cpu, to_device
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+
+
+class IndexError_(RuntimeError):
+    """Base class of index errors (the trailing underscore avoids shadowing the builtin)."""
+
+
+class FingerprintMismatchError(IndexError_):
+    """The index was built by a different encoder than the one that will query it."""
+
+
+class IndexFormatError(IndexError_):
+    """The folder is not a (complete) region index."""
+
+
+@dataclass
+class PageMeta:
+    page_id: str
+    doc: str
+    collection: str = "default"
+    tags: list[str] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    # Text layer as [text, x0, y0, x1, y1] rows so answers and region text need no corpus at serve time.
+    words: list[list] = field(default_factory=list)
+    split: str | None = None
+
+    @classmethod
+    def from_page(cls, page) -> PageMeta:
+        return cls(
+            page_id=page.id,
+            doc=page.doc,
+            collection=page.collection,
+            tags=list(page.tags),
+            width=page.width,
+            height=page.height,
+            words=[[w.text, *map(float, w.box)] for w in page.words],
+            split=page.split,
+        )
+
+    @classmethod
+    def coerce(cls, item: Any) -> PageMeta:
+        if isinstance(item, PageMeta):
+            return item
+        if isinstance(item, dict):
+            return cls(**item)
+        if hasattr(item, "words") and hasattr(item, "doc"):
+            return cls.from_page(item)
+        raise TypeError(f"cannot make page metadata from {type(item).__name__}")
+
+
+@dataclass
+class PageHit:
+    page_id: str
+    score: float
+    heatmap: np.ndarray  # [G, G] exact cell scores of the query on this page
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_bytes_synced(path: Path, write) -> None:
+    with open(path, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class RegionIndex:
+    def __init__(self, params: IndexParams, grid: int, dim: int, fingerprint: str):
+        if params.storage == "pq" and dim % params.pq_m:
+            raise ValueError(f"index.pq_m={params.pq_m} must divide the vector size {dim}")
+        if params.storage == "binary" and dim % 8:
+            raise ValueError(f"binary storage needs a vector size divisible by 8, got {dim}")
+        self.params = params
+        self.grid, self.dim, self.fingerprint = int(grid), int(dim), str(fingerprint)
+        self.metas: list[PageMeta] = []
+        self.cells = self._empty_cells()
+        self.pooled = np.zeros((0, dim), dtype=np.float32)
+        self.pq: faiss.IndexPQ | None = None
+        self.candidates_index: faiss.Index | None = None
+        self.device = "cpu"
+        self._pos: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def build(
+        cls,
+        metas: Iterable[Any],
+        cell_vectors: np.ndarray,
+        params: IndexParams,
+        fingerprint: str,
+        grid: int | None = None,
+        seed: int = 0,
+    ) -> RegionIndex:
+        """A new index from page metadata (PageMeta / dict / Page) and float32 cells [N, G*G, dim]."""
+        cell_vectors = np.asarray(cell_vectors, dtype=np.float32)
+        if cell_vectors.ndim != 3:
+            raise ValueError(f"cell_vectors must be [N, G*G, dim], got shape {cell_vectors.shape}")
+        n_cells, dim = cell_vectors.shape[1:]
+        grid = grid or math.isqrt(n_cells)
+        if grid * grid != n_cells:
+            raise ValueError(f"{n_cells} cells per page is not a square grid")
+        index = cls(params, grid, dim, fingerprint)
+        if params.storage == "pq":
+            index._train_pq(cell_vectors, seed)
+        index.add(metas, cell_vectors)
+        return index
+
+    def _empty_cells(self) -> np.ndarray:
+        n = self.grid * self.grid
+        if self.params.storage == "float16":
+            return np.zeros((0, n, self.dim), dtype=np.float16)
+        if self.params.storage == "pq":
+            return np.zeros((0, n, self.params.pq_m), dtype=np.uint8)
+        return np.zeros((0, n, self.dim // 8), dtype=np.uint8)
+
+    def _train_pq(self, cell_vectors: np.ndarray, seed: int) -> None:
+        flat = cell_vectors.reshape(-1, self.dim)
+        rng = np.random.default_rng(seed)
+        take = min(len(flat), self.params.pq_train_cells)
+        sample = flat[rng.choice(len(flat), size=take, replace=False)] if take < len(flat) else flat
+        # 8-bit codes need >= 256 training points per sub-space; smaller corpora get fewer bits.
+        nbits = min(8, max(1, math.floor(math.log2(max(2, len(sample))))))
+        pq = faiss.IndexPQ(self.dim, self.params.pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
+        pq.pq.cp.seed = seed
+        pq.train(np.ascontiguousarray(sample))
+        self.pq = pq
+
+    # ---------------------------------------------------------------- compression
+    def _compress(self, cells: np.ndarray) -> np.ndarray:
+        n, c, d = cells.shape
+        if self.params.storage == "float16":
+            return cells.astype(np.float16)
+        if self.params.storage == "pq":
+            codes = self.pq.pq.compute_codes(np.ascontiguousarray(cells.reshape(-1, d)))
+            return codes.reshape(n, c, -1)
+        return np.packbits(cells > 0, axis=-1)
+
+    def _decompress(self, stored: np.ndarray) -> np.ndarray:
+        """float32 cells back from storage (used for rebuilding and tests; search uses _scores)."""
+        n, c = stored.shape[:2]
+        if self.params.storage == "float16":
+            return stored.astype(np.float32)
+        if self.params.storage == "pq":
+            flat = self.pq.pq.decode(np.ascontiguousarray(stored.reshape(n * c, -1)))
+            return flat.reshape(n, c, self.dim)
+        signs = np.unpackbits(stored, axis=-1, count=self.dim).astype(np.float32) * 2.0 - 1.0
+        return signs / math.sqrt(self.dim)
+
+    def _scores(self, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Exact cell scores [len(positions), G*G] of ``query`` against the stored cells."""
+        stored = self.cells[positions]
+        if self.params.storage == "float16":
+            return stored.astype(np.float32) @ query
+        if self.params.storage == "pq":
+            pq = self.pq.pq
+            centroids = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
+            # Asymmetric distance table: ⟨q_m, centroid⟩ per sub-space, then a lookup-and-sum per cell.
+            table = np.einsum("mkd,md->mk", centroids, query.reshape(pq.M, pq.dsub))
+            return table[np.arange(pq.M), stored.astype(np.intp)].sum(-1)
+        signs = np.unpackbits(stored, axis=-1, count=self.dim).astype(np.float32) * 2.0 - 1.0
+        return (signs @ query) / math.sqrt(self.dim)
+
+    # ---------------------------------------------------------------- candidate stage
+    def _new_candidate_index(self, train: np.ndarray) -> faiss.Index:
+        p = self.params
+        if p.faiss == "flat":
+            return faiss.IndexFlatIP(self.dim)
+        if p.faiss == "hnsw":
+            index = faiss.IndexHNSWFlat(self.dim, p.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = p.hnsw_ef_search
+            return index
+        # IVF: nlist cannot exceed the training points; faiss wants ~39 points per list.
+        nlist = max(1, min(p.ivf_nlist, len(train) // 39 or 1))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(np.ascontiguousarray(train))
+        index.nprobe = min(p.ivf_nprobe, nlist)
+        # No own_fields: faiss's Python wrapper already keeps ``quantizer`` referenced by ``index``
+        # (setting own_fields too frees it twice at exit).
+        return index
+
+    def _candidate_vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
+        if self.params.candidate_vectors == "pooled":
+            return self.pooled if positions is None else self.pooled[positions]
+        sel = slice(None) if positions is None else positions
+        return np.ascontiguousarray(self._decompress(self.cells[sel]).reshape(-1, self.dim))
+
+    def _rebuild_candidates(self) -> None:
+        vectors = self._candidate_vectors()
+        index = self._new_candidate_index(vectors)
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.candidates_index, self.device = to_device(index, self.params.faiss)
+
+    # ---------------------------------------------------------------- maintenance
+    def add(self, metas: Iterable[Any], cell_vectors: np.ndarray) -> int:
+        """Append pages without rebuilding; returns how many were added. Duplicate ids are an error."""
+        metas = [PageMeta.coerce(m) for m in metas]
+        cell_vectors = np.asarray(cell_vectors, dtype=np.float32)
+        expected = (len(metas), self.grid * self.grid, self.dim)
+        if cell_vectors.shape != expected:
+            raise ValueError(f"cell_vectors shape {cell_vectors.shape} != expected {expected}")
+        if not np.isfinite(cell_vectors).all():
+            raise ValueError("cell_vectors hold NaN or inf")
+        seen = set(self._pos)
+        for m in metas:
+            if m.page_id in seen:
+                raise ValueError(f"page {m.page_id!r} is already in the index (delete its doc first)")
+            seen.add(m.page_id)
+        if not metas:
+            return 0
+        if self.params.storage == "pq" and self.pq is None:
+            self._train_pq(cell_vectors, 0)
+        start = len(self.metas)
+        self.cells = np.concatenate([self.cells, self._compress(cell_vectors)])
+        self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))])
+        self.metas.extend(metas)
+        self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
+        if self.candidates_index is None or self.params.faiss == "ivf" and not self._ivf_trained():
+            self._rebuild_candidates()
+        else:
+            self.candidates_index.add(
+                self._candidate_vectors(np.arange(start, len(self.metas))).astype(np.float32)
+            )
+        return len(metas)
+
+    def _ivf_trained(self) -> bool:
+        return bool(self.candidates_index is not None and self.candidates_index.is_trained)
+
+    def delete_doc(self, doc: str) -> int:
+        """Remove every page of ``doc``; returns the number removed (0 for an unknown doc)."""
+        keep = np.array([m.doc != doc for m in self.metas], dtype=bool)
+        removed = int((~keep).sum())
+        if removed == 0:
+            return 0
+        self.cells = self.cells[keep]
+        self.pooled = self.pooled[keep]
+        self.metas = [m for m, k in zip(self.metas, keep) if k]
+        self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
+        # faiss ids are row positions, which shift: rebuild the (small) candidate stage.
+        self._rebuild_candidates()
+        return removed
+
+    # ---------------------------------------------------------------- search
+    def __len__(self) -> int:
+        return len(self.metas)
+
+    @property
+    def page_ids(self) -> list[str]:
+        return [m.page_id for m in self.metas]
+
+    def meta(self, page_id: str) -> PageMeta:
+        return self.metas[self._pos[page_id]]
+
+    def has_page(self, page_id: str) -> bool:
+        return page_id in self._pos
+
+    def _allowed(self, filters: dict | None) -> np.ndarray | None:
+        """Row positions that pass the filters (None = no filter). Lists mean "any of"; tags need all."""
+        if not filters:
+            return None
+        unknown = set(filters) - {"doc", "collection", "tags"}
+        if unknown:
+            raise ValueError(f"unknown filter keys {sorted(unknown)} (doc, collection, tags)")
+
+        def as_set(value) -> set[str]:
+            return {value} if isinstance(value, str) else set(value)
+
+        docs = as_set(filters["doc"]) if filters.get("doc") is not None else None
+        colls = as_set(filters["collection"]) if filters.get("collection") is not None else None
+        tags = as_set(filters["tags"]) if filters.get("tags") else None
+        keep = [
+            i
+            for i, m in enumerate(self.metas)
+            if (docs is None or m.doc in docs)
+            and (colls is None or m.collection in colls)
+            and (tags is None or tags <= set(m.tags))
+        ]
+        return np.asarray(keep, dtype=np.int64)
+
+    def _search_params(self, allowed: np.ndarray | None):
+        if allowed is None:
+            sel = None
+        elif self.params.candidate_vectors == "pooled":
+            sel = faiss.IDSelectorBatch(allowed)
+        else:
+            n = self.grid * self.grid
+            ids = (allowed[:, None] * n + np.arange(n)[None, :]).ravel().astype(np.int64)
+            sel = faiss.IDSelectorBatch(ids)
+        kind = self.params.faiss
+        if kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=self.params.hnsw_ef_search)
+        elif kind == "ivf":
+            params = faiss.SearchParametersIVF(nprobe=self.candidates_index.nprobe)
+        else:
+            params = faiss.SearchParameters()
+        if sel is not None:
+            params.sel = sel
+            params._sel = sel  # keep the selector referenced while faiss uses it
+        return params
+
+    def candidate_pages(
+        self, query: np.ndarray, candidates: int, filters: dict | None = None
+    ) -> np.ndarray:
+        """Row positions of up to ``candidates`` pages from the faiss stage (filters applied inside)."""
+        query = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        allowed = self._allowed(filters)
+        if allowed is not None and len(allowed) <= candidates:
+            return allowed  # the filter alone is already a candidate set this small: score them all
+        if len(self.metas) <= candidates and allowed is None:
+            return np.arange(len(self.metas))
+        params = self._search_params(allowed)
+        if self.params.candidate_vectors == "pooled":
+            _, ids = self.candidates_index.search(query, candidates, params=params)
+            ids = ids[0]
+            return ids[ids >= 0]
+        # Cell candidates: over-fetch cells, map them to pages, keep the first C distinct pages.
+        n = self.grid * self.grid
+        fetch = min(self.candidates_index.ntotal, candidates * 8)
+        _, ids = self.candidates_index.search(query, fetch, params=params)
+        pages = ids[0][ids[0] >= 0] // n
+        _, first = np.unique(pages, return_index=True)
+        return pages[np.sort(first)][:candidates]
+
+    def heatmaps(self, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Exact [len(positions), G, G] heatmaps of ``query`` on the given pages."""
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.dim:
+            raise ValueError(f"query has {query.shape[0]} dims, the index holds {self.dim}")
+        scores = self._scores(np.asarray(positions, dtype=np.int64), query)
+        return scores.reshape(-1, self.grid, self.grid).astype(np.float32)
+
+    def heatmap(self, page_id: str, query: np.ndarray) -> np.ndarray:
+        return self.heatmaps(np.array([self._pos[page_id]]), query)[0]
+
+    def search(
+        self,
+        query_vec: np.ndarray,
+        k_pages: int,
+        candidates: int | None = None,
+        filters: dict | None = None,
+        exhaustive: bool = False,
+    ) -> list[PageHit]:
+        """Top ``k_pages`` pages by exact max-cell score among the faiss stage's candidates."""
+        if not self.metas or k_pages <= 0:
+            return []
+        query = np.asarray(query_vec, dtype=np.float32).reshape(-1)
+        if exhaustive:
+            allowed = self._allowed(filters)
+            positions = np.arange(len(self.metas)) if allowed is None else allowed
+        else:
+            c = max(candidates or self.params.candidates, k_pages)
+            positions = self.candidate_pages(query, c, filters)
+        if len(positions) == 0:
+            return []
+        maps = self.heatmaps(positions, query)
+        page_scores = maps.reshape(len(positions), -1).max(1)
+        order = np.argsort(-page_scores, kind="stable")[:k_pages]
+        return [
+            PageHit(self.metas[positions[i]].page_id, float(page_scores[i]), maps[i]) for i in order
+        ]
+
+    # ---------------------------------------------------------------- persistence
+    def stats(self) -> dict:
+        n = len(self.metas)
+        cand_bytes = 0
+        if self.candidates_index is not None:
+            cand_bytes = len(faiss.serialize_index(to_cpu(self.candidates_index, self.device)))
+        pq_bytes = len(faiss.serialize_index(self.pq)) if self.pq is not None else 0
+        meta_bytes = len(json.dumps([asdict(m) for m in self.metas]).encode())
+        per = (lambda b: round(b / n, 1)) if n else (lambda b: 0.0)
+        bytes_per_page = {
+            "cells": per(self.cells.nbytes),
+            "pooled": per(self.pooled.nbytes),
+            "candidates": per(cand_bytes),
+            "codebook": per(pq_bytes),
+            "text_layer": per(meta_bytes),
+        }
+        # Vector payload = what the storage mode costs (cells, candidate stage, pooled, codebook).
+        bytes_per_page["vectors_total"] = round(
+            sum(v for k, v in bytes_per_page.items() if k != "text_layer"), 1
+        )
+        return {
+            "pages": n,
+            "docs": len({m.doc for m in self.metas}),
+            "storage": self.params.storage,
+            "faiss": self.params.faiss,
+            "candidate_vectors": self.params.candidate_vectors,
+            "candidates": self.params.candidates,
+            "grid": self.grid,
+            "dim": self.dim,
+            "device": self.device,
+            "fingerprint": self.fingerprint,
+            "bytes_per_page": bytes_per_page,
+        }
+
+    def save(self, out_dir: Path) -> Path:
+        """Write a new version folder, fsync it, then atomically repoint CURRENT; returns the folder.
+
+        A crash at any point before the CURRENT swap leaves the previous version live; a leftover
+        half-written version is removed by the next successful save.
+        """
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        version = f"v-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        tmp = out_dir / f".{version}.tmp"
+        tmp.mkdir()
+        try:
+            self._write_parts(tmp)
+            _fsync_dir(tmp)
+            final = out_dir / version
+            os.replace(tmp, final)
+            pointer = out_dir / f".{CURRENT}.{version}.tmp"
+            _write_bytes_synced(pointer, lambda fh: fh.write(version.encode()))
+            os.replace(pointer, out_dir / CURRENT)
+            _fsync_dir(out_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for child in out_dir.iterdir():  # older versions and debris of crashed saves
+            if child.name not in (version, CURRENT):
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+        return final
+
+    def _write_parts(self, folder: Path) -> None:
+        manifest = {
+            "format": "regionops-region-index",
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.fingerprint,
+            "grid": self.grid,
+            "dim": self.dim,
+            "n_pages": len(self.metas),
+            "params": self.params.model_dump(mode="json"),
+        }
+        for name, array in (("cells.npy", self.cells), ("pooled.npy", self.pooled)):
+            _write_bytes_synced(folder / name, lambda fh, a=array: np.save(fh, a, allow_pickle=False))
+        pages = json.dumps([asdict(m) for m in self.metas], ensure_ascii=False).encode()
+        _write_bytes_synced(folder / "pages.json", lambda fh: fh.write(pages))
+        cand = to_cpu(self.candidates_index, self.device)
+        blob = faiss.serialize_index(cand).tobytes()
+        _write_bytes_synced(folder / "candidates.faiss", lambda fh: fh.write(blob))
+        if self.pq is not None:
+            pq_blob = faiss.serialize_index(self.pq).tobytes()
+            _write_bytes_synced(folder / "pq.faiss", lambda fh: fh.write(pq_blob))
+        # The manifest goes last: a version folder without it is never treated as complete.
+        text = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        _write_bytes_synced(folder / "manifest.json", lambda fh: fh.write(text))
+
+    @classmethod
+    def load(cls, index_dir: Path, expected_fingerprint: str | None = None) -> RegionIndex:
+        index_dir = Path(index_dir)
+        pointer = index_dir / CURRENT
+        if not pointer.is_file():
+            raise IndexFormatError(
+                f"{index_dir} holds no region index ({CURRENT} missing): run `regionops index build`"
+            )
+        version = pointer.read_text().strip()
+        folder = index_dir / version
+        if "/" in version or not (folder / "manifest.json").is_file():
+            raise IndexFormatError(f"{index_dir}: {CURRENT} points at an incomplete version {version!r}")
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{folder}: format version {manifest.get('format_version')} != {FORMAT_VERSION}; rebuild the index"
+            )
+        if expected_fingerprint is not None and manifest["fingerprint"] != expected_fingerprint:
+            raise FingerprintMismatchError(
+                f"index {index_dir} was built by encoder {manifest['fingerprint'][:16]}…, "
+                f"but the query encoder is {expected_fingerprint[:16]}…: its cell vectors would be "
+                "meaningless for these queries. Rebuild it with `regionops index build`."
+            )
+        params = IndexParams.model_validate(manifest["params"])
+        index = cls(params, manifest["grid"], manifest["dim"], manifest["fingerprint"])
+        index.cells = np.load(folder / "cells.npy", allow_pickle=False)
+        index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)
+        index.metas = [PageMeta(**m) for m in json.loads((folder / "pages.json").read_text("utf-8"))]
+        index._pos = {m.page_id: i for i, m in enumerate(index.metas)}
+        if params.storage == "pq":
+            index.pq = faiss.read_index(str(folder / "pq.faiss"))
+        cand = faiss.read_index(str(folder / "candidates.faiss"))
+        if params.faiss == "hnsw":
+            faiss.downcast_index(cand).hnsw.efSearch = params.hnsw_ef_search
+        index.candidates_index, index.device = to_device(cand, params.faiss)
+        if len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas):
+            raise IndexFormatError(f"{folder}: parts disagree on the page count; rebuild the index")
+        return index

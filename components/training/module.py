@@ -1,0 +1,104 @@
+"""The LightningModule: one hybrid-loss step, validation loss and page R@1, AdamW with warm-up + cosine."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from components.config import Params
+from components.loss.contrastive import hybrid_loss
+from components.model.retriever import RegionRetriever, build_retriever, cell_scores
+
+
+class RetrieverModule(L.LightningModule):
+    def __init__(self, params: Params, model: RegionRetriever | None = None):
+        super().__init__()
+        self.params = params
+        self.model = model if model is not None else build_retriever(params.model)
+        self._val_queries: list[torch.Tensor] = []
+        self._val_gold: list[str] = []
+        self._val_pages: dict[str, torch.Tensor] = {}
+
+    def _loss(self, batch: dict[str, torch.Tensor]):
+        t = self.params.train
+        queries = self.model.encode_query_tokens(batch["input_ids"], batch["attention_mask"])
+        cells = self.model.encode_cells(batch["pixels"], batch["cell_tokens"])
+        scores = cell_scores(queries, cells)
+        out = hybrid_loss(
+            scores,
+            batch["targets"],
+            batch["box_cells"],
+            batch["has_box"],
+            tau_global=t.tau_global,
+            tau_local=t.tau_local,
+            lambda_local=t.lambda_local,
+            local_mode=t.local_loss,
+            step=self.global_step,
+            warmup_steps=t.pseudo_label_warmup_steps,
+            pseudo_z=t.pseudo_label_z,
+        )
+        return out, queries, cells
+
+    def training_step(self, batch, batch_idx):
+        out, _, _ = self._loss(batch)
+        n = len(batch["targets"])
+        self.log("train/loss", out.total, prog_bar=True, batch_size=n)
+        self.log("train/loss_global", out.global_, batch_size=n)
+        self.log("train/loss_local", out.local, batch_size=n)
+        self.log("train/pseudo_labelled", float(out.n_pseudo), batch_size=n)
+        return out.total
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_queries, self._val_gold, self._val_pages = [], [], {}
+
+    def validation_step(self, batch, batch_idx):
+        out, queries, cells = self._loss(batch)
+        n = len(batch["targets"])
+        self.log("val/loss", out.total, prog_bar=True, batch_size=n)
+        self.log("val/loss_global", out.global_, batch_size=n)
+        self.log("val/loss_local", out.local, batch_size=n)
+        # Keep vectors for a retrieval R@1 over every val gold page (not just the batch's pages).
+        page_ids = batch["page_ids"]
+        for j, pid in enumerate(page_ids):
+            self._val_pages.setdefault(pid, cells[j].detach())
+        self._val_queries.append(queries.detach())
+        self._val_gold += [page_ids[i] for i in batch["targets"].tolist()]
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_queries:
+            return
+        ids = list(self._val_pages)
+        pages = torch.stack([self._val_pages[i] for i in ids])
+        best = cell_scores(torch.cat(self._val_queries), pages).max(-1).values.argmax(-1)
+        hits = [ids[b] == gold for b, gold in zip(best.tolist(), self._val_gold)]
+        self.log("val/page_r1", sum(hits) / len(hits), prog_bar=True)
+
+    def configure_optimizers(self):
+        t = self.params.train
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in trainable if p.ndim >= 2]
+        no_decay = [p for p in trainable if p.ndim < 2]  # biases, norms, embeddings vectors
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": t.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=t.lr,
+        )
+        warmup = max(1, int(0.1 * t.max_steps))
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, t.max_steps - warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {
+                "scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
+                "interval": "step",
+            },
+        }

@@ -1,0 +1,177 @@
+"""Train the region retriever with Lightning, log to MLflow, resume from last.ckpt, export safetensors.
+
+Checkpoints live under ``$REGIONOPS_HOME/checkpoints/<digest>``, outside ``out_dir``: DVC deletes
+a stage's outputs before rerunning it, and a crashed run must find its ``last.ckpt`` again.
+The digest covers the data and every parameter that changes the training trajectory, but not
+``train.max_steps``, so asking for more steps continues the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+
+from components.config import Params
+from components.data.corpus import Corpus
+from components.model.io import save_retriever
+from components.settings import Settings
+from components.training.datamodule import RetrievalDataModule
+from components.training.module import RetrieverModule
+
+log = logging.getLogger(__name__)
+
+PARENT_RUN_ENV = "REGIONOPS_PARENT_RUN_ID"
+# Parameters that do not change what the weights become at a given step: excluded from the resume key.
+_NOT_TRAJECTORY = (
+    "train.max_steps",
+    "train.num_workers",
+    "train.log_every_n_steps",
+    "train.val_check_interval",
+    "train.checkpoint_every_n_steps",
+)
+_TRAINING_SECTIONS = ("seed", "data.", "validate.", "model.", "train.")
+
+
+def corpus_digest(corpus: Corpus) -> str:
+    """Hash of the records the trainer sees (pages and questions as loaded, after quarantine)."""
+    digest = hashlib.sha256()
+    for page in sorted(corpus.pages, key=lambda p: p.id):
+        digest.update(page.model_dump_json().encode())
+    for q in sorted(corpus.questions, key=lambda q: q.id):
+        digest.update(q.model_dump_json().encode())
+    return digest.hexdigest()[:16]
+
+
+def checkpoint_key(params: Params, corpus: Corpus) -> str:
+    flat = {
+        k: v
+        for k, v in params.flat().items()
+        if k.startswith(_TRAINING_SECTIONS) and k not in _NOT_TRAJECTORY
+    }
+    blob = json.dumps(
+        {"params": flat, "data": corpus_digest(corpus)}, sort_keys=True, default=str
+    ).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: round(float(v), 6) for k, v in sorted(metrics.items())}
+
+
+def _quiet_expected_warnings() -> None:
+    # Frozen MiniLM layers stay in eval mode on purpose (no dropout on untrained features), and a
+    # resumed run finds its own checkpoint folder non-empty: neither is a problem worth a warning.
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Settings) -> dict:
+    """Fit (or resume) the retriever; export ``out_dir/retriever/`` and ``out_dir/train_run.json``."""
+    t = params.train
+    out_dir = Path(out_dir)
+    _quiet_expected_warnings()
+    L.seed_everything(params.seed, workers=True)
+    module = RetrieverModule(params)
+    data = RetrievalDataModule(params, corpus, module.model)
+
+    ckpt_dir = settings.home / "checkpoints" / checkpoint_key(params, corpus)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last = ckpt_dir / "last.ckpt"
+    resume_from = last if last.is_file() else None
+
+    tags = {
+        "regionops.stage": "train",
+        "regionops.params_digest": params.digest(),
+        "regionops.data_digest": corpus_digest(corpus),
+        "regionops.checkpoint_dir": str(ckpt_dir),
+        **{f"regionops.{k}": v for k, v in module.model.text_info.tags().items()},
+    }
+    if os.environ.get(PARENT_RUN_ENV):
+        tags["regionops.parent_run_id"] = os.environ[PARENT_RUN_ENV]
+    previous_run = ckpt_dir.with_name(
+        f"{ckpt_dir.name}.mlflow_run.json"
+    )  # beside, not in, the checkpoint dir
+    if resume_from is not None:
+        tags["regionops.resumed_from"] = str(resume_from)
+        if previous_run.is_file():
+            tags["regionops.resumed_from_run_id"] = json.loads(previous_run.read_text())["run_id"]
+    logger = MLFlowLogger(
+        experiment_name=params.registry.experiment,
+        tracking_uri=settings.tracking_uri,
+        artifact_location=settings.artifact_root.as_uri(),
+        run_name=f"train-{params.digest()[:8]}",
+        tags=tags,
+    )
+    logger.log_hyperparams({**params.flat(), **{f"data.{k}": v for k, v in data.counts().items()}})
+    previous_run.write_text(json.dumps({"run_id": logger.run_id}))
+
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="step{step}",
+        save_last=True,
+        save_top_k=1,
+        every_n_train_steps=t.checkpoint_every_n_steps,
+        auto_insert_metric_name=False,
+    )
+    trainer = L.Trainer(
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        precision=t.precision,
+        logger=logger,
+        callbacks=[checkpoint],
+        default_root_dir=ckpt_dir,
+        log_every_n_steps=t.log_every_n_steps,
+        # Validate every N optimizer steps across epochs (epochs are short and uneven).
+        val_check_interval=min(t.val_check_interval, t.max_steps),
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        enable_model_summary=True,
+    )
+    started = time.perf_counter()
+    if resume_from is not None:
+        log.warning("resuming from %s", resume_from)
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+    seconds = time.perf_counter() - started
+    final = dict(trainer.callback_metrics)
+    if data.val_samples:
+        # Final figures on the validation split at the last step (not only at val_check cadence).
+        final.update(trainer.validate(module, datamodule=data, verbose=False)[0])
+    final = _floats({k: v for k, v in final.items() if not k.endswith("_step")})
+
+    export_dir = out_dir / "retriever"
+    if trainer.is_global_zero:
+        save_retriever(module.model.cpu(), export_dir)
+    result = {
+        "run_id": logger.run_id,
+        "experiment_id": logger.experiment_id,
+        "tracking_uri": settings.tracking_uri,
+        "steps": int(trainer.global_step),
+        "resumed_from": str(resume_from) if resume_from else None,
+        "fingerprint": module.model.fingerprint,
+        "seconds": round(seconds, 2),
+        "final": final,
+    }
+    if trainer.is_global_zero:
+        client = logger.experiment
+        client.log_metric(logger.run_id, "train/seconds", seconds)
+        client.set_tag(logger.run_id, "regionops.model_fingerprint", module.model.fingerprint)
+        client.log_artifact(
+            logger.run_id, str(export_dir / "config.json"), artifact_path="retriever"
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir / ".train_run.json.tmp"
+        tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, out_dir / "train_run.json")
+    return result

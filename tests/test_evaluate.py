@@ -1,0 +1,101 @@
+"""Evaluation: per-question scoring rules, and the end-to-end run (tiny corpus → index → metrics)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.data.schema import Question
+from components.evaluation.evaluate import SYSTEMS, SystemOutput, _highlight_sample, score_question
+
+
+def _out(**kw) -> SystemOutput:
+    base = {"ranking": ["a#0", "b#0"], "top_page": "a#0", "top_box": (0.1, 0.1, 0.3, 0.3),
+            "gold_page_box": (0.1, 0.1, 0.3, 0.3), "answer": "42", "latency_ms": 1.0}
+    base.update(kw)
+    return SystemOutput(**base)
+
+
+def test_score_question_skips_metrics_whose_gold_field_is_missing():
+    full = Question(id="q1", question="?", answers=["42"], doc="a", page=0, box=(0.1, 0.1, 0.3, 0.3))
+    s = score_question(_out(), full, 0.5, 5)
+    assert s == {"page_r1": 1.0, "page_r5": 1.0, "ndcg5": 1.0, "mrr": 1.0, "region_hit1": 1.0,
+                 "region_miou": 1.0, "anls": 1.0, "em": 1.0}
+    no_box = Question(id="q2", question="?", doc="b", page=0)
+    s = score_question(_out(), no_box, 0.5, 5)
+    assert s["page_r1"] == 0.0 and s["mrr"] == 0.5
+    assert s["region_hit1"] is None and s["region_miou"] is None and s["anls"] is None and s["em"] is None
+    nothing = Question(id="q3", question="?")
+    assert all(v is None for v in score_question(_out(), nothing, 0.5, 5).values())
+    # No region on the gold page: mIoU counts 0 for that question (a real localisation miss).
+    assert score_question(_out(gold_page_box=None), full, 0.5, 5)["region_miou"] == 0.0
+
+
+def test_highlight_sample_is_seeded_and_mixes_hits_and_misses():
+    recs = [{"id": i, "scores": {"regionops": {"region_hit1": float(i % 3 == 0) if i < 12 else None}}}
+            for i in range(14)]
+    a, b = _highlight_sample(recs, 6, 13), _highlight_sample(recs, 6, 13)
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    assert sum(r["scores"]["regionops"]["region_hit1"] for r in a) == 3 and len(a) == 6
+    assert len(_highlight_sample(recs[:3], 6, 13)) == 3  # fewer boxed questions than asked
+
+
+@pytest.mark.slow
+def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_home):
+    import mlflow
+
+    from components.index.build import add_to_index, build_index, delete_from_index
+    from components.index.region_index import RegionIndex
+    from components.model.io import save_retriever
+    from components.model.retriever import build_retriever
+    from components.settings import configure_environment
+
+    settings = configure_environment()
+    model_dir = tmp_path / "model"
+    model = build_retriever(tiny_params.model)  # randomly initialised cell encoder
+    save_retriever(model, model_dir / "retriever")
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_experiment("regionops-eval-test")
+    with mlflow.start_run() as run:
+        train_run_id = run.info.run_id
+    (model_dir / "train_run.json").write_text(json.dumps({"run_id": train_run_id}))
+
+    stats = build_index(tiny_params, tiny_corpus, model_dir, tmp_path / "index")
+    assert stats["pages"] == len(tiny_corpus.pages) and stats["fingerprint"] == model.fingerprint
+
+    from components.evaluation.evaluate import run_evaluation
+
+    out = tmp_path / "eval"
+    metrics = run_evaluation(tiny_params, tiny_corpus, model_dir, tmp_path / "index", out, settings)
+    written = json.loads((out / "metrics.json").read_text())
+    assert set(written["systems"]) == set(SYSTEMS)
+    n_test = len(tiny_corpus.questions_in(tiny_params.evaluate.split))
+    assert written["n_questions"] == n_test > 0
+    for name in SYSTEMS:
+        values = written["systems"][name]
+        for key in ("page_r1", "page_r5", "ndcg5", "mrr", "region_hit1", "region_miou"):
+            assert 0.0 <= values[key] <= 1.0, (name, key)
+        assert values["latency_ms_p50"] > 0
+    # The lexical baseline must find keyword-bearing synthetic pages well above chance.
+    assert written["systems"]["bm25_blocks"]["page_r1"] > 2 / len(tiny_corpus.pages)
+    assert len(written["dataset_id"]) == 64
+    rows = json.loads((out / "per_type.json").read_text())
+    assert {r["system"] for r in rows} == set(SYSTEMS) and all("type" in r for r in rows)
+    assert "| regionops |" in (out / "report.md").read_text()
+    pngs = list((out / "highlights").glob("*.png"))
+    assert 0 < len(pngs) <= tiny_params.evaluate.n_highlights
+
+    logged = mlflow.MlflowClient().get_run(metrics["mlflow_run_id"])
+    assert metrics["mlflow_run_id"] == train_run_id  # logged onto the training run
+    assert logged.data.tags["regionops.eval_dataset_id"] == written["dataset_id"]
+    assert logged.data.metrics["bm25_blocks.page_r1"] == pytest.approx(written["systems"]["bm25_blocks"]["page_r1"])
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(train_run_id, "evaluation")}
+    assert {"evaluation/metrics.json", "evaluation/report.md", "evaluation/per_type.json"} <= artifacts
+
+    # Maintenance through the CLI-level helpers: delete a doc, then add it back incrementally.
+    doc = tiny_corpus.pages[0].doc
+    removed = delete_from_index(tmp_path / "index", doc)["removed"]
+    assert removed >= 1
+    assert add_to_index(tiny_params, tiny_corpus, model_dir, tmp_path / "index")["added"] == removed
+    assert len(RegionIndex.load(tmp_path / "index", model.fingerprint)) == len(tiny_corpus.pages)
