@@ -49,6 +49,7 @@ class ModelParams(_Section):
     max_query_tokens: int = Field(32, ge=4)
     backbone: Literal["cells", "hf_vision"] = "cells"  # hf_vision: a local SigLIP/CLIP vision tower
     vision_model: str | None = None  # local transformers folder, used when backbone = hf_vision
+    lexical_skip: bool = True  # shared word-piece projection on query tokens and cells (lexical evidence)
 
     @model_validator(mode="after")
     def _patch_fits(self) -> "ModelParams":
@@ -108,6 +109,9 @@ class RegionParams(_Section):
 
 class RagParams(_Section):
     k: int = Field(5, ge=1)
+    # Sparse channel fused into the heatmap (DESIGN §5 "lexical evidence"); 0 = dense only.
+    lexical_weight: float = Field(0.5, ge=0)
+    lexical_candidates: int = Field(16, ge=0)  # BM25 pages added to the faiss candidates
 
 
 class EvaluateParams(_Section):

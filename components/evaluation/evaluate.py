@@ -99,7 +99,7 @@ class _Evaluator:
         t0 = time.perf_counter()
         qv = engine.encode(question.question, image)
         t_enc = time.perf_counter()
-        hits = engine.search_vector(qv)
+        hits = engine.search_vector(qv, question=question.question)
         t_search = time.perf_counter()
         result = engine.answer_vector(question.question, qv, k=k, hits=hits)
         t_region = time.perf_counter()
@@ -108,7 +108,8 @@ class _Evaluator:
 
         gold_region_box = None
         if gold is not None and index.has_page(gold):
-            regions = extract_regions(index.heatmap(gold, qv), self.params.regions, gold)
+            fused = index.heatmap(gold, qv, question.question, self.params.rag.lexical_weight)
+            regions = extract_regions(fused, self.params.regions, gold)
             gold_region_box = regions[0].box if regions else None
         region_pages = _dedup([r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking])
         regionops = SystemOutput(
@@ -179,7 +180,9 @@ def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, fol
         for pid in pages:
             if not corpus.has_page(pid):
                 continue
-            heat = engine.index.heatmap(pid, qv)
+            heat = result.heatmaps.get(pid)  # the fused map the ranking used
+            if heat is None:
+                heat = engine.index.heatmap(pid, qv, q.question, engine.params.rag.lexical_weight)
             boxes = [r["box"] for r in result.regions if r["page_id"] == pid]
             label = "gold" if pid == q.page_id else "predicted"
             panels.append(

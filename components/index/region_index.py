@@ -38,6 +38,7 @@ import faiss
 import numpy as np
 
 from components.config import IndexParams
+from components.index.lexical import LexicalChannel
 from components.index.device import to_cpu, to_device
 
 FORMAT_VERSION = 1
@@ -135,6 +136,7 @@ class RegionIndex:
         self.candidates_index: faiss.Index | None = None
         self.device = "cpu"
         self._pos: dict[str, int] = {}
+        self._lexical: LexicalChannel | None = None  # built from the text layers on first use
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -272,6 +274,7 @@ class RegionIndex:
         self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))])
         self.metas.extend(metas)
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
+        self._lexical = None
         if self.candidates_index is None or self.params.faiss == "ivf" and not self._ivf_trained():
             self._rebuild_candidates()
         else:
@@ -293,6 +296,7 @@ class RegionIndex:
         self.pooled = self.pooled[keep]
         self.metas = [m for m, k in zip(self.metas, keep) if k]
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
+        self._lexical = None
         # faiss ids are row positions, which shift: rebuild the (small) candidate stage.
         self._rebuild_candidates()
         return removed
@@ -386,8 +390,22 @@ class RegionIndex:
         scores = self._scores(np.asarray(positions, dtype=np.int64), query)
         return scores.reshape(-1, self.grid, self.grid).astype(np.float32)
 
-    def heatmap(self, page_id: str, query: np.ndarray) -> np.ndarray:
-        return self.heatmaps(np.array([self._pos[page_id]]), query)[0]
+    def heatmap(
+        self, page_id: str, query: np.ndarray, query_text: str | None = None, lexical_weight: float = 0.0
+    ) -> np.ndarray:
+        """One page's heatmap, fused with the lexical channel exactly as ``search`` does."""
+        positions = np.array([self._pos[page_id]])
+        dense = self.heatmaps(positions, query)[0]
+        if query_text and lexical_weight > 0:
+            dense = dense + lexical_weight * self.lexical.heatmaps(query_text, positions)[0]
+        return dense
+
+    @property
+    def lexical(self) -> LexicalChannel:
+        """BM25 + term-to-cell maps over the stored text layers (derived, so never persisted)."""
+        if self._lexical is None:
+            self._lexical = LexicalChannel([m.words for m in self.metas], self.grid)
+        return self._lexical
 
     def search(
         self,
@@ -396,20 +414,35 @@ class RegionIndex:
         candidates: int | None = None,
         filters: dict | None = None,
         exhaustive: bool = False,
+        query_text: str | None = None,
+        lexical_weight: float = 0.0,
+        lexical_candidates: int = 0,
     ) -> list[PageHit]:
-        """Top ``k_pages`` pages by exact max-cell score among the faiss stage's candidates."""
+        """Top ``k_pages`` pages by exact max-cell score among the candidate pages.
+
+        Candidates come from the faiss stage and, when ``query_text`` is given, also from
+        BM25 (``lexical_candidates`` pages). With ``lexical_weight`` > 0 each heatmap is
+        the dense cell scores plus ``lexical_weight`` times the query terms' idf share
+        printed in each cell.
+        """
         if not self.metas or k_pages <= 0:
             return []
         query = np.asarray(query_vec, dtype=np.float32).reshape(-1)
+        use_lexical = bool(query_text) and lexical_weight > 0
         if exhaustive:
             allowed = self._allowed(filters)
             positions = np.arange(len(self.metas)) if allowed is None else allowed
         else:
             c = max(candidates or self.params.candidates, k_pages)
             positions = self.candidate_pages(query, c, filters)
+            if use_lexical and lexical_candidates > 0:
+                sparse = self.lexical.top_pages(query_text, lexical_candidates, self._allowed(filters))
+                positions = np.concatenate([positions, sparse[~np.isin(sparse, positions)]])
         if len(positions) == 0:
             return []
         maps = self.heatmaps(positions, query)
+        if use_lexical:
+            maps = maps + lexical_weight * self.lexical.heatmaps(query_text, positions)
         page_scores = maps.reshape(len(positions), -1).max(1)
         order = np.argsort(-page_scores, kind="stable")[:k_pages]
         return [

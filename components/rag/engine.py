@@ -80,10 +80,15 @@ class RagEngine:
 
     # ------------------------------------------------------------------ search
     def search_vector(
-        self, query: np.ndarray, k_pages: int | None = None, filters: dict | None = None
+        self, query: np.ndarray, k_pages: int | None = None, filters: dict | None = None,
+        question: str | None = None,
     ) -> list[PageHit]:
-        c = self.params.index.candidates
-        return self.index.search(query, k_pages or c, candidates=c, filters=filters)
+        """Candidate pages with their (dense + lexical when ``question`` is given) heatmaps."""
+        c, rag = self.params.index.candidates, self.params.rag
+        return self.index.search(
+            query, k_pages or c, candidates=c, filters=filters, query_text=question,
+            lexical_weight=rag.lexical_weight, lexical_candidates=rag.lexical_candidates,
+        )
 
     def regions_for(self, hits: list[PageHit], k: int) -> list[Region]:
         by_page = {h.page_id: extract_regions(h.heatmap, self.params.regions, h.page_id) for h in hits}
@@ -91,7 +96,7 @@ class RagEngine:
 
     def retrieve_pages(self, question: str, filters: dict | None = None) -> list[tuple[str, float]]:
         """Candidate pages ranked by page score (max cell), for page-level metrics."""
-        hits = self.search_vector(self.encode(question), filters=filters)
+        hits = self.search_vector(self.encode(question), filters=filters, question=question)
         return [(h.page_id, h.score) for h in hits]
 
     def answer_vector(
@@ -101,7 +106,7 @@ class RagEngine:
         """Regions and answer for an encoded query (``hits``: reuse an earlier search's pages)."""
         k = k or self.params.rag.k
         if hits is None:
-            hits = self.search_vector(query, filters=filters)
+            hits = self.search_vector(query, filters=filters, question=question)
         regions = self.regions_for(hits, k)
         region_dicts = []
         for r in regions:

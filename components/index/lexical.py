@@ -1,0 +1,91 @@
+"""The sparse channel of retrieval: BM25 over page text, and exact-term heatmaps on the grid.
+
+Real retrieval systems fuse sparse and dense evidence (DESIGN §5). Here the sparse side
+does two things: it proposes candidate pages the dense faiss stage may have missed, and
+it maps the query's terms onto the grid cells whose words contain them, so the heatmap
+can light up exactly where a rare term (a name, a year, a row label) is printed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+from rank_bm25 import BM25Plus
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+# Question words and glue carry no evidence of where an answer is printed.
+STOPWORDS = frozenset(
+    "a an the of in on at to for from by with and or is are was were be been what which who whom whose "
+    "when where why how this that these those it its as does did do has have had than per into about "
+    "value shown listed according page document give tell me".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS and len(t) > 1]
+
+
+class LexicalChannel:
+    """BM25 page scores and per-cell term-match heatmaps over pages' text layers.
+
+    ``pages_words[i]`` holds page i's words as ``[text, x0, y0, x1, y1]`` rows (normalised boxes).
+    """
+
+    def __init__(self, pages_words: Sequence[Sequence[Sequence]], grid: int):
+        self.grid = grid
+        self._cells: list[dict[str, set[int]]] = []
+        docs: list[list[str]] = []
+        for words in pages_words:
+            cells: dict[str, set[int]] = defaultdict(set)
+            tokens: list[str] = []
+            for text, x0, y0, x1, y1 in words:
+                # A word belongs to the cell under its centre, as in the cell encoder.
+                col = min(int((x0 + x1) / 2 * grid), grid - 1)
+                row = min(int((y0 + y1) / 2 * grid), grid - 1)
+                for token in tokenize(str(text)):
+                    cells[token].add(row * grid + col)
+                    tokens.append(token)
+            self._cells.append(dict(cells))
+            docs.append(tokens or ["\x00empty"])  # rank-bm25 needs a non-empty document
+        # BM25+ keeps every idf positive (Okapi zeroes or negates terms in half the pages or more).
+        self._bm25 = BM25Plus(docs) if docs else None
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+    def _idf(self, token: str) -> float:
+        return max(float(self._bm25.idf.get(token, 0.0)), 0.0) if self._bm25 else 0.0
+
+    def page_scores(self, question: str) -> np.ndarray:
+        terms = tokenize(question)
+        if not terms or self._bm25 is None:
+            return np.zeros(len(self), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
+
+    def top_pages(self, question: str, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Positions of the ``n`` best BM25 pages with a positive score (within ``allowed``)."""
+        scores = self.page_scores(question)
+        if allowed is not None:
+            mask = np.full(len(scores), -np.inf, dtype=np.float32)
+            mask[allowed] = 0.0
+            scores = scores + mask
+        order = np.argsort(-scores, kind="stable")[:n]
+        return order[scores[order] > 0]
+
+    def heatmaps(self, question: str, positions: np.ndarray) -> np.ndarray:
+        """[len(positions), G, G]: the idf share of the question's terms printed in each cell (0..1)."""
+        terms = sorted(set(tokenize(question)))
+        weights = {t: self._idf(t) for t in terms}
+        total = sum(weights.values())
+        out = np.zeros((len(positions), self.grid * self.grid), dtype=np.float32)
+        if total <= 0:
+            return out.reshape(-1, self.grid, self.grid)
+        for row, pos in enumerate(np.asarray(positions, dtype=np.int64)):
+            cells = self._cells[pos]
+            for term, weight in weights.items():
+                for cell in cells.get(term, ()):
+                    out[row, cell] += weight
+        return (out / total).reshape(-1, self.grid, self.grid)

@@ -1,0 +1,53 @@
+"""The sparse channel: BM25 candidates and term heatmaps on the grid, fused into index search."""
+
+import numpy as np
+
+from components.config import IndexParams
+from components.index.lexical import LexicalChannel, tokenize
+from components.index.region_index import PageMeta, RegionIndex
+
+GRID = 4
+# Page 0 prints "Revenue 2021" in its top-left cell; page 1 prints other words; page 2 "Revenue" bottom-right.
+PAGES = [
+    [["Revenue", 0.01, 0.01, 0.1, 0.05], ["2021", 0.12, 0.01, 0.2, 0.05], ["filler", 0.6, 0.6, 0.7, 0.65]],
+    [["Headcount", 0.3, 0.3, 0.4, 0.35], ["2019", 0.5, 0.3, 0.6, 0.35]],
+    [["revenue", 0.8, 0.8, 0.9, 0.85], ["2018", 0.8, 0.9, 0.9, 0.95]],
+]
+
+
+def test_tokenize_drops_question_words_and_keeps_numbers():
+    assert tokenize("What was the Revenue in 2021?") == ["revenue", "2021"]
+
+
+def test_heatmap_lights_the_cells_that_print_the_terms():
+    channel = LexicalChannel(PAGES, GRID)
+    maps = channel.heatmaps("What was the revenue in 2021?", np.array([0, 1, 2]))
+    assert maps.shape == (3, GRID, GRID)
+    assert maps[0, 0, 0] > 0.99  # both terms in the top-left cell: the whole idf mass
+    assert maps[1].max() == 0.0
+    assert 0 < maps[2, 3, 3] < maps[0, 0, 0]  # only "revenue", the more common of the two terms
+    assert channel.top_pages("revenue 2021", 2)[0] == 0
+
+
+def test_filters_restrict_lexical_candidates():
+    channel = LexicalChannel(PAGES, GRID)
+    assert list(channel.top_pages("revenue", 3, allowed=np.array([2]))) == [2]
+
+
+def test_index_search_fuses_lexical_evidence_into_heatmaps():
+    rng = np.random.default_rng(0)
+    metas = [PageMeta(page_id=f"d{i}#0", doc=f"d{i}", words=w) for i, w in enumerate(PAGES)]
+    cells = rng.normal(size=(3, GRID * GRID, 16)).astype(np.float32)
+    cells /= np.linalg.norm(cells, axis=-1, keepdims=True)
+    index = RegionIndex.build(metas, cells, IndexParams(candidates=1), fingerprint="fp")
+    # A small query pointing at page 1: faiss alone proposes only d1, the page without the terms.
+    query = 1e-3 * cells[1].mean(0)
+    assert [h.page_id for h in index.search(query, 1, candidates=1)] == ["d1#0"]
+    fused = index.search(query, 1, candidates=1, query_text="revenue 2021",
+                         lexical_weight=1.0, lexical_candidates=2)
+    assert fused[0].page_id == "d0#0"
+    assert np.unravel_index(np.argmax(fused[0].heatmap), (GRID, GRID)) == (0, 0)
+    np.testing.assert_allclose(index.heatmap("d0#0", query, "revenue 2021", 1.0), fused[0].heatmap, rtol=1e-6)
+    index.delete_doc("d0")
+    assert index.search(query, 1, candidates=1, query_text="revenue 2021", lexical_weight=1.0,
+                        lexical_candidates=2)[0].page_id == "d2#0"
