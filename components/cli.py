@@ -278,6 +278,24 @@ def history(
     Console().print(table)
 
 
+@app.command()
+def bench(
+    out: Annotated[Path, typer.Option(help="folder for bench.json and bench.md")] = Path("reports"),
+    pages: Annotated[int, typer.Option(help="synthetic pages to generate, encode and index")] = 1000,
+    model: Annotated[Path, typer.Option(help="trained retriever (a fresh one is used if absent)")] = Path("data/model"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Measure generator and encoder throughput, index bytes/page, latency and accuracy ratios."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.bench import run_benchmark
+
+    report = run_benchmark(params, pages, out, model)
+    console.print((out / "bench.md").read_text())
+    console.print_json(json.dumps(report["index"]["modes"]))
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

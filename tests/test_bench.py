@@ -1,0 +1,26 @@
+"""make bench on a tiny corpus: every figure present and consistent with the exact reference."""
+
+import json
+
+import pytest
+
+from components.bench import STORAGE_MODES, run_benchmark
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_writes_every_figure(tiny_params, tmp_path):
+    report = run_benchmark(tiny_params, pages=24, out_dir=tmp_path, model_dir=None, max_queries=30)
+    on_disk = json.loads((tmp_path / "bench.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    assert (tmp_path / "bench.md").read_text().startswith("# regionops benchmark")
+    idx = report["index"]
+    assert idx["pages"] >= 12 and idx["queries"] > 0
+    assert 0.0 <= idx["candidate_recall"] <= 1.0
+    assert report["encode"]["pages_per_s"] > 0 and report["generate"]["pages_per_s"] > 0
+    assert report["encode"]["trained_model"] is False
+    assert set(idx["modes"]) == set(STORAGE_MODES)
+    sizes = {mode: m["cells_bytes_per_page"] for mode, m in idx["modes"].items()}
+    assert sizes["pq"] < sizes["float16"] and sizes["binary"] < sizes["float16"]
+    for m in idx["modes"].values():
+        assert m["p50_ms"] <= m["p95_ms"]
