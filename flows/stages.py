@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.tasks import gate_and_register, push_data, run_stage
+from flows.tasks import gate_and_register, log_validation, push_data, run_stage
 
 # Which dvc.yaml stages each flow owns (tests check that together they cover dvc.yaml).
 PREPARE_STAGES = ("generate", "validate")
@@ -33,7 +33,9 @@ def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id
 def train(project_dir: str = ".", parent_run_id: str | None = None) -> list[dict]:
     """Train the retriever in Lightning and build the region index from it."""
     parent = _parent(parent_run_id)
-    return [run_stage(stage, project_dir, parent) for stage in TRAIN_STAGES]
+    results = [run_stage(stage, project_dir, parent) for stage in TRAIN_STAGES]
+    log_validation(project_dir)  # the candidate's run now exists: attach the data it was trained on
+    return results
 
 
 @flow(name="evaluate")

@@ -36,3 +36,11 @@ def gate_and_register(project_dir: str, params_file: str, parent_run_id: str) ->
     params = load_params(root / params_file)
     lineage = {"parent_run_id": parent_run_id, "data_hash": versioning.data_hash(root) or "unknown"}
     return promote(params, root / "data/model", root / "data/index", root / "eval/metrics.json", lineage=lineage)
+
+
+@task(name="log-validation", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=300)
+def log_validation(project_dir: str) -> dict:
+    from components.tracking import log_validation_report
+
+    root = Path(project_dir)
+    return log_validation_report(root / "data/model", root / "data/validation")
