@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -45,11 +45,16 @@ class ModelParams(_Section):
     layers: int = Field(2, ge=0)
     heads: int = Field(4, ge=1)
     max_tokens_per_cell: int = Field(12, ge=1)
-    finetune_text_layers: int = Field(1, ge=0)
+    finetune_text_layers: int = Field(0, ge=0)
     max_query_tokens: int = Field(32, ge=4)
     backbone: Literal["cells", "hf_vision"] = "cells"  # hf_vision: a local SigLIP/CLIP vision tower
     vision_model: str | None = None  # local transformers folder, used when backbone = hf_vision
     lexical_skip: bool = True  # shared word-piece projection on query tokens and cells (lexical evidence)
+    # contextual: cells pool the frozen MiniLM's token states of their words (cached per page); wordpiece: input embeddings
+    cell_text: Literal["wordpiece", "contextual"] = "contextual"
+    context_chunk_tokens: int = Field(256, ge=8, le=512)  # word pieces per MiniLM pass over a page's text layer
+    context_skip: bool = True  # shared projection of contextual states on query tokens and cells (score meaningful at step 0)
+    input_dropout: float = Field(0.1, ge=0, lt=1)  # dropout on the cell encoder's inputs (against memorising pages)
 
     @model_validator(mode="after")
     def _patch_fits(self) -> "ModelParams":
@@ -57,6 +62,8 @@ class ModelParams(_Section):
             raise ValueError(f"model.image_size ({self.image_size}) must be a multiple of model.grid ({self.grid})")
         if self.hidden % self.heads:
             raise ValueError(f"model.hidden ({self.hidden}) must be a multiple of model.heads ({self.heads})")
+        if self.cell_text == "contextual" and self.finetune_text_layers:
+            raise ValueError("model.cell_text=contextual caches frozen MiniLM states per page: set model.finetune_text_layers=0")
         if self.backbone == "hf_vision" and not self.vision_model:
             raise ValueError("model.backbone=hf_vision needs model.vision_model (a local transformers folder)")
         return self
@@ -153,6 +160,15 @@ class Params(_Section):
     def digest(self) -> str:
         """A stable hash of every parameter, for lineage tags."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    # Sections that change what a checkpoint answers (gate, registry, evaluation and
+    # validation settings do not): a change here makes a new model version.
+    BEHAVIOUR_SECTIONS: ClassVar[tuple[str, ...]] = ("seed", "data", "model", "train", "index", "regions", "rag")
+
+    def behaviour_digest(self) -> str:
+        tree = self.to_dict()
+        blob = json.dumps({k: tree[k] for k in self.BEHAVIOUR_SECTIONS}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def flat(self) -> dict[str, Any]:

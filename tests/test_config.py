@@ -60,3 +60,9 @@ def test_digest_tracks_every_parameter():
     assert a.digest() != b.digest()
     assert a.digest() == load_params(REPO / "params.yaml").digest()
     assert a.flat()["regions.padding"] == 0
+
+
+def test_behaviour_digest_ignores_gate_and_registry_settings():
+    a = load_params(REPO / "params.yaml")
+    assert a.behaviour_digest() == load_params(REPO / "params.yaml", ["gate.floors={page_r1: 0.9}"]).behaviour_digest()
+    assert a.behaviour_digest() != load_params(REPO / "params.yaml", ["rag.k=2"]).behaviour_digest()

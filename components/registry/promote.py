@@ -64,9 +64,10 @@ def _model_files(folder: Path) -> list[Path]:
 
 
 def content_hash(model_dir: Path, index_dir: Path, params: Params, run_id: str) -> str:
-    """sha256 over the training run id, every weight/index file (path + bytes) and the params digest."""
+    """sha256 over the training run id, every weight/index file (path + bytes) and the digest of the
+    params that change answers (a new gate floor alone registers nothing new)."""
     h = hashlib.sha256()
-    h.update(f"run:{run_id}\nparams:{params.digest()}\n".encode())
+    h.update(f"run:{run_id}\nparams:{params.behaviour_digest()}\n".encode())
     for label, folder in (("model", model_dir), ("index", index_dir)):
         for path in _model_files(folder):
             h.update(f"{label}/{path.relative_to(folder).as_posix()}\n".encode())
