@@ -40,6 +40,7 @@ def _dvc_bin() -> str:
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"  # a piped child buffers stdout: progress bars would arrive at the end
     env.update(extra or {})
     return env
 
