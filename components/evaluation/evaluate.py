@@ -1,7 +1,9 @@
 """Score regionops and its baselines on one split, on the same questions and pages (DESIGN §7).
 
 Systems:
-  regionops     the retriever + index at region level (top region across candidate pages);
+  regionops     the retriever + index at region level (top region across candidate pages),
+                dense and lexical channels fused (rag.lexical_weight);
+  regionops_dense  the same with the lexical channel off: each channel's contribution;
   page_level    the same model and page ranking, region = the whole top page;
   bm25_blocks   BM25 over text-layer blocks, region = best block;
   dense_blocks  MiniLM dense retrieval over the same blocks.
@@ -36,7 +38,7 @@ from components.rag.answer import answer_from_region, answer_from_text_lines
 from components.rag.engine import RagEngine
 from components.regions.extract import extract_regions
 
-SYSTEMS = ("regionops", "page_level", "bm25_blocks", "dense_blocks")
+SYSTEMS = ("regionops", "regionops_dense", "page_level", "bm25_blocks", "dense_blocks")
 FULL_PAGE = (0.0, 0.0, 1.0, 1.0)
 METRIC_KEYS = ("page_r1", "page_r5", "ndcg5", "mrr", "region_hit1", "region_miou", "anls", "em")
 
@@ -72,6 +74,8 @@ def _dedup(pages: list[str]) -> list[str]:
 class _Evaluator:
     def __init__(self, params: Params, corpus: Corpus, engine: RagEngine):
         self.params, self.corpus, self.engine = params, corpus, engine
+        dense_params = params.model_copy(update={"rag": params.rag.model_copy(update={"lexical_weight": 0.0})})
+        self.dense_engine = RagEngine(engine.retriever, engine.index, dense_params)
         index = engine.index
         blocks = []
         for pid in index.page_ids:
@@ -92,7 +96,7 @@ class _Evaluator:
         with Image.open(path) as img:
             return img.convert("RGB")
 
-    def run_model(self, question) -> tuple[SystemOutput, SystemOutput]:
+    def run_model(self, question) -> tuple[SystemOutput, SystemOutput, SystemOutput]:
         engine, index, k = self.engine, self.engine.index, self.params.evaluate.k
         gold = question.page_id
         image = self.query_image(question)
@@ -125,7 +129,19 @@ class _Evaluator:
             gold_page_box=FULL_PAGE if gold is not None and index.has_page(gold) else None,
             answer=page_answer, latency_ms=enc_ms + search_ms,
         )
-        return regionops, page_level
+        t0 = time.perf_counter()
+        dense = self.dense_engine.answer_vector(question.question, qv, k=k)
+        dense_ms = enc_ms + (time.perf_counter() - t0) * 1e3
+        dense_gold_box = None
+        if gold is not None and index.has_page(gold):
+            dense_regions = extract_regions(index.heatmap(gold, qv), self.params.regions, gold)
+            dense_gold_box = dense_regions[0].box if dense_regions else None
+        regionops_dense = SystemOutput(
+            ranking=_dedup([r["page_id"] for r in dense.regions] + [p for p, _ in dense.page_ranking]),
+            top_page=dense.page_id, top_box=tuple(dense.boxes[0]) if dense.boxes else None,
+            gold_page_box=dense_gold_box, answer=dense.answer, latency_ms=dense_ms,
+        )
+        return regionops, regionops_dense, page_level
 
     def run_blocks(self, system, question) -> SystemOutput:
         t0 = time.perf_counter()
@@ -266,9 +282,10 @@ def run_evaluation(
     for q in tqdm(questions, desc=f"evaluate {split}", unit="q", disable=None):
         if q.page_id is not None and not engine.index.has_page(q.page_id):
             not_indexed += 1  # scored as a retrieval miss: the system cannot find an unindexed page
-        regionops, page_level = evaluator.run_model(q)
+        regionops, regionops_dense, page_level = evaluator.run_model(q)
         outputs = {
             "regionops": regionops,
+            "regionops_dense": regionops_dense,
             "page_level": page_level,
             "bm25_blocks": evaluator.run_blocks(evaluator.bm25, q),
             "dense_blocks": evaluator.run_blocks(evaluator.dense, q),
