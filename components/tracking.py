@@ -1,4 +1,6 @@
-"""Attach the data-validation outcome to the candidate's MLflow run, so reviewers see what data it saw.
+"""MLflow bookkeeping shared by the stages: where experiments keep artifacts, and the data report.
+
+Attach the data-validation outcome to the candidate's MLflow run, so reviewers see what data it saw.
 
 The validate stage runs before training creates the run, so the pipeline calls this once
 the run exists. Counts become metrics, the report, quarantine files and Great
@@ -13,10 +15,26 @@ import json
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from components.settings import get_settings
 
 TAG = "regionops.validation_sha256"
+
+
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """The experiment's id, creating it with artifacts under the project's artifact root.
+
+    Without an explicit location the sqlite store would put artifacts in ./mlruns of
+    whatever directory the process runs in.
+    """
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=get_settings().artifact_root.as_uri())
+    except MlflowException:  # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def candidate_run_id(model_dir: Path) -> str:

@@ -56,8 +56,10 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     model = build_retriever(tiny_params.model)  # randomly initialised cell encoder
     save_retriever(model, model_dir / "retriever")
     mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_experiment("regionops-eval-test")
-    with mlflow.start_run() as run:
+    from components.tracking import ensure_experiment
+
+    experiment_id = ensure_experiment(mlflow.MlflowClient(), "regionops-eval-test")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         train_run_id = run.info.run_id
     (model_dir / "train_run.json").write_text(json.dumps({"run_id": train_run_id}))
 

@@ -240,8 +240,11 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
     if run_id:
         ctx = mlflow.start_run(run_id=run_id)
     else:
-        mlflow.set_experiment(params.registry.experiment)
-        ctx = mlflow.start_run(run_name="evaluate", tags={"regionops.stage": "evaluate"})
+        from components.tracking import ensure_experiment
+
+        experiment_id = ensure_experiment(mlflow.MlflowClient(), params.registry.experiment)
+        ctx = mlflow.start_run(experiment_id=experiment_id, run_name="evaluate",
+                               tags={"regionops.stage": "evaluate"})
     with ctx as run:
         flat = {
             f"{system}.{key}": value

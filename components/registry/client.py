@@ -9,9 +9,9 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from components.settings import get_settings
+from components.tracking import ensure_experiment  # noqa: F401  (re-exported for registry callers)
 
 
 def registry_client() -> MlflowClient:
@@ -20,21 +20,6 @@ def registry_client() -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def ensure_experiment(client: MlflowClient, name: str) -> str:
-    """The experiment's id, creating it with artifacts under the project's artifact root.
-
-    Without an explicit location the sqlite store would put artifacts in ./mlruns of
-    whatever directory the process runs in.
-    """
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=get_settings().artifact_root.as_uri())
-    except MlflowException:  # created meanwhile by another process
-        return client.get_experiment_by_name(name).experiment_id
 
 
 @contextlib.contextmanager
