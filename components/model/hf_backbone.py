@@ -34,7 +34,9 @@ def load_vision_tower(path: str | Path) -> nn.Module:
     # A dual encoder (CLIP/SigLIP): transformers 5 holds its vision half as a *VisionModel already.
     tower = getattr(model, "vision_model", None)
     if tower is None or not hasattr(tower, "config") or not hasattr(tower.config, "patch_size"):
-        raise ValueError(f"{path}: {type(model).__name__} has no vision tower this adapter understands")
+        raise ValueError(
+            f"{path}: {type(model).__name__} has no vision tower this adapter understands"
+        )
     return tower
 
 

@@ -84,7 +84,12 @@ def load_retriever(model_dir: Path) -> RegionRetriever:
         raise ValueError(
             f"{weights}: sha256 {fingerprint} does not match config.json fingerprint {config['fingerprint']}"
         )
-    params = ModelParams.model_validate(config["model"])
+    saved = dict(config["model"])
+    if "cell_text" not in saved:
+        # Exported before contextual cell text existed: word-piece cells, no context skip.
+        saved.update(cell_text="wordpiece", context_skip=False, input_dropout=0.0)
+    saved.setdefault("block_context", 0.0)  # exported before block context existed
+    params = ModelParams.model_validate(saved)
     text_config = AutoConfig.from_pretrained(str(model_dir / TEXT_DIR), local_files_only=True)
     text_model = AutoModel.from_config(text_config)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TEXT_DIR), local_files_only=True)

@@ -18,7 +18,10 @@ from components.model.text_encoder import TextEncoderInfo, load_text_encoder, re
 
 
 class CellEncoder(nn.Module):
-    """Page pixels + text-layer word pieces + 2-D position -> one L2-normalised vector per cell.
+    """Page pixels + text-layer text features + 2-D position -> one L2-normalised vector per cell.
+
+    The text feature is the cell's pooled contextual MiniLM states (``cell_text``) or, without
+    them, the mean of its words' pretrained word-piece embeddings.
 
     Subclasses change only ``visual`` (how pixels become one feature per cell).
     """
@@ -33,6 +36,8 @@ class CellEncoder(nn.Module):
         self.no_text = nn.Parameter(torch.zeros(p.hidden))
         self.row_embed = nn.Parameter(torch.randn(p.grid, p.hidden) * 0.02)
         self.col_embed = nn.Parameter(torch.randn(p.grid, p.hidden) * 0.02)
+        # Regularises against memorising training pages' exact inputs (held-out templates at test).
+        self.input_dropout = nn.Dropout(p.input_dropout)
         layer = nn.TransformerEncoderLayer(
             p.hidden, p.heads, dim_feedforward=2 * p.hidden, dropout=0.1, batch_first=True,
             norm_first=True,
@@ -51,18 +56,56 @@ class CellEncoder(nn.Module):
         return self.patch_embed(x).flatten(2).transpose(1, 2)
 
     def forward(
-        self, pixels: torch.Tensor, cell_tokens: torch.Tensor, word_table: torch.Tensor
+        self,
+        pixels: torch.Tensor,
+        cell_tokens: torch.Tensor,
+        word_table: torch.Tensor,
+        lexical: LexicalSkip | None = None,
+        cell_text: torch.Tensor | None = None,
+        context: LexicalSkip | None = None,
     ) -> torch.Tensor:
-        """pixels [B,3,S,S], cell_tokens [B,G*G,T], word_table [V,E] -> [B,G*G,dim] unit vectors."""
+        """pixels [B,3,S,S], cell_tokens [B,G*G,T], word_table [V,E], cell_text [B,G*G,E] or None
+        -> [B,G*G,dim] unit vectors."""
         b, n, t = cell_tokens.shape
         # Mean of the pretrained word-piece embeddings per cell; embedding_bag skips padding id 0.
         flat = cell_tokens.reshape(b * n, t)
-        text = F.embedding_bag(flat, word_table, mode="mean", padding_idx=0).reshape(b, n, -1)
+        words = F.embedding_bag(flat, word_table, mode="mean", padding_idx=0).reshape(b, n, -1)
         has_text = (cell_tokens != 0).any(-1, keepdim=True)
-        text = torch.where(has_text, self.text_proj(text), self.no_text.expand(b, n, -1))
+        features = words if cell_text is None else cell_text.to(words.dtype)
+        if cell_text is not None:  # block context also fills the empty cells of a layout block
+            has_text = has_text | (cell_text != 0).any(-1, keepdim=True)
+        text = torch.where(has_text, self.text_proj(features), self.no_text.expand(b, n, -1))
         pos = (self.row_embed[:, None, :] + self.col_embed[None, :, :]).reshape(n, -1)
-        h = self.layers(self.visual(pixels) + text + pos)
-        return F.normalize(self.proj(self.norm(h)), dim=-1)
+        h = self.layers(self.input_dropout(self.visual(pixels) + text + pos))
+        out = F.normalize(self.proj(self.norm(h)), dim=-1)
+        if lexical is not None:
+            out = lexical(out, words, has_text)
+        if context is not None and cell_text is not None:
+            out = context(out, features, has_text)
+        return F.normalize(out, dim=-1)
+
+
+class LexicalSkip(nn.Module):
+    """A shared projection of the pretrained word-piece embeddings, added on both sides.
+
+    Query tokens and cell texts pass through the same matrix, so from step 0 a cell scores high
+    when it holds the query's word pieces (rare names especially): an inductive bias for lexical
+    evidence (DESIGN §5 allows it), which the learned paths then refine. ``model.lexical_skip``.
+    """
+
+    def __init__(self, text_width: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(text_width, dim, bias=False)
+        # Orthogonal rows: a random projection that keeps the pretrained space's inner products
+        # roughly (Johnson-Lindenstrauss), so shared inputs already score by similarity at step 0.
+        nn.init.orthogonal_(self.proj.weight)
+        self.gain = nn.Parameter(torch.ones(()))
+
+    def forward(
+        self, learned: torch.Tensor, embeddings: torch.Tensor, present: torch.Tensor
+    ) -> torch.Tensor:
+        lexical = F.normalize(self.proj(embeddings), dim=-1) * present.to(learned.dtype)
+        return learned + self.gain * lexical
 
 
 class RegionRetriever(nn.Module):
@@ -81,6 +124,10 @@ class RegionRetriever(nn.Module):
         self.text = text_model
         width = text_model.config.hidden_size
         self.query_proj = nn.Linear(width, p.dim)
+        self.lexical = LexicalSkip(width, p.dim) if p.lexical_skip else None
+        # The same skip over contextual states: query tokens and cells start in MiniLM's space.
+        contextual = p.cell_text == "contextual"
+        self.context = LexicalSkip(width, p.dim) if contextual and p.context_skip else None
         if p.backbone == "hf_vision":
             from components.model.hf_backbone import HFVisionCellEncoder
 
@@ -89,7 +136,11 @@ class RegionRetriever(nn.Module):
             self.cells = HFVisionCellEncoder(p, width, vision_tower)
         else:
             self.cells = CellEncoder(p, width)
-        self.featurizer = PageFeaturizer(tokenizer, p.grid, p.image_size, p.max_tokens_per_cell)
+        self.featurizer = PageFeaturizer(
+            tokenizer, p.grid, p.image_size, p.max_tokens_per_cell,
+            text_model=text_model if contextual else None, chunk_tokens=p.context_chunk_tokens,
+            block_context=p.block_context,
+        )  # fmt: skip
         self._fingerprint: str | None = None
         self._freeze_text(p.finetune_text_layers)
 
@@ -155,17 +206,41 @@ class RegionRetriever(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             states = self.text(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         tokens = F.normalize(self.query_proj(states), dim=-1)
+        if self.lexical is not None:
+            embeddings = F.embedding(input_ids, self.word_table)
+            tokens = self.lexical(tokens, embeddings, attention_mask.unsqueeze(-1).bool())
+        if self.context is not None:
+            tokens = self.context(tokens, states, attention_mask.unsqueeze(-1).bool())
+        tokens = F.normalize(tokens, dim=-1)
         mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
         return (tokens * mask).sum(1) / mask.sum(1).clamp_min(1.0)
 
-    def encode_cells(self, pixels: torch.Tensor, cell_tokens: torch.Tensor) -> torch.Tensor:
-        return self.cells(pixels, cell_tokens, self.word_table)
+    @property
+    def contextual(self) -> bool:
+        return self.params.cell_text == "contextual"
+
+    def encode_cells(
+        self, pixels: torch.Tensor, cell_tokens: torch.Tensor, cell_text: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Cell vectors; ``cell_text`` (from the featurizer) is required when cell_text=contextual."""
+        if self.contextual and cell_text is None:
+            raise ValueError("model.cell_text=contextual: encode_cells needs the featurizer's cell_text")
+        if not self.contextual:
+            cell_text = None
+        return self.cells(
+            pixels, cell_tokens, self.word_table, self.lexical, cell_text, self.context
+        )
 
     def encode_image_query(self, pixels: torch.Tensor) -> torch.Tensor:
         """The pixel path alone (no text layer), cells pooled by mean -> [B, dim]."""
         b, n = pixels.shape[0], self.grid * self.grid
         empty = torch.zeros(b, n, 1, dtype=torch.long, device=pixels.device)
-        return self.encode_cells(pixels, empty).mean(1)
+        no_text = (
+            torch.zeros(b, n, self.text.config.hidden_size, device=pixels.device)
+            if self.contextual
+            else None
+        )
+        return self.encode_cells(pixels, empty, no_text).mean(1)
 
 
 def cell_scores(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:

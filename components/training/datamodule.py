@@ -37,11 +37,16 @@ def build_samples(
     corpus: Corpus, split: str, grid: int, use_hard_negatives: bool
 ) -> tuple[list[Sample], dict[str, int]]:
     """Usable samples of ``split`` plus counts of the questions that cannot train and why."""
-    samples, skipped = [], {"no_gold_page": 0, "gold_page_not_in_corpus": 0}
+    skipped = {"no_gold_page": 0, "gold_page_not_in_corpus": 0, "image_query": 0}
+    samples = []
     # Hard negatives must come from the same split: test pages never leak into training.
     same_split = {p.id for p in corpus.pages if p.split == split}
     for q in corpus.questions_in(split):
         pid = q.page_id
+        if q.query_image:
+            # "this ship" names nothing: the text alone cannot find the page (two-stage retrieval's job).
+            skipped["image_query"] += 1
+            continue
         if pid is None:
             skipped["no_gold_page"] += 1
             continue

@@ -24,7 +24,7 @@ class RetrieverModule(L.LightningModule):
     def _loss(self, batch: dict[str, torch.Tensor]):
         t = self.params.train
         queries = self.model.encode_query_tokens(batch["input_ids"], batch["attention_mask"])
-        cells = self.model.encode_cells(batch["pixels"], batch["cell_tokens"])
+        cells = self.model.encode_cells(batch["pixels"], batch["cell_tokens"], batch.get("cell_text"))
         scores = cell_scores(queries, cells)
         out = hybrid_loss(
             scores,

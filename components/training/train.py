@@ -38,6 +38,7 @@ _NOT_TRAJECTORY = (
     "train.log_every_n_steps",
     "train.val_check_interval",
     "train.checkpoint_every_n_steps",
+    "train.export",
 )
 _TRAINING_SECTIONS = ("seed", "data.", "validate.", "model.", "train.")
 
@@ -73,6 +74,15 @@ def _quiet_expected_warnings() -> None:
     # resumed run finds its own checkpoint folder non-empty: neither is a problem worth a warning.
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+def _load_weights(module: RetrieverModule, path: Path) -> int:
+    """Load a checkpoint's model weights into ``module`` (tensors only); returns its global step."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    return int(state.get("global_step", -1))
 
 
 def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Settings) -> dict:
@@ -112,7 +122,9 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         run_name=f"train-{params.digest()[:8]}",
         tags=tags,
     )
-    logger.log_hyperparams({**params.flat(), **{f"data.{k}": v for k, v in data.counts().items()}})
+    logger.log_hyperparams(
+        {**params.flat(), **{f"dataset.{k}": v for k, v in data.counts().items()}}
+    )
     previous_run.write_text(json.dumps({"run_id": logger.run_id}))
 
     checkpoint = ModelCheckpoint(
@@ -123,6 +135,17 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         every_n_train_steps=t.checkpoint_every_n_steps,
         auto_insert_metric_name=False,
     )
+    # Early stopping by selection: keep the weights with the best val R@1 and export those, since
+    # the model overfits training pages long before the loss says so (held-out templates in val).
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val/page_r1",
+        mode="max",
+        save_top_k=1,
+        save_last=False,
+        enable_version_counter=False,
+    )
     trainer = L.Trainer(
         max_steps=t.max_steps,
         accelerator=t.accelerator,
@@ -130,7 +153,7 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         strategy=t.strategy,
         precision=t.precision,
         logger=logger,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, best],
         default_root_dir=ckpt_dir,
         log_every_n_steps=t.log_every_n_steps,
         # Validate every N optimizer steps across epochs (epochs are short and uneven).
@@ -145,8 +168,12 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
     final = dict(trainer.callback_metrics)
+    exported_step = int(trainer.global_step)
+    if t.export == "best" and best.best_model_path and Path(best.best_model_path).is_file():
+        exported_step = _load_weights(module, Path(best.best_model_path))
+        log.info("exporting the best val/page_r1 weights (%s, step %s)", best.best_model_score, exported_step)
     if data.val_samples:
-        # Final figures on the validation split at the last step (not only at val_check cadence).
+        # Final figures on the validation split for the exported weights (best or last step).
         final.update(trainer.validate(module, datamodule=data, verbose=False)[0])
     final = _floats({k: v for k, v in final.items() if not k.endswith("_step")})
 
@@ -158,6 +185,7 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         "experiment_id": logger.experiment_id,
         "tracking_uri": settings.tracking_uri,
         "steps": int(trainer.global_step),
+        "exported_step": exported_step,
         "resumed_from": str(resume_from) if resume_from else None,
         "fingerprint": module.model.fingerprint,
         "seconds": round(seconds, 2),
@@ -166,6 +194,7 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     if trainer.is_global_zero:
         client = logger.experiment
         client.log_metric(logger.run_id, "train/seconds", seconds)
+        client.log_metric(logger.run_id, "train/exported_step", exported_step)
         client.set_tag(logger.run_id, "regionops.model_fingerprint", module.model.fingerprint)
         client.log_artifact(
             logger.run_id, str(export_dir / "config.json"), artifact_path="retriever"
