@@ -72,6 +72,10 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     metrics = run_evaluation(tiny_params, tiny_corpus, model_dir, tmp_path / "index", out, settings)
     written = json.loads((out / "metrics.json").read_text())
     assert set(written["systems"]) == set(SYSTEMS)
+    # Region settings are chosen on val, never on the evaluated test split, and recorded.
+    assert written["regions"]["tuned_on"] in ("val", None)
+    if written["regions"]["tuned_on"] == "val":
+        assert written["regions"]["n_val"] > 0 and 0.0 <= written["regions"]["val_gold_page_hit1"] <= 1.0
     n_test = len(tiny_corpus.questions_in(tiny_params.evaluate.split))
     assert written["n_questions"] == n_test > 0
     for name in SYSTEMS:

@@ -262,6 +262,29 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
         return run.info.run_id
 
 
+def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> tuple[Params, dict]:
+    """Region-extraction settings chosen on the validation split (never on test), and the record.
+
+    Tuned on the fused gold-page heatmaps of val questions with a box; with no such
+    questions the params.yaml settings stand, and the record says so.
+    """
+    from components.model.encode import encode_queries
+    from components.regions.extract import tune_region_params
+
+    val = [q for q in corpus.questions_in("val")
+           if q.box and q.page_id and not q.query_image and engine.index.has_page(q.page_id)]
+    if not val:
+        return params, {"tuned_on": None, "chosen": params.regions.model_dump()}
+    vectors = encode_queries(engine.retriever, [q.question for q in val])
+    heatmaps = [engine.index.heatmap(q.page_id, v, q.question, params.rag.lexical_weight)
+                for q, v in zip(val, vectors)]
+    chosen, table = tune_region_params(heatmaps, [q.box for q in val], params.regions, params.evaluate.iou_hit)
+    best = max(table, key=lambda row: (row["hit1"], row["miou"]))
+    record = {"tuned_on": "val", "n_val": len(val), "chosen": chosen.model_dump(),
+              "val_gold_page_hit1": best["hit1"], "val_gold_page_miou": best["miou"]}
+    return params.model_copy(update={"regions": chosen}), record
+
+
 def run_evaluation(
     params: Params, corpus: Corpus, model_dir: Path, index_dir: Path, out_dir: Path, settings=None,
     engine: RagEngine | None = None, log_mlflow: bool = True,
@@ -274,6 +297,8 @@ def run_evaluation(
     if not questions:
         raise ValueError(f"no questions in the {split!r} split of {corpus.root}: nothing to evaluate")
     engine = engine or RagEngine.from_dirs(Path(model_dir), Path(index_dir), params)
+    params, region_choice = choose_region_params(params, corpus, engine)
+    engine = RagEngine(engine.retriever, engine.index, params)  # the caller's engine keeps its settings
     evaluator = _Evaluator(params, corpus, engine)
     iou_hit, k = params.evaluate.iou_hit, params.evaluate.k
 
@@ -327,6 +352,7 @@ def run_evaluation(
         "split": split,
         "dataset_id": dataset_id([q.id for q in questions], engine.index.page_ids),
         "index": {k2: v for k2, v in engine.index.stats().items() if k2 != "bytes_per_page"},
+        "regions": region_choice,
     }
     type_rows = [
         {"type": t, "system": s, "n": acc_t.counts.get("page_r1", 0), **{
