@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from components import versioning
 from components.config import ConfigError, Params, load_params
 from components.settings import configure_environment
 
@@ -64,6 +65,7 @@ def import_(
     name: Annotated[str, typer.Option(help="collection name")],
     questions: Annotated[Optional[Path], typer.Option(help="questions JSONL (DESIGN §3)")] = None,
     out: Annotated[Optional[Path], typer.Option(help="corpus folder to write")] = None,
+    dvc: Annotated[bool, typer.Option(help="version the imported dataset with `dvc add`")] = True,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -72,7 +74,11 @@ def import_(
     configure_environment()
     from components.data.importer import import_documents
 
-    report = import_documents(docs, questions, Path(out or f"data/imports/{name}"), params, collection=name)
+    target = Path(out or f"data/imports/{name}")
+    report = import_documents(docs, questions, target, params, collection=name)
+    if dvc and versioning.is_dvc_project(Path.cwd()) and Path.cwd().resolve() in target.resolve().parents:
+        report["dvc_md5"] = versioning.track_dataset(Path.cwd(), target)
+        report["next"] = f"set data.corpus_dir: {target.as_posix()} in params.yaml, then `make run` or `dvc repro`"
     console.print_json(json.dumps(report))
 
 
@@ -93,6 +99,33 @@ def validate(
         console.print(f"[red]validation failed:[/red] {exc}")
         raise typer.Exit(1) from None
     console.print_json(json.dumps(report))
+
+
+@app.command()
+def show(
+    out: Annotated[Path, typer.Option(help="PNG to write")],
+    page: Annotated[Optional[str], typer.Option(help="page id, <doc>#<page>")] = None,
+    question: Annotated[Optional[str], typer.Option(help="question id (alone: its gold page)")] = None,
+    corpus_dir: Annotated[Optional[Path], typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Draw a page with its evidence boxes (green) and text-layer blocks (grey)."""
+    params = _params(params_path, overrides)
+    from components.data.corpus import load_corpus
+    from components.data.preview import draw_page, page_for_question, save_png
+
+    if page is None and question is None:
+        console.print("[red]error:[/red] give --page, --question or both")
+        raise typer.Exit(2)
+    corpus = load_corpus(Path(corpus_dir or params.data.corpus_dir))
+    try:
+        page_id = page or page_for_question(corpus, question)
+        image = draw_page(corpus, page_id, question)
+    except KeyError as exc:
+        console.print(f"[red]error:[/red] {exc.args[0]}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {save_png(image, out)}")
 
 
 @app.command()

@@ -4,7 +4,7 @@ Attach the data-validation outcome to the candidate's MLflow run, so reviewers s
 
 The validate stage runs before training creates the run, so the pipeline calls this once
 the run exists. Counts become metrics, the report, quarantine files and Great
-Expectations Data Docs become artifacts under ``validation/``. Idempotent: a run that
+Expectations Data Docs and a montage of sample pages become artifacts under ``validation/``. Idempotent: a run that
 already carries this report (same content hash) is left alone.
 """
 
@@ -61,6 +61,8 @@ def log_validation_report(model_dir: Path, validation_dir: Path) -> dict:
     if report.get("top_reasons"):
         client.set_tag(run_id, "data.top_quarantine_reasons", json.dumps(report["top_reasons"])[:5000])
     client.log_artifact(run_id, str(report_file), "validation")
+    if (validation_dir / "montage.png").is_file():  # sample pages with their evidence boxes
+        client.log_artifact(run_id, str(validation_dir / "montage.png"), "validation")
     for sub in ("quarantine", "data_docs"):
         if (validation_dir / sub).is_dir():
             client.log_artifacts(run_id, str(validation_dir / sub), f"validation/{sub}")

@@ -122,3 +122,27 @@ def data_hash(project_dir: Path, path: str = "data/corpus") -> str | None:
             if out.get("path") == path:
                 return out.get("md5")
     return None
+
+
+def is_dvc_project(project_dir: Path) -> bool:
+    return (Path(project_dir) / ".dvc").is_dir()
+
+
+def track_dataset(project_dir: Path, path: Path) -> str:
+    """``dvc add`` a dataset folder inside the project; returns the md5 DVC recorded for it.
+
+    The folder is then versioned like a stage output (pushed with ``dvc push``, restored with
+    ``dvc pull``), and stages that name it as a dependency rerun when it changes.
+    """
+    project_dir = Path(project_dir).resolve()
+    target = Path(path).resolve()
+    if project_dir not in target.parents:
+        raise ValueError(f"{target} is outside the DVC project {project_dir}")
+    rel = target.relative_to(project_dir).as_posix()
+    proc = subprocess.run(
+        [_dvc_bin(), "add", "-q", rel], cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise StageFailed(f"dvc add {rel} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    record = yaml.safe_load((project_dir / f"{rel}.dvc").read_text())
+    return record["outs"][0]["md5"]

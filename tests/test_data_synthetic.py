@@ -167,7 +167,7 @@ def test_splits_labelled_heldout_and_hard_negatives(tiny_corpus, tiny_params):
 def test_manifest_and_font_fallback(tiny_params, tmp_path, monkeypatch):
     from components.data import render
 
-    monkeypatch.setattr(render, "DEJAVU_DIR", tmp_path / "no-fonts")
+    monkeypatch.setattr(render, "FONT_DIR", tmp_path / "no-fonts")
     render.font.cache_clear()
     render.line_height.cache_clear()
     render.text_width.cache_clear()

@@ -8,6 +8,7 @@ occupies on the page (``FreeTypeFont.getbbox`` = ``ImageDraw.textbbox`` at the o
 from __future__ import annotations
 
 import colorsys
+import importlib.util
 import math
 import random
 from dataclasses import dataclass, field
@@ -18,15 +19,29 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 PxBox = tuple[int, int, int, int]
 
-DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
-# Font faces by role. Each role lists DejaVu files; the Pillow built-in font is the fallback,
-# so the generator works (deterministically) on a machine without Debian fonts.
+
+
+def _bundled_font_dir() -> Path:
+    """matplotlib's copy of DejaVu (found without importing matplotlib).
+
+    A pip-installed copy gives the same glyphs on every machine, so the same seed renders the
+    same bytes anywhere; /usr/share/fonts depends on the OS and its font packages.
+    """
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return Path("/nonexistent")
+    return Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"
+
+
+FONT_DIR = _bundled_font_dir()
+# Font faces by role. Each role names a DejaVu file; the Pillow built-in font is the fallback,
+# so the generator still works (deterministically) where the fonts are missing.
 _FACES = {
     "sans": "DejaVuSans.ttf",
     "sans-bold": "DejaVuSans-Bold.ttf",
     "serif": "DejaVuSerif.ttf",
     "serif-bold": "DejaVuSerif-Bold.ttf",
-    "condensed": "DejaVuSansCondensed.ttf",
+    "oblique": "DejaVuSans-Oblique.ttf",
     "mono": "DejaVuSansMono.ttf",
 }
 BUILTIN = "pillow-default"
@@ -35,7 +50,7 @@ BUILTIN = "pillow-default"
 def available_faces() -> list[str]:
     """Face names usable on this machine, in a fixed order (the built-in font is always there)."""
     faces = [BUILTIN]
-    faces += [name for name, file in _FACES.items() if (DEJAVU_DIR / file).is_file()]
+    faces += [name for name, file in _FACES.items() if (FONT_DIR / file).is_file()]
     return faces
 
 
@@ -43,8 +58,8 @@ def available_faces() -> list[str]:
 def font(face: str, size: int) -> ImageFont.FreeTypeFont:
     size = max(5, int(size))
     file = _FACES.get(face)
-    if file and (DEJAVU_DIR / file).is_file():
-        return ImageFont.truetype(str(DEJAVU_DIR / file), size)
+    if file and (FONT_DIR / file).is_file():
+        return ImageFont.truetype(str(FONT_DIR / file), size)
     return ImageFont.load_default(size=size)  # scalable (FreeType) in Pillow >= 10.1
 
 
@@ -52,7 +67,7 @@ def bold_of(face: str) -> str:
     bold = {
         "sans": "sans-bold",
         "serif": "serif-bold",
-        "condensed": "sans-bold",
+        "oblique": "sans-bold",
         "mono": "sans-bold",
     }.get(face, face)
     return bold if bold in available_faces() else face

@@ -24,7 +24,8 @@ from PIL import Image
 from pydantic import ValidationError
 
 from components.config import Params
-from components.data.corpus import UnsafePathError, jsonl_lines, safe_join
+from components.data.corpus import UnsafePathError, jsonl_lines, load_corpus, safe_join
+from components.data.preview import montage, save_png
 from components.data.quarantine import Quarantine
 from components.data.schema import Page, Question
 
@@ -410,6 +411,15 @@ def _judge(
     return accepted, summaries, table_failures
 
 
+MONTAGE = "montage.png"
+
+
+def _write_montage(corpus_dir: Path, out_dir: Path, seed: int) -> Path:
+    """Sample accepted pages with their evidence boxes, for the reviewer (logged to MLflow)."""
+    accepted = load_corpus(corpus_dir, out_dir / "accepted.json")
+    return save_png(montage(accepted, n=6, seed=seed), out_dir / MONTAGE)
+
+
 def validate_corpus(corpus_dir: Path, out_dir: Path, params: Params) -> dict[str, Any]:
     """Validate a corpus folder; write quarantine, accepted.json, report.json and Data Docs into ``out_dir``.
 
@@ -422,7 +432,7 @@ def validate_corpus(corpus_dir: Path, out_dir: Path, params: Params) -> dict[str
         raise FileNotFoundError(
             f"{pages_file} not found: run `regionops generate` or `regionops import` first"
         )
-    for stale in ("quarantine", "data_docs", "accepted.json", "report.json"):
+    for stale in ("quarantine", "data_docs", "accepted.json", "report.json", MONTAGE):
         target = out_dir / stale
         shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -462,6 +472,7 @@ def validate_corpus(corpus_dir: Path, out_dir: Path, params: Params) -> dict[str
     }
     (out_dir / "accepted.json").write_text(json.dumps(accepted, indent=1) + "\n", "utf-8")
     paths = quarantine.write(out_dir / "quarantine")
+    montage_path = _write_montage(corpus_dir, out_dir, params.seed) if page_ok else None
 
     total = len(pframe) + len(qframe)
     n_quarantined = quarantine.count()
@@ -513,6 +524,7 @@ def validate_corpus(corpus_dir: Path, out_dir: Path, params: Params) -> dict[str
         "accepted": str(out_dir / "accepted.json"),
         "report": str(out_dir / "report.json"),
         "data_docs": str(index) if index.exists() else None,
+        "montage": str(montage_path) if montage_path else None,
         "quarantine": paths,
     }
     if not report["passed"]:
