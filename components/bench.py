@@ -68,14 +68,15 @@ def run_benchmark(params: Params, pages: int, out_dir: Path, model_dir: Path | N
         queries = encode_queries(model, [q.question for q in questions])
         gold_pages = [q.page_id for q in questions]
         ids = [p.id for p in corpus.pages]
+        metas = [PageMeta.from_page(p) for p in corpus.pages]
         exact_best, exact_heat = _exact(cells.astype(np.float32), queries)
         exact_r1 = np.mean([ids[b] == g for b, g in zip(exact_best, gold_pages)])
         exact_hit1 = np.mean([
-            ids[b] == q.page_id and _top_region_iou(h, params, q.box) >= params.evaluate.iou_hit
+            ids[b] == q.page_id
+            and _top_region_iou(h, params, q.box, metas[b].blocks) >= params.evaluate.iou_hit
             for b, h, q in zip(exact_best, exact_heat, questions)
         ])
 
-        metas = [PageMeta.from_page(p) for p in corpus.pages]
         modes: dict[str, dict] = {}
         candidate_recall = None
         for mode in STORAGE_MODES:
@@ -85,7 +86,8 @@ def run_benchmark(params: Params, pages: int, out_dir: Path, model_dir: Path | N
             for qi, (q, vec) in enumerate(zip(questions, queries)):
                 t0 = time.perf_counter()
                 hits = index.search(vec, 1)
-                regions = extract_regions(hits[0].heatmap, params.regions, hits[0].page_id) if hits else []
+                regions = (extract_regions(hits[0].heatmap, params.regions, hits[0].page_id,
+                                           blocks=index.meta(hits[0].page_id).blocks) if hits else [])
                 latencies.append((time.perf_counter() - t0) * 1e3)
                 top = hits[0].page_id if hits else None
                 r1.append(top == q.page_id)
@@ -121,9 +123,9 @@ def run_benchmark(params: Params, pages: int, out_dir: Path, model_dir: Path | N
     return report
 
 
-def _top_region_iou(heatmap_flat: np.ndarray, params: Params, box) -> float:
+def _top_region_iou(heatmap_flat: np.ndarray, params: Params, box, blocks) -> float:
     grid = int(round(len(heatmap_flat) ** 0.5))
-    regions = extract_regions(heatmap_flat.reshape(grid, grid), params.regions)
+    regions = extract_regions(heatmap_flat.reshape(grid, grid), params.regions, blocks=blocks)
     return iou(regions[0].box, box) if regions else 0.0
 
 

@@ -114,6 +114,8 @@ class RegionParams(_Section):
     score: Literal["max", "mean"] = "max"
     max_regions_per_page: int = Field(3, ge=1)
     merge_overlapping: bool = True  # regions whose (padded) boxes overlap become one
+    # block: a region's box becomes the layout block it lights up most (regions/snap.py); none: cell box
+    snap: Literal["none", "block"] = "block"
 
 
 class RagParams(_Section):
@@ -121,6 +123,8 @@ class RagParams(_Section):
     # Sparse channel fused into the heatmap (DESIGN §5 "lexical evidence"); 0 = dense only.
     lexical_weight: float = Field(0.5, ge=0)
     lexical_candidates: int = Field(16, ge=0)  # BM25 pages added to the faiss candidates
+    # Term matches credited to the cell they are printed in, to their whole layout block, or both (ADR 3)
+    lexical_scope: Literal["cell", "block", "mixed"] = "cell"
 
 
 class EvaluateParams(_Section):

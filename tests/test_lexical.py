@@ -51,3 +51,20 @@ def test_index_search_fuses_lexical_evidence_into_heatmaps():
     index.delete_doc("d0")
     assert index.search(query, 1, candidates=1, query_text="revenue 2021", lexical_weight=1.0,
                         lexical_candidates=2)[0].page_id == "d2#0"
+
+
+def test_block_scope_credits_terms_printed_anywhere_in_the_block():
+    # A table row: the label "Revenue" in col 0 and the year "2021" two cells to the right.
+    words = [[["Revenue", 0.01, 0.3, 0.1, 0.35], ["2021", 0.55, 0.3, 0.65, 0.35]], []]
+    row_block = [0.0, 0.28, 0.7, 0.37]
+    channel = LexicalChannel(words, GRID, [[row_block], []])
+    q, pos = "revenue 2021", np.array([0, 1])
+    cell = channel.heatmaps(q, pos, "cell")
+    block = channel.heatmaps(q, pos, "block")
+    mixed = channel.heatmaps(q, pos, "mixed")
+    assert cell[0].max() < 0.99  # no single cell prints both terms
+    assert block[0, 1, 0] > 0.99 and block[0, 1, 2] > 0.99  # every cell of the row gets the whole share
+    assert block[0, 0].max() == 0.0 and block[1].max() == 0.0  # outside the block, and the empty page
+    np.testing.assert_allclose(mixed, 0.5 * (cell + block), rtol=1e-6)
+    # Without blocks the block scope has nothing to credit.
+    assert LexicalChannel(words, GRID).heatmaps(q, pos, "block").max() == 0.0

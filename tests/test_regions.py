@@ -180,3 +180,51 @@ def test_tune_region_params_picks_the_setting_that_hits():
     assert best == 1.0 and len(table) > 50
     hits = [extract_regions(h, chosen)[0] for h in heatmaps]
     assert all(cells_to_box(r.cells) == b for r, b in zip(hits, boxes))
+
+
+# ---------------------------------------------------------------- snapping to layout blocks
+
+# Two layout blocks on an 8x8 grid: a wide, short table row across cols 1-5 of row 2 (smaller
+# than its cells vertically) and a paragraph lower down.
+ROW = (0.14, 0.27, 0.70, 0.33)
+PARAGRAPH = (0.10, 0.70, 0.90, 0.85)
+
+
+def test_region_box_snaps_to_the_block_it_lights_up():
+    h = heat()
+    cells_only = extract_regions(h, RegionParams(snap="none"), blocks=[ROW, PARAGRAPH])
+    snapped = extract_regions(h, RegionParams(snap="block"), blocks=[ROW, PARAGRAPH])
+    assert cells_only[0].box == (1 / 8, 1 / 8, 4 / 8, 3 / 8)  # the whole cells of region A
+    assert snapped[0].box == ROW  # A covers row 2 where the table row lies
+    assert snapped[0].score == cells_only[0].score and snapped[0].n_cells == cells_only[0].n_cells
+
+
+def test_snapping_keeps_the_cell_box_without_blocks_and_merges_regions_on_one_block():
+    h = heat()
+    params = RegionParams(snap="block", neighbour_range=1)
+    assert extract_regions(h, params, blocks=[])[0].box == (1 / 8, 1 / 8, 4 / 8, 3 / 8)
+    # One block under both regions: they become one region, scored by the better of the two.
+    whole = (0.0, 0.0, 1.0, 1.0)
+    regions = extract_regions(h, params, blocks=[whole])
+    assert len(regions) == 1 and regions[0].box == whole and regions[0].score == pytest.approx(1.0)
+    assert regions[0].n_cells == int((h >= 0.8).sum())
+
+
+def test_snap_prefers_the_block_with_the_hotter_cells():
+    h = np.zeros((8, 8), dtype=np.float32)
+    h[2, 1:6] = 0.9  # a hot row: region spans cols 1-5 of row 2
+    h[3, 1:6] = 0.5
+    lower = (0.14, 0.39, 0.70, 0.45)  # lies in row 3: touched by the region's cells, but cooler
+    params = RegionParams(snap="block", threshold="absolute", threshold_value=0.4)
+    assert extract_regions(h, params, blocks=[lower, ROW])[0].box == ROW
+
+
+def test_tune_region_params_chooses_snapping_when_blocks_match_gold():
+    from components.regions.extract import tune_region_params
+
+    heatmaps = [heat(), heat()]
+    chosen, table = tune_region_params(heatmaps, [ROW, ROW], RegionParams(), blocks=[[ROW, PARAGRAPH]] * 2)
+    assert chosen.snap == "block"
+    assert {row["snap"] for row in table} == {"none", "block"}
+    best_none = max(r["hit1"] for r in table if r["snap"] == "none")
+    assert best_none < 1.0 and max(r["hit1"] for r in table) == 1.0

@@ -1,80 +1,18 @@
 """Text-layer block baselines (DESIGN §7): BM25 and MiniLM dense retrieval over layout blocks.
 
-Blocks come from ``Page.blocks`` when the producer recorded them (the synthetic generator does);
-otherwise — imported PDFs — they are grouped from the words alone: words → line segments (split
-at wide horizontal gaps, so columns stay apart) → blocks (segments stacked with a small vertical
-gap and overlapping horizontally). Both baselines rank pages by their best block and return that
-block's box as the region.
+Blocks come from ``components.data.layout.page_blocks`` (recorded layout blocks, or blocks grouped
+from the words). Both baselines rank pages by their best block and return that block's box as
+the region.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
-from statistics import median
 
 import numpy as np
 
-from components.rag.answer import group_lines, tokens
-
-
-@dataclass
-class TextBlock:
-    page_id: str
-    text: str
-    box: tuple[float, float, float, float]
-
-
-def _union(boxes: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
-    return (
-        min(b[0] for b in boxes), min(b[1] for b in boxes),
-        max(b[2] for b in boxes), max(b[3] for b in boxes),
-    )
-
-
-def blocks_from_words(page_id: str, words: Sequence[Sequence]) -> list[TextBlock]:
-    """Group [text, x0, y0, x1, y1] words into blocks (see module doc)."""
-    if not words:
-        return []
-    height = median(w[4] - w[2] for w in words) or 1e-3
-    segments: list[list[Sequence]] = []
-    for line in group_lines(words):
-        current = [line[0]]
-        for prev, word in pairwise(line):
-            if word[1] - prev[3] > 2.0 * height:  # a column gutter, not a word space
-                segments.append(current)
-                current = []
-            current.append(word)
-        segments.append(current)
-    blocks: list[list[list[Sequence]]] = []  # block -> segments
-    for seg in sorted(segments, key=lambda s: (min(w[2] for w in s), min(w[1] for w in s))):
-        box = _union([w[1:] for w in seg])
-        placed = False
-        for block in reversed(blocks):
-            last = _union([w[1:] for w in block[-1]])
-            gap = box[1] - last[3]
-            overlap = min(box[2], last[2]) - max(box[0], last[0])
-            if -0.5 * height <= gap <= 1.0 * height and overlap > 0:
-                block.append(seg)
-                placed = True
-                break
-        if not placed:
-            blocks.append([seg])
-    out = []
-    for block in blocks:
-        ws = [w for seg in block for w in seg]
-        text = "\n".join(" ".join(w[0] for w in seg) for seg in block)
-        out.append(TextBlock(page_id, text, _union([w[1:] for w in ws])))
-    return out
-
-
-def page_blocks(page) -> list[TextBlock]:
-    """A Page's blocks: recorded layout blocks with text, else blocks grouped from its words."""
-    recorded = [b for b in page.blocks if b.text.strip()]
-    if recorded:
-        return [TextBlock(page.id, b.text, tuple(b.box)) for b in recorded]
-    return blocks_from_words(page.id, [[w.text, *w.box] for w in page.words])
+from components.data.layout import TextBlock, blocks_from_words, page_blocks  # noqa: F401 - re-exported
+from components.rag.answer import tokens
 
 
 @dataclass

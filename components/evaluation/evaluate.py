@@ -112,8 +112,9 @@ class _Evaluator:
 
         gold_region_box = None
         if gold is not None and index.has_page(gold):
-            fused = index.heatmap(gold, qv, question.question, self.params.rag.lexical_weight)
-            regions = extract_regions(fused, self.params.regions, gold)
+            fused = index.heatmap(gold, qv, question.question, self.params.rag.lexical_weight,
+                                  self.params.rag.lexical_scope)
+            regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks)
             gold_region_box = regions[0].box if regions else None
         region_pages = _dedup([r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking])
         regionops = SystemOutput(
@@ -134,7 +135,8 @@ class _Evaluator:
         dense_ms = enc_ms + (time.perf_counter() - t0) * 1e3
         dense_gold_box = None
         if gold is not None and index.has_page(gold):
-            dense_regions = extract_regions(index.heatmap(gold, qv), self.params.regions, gold)
+            dense_regions = extract_regions(index.heatmap(gold, qv), self.params.regions, gold,
+                                            blocks=index.meta(gold).blocks)
             dense_gold_box = dense_regions[0].box if dense_regions else None
         regionops_dense = SystemOutput(
             ranking=_dedup([r["page_id"] for r in dense.regions] + [p for p, _ in dense.page_ranking]),
@@ -198,7 +200,8 @@ def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, fol
                 continue
             heat = result.heatmaps.get(pid)  # the fused map the ranking used
             if heat is None:
-                heat = engine.index.heatmap(pid, qv, q.question, engine.params.rag.lexical_weight)
+                heat = engine.index.heatmap(pid, qv, q.question, engine.params.rag.lexical_weight,
+                                            engine.params.rag.lexical_scope)
             boxes = [r["box"] for r in result.regions if r["page_id"] == pid]
             label = "gold" if pid == q.page_id else "predicted"
             panels.append(
@@ -276,9 +279,11 @@ def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> t
     if not val:
         return params, {"tuned_on": None, "chosen": params.regions.model_dump()}
     vectors = encode_queries(engine.retriever, [q.question for q in val])
-    heatmaps = [engine.index.heatmap(q.page_id, v, q.question, params.rag.lexical_weight)
+    heatmaps = [engine.index.heatmap(q.page_id, v, q.question, params.rag.lexical_weight, params.rag.lexical_scope)
                 for q, v in zip(val, vectors)]
-    chosen, table = tune_region_params(heatmaps, [q.box for q in val], params.regions, params.evaluate.iou_hit)
+    blocks = [engine.index.meta(q.page_id).blocks for q in val]
+    chosen, table = tune_region_params(heatmaps, [q.box for q in val], params.regions, params.evaluate.iou_hit,
+                                       blocks=blocks)
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
     record = {"tuned_on": "val", "n_val": len(val), "chosen": chosen.model_dump(),
               "val_gold_page_hit1": best["hit1"], "val_gold_page_miou": best["miou"]}

@@ -28,27 +28,54 @@ def tokenize(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS and len(t) > 1]
 
 
-class LexicalChannel:
-    """BM25 page scores and per-cell term-match heatmaps over pages' text layers.
+SCOPES = ("cell", "block", "mixed")
 
-    ``pages_words[i]`` holds page i's words as ``[text, x0, y0, x1, y1]`` rows (normalised boxes).
+
+def _cells_of_box(box: Sequence[float], grid: int) -> np.ndarray:
+    from components.regions.grid import box_to_cells
+
+    return np.flatnonzero(box_to_cells(tuple(box), grid))
+
+
+class LexicalChannel:
+    """BM25 page scores and term-match heatmaps over pages' text layers.
+
+    ``pages_words[i]`` holds page i's words as ``[text, x0, y0, x1, y1]`` rows (normalised boxes);
+    ``pages_blocks[i]`` (optional) page i's layout blocks as ``[x0, y0, x1, y1]``.
+
+    Two scopes of term matching: ``cell`` gives each cell the idf share of the question's terms
+    printed in that cell (peaks where a term is printed); ``block`` gives every cell of a layout
+    block the share printed anywhere in the block (a row label and its column header count
+    together, as in BM25 over blocks); ``mixed`` averages the two.
     """
 
-    def __init__(self, pages_words: Sequence[Sequence[Sequence]], grid: int):
+    def __init__(self, pages_words: Sequence[Sequence[Sequence]], grid: int,
+                 pages_blocks: Sequence[Sequence[Sequence[float]]] | None = None):
         self.grid = grid
         self._cells: list[dict[str, set[int]]] = []
+        # per page: [(cell indices, terms in the block)]
+        self._blocks: list[list[tuple[np.ndarray, frozenset[str]]]] = []
         docs: list[list[str]] = []
-        for words in pages_words:
+        for i, words in enumerate(pages_words):
+            blocks = list(pages_blocks[i]) if pages_blocks is not None else []
+            block_terms: list[set[str]] = [set() for _ in blocks]
             cells: dict[str, set[int]] = defaultdict(set)
             tokens: list[str] = []
             for text, x0, y0, x1, y1 in words:
                 # A word belongs to the cell under its centre, as in the cell encoder.
                 col = min(int((x0 + x1) / 2 * grid), grid - 1)
                 row = min(int((y0 + y1) / 2 * grid), grid - 1)
+                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                inside = [b for b, (bx0, by0, bx1, by1) in enumerate(blocks)
+                          if bx0 <= cx <= bx1 and by0 <= cy <= by1]
                 for token in tokenize(str(text)):
                     cells[token].add(row * grid + col)
                     tokens.append(token)
+                    for b in inside:
+                        block_terms[b].add(token)
             self._cells.append(dict(cells))
+            self._blocks.append([(_cells_of_box(box, grid), frozenset(terms))
+                                 for box, terms in zip(blocks, block_terms) if terms])
             docs.append(tokens or ["\x00empty"])  # rank-bm25 needs a non-empty document
         # BM25+ keeps every idf positive (Okapi zeroes or negates terms in half the pages or more).
         self._bm25 = BM25Plus(docs) if docs else None
@@ -75,17 +102,29 @@ class LexicalChannel:
         order = np.argsort(-scores, kind="stable")[:n]
         return order[scores[order] > 0]
 
-    def heatmaps(self, question: str, positions: np.ndarray) -> np.ndarray:
-        """[len(positions), G, G]: the idf share of the question's terms printed in each cell (0..1)."""
+    def heatmaps(self, question: str, positions: np.ndarray, scope: str = "cell") -> np.ndarray:
+        """[len(positions), G, G]: the idf share (0..1) of the question's terms matched per cell,
+        at ``scope`` cell, block or mixed (see the class doc)."""
+        if scope not in SCOPES:
+            raise ValueError(f"unknown lexical scope {scope!r} ({' | '.join(SCOPES)})")
         terms = sorted(set(tokenize(question)))
         weights = {t: self._idf(t) for t in terms}
         total = sum(weights.values())
-        out = np.zeros((len(positions), self.grid * self.grid), dtype=np.float32)
+        g2 = self.grid * self.grid
+        cell_map = np.zeros((len(positions), g2), dtype=np.float32)
+        block_map = np.zeros((len(positions), g2), dtype=np.float32)
         if total <= 0:
-            return out.reshape(-1, self.grid, self.grid)
+            return cell_map.reshape(-1, self.grid, self.grid)
         for row, pos in enumerate(np.asarray(positions, dtype=np.int64)):
-            cells = self._cells[pos]
-            for term, weight in weights.items():
-                for cell in cells.get(term, ()):
-                    out[row, cell] += weight
+            if scope != "block":
+                cells = self._cells[pos]
+                for term, weight in weights.items():
+                    for cell in cells.get(term, ()):
+                        cell_map[row, cell] += weight
+            if scope != "cell":
+                for block_cells, block_terms in self._blocks[pos]:
+                    share = sum(w for t, w in weights.items() if t in block_terms)
+                    if share > 0:
+                        block_map[row, block_cells] = np.maximum(block_map[row, block_cells], share)
+        out = {"cell": cell_map, "block": block_map, "mixed": 0.5 * (cell_map + block_map)}[scope]
         return (out / total).reshape(-1, self.grid, self.grid)

@@ -68,9 +68,13 @@ class PageMeta:
     # Text layer as [text, x0, y0, x1, y1] rows so answers and region text need no corpus at serve time.
     words: list[list] = field(default_factory=list)
     split: str | None = None
+    # Layout blocks as [x0, y0, x1, y1] rows: what region boxes snap to (components.regions.snap).
+    blocks: list[list] = field(default_factory=list)
 
     @classmethod
     def from_page(cls, page) -> PageMeta:
+        from components.data.layout import page_blocks
+
         return cls(
             page_id=page.id,
             doc=page.doc,
@@ -80,6 +84,7 @@ class PageMeta:
             height=page.height,
             words=[[w.text, *map(float, w.box)] for w in page.words],
             split=page.split,
+            blocks=[[float(v) for v in b.box] for b in page_blocks(page)],
         )
 
     @classmethod
@@ -391,20 +396,22 @@ class RegionIndex:
         return scores.reshape(-1, self.grid, self.grid).astype(np.float32)
 
     def heatmap(
-        self, page_id: str, query: np.ndarray, query_text: str | None = None, lexical_weight: float = 0.0
+        self, page_id: str, query: np.ndarray, query_text: str | None = None, lexical_weight: float = 0.0,
+        lexical_scope: str = "cell",
     ) -> np.ndarray:
         """One page's heatmap, fused with the lexical channel exactly as ``search`` does."""
         positions = np.array([self._pos[page_id]])
         dense = self.heatmaps(positions, query)[0]
         if query_text and lexical_weight > 0:
-            dense = dense + lexical_weight * self.lexical.heatmaps(query_text, positions)[0]
+            dense = dense + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)[0]
         return dense
 
     @property
     def lexical(self) -> LexicalChannel:
         """BM25 + term-to-cell maps over the stored text layers (derived, so never persisted)."""
         if self._lexical is None:
-            self._lexical = LexicalChannel([m.words for m in self.metas], self.grid)
+            self._lexical = LexicalChannel([m.words for m in self.metas], self.grid,
+                                           [m.blocks for m in self.metas])
         return self._lexical
 
     def search(
@@ -417,13 +424,14 @@ class RegionIndex:
         query_text: str | None = None,
         lexical_weight: float = 0.0,
         lexical_candidates: int = 0,
+        lexical_scope: str = "cell",
     ) -> list[PageHit]:
         """Top ``k_pages`` pages by exact max-cell score among the candidate pages.
 
         Candidates come from the faiss stage and, when ``query_text`` is given, also from
         BM25 (``lexical_candidates`` pages). With ``lexical_weight`` > 0 each heatmap is
         the dense cell scores plus ``lexical_weight`` times the query terms' idf share
-        printed in each cell.
+        printed in each cell, or in each cell's layout block (``lexical_scope``).
         """
         if not self.metas or k_pages <= 0:
             return []
@@ -442,7 +450,7 @@ class RegionIndex:
             return []
         maps = self.heatmaps(positions, query)
         if use_lexical:
-            maps = maps + lexical_weight * self.lexical.heatmaps(query_text, positions)
+            maps = maps + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)
         page_scores = maps.reshape(len(positions), -1).max(1)
         order = np.argsort(-page_scores, kind="stable")[:k_pages]
         return [
@@ -563,6 +571,11 @@ class RegionIndex:
         index.cells = np.load(folder / "cells.npy", allow_pickle=False)
         index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)
         index.metas = [PageMeta(**m) for m in json.loads((folder / "pages.json").read_text("utf-8"))]
+        for m in index.metas:  # an index saved before blocks were stored: group them from the words
+            if not m.blocks and m.words:
+                from components.data.layout import blocks_from_words
+
+                m.blocks = [list(b.box) for b in blocks_from_words(m.page_id, m.words)]
         index._pos = {m.page_id: i for i, m in enumerate(index.metas)}
         if params.storage == "pq":
             index.pq = faiss.read_index(str(folder / "pq.faiss"))

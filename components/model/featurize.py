@@ -133,7 +133,7 @@ class PageFeaturizer:
         Every cell of a block (empty gaps included) then carries the block's meaning, so a heatmap
         lights up whole blocks rather than the one cell holding the query's word.
         """
-        from components.regions.extract import box_to_cells
+        from components.regions.grid import box_to_cells
 
         n_cells, w = own.shape[0], self.block_context
         centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (wd.box for wd in page.words)]

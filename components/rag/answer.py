@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from components.data.layout import group_lines
+
 TOKEN = re.compile(r"[\w][\w.,%$/-]*", re.UNICODE)
 STOP = frozenset(
     ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "is", "are", "was", "were", "be", "what", "which", "who", "whom", "whose", "when", "where", "how", "many", "much", "does", "do", "did", "this", "that", "these", "those", "it", "its", "as", "per", "value", "shown", "listed", "give", "tell", "me", "please", "according", "page", "document"]
@@ -41,21 +43,6 @@ def words_in_box(words: Sequence[Sequence], box: Sequence[float]) -> list[Sequen
         if x0 <= cx <= x1 and y0 <= cy <= y1:
             out.append(w)
     return out
-
-
-def group_lines(words: Sequence[Sequence]) -> list[list[Sequence]]:
-    """Words into lines: a word joins the current line when its vertical centre lies within it."""
-    lines: list[list[Sequence]] = []
-    for w in sorted(words, key=lambda w: ((w[2] + w[4]) / 2, w[1])):
-        cy = (w[2] + w[4]) / 2
-        if lines:
-            top = min(v[2] for v in lines[-1])
-            bottom = max(v[4] for v in lines[-1])
-            if top <= cy <= bottom:
-                lines[-1].append(w)
-                continue
-        lines.append([w])
-    return [sorted(line, key=lambda w: w[1]) for line in lines]
 
 
 def region_text(words: Sequence[Sequence], box: Sequence[float]) -> str:

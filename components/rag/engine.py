@@ -88,10 +88,12 @@ class RagEngine:
         return self.index.search(
             query, k_pages or c, candidates=c, filters=filters, query_text=question,
             lexical_weight=rag.lexical_weight, lexical_candidates=rag.lexical_candidates,
+            lexical_scope=rag.lexical_scope,
         )
 
     def regions_for(self, hits: list[PageHit], k: int) -> list[Region]:
-        by_page = {h.page_id: extract_regions(h.heatmap, self.params.regions, h.page_id) for h in hits}
+        by_page = {h.page_id: extract_regions(h.heatmap, self.params.regions, h.page_id,
+                                              blocks=self.index.meta(h.page_id).blocks) for h in hits}
         return rank_regions(by_page, k)
 
     def retrieve_pages(self, question: str, filters: dict | None = None) -> list[tuple[str, float]]:

@@ -1,21 +1,21 @@
 """Heatmap -> regions (DESIGN §5): threshold, connected components, tight boxes, scores, ranking.
 
-Also holds ``box_to_cells``, the one rasterisation of a normalised box onto the G×G grid,
-shared by the local training loss and region evaluation so both agree on which cells a box covers.
+``box_to_cells``/``cells_to_box`` (the grid rasterisation shared with the training loss) live in
+``components.regions.grid`` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
 from components.config import RegionParams
+from components.regions.grid import box_to_cells, cells_to_box
+from components.regions.snap import block_cell_masks, snap_box
 
-# Boxes that end exactly on a cell edge must not spill into the next cell through float noise.
-_EDGE_EPS = 1e-6
+__all__ = ["Region", "box_to_cells", "cells_to_box", "extract_regions", "rank_regions", "tune_region_params"]
 
 
 @dataclass
@@ -33,35 +33,6 @@ class Region:
             "score": self.score,
             "n_cells": self.n_cells,
         }
-
-
-def box_to_cells(box, grid: int) -> np.ndarray:
-    """Cells (bool [G, G], rows = y) that a normalised box overlaps; always at least one cell."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not (0.0 <= x0 <= x1 <= 1.0 and 0.0 <= y0 <= y1 <= 1.0):
-        raise ValueError(f"box {list(box)} is not a normalised [x0, y0, x1, y1] box")
-
-    def span(lo: float, hi: float) -> tuple[int, int]:
-        first = min(grid - 1, max(0, math.floor(lo * grid + _EDGE_EPS)))
-        last = min(grid - 1, max(0, math.ceil(hi * grid - _EDGE_EPS) - 1))
-        return first, max(first, last)  # a degenerate box still owns the cell it sits in
-
-    c0, c1 = span(x0, x1)
-    r0, r1 = span(y0, y1)
-    mask = np.zeros((grid, grid), dtype=bool)
-    mask[r0 : r1 + 1, c0 : c1 + 1] = True
-    return mask
-
-
-def cells_to_box(mask: np.ndarray, padding: int = 0) -> tuple[float, float, float, float]:
-    """Tight normalised box around the True cells of ``mask``, grown by ``padding`` cells (clipped)."""
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        raise ValueError("cells_to_box needs at least one cell")
-    g_rows, g_cols = mask.shape
-    r0, r1 = max(0, rows.min() - padding), min(g_rows - 1, rows.max() + padding)
-    c0, c1 = max(0, cols.min() - padding), min(g_cols - 1, cols.max() + padding)
-    return (c0 / g_cols, r0 / g_rows, (c1 + 1) / g_cols, (r1 + 1) / g_rows)
 
 
 def threshold_mask(heatmap: np.ndarray, strategy: str, value: float) -> np.ndarray:
@@ -130,8 +101,16 @@ def merge_overlapping(groups: list[np.ndarray], padding: int = 0) -> list[np.nda
     return groups
 
 
-def extract_regions(heatmap: np.ndarray, params: RegionParams, page_id: str = "") -> list[Region]:
-    """Connected salient regions of one page's [G, G] cell-score heatmap, best first."""
+def extract_regions(
+    heatmap: np.ndarray, params: RegionParams, page_id: str = "",
+    blocks: list | None = None, block_masks: list[np.ndarray] | None = None,
+) -> list[Region]:
+    """Connected salient regions of one page's [G, G] cell-score heatmap, best first.
+
+    With ``params.snap == "block"`` and the page's layout ``blocks`` ([x0, y0, x1, y1] boxes),
+    each region's box is the block it lights up most; two regions that snap to the same block
+    become one (the better score stays).
+    """
     heatmap = np.asarray(heatmap, dtype=np.float32)
     if heatmap.ndim != 2 or heatmap.shape[0] != heatmap.shape[1]:
         raise ValueError(f"heatmap must be a square [G, G] array, got shape {heatmap.shape}")
@@ -142,14 +121,27 @@ def extract_regions(heatmap: np.ndarray, params: RegionParams, page_id: str = ""
     groups = [labels == label for label in range(1, n + 1)]
     if params.merge_overlapping:
         groups = merge_overlapping(groups, params.padding)
-    regions = []
+    snapping = params.snap == "block" and blocks is not None and len(blocks) > 0
+    if snapping and block_masks is None:
+        block_masks = block_cell_masks(blocks, heatmap.shape[0])
+    regions: list[Region] = []
     for cells in groups:
         values = heatmap[cells]
         score = float(values.max() if params.score == "max" else values.mean())
-        regions.append(
-            Region(page_id, cells_to_box(cells, params.padding), score, int(cells.sum()), cells)
-        )
+        box = cells_to_box(cells, params.padding)
+        if snapping:
+            box = snap_box(cells, heatmap, blocks, block_masks) or box
+        regions.append(Region(page_id, box, score, int(cells.sum()), cells))
     regions.sort(key=lambda r: r.score, reverse=True)
+    if snapping:
+        unique: dict[tuple, Region] = {}
+        for r in regions:  # best first: the first region on a block keeps it
+            if r.box in unique:
+                unique[r.box].cells = unique[r.box].cells | r.cells
+                unique[r.box].n_cells = int(unique[r.box].cells.sum())
+            else:
+                unique[r.box] = r
+        regions = list(unique.values())
     return regions[: params.max_regions_per_page]
 
 
@@ -175,10 +167,12 @@ def tune_region_params(
     gold_boxes: list[tuple[float, float, float, float]],
     base: RegionParams,
     iou_hit: float = 0.5,
+    blocks: list[list] | None = None,
 ) -> tuple[RegionParams, list[dict]]:
-    """Pick threshold strategy/value, neighbour range, padding and score by top-region hit@1
-    (IoU >= ``iou_hit``) on gold-page heatmaps, ties broken by mean IoU.
+    """Pick threshold strategy/value, neighbour range, padding, score and snapping by top-region
+    hit@1 (IoU >= ``iou_hit``) on gold-page heatmaps, ties broken by mean IoU.
 
+    ``blocks``: each heatmap's page layout blocks; without them only cell boxes are tried.
     Call it on the validation split only; record the returned table in the run.
     """
     from components.evaluation.metrics import iou
@@ -187,24 +181,31 @@ def tune_region_params(
         raise ValueError(
             f"need matching, non-empty heatmaps and boxes ({len(heatmaps)} vs {len(gold_boxes)})"
         )
+    if blocks is not None and len(blocks) != len(heatmaps):
+        raise ValueError(f"need one block list per heatmap ({len(blocks)} vs {len(heatmaps)})")
+    page_blocks = blocks or [None] * len(heatmaps)
+    masks = [block_cell_masks(b, h.shape[0]) if b else None for b, h in zip(page_blocks, heatmaps)]
+    snaps = ("none", "block") if blocks is not None else ("none",)
     table = []
     for strategy, values in TUNING_GRID.items():
         for value in values:
             for rng in (1, 2):
                 for padding in (0, 1):
                     for score in ("max", "mean"):
-                        cand = base.model_copy(
-                            update={"threshold": strategy, "threshold_value": value,
-                                    "neighbour_range": rng, "padding": padding, "score": score}
-                        )  # fmt: skip
-                        ious = []
-                        for heatmap, gold in zip(heatmaps, gold_boxes):
-                            regions = extract_regions(heatmap, cand)
-                            ious.append(iou(regions[0].box, gold) if regions else 0.0)
-                        hit = float(np.mean([v >= iou_hit for v in ious]))
-                        table.append(
-                            {**cand.model_dump(), "hit1": hit, "miou": float(np.mean(ious))}
-                        )
+                        for snap in snaps:
+                            cand = base.model_copy(
+                                update={"threshold": strategy, "threshold_value": value,
+                                        "neighbour_range": rng, "padding": padding, "score": score,
+                                        "snap": snap}
+                            )  # fmt: skip
+                            ious = []
+                            for heatmap, gold, b, m in zip(heatmaps, gold_boxes, page_blocks, masks):
+                                regions = extract_regions(heatmap, cand, blocks=b, block_masks=m)
+                                ious.append(iou(regions[0].box, gold) if regions else 0.0)
+                            hit = float(np.mean([v >= iou_hit for v in ious]))
+                            table.append(
+                                {**cand.model_dump(), "hit1": hit, "miou": float(np.mean(ious))}
+                            )
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
     chosen = base.model_copy(update={k: best[k] for k in base.model_dump()})
     return chosen, table

@@ -19,7 +19,7 @@ from components.config import Params
 from components.data.corpus import Corpus
 from components.model.featurize import PageFeatures, collate_pages
 from components.model.retriever import RegionRetriever
-from components.regions.extract import box_to_cells
+from components.regions.grid import box_to_cells
 
 log = logging.getLogger(__name__)
 
