@@ -20,6 +20,8 @@ from components.settings import configure_environment
 app = typer.Typer(help="regionops: region-level multimodal RAG, trained, gated and served.", no_args_is_help=True)
 index_app = typer.Typer(help="Build and maintain the region index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+ablate_app = typer.Typer(help="Ablations: train variants over seeds, mean ± std tables.", no_args_is_help=True)
+app.add_typer(ablate_app, name="ablate")
 console = Console(stderr=True)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
@@ -209,6 +211,25 @@ def evaluate(
 
     metrics = run_evaluation(params, _corpus(params), model, index, out, settings)
     console.print_json(json.dumps({"systems": metrics["systems"], "n_questions": metrics["n_questions"]}))
+
+
+@ablate_app.command("retriever")
+def ablate_retriever_cmd(
+    seeds: Annotated[str, typer.Option(help="comma-separated training seeds")] = "13,14,15",
+    out: Annotated[Path, typer.Option(help="where the tables go")] = Path("reports"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Global-only vs + labelled local vs + pseudo-labelled local, each over seeds (mean ± std)."""
+    params = _params(params_path, overrides)
+    settings = configure_environment()
+    from components.evaluation.ablation import ablate_retriever
+
+    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    report = ablate_retriever(params, _corpus(params), out, settings, seed_list,
+                              progress=lambda row: console.print_json(json.dumps(row)))
+    console.print((out / "ablation_retriever.md").read_text())
+    console.print(f"MLflow run {report['mlflow_run_id']}")
 
 
 @app.command()
