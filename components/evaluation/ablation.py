@@ -17,11 +17,11 @@ from typing import Any
 from components.config import Params
 from components.data.corpus import Corpus
 
-# name -> train.local_loss
+# name (an MLflow metric prefix: no "+") -> train.local_loss
 RETRIEVER_VARIANTS: dict[str, str] = {
     "global_only": "none",
-    "global+labelled_local": "labelled",
-    "global+labelled+pseudo_local": "hybrid",
+    "global_labelled_local": "labelled",
+    "global_labelled_pseudo_local": "hybrid",
 }
 REPORTED = (("regionops", "page_r1"), ("regionops", "region_hit1"),
             ("regionops_dense", "page_r1"), ("regionops_dense", "region_hit1"))
