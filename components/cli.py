@@ -296,6 +296,64 @@ def bench(
     console.print_json(json.dumps(report["index"]["modes"]))
 
 
+# --- landing folder and deployments (issue 9) -------------------------------------------------
+
+landing_app = typer.Typer(help="Take in documents dropped into the landing folder.", no_args_is_help=True)
+app.add_typer(landing_app, name="landing")
+
+
+@landing_app.command("ingest")
+def landing_ingest(
+    landing: Annotated[Path, typer.Option(help="folder users drop PDFs/images (+ questions .jsonl) into")] = Path("landing"),
+    landed: Annotated[Path, typer.Option(help="DVC-tracked folder of accepted documents")] = Path("landed"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Take in new landing files once each (by sha256), quarantining bad documents with a reason."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.data.landing import ingest_landing
+
+    console.print_json(json.dumps(ingest_landing(landing, landed, params)))
+
+
+@landing_app.command("merge")
+def landing_merge(
+    corpus: Annotated[Optional[Path], typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    landed: Annotated[Path, typer.Option(help="DVC-tracked folder of accepted documents")] = Path("landed"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Import the landed documents into the corpus (the generate stage runs this after generating)."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.data.landing import merge_landed
+
+    console.print_json(json.dumps(merge_landed(Path(corpus or params.data.corpus_dir), landed, params)))
+
+
+@app.command()
+def deploy(
+    project_dir: Annotated[Path, typer.Option(help="project the deployments run in")] = Path("."),
+    work_pool: Annotated[Optional[str], typer.Option(help="work pool (default: orchestrate.work_pool)")] = None,
+    cron: Annotated[Optional[str], typer.Option(help="retrain schedule (default: params deploy.retrain_cron)")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Register the Prefect deployments (pipeline, retrain with its cron, landing watcher) on PREFECT_API_URL."""
+    import subprocess
+    import sys
+
+    _params(project_dir / params_path, None)  # fail on a bad parameter before touching the server
+    cmd = [sys.executable, "-m", "flows.deployments", "--project-dir", str(project_dir.resolve()),
+           "--params", str(params_path)]
+    if work_pool:
+        cmd += ["--work-pool", work_pool]
+    if cron:
+        cmd += ["--cron", cron]
+    # Prefect lives in flows/, never in components/: the deployments module does the work.
+    raise typer.Exit(subprocess.run(cmd, check=False).returncode)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -122,3 +122,24 @@ def data_hash(project_dir: Path, path: str = "data/corpus") -> str | None:
             if out.get("path") == path:
                 return out.get("md5")
     return None
+
+
+def add(project_dir: Path, path: str) -> str:
+    """``dvc add`` a folder (caches and versions it, writes ``<path>.dvc``); returns the md5 DVC recorded."""
+    project_dir = Path(project_dir)
+    proc = subprocess.run(
+        [_dvc_bin(), "add", "--quiet", path], cwd=project_dir, env=_env(), capture_output=True, text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise StageFailed(f"dvc add {path} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return tracked_hash(project_dir, path) or ""
+
+
+def tracked_hash(project_dir: Path, path: str) -> str | None:
+    """The md5 in ``<path>.dvc`` (written by ``dvc add``), or None when the path is not tracked."""
+    dvc_file = Path(project_dir) / f"{path}.dvc"
+    if not dvc_file.exists():
+        return None
+    outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or []
+    return outs[0].get("md5") if outs else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.tasks import gate_and_register, log_validation, push_data, run_stage
+from flows.tasks import ensure_landed_tracked, gate_and_register, log_validation, push_data, run_stage
 
 # Which dvc.yaml stages each flow owns (tests check that together they cover dvc.yaml).
 PREPARE_STAGES = ("generate", "validate")
@@ -23,6 +23,7 @@ def _parent(parent_run_id: str | None) -> str:
 def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id: str | None = None) -> list[dict]:
     """Synthetic or imported corpus -> validated records; data pushed to the DVC remote."""
     parent = _parent(parent_run_id)
+    ensure_landed_tracked(project_dir)  # the generate stage depends on landed/ (documents from the landing folder)
     results = [run_stage(stage, project_dir, parent) for stage in PREPARE_STAGES]
     if dvc_remote:
         push_data(project_dir, dvc_remote)
@@ -30,7 +31,7 @@ def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id
 
 
 @flow(name="train")
-def train(project_dir: str = ".", parent_run_id: str | None = None) -> list[dict]:
+def train(project_dir: str = ".", parent_run_id: str | None = None, params_file: str = "params.yaml") -> list[dict]:
     """Train the retriever in Lightning and build the region index from it."""
     parent = _parent(parent_run_id)
     results = [run_stage(stage, project_dir, parent) for stage in TRAIN_STAGES]
