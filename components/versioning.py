@@ -143,3 +143,13 @@ def tracked_hash(project_dir: Path, path: str) -> str | None:
         return None
     outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or []
     return outs[0].get("md5") if outs else None
+
+
+def commit(project_dir: Path, stage: str) -> None:
+    """Record a stage's outputs, produced outside ``dvc repro`` (the sharded index build), in dvc.lock."""
+    proc = subprocess.run(
+        [_dvc_bin(), "commit", "--force", stage], cwd=Path(project_dir), env=_env(), capture_output=True,
+        text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise StageFailed(f"dvc commit {stage} failed: {proc.stderr.strip() or proc.stdout.strip()}")

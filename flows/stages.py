@@ -7,7 +7,8 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.tasks import ensure_landed_tracked, gate_and_register, log_validation, push_data, run_stage
+from components.config import load_params
+from flows.tasks import commit_stage, ensure_landed_tracked, stage_current, gate_and_register, log_validation, push_data, run_stage
 
 # Which dvc.yaml stages each flow owns (tests check that together they cover dvc.yaml).
 PREPARE_STAGES = ("generate", "validate")
@@ -34,9 +35,24 @@ def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id
 def train(project_dir: str = ".", parent_run_id: str | None = None, params_file: str = "params.yaml") -> list[dict]:
     """Train the retriever in Lightning and build the region index from it."""
     parent = _parent(parent_run_id)
-    results = [run_stage(stage, project_dir, parent) for stage in TRAIN_STAGES]
+    results = [run_stage("train", project_dir, parent)]
+    if load_params(Path(project_dir) / params_file).orchestrate.task_runner == "dask":
+        results.append(sharded_index_stage(project_dir, params_file))
+    else:
+        results.append(run_stage("index", project_dir, parent))
     log_validation(project_dir)  # the candidate's run now exists: attach the data it was trained on
     return results
+
+
+def sharded_index_stage(project_dir: str, params_file: str) -> dict:
+    """The index stage with its page encoding sharded over Dask; DVC then records the outputs (dvc commit)."""
+    from flows.scale import run_sharded
+
+    if stage_current("index", project_dir):
+        return {"stage": "index", "ran": False}
+    run_sharded(project_dir, params_file)
+    commit_stage("index", project_dir)
+    return {"stage": "index", "ran": True}
 
 
 @flow(name="evaluate")

@@ -103,3 +103,15 @@ def record_provenance(project_dir: str, params_file: str, registration: dict, in
     params = load_params(Path(project_dir) / params_file)
     return log_retrain_provenance(registration["run_id"], params.registry.model_name, registration.get("version"),
                                   intake, landed_md5, flow_run_id)
+
+
+@task(name="dvc-status", task_run_name="status-{stage}", cache_policy=NONE, timeout_seconds=300)
+def stage_current(stage: str, project_dir: str) -> bool:
+    return versioning.stage_is_current(stage, Path(project_dir))
+
+
+@task(name="dvc-commit", task_run_name="commit-{stage}", cache_policy=NONE, retries=1, retry_delay_seconds=5,
+      timeout_seconds=600)
+def commit_stage(stage: str, project_dir: str) -> None:
+    versioning.commit(Path(project_dir), stage)
+    get_run_logger().info("stage %s: ran (sharded), outputs committed to DVC", stage)
