@@ -45,7 +45,7 @@ def retrain(project_dir: str = ".", params_file: str = "params.yaml"):
                         len(intake["duplicates"]))
         result = run_chain(root, params_file, parent)
         registration = result["registration"]
-        if intake["new"] and registration.get("run_id"):
+        if intake["new"] and registration.get("status") in ("promoted", "challenger"):  # a new version came of it
             record_provenance(str(root), params_file, registration, intake, landed_md5, parent)
     result["intake"] = intake
     result["landed_md5"] = landed_md5

@@ -51,12 +51,16 @@ def log_validation(project_dir: str) -> dict:
 
 @task(name="ensure-landed", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=300)
 def ensure_landed_tracked(project_dir: str) -> str:
-    """The generate stage depends on ``landed/``: create it empty and ``dvc add`` it on a fresh project."""
+    """The generate stage depends on ``landed/``: create it (empty on a fresh project) and version it with DVC.
+
+    Always ``dvc add``: documents taken in by hand (``regionops landing ingest``) get versioned too;
+    on unchanged data DVC only re-hashes.
+    """
     from components.data.landing import LANDED_DIR, ensure_landed
 
     root = Path(project_dir)
     ensure_landed(root / LANDED_DIR)
-    return versioning.tracked_hash(root, LANDED_DIR) or versioning.add(root, LANDED_DIR)
+    return versioning.add(root, LANDED_DIR)
 
 
 # Reads a folder that changes under it: never cached. Local-disk I/O: one retry for a transient error.

@@ -100,6 +100,10 @@ def stack(tmp_path_factory):
             env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(worker)
         os.environ.update(PREFECT_API_URL=api, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
+        # The watcher stays paused until the landing test: on 2 shared cores, a process every
+        # 10 s would slow the pipeline test down for nothing.
+        with _client() as client:
+            client.pause_deployment(client.read_deployment_by_name("landing-watch/landing-watch").id)
         yield {"api": api, "home": home, "project": project, "logs": logs, "deploy_output": deployed.stdout}
     finally:
         for proc in reversed(procs):
@@ -155,7 +159,7 @@ def test_retrain_deployment_has_its_cron_schedule(stack):
         limit = client.read_global_concurrency_limit_by_name("regionops-training")
     crons = [getattr(s.schedule, "cron", None) for s in retrain.schedules]
     assert CRON in crons
-    assert any(getattr(s.schedule, "interval", None) for s in watcher.schedules)
+    assert [s.schedule.interval.total_seconds() for s in watcher.schedules] == [WATCH_SECONDS]
     assert pipeline.work_pool_name == POOL and retrain.work_pool_name == POOL
     assert limit.limit == 1
 
@@ -179,6 +183,8 @@ def test_dropped_file_triggers_one_retrain_that_records_its_gate_decision(stack)
     staged = stack["project"] / "incoming.pdf"
     staged.write_bytes(pdf)
     shutil.move(staged, landing / "invoice.pdf")  # a rename: the file appears whole
+    with _client() as client:
+        client.resume_deployment(client.read_deployment_by_name("landing-watch/landing-watch").id)
 
     deadline = time.monotonic() + 180
     runs = []
