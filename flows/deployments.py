@@ -17,6 +17,7 @@ from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType
 from prefect.exceptions import ObjectNotFound
 
@@ -56,6 +57,8 @@ def deploy_all(project_dir: Path, work_pool: str | None = None, params_file: str
         "landing-watch/landing-watch": watch_landing.deploy(
             name="landing-watch", parameters=project,
             interval=watch_interval or orchestrate.watch_interval_seconds,
+            # one look at a time; runs that pile up while workers are busy are cancelled, not queued
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
             description="start retrain when new files are in the landing folder", **common),
     }
     return {name: str(dep_id) for name, dep_id in ids.items()}

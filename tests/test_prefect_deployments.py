@@ -7,6 +7,7 @@ config in a temp folder, as in test_pipeline_integration.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -37,15 +38,32 @@ def _free_port() -> int:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group we started (by its PID), then SIGKILL if it lingers."""
+    """SIGTERM the process group we started (by its PID), then SIGKILL if it lingers.
+
+    The worker starts each flow run in a process group of its own: those are found as the
+    worker's children (by PID) and stopped too.
+    """
+    import psutil
+
     if proc.poll() is not None:
         return
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
     os.killpg(proc.pid, signal.SIGTERM)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:

@@ -30,6 +30,8 @@ def test_dask_sharded_index_equals_the_serial_build(tmp_path: Path, tiny_params,
     from components.index.region_index import RegionIndex
     from components.model.io import save_retriever
     from components.model.retriever import build_retriever
+    from prefect_dask import DaskTaskRunner
+
     from flows.scale import build_index_sharded, make_task_runner
 
     model_dir = tmp_path / "project" / "data" / "model"
@@ -43,8 +45,13 @@ def test_dask_sharded_index_equals_the_serial_build(tmp_path: Path, tiny_params,
     (project / "params.yaml").write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
 
     serial_stats = build_index(params, tiny_corpus, model_dir, tmp_path / "serial")
-    runner = make_task_runner(params)
-    assert type(runner).__name__ == "DaskTaskRunner"
+    configured = make_task_runner(params)
+    assert type(configured).__name__ == "DaskTaskRunner"
+    assert configured.cluster_kwargs["n_workers"] == 2 and configured.cluster_kwargs["processes"] is True
+    # The same runner with worker threads: on 2 shared cores, worker processes would each import
+    # torch and transformers again; Dask schedules the shards the same way.
+    runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                            cluster_kwargs={**configured.cluster_kwargs, "processes": False})
     sharded_stats = build_index_sharded.with_options(task_runner=runner)(str(project), "params.yaml")
     assert sharded_stats["shards"] == 3
 
