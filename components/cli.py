@@ -336,7 +336,7 @@ def landing_merge(
 def deploy(
     project_dir: Annotated[Path, typer.Option(help="project the deployments run in")] = Path("."),
     work_pool: Annotated[Optional[str], typer.Option(help="work pool (default: orchestrate.work_pool)")] = None,
-    cron: Annotated[Optional[str], typer.Option(help="retrain schedule (default: params deploy.retrain_cron)")] = None,
+    cron: Annotated[Optional[str], typer.Option(help="retrain schedule (default: orchestrate.retrain_cron)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Register the Prefect deployments (pipeline, retrain with its cron, landing watcher) on PREFECT_API_URL."""

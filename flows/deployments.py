@@ -72,6 +72,11 @@ def main() -> None:
     parser.add_argument("--cron", default=None)
     parser.add_argument("--watch-interval", type=int, default=None)
     args = parser.parse_args()
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():  # deployments on the temporary server would vanish with it
+        raise SystemExit("PREFECT_API_URL is not set: start `prefect server start` and export "
+                         "PREFECT_API_URL=http://127.0.0.1:4200/api first")
     ids = deploy_all(Path(args.project_dir), args.work_pool, args.params, args.cron, args.watch_interval)
     for name, dep_id in ids.items():
         print(f"deployed {name} ({dep_id})")

@@ -16,7 +16,12 @@ from components.config import load_params
 from flows.guard import training_slot
 from flows.pipeline import run_chain
 from flows.report import final_state, publish
-from flows.tasks import ensure_landed_tracked, ingest_landing_files, record_provenance, version_landed
+from flows.tasks import (
+    ensure_landed_tracked,
+    ingest_landing_files,
+    record_provenance,
+    version_landed,
+)
 
 
 def _intake_lines(intake: dict, landed_md5: str) -> list[str]:

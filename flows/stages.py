@@ -8,7 +8,15 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from components.config import load_params
-from flows.tasks import commit_stage, ensure_landed_tracked, stage_current, gate_and_register, log_validation, push_data, run_stage
+from flows.tasks import (
+    commit_stage,
+    ensure_landed_tracked,
+    gate_and_register,
+    log_validation,
+    push_data,
+    run_stage,
+    stage_current,
+)
 
 # Which dvc.yaml stages each flow owns (tests check that together they cover dvc.yaml).
 PREPARE_STAGES = ("generate", "validate")

@@ -25,13 +25,13 @@ def test_shards_cover_every_page_once_in_order():
 
 @pytest.mark.slow
 def test_dask_sharded_index_equals_the_serial_build(tmp_path: Path, tiny_params, tiny_corpus):
+    from prefect_dask import DaskTaskRunner
+
     from components.config import load_params
     from components.index.build import build_index
     from components.index.region_index import RegionIndex
     from components.model.io import save_retriever
     from components.model.retriever import build_retriever
-    from prefect_dask import DaskTaskRunner
-
     from flows.scale import build_index_sharded, make_task_runner
 
     model_dir = tmp_path / "project" / "data" / "model"

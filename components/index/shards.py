@@ -13,6 +13,7 @@ import hashlib
 import os
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def shard_page_ids(page_ids: list[str], n_shards: int) -> list[list[str]]:
     if n_shards < 1:
         raise ValueError(f"n_shards must be >= 1, got {n_shards}")
     bounds = np.linspace(0, len(page_ids), n_shards + 1).round().astype(int)
-    return [page_ids[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return [page_ids[a:b] for a, b in pairwise(bounds) if b > a]
 
 
 def model_digest(model_dir: Path) -> str:
