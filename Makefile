@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-fast bench ui lint clean
+.PHONY: help setup run test test-fast bench ui lint clean deploy
 
 help:
 	@echo "make run    - set up .venv and run the full Prefect pipeline on the embedded stack"
@@ -45,6 +45,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/regionops bench --out reports
+
+# Register the Prefect deployments (pipeline, retrain on cron, landing watcher) on PREFECT_API_URL.
+deploy: $(STAMP)
+	$(VENV)/bin/regionops deploy
 
 ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(REGIONOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000

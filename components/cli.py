@@ -78,8 +78,9 @@ def import_(
 
     target = Path(out or f"data/imports/{name}")
     report = import_documents(docs, questions, target, params, collection=name)
-    if dvc and versioning.is_dvc_project(Path.cwd()) and Path.cwd().resolve() in target.resolve().parents:
-        report["dvc_md5"] = versioning.track_dataset(Path.cwd(), target)
+    root = Path.cwd().resolve()
+    if dvc and versioning.is_dvc_project(root) and root in target.resolve().parents:
+        report["dvc_md5"] = versioning.add(root, target.resolve().relative_to(root).as_posix())
         report["next"] = f"set data.corpus_dir: {target.as_posix()} in params.yaml, then `make run` or `dvc repro`"
     console.print_json(json.dumps(report))
 
@@ -348,6 +349,64 @@ def bench(
     report = run_benchmark(params, pages, out, model)
     console.print((out / "bench.md").read_text())
     console.print_json(json.dumps(report["index"]["modes"]))
+
+
+# --- landing folder and deployments (issue 9) -------------------------------------------------
+
+landing_app = typer.Typer(help="Take in documents dropped into the landing folder.", no_args_is_help=True)
+app.add_typer(landing_app, name="landing")
+
+
+@landing_app.command("ingest")
+def landing_ingest(
+    landing: Annotated[Path, typer.Option(help="folder users drop PDFs/images (+ questions .jsonl) into")] = Path("landing"),
+    landed: Annotated[Path, typer.Option(help="DVC-tracked folder of accepted documents")] = Path("landed"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Take in new landing files once each (by sha256), quarantining bad documents with a reason."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.data.landing import ingest_landing
+
+    console.print_json(json.dumps(ingest_landing(landing, landed, params)))
+
+
+@landing_app.command("merge")
+def landing_merge(
+    corpus: Annotated[Optional[Path], typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    landed: Annotated[Path, typer.Option(help="DVC-tracked folder of accepted documents")] = Path("landed"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Import the landed documents into the corpus (the generate stage runs this after generating)."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.data.landing import merge_landed
+
+    console.print_json(json.dumps(merge_landed(Path(corpus or params.data.corpus_dir), landed, params)))
+
+
+@app.command()
+def deploy(
+    project_dir: Annotated[Path, typer.Option(help="project the deployments run in")] = Path("."),
+    work_pool: Annotated[Optional[str], typer.Option(help="work pool (default: orchestrate.work_pool)")] = None,
+    cron: Annotated[Optional[str], typer.Option(help="retrain schedule (default: orchestrate.retrain_cron)")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Register the Prefect deployments (pipeline, retrain with its cron, landing watcher) on PREFECT_API_URL."""
+    import subprocess
+    import sys
+
+    _params(project_dir / params_path, None)  # fail on a bad parameter before touching the server
+    cmd = [sys.executable, "-m", "flows.deployments", "--project-dir", str(project_dir.resolve()),
+           "--params", str(params_path)]
+    if work_pool:
+        cmd += ["--work-pool", work_pool]
+    if cron:
+        cmd += ["--cron", cron]
+    # Prefect lives in flows/, never in components/: the deployments module does the work.
+    raise typer.Exit(subprocess.run(cmd, check=False).returncode)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -145,6 +145,20 @@ class RegistryParams(_Section):
     max_query_image_pixels: int = Field(20_000_000, ge=1)  # served model refuses larger query images
 
 
+class OrchestrateParams(_Section):
+    """Prefect deployments, the landing-folder trigger and scale-out (flows/ reads these)."""
+
+    landing_dir: str = "landing"  # users drop PDFs/images (+ a questions .jsonl) here
+    retrain_cron: str = "0 3 * * *"  # the retrain deployment's schedule (UTC)
+    watch_interval_seconds: int = Field(60, ge=5)  # how often the watcher deployment looks at the landing folder
+    work_pool: str = "regionops"  # process work pool the deployments run on
+    concurrency_limit: str = "regionops-training"  # global limit: one pipeline or retrain at a time
+    task_runner: Literal["thread", "dask"] = "thread"  # dask: page encoding sharded over a Dask cluster
+    dask_address: str | None = None  # existing Dask scheduler; None starts a LocalCluster
+    dask_workers: int = Field(2, ge=1)  # LocalCluster workers when dask_address is None
+    encode_shards: int = Field(2, ge=1)  # page-encoding shards for the index build
+
+
 class Params(_Section):
     seed: int = 13
     data: DataParams = Field(default_factory=DataParams)
@@ -157,6 +171,7 @@ class Params(_Section):
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     gate: GateParams = Field(default_factory=GateParams)
     registry: RegistryParams = Field(default_factory=RegistryParams)
+    orchestrate: OrchestrateParams = Field(default_factory=OrchestrateParams)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 

@@ -128,21 +128,32 @@ def is_dvc_project(project_dir: Path) -> bool:
     return (Path(project_dir) / ".dvc").is_dir()
 
 
-def track_dataset(project_dir: Path, path: Path) -> str:
-    """``dvc add`` a dataset folder inside the project; returns the md5 DVC recorded for it.
-
-    The folder is then versioned like a stage output (pushed with ``dvc push``, restored with
-    ``dvc pull``), and stages that name it as a dependency rerun when it changes.
-    """
-    project_dir = Path(project_dir).resolve()
-    target = Path(path).resolve()
-    if project_dir not in target.parents:
-        raise ValueError(f"{target} is outside the DVC project {project_dir}")
-    rel = target.relative_to(project_dir).as_posix()
+def add(project_dir: Path, path: str) -> str:
+    """``dvc add`` a folder (caches and versions it, writes ``<path>.dvc``); returns the md5 DVC recorded."""
+    project_dir = Path(project_dir)
     proc = subprocess.run(
-        [_dvc_bin(), "add", "-q", rel], cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+        [_dvc_bin(), "add", "--quiet", path], cwd=project_dir, env=_env(), capture_output=True, text=True,
+        check=False,
     )
     if proc.returncode != 0:
-        raise StageFailed(f"dvc add {rel} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    record = yaml.safe_load((project_dir / f"{rel}.dvc").read_text())
-    return record["outs"][0]["md5"]
+        raise StageFailed(f"dvc add {path} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return tracked_hash(project_dir, path) or ""
+
+
+def tracked_hash(project_dir: Path, path: str) -> str | None:
+    """The md5 in ``<path>.dvc`` (written by ``dvc add``), or None when the path is not tracked."""
+    dvc_file = Path(project_dir) / f"{path}.dvc"
+    if not dvc_file.exists():
+        return None
+    outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or []
+    return outs[0].get("md5") if outs else None
+
+
+def commit(project_dir: Path, stage: str) -> None:
+    """Record a stage's outputs, produced outside ``dvc repro`` (the sharded index build), in dvc.lock."""
+    proc = subprocess.run(
+        [_dvc_bin(), "commit", "--force", stage], cwd=Path(project_dir), env=_env(), capture_output=True,
+        text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise StageFailed(f"dvc commit {stage} failed: {proc.stderr.strip() or proc.stdout.strip()}")

@@ -11,37 +11,20 @@ import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from components.config import ConfigError, load_params
 from flows import SETTINGS
+from flows.guard import training_slot
+from flows.report import final_state, publish
 from flows.stages import evaluate, prepare, promote, train
 
 
-def _summary_markdown(stages: list[dict], outcome: dict) -> str:
-    lines = ["# regionops pipeline", "", "| stage | result |", "|---|---|"]
-    lines += [f"| {s['stage']} | {'ran' if s['ran'] else 'up to date (skipped)'} |" for s in stages]
-    lines += ["", f"**Registration:** {outcome.get('status')} (version {outcome.get('version')})", ""]
-    gate = outcome.get("gate") or {}
-    if gate.get("rules"):
-        lines += ["| rule | metric | value | bound | passed |", "|---|---|---|---|---|"]
-        for rule in gate["rules"]:
-            lines.append(
-                f"| {rule['kind']} | {rule['metric']} | {rule.get('value')} | {rule.get('bound')} | {rule['passed']} |"
-            )
-    return "\n".join(lines)
-
-
-@flow(name="pipeline", log_prints=True)
-def pipeline(project_dir: str = ".", params_file: str = "params.yaml") -> dict:
-    """prepare -> train -> evaluate -> promote, each a subflow over its DVC stages."""
+def run_chain(root: Path, params_file: str, parent: str) -> dict:
+    """prepare -> train -> evaluate -> promote; the caller holds the training slot."""
     logger = get_run_logger()
-    root = Path(project_dir).resolve()
-    load_params(root / params_file)  # fail at start-up on a bad parameter, before any stage runs
-    parent = str(flow_run.get_id() or "")
     stages = prepare(str(root), str(SETTINGS.dvc_remote), parent)
-    stages += train(str(root), parent)
+    stages += train(str(root), parent, params_file)
     stages += evaluate(str(root), parent)
     outcome = promote(str(root), params_file, parent)
     if not any(s["ran"] for s in stages) and outcome.get("status") == "unchanged":
@@ -49,9 +32,23 @@ def pipeline(project_dir: str = ".", params_file: str = "params.yaml") -> dict:
                     outcome.get("version"))
     else:
         logger.info("Registration: %s (version %s)", outcome.get("status"), outcome.get("version"))
-    create_markdown_artifact(key="pipeline-summary", markdown=_summary_markdown(stages, outcome),
-                             description="stages run or skipped, and the gate decision")
+    gate = outcome.get("gate") or {}
+    if outcome.get("status") == "challenger":
+        logger.warning("Gate failed, champion kept (v%s): %s", outcome.get("champion_before"),
+                       "; ".join(gate.get("reasons") or []))
     return {"stages": stages, "registration": outcome}
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(project_dir: str = ".", params_file: str = "params.yaml"):
+    """prepare -> train -> evaluate -> promote, each a subflow over its DVC stages; one at a time."""
+    root = Path(project_dir).resolve()
+    params = load_params(root / params_file)  # fail at start-up on a bad parameter, before any stage runs
+    parent = str(flow_run.get_id() or "")
+    with training_slot(params.orchestrate.concurrency_limit):
+        result = run_chain(root, params_file, parent)
+    publish("pipeline-summary", "regionops pipeline", result["stages"], result["registration"])
+    return final_state(result)
 
 
 def main() -> None:
@@ -63,8 +60,12 @@ def main() -> None:
         load_params(Path(args.project_dir) / args.params)
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from None
-    result = pipeline(project_dir=args.project_dir, params_file=args.params)
-    print(f"registration: {result['registration'].get('status')} version {result['registration'].get('version')}")
+    state = pipeline(project_dir=args.project_dir, params_file=args.params, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if state.is_failed():
+        raise SystemExit(f"pipeline failed: {state.message}")
+    registration = result["registration"]
+    print(f"registration: {registration.get('status')} version {registration.get('version')} ({state.name})")
 
 
 if __name__ == "__main__":

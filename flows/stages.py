@@ -7,7 +7,16 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.tasks import gate_and_register, log_validation, push_data, run_stage
+from components.config import load_params
+from flows.tasks import (
+    commit_stage,
+    ensure_landed_tracked,
+    gate_and_register,
+    log_validation,
+    push_data,
+    run_stage,
+    stage_current,
+)
 
 # Which dvc.yaml stages each flow owns (tests check that together they cover dvc.yaml).
 PREPARE_STAGES = ("generate", "validate")
@@ -23,6 +32,7 @@ def _parent(parent_run_id: str | None) -> str:
 def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id: str | None = None) -> list[dict]:
     """Synthetic or imported corpus -> validated records; data pushed to the DVC remote."""
     parent = _parent(parent_run_id)
+    ensure_landed_tracked(project_dir)  # the generate stage depends on landed/ (documents from the landing folder)
     results = [run_stage(stage, project_dir, parent) for stage in PREPARE_STAGES]
     if dvc_remote:
         push_data(project_dir, dvc_remote)
@@ -30,12 +40,27 @@ def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id
 
 
 @flow(name="train")
-def train(project_dir: str = ".", parent_run_id: str | None = None) -> list[dict]:
+def train(project_dir: str = ".", parent_run_id: str | None = None, params_file: str = "params.yaml") -> list[dict]:
     """Train the retriever in Lightning and build the region index from it."""
     parent = _parent(parent_run_id)
-    results = [run_stage(stage, project_dir, parent) for stage in TRAIN_STAGES]
+    results = [run_stage("train", project_dir, parent)]
+    if load_params(Path(project_dir) / params_file).orchestrate.task_runner == "dask":
+        results.append(sharded_index_stage(project_dir, params_file))
+    else:
+        results.append(run_stage("index", project_dir, parent))
     log_validation(project_dir)  # the candidate's run now exists: attach the data it was trained on
     return results
+
+
+def sharded_index_stage(project_dir: str, params_file: str) -> dict:
+    """The index stage with its page encoding sharded over Dask; DVC then records the outputs (dvc commit)."""
+    from flows.scale import run_sharded
+
+    if stage_current("index", project_dir):
+        return {"stage": "index", "ran": False}
+    run_sharded(project_dir, params_file)
+    commit_stage("index", project_dir)
+    return {"stage": "index", "ran": True}
 
 
 @flow(name="evaluate")

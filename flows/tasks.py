@@ -44,3 +44,78 @@ def log_validation(project_dir: str) -> dict:
 
     root = Path(project_dir)
     return log_validation_report(root / "data/model", root / "data/validation")
+
+
+# --- landing folder (retrain) -----------------------------------------------------------------
+
+
+@task(name="ensure-landed", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=300)
+def ensure_landed_tracked(project_dir: str) -> str:
+    """The generate stage depends on ``landed/``: create it (empty on a fresh project) and version it with DVC.
+
+    Always ``dvc add``: documents taken in by hand (``regionops landing ingest``) get versioned too;
+    on unchanged data DVC only re-hashes.
+    """
+    from components.data.landing import LANDED_DIR, ensure_landed
+
+    root = Path(project_dir)
+    ensure_landed(root / LANDED_DIR)
+    return versioning.add(root, LANDED_DIR)
+
+
+# Reads a folder that changes under it: never cached. Local-disk I/O: one retry for a transient error.
+@task(name="ingest-landing", cache_policy=NONE, retries=1, retry_delay_seconds=5, timeout_seconds=1800)
+def ingest_landing_files(project_dir: str, params_file: str) -> dict:
+    from components.data.landing import LANDED_DIR, ingest_landing
+
+    root = Path(project_dir)
+    params = load_params(root / params_file)
+    intake = ingest_landing(root / params.orchestrate.landing_dir, root / LANDED_DIR, params)
+    logger = get_run_logger()
+    for entry in intake["new"]:
+        logger.info("landing: %s %s %s", entry["name"], entry["status"], entry.get("reason", ""))
+    for entry in intake["duplicates"]:
+        logger.info("landing: %s already taken in (same content as %s), skipped", entry["name"],
+                    entry["first_seen_as"])
+    return intake
+
+
+@task(name="dvc-add-landed", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=900)
+def version_landed(project_dir: str) -> str:
+    from components.data.landing import LANDED_DIR
+
+    md5 = versioning.add(Path(project_dir), LANDED_DIR)
+    get_run_logger().info("dvc add %s: %s", LANDED_DIR, md5)
+    return md5
+
+
+@task(name="pending-landing", cache_policy=NONE, retries=1, retry_delay_seconds=5, timeout_seconds=300)
+def pending_landing(project_dir: str, params_file: str) -> list[dict]:
+    from components.data.landing import LANDED_DIR, pending_files
+
+    root = Path(project_dir)
+    params = load_params(root / params_file)
+    return pending_files(root / params.orchestrate.landing_dir, root / LANDED_DIR)
+
+
+# MLflow over the network in the shared profile: retry.
+@task(name="record-provenance", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=300)
+def record_provenance(project_dir: str, params_file: str, registration: dict, intake: dict, landed_md5: str,
+                      flow_run_id: str) -> dict:
+    from components.registry.provenance import log_retrain_provenance
+
+    params = load_params(Path(project_dir) / params_file)
+    return log_retrain_provenance(registration["run_id"], params.registry.model_name, registration.get("version"),
+                                  intake, landed_md5, flow_run_id)
+
+
+@task(name="dvc-status", task_run_name="status-{stage}", cache_policy=NONE, timeout_seconds=300)
+def stage_current(stage: str, project_dir: str) -> bool:
+    return versioning.stage_is_current(stage, Path(project_dir))
+
+
+@task(name="dvc-commit", task_run_name="commit-{stage}", cache_policy=NONE, retries=1, retry_delay_seconds=5,
+      timeout_seconds=600)
+def commit_stage(stage: str, project_dir: str) -> None:
+    versioning.commit(Path(project_dir), stage)
+    get_run_logger().info("stage %s: ran (sharded), outputs committed to DVC", stage)

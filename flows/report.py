@@ -1,0 +1,54 @@
+"""What a platform team sees of a training run in Prefect: a markdown artifact and a final state.
+
+A failed gate never looks like a plain success: with a champion in place the run ends in a
+``Completed`` state named ``KeptChampion`` (the champion still serves); without one it is
+``Failed``. Either way the message gives the reasons and the artifact holds the gate table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed, Failed, State
+
+KEPT_CHAMPION = "KeptChampion"
+
+
+def gate_table(gate: dict[str, Any]) -> list[str]:
+    lines = ["| rule | metric | value | bound | passed |", "|---|---|---|---|---|"]
+    for rule in gate.get("rules") or []:
+        lines.append(f"| {rule['kind']} | {rule['metric']} | {rule.get('value')} | {rule.get('bound')} "
+                     f"| {rule['passed']} |")
+    return lines
+
+
+def summary_markdown(title: str, stages: list[dict], outcome: dict, extra: list[str] | None = None) -> str:
+    lines = [f"# {title}", ""]
+    lines += extra or []
+    lines += ["| stage | result |", "|---|---|"]
+    lines += [f"| {s['stage']} | {'ran' if s['ran'] else 'up to date (skipped)'} |" for s in stages]
+    lines += ["", f"**Registration:** {outcome.get('status')} (version {outcome.get('version')})", ""]
+    gate = outcome.get("gate") or {}
+    if gate.get("rules"):
+        lines += [f"**Gate:** {'passed' if gate.get('passed') else 'FAILED'}", ""] + gate_table(gate)
+    if gate.get("reasons"):
+        lines += ["", "Reasons:", *[f"- {reason}" for reason in gate["reasons"]]]
+    return "\n".join(lines)
+
+
+def publish(key: str, title: str, stages: list[dict], outcome: dict, extra: list[str] | None = None) -> None:
+    create_markdown_artifact(key=key, markdown=summary_markdown(title, stages, outcome, extra),
+                             description="stages run or skipped, and the gate decision with its table")
+
+
+def final_state(result: dict[str, Any]) -> State | dict[str, Any]:
+    """The run's end state from the registration outcome: plain result, KeptChampion, or Failed."""
+    outcome = result["registration"]
+    if outcome.get("status") != "challenger":
+        return result
+    reasons = "; ".join((outcome.get("gate") or {}).get("reasons") or []) or "gate failed"
+    if outcome.get("champion_before"):
+        return Completed(name=KEPT_CHAMPION, data=result,
+                         message=f"gate failed, kept champion v{outcome['champion_before']}: {reasons}")
+    return Failed(data=result, message=f"gate failed and there is no champion to keep: {reasons}")

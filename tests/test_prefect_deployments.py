@@ -1,0 +1,246 @@
+"""Deployments against real services: ``prefect server start``, a process work pool and ``prefect worker start``.
+
+One stack per module (the server takes 7-15 s to start, DESIGN §8), on 127.0.0.1 and a free
+port, each process in its own process group and stopped by PID. The project is the tiny
+config in a temp folder, as in test_pipeline_integration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.test_data_import import make_pdf
+from tests.test_pipeline_integration import _make_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+BIN = Path(sys.executable).parent
+POOL = "regionops-test"
+CRON = "0 3 * * *"
+WATCH_SECONDS = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group we started (by its PID), then SIGKILL if it lingers.
+
+    The worker starts each flow run in a process group of its own: those are found as the
+    worker's children (by PID) and stopped too.
+    """
+    import psutil
+
+    if proc.poll() is not None:
+        return
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    os.killpg(proc.pid, signal.SIGTERM)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"prefect server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"prefect server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deployments")
+    home = root / "state"
+    project = _make_project(root / "project", [f"orchestrate.watch_interval_seconds={WATCH_SECONDS}"])
+    (home / "prefect").mkdir(parents=True)
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"), PREFECT_API_URL=api,
+               PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port),
+               PREFECT_SERVER_UI_ENABLED="false",
+               # schedule watcher runs and pick them up within seconds, not the default minute
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5", PREFECT_WORKER_QUERY_SECONDS="3")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    logs = root / "logs"
+    logs.mkdir()
+    procs: list[subprocess.Popen] = []
+    old_env = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "REGIONOPS_HOME", "PREFECT_HOME")}
+    try:
+        server_log = logs / "server.log"
+        server = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(server)
+        _wait_healthy(api, server, server_log)
+        deployed = subprocess.run(
+            [sys.executable, "-m", "components.cli", "deploy", "--project-dir", str(project),
+             "--work-pool", POOL, "--cron", CRON],
+            env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        worker_log = logs / "worker.log"
+        worker = subprocess.Popen(
+            [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
+            env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(worker)
+        os.environ.update(PREFECT_API_URL=api, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
+        # The watcher stays paused until the landing test: on 2 shared cores, a process every
+        # 10 s would slow the pipeline test down for nothing.
+        with _client() as client:
+            client.pause_deployment(client.read_deployment_by_name("landing-watch/landing-watch").id)
+        yield {"api": api, "home": home, "project": project, "logs": logs, "deploy_output": deployed.stdout}
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _client():
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
+
+
+def _mlflow(home: Path):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _flow_runs(deployment_name: str):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with _client() as client:
+        dep = client.read_deployment_by_name(deployment_name)
+        return dep, client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])))
+
+
+def _wait_final(flow_run_id, timeout: float):
+    deadline = time.monotonic() + timeout
+    with _client() as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(flow_run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            time.sleep(3)
+    raise AssertionError(f"flow run {flow_run_id} not finished after {timeout} s")
+
+
+def _worker_log(stack) -> str:
+    return (stack["logs"] / "worker.log").read_text(errors="replace")[-6000:]
+
+
+def test_retrain_deployment_has_its_cron_schedule(stack):
+    with _client() as client:
+        retrain = client.read_deployment_by_name("retrain/retrain")
+        watcher = client.read_deployment_by_name("landing-watch/landing-watch")
+        pipeline = client.read_deployment_by_name("pipeline/pipeline")
+        limit = client.read_global_concurrency_limit_by_name("regionops-training")
+    crons = [getattr(s.schedule, "cron", None) for s in retrain.schedules]
+    assert CRON in crons
+    assert [s.schedule.interval.total_seconds() for s in watcher.schedules] == [WATCH_SECONDS]
+    assert pipeline.work_pool_name == POOL and retrain.work_pool_name == POOL
+    assert limit.limit == 1
+
+
+def test_pipeline_deployment_completes_and_registers_a_champion(stack):
+    from prefect.deployments import run_deployment
+
+    run = run_deployment("pipeline/pipeline", timeout=900, poll_interval=3)
+    assert run.state is not None and run.state.is_completed(), (run.state, _worker_log(stack))
+    champion = _mlflow(stack["home"]).get_model_version_by_alias("regionops", "champion")
+    assert champion.tags.get("gate.passed") == "true"
+    with _client() as client:
+        artifact = client.read_artifacts()
+    assert any(a.key == "pipeline-summary" and "| rule |" in (a.data or "") for a in artifact)
+
+
+def test_dropped_file_triggers_one_retrain_that_records_its_gate_decision(stack):
+    landing = stack["project"] / "landing"
+    landing.mkdir(exist_ok=True)
+    pdf = make_pdf([[(20, 150, "Invoice total 1234"), (20, 100, "Paid in March")]])
+    staged = stack["project"] / "incoming.pdf"
+    staged.write_bytes(pdf)
+    shutil.move(staged, landing / "invoice.pdf")  # a rename: the file appears whole
+    with _client() as client:
+        client.resume_deployment(client.read_deployment_by_name("landing-watch/landing-watch").id)
+
+    deadline = time.monotonic() + 180
+    runs = []
+    while time.monotonic() < deadline and not runs:
+        _, runs = _flow_runs("retrain/retrain")
+        runs = [r for r in runs if r.idempotency_key and r.idempotency_key.startswith("landing-")]
+        time.sleep(3)
+    assert runs, "the landing watcher started no retrain:\n" + _worker_log(stack)
+    run = _wait_final(runs[0].id, 900)
+    assert run.state.is_completed(), (run.state, _worker_log(stack))  # Completed, or KeptChampion
+
+    ml = _mlflow(stack["home"])
+    versions = ml.search_model_versions("name='regionops'")
+    retrained = [v for v in versions if v.tags.get("retrain.flow_run_id") == str(run.id)]
+    assert len(retrained) == 1, [v.tags for v in versions]
+    tags = retrained[0].tags
+    assert tags["gate.passed"] in ("true", "false") and "gate.decision" in tags
+    assert "invoice.pdf@" in tags["retrain.files"]
+    assert tags["retrain.landed_md5"].endswith(".dir")
+    run_tags = ml.get_run(retrained[0].run_id).data.tags
+    assert run_tags["retrain.landed_md5"] == tags["retrain.landed_md5"]
+    with _client() as client:
+        artifacts = client.read_artifacts()
+    summary = [a for a in artifacts if a.key == "retrain-summary"]
+    assert summary and "invoice.pdf" in summary[-1].data and "| rule |" in summary[-1].data
+
+    # The same file again: the watcher looks, finds nothing new, starts no second retrain.
+    (landing / "again.pdf").write_bytes(pdf)
+    os.utime(landing / "again.pdf", (time.time() - 60, time.time() - 60))
+    dropped_at = time.time()
+    deadline = time.monotonic() + 120
+    looked = False
+    while time.monotonic() < deadline and not looked:
+        _, watch_runs = _flow_runs("landing-watch/landing-watch")
+        looked = any(r.state and r.state.is_completed() and r.start_time and r.start_time.timestamp() > dropped_at
+                     for r in watch_runs)
+        time.sleep(3)
+    assert looked, "no watcher run after the second drop:\n" + _worker_log(stack)
+    _, runs_after = _flow_runs("retrain/retrain")
+    # (the cron's future runs carry "scheduled ..." idempotency keys; the watcher's are "landing-...")
+    assert [r.id for r in runs_after if (r.idempotency_key or "").startswith("landing-")] == [runs[0].id]
+    assert len(ml.search_model_versions("name='regionops'")) == len(versions)
