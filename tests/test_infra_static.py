@@ -213,14 +213,24 @@ def test_prefect_work_pool_template_renders_to_a_valid_kubernetes_job():
 
 # ---------- settings layer ----------
 
+def _inside_env_helper(node: ast.AST, source: str) -> bool:
+    helper = next(f for f in ast.walk(ast.parse(source)) if isinstance(f, ast.FunctionDef) and f.name == "_env")
+    return helper.lineno <= node.lineno <= helper.end_lineno
+
+
 def test_env_example_lists_every_variable_the_settings_layer_reads():
     source = Path(settings_module.__file__).read_text()
     read = {node.args[0].value for node in ast.walk(ast.parse(source))
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_env"
             and node.args and isinstance(node.args[0], ast.Constant)}
     assert read and read <= set(ENV_VARS), f"read but not in ENV_VARS: {read - set(ENV_VARS)}"
-    direct = re.findall(r"os\.environ(?:\.get)?\(\s*\"([A-Z_]+)\"|os\.environ\[\"([A-Z_]+)\"\]", source)
-    assert not [n for pair in direct for n in pair if n], "settings.py reads os.environ directly; use _env()"
+    # Every other read would escape ENV_VARS: os.environ[...] loads, os.environ.get, os.getenv.
+    direct = [ast.unparse(node) for node in ast.walk(ast.parse(source))
+              if (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+                  and ast.unparse(node.value) == "os.environ")
+              or (isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv")
+                  and not _inside_env_helper(node, source))]
+    assert not direct, f"settings.py reads the environment outside _env(): {direct}"
     missing = set(ENV_VARS) - set(_env_example())
     assert not missing, f"infra/.env.example does not list: {sorted(missing)}"
 
