@@ -122,10 +122,10 @@ def push(project_dir: Path) -> str:
     return (proc.stdout.strip().splitlines() or [""])[-1]
 
 
-def pull(project_dir: Path) -> str:
-    """Fetch every stage output from the default remote into the cache and workspace."""
+def pull(project_dir: Path, targets: tuple[str, ...] = ()) -> str:
+    """Fetch stage outputs (``targets``: stages or paths; all when empty) from the default remote."""
     proc = subprocess.run(
-        [_dvc_bin(), "pull"], cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+        [_dvc_bin(), "pull", *targets], cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
         raise StageFailed(f"dvc pull failed: {proc.stderr.strip() or proc.stdout.strip()}")
