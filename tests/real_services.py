@@ -133,7 +133,7 @@ def start_postgres() -> Server:
     isready = _pg_bin("pg_isready")
 
     def ready() -> bool:
-        return subprocess.run([isready, "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode == 0
+        return subprocess.run([isready, "-h", "127.0.0.1", "-p", str(port)], capture_output=True, check=False).returncode == 0
 
     _wait(server, ready, 60)
     try:
