@@ -192,7 +192,9 @@ def start_mlflow(root: Path, postgres: Server, s3: Server) -> Server:
     """``mlflow server`` as in infra/compose.yaml: PostgreSQL backend, S3 artifacts, basic auth."""
     root.mkdir(parents=True, exist_ok=True)
     auth_ini = root / "basic_auth.ini"
-    auth_ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres.url}/mlflow_auth\n")
+    # auth_cache_ttl_seconds as in compose: without it every request re-runs the PBKDF2 check.
+    auth_ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres.url}/mlflow_auth\n"
+                        "auth_cache_ttl_seconds = 60\n")
     port = free_port()
     log = root / "mlflow.log"
     env = {
