@@ -32,7 +32,7 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=get_settings().artifact_root.as_uri())
+        return client.create_experiment(name, artifact_location=get_settings().artifact_location)
     except MlflowException:  # created meanwhile by another process
         return client.get_experiment_by_name(name).experiment_id
 

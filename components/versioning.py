@@ -91,7 +91,7 @@ def repro_stage(stage: str, project_dir: Path, env: dict[str, str] | None = None
     return StageOutcome(stage, ran=True)
 
 
-def ensure_remote(project_dir: Path, remote_url: str, name: str = "regionops") -> None:
+def ensure_remote(project_dir: Path, remote_url: str, name: str = "regionops", endpoint_url: str | None = None) -> None:
     """Make ``remote_url`` the default DVC remote in ``.dvc/config.local`` (per machine, not in git)."""
     local = subprocess.run(
         [_dvc_bin(), "remote", "add", "--local", "--force", "--default", name, str(remote_url)],
@@ -99,6 +99,17 @@ def ensure_remote(project_dir: Path, remote_url: str, name: str = "regionops") -
     )
     if local.returncode != 0:
         raise StageFailed(f"dvc remote add failed: {local.stderr.strip()}")
+    if endpoint_url is None and str(remote_url).startswith("s3://"):
+        from components.settings import get_settings
+
+        endpoint_url = get_settings().s3_endpoint_url
+    if endpoint_url:  # an S3-compatible store (MinIO); credentials come from AWS_* variables
+        modify = subprocess.run(
+            [_dvc_bin(), "remote", "modify", "--local", name, "endpointurl", endpoint_url],
+            cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+        )
+        if modify.returncode != 0:
+            raise StageFailed(f"dvc remote modify endpointurl failed: {modify.stderr.strip()}")
 
 
 def push(project_dir: Path) -> str:
@@ -108,6 +119,16 @@ def push(project_dir: Path) -> str:
     )
     if proc.returncode != 0:
         raise StageFailed(f"dvc push failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return (proc.stdout.strip().splitlines() or [""])[-1]
+
+
+def pull(project_dir: Path, targets: tuple[str, ...] = ()) -> str:
+    """Fetch stage outputs (``targets``: stages or paths; all when empty) from the default remote."""
+    proc = subprocess.run(
+        [_dvc_bin(), "pull", *targets], cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise StageFailed(f"dvc pull failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return (proc.stdout.strip().splitlines() or [""])[-1]
 
 

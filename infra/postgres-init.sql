@@ -1,2 +1,4 @@
--- MLflow uses the default database; Prefect gets its own.
+-- MLflow's metadata uses the default database (POSTGRES_DB=mlflow); its basic-auth users
+-- and Prefect get their own.
+CREATE DATABASE mlflow_auth;
 CREATE DATABASE prefect;

@@ -118,7 +118,7 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     logger = MLFlowLogger(
         experiment_name=params.registry.experiment,
         tracking_uri=settings.tracking_uri,
-        artifact_location=settings.artifact_root.as_uri(),
+        artifact_location=settings.artifact_location,
         run_name=f"train-{params.digest()[:8]}",
         tags=tags,
     )

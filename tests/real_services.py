@@ -1,0 +1,242 @@
+"""Real servers on 127.0.0.1 for the production-profile tests: PostgreSQL, S3 (moto), MLflow, Prefect.
+
+Each server is a ``subprocess.Popen`` in its own process group (``start_new_session``),
+on a free port, logging to a file; ``stop()`` ends it by its PID's process group.
+``ServiceUnavailable`` means a prerequisite is not installed (``infra/ci/install_services.sh``);
+a server that starts but never answers raises ``RuntimeError`` with its log's tail.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+PG_USER = "regionops"
+PG_PASSWORD = "regionops-ci"
+S3_KEY, S3_SECRET = "regionops-ci", "regionops-ci-secret"
+MLFLOW_USER, MLFLOW_PASSWORD = "regionops", "regionops-ci-login"
+MLFLOW_BUCKET, DVC_BUCKET = "regionops-mlflow", "regionops-dvc"
+INFRA = Path(__file__).resolve().parents[1] / "infra"
+
+
+class ServiceUnavailable(RuntimeError):
+    """A server's program is not installed here."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+    url: str
+    extra: dict = field(default_factory=dict)
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc.poll() is not None:
+            return
+        # start_new_session made the server its group's leader: its PID is the group id.
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+def _popen(cmd: list[str], log: Path, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    # A server must not talk to another server named in this process's environment.
+    base = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    with open(log, "ab") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            cmd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**base, **(env or {})}, start_new_session=True, **kwargs,
+        )
+
+
+def _wait(server: Server, ready, timeout: float) -> Server:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
+        if ready():
+            return server
+        time.sleep(0.5)
+    server.stop()
+    raise RuntimeError(f"{server.name} did not answer within {timeout:.0f} s:\n{server.tail()}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _pg_bin(program: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"))
+    if not found:
+        raise ServiceUnavailable("PostgreSQL is not installed: run infra/ci/install_services.sh")
+    return found[-1]
+
+
+def start_postgres() -> Server:
+    """A throw-away cluster on 127.0.0.1 with password auth, the databases of infra/postgres-init.sql."""
+    initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
+    # Its own folder under /tmp: pytest's temp dirs are private to root, and the server runs
+    # as the postgres user when we are root. The caller removes it (Server.extra["root"]).
+    root = Path(tempfile.mkdtemp(prefix="regionops-pg-"))
+    data, sockets, pwfile = root / "data", root / "sockets", root / "pwfile"
+    sockets.mkdir(exist_ok=True)
+    pwfile.write_text(PG_PASSWORD)
+    run_as: dict = {}
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as Debian's postgres user
+        account = pwd.getpwnam("postgres")
+        for path in (root, sockets, pwfile):
+            os.chown(path, account.pw_uid, account.pw_gid)
+        run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    log = root / "postgres.log"
+    subprocess.run(
+        [initdb, "-D", str(data), "-U", PG_USER, "--pwfile", str(pwfile), "--auth=scram-sha-256",
+         "--encoding=UTF8", "--no-instructions"],
+        check=True, capture_output=True, **run_as,
+    )
+    port = free_port()
+    proc = _popen([postgres, "-D", str(data), "-p", str(port), "-k", str(sockets),
+                               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], log, **run_as)
+    server = Server("postgres", proc, log, f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}",
+                    {"port": port, "root": root})
+    isready = _pg_bin("pg_isready")
+
+    def ready() -> bool:
+        return subprocess.run([isready, "-h", "127.0.0.1", "-p", str(port)], capture_output=True, check=False).returncode == 0
+
+    _wait(server, ready, 60)
+    try:
+        _create_databases(server.url)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def _create_databases(url: str) -> None:
+    """compose's POSTGRES_DB, then infra/postgres-init.sql as the image's entrypoint would run it."""
+    import psycopg2
+
+    init = "\n".join(line for line in (INFRA / "postgres-init.sql").read_text().splitlines()
+                     if not line.strip().startswith("--"))
+    connection = psycopg2.connect(f"{url}/postgres")
+    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE DATABASE mlflow")
+            for statement in filter(str.strip, init.split(";")):
+                cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def start_s3(root: Path) -> Server:
+    """moto's S3 server, with the buckets compose's minio-buckets job creates."""
+    if not (BIN / "moto_server").exists():
+        raise ServiceUnavailable("moto_server is missing: pip install -e '.[dev]'")
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = root / "moto.log"
+    proc = _popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log)
+    server = Server("s3", proc, log, f"http://127.0.0.1:{port}")
+    _wait(server, lambda: _http_ok(f"{server.url}/moto-api/"), 60)
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=S3_KEY,
+                      aws_secret_access_key=S3_SECRET, region_name="us-east-1")
+    try:
+        for bucket in (MLFLOW_BUCKET, DVC_BUCKET):
+            s3.create_bucket(Bucket=bucket)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def s3_env() -> dict[str, str]:
+    return {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def start_mlflow(root: Path, postgres: Server, s3: Server) -> Server:
+    """``mlflow server`` as in infra/compose.yaml: PostgreSQL backend, S3 artifacts, basic auth."""
+    root.mkdir(parents=True, exist_ok=True)
+    auth_ini = root / "basic_auth.ini"
+    # auth_cache_ttl_seconds as in compose: without it every request re-runs the PBKDF2 check.
+    auth_ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres.url}/mlflow_auth\n"
+                        "auth_cache_ttl_seconds = 60\n")
+    port = free_port()
+    log = root / "mlflow.log"
+    env = {
+        **s3_env(),
+        "MLFLOW_S3_ENDPOINT_URL": s3.url,
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_USER,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "regionops-ci-flask-secret",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        # The job runner (GenAI scorers) is unused here and doubles start-up time.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"{postgres.url}/mlflow",
+           "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/artifacts",
+           "--app-name", "basic-auth", "--workers", "1"]
+    proc = _popen(cmd, log, env, cwd=root)
+    server = Server("mlflow", proc, log, f"http://127.0.0.1:{port}")
+    return _wait(server, lambda: _http_ok(f"{server.url}/health"), 180)
+
+
+def start_prefect(root: Path, postgres: Server) -> Server:
+    """``prefect server start`` with its database on PostgreSQL (PREFECT_API_DATABASE_CONNECTION_URL)."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = root / "prefect.log"
+    env = {
+        "PREFECT_HOME": str(root / "home"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": postgres.url.replace("postgresql://", "postgresql+asyncpg://")
+        + "/prefect",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "DO_NOT_TRACK": "true",
+    }
+    proc = _popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                  log, env, cwd=root)
+    server = Server("prefect", proc, log, f"http://127.0.0.1:{port}/api")
+    return _wait(server, lambda: _http_ok(f"{server.url}/health"), 180)
+
+
+def stop_all(servers: list[Server]) -> None:
+    for server in reversed(servers):
+        server.stop()

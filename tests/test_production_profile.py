@@ -1,0 +1,179 @@
+"""The production profile against real servers on 127.0.0.1.
+
+PostgreSQL (Debian's, a throw-away cluster), S3 (moto's server), an MLflow tracking
+server on PostgreSQL with S3 artifacts and basic auth, and a Prefect server on
+PostgreSQL. The pipeline runs once, end to end, with ``REGIONOPS_PROFILE=production``
+settings from environment variables only; the checks then read each service's own store.
+
+In CI (``CI=true``) a service that cannot start fails these tests; on a developer machine
+without PostgreSQL they are skipped with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+
+import pytest
+
+from tests import real_services as rs
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("production_stack")
+    servers: list[rs.Server] = []
+    try:
+        postgres = rs.start_postgres()
+        servers.append(postgres)
+        s3 = rs.start_s3(root / "s3")
+        servers.append(s3)
+        # The two slow starters (30-90 s each on a shared 2-core machine) start side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            starting = [pool.submit(rs.start_mlflow, root / "mlflow", postgres, s3),
+                        pool.submit(rs.start_prefect, root / "prefect", postgres)]
+            wait(starting)
+        servers += [f.result() for f in starting if f.exception() is None]
+        for future in starting:
+            if future.exception() is not None:
+                raise future.exception()
+    except rs.ServiceUnavailable as exc:
+        rs.stop_all(servers)
+        if os.environ.get("CI"):
+            pytest.fail(f"production services cannot start in CI: {exc}")
+        pytest.skip(str(exc))
+    except Exception:
+        rs.stop_all(servers)
+        if servers:
+            shutil.rmtree(servers[0].extra["root"], ignore_errors=True)
+        raise
+    yield {server.name: server for server in servers}
+    rs.stop_all(servers)
+    shutil.rmtree(servers[0].extra["root"], ignore_errors=True)
+
+
+def _production_env(stack, home: Path) -> dict[str, str]:
+    """What a user sets: the variables of infra/.env.example, nothing else."""
+    return {
+        **rs.s3_env(),
+        "REGIONOPS_PROFILE": "production",
+        "REGIONOPS_HOME": str(home),
+        "PREFECT_HOME": str(home / "prefect"),
+        "MLFLOW_TRACKING_URI": stack["mlflow"].url,
+        "MLFLOW_TRACKING_USERNAME": rs.MLFLOW_USER,
+        "MLFLOW_TRACKING_PASSWORD": rs.MLFLOW_PASSWORD,
+        "PREFECT_API_URL": stack["prefect"].url,
+        "REGIONOPS_DVC_REMOTE": f"s3://{rs.DVC_BUCKET}/store",
+        "AWS_ENDPOINT_URL": stack["s3"].url,
+    }
+
+
+def _s3(stack):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=stack["s3"].url, aws_access_key_id=rs.S3_KEY,
+                        aws_secret_access_key=rs.S3_SECRET, region_name="us-east-1")
+
+
+def _keys(stack, bucket: str) -> list[str]:
+    pages = _s3(stack).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def _sql(stack, database: str, query: str) -> list[tuple]:
+    import psycopg2
+
+    with psycopg2.connect(f"{stack['postgres'].url}/{database}") as connection, connection.cursor() as cursor:
+        cursor.execute(query)
+        return cursor.fetchall()
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(stack, tmp_path_factory):
+    from tests.test_pipeline_integration import _make_project
+
+    root = tmp_path_factory.mktemp("production_run")
+    project = _make_project(root / "project", [])
+    env = {**os.environ, **_production_env(stack, root / "state")}
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.pipeline", "--project-dir", str(project)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return {"project": project, "env": env, "log": result.stdout + result.stderr}
+
+
+def test_unauthenticated_requests_are_refused_by_the_tracking_server(stack):
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{stack['mlflow'].url}/api/2.0/mlflow/experiments/search?max_results=1")
+    assert refused.value.code == 401
+
+
+def test_pipeline_completes_as_a_flow_run_stored_in_postgres(stack, pipeline_run):
+    rows = _sql(stack, "prefect", "SELECT f.name, r.state_type FROM flow_run r JOIN flow f ON f.id = r.flow_id")
+    states = {}
+    for name, state in rows:
+        states.setdefault(name, set()).add(state)
+    for flow in ("pipeline", "prepare", "train", "evaluate", "promote"):
+        assert states.get(flow) == {"COMPLETED"}, f"flow {flow}: {states.get(flow)}"
+
+
+def test_champion_is_registered_in_postgres_with_artifacts_in_s3(stack, pipeline_run):
+    aliases = _sql(stack, "mlflow", "SELECT name, alias, version FROM registered_model_aliases")
+    assert ("regionops", "champion") in {(name, alias) for name, alias, _ in aliases}, aliases
+    keys = _keys(stack, rs.MLFLOW_BUCKET)
+    assert any(key.endswith("MLmodel") for key in keys), "no logged model in the S3 artifact bucket"
+    assert any(key.endswith(".safetensors") for key in keys), "no retriever weights in S3"
+
+
+def test_champion_loads_and_answers_from_the_http_tracking_server(stack, pipeline_run, monkeypatch):
+    import mlflow
+    from mlflow import MlflowClient
+
+    for key, value in _production_env(stack, Path(pipeline_run["env"]["REGIONOPS_HOME"])).items():
+        monkeypatch.setenv(key, value)
+    client = MlflowClient(tracking_uri=stack["mlflow"].url, registry_uri=stack["mlflow"].url)
+    champion = client.get_model_version_by_alias("regionops", "champion")
+    assert "champion" in champion.aliases
+    mlflow.set_tracking_uri(stack["mlflow"].url)
+    mlflow.set_registry_uri(stack["mlflow"].url)
+    model = mlflow.pyfunc.load_model("models:/regionops@champion")
+    answer = model.predict([{"question": "What is the total revenue in the table?"}])
+    row = answer[0] if isinstance(answer, list) else answer.iloc[0].to_dict()
+    assert isinstance(row["page_id"], str) and "#" in row["page_id"]
+    box = list(row["boxes"][0])
+    assert len(box) == 4 and 0.0 <= box[0] < box[2] <= 1.0
+
+
+def test_dvc_push_and_pull_round_trip_through_s3(stack, pipeline_run, monkeypatch):
+    from components import versioning
+
+    project = pipeline_run["project"]
+    keys = _keys(stack, rs.DVC_BUCKET)
+    assert keys and all(key.startswith("store/") for key in keys), keys[:5]
+    before = _digests(project / "data" / "corpus")
+    assert before
+    shutil.rmtree(project / "data" / "corpus")
+    shutil.rmtree(project / ".dvc" / "cache")
+    for key, value in _production_env(stack, Path(pipeline_run["env"]["REGIONOPS_HOME"])).items():
+        monkeypatch.setenv(key, value)
+    # The pipeline pushes what prepare produced (its flow's last step): the corpus and its validation.
+    versioning.pull(project, ("generate", "validate"))
+    assert _digests(project / "data" / "corpus") == before
