@@ -41,10 +41,10 @@ def champion_eval_params(champion_params: Params, candidate_params: Params) -> P
     })
 
 
-def _same_pages(index_a: Path, index_b: Path) -> bool:
+def _page_ids(index_dir: Path) -> set[str]:
     from components.index.region_index import RegionIndex
 
-    return set(RegionIndex.load(index_a).page_ids) == set(RegionIndex.load(index_b).page_ids)
+    return set(RegionIndex.load(index_dir).page_ids)
 
 
 def rescore_champion(params: Params, corpus: Corpus, candidate_index_dir: Path, candidate_metrics: dict,
@@ -67,12 +67,18 @@ def rescore_champion(params: Params, corpus: Corpus, candidate_index_dir: Path, 
 
     notes = []
     index_dir = champ["index_dir"]
-    if not _same_pages(index_dir, candidate_index_dir):
+    wanted = _page_ids(candidate_index_dir)
+    if _page_ids(index_dir) != wanted:
         from components.index.build import build_index
 
+        missing = sorted(wanted - {p.id for p in corpus.pages})
+        if missing:
+            raise RuntimeError(f"the candidate's index holds {len(missing)} pages the corpus lacks "
+                               f"(e.g. {missing[0]}): cannot re-encode them for the champion")
+        pages = Corpus(corpus.root, [p for p in corpus.pages if p.id in wanted], corpus.questions)
         index_dir = workdir / "champion_index"
-        build_index(champ_params, corpus, champ["model_dir"], index_dir)
-        notes.append(f"champion v{version} index re-built on the candidate's pages")
+        build_index(champ_params, pages, champ["model_dir"], index_dir)
+        notes.append(f"champion v{version} index re-built on the candidate's {len(wanted)} pages")
     metrics = run_evaluation(champ_params, corpus, champ["model_dir"], index_dir, workdir / "champion_eval",
                              log_mlflow=False)
     if metrics["dataset_id"] != candidate_metrics.get("dataset_id"):

@@ -1,0 +1,108 @@
+"""The promote step re-scores the champion on the candidate's evaluation set before gating.
+
+Real retrievers (randomly initialised, tiny), real indexes and real evaluations on the
+session's tiny corpus; the champion is downloaded from the registry and evaluated again.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from components.config import GateParams
+
+pytestmark = pytest.mark.slow
+
+
+def _candidate(params, corpus, root: Path, noise_seed: int | None) -> tuple[Path, dict]:
+    import torch
+
+    from components.evaluation.evaluate import run_evaluation
+    from components.index.build import build_index
+    from components.model.io import save_retriever
+    from components.model.retriever import build_retriever
+
+    model = build_retriever(params.model)
+    if noise_seed is not None:  # another candidate: other weights, same architecture
+        generator = torch.Generator().manual_seed(noise_seed)
+        with torch.no_grad():
+            for tensor in model.parameters():
+                tensor.add_(torch.randn(tensor.shape, generator=generator) * 0.02)
+    save_retriever(model, root / "model" / "retriever")
+    build_index(params, corpus, root / "model", root / "index")
+    metrics = run_evaluation(params, corpus, root / "model", root / "index", root / "eval", log_mlflow=False)
+    return root, metrics
+
+
+@pytest.fixture(scope="module")
+def rescored(tiny_params, tiny_corpus, tmp_path_factory, regionops_home):
+    from components.registry import rescore
+    from components.registry.client import registry_client
+
+    name = f"regionops-rescore-{uuid.uuid4().hex[:6]}"
+    params = tiny_params.model_copy(deep=True)
+    params.registry.model_name = name
+    params.registry.experiment = name
+    params.gate = GateParams(floors={}, tolerance={"mrr": 0.01})
+    root = tmp_path_factory.mktemp("rescore")
+
+    a, a_metrics = _candidate(params, tiny_corpus, root / "a", None)
+    files = lambda d: (d / "model", d / "index", d / "eval" / "metrics.json")  # noqa: E731
+    first = rescore.gate_and_register_rescored(params, tiny_corpus, *files(a))
+
+    # The champion's recorded numbers go stale (as if measured on an easier, older eval set):
+    # against them any candidate would pass; only the re-score can catch a regression.
+    client = registry_client()
+    client.set_model_version_tag(name, first["version"], "metric.mrr", "0.0")
+
+    b, b_metrics = _candidate(params, tiny_corpus, root / "b", noise_seed=7)
+    champion_mrr = a_metrics["systems"]["regionops"]["mrr"]
+    assert champion_mrr >= 0.05, "precondition: the tiny champion finds some gold pages"
+    worse = {**b_metrics, "systems": {**b_metrics["systems"], "regionops": {
+        **b_metrics["systems"]["regionops"], "mrr": champion_mrr - 0.05}}}
+    (b / "eval" / "metrics.json").write_text(json.dumps(worse))
+    second = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
+    again = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
+    champion_now = str(client.get_model_version_by_alias(name, "champion").version)
+    return {"name": name, "first": first, "second": second, "again": again, "a_metrics": a_metrics,
+            "champion_now": champion_now, "client": client}
+
+
+def test_first_candidate_has_no_champion_to_rescore(rescored):
+    first = rescored["first"]
+    assert first["status"] == "promoted"
+    assert first["rescore"]["version"] is None and first["rescore"]["notes"] == ["no champion to re-score"]
+
+
+def test_champion_rescored_equals_its_own_evaluation(rescored):
+    """The champion, downloaded from the registry and re-evaluated, scores what it scored before."""
+    again = rescored["second"]["rescore"]
+    assert again["version"] == rescored["first"]["version"]
+    measured = again["metrics"]["systems"]["regionops"]
+    original = rescored["a_metrics"]["systems"]["regionops"]
+    for key in ("page_r1", "page_r5", "mrr", "region_hit1", "region_miou"):
+        assert measured[key] == pytest.approx(original[key]), key
+    assert again["metrics"]["dataset_id"] == rescored["a_metrics"]["dataset_id"]
+
+
+def test_regression_against_the_rescored_champion_makes_a_challenger(rescored):
+    second = rescored["second"]
+    assert second["status"] == "challenger"
+    assert rescored["champion_now"] == rescored["first"]["version"]  # champion untouched
+    failed = [r for r in second["gate"]["rules"] if not r["passed"]]
+    assert [(r["kind"], r["metric"]) for r in failed] == [("non_regression", "mrr")]
+    assert failed[0]["bound"] == pytest.approx(rescored["a_metrics"]["systems"]["regionops"]["mrr"] - 0.01)
+    assert any("re-scored on the same evaluation set" in r for r in second["gate"]["reasons"])
+    tags = rescored["client"].get_model_version(rescored["name"], second["version"]).tags
+    assert tags["gate.passed"] == "false" and "mrr" in tags["gate.reasons"]
+
+
+def test_gating_the_same_candidate_again_changes_nothing(rescored):
+    again = rescored["again"]
+    assert again["status"] == "unchanged" and again["version"] == rescored["second"]["version"]
+    assert again["rescore"]["notes"] == ["candidate already registered: champion not re-scored"]
+    versions = rescored["client"].search_model_versions(f"name='{rescored['name']}'")
+    assert len(versions) == 2
