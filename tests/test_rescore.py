@@ -17,24 +17,34 @@ from components.config import GateParams
 pytestmark = pytest.mark.slow
 
 
-def _candidate(params, corpus, root: Path, noise_seed: int | None) -> tuple[Path, dict]:
-    import torch
-
+def _candidate(params, corpus, root: Path) -> tuple[Path, dict]:
     from components.evaluation.evaluate import run_evaluation
     from components.index.build import build_index
     from components.model.io import save_retriever
     from components.model.retriever import build_retriever
 
-    model = build_retriever(params.model)
-    if noise_seed is not None:  # another candidate: other weights, same architecture
-        generator = torch.Generator().manual_seed(noise_seed)
-        with torch.no_grad():
-            for tensor in model.parameters():
-                tensor.add_(torch.randn(tensor.shape, generator=generator) * 0.02)
-    save_retriever(model, root / "model" / "retriever")
+    save_retriever(build_retriever(params.model), root / "model" / "retriever")
     build_index(params, corpus, root / "model", root / "index")
     metrics = run_evaluation(params, corpus, root / "model", root / "index", root / "eval", log_mlflow=False)
     return root, metrics
+
+
+def _regressed_copy(a: Path, b: Path, metrics: dict, metric: str, drop: float) -> Path:
+    """Candidate B: a later training run (its own run id) whose evaluation measured ``metric`` lower.
+
+    Same eval set (same dataset id) as A; only what the evaluation measured differs. Saves a
+    second train + index + evaluate, which would cost minutes on a shared 2-core machine.
+    """
+    import shutil
+
+    shutil.copytree(a / "model", b / "model")
+    shutil.copytree(a / "index", b / "index")
+    (b / "model" / "train_run.json").write_text(json.dumps({"run_id": f"candidate-b-{uuid.uuid4().hex[:6]}"}))
+    system = metrics["systems"]["regionops"]
+    worse = {**metrics, "systems": {**metrics["systems"], "regionops": {**system, metric: system[metric] - drop}}}
+    (b / "eval").mkdir(parents=True)
+    (b / "eval" / "metrics.json").write_text(json.dumps(worse))
+    return b
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +59,7 @@ def rescored(tiny_params, tiny_corpus, tmp_path_factory, regionops_home):
     params.gate = GateParams(floors={}, tolerance={"mrr": 0.01})
     root = tmp_path_factory.mktemp("rescore")
 
-    a, a_metrics = _candidate(params, tiny_corpus, root / "a", None)
+    a, a_metrics = _candidate(params, tiny_corpus, root / "a")
     files = lambda d: (d / "model", d / "index", d / "eval" / "metrics.json")  # noqa: E731
     first = rescore.gate_and_register_rescored(params, tiny_corpus, *files(a))
 
@@ -58,12 +68,8 @@ def rescored(tiny_params, tiny_corpus, tmp_path_factory, regionops_home):
     client = registry_client()
     client.set_model_version_tag(name, first["version"], "metric.mrr", "0.0")
 
-    b, b_metrics = _candidate(params, tiny_corpus, root / "b", noise_seed=7)
-    champion_mrr = a_metrics["systems"]["regionops"]["mrr"]
-    assert champion_mrr >= 0.05, "precondition: the tiny champion finds some gold pages"
-    worse = {**b_metrics, "systems": {**b_metrics["systems"], "regionops": {
-        **b_metrics["systems"]["regionops"], "mrr": champion_mrr - 0.05}}}
-    (b / "eval" / "metrics.json").write_text(json.dumps(worse))
+    assert a_metrics["systems"]["regionops"]["mrr"] >= 0.05, "precondition: the tiny champion finds gold pages"
+    b = _regressed_copy(a, root / "b", a_metrics, "mrr", 0.05)
     second = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
     again = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
     champion_now = str(client.get_model_version_by_alias(name, "champion").version)
