@@ -510,3 +510,27 @@ def test_checkpoint_that_cannot_answer_is_never_registered(tmp_path):
         with pytest.raises(RegistryError, match="index dimension 64"):
             gate_and_register(params, cand["model_dir"], cand["index_dir"], cand["metrics_path"])
     assert list(registry_client().search_model_versions(f"name='{name}'")) == []
+
+
+# ------------------------------------------------------------------ the commands reviewers type
+
+
+@pytest.mark.slow
+def test_history_and_rollback_commands(story):
+    from typer.testing import CliRunner
+
+    from components.cli import app
+
+    runner = CliRunner()
+    sets = ["--set", f"registry.model_name={story.name}", "--set", f"registry.experiment={story.name}"]
+    printed = runner.invoke(app, ["history", "--json", *sets])
+    assert printed.exit_code == 0, printed.output
+    events = json.loads(printed.output)
+    assert [(e["action"], e["from_version"], e["to_version"]) for e in events[:4]] == [
+        ("promote", None, "1"), ("challenger", None, "2"), ("promote", "1", "3"), ("rollback", "3", "1")]
+    table = runner.invoke(app, ["history", *sets], terminal_width=200)
+    assert table.exit_code == 0 and "rollback" in table.output and "v3 misbehaves" in table.output
+
+    refused = runner.invoke(app, ["rollback", "--to", "999", "--reason", "typo", *sets])
+    assert refused.exit_code == 1
+    assert len(json.loads(runner.invoke(app, ["history", "--json", *sets]).output)) == len(events)
