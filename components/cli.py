@@ -209,11 +209,14 @@ def gate(
     """Judge a candidate's metrics against the floors and the current champion."""
     params = _params(params_path, overrides)
     configure_environment()
+    from components.registry.client import registry_client
     from components.registry.gate import champion_metrics, decide
+    from components.registry.promote import champion_version
 
     candidate = json.loads(metrics.read_text())
+    has_champion = champion_version(registry_client(), params.registry.model_name) is not None
     reference, notes = None, []
-    if rescore:
+    if has_champion and rescore:
         import tempfile
 
         from components.registry.rescore import rescore_champion
@@ -221,10 +224,9 @@ def gate(
         with tempfile.TemporaryDirectory(prefix="regionops-rescore-") as tmp:
             rescored = rescore_champion(params, _corpus(params), index, candidate, Path(tmp))
         reference, notes = rescored.metrics, rescored.notes
-    if reference is None and (not rescore or rescored.version is not None):
-        reference = champion_metrics(params)  # None when there is no champion
-        if reference is not None:
-            notes.append("champion compared by the metrics recorded at its registration")
+    if has_champion and reference is None:
+        reference = champion_metrics(params)
+        notes.append("champion compared by the metrics recorded at its registration")
     decision = decide(candidate, reference, params.gate)
     decision.reasons.extend(notes)
     console.print_json(json.dumps(decision.to_dict()))

@@ -74,7 +74,7 @@ def rescored(tiny_params, tiny_corpus, tmp_path_factory, regionops_home):
     again = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
     champion_now = str(client.get_model_version_by_alias(name, "champion").version)
     return {"name": name, "first": first, "second": second, "again": again, "a_metrics": a_metrics,
-            "champion_now": champion_now, "client": client}
+            "champion_now": champion_now, "client": client, "b": b, "corpus_root": tiny_corpus.root}
 
 
 def test_first_candidate_has_no_champion_to_rescore(rescored):
@@ -112,3 +112,34 @@ def test_gating_the_same_candidate_again_changes_nothing(rescored):
     assert again["rescore"]["notes"] == ["candidate already registered: champion not re-scored"]
     versions = rescored["client"].search_model_versions(f"name='{rescored['name']}'")
     assert len(versions) == 2
+
+
+def test_gate_command_rescores_the_champion(rescored):
+    """`regionops gate` judges B against the champion re-scored now, not against its stale tags."""
+    from typer.testing import CliRunner
+
+    from components.cli import app
+    from tests.conftest import TINY_OVERRIDES
+
+    overrides = [*TINY_OVERRIDES, f"registry.model_name={rescored['name']}", f"registry.experiment={rescored['name']}",
+                 "gate.floors={}", "gate.tolerance={mrr: 0.01}", f"data.corpus_dir={rescored['corpus_root']}"]
+    args = ["gate", "--metrics", str(rescored["b"] / "eval" / "metrics.json"),
+            "--index", str(rescored["b"] / "index")]
+    for override in overrides:
+        args += ["--set", override]
+    runner = CliRunner()
+    judged = runner.invoke(app, args)
+    assert judged.exit_code == 1, judged.output
+    decision = printed_json(judged.output)
+    assert [r["metric"] for r in decision["rules"] if not r["passed"]] == ["mrr"]
+    assert any("re-scored on dataset" in r for r in decision["reasons"])
+    # Without the re-score the stale recorded numbers (mrr 0.0) would have let it through.
+    stale = runner.invoke(app, [*args, "--no-rescore"])
+    assert stale.exit_code == 0, stale.output
+    assert any("recorded at its registration" in r for r in printed_json(stale.output)["reasons"])
+
+
+def printed_json(output: str) -> dict:
+    """The JSON document a command printed (MLflow may log lines before it on the same stream)."""
+    lines = output.splitlines()
+    return json.loads("\n".join(lines[lines.index("{"):]))
