@@ -60,7 +60,7 @@ def rescored(tiny_params, tiny_corpus, tmp_path_factory, regionops_home):
     root = tmp_path_factory.mktemp("rescore")
 
     a, a_metrics = _candidate(params, tiny_corpus, root / "a")
-    files = lambda d: (d / "model", d / "index", d / "eval" / "metrics.json")  # noqa: E731
+    files = lambda d: (d / "model", d / "index", d / "eval" / "metrics.json")
     first = rescore.gate_and_register_rescored(params, tiny_corpus, *files(a))
 
     # The champion's recorded numbers go stale (as if measured on an easier, older eval set):
