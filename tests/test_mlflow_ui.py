@@ -26,7 +26,8 @@ from PIL import Image
 from components.config import load_params
 from components.registry import checkpoint
 from tests.registry_fakes import fake_factory
-from tests.test_registry import _free_port, make_candidate
+from tests.serving import free_port
+from tests.test_registry import make_candidate
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -88,7 +89,7 @@ def reviewed(tmp_path_factory, regionops_home):
 @pytest.fixture(scope="module")
 def ui_server(reviewed, tmp_path_factory):
     """``mlflow server`` on a free 127.0.0.1 port, in its own process group, stopped by PID."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("ui-server") / "server.log"
     env = {**os.environ,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -139,6 +139,28 @@ def test_gate_command_rescores_the_champion(rescored):
     assert any("recorded at its registration" in r for r in printed_json(stale.output)["reasons"])
 
 
+
+@pytest.mark.integration
+def test_served_real_champion_answers_with_page_and_boxes(rescored, tiny_corpus, tmp_path):
+    """The registered RAG checkpoint (real retriever, index, engine) over HTTP via `mlflow models serve`."""
+    from tests.serving import serve
+
+    page_ids = {p.id for p in tiny_corpus.pages}
+    question = tiny_corpus.questions_in("test")[0].question
+    with serve(f"models:/{rescored['name']}@champion", tmp_path / "serve.log") as server:
+        status, body = server.post([{"question": question, "k": 3}])
+        assert status == 200, body
+        row = body["predictions"][0]
+        assert row["page_id"] in page_ids
+        assert 1 <= len(row["boxes"]) <= 3 and len(row["scores"]) == len(row["boxes"])
+        assert all(len(b) == 4 and 0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1 for b in row["boxes"])
+        assert isinstance(row["answer"], str)
+        status, body = server.post([{"question": "   "}])
+        assert status == 400 and "'question' is empty" in body["message"]
+        status, again = server.post([{"question": question, "k": 3}])
+        assert status == 200 and again["predictions"][0] == row  # still answering, deterministically
+
+
 def printed_json(output: str) -> dict:
     """The JSON document a command printed (MLflow may log lines before it on the same stream)."""
     lines = output.splitlines()
