@@ -46,8 +46,9 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/regionops bench --out reports
 
+# No background job workers (they cost CPU): the UI is all `make ui` needs.
 ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(REGIONOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(REGIONOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
 
 # Debian's chromium + chromedriver for the MLflow UI browser test (idempotent; apt, needs root or sudo).
 browser:
