@@ -39,6 +39,7 @@ def _make_project(root: Path, overrides: list[str]) -> Path:
 def _run_pipeline(project: Path, home: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_REGISTRY_URI", None)  # mlflow.set_registry_uri() in this process exports it
     return subprocess.run(
         [sys.executable, "-m", "flows.pipeline", "--project-dir", str(project)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
