@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-fast bench ui lint clean deploy
+.PHONY: help setup run test test-fast bench ui lint clean deploy browser
 
 help:
 	@echo "make run    - set up .venv and run the full Prefect pipeline on the embedded stack"
@@ -50,8 +50,13 @@ bench: $(STAMP)
 deploy: $(STAMP)
 	$(VENV)/bin/regionops deploy
 
+# No background job workers (they cost CPU): the UI is all `make ui` needs.
 ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(REGIONOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(REGIONOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
+
+# Debian's chromium + chromedriver for the MLflow UI browser test (idempotent; apt, needs root or sudo).
+browser:
+	bash scripts/install_browser.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check components flows tests

@@ -255,16 +255,35 @@ def search(
 @app.command()
 def gate(
     metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = Path("eval/metrics.json"),
+    index: Annotated[Path, typer.Option(help="candidate index folder (its pages define the eval set)")] = Path("data/index"),
+    rescore: Annotated[bool, typer.Option("--rescore/--no-rescore",
+                                          help="re-score the champion on the candidate's eval set first")] = True,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
     """Judge a candidate's metrics against the floors and the current champion."""
     params = _params(params_path, overrides)
     configure_environment()
+    from components.registry.client import registry_client
     from components.registry.gate import champion_metrics, decide
+    from components.registry.promote import champion_version
 
     candidate = json.loads(metrics.read_text())
-    decision = decide(candidate, champion_metrics(params), params.gate)
+    has_champion = champion_version(registry_client(), params.registry.model_name) is not None
+    reference, notes = None, []
+    if has_champion and rescore:
+        import tempfile
+
+        from components.registry.rescore import rescore_champion
+
+        with tempfile.TemporaryDirectory(prefix="regionops-rescore-") as tmp:
+            rescored = rescore_champion(params, _corpus(params), index, candidate, Path(tmp))
+        reference, notes = rescored.metrics, rescored.notes
+    if has_champion and reference is None:
+        reference = champion_metrics(params)
+        notes.append("champion compared by the metrics recorded at its registration")
+    decision = decide(candidate, reference, params.gate)
+    decision.reasons.extend(notes)
     console.print_json(json.dumps(decision.to_dict()))
     raise typer.Exit(0 if decision.passed else 1)
 
@@ -274,6 +293,8 @@ def register(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = Path("eval/metrics.json"),
+    rescore: Annotated[bool, typer.Option("--rescore/--no-rescore",
+                                          help="re-score the champion on the candidate's eval set first")] = True,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -281,8 +302,12 @@ def register(
     params = _params(params_path, overrides)
     configure_environment()
     from components.registry.promote import gate_and_register
+    from components.registry.rescore import gate_and_register_rescored
 
-    outcome = gate_and_register(params, model, index, metrics)
+    if rescore:
+        outcome = gate_and_register_rescored(params, _corpus(params), model, index, metrics)
+    else:
+        outcome = gate_and_register(params, model, index, metrics)
     console.print_json(json.dumps(outcome))
 
 
@@ -331,6 +356,28 @@ def history(
         table.add_row(e["when"], e["who"], e["action"], e["alias"], str(e["from_version"] or "—"),
                       str(e["to_version"]), e["reason"])
     Console().print(table)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="MLflow run id A (the baseline)")],
+    run_b: Annotated[str, typer.Argument(help="MLflow run id B (deltas are B - A)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Diff two runs: the params that changed, and the metrics side by side with deltas."""
+    configure_environment()
+    from components.evaluation.run_diff import RunNotFound, diff_runs
+    from components.registry.client import registry_client
+
+    try:
+        diff = diff_runs(registry_client(), run_a, run_b)
+    except RunNotFound as exc:
+        console.print(f"[red]compare failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(diff.to_dict(), indent=2))
+        return
+    typer.echo(diff.to_markdown())
 
 
 @app.command()

@@ -123,6 +123,9 @@ def configure_environment() -> Settings:
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    # The registry lives in the tracking store. mlflow.set_registry_uri() exports this variable to
+    # child processes, so a stale value inherited from a parent would send registrations elsewhere.
+    os.environ["MLFLOW_REGISTRY_URI"] = settings.tracking_uri
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
     # The temporary Prefect server needs 7-15 s to start on this class of machine (DESIGN §8).
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

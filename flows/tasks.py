@@ -30,12 +30,17 @@ def push_data(project_dir: str, remote: str) -> str:
 
 @task(name="gate-and-register", cache_policy=NONE, retries=1, retry_delay_seconds=5, timeout_seconds=900)
 def gate_and_register(project_dir: str, params_file: str, parent_run_id: str) -> dict:
-    from components.registry.promote import gate_and_register as promote
+    from components.data.corpus import load_corpus
+    from components.registry.rescore import gate_and_register_rescored
 
     root = Path(project_dir)
     params = load_params(root / params_file)
     lineage = {"parent_run_id": parent_run_id, "data_hash": versioning.data_hash(root) or "unknown"}
-    return promote(params, root / "data/model", root / "data/index", root / "eval/metrics.json", lineage=lineage)
+    accepted = root / "data/validation/accepted.json"
+    corpus = load_corpus(root / params.data.corpus_dir, accepted if accepted.exists() else None)
+    # The champion is re-scored on this candidate's eval set inside the same task, then gated against.
+    return gate_and_register_rescored(params, corpus, root / "data/model", root / "data/index",
+                                      root / "eval/metrics.json", lineage=lineage)
 
 
 @task(name="log-validation", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=300)

@@ -40,6 +40,7 @@ def regionops_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = _SESSION_HOME or tmp_path_factory.mktemp("regionops_home")
     os.environ["REGIONOPS_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     os.environ["PREFECT_HOME"] = str(Path(home) / "prefect")
     from components.settings import configure_environment
 

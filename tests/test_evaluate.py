@@ -32,13 +32,32 @@ def test_score_question_skips_metrics_whose_gold_field_is_missing():
     assert score_question(_out(gold_page_box=None), full, 0.5, 5)["region_miou"] == 0.0
 
 
-def test_highlight_sample_is_seeded_and_mixes_hits_and_misses():
-    recs = [{"id": i, "scores": {"regionops": {"region_hit1": float(i % 3 == 0) if i < 12 else None}}}
-            for i in range(14)]
-    a, b = _highlight_sample(recs, 6, 13), _highlight_sample(recs, 6, 13)
-    assert [r["id"] for r in a] == [r["id"] for r in b]
-    assert sum(r["scores"]["regionops"]["region_hit1"] for r in a) == 3 and len(a) == 6
-    assert len(_highlight_sample(recs[:3], 6, 13)) == 3  # fewer boxed questions than asked
+def test_highlight_sample_is_the_same_questions_whatever_the_outcomes():
+    def recs(hit_rule):
+        return [{"id": f"q{i:02d}", "scores": {"regionops": {"region_hit1": hit_rule(i) if i < 12 else None}}}
+                for i in range(14)]
+
+    run_a = recs(lambda i: float(i % 3 == 0))
+    run_b = list(reversed(recs(lambda i: float(i % 2 == 0))))  # another model, another record order
+    a, b = _highlight_sample(run_a, 6, 13), _highlight_sample(run_b, 6, 13)
+    assert len(a) == 6 and sorted(r["id"] for r in a) == sorted(r["id"] for r in b)
+    assert all(r["scores"]["regionops"]["region_hit1"] is not None for r in a)  # only boxed questions
+    assert [r["id"] for r in _highlight_sample(run_a, 6, 14)] != [r["id"] for r in a]  # the seed decides
+    assert len(_highlight_sample(run_a[:3], 6, 13)) == 3  # fewer boxed questions than asked
+
+
+def test_per_type_table_in_markdown():
+    from components.evaluation.report import render_per_type, render_report
+
+    rows = [{"type": "table", "system": "regionops", "n": 4, "page_r1": 0.5, "region_hit1": 0.25},
+            {"type": "table", "system": "bm25_blocks", "n": 4, "page_r1": 0.75, "region_hit1": None},
+            {"type": "chart", "system": "regionops", "n": 2, "page_r1": 1.0, "region_hit1": 0.0}]
+    md = render_per_type(rows)
+    assert "| type | n | regionops | bm25_blocks |" in md
+    assert "| table | 4 | 0.500 / 0.250 | 0.750 / — |" in md
+    assert "| chart | 2 | 1.000 / 0.000 | — |" in md
+    metrics = {"systems": {"regionops": {"page_r1": 0.5}}, "split": "test", "n_questions": 6, "dataset_id": "x" * 64}
+    assert md.strip() in render_report(metrics, rows)
 
 
 @pytest.mark.slow
@@ -89,15 +108,21 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     rows = json.loads((out / "per_type.json").read_text())
     assert {r["system"] for r in rows} == set(SYSTEMS) and all("type" in r for r in rows)
     assert "| regionops |" in (out / "report.md").read_text()
+    assert "## Per question type" in (out / "report.md").read_text()
+    assert "| type | n |" in (out / "per_type.md").read_text()
     pngs = list((out / "highlights").glob("*.png"))
     assert 0 < len(pngs) <= tiny_params.evaluate.n_highlights
+    sample = json.loads((out / "highlights" / "sample.json").read_text())
+    assert sorted(s["file"] for s in sample) == sorted(p.name for p in pngs)
+    assert {s["outcome"] for s in sample} <= {"hit", "miss"}
 
     logged = mlflow.MlflowClient().get_run(metrics["mlflow_run_id"])
     assert metrics["mlflow_run_id"] == train_run_id  # logged onto the training run
     assert logged.data.tags["regionops.eval_dataset_id"] == written["dataset_id"]
     assert logged.data.metrics["bm25_blocks.page_r1"] == pytest.approx(written["systems"]["bm25_blocks"]["page_r1"])
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(train_run_id, "evaluation")}
-    assert {"evaluation/metrics.json", "evaluation/report.md", "evaluation/per_type.json"} <= artifacts
+    assert {"evaluation/metrics.json", "evaluation/report.md", "evaluation/per_type.json",
+            "evaluation/per_type.md", "evaluation/highlights"} <= artifacts
 
     # Maintenance through the CLI-level helpers: delete a doc, then add it back incrementally.
     doc = tiny_corpus.pages[0].doc

@@ -85,3 +85,28 @@ def test_serialisations():
     assert tags["gate.passed"] == "false"
     assert tags["gate.floor.page_r1"].startswith("FAIL")
     assert tags["gate.non_regression.region_hit1"].startswith("pass")
+
+
+def test_gate_command_without_champion_applies_floors(tmp_path, regionops_home):
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from components.cli import app
+
+    name = f"regionops-gatecli-{uuid.uuid4().hex[:6]}"
+    runner = CliRunner()
+    for page_r1, code in ((0.1, 1), (0.5, 0)):
+        path = tmp_path / f"metrics{page_r1}.json"
+        path.write_text(json.dumps(metrics(page_r1=page_r1, region_hit1=0.2)))
+        out = runner.invoke(app, ["gate", "--metrics", str(path), "--set", f"registry.model_name={name}"])
+        assert out.exit_code == code, out.output
+        decision = printed_json(out.output)
+        assert decision["passed"] is (code == 0)
+        assert any("no champion" in r for r in decision["reasons"])
+
+
+def printed_json(output: str) -> dict:
+    """The JSON document a command printed (MLflow may log lines before it on the same stream)."""
+    lines = output.splitlines()
+    return json.loads("\n".join(lines[lines.index("{"):]))

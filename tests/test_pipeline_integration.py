@@ -39,6 +39,7 @@ def _make_project(root: Path, overrides: list[str]) -> Path:
 def _run_pipeline(project: Path, home: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_REGISTRY_URI", None)  # mlflow.set_registry_uri() in this process exports it
     return subprocess.run(
         [sys.executable, "-m", "flows.pipeline", "--project-dir", str(project)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
@@ -48,7 +49,9 @@ def _run_pipeline(project: Path, home: Path) -> subprocess.CompletedProcess:
 def _client(home: Path):
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    # An explicit registry URI: an earlier test's mlflow.set_registry_uri() is process-global.
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def test_pipeline_registers_a_champion_that_answers_and_a_rerun_changes_nothing(tmp_path: Path):
@@ -67,6 +70,7 @@ def test_pipeline_registers_a_champion_that_answers_and_a_rerun_changes_nothing(
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{home / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/regionops@champion")
     answer = model.predict([{"question": "What is the total revenue in the table?"}])
     row = answer[0] if isinstance(answer, list) else answer.iloc[0].to_dict()

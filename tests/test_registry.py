@@ -365,27 +365,12 @@ def test_champion_rescored_on_same_eval_set_drives_the_gate(story, tmp_path):
 # ------------------------------------------------------------------ serving over HTTP
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_served_champion_answers_and_survives_bad_requests(tmp_path, regionops_home):
     """``mlflow models serve`` on 127.0.0.1: good requests answer, bad ones get a 400, the server lives on."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    import urllib.error
-    import urllib.request
-
     from components.registry import promote
+    from tests.serving import serve
 
     name = f"regionops-serve-{uuid.uuid4().hex[:6]}"
     params = load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}",
@@ -397,42 +382,9 @@ def test_served_champion_answers_and_survives_bad_requests(tmp_path, regionops_h
         assert promote.gate_and_register(params, cand["model_dir"], cand["index_dir"],
                                          cand["metrics_path"])["status"] == "promoted"
 
-    port = _free_port()
-    # the fake engine lives in tests/; mlflow execs `uvicorn`, which must be on PATH (the venv's bin)
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally, after the server
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-    def post(records) -> tuple[int, dict]:
-        body = json.dumps({"dataframe_records": records}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"{}")
-
-    try:
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.time() < deadline, "server did not come up"
-            time.sleep(0.5)
-
+    with serve(f"models:/{name}@champion", tmp_path / "serve.log") as server:
         good = [{"question": "what is the total?", "k": 3}]
-        status, body = post(good)
+        status, body = server.post(good)
         assert status == 200, body
         row = body["predictions"][0]
         assert row["page_id"] == "docs/a.pdf#0" and row["boxes"][0] == [0.1, 0.2, 0.5, 0.4] and row["answer"]
@@ -444,18 +396,10 @@ def test_served_champion_answers_and_survives_bad_requests(tmp_path, regionops_h
             "wrong type": ([{"question": "q", "k": "three"}], ""),
         }
         for label, (records, message) in bad_requests.items():
-            status, body = post(records)
+            status, body = server.post(records)
             assert status == 400, (label, status, body)
             assert message in body.get("message", ""), (label, body)
-            assert post(good)[0] == 200, f"server stopped answering after {label}"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+            assert server.post(good)[0] == 200, f"server stopped answering after {label}"
 
 
 # ------------------------------------------------------------------ the real engine end to end
@@ -510,3 +454,27 @@ def test_checkpoint_that_cannot_answer_is_never_registered(tmp_path):
         with pytest.raises(RegistryError, match="index dimension 64"):
             gate_and_register(params, cand["model_dir"], cand["index_dir"], cand["metrics_path"])
     assert list(registry_client().search_model_versions(f"name='{name}'")) == []
+
+
+# ------------------------------------------------------------------ the commands reviewers type
+
+
+@pytest.mark.slow
+def test_history_and_rollback_commands(story):
+    from typer.testing import CliRunner
+
+    from components.cli import app
+
+    runner = CliRunner()
+    sets = ["--set", f"registry.model_name={story.name}", "--set", f"registry.experiment={story.name}"]
+    printed = runner.invoke(app, ["history", "--json", *sets])
+    assert printed.exit_code == 0, printed.output
+    events = json.loads(printed.output)
+    assert [(e["action"], e["from_version"], e["to_version"]) for e in events[:4]] == [
+        ("promote", None, "1"), ("challenger", None, "2"), ("promote", "1", "3"), ("rollback", "3", "1")]
+    table = runner.invoke(app, ["history", *sets], terminal_width=200)
+    assert table.exit_code == 0 and "rollback" in table.output and "v3 misbehaves" in table.output
+
+    refused = runner.invoke(app, ["rollback", "--to", "999", "--reason", "typo", *sets])
+    assert refused.exit_code == 1
+    assert len(json.loads(runner.invoke(app, ["history", "--json", *sets]).output)) == len(events)

@@ -10,7 +10,8 @@ Systems:
 All systems search exactly the pages held by the index and answer with the same region-text
 answerer, so differences come from retrieval and localisation alone.
 
-Writes ``metrics.json``, ``report.md``, ``per_type.json`` and ``highlights/*.png`` into the output
+Writes ``metrics.json``, ``report.md``, ``per_type.json``/``per_type.md`` and ``highlights/`` (a fixed
+seeded sample of questions as PNGs plus ``sample.json``) into the output
 folder and logs them (plus ``<system>.<metric>`` metrics) to the training run in MLflow.
 """
 
@@ -33,7 +34,7 @@ from components.data.corpus import Corpus
 from components.evaluation import metrics as M
 from components.evaluation.baselines import BM25Blocks, DenseBlocks, blocks_from_words, page_blocks
 from components.evaluation.highlights import draw_highlight
-from components.evaluation.report import render_report
+from components.evaluation.report import render_per_type, render_report
 from components.rag.answer import answer_from_region, answer_from_text_lines
 from components.rag.engine import RagEngine
 from components.regions.extract import extract_regions
@@ -177,22 +178,29 @@ def score_question(out: SystemOutput, question, iou_hit: float, k: int) -> dict[
 
 
 def _highlight_sample(records: list[dict], n: int, seed: int) -> list[dict]:
-    """A fixed seeded sample: half hits, half misses of regionops (topped up from the other group)."""
-    boxed = [r for r in records if r["scores"]["regionops"]["region_hit1"] is not None]
-    hits = [r for r in boxed if r["scores"]["regionops"]["region_hit1"] == 1.0]
-    misses = [r for r in boxed if r["scores"]["regionops"]["region_hit1"] == 0.0]
-    rng = random.Random(seed)
-    take_hits = min(len(hits), n // 2 + max(0, n - n // 2 - len(misses)))
-    take_misses = min(len(misses), n - take_hits)
-    return rng.sample(hits, take_hits) + rng.sample(misses, take_misses)
+    """A fixed seeded sample of the boxed questions, drawn by question id alone, never by outcome.
+
+    Every run over the same evaluation set draws the same questions, so two runs compare image
+    by image; each image is then labelled hit or miss by this run's own outcome.
+    """
+    boxed = sorted((r for r in records if r["scores"]["regionops"]["region_hit1"] is not None),
+                   key=lambda r: _question_id(r))
+    return random.Random(seed).sample(boxed, min(n, len(boxed)))
+
+
+def _question_id(record: dict) -> str:
+    question = record.get("question")
+    return str(getattr(question, "id", None) or record.get("id"))
 
 
 def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[Path] = []
+    index: list[dict] = []  # which question each image shows and whether this run hit it
     for rec in sample:
         q, out = rec["question"], rec["outputs"]["regionops"]
         result, qv = out.extra["result"], out.extra["query"]
+        kind = "hit" if rec["scores"]["regionops"]["region_hit1"] == 1.0 else "miss"
         panels = []
         pages = _dedup([p for p in (result.page_id, q.page_id) if p is not None])
         for pid in pages:
@@ -206,7 +214,7 @@ def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, fol
             label = "gold" if pid == q.page_id else "predicted"
             panels.append(
                 draw_highlight(corpus.load_image(corpus.page(pid)), heat, boxes,
-                               q.box if pid == q.page_id else None, f"{label}: {pid}")
+                               q.box if pid == q.page_id else None, f"{kind.upper()} {q.id} {label}: {pid}")
             )
         if not panels:
             continue
@@ -218,11 +226,14 @@ def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, fol
         for panel in panels:
             canvas.paste(panel, (x, 0))
             x += panel.size[0]
-        kind = "hit" if rec["scores"]["regionops"]["region_hit1"] == 1.0 else "miss"
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in q.id)[:60]
-        path = folder / f"{kind}_{safe}.png"
+        # Named by question only: the same file name in two runs shows the same question.
+        path = folder / f"{safe}.png"
         canvas.save(path, format="PNG")
         paths.append(path)
+        index.append({"file": path.name, "question_id": q.id, "type": q.type, "outcome": kind,
+                      "gold_page": q.page_id, "predicted_page": result.page_id})
+    _write_json(folder / "sample.json", index)
     return paths
 
 
@@ -366,7 +377,8 @@ def run_evaluation(
     ]
     _write_json(out_dir / "metrics.json", metrics)
     _write_json(out_dir / "per_type.json", type_rows)
-    (out_dir / "report.md").write_text(render_report(metrics), encoding="utf-8")
+    (out_dir / "report.md").write_text(render_report(metrics, type_rows), encoding="utf-8")
+    (out_dir / "per_type.md").write_text(render_per_type(type_rows), encoding="utf-8")
     highlights = out_dir / "highlights"
     if highlights.exists():
         for old in highlights.glob("*.png"):

@@ -22,7 +22,28 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def render_report(metrics: dict) -> str:
+def render_per_type(type_rows: list[dict]) -> str:
+    """Page R@1 and region hit@1 per question type (rows), one column pair per system."""
+    systems = list(dict.fromkeys(r["system"] for r in type_rows))
+    types = list(dict.fromkeys(r["type"] for r in type_rows))
+    by = {(r["type"], r["system"]): r for r in type_rows}
+    lines = [
+        "## Per question type (page R@1 / region hit@1)",
+        "",
+        "| type | n | " + " | ".join(systems) + " |",
+        "|---|---|" + "---|" * len(systems),
+    ]
+    for t in types:
+        n = max((by[(t, s)]["n"] for s in systems if (t, s) in by), default=0)
+        cells = [
+            f"{_fmt(by[(t, s)].get('page_r1'))} / {_fmt(by[(t, s)].get('region_hit1'))}" if (t, s) in by else "—"
+            for s in systems
+        ]
+        lines.append(f"| {t} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_report(metrics: dict, type_rows: list[dict] | None = None) -> str:
     systems = metrics["systems"]
     lines = [
         f"# Evaluation on the `{metrics['split']}` split",
@@ -56,4 +77,6 @@ def render_report(metrics: dict) -> str:
     notes = metrics.get("notes")
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
+    if type_rows:
+        lines += ["", render_per_type(type_rows).rstrip("\n")]
     return "\n".join(lines) + "\n"
