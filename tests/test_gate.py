@@ -110,3 +110,14 @@ def printed_json(output: str) -> dict:
     """The JSON document a command printed (MLflow may log lines before it on the same stream)."""
     lines = output.splitlines()
     return json.loads("\n".join(lines[lines.index("{"):]))
+
+
+def test_served_params_take_the_region_settings_chosen_on_val(tiny_params):
+    from components.registry.promote import served_params
+
+    chosen = tiny_params.regions.model_copy(update={"threshold": "quantile", "threshold_value": 0.9,
+                                                    "snap": "none"}).model_dump()
+    served = served_params(tiny_params, {"regions": {"tuned_on": "val", "chosen": chosen}})
+    assert served.regions.threshold == "quantile" and served.regions.snap == "none"
+    assert served.model == tiny_params.model and served.rag == tiny_params.rag
+    assert served_params(tiny_params, {"regions": {"tuned_on": None}}) is tiny_params

@@ -29,7 +29,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from components.config import Params
+from components.config import Params, RegionParams
 from components.registry import checkpoint
 from components.registry import lineage as lineage_mod
 from components.registry.client import ensure_experiment, promotion_lock, registry_client
@@ -283,6 +283,15 @@ def _decide(client: MlflowClient, candidate: dict, champion: ModelVersion | None
     return decision
 
 
+def served_params(params: Params, metrics: dict[str, Any]) -> Params:
+    """The params the checkpoint answers with: region extraction as evaluation chose it on val
+    (``metrics["regions"]["chosen"]``), so the model that was gated is the model that serves."""
+    chosen = (metrics.get("regions") or {}).get("chosen")
+    if not chosen:
+        return params
+    return params.model_copy(update={"regions": RegionParams(**chosen)})
+
+
 def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_path: Path,
                       lineage: dict | None = None, champion_metrics: dict | None = None,
                       champion_scored_version: str | None = None) -> dict[str, Any]:
@@ -298,6 +307,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         if not required.exists():
             raise FileNotFoundError(f"cannot register: {required} does not exist")
     candidate = json.loads(metrics_path.read_text())
+    params = served_params(params, candidate)
     name = params.registry.model_name
     client = registry_client()
     train_run = read_train_run(model_dir)
