@@ -166,6 +166,7 @@ def evaluate(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     out: Annotated[Path, typer.Option(help="metrics folder")] = Path("eval"),
+    reader: Annotated[Optional[Path], typer.Option(help="exported reader folder (answer metrics); skipped when absent")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -174,8 +175,28 @@ def evaluate(
     settings = configure_environment()
     from components.evaluation.evaluate import run_evaluation
 
-    metrics = run_evaluation(params, _corpus(params), model, index, out, settings)
+    if reader is not None and not (reader / "config.json").is_file():
+        console.print(f"[red]--reader {reader}: no exported reader there (run `regionops train-reader`)[/red]")
+        raise typer.Exit(2)
+    metrics = run_evaluation(params, _corpus(params), model, index, out, settings, reader_dir=reader)
     console.print_json(json.dumps({"systems": metrics["systems"], "n_questions": metrics["n_questions"]}))
+
+
+@app.command("train-reader")
+def train_reader_cmd(
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    out: Annotated[Path, typer.Option(help="where the exported reader goes")] = Path("data/reader"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Train the span reader with noisy contexts (reader.noise_rho distractors) in Lightning."""
+    params = _params(params_path, overrides)
+    settings = configure_environment()
+    from components.reader.train import train_reader
+
+    record, _ = train_reader(params, _corpus(params), model, index, out, settings)
+    console.print_json(json.dumps(record))
 
 
 @app.command()
@@ -294,6 +315,28 @@ def bench(
     report = run_benchmark(params, pages, out, model)
     console.print((out / "bench.md").read_text())
     console.print_json(json.dumps(report["index"]["modes"]))
+
+
+ablate_app = typer.Typer(help="Ablation studies (long; for people, not for make test).", no_args_is_help=True)
+app.add_typer(ablate_app, name="ablate")
+
+
+@ablate_app.command("reader")
+def ablate_reader_cmd(
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    out: Annotated[Path, typer.Option(help="folder for the tables")] = Path("reports"),
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="seeds (default reader.ablation_seeds)")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Noise sweep (ρ × clean/retrieved), token refinement vs pooling vs random, two- vs single-stage."""
+    params = _params(params_path, overrides)
+    settings = configure_environment()
+    from components.reader.ablate import ablate_reader
+
+    result = ablate_reader(params, _corpus(params), model, index, out, settings, seeds or params.reader.ablation_seeds)
+    console.print(result["markdown"])
 
 
 def main() -> None:  # pragma: no cover - console entry
