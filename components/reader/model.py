@@ -87,18 +87,19 @@ def encode(
             piece_ctx.append(-1)
             piece_word.append(-1)
         if ctx.words:
-            enc = tokenizer(ctx.words, is_split_into_words=True, add_special_tokens=False,
-                            truncation=True, max_length=p.max_context_tokens)
-            word_ids = enc.word_ids()
+            enc = tokenizer(ctx.words, is_split_into_words=True, add_special_tokens=False)
+            all_word_ids = enc.word_ids()
+            budget = p.max_context_tokens  # the text budget per context cuts the tail
+            word_ids = all_word_ids[:budget]
             offset = len(ids)
-            ids.extend(enc["input_ids"])
+            ids.extend(enc["input_ids"][:budget])
             types.extend([1] * len(word_ids))
             piece_ctx.extend([c] * len(word_ids))
             piece_word.extend(word_ids)
             if answer is not None and supervise and answer[0] == c:
-                first = [i for i, w in enumerate(word_ids) if w == answer[1]]
-                last = [i for i, w in enumerate(word_ids) if w == answer[2]]
-                if first and last:
+                first = [i for i, w in enumerate(all_word_ids) if w == answer[1]]
+                last = [i for i, w in enumerate(all_word_ids) if w == answer[2]]
+                if first and last and last[-1] < budget:  # only a wholly kept answer is a target
                     start, end = offset + first[0], offset + last[-1]
         ids.append(sep)
         types.append(1)
