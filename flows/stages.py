@@ -11,7 +11,7 @@ from flows.tasks import gate_and_register, log_validation, push_data, run_stage
 
 # Which dvc.yaml stages each flow owns (tests check that together they cover dvc.yaml).
 PREPARE_STAGES = ("generate", "validate")
-TRAIN_STAGES = ("train", "index")
+TRAIN_STAGES = ("train", "index", "train-reader")
 EVALUATE_STAGES = ("evaluate",)
 
 
@@ -31,7 +31,7 @@ def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id
 
 @flow(name="train")
 def train(project_dir: str = ".", parent_run_id: str | None = None) -> list[dict]:
-    """Train the retriever in Lightning and build the region index from it."""
+    """Train the retriever in Lightning, build the region index from it, then train the reader."""
     parent = _parent(parent_run_id)
     results = [run_stage(stage, project_dir, parent) for stage in TRAIN_STAGES]
     log_validation(project_dir)  # the candidate's run now exists: attach the data it was trained on
