@@ -327,6 +327,8 @@ def ablate_reader_cmd(
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     out: Annotated[Path, typer.Option(help="folder for the tables")] = Path("reports"),
     seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="seeds (default reader.ablation_seeds)")] = None,
+    rhos: Annotated[Optional[list[float]], typer.Option("--rho", help="noise levels (default 0, 1/3, 1/2, 2/3)")] = None,
+    modes: Annotated[Optional[list[str]], typer.Option("--mode", help="visual token modes, refine first (default all)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -335,7 +337,8 @@ def ablate_reader_cmd(
     settings = configure_environment()
     from components.reader.ablate import ablate_reader
 
-    result = ablate_reader(params, _corpus(params), model, index, out, settings, seeds or params.reader.ablation_seeds)
+    result = ablate_reader(params, _corpus(params), model, index, out, settings, seeds or params.reader.ablation_seeds,
+                           tuple(rhos or ()), tuple(modes or ()))
     console.print(result["markdown"])
 
 

@@ -65,7 +65,9 @@ def _scored(study: str, condition: str, seed: int, score: dict) -> dict:
 
 
 def ablate_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Path, out_dir: Path, settings,
-                  seeds: list[int]) -> dict:
+                  seeds: list[int], rhos: tuple[float, ...] | None = None,
+                  modes: tuple[str, ...] | None = None) -> dict:
+    """Run the studies (``rhos``/``modes`` narrow the sweep; the default runs all of it)."""
     import mlflow
 
     from components.evaluation.answering import AnsweringBench
@@ -78,8 +80,13 @@ def ablate_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pa
     engine = RagEngine(*retrieval, params)
     bench = AnsweringBench(params, corpus, engine, params.evaluate.split)
     # params.yaml writes 1/3 as 0.3333: the sweep's 1/3 is the same condition.
-    default_rho = next((r for r in RHOS if abs(r - params.reader.noise_rho) < 1e-3), params.reader.noise_rho)
+    default_rho = next((r for r in (rhos or RHOS) if abs(r - params.reader.noise_rho) < 1e-3),
+                       params.reader.noise_rho)
     rows: list[dict] = []
+    rhos = tuple(rhos) if rhos else RHOS
+    modes = tuple(modes) if modes else MODES
+    if modes[0] != "refine":
+        raise ValueError(f"the token study compares against refine: modes must start with it, got {modes}")
 
     def trained(seed: int, rho: float, mode: str):
         reader_params = params.reader.model_copy(update={"noise_rho": rho, "visual_tokens": mode})
@@ -89,9 +96,9 @@ def ablate_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pa
         return ReaderAnswerer(reader, retrieval[1])
 
     for seed in seeds:
-        for rho in sorted(set(RHOS) | {default_rho}):
+        for rho in sorted(set(rhos) | {default_rho}):
             answerer = trained(seed, rho, "refine")
-            if rho in RHOS:
+            if rho in rhos:
                 rows.append(_scored("noise", f"rho={rho:.2f} clean", seed, bench.score(answerer, "oracle")))
                 rows.append(_scored("noise", f"rho={rho:.2f} retrieved", seed, bench.score(answerer, "regionops")))
             if rho == default_rho:
@@ -100,7 +107,7 @@ def ablate_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pa
                 rows.append(_scored("level", "page", seed, bench.score(answerer, "page_level")))
                 rows.append(_scored("two_stage", "two-stage answers", seed, bench.score(answerer, "two_stage")))
                 rows.append(_scored("two_stage", "single-stage answers", seed, bench.score(answerer, "single_stage")))
-        for mode in MODES[1:]:
+        for mode in modes[1:]:
             answerer = trained(seed, default_rho, mode)
             rows.append(_scored("tokens", mode, seed, bench.score(answerer, "regionops", mode)))
     precision = bench.retrieval_precision()  # retrieval only: the same for every seed
