@@ -148,15 +148,15 @@ class ReaderParams(_Section):
     top_m: int = Field(8, ge=0)  # visual cell tokens per context
     visual_tokens: Literal["refine", "avgpool", "random"] = "refine"  # how the m cells are chosen
     max_question_tokens: int = Field(32, ge=4)
-    max_context_tokens: int = Field(48, ge=4)  # text word pieces per context
+    max_context_tokens: int = Field(40, ge=4)  # text word pieces per context
     max_answer_words: int = Field(8, ge=1)
     noise_rho: float = Field(1 / 3, ge=0, le=1)  # share of the k contexts that are distractors in training
     hard_distractor_share: float = Field(0.5, ge=0, le=1)  # distractors from hard-negative pages; the rest random other pages
     no_answer_fraction: float = Field(0.1, ge=0, lt=1)  # training examples whose k contexts all come from other pages
-    finetune_layers: int = Field(6, ge=0)  # last N MiniLM layers trained (the span head always is)
-    max_steps: int = Field(300, ge=1)
+    finetune_layers: int = Field(2, ge=0)  # last N MiniLM layers trained (the span head always is)
+    max_steps: int = Field(150, ge=1)
     batch_size: int = Field(8, ge=1)
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(2e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     checkpoint_every_n_steps: int = Field(50, ge=1)
     log_every_n_steps: int = Field(10, ge=1)
