@@ -114,7 +114,8 @@ class ReaderExamples:
                     # Long blocks: a word window that keeps the answer (the budget cuts the rest).
                     width = max(1, self.p.max_context_tokens // 2)
                     if len(ctx.words) > width:
-                        lo = rng.randint(max(0, span[1] - width + 1), min(span[0], len(ctx.words) - width))
+                        first, last = max(0, span[1] - width + 1), min(span[0], len(ctx.words) - width)
+                        lo = rng.randint(first, last) if first <= last else span[0]
                         ctx.words = ctx.words[lo : lo + width]
                         span = (span[0] - lo, span[1] - lo)
                     answer = (c, *span)
