@@ -99,17 +99,18 @@ def test_ablate_reader_writes_mean_std_tables(built, tiny_corpus, tmp_path, monk
     import components.reader.ablate as ablate
 
     params, settings, root, _, _ = built
-    # two noise levels and two token modes keep this test short; the command sweeps all of them
-    monkeypatch.setattr(ablate, "RHOS", (0.0, 1 / 3))
-    monkeypatch.setattr(ablate, "MODES", ("refine", "random"))
-    fast = params.model_copy(update={"reader": params.reader.model_copy(update={"max_steps": 2})})
-    result = ablate.ablate_reader(fast, tiny_corpus, root / "model", root / "index", tmp_path, settings, [7])
+    # one noise level and two token modes (two readers) keep this test short; the command sweeps all
+    monkeypatch.setattr(ablate, "RHOS", (0.0,))
+    fast = params.model_copy(update={"reader": params.reader.model_copy(update={"max_steps": 2, "noise_rho": 0.0})})
+    result = ablate.ablate_reader(fast, tiny_corpus, root / "model", root / "index", tmp_path, settings, [7],
+                                  modes=("refine", "random"))
     conditions = {(r["study"], r["condition"]) for r in result["table"]}
-    assert {("noise", "rho=0.00 clean"), ("noise", "rho=0.33 retrieved"), ("tokens", "random"),
-            ("level", "page"), ("two_stage", "two-stage answers")} <= conditions
+    assert {("noise", "rho=0.00 clean"), ("noise", "rho=0.00 retrieved"), ("tokens", "refine"), ("tokens", "random"),
+            ("level", "page"), ("level", "region"), ("two_stage", "two-stage answers")} <= conditions
+    assert not any(r["condition"].startswith("rho=0.33") for r in result["table"])
     assert all(r["seeds"] == 1 for r in result["table"] if r["study"] != "two_stage" or "answers" in r["condition"])
     md = (tmp_path / "reader_ablation.md").read_text()
-    assert "±" in md and "rho=0.33 retrieved" in md
+    assert "±" in md and "rho=0.00 retrieved" in md
     run = mlflow.MlflowClient(settings.tracking_uri).get_run(result["mlflow_run_id"])
     assert any(k.startswith("noise.rho_0.00_clean.anls_mean") for k in run.data.metrics)
 
