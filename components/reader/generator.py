@@ -19,7 +19,7 @@ from components.reader.model import ReaderAnswer
 def crop(image: Image.Image, box) -> Image.Image:
     """The normalised ``box`` of a page image (at least 1x1 pixel)."""
     w, h = image.size
-    x0, y0, x1, y1 = (int(round(v)) for v in (box[0] * w, box[1] * h, box[2] * w, box[3] * h))
+    x0, y0, x1, y1 = (round(v) for v in (box[0] * w, box[1] * h, box[2] * w, box[3] * h))
     return image.crop((x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)))
 
 

@@ -10,7 +10,12 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from components.config import ModelParams, ReaderParams
-from components.model.text_encoder import TextEncoderInfo, load_text_encoder, resolve_text_encoder, sha256_file
+from components.model.text_encoder import (
+    TextEncoderInfo,
+    load_text_encoder,
+    resolve_text_encoder,
+    sha256_file,
+)
 from components.reader.model import SpanReader
 
 WEIGHTS = "reader.safetensors"
