@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -23,7 +23,7 @@ console = Console(stderr=True)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="override a parameter, e.g. --set train.max_steps=50")
+    Optional[list[str]], typer.Option("--set", help="override a parameter, e.g. --set train.max_steps=50")
 ]
 
 
@@ -45,7 +45,7 @@ def _corpus(params: Params, accepted: bool = True):
 
 @app.command()
 def generate(
-    out: Annotated[Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -62,8 +62,8 @@ def generate(
 def import_(
     docs: Annotated[Path, typer.Option(help="folder of PDFs and images")],
     name: Annotated[str, typer.Option(help="collection name")],
-    questions: Annotated[Path | None, typer.Option(help="questions JSONL (DESIGN §3)")] = None,
-    out: Annotated[Path | None, typer.Option(help="corpus folder to write")] = None,
+    questions: Annotated[Optional[Path], typer.Option(help="questions JSONL (DESIGN §3)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="corpus folder to write")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -166,7 +166,7 @@ def evaluate(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     out: Annotated[Path, typer.Option(help="metrics folder")] = Path("eval"),
-    reader: Annotated[Path | None, typer.Option(help="exported reader folder (answer metrics); skipped when absent")] = None,
+    reader: Annotated[Optional[Path], typer.Option(help="exported reader folder (answer metrics); skipped when absent")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -255,7 +255,7 @@ def register(
 @app.command()
 def rollback(
     reason: Annotated[str, typer.Option("--reason", help="why champion moves back (recorded in the audit trail)")],
-    to: Annotated[str | None, typer.Option("--to", help="version to restore (default: the previous champion)")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="version to restore (default: the previous champion)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -326,9 +326,9 @@ def ablate_reader_cmd(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     out: Annotated[Path, typer.Option(help="folder for the tables")] = Path("reports"),
-    seeds: Annotated[list[int] | None, typer.Option("--seed", help="seeds (default reader.ablation_seeds)")] = None,
-    rhos: Annotated[list[float] | None, typer.Option("--rho", help="noise levels (default 0, 1/3, 1/2, 2/3)")] = None,
-    modes: Annotated[list[str] | None, typer.Option("--mode", help="visual token modes, refine first (default all)")] = None,
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="seeds (default reader.ablation_seeds)")] = None,
+    rhos: Annotated[Optional[list[float]], typer.Option("--rho", help="noise levels (default 0, 1/3, 1/2, 2/3)")] = None,
+    modes: Annotated[Optional[list[str]], typer.Option("--mode", help="visual token modes, refine first (default all)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
