@@ -132,3 +132,5 @@ def test_two_stage_rewrites_with_the_name_read_below_the_picture():
     assert entity_name_near(words, picture) == "Harbour Osprey"
     assert entity_name_near(words, (0.05, 0.41, 0.35, 0.5)) == "Harbour Osprey"  # region holding the text
     assert entity_name_near(words, (0.1, 0.9, 0.4, 0.95)) == ""
+    # a region over the end of the name line still reads the whole name, not the next column
+    assert entity_name_near(words, (0.205, 0.41, 0.35, 0.455)) == "Harbour Osprey"

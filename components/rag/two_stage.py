@@ -37,12 +37,28 @@ def rewrite_question(question: str, name: str) -> str:
 def entity_name_near(words: Sequence[Sequence], box: Sequence[float]) -> str:
     """The first text line of ``box``, or the first line below it overlapping its columns; "" if none."""
     inside = group_lines(words_in_box(words, box))
-    if inside:
-        return " ".join(w[0] for w in inside[0])
+    if inside:  # the whole printed line, though the region may cover only part of it
+        return " ".join(w[0] for w in _whole_line(words, inside[0]))
     x0, _, x1, y1 = box
     below = [w for w in words if w[2] >= y1 - 1e-6 and min(w[3], x1) - max(w[1], x0) > 0]
     lines = group_lines(below)
     return " ".join(w[0] for w in lines[0]) if lines else ""
+
+
+def _whole_line(words: Sequence[Sequence], seed: list[Sequence], max_gap: float = 0.02) -> list[Sequence]:
+    """``seed`` words grown along their line by neighbours at most ``max_gap`` apart (one column)."""
+    top, bottom = min(w[2] for w in seed), max(w[4] for w in seed)
+    row = sorted((w for w in words if top <= (w[2] + w[4]) / 2 <= bottom), key=lambda w: w[1])
+    ids = {id(w) for w in seed}
+    idx = [i for i, w in enumerate(row) if id(w) in ids]
+    if not idx:
+        return seed
+    lo, hi = min(idx), max(idx)
+    while lo > 0 and row[lo][1] - row[lo - 1][3] <= max_gap:
+        lo -= 1
+    while hi < len(row) - 1 and row[hi + 1][1] - row[hi][3] <= max_gap:
+        hi += 1
+    return row[lo : hi + 1]
 
 
 @dataclass
