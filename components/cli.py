@@ -203,6 +203,7 @@ def train_reader_cmd(
 def search(
     question: Annotated[str, typer.Argument(help="the question")],
     k: Annotated[int, typer.Option(help="regions to return")] = 5,
+    reader: Annotated[Optional[Path], typer.Option(help="exported reader folder: answer with the span reader")] = None,
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     params_path: ParamsOpt = Path("params.yaml"),
@@ -214,6 +215,8 @@ def search(
     from components.rag.engine import RagEngine
 
     engine = RagEngine.from_dirs(model, index, params)
+    if reader is not None:
+        engine.with_reader(reader)
     result = engine.answer(question, k=k)
     console.print_json(json.dumps(result.to_dict()))
 

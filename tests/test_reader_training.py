@@ -58,6 +58,21 @@ def test_reader_trains_logs_exports_and_resumes(built, tiny_corpus):
 
 
 @pytest.mark.slow
+def test_engine_answers_with_the_reader_from_its_regions(built, tiny_corpus, tmp_path):
+    from components.rag.engine import RagEngine
+    from components.reader.io import save_reader
+
+    params, _, root, _, reader = built
+    save_reader(reader, tmp_path / "reader")
+    engine = RagEngine.from_dirs(root / "model", root / "index", params).with_reader(tmp_path / "reader")
+    for q in tiny_corpus.questions_in("test")[:3]:
+        result = engine.answer(q.question, k=3)
+        words = {w for r in result.regions for w in r["text"].split()}
+        # a span copied from the retrieved regions' text layer, or "no answer"
+        assert result.answer == "" or set(result.answer.split()) <= words
+
+
+@pytest.mark.slow
 def test_evaluate_adds_answer_metrics_per_system(built, tiny_corpus, tmp_path):
     from components.evaluation.evaluate import run_evaluation
     from components.reader.io import save_reader
