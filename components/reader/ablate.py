@@ -76,7 +76,11 @@ def ablate_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pa
     from components.reader.train import load_retrieval, train_reader
     from components.tracking import ensure_experiment
 
+    from components.evaluation.evaluate import choose_region_params
+
     retrieval = load_retrieval(model_dir, index_dir)
+    # Region settings chosen on val (never test), as `regionops evaluate` does.
+    params, region_choice = choose_region_params(params, corpus, RagEngine(*retrieval, params))
     engine = RagEngine(*retrieval, params)
     bench = AnsweringBench(params, corpus, engine, params.evaluate.split)
     # params.yaml writes 1/3 as 0.3333: the sweep's 1/3 is the same condition.
@@ -122,7 +126,7 @@ def ablate_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pa
                 + to_markdown(table))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = {"seeds": list(seeds), "rows": rows, "table": table, "two_stage_retrieval": precision,
+    result = {"seeds": list(seeds), "regions": region_choice, "rows": rows, "table": table, "two_stage_retrieval": precision,
               "params": {k: v for k, v in params.flat().items() if k.startswith("reader.")}}
     for name, text in (("reader_ablation.json", json.dumps(result, indent=2) + "\n"),
                        ("reader_ablation.md", markdown)):
