@@ -71,12 +71,11 @@ def ablate_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pa
     import mlflow
 
     from components.evaluation.answering import AnsweringBench
+    from components.evaluation.evaluate import choose_region_params
     from components.rag.engine import RagEngine
     from components.reader.answerer import ReaderAnswerer
     from components.reader.train import load_retrieval, train_reader
     from components.tracking import ensure_experiment
-
-    from components.evaluation.evaluate import choose_region_params
 
     retrieval = load_retrieval(model_dir, index_dir)
     # Region settings chosen on val (never test), as `regionops evaluate` does.
