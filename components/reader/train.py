@@ -102,6 +102,8 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
         log.warning("resuming the reader from %s", resume_from)
     trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
+    # last.ckpt at the final step, not the last multiple of the cadence: a rerun then has nothing to redo.
+    trainer.save_checkpoint(last)
     final = {k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
     record = {
         "run_id": logger.run_id, "tracking_uri": settings.tracking_uri, "steps": int(trainer.global_step),
