@@ -202,6 +202,7 @@ def evaluate(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     out: Annotated[Path, typer.Option(help="metrics folder")] = Path("eval"),
+    reader: Annotated[Optional[Path], typer.Option(help="exported reader folder (answer metrics); skipped when absent")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -210,7 +211,10 @@ def evaluate(
     settings = configure_environment()
     from components.evaluation.evaluate import run_evaluation
 
-    metrics = run_evaluation(params, _corpus(params), model, index, out, settings)
+    if reader is not None and not (reader / "config.json").is_file():
+        console.print(f"[red]--reader {reader}: no exported reader there (run `regionops train-reader`)[/red]")
+        raise typer.Exit(2)
+    metrics = run_evaluation(params, _corpus(params), model, index, out, settings, reader_dir=reader)
     console.print_json(json.dumps({"systems": metrics["systems"], "n_questions": metrics["n_questions"]}))
 
 
@@ -231,12 +235,28 @@ def ablate_retriever_cmd(
                               progress=lambda row: console.print_json(json.dumps(row)))
     console.print((out / "ablation_retriever.md").read_text())
     console.print(f"MLflow run {report['mlflow_run_id']}")
+@app.command("train-reader")
+def train_reader_cmd(
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    out: Annotated[Path, typer.Option(help="where the exported reader goes")] = Path("data/reader"),
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Train the span reader with noisy contexts (reader.noise_rho distractors) in Lightning."""
+    params = _params(params_path, overrides)
+    settings = configure_environment()
+    from components.reader.train import train_reader
+
+    record, _ = train_reader(params, _corpus(params), model, index, out, settings)
+    console.print_json(json.dumps(record))
 
 
 @app.command()
 def search(
     question: Annotated[str, typer.Argument(help="the question")],
     k: Annotated[int, typer.Option(help="regions to return")] = 5,
+    reader: Annotated[Optional[Path], typer.Option(help="exported reader folder: answer with the span reader")] = None,
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     params_path: ParamsOpt = Path("params.yaml"),
@@ -248,6 +268,8 @@ def search(
     from components.rag.engine import RagEngine
 
     engine = RagEngine.from_dirs(model, index, params)
+    if reader is not None:
+        engine.with_reader(reader)
     result = engine.answer(question, k=k)
     console.print_json(json.dumps(result.to_dict()))
 
@@ -454,6 +476,25 @@ def deploy(
         cmd += ["--cron", cron]
     # Prefect lives in flows/, never in components/: the deployments module does the work.
     raise typer.Exit(subprocess.run(cmd, check=False).returncode)
+@ablate_app.command("reader")
+def ablate_reader_cmd(
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    out: Annotated[Path, typer.Option(help="folder for the tables")] = Path("reports"),
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="seeds (default reader.ablation_seeds)")] = None,
+    rhos: Annotated[Optional[list[float]], typer.Option("--rho", help="noise levels (default 0, 1/3, 1/2, 2/3)")] = None,
+    modes: Annotated[Optional[list[str]], typer.Option("--mode", help="visual token modes, refine first (default all)")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Noise sweep (ρ × clean/retrieved), token refinement vs pooling vs random, two- vs single-stage."""
+    params = _params(params_path, overrides)
+    settings = configure_environment()
+    from components.reader.ablate import ablate_reader
+
+    result = ablate_reader(params, _corpus(params), model, index, out, settings, seeds or params.reader.ablation_seeds,
+                           tuple(rhos or ()), tuple(modes or ()))
+    console.print(result["markdown"])
 
 
 def main() -> None:  # pragma: no cover - console entry

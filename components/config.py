@@ -157,6 +157,26 @@ class OrchestrateParams(_Section):
     dask_address: str | None = None  # existing Dask scheduler; None starts a LocalCluster
     dask_workers: int = Field(2, ge=1)  # LocalCluster workers when dask_address is None
     encode_shards: int = Field(2, ge=1)  # page-encoding shards for the index build
+class ReaderParams(_Section):
+    """The extractive span reader over the top-k regions (DESIGN §5, issue 7)."""
+
+    contexts: int = Field(5, ge=1)  # regions (training: blocks) per question
+    top_m: int = Field(8, ge=0)  # visual cell tokens per context
+    visual_tokens: Literal["refine", "avgpool", "random"] = "refine"  # how the m cells are chosen
+    max_question_tokens: int = Field(32, ge=4)
+    max_context_tokens: int = Field(40, ge=4)  # text word pieces per context
+    max_answer_words: int = Field(8, ge=1)
+    noise_rho: float = Field(1 / 3, ge=0, le=1)  # share of the k contexts that are distractors in training
+    hard_distractor_share: float = Field(0.5, ge=0, le=1)  # distractors from hard-negative pages; the rest random other pages
+    no_answer_fraction: float = Field(0.1, ge=0, lt=1)  # training examples whose k contexts all come from other pages
+    finetune_layers: int = Field(2, ge=0)  # last N MiniLM layers trained (the span head always is)
+    max_steps: int = Field(150, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    checkpoint_every_n_steps: int = Field(50, ge=1)
+    log_every_n_steps: int = Field(10, ge=1)
+    ablation_seeds: list[int] = Field(default_factory=lambda: [13, 14, 15])
 
 
 class Params(_Section):
@@ -172,6 +192,7 @@ class Params(_Section):
     gate: GateParams = Field(default_factory=GateParams)
     registry: RegistryParams = Field(default_factory=RegistryParams)
     orchestrate: OrchestrateParams = Field(default_factory=OrchestrateParams)
+    reader: ReaderParams = Field(default_factory=ReaderParams)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 

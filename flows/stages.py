@@ -20,7 +20,7 @@ from flows.tasks import (
 
 # Which dvc.yaml stages each flow owns (tests check that together they cover dvc.yaml).
 PREPARE_STAGES = ("generate", "validate")
-TRAIN_STAGES = ("train", "index")
+TRAIN_STAGES = ("train", "index", "train-reader")
 EVALUATE_STAGES = ("evaluate",)
 
 
@@ -41,13 +41,14 @@ def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id
 
 @flow(name="train")
 def train(project_dir: str = ".", parent_run_id: str | None = None, params_file: str = "params.yaml") -> list[dict]:
-    """Train the retriever in Lightning and build the region index from it."""
+    """Train the retriever in Lightning, build the region index from it, then train the reader."""
     parent = _parent(parent_run_id)
     results = [run_stage("train", project_dir, parent)]
     if load_params(Path(project_dir) / params_file).orchestrate.task_runner == "dask":
         results.append(sharded_index_stage(project_dir, params_file))
     else:
         results.append(run_stage("index", project_dir, parent))
+    results.append(run_stage("train-reader", project_dir, parent))
     log_validation(project_dir)  # the candidate's run now exists: attach the data it was trained on
     return results
 

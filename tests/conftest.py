@@ -32,6 +32,13 @@ TINY_OVERRIDES = [
     "index.candidates=8",
     "evaluate.n_highlights=2",
     "gate.floors={page_r1: 0.0, region_hit1: 0.0}",
+    "reader.max_steps=3",
+    "reader.batch_size=4",
+    "reader.finetune_layers=1",
+    "reader.contexts=3",
+    "reader.max_context_tokens=24",
+    "reader.checkpoint_every_n_steps=1",
+    "reader.log_every_n_steps=1",
 ]
 
 

@@ -99,6 +99,7 @@ def stack(tmp_path_factory):
     logs.mkdir()
     procs: list[subprocess.Popen] = []
     old_env = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "REGIONOPS_HOME", "PREFECT_HOME")}
+    in_process = contextlib.ExitStack()
     try:
         server_log = logs / "server.log"
         server = subprocess.Popen(
@@ -117,12 +118,18 @@ def stack(tmp_path_factory):
             env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(worker)
         os.environ.update(PREFECT_API_URL=api, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
+        # Prefect reads its settings once, at import: an earlier test in this session may have
+        # pointed this process at a temporary server. The clients here must talk to this one.
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        in_process.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         # The watcher stays paused until the landing test: on 2 shared cores, a process every
         # 10 s would slow the pipeline test down for nothing.
         with _client() as client:
             client.pause_deployment(client.read_deployment_by_name("landing-watch/landing-watch").id)
         yield {"api": api, "home": home, "project": project, "logs": logs, "deploy_output": deployed.stdout}
     finally:
+        in_process.close()
         for proc in reversed(procs):
             _stop(proc)
         for key, value in old_env.items():

@@ -301,9 +301,21 @@ def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> t
     return params.model_copy(update={"regions": chosen}), record
 
 
+def _reader_answering(params: Params, corpus: Corpus, engine: RagEngine, reader_dir: Path, split: str) -> dict:
+    """Answers by the trained reader (issue 7): oracle vs retrieved contexts, region vs page level."""
+    from components.evaluation.answering import AnsweringBench, evaluate_answering
+    from components.reader.answerer import ReaderAnswerer
+    from components.reader.io import load_reader
+
+    reader = load_reader(reader_dir)
+    params = params.model_copy(update={"reader": reader.params})  # contexts and m as trained
+    bench = AnsweringBench(params, corpus, engine, split)
+    return evaluate_answering(bench, ReaderAnswerer(reader, engine.index))
+
+
 def run_evaluation(
     params: Params, corpus: Corpus, model_dir: Path, index_dir: Path, out_dir: Path, settings=None,
-    engine: RagEngine | None = None, log_mlflow: bool = True,
+    engine: RagEngine | None = None, log_mlflow: bool = True, reader_dir: Path | None = None,
 ) -> dict:
     """Evaluate the four systems on ``params.evaluate.split``; write and log the outputs; return metrics."""
     out_dir = Path(out_dir)
@@ -370,6 +382,12 @@ def run_evaluation(
         "index": {k2: v for k2, v in engine.index.stats().items() if k2 != "bytes_per_page"},
         "regions": region_choice,
     }
+    if reader_dir is not None:
+        metrics["answering"] = _reader_answering(params, corpus, engine, Path(reader_dir), split)
+        for name in ("regionops", "page_level"):
+            values = metrics["answering"]["systems"][name]
+            systems[name].update({f"reader_{key}": values[key] for key in ("anls", "em")})
+            systems[name].update({key: values[key] for key in ("visual_tokens", "visual_token_ratio")})
     type_rows = [
         {"type": t, "system": s, "n": acc_t.counts.get("page_r1", 0), **{
             key: acc_t.means().get(key) for key in ("page_r1", "region_hit1")}}

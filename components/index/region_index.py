@@ -320,6 +320,10 @@ class RegionIndex:
     def has_page(self, page_id: str) -> bool:
         return page_id in self._pos
 
+    def cell_vectors(self, page_id: str) -> np.ndarray:
+        """float32 [G*G, dim]: one page's stored cell vectors (decompressed), for the reader's visual tokens."""
+        return self._decompress(self.cells[[self._pos[page_id]]])[0]
+
     def _allowed(self, filters: dict | None) -> np.ndarray | None:
         """Row positions that pass the filters (None = no filter). Lists mean "any of"; tags need all."""
         if not filters:

@@ -48,6 +48,15 @@ class RagEngine:
                 "the retriever's fingerprint differs from the one that built the index: rebuild the index"
             )
         self.retriever, self.index, self.params = retriever, index, params
+        self.reader = None  # a ReaderAnswerer (components.reader): answers from the top-k regions
+
+    def with_reader(self, reader_dir: Path) -> RagEngine:
+        """Answer with the trained span reader instead of the top region's text heuristic."""
+        from components.reader.answerer import ReaderAnswerer
+        from components.reader.io import load_reader
+
+        self.reader = ReaderAnswerer(load_reader(reader_dir), self.index)
+        return self
 
     @classmethod
     def from_dirs(cls, model_dir: Path, index_dir: Path, params: Params) -> RagEngine:
@@ -120,7 +129,10 @@ class RagEngine:
         answer, top_page = "", None
         if regions:
             top_page = regions[0].page_id
-            answer = answer_from_region(question, self.index.meta(top_page).words, regions[0].box)
+            if self.reader is not None:
+                answer = self.reader.answer(question, self.reader.region_contexts(regions, query)).answer
+            else:
+                answer = answer_from_region(question, self.index.meta(top_page).words, regions[0].box)
         return RagResult(
             question=question,
             answer=answer,

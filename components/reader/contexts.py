@@ -1,0 +1,55 @@
+"""A reader context: one region's text-layer words in reading order plus its refined visual tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from components.rag.answer import group_lines, words_in_box
+from components.reader.refine import cell_relevance, select_cells
+from components.regions.extract import box_to_cells
+
+
+@dataclass
+class Context:
+    page_id: str
+    box: tuple[float, float, float, float]
+    words: list[str]  # reading order: lines top to bottom, words left to right
+    visual: np.ndarray  # [<=m, D] refined cell vectors
+    is_gold: bool = False  # training/oracle only: this context holds the evidence
+
+    @property
+    def n_visual(self) -> int:
+        return len(self.visual)
+
+
+def reading_order_words(words: Sequence[Sequence], box: Sequence[float]) -> list[str]:
+    """The text of the words ([text, x0, y0, x1, y1]) whose centre lies in ``box``, in reading order."""
+    return [w[0] for line in group_lines(words_in_box(words, box)) for w in line]
+
+
+def make_context(
+    page_id: str,
+    box: Sequence[float],
+    page_words: Sequence[Sequence],
+    page_cells: np.ndarray,
+    grid: int,
+    m: int,
+    mode: str = "refine",
+    query_vec: np.ndarray | None = None,
+    image_keep: np.ndarray | None = None,
+    cell_mask: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    is_gold: bool = False,
+) -> Context:
+    """Build a context from a box on a page; ``cell_mask`` (bool [G, G]) overrides the box's cells."""
+    mask = (cell_mask if cell_mask is not None else box_to_cells(box, grid)).reshape(-1)
+    cells = np.asarray(page_cells, dtype=np.float32).reshape(grid * grid, -1)[mask]
+    relevance = None
+    if mode == "refine" and len(cells) > m > 0:
+        relevance = cell_relevance(cells, query_vec, image_keep)
+    visual = select_cells(cells, m, mode, relevance, rng)
+    box = tuple(float(v) for v in box)
+    return Context(page_id, box, reading_order_words(page_words, box), visual, is_gold)

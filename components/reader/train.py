@@ -1,0 +1,123 @@
+"""Train the span reader with noise injection in Lightning; MLflow, last.ckpt resume, safetensors export.
+
+Checkpoints live under ``$REGIONOPS_HOME/checkpoints/reader-<digest>`` (outside the DVC output,
+which DVC deletes before a rerun). The digest covers the data, the retriever fingerprint and
+every reader parameter except ``reader.max_steps``, so asking for more steps continues the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+
+from components.config import Params
+from components.data.corpus import Corpus
+from components.reader.data import ReaderDataModule
+from components.reader.io import build_reader, save_reader
+from components.reader.module import ReaderModule
+from components.settings import Settings
+from components.training.train import PARENT_RUN_ENV, corpus_digest
+
+log = logging.getLogger(__name__)
+_NOT_TRAJECTORY = ("reader.max_steps", "reader.checkpoint_every_n_steps", "reader.log_every_n_steps",
+                   "reader.ablation_seeds")
+
+
+def reader_checkpoint_key(params: Params, corpus: Corpus, retriever_fingerprint: str) -> str:
+    flat = {k: v for k, v in params.flat().items()
+            if (k == "seed" or k.startswith(("reader.", "model.text_encoder"))) and k not in _NOT_TRAJECTORY}
+    blob = json.dumps({"params": flat, "data": corpus_digest(corpus), "retriever": retriever_fingerprint},
+                      sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_retrieval(model_dir: Path, index_dir: Path):
+    """(retriever, index) as exported by `regionops train` and `regionops index build`."""
+    from components.index.build import retriever_dir
+    from components.index.region_index import RegionIndex
+    from components.model.io import load_retriever
+
+    retriever = load_retriever(retriever_dir(Path(model_dir)))
+    return retriever, RegionIndex.load(Path(index_dir), expected_fingerprint=retriever.fingerprint)
+
+
+def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Path, out_dir: Path | None,
+                 settings: Settings, retrieval=None, run_name: str | None = None) -> tuple[dict, object]:
+    """Fit (or resume) the reader; export ``out_dir/reader/`` + ``out_dir/reader_run.json`` when ``out_dir``.
+
+    Returns (run record, the trained SpanReader). ``retrieval`` = a loaded (retriever, index) pair.
+    """
+    p = params.reader
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    L.seed_everything(params.seed, workers=True)
+    retriever, index = retrieval or load_retrieval(model_dir, index_dir)
+    reader = build_reader(p, params.model, index.dim)
+    data = ReaderDataModule(params, corpus, index, retriever, reader.tokenizer)
+    val_answers = {i: s.answers for i, s in enumerate(data.val_examples.samples)}
+    module = ReaderModule(params, reader, val_answers)
+
+    ckpt_dir = settings.home / "checkpoints" / f"reader-{reader_checkpoint_key(params, corpus, retriever.fingerprint)}"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    last = ckpt_dir / "last.ckpt"
+    resume_from = last if last.is_file() else None
+    tags = {
+        "regionops.stage": "train-reader",
+        "regionops.params_digest": params.digest(),
+        "regionops.data_digest": corpus_digest(corpus),
+        "regionops.retriever_fingerprint": retriever.fingerprint,
+        "regionops.checkpoint_dir": str(ckpt_dir),
+        **{f"regionops.{k}": v for k, v in reader.text_info.tags().items()},
+    }
+    if resume_from is not None:
+        tags["regionops.resumed_from"] = str(resume_from)
+    if os.environ.get(PARENT_RUN_ENV):
+        tags["regionops.parent_run_id"] = os.environ[PARENT_RUN_ENV]
+    logger = MLFlowLogger(experiment_name=params.registry.experiment, tracking_uri=settings.tracking_uri,
+                          artifact_location=settings.artifact_root.as_uri(),
+                          run_name=run_name or f"train-reader-{params.digest()[:8]}", tags=tags)
+    # ρ and the distractor mix are reader.* params; the dataset counts say what the reader saw.
+    logger.log_hyperparams({**{k: v for k, v in params.flat().items() if k.startswith(("seed", "reader."))},
+                            **{f"dataset.{k}": v for k, v in data.counts().items()}})
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step}", save_last=True, save_top_k=1,
+                                 every_n_train_steps=p.checkpoint_every_n_steps, auto_insert_metric_name=False)
+    trainer = L.Trainer(
+        max_steps=p.max_steps, accelerator=params.train.accelerator, devices=params.train.devices,
+        strategy=params.train.strategy, precision=params.train.precision, logger=logger,
+        callbacks=[checkpoint], default_root_dir=ckpt_dir, log_every_n_steps=p.log_every_n_steps,
+        num_sanity_val_steps=0, enable_model_summary=False, enable_progress_bar=False,
+        check_val_every_n_epoch=None, val_check_interval=p.max_steps,
+    )
+    started = time.perf_counter()
+    if resume_from is not None:
+        log.warning("resuming the reader from %s", resume_from)
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+    seconds = time.perf_counter() - started
+    # last.ckpt at the final step, not the last multiple of the cadence: a rerun then has nothing to redo.
+    trainer.save_checkpoint(last)
+    final = {k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
+    record = {
+        "run_id": logger.run_id, "tracking_uri": settings.tracking_uri, "steps": int(trainer.global_step),
+        "resumed_from": str(resume_from) if resume_from else None, "seconds": round(seconds, 2),
+        "final": final, "counts": data.counts(), "noise_rho": p.noise_rho,
+        "hard_distractor_share": p.hard_distractor_share, "retriever_fingerprint": retriever.fingerprint,
+    }
+    logger.experiment.log_metric(logger.run_id, "train/seconds", seconds)
+    reader.eval()
+    if out_dir is not None and trainer.is_global_zero:
+        out_dir = Path(out_dir)
+        save_reader(reader.cpu(), out_dir / "reader")
+        tmp = out_dir / ".reader_run.json.tmp"
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, out_dir / "reader_run.json")
+        logger.experiment.log_artifact(logger.run_id, str(out_dir / "reader" / "config.json"), artifact_path="reader")
+    return record, reader

