@@ -124,7 +124,7 @@ class RagParams(_Section):
     lexical_weight: float = Field(0.5, ge=0)
     lexical_candidates: int = Field(16, ge=0)  # BM25 pages added to the faiss candidates
     # Term matches credited to the cell they are printed in, to their whole layout block, or both (ADR 6)
-    lexical_scope: Literal["cell", "block", "mixed"] = "cell"
+    lexical_scope: Literal["cell", "block", "mixed"] = "block"
 
 
 class EvaluateParams(_Section):
