@@ -23,6 +23,7 @@ app.add_typer(index_app, name="index")
 ablate_app = typer.Typer(help="Ablations: train variants over seeds, mean ± std tables.", no_args_is_help=True)
 app.add_typer(ablate_app, name="ablate")
 console = Console(stderr=True)
+DEFAULT_READER = Path("data/reader/reader")  # where the train-reader stage exports the reader
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 SetOpt = Annotated[
@@ -317,6 +318,8 @@ def register(
     metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = Path("eval/metrics.json"),
     rescore: Annotated[bool, typer.Option("--rescore/--no-rescore",
                                           help="re-score the champion on the candidate's eval set first")] = True,
+    reader: Annotated[Optional[Path], typer.Option(
+        help="exported reader to bundle (default: data/reader/reader when it exists)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -326,10 +329,12 @@ def register(
     from components.registry.promote import gate_and_register
     from components.registry.rescore import gate_and_register_rescored
 
+    if reader is None and (DEFAULT_READER / "config.json").is_file():
+        reader = DEFAULT_READER
     if rescore:
-        outcome = gate_and_register_rescored(params, _corpus(params), model, index, metrics)
+        outcome = gate_and_register_rescored(params, _corpus(params), model, index, metrics, reader_dir=reader)
     else:
-        outcome = gate_and_register(params, model, index, metrics)
+        outcome = gate_and_register(params, model, index, metrics, reader_dir=reader)
     console.print_json(json.dumps(outcome))
 
 

@@ -39,8 +39,10 @@ def gate_and_register(project_dir: str, params_file: str, parent_run_id: str) ->
     accepted = root / "data/validation/accepted.json"
     corpus = load_corpus(root / params.data.corpus_dir, accepted if accepted.exists() else None)
     # The champion is re-scored on this candidate's eval set inside the same task, then gated against.
+    # The reader trained by the train-reader stage is bundled: the champion answers with it.
     return gate_and_register_rescored(params, corpus, root / "data/model", root / "data/index",
-                                      root / "eval/metrics.json", lineage=lineage)
+                                      root / "eval/metrics.json", lineage=lineage,
+                                      reader_dir=root / "data/reader/reader")
 
 
 @task(name="log-validation", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=300)

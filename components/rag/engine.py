@@ -63,9 +63,14 @@ class RagEngine:
         from components.index.build import retriever_dir
         from components.model.io import load_retriever
 
+        from components.reader.io import bundled_reader_dir
+
         retriever = load_retriever(retriever_dir(model_dir))
         index = RegionIndex.load(Path(index_dir), expected_fingerprint=retriever.fingerprint)
-        return cls(retriever, index, params)
+        engine = cls(retriever, index, params)
+        # A registered bundle carries its reader beside the retriever: serve answers from it.
+        reader = bundled_reader_dir(model_dir)
+        return engine.with_reader(reader) if reader is not None else engine
 
     # ------------------------------------------------------------------ query encoding
     def encode(self, question: str, query_image=None) -> np.ndarray:

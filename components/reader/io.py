@@ -24,6 +24,15 @@ TEXT_DIR = "text_encoder"
 FORMAT_VERSION = 1
 
 
+BUNDLED_DIR = "reader"  # inside a served model bundle: <model>/retriever + <model>/reader
+
+
+def bundled_reader_dir(model_dir: Path) -> Path | None:
+    """``<model_dir>/reader`` when a model bundle (the registered checkpoint) carries a trained reader."""
+    nested = Path(model_dir) / BUNDLED_DIR
+    return nested if (nested / CONFIG).is_file() and (nested / WEIGHTS).is_file() else None
+
+
 def build_reader(p: ReaderParams, model_params: ModelParams, cell_dim: int) -> SpanReader:
     """A fresh reader: the verified pretrained MiniLM (sha256 checked) + a new span head and visual projection."""
     info = resolve_text_encoder(model_params)

@@ -63,18 +63,34 @@ def _model_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.endswith(EXCLUDED_SUFFIXES))
 
 
-def content_hash(model_dir: Path, index_dir: Path, params: Params, run_id: str) -> str:
-    """sha256 over the training run id, every weight/index file (path + bytes) and the digest of the
-    params that change answers (a new gate floor alone registers nothing new)."""
+def content_hash(model_dir: Path, index_dir: Path, params: Params, run_id: str,
+                 reader_dir: Path | None = None) -> str:
+    """sha256 over the training run id, every weight/index/reader file (path + bytes) and the digest
+    of the params that change answers (a new gate floor alone registers nothing new)."""
     h = hashlib.sha256()
     h.update(f"run:{run_id}\nparams:{params.behaviour_digest()}\n".encode())
-    for label, folder in (("model", model_dir), ("index", index_dir)):
+    folders = [("model", model_dir), ("index", index_dir)]
+    if reader_dir is not None:
+        folders.append(("reader", reader_dir))
+    for label, folder in folders:
         for path in _model_files(folder):
             h.update(f"{label}/{path.relative_to(folder).as_posix()}\n".encode())
             with open(path, "rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     h.update(chunk)
     return h.hexdigest()
+
+
+def check_reader_dir(reader_dir: Path | None) -> Path | None:
+    """The reader export to bundle, or None; a folder that is given but holds no reader is an error."""
+    if reader_dir is None:
+        return None
+    from components.reader.io import CONFIG, WEIGHTS
+
+    reader_dir = Path(reader_dir)
+    if not (reader_dir / CONFIG).is_file() or not (reader_dir / WEIGHTS).is_file():
+        raise FileNotFoundError(f"cannot bundle the reader: {reader_dir} holds no {WEIGHTS} + {CONFIG}")
+    return reader_dir
 
 
 def read_train_run(model_dir: Path) -> dict[str, Any]:
@@ -146,7 +162,10 @@ def download_champion(params: Params, dest: Path, alias: str = CHAMPION) -> dict
     spec = yaml.safe_load((local / "MLmodel").read_text())
     saved = spec["flavors"]["python_function"]["artifacts"]
     path = lambda key: local / saved[key]["path"]
+    from components.reader.io import bundled_reader_dir
+
     return {"version": _v(version), "model_dir": path(checkpoint.ARTIFACT_MODEL),
+            "reader_dir": bundled_reader_dir(path(checkpoint.ARTIFACT_MODEL)),
             "index_dir": path(checkpoint.ARTIFACT_INDEX), "params_file": path(checkpoint.ARTIFACT_PARAMS)}
 
 
@@ -216,9 +235,16 @@ def champion_lineage(events: list[dict[str, Any]]) -> list[str]:
 # ------------------------------------------------------------------ promotion
 
 
-def _stage_artifacts(params: Params, model_dir: Path, index_dir: Path, workdir: Path) -> dict[str, str]:
+def _stage_artifacts(params: Params, model_dir: Path, index_dir: Path, workdir: Path,
+                     reader_dir: Path | None = None) -> dict[str, str]:
+    """The bundle's folders: model/ = retriever/ (+ reader/ when one was trained), index/, params.yaml."""
+    from components.reader.io import BUNDLED_DIR
+
     model_copy = workdir / "model"
-    shutil.copytree(model_dir, model_copy, ignore=shutil.ignore_patterns(*[f"*{s}" for s in EXCLUDED_SUFFIXES]))
+    skip = shutil.ignore_patterns(*[f"*{s}" for s in EXCLUDED_SUFFIXES])
+    shutil.copytree(model_dir, model_copy, ignore=skip)
+    if reader_dir is not None:
+        shutil.copytree(reader_dir, model_copy / BUNDLED_DIR, ignore=skip, dirs_exist_ok=False)
     params_file = workdir / "params.yaml"
     params_file.write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
     return {
@@ -294,8 +320,11 @@ def served_params(params: Params, metrics: dict[str, Any]) -> Params:
 
 def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_path: Path,
                       lineage: dict | None = None, champion_metrics: dict | None = None,
-                      champion_scored_version: str | None = None) -> dict[str, Any]:
+                      champion_scored_version: str | None = None, reader_dir: Path | None = None) -> dict[str, Any]:
     """Gate the candidate against floors and the champion, register it, move ``champion``/``challenger``.
+
+    ``reader_dir``: the exported span reader; bundled so the served checkpoint answers with it
+    (without one, answers come from the top region's text layer).
 
     ``champion_metrics``: the champion re-scored on the candidate's eval set (see
     ``download_champion``), valid for ``champion_scored_version``; without it (or if the
@@ -303,6 +332,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
     and the decision says so.
     """
     model_dir, index_dir, metrics_path = Path(model_dir), Path(index_dir), Path(metrics_path)
+    reader_dir = check_reader_dir(reader_dir)
     for required in (model_dir, index_dir, metrics_path):
         if not required.exists():
             raise FileNotFoundError(f"cannot register: {required} does not exist")
@@ -314,7 +344,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
 
     with promotion_lock(name):
         run_id, found = _resolve_run(client, params, train_run)
-        digest = content_hash(model_dir, index_dir, params, train_run.get("run_id") or "none")
+        digest = content_hash(model_dir, index_dir, params, train_run.get("run_id") or "none", reader_dir)
         existing = find_by_hash(client, name, digest)
         if existing is not None:
             gate = json.loads(existing.tags.get("gate.decision", "{}") or "{}")
@@ -330,7 +360,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         lineage_tags = lineage_mod.as_tags(lineage_mod.collect(params, candidate, lineage))
 
         with tempfile.TemporaryDirectory(prefix="regionops-register-") as tmp:
-            artifacts = _stage_artifacts(params, model_dir, index_dir, Path(tmp))
+            artifacts = _stage_artifacts(params, model_dir, index_dir, Path(tmp), reader_dir)
             smoke_check(artifacts)
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.pyfunc.log_model(
@@ -349,6 +379,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         version_tags = {
             **decision.tags(), **lineage_tags, **_metric_tags(candidate), HASH_TAG: digest,
             "gate.decision": decision.to_json()[:4900], "train_run_found": str(found).lower(),
+            "reader.bundled": str(reader_dir is not None).lower(),
         }
         mv = mlflow.register_model(info.model_uri, name, tags=version_tags)
 

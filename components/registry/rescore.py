@@ -79,8 +79,9 @@ def rescore_champion(params: Params, corpus: Corpus, candidate_index_dir: Path, 
         index_dir = workdir / "champion_index"
         build_index(champ_params, pages, champ["model_dir"], index_dir)
         notes.append(f"champion v{version} index re-built on the candidate's {len(wanted)} pages")
+    # The champion's bundled reader (if any) answers too, so its reader metrics are today's as well.
     metrics = run_evaluation(champ_params, corpus, champ["model_dir"], index_dir, workdir / "champion_eval",
-                             log_mlflow=False)
+                             log_mlflow=False, reader_dir=champ.get("reader_dir"))
     if metrics["dataset_id"] != candidate_metrics.get("dataset_id"):
         # Same questions and pages by construction; a mismatch means the inputs moved under us.
         raise RuntimeError(
@@ -91,19 +92,20 @@ def rescore_champion(params: Params, corpus: Corpus, candidate_index_dir: Path, 
     return Rescore(version, metrics, notes)
 
 
-def already_registered(params: Params, model_dir: Path, index_dir: Path) -> str | None:
+def already_registered(params: Params, model_dir: Path, index_dir: Path, reader_dir: Path | None = None) -> str | None:
     """The version that already holds this exact candidate (then there is nothing to gate or re-score)."""
     from components.registry.client import registry_client
     from components.registry.promote import content_hash, find_by_hash, read_train_run
 
     run_id = read_train_run(Path(model_dir)).get("run_id") or "none"
     existing = find_by_hash(registry_client(), params.registry.model_name,
-                            content_hash(Path(model_dir), Path(index_dir), params, run_id))
+                            content_hash(Path(model_dir), Path(index_dir), params, run_id, reader_dir))
     return None if existing is None else str(existing.version)
 
 
 def gate_and_register_rescored(params: Params, corpus: Corpus, model_dir: Path, index_dir: Path,
-                               metrics_path: Path, lineage: dict | None = None) -> dict[str, Any]:
+                               metrics_path: Path, lineage: dict | None = None,
+                               reader_dir: Path | None = None) -> dict[str, Any]:
     """The promote step: re-score the champion on the candidate's eval set, then gate and register.
 
     A candidate that is already registered is not re-scored (``gate_and_register`` answers
@@ -117,10 +119,11 @@ def gate_and_register_rescored(params: Params, corpus: Corpus, model_dir: Path, 
     rescore = Rescore(None, None, ["candidate already registered: champion not re-scored"])
     candidate = json.loads(Path(metrics_path).read_text())
     # The identity of a registered version includes the region settings it serves with.
-    if already_registered(served_params(params, candidate), model_dir, index_dir) is None:
+    if already_registered(served_params(params, candidate), model_dir, index_dir, reader_dir) is None:
         with tempfile.TemporaryDirectory(prefix="regionops-rescore-") as tmp:
             rescore = rescore_champion(params, corpus, Path(index_dir), candidate, Path(tmp))
     outcome = gate_and_register(params, model_dir, index_dir, metrics_path, lineage=lineage,
-                                champion_metrics=rescore.metrics, champion_scored_version=rescore.version)
+                                champion_metrics=rescore.metrics, champion_scored_version=rescore.version,
+                                reader_dir=reader_dir)
     return {**outcome, "rescore": rescore.to_dict() | {"metrics": None if rescore.metrics is None else {
         "systems": {"regionops": rescore.metrics["systems"]["regionops"]}, "dataset_id": rescore.metrics["dataset_id"]}}}
