@@ -13,7 +13,7 @@ export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25  # the slowest tests, listed in every CI log
 
 .PHONY: help setup run test test-fast bench ui lint clean deploy browser
 

@@ -334,7 +334,9 @@ def register(
     if rescore:
         outcome = gate_and_register_rescored(params, _corpus(params), model, index, metrics, reader_dir=reader)
     else:
-        outcome = gate_and_register(params, model, index, metrics, reader_dir=reader)
+        corpus = _corpus(params)
+        outcome = gate_and_register(params, model, index, metrics, reader_dir=reader,
+                                    page_images=[(p.id, corpus.image_path(p)) for p in corpus.pages])
     console.print_json(json.dumps(outcome))
 
 

@@ -143,6 +143,10 @@ class RegistryParams(_Section):
     model_name: str = "regionops"
     experiment: str = "regionops"
     max_query_image_pixels: int = Field(20_000_000, ge=1)  # served model refuses larger query images
+    # Bundle the indexed pages' images so the served model can return highlight crops; turn off
+    # for large corpora (the bundle then holds no images and answers carry no crops).
+    bundle_page_images: bool = True
+    highlight_max_side: int = Field(512, ge=16)  # crops are downscaled to at most this many pixels a side
 
 
 class OrchestrateParams(_Section):

@@ -100,6 +100,48 @@ def test_evaluate_adds_answer_metrics_per_system(built, tiny_corpus, tmp_path):
 
 
 @pytest.mark.slow
+def test_registered_checkpoint_bundles_the_reader_and_answers_with_it(built, tiny_corpus, tmp_path):
+    """The champion carries retriever + reader: it answers as the engine with that reader does, and a
+    bundle with a different reader (or none) is a different version."""
+    import uuid
+
+    import mlflow
+    import pandas as pd
+
+    from components.rag.engine import RagEngine
+    from components.reader.io import save_reader
+    from components.registry.promote import gate_and_register
+
+    params, _, root, _, reader = built
+    params = params.model_copy(deep=True)
+    params.registry.model_name = f"regionops-reader-{uuid.uuid4().hex[:6]}"
+    save_reader(reader, tmp_path / "reader")
+    metrics = tmp_path / "metrics.json"  # floors are 0 in the tiny params: the gate passes
+    metrics.write_text(json.dumps({"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}},
+                                   "dataset_id": "tiny"}))
+    out = gate_and_register(params, root / "model", root / "index", metrics, reader_dir=tmp_path / "reader")
+    assert out["status"] == "promoted"
+
+    loaded = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@champion")
+    served = loaded.unwrap_python_model().engine
+    assert served.reader is not None  # the bundled reader answers, not the text heuristic
+    direct = RagEngine.from_dirs(root / "model", root / "index", params).with_reader(tmp_path / "reader")
+    questions = [q.question for q in tiny_corpus.questions_in("test")[:3]]
+    pred = loaded.predict(pd.DataFrame([{"question": q, "k": 3} for q in questions]))
+    assert list(pred["answer"]) == [direct.answer(q, k=3).answer for q in questions]
+    version = mlflow.MlflowClient().get_model_version(params.registry.model_name, out["version"])
+    assert version.tags["reader.bundled"] == "true"
+
+    # the reader is part of the version's identity: without it, a new version; with it again, unchanged
+    bare = gate_and_register(params, root / "model", root / "index", metrics)
+    assert bare["version"] != out["version"] and bare["content_hash"] != out["content_hash"]
+    assert gate_and_register(params, root / "model", root / "index", metrics,
+                             reader_dir=tmp_path / "reader")["status"] == "unchanged"
+    with pytest.raises(FileNotFoundError, match="no reader.safetensors"):
+        gate_and_register(params, root / "model", root / "index", metrics, reader_dir=tmp_path)
+
+
+@pytest.mark.slow
 def test_ablate_reader_writes_mean_std_tables(built, tiny_corpus, tmp_path, monkeypatch):
     import mlflow
 

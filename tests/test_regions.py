@@ -111,6 +111,14 @@ def test_extract_regions_rejects_bad_heatmaps():
         extract_regions(bad, RegionParams())
 
 
+def test_page_below_an_absolute_threshold_still_yields_its_best_cell():
+    h = np.full((4, 4), -0.2, dtype=np.float32)
+    h[1, 2] = 0.1  # every score under the threshold; this one is the page's best
+    regions = extract_regions(h, RegionParams(threshold="absolute", threshold_value=0.5, snap="none"))
+    assert len(regions) == 1 and regions[0].n_cells == 1
+    assert regions[0].score == pytest.approx(0.1) and regions[0].box == pytest.approx((0.5, 0.25, 0.75, 0.5))
+
+
 def test_rank_regions_across_pages():
     params = RegionParams(threshold="absolute", threshold_value=0.5)
     low = extract_regions(heat() * 0.5 + 0.3, params, page_id="low#0")

@@ -48,15 +48,25 @@ def model(tmp_path, tiny_params, monkeypatch):
     import yaml
 
     params_file.write_text(yaml.safe_dump(tiny_params.to_dict()))
+    from PIL import Image
+
+    from components.registry.highlights import stage_page_images
+
+    # the page the fake engine answers from, left half red and right half blue
+    page = Image.new("RGB", (400, 600), "red")
+    page.paste((0, 0, 255), (200, 0, 400, 600))
+    page.save(tmp_path / "page.png")
+    stage_page_images([("docs/a.pdf#0", tmp_path / "page.png")], tmp_path / "pages")
     m = checkpoint.RagCheckpoint()
     m.load_context(SimpleNamespace(artifacts={"model": str(tmp_path / "model"), "index": str(tmp_path / "index"),
-                                              "params": str(params_file)}))
+                                              "params": str(params_file), "pages": str(tmp_path / "pages")}))
     return m
 
 
 def test_predict_returns_answer_page_boxes_scores(model):
     out = model.predict(None, pd.DataFrame([{"question": "total?", "k": 3}, {"question": "who?"}]))
-    assert list(out.columns) == ["answer", "page_id", "boxes", "scores"]
+    assert list(out.columns) == ["answer", "page_id", "boxes", "scores", "highlights"]
+    assert out.loc[0, "highlights"] == []  # crops only when asked for
     assert out.loc[0, "page_id"] == "docs/a.pdf#0"
     assert out.loc[0, "boxes"][0] == [0.1, 0.2, 0.5, 0.4]
     assert model.engine.calls[0][:2] == ("total?", 3)
@@ -71,6 +81,23 @@ def test_predict_accepts_records_params_k_and_base64_image(model):
     assert model.engine.calls[-1][2] == (3, 4)
 
 
+def test_highlights_are_crops_of_each_box_from_the_bundled_page(model):
+    from PIL import Image
+
+    model.crops.max_side = 64
+    out = model.predict(None, [{"question": "total?", "highlights": True}])
+    crops = [Image.open(io.BytesIO(base64.b64decode(c))) for c in out.loc[0, "highlights"]]
+    assert len(crops) == len(out.loc[0, "boxes"]) == 2
+    # box [0.1, 0.2, 0.5, 0.4] of a 400x600 page: ~176x132 px (with margins), downscaled to <= 64 a side
+    assert max(crops[0].size) == 64 and crops[0].size[0] > crops[0].size[1]
+    # it straddles the red/blue boundary at x = 0.5; the full-width box [0, 0, 1, 0.25] is mostly both
+    left, right = crops[0].convert("RGB").getpixel((2, 10)), crops[0].convert("RGB").getpixel((crops[0].size[0] - 1, 10))
+    assert left == (255, 0, 0) and right[2] > 200
+    # a page without a bundled image gets no crops, not an error
+    model.crops.manifest.clear()
+    assert model.predict(None, [{"question": "q", "highlights": True}]).loc[0, "highlights"] == []
+
+
 @pytest.mark.parametrize("row, message", [
     ({"question": ""}, "'question' is empty"),
     ({"question": "   "}, "'question' is empty"),
@@ -83,6 +110,7 @@ def test_predict_accepts_records_params_k_and_base64_image(model):
     ({"question": "q", "query_image": base64.b64encode(b"hello world").decode()}, "not a readable image"),
     ({"question": "q", "query_image": 12}, "'query_image' must be"),
     ({"question": "q", "query_image": "../../etc/x.png"}, "paths are disabled"),
+    ({"question": "q", "highlights": "yes"}, "'highlights' must be true or false"),
 ])
 def test_bad_rows_raise_invalid_parameter(model, row, message):
     with pytest.raises(MlflowException) as err:

@@ -117,6 +117,10 @@ def extract_regions(
     if not np.isfinite(heatmap).all():
         raise ValueError(f"heatmap of page {page_id!r} holds NaN or inf")
     mask = threshold_mask(heatmap, params.threshold, params.threshold_value)
+    if not mask.any():
+        # An absolute threshold above every score would leave a candidate page with no region at
+        # all (and a served question with no answer): its best cell is the region then.
+        mask = heatmap >= heatmap.max()
     labels, n = label_components(mask, params.neighbour_range)
     groups = [labels == label for label in range(1, n + 1)]
     if params.merge_overlapping:

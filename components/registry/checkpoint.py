@@ -3,8 +3,10 @@
 ``mlflow.pyfunc.load_model("models:/regionops@champion").predict(...)`` and
 ``mlflow models serve`` both go through :class:`RagCheckpoint`. Input rows carry a
 ``question``, an optional ``query_image`` (base64 PNG/JPEG, a data: URI, or a path under
-``$REGIONOPS_QUERY_IMAGE_ROOT``) and an optional ``k``; each output row carries ``answer``,
-``page_id``, ``boxes`` (normalised [x0, y0, x1, y1], origin top-left) and ``scores``.
+``$REGIONOPS_QUERY_IMAGE_ROOT``), an optional ``k`` and an optional ``highlights`` flag; each
+output row carries ``answer``, ``page_id``, ``boxes`` (normalised [x0, y0, x1, y1], origin
+top-left), ``scores`` and ``highlights`` (one base64 PNG crop per box when asked for and the
+bundle holds page images; otherwise empty).
 
 Bad rows raise ``MlflowException(INVALID_PARAMETER_VALUE)``: the scoring server turns that
 into an HTTP 400 with our message and keeps serving.
@@ -32,6 +34,8 @@ from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec
 ARTIFACT_MODEL = "model"  # the exported model folder: retriever/ (safetensors + config.json), reader/ ...
 ARTIFACT_INDEX = "index"  # the region index folder
 ARTIFACT_PARAMS = "params"  # params.yaml the candidate was trained and evaluated with
+ARTIFACT_PAGES = "pages"  # optional: page images for highlight crops (components.registry.highlights)
+OUTPUT_COLUMNS = ["answer", "page_id", "boxes", "scores", "highlights"]
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 100
@@ -59,12 +63,14 @@ def signature() -> ModelSignature:
         ColSpec(DataType.string, "question"),
         ColSpec(DataType.string, "query_image", required=False),
         ColSpec(DataType.long, "k", required=False),
+        ColSpec(DataType.boolean, "highlights", required=False),
     ])
     outputs = Schema([
         ColSpec(DataType.string, "answer"),
         ColSpec(DataType.string, "page_id"),
         ColSpec(Array(Array(DataType.double)), "boxes"),
         ColSpec(Array(DataType.double), "scores"),
+        ColSpec(Array(DataType.string), "highlights", required=False),
     ])
     # k may also come as a request-level param (applies to every row without its own k).
     params = ParamSchema([ParamSpec("k", DataType.long, 5)])
@@ -185,6 +191,14 @@ def _allowed_path(text: str, row: int, image_root: str | None) -> Path:
     return path
 
 
+def parse_flag(value: Any, row: int, name: str) -> bool:
+    if _missing(value):
+        return False
+    if isinstance(value, bool) or (hasattr(value, "dtype") and value.dtype == bool):
+        return bool(value)
+    raise bad_request(f"row {row}: '{name}' must be true or false, got {value!r}")
+
+
 def _floats(values: Any) -> list[float]:
     return [round(float(v), 6) for v in values]
 
@@ -216,6 +230,23 @@ class RagCheckpoint(mlflow.pyfunc.PythonModel):
         factory = ENGINE_FACTORY or _default_engine_factory
         self.engine = factory(Path(context.artifacts[ARTIFACT_MODEL]), Path(context.artifacts[ARTIFACT_INDEX]),
                               self.params)
+        pages = context.artifacts.get(ARTIFACT_PAGES)
+        self.crops = None
+        if pages:
+            from components.registry.highlights import PageCrops
+
+            self.crops = PageCrops(Path(pages), self.params.registry.highlight_max_side)
+
+    def _highlights(self, result: Any, boxes: list[list[float]]) -> list[str]:
+        """One crop per returned box, each from its own region's page (regions are ranked across pages)."""
+        if self.crops is None:
+            return []
+        data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        regions = data.get("regions") or [{"page_id": data.get("page_id")}] * len(boxes)
+        crops = []
+        for region, box in zip(regions, boxes):
+            crops.extend(self.crops.crops(region.get("page_id"), [box]))
+        return crops
 
     # The DataFrame hint tells MLflow not to infer a schema from hints (the explicit signature
     # rules); direct callers may still pass a record or a list of records.
@@ -231,6 +262,12 @@ class RagCheckpoint(mlflow.pyfunc.PythonModel):
                 parse_question(row.get("question"), i),
                 parse_k(row.get("k"), default_k, i),
                 parse_query_image(row.get("query_image"), self.max_pixels, i),
+                parse_flag(row.get("highlights"), i, "highlights"),
             ))
-        out = [result_row(self.engine.answer(q, k=k, query_image=img)) for q, k, img in parsed]
-        return pd.DataFrame(out, columns=["answer", "page_id", "boxes", "scores"])
+        out = []
+        for question, k, image, want_highlights in parsed:
+            result = self.engine.answer(question, k=k, query_image=image)
+            row = result_row(result)
+            row["highlights"] = self._highlights(result, row["boxes"]) if want_highlights else []
+            out.append(row)
+        return pd.DataFrame(out, columns=OUTPUT_COLUMNS)

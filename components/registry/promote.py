@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from components.registry import checkpoint
 from components.registry import lineage as lineage_mod
 from components.registry.client import ensure_experiment, promotion_lock, registry_client
 from components.registry.gate import GATED_SYSTEM, GateDecision, decide, system_metrics
+from components.registry.highlights import stage_page_images
+
+PageImages = Iterable[tuple[str, Path]]  # (page id, image file) pairs
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -236,8 +240,9 @@ def champion_lineage(events: list[dict[str, Any]]) -> list[str]:
 
 
 def _stage_artifacts(params: Params, model_dir: Path, index_dir: Path, workdir: Path,
-                     reader_dir: Path | None = None) -> dict[str, str]:
-    """The bundle's folders: model/ = retriever/ (+ reader/ when one was trained), index/, params.yaml."""
+                     reader_dir: Path | None = None, page_images: PageImages | None = None) -> dict[str, str]:
+    """The bundle's folders: model/ = retriever/ (+ reader/ when one was trained), index/, params.yaml,
+    and pages/ (the page images highlight crops are cut from) when there are any and params allow."""
     from components.reader.io import BUNDLED_DIR
 
     model_copy = workdir / "model"
@@ -247,11 +252,15 @@ def _stage_artifacts(params: Params, model_dir: Path, index_dir: Path, workdir: 
         shutil.copytree(reader_dir, model_copy / BUNDLED_DIR, ignore=skip, dirs_exist_ok=False)
     params_file = workdir / "params.yaml"
     params_file.write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
-    return {
+    artifacts = {
         checkpoint.ARTIFACT_MODEL: str(model_copy),
         checkpoint.ARTIFACT_INDEX: str(Path(index_dir)),
         checkpoint.ARTIFACT_PARAMS: str(params_file),
     }
+    if page_images is not None and params.registry.bundle_page_images:
+        if stage_page_images(page_images, workdir / "pages"):
+            artifacts[checkpoint.ARTIFACT_PAGES] = str(workdir / "pages")
+    return artifacts
 
 
 def smoke_check(artifacts: dict[str, str]) -> None:
@@ -320,11 +329,13 @@ def served_params(params: Params, metrics: dict[str, Any]) -> Params:
 
 def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_path: Path,
                       lineage: dict | None = None, champion_metrics: dict | None = None,
-                      champion_scored_version: str | None = None, reader_dir: Path | None = None) -> dict[str, Any]:
+                      champion_scored_version: str | None = None, reader_dir: Path | None = None,
+                      page_images: PageImages | None = None) -> dict[str, Any]:
     """Gate the candidate against floors and the champion, register it, move ``champion``/``challenger``.
 
     ``reader_dir``: the exported span reader; bundled so the served checkpoint answers with it
-    (without one, answers come from the top region's text layer).
+    (without one, answers come from the top region's text layer). ``page_images``: ``(page_id,
+    image path)`` pairs bundled for highlight crops (``registry.bundle_page_images``).
 
     ``champion_metrics``: the champion re-scored on the candidate's eval set (see
     ``download_champion``), valid for ``champion_scored_version``; without it (or if the
@@ -360,7 +371,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         lineage_tags = lineage_mod.as_tags(lineage_mod.collect(params, candidate, lineage))
 
         with tempfile.TemporaryDirectory(prefix="regionops-register-") as tmp:
-            artifacts = _stage_artifacts(params, model_dir, index_dir, Path(tmp), reader_dir)
+            artifacts = _stage_artifacts(params, model_dir, index_dir, Path(tmp), reader_dir, page_images)
             smoke_check(artifacts)
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.pyfunc.log_model(

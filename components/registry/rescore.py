@@ -124,6 +124,7 @@ def gate_and_register_rescored(params: Params, corpus: Corpus, model_dir: Path, 
             rescore = rescore_champion(params, corpus, Path(index_dir), candidate, Path(tmp))
     outcome = gate_and_register(params, model_dir, index_dir, metrics_path, lineage=lineage,
                                 champion_metrics=rescore.metrics, champion_scored_version=rescore.version,
-                                reader_dir=reader_dir)
+                                reader_dir=reader_dir,
+                                page_images=[(p.id, corpus.image_path(p)) for p in corpus.pages])
     return {**outcome, "rescore": rescore.to_dict() | {"metrics": None if rescore.metrics is None else {
         "systems": {"regionops": rescore.metrics["systems"]["regionops"]}, "dataset_id": rescore.metrics["dataset_id"]}}}
