@@ -125,6 +125,9 @@ class RagParams(_Section):
     lexical_candidates: int = Field(16, ge=0)  # BM25 pages added to the faiss candidates
     # Term matches credited to the cell they are printed in, to their whole layout block, or both (ADR 6)
     lexical_scope: Literal["cell", "block", "mixed"] = "block"
+    # How terms weigh when regions are picked on a page (pages are always ranked by corpus idf):
+    # corpus idf, or corpus idf / the number of the page's blocks printing the term (ADR 9).
+    region_term_weights: Literal["corpus", "page"] = "page"
 
 
 class EvaluateParams(_Section):

@@ -1,6 +1,7 @@
 """The sparse channel: BM25 candidates and term heatmaps on the grid, fused into index search."""
 
 import numpy as np
+import pytest
 
 from components.config import IndexParams
 from components.index.lexical import LexicalChannel, tokenize
@@ -68,3 +69,45 @@ def test_block_scope_credits_terms_printed_anywhere_in_the_block():
     np.testing.assert_allclose(mixed, 0.5 * (cell + block), rtol=1e-6)
     # Without blocks the block scope has nothing to credit.
     assert LexicalChannel(words, GRID).heatmaps(q, pos, "block").max() == 0.0
+
+
+def test_page_term_weights_pick_the_block_with_the_page_rare_term():
+    """Title, paragraph and caption all print the company and the year; only the table prints "capex".
+
+    By corpus idf each of the three outscores the table (two rare terms against one); with page
+    term weights the shared terms count 1/3 each on this page and the table wins, while the
+    page's own score (its peak) stays what the ranking gave it.
+    """
+    def row(r, *texts):  # words printed in grid row r (GRID = 4 rows of 0.25)
+        return [[t, 0.05 + 0.2 * i, 0.25 * r + 0.05, 0.2 + 0.2 * i, 0.25 * r + 0.15] for i, t in enumerate(texts)]
+
+    page0 = row(0, "Acme", "2021") + row(1, "Acme", "2021", "opened") + row(2, "Acme", "2021", "users") + row(3, "capex")
+    blocks0 = [[0.0, 0.25 * r + 0.02, 0.8, 0.25 * r + 0.2] for r in range(4)]
+    other = row(0, "Zeta", "2019") + row(1, "headcount")
+    pages, blocks = [page0, other, other], [blocks0, [[0.0, 0.02, 0.8, 0.2]], [[0.0, 0.02, 0.8, 0.2]]]
+    channel = LexicalChannel(pages, GRID, blocks)
+    weights = {t: channel._idf(t) for t in ("acme", "2021", "capex")}
+    page = channel.within_page_weights(0, weights)
+    assert page["acme"] == pytest.approx(weights["acme"] / 3) and page["2021"] == pytest.approx(weights["2021"] / 3)
+    assert page["capex"] == weights["capex"]
+
+    q = "Acme capex in 2021"
+    corpus_map = channel.heatmaps(q, np.array([0]), "block")[0]
+    page_map = channel.heatmaps(q, np.array([0]), "block", "page")[0]
+    assert corpus_map[0].max() > corpus_map[3].max()  # the title row beats the table row by corpus idf
+    assert page_map[3].max() > page_map[0].max()  # the table wins within the page
+
+    metas = [PageMeta(page_id=f"d{i}#0", doc=f"d{i}", words=w, blocks=b) for i, (w, b) in enumerate(zip(pages, blocks))]
+    cells = np.zeros((3, GRID * GRID, 8), dtype=np.float32)
+    cells[..., 0] = 1.0  # a flat dense channel: only the terms decide
+    index = RegionIndex.build(metas, cells, IndexParams(candidates=3), fingerprint="fp")
+    query = np.eye(8, dtype=np.float32)[0]
+    hits = index.search(query, 3, query_text=q, lexical_weight=1.0, lexical_scope="block")
+    assert hits[0].page_id == "d0#0"
+    regional = index.region_heatmaps(hits, q, 1.0, "block")
+    for hit, heat in zip(hits, regional):
+        assert heat.max() == pytest.approx(hit.score)  # pages keep their ranking scores
+    assert regional[0][3].max() > regional[0][0].max()
+    np.testing.assert_allclose(index.heatmap("d0#0", query, q, 1.0, "block", "page"), regional[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown term weights"):
+        channel.heatmaps(q, np.array([0]), "block", "bm25")

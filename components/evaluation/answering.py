@@ -72,14 +72,14 @@ class AnsweringBench:
             image = self._image(q)
             qvec = engine.encode(q.question, image)
             hits = engine.search_vector(qvec, question=q.question)
-            item = _Item(q, q.question, qvec, engine.regions_for(hits, self.k), [h.page_id for h in hits[: self.k]])
+            item = _Item(q, q.question, qvec, engine.regions_for(hits, self.k, q.question), [h.page_id for h in hits[: self.k]])
             if image is not None:
                 trace = stage_one(engine, image, q.question)
                 vec2 = engine.encode(trace.rewritten)
                 hits2 = engine.search_vector(vec2, question=trace.rewritten)
                 keep = image_query_keep(image_query_cells(engine.retriever, image), vec2, m)
                 item.image_keep = keep
-                item.two_stage = {"trace": trace, "qvec": vec2, "regions": engine.regions_for(hits2, self.k)}
+                item.two_stage = {"trace": trace, "qvec": vec2, "regions": engine.regions_for(hits2, self.k, trace.rewritten)}
             self.items.append(item)
         self.oracle = self._oracle(params, corpus, engine, split)
         self._cache: dict[tuple[str, str], list[tuple[int, str, list[Context], int]]] = {}

@@ -114,7 +114,7 @@ class _Evaluator:
         gold_region_box = None
         if gold is not None and index.has_page(gold):
             fused = index.heatmap(gold, qv, question.question, self.params.rag.lexical_weight,
-                                  self.params.rag.lexical_scope)
+                                  self.params.rag.lexical_scope, self.params.rag.region_term_weights)
             regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks)
             gold_region_box = regions[0].box if regions else None
         region_pages = _dedup([r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking])
@@ -209,7 +209,7 @@ def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, fol
             heat = result.heatmaps.get(pid)  # the fused map the ranking used
             if heat is None:
                 heat = engine.index.heatmap(pid, qv, q.question, engine.params.rag.lexical_weight,
-                                            engine.params.rag.lexical_scope)
+                                            engine.params.rag.lexical_scope, engine.params.rag.region_term_weights)
             boxes = [r["box"] for r in result.regions if r["page_id"] == pid]
             label = "gold" if pid == q.page_id else "predicted"
             panels.append(
@@ -290,7 +290,8 @@ def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> t
     if not val:
         return params, {"tuned_on": None, "chosen": params.regions.model_dump()}
     vectors = encode_queries(engine.retriever, [q.question for q in val])
-    heatmaps = [engine.index.heatmap(q.page_id, v, q.question, params.rag.lexical_weight, params.rag.lexical_scope)
+    heatmaps = [engine.index.heatmap(q.page_id, v, q.question, params.rag.lexical_weight, params.rag.lexical_scope,
+                                     params.rag.region_term_weights)
                 for q, v in zip(val, vectors)]
     blocks = [engine.index.meta(q.page_id).blocks for q in val]
     chosen, table = tune_region_params(heatmaps, [q.box for q in val], params.regions, params.evaluate.iou_hit,

@@ -29,6 +29,7 @@ def tokenize(text: str) -> list[str]:
 
 
 SCOPES = ("cell", "block", "mixed")
+TERM_WEIGHTS = ("corpus", "page")
 
 
 def _cells_of_box(box: Sequence[float], grid: int) -> np.ndarray:
@@ -102,11 +103,32 @@ class LexicalChannel:
         order = np.argsort(-scores, kind="stable")[:n]
         return order[scores[order] > 0]
 
-    def heatmaps(self, question: str, positions: np.ndarray, scope: str = "cell") -> np.ndarray:
+    def within_page_weights(self, pos: int, weights: dict[str, float]) -> dict[str, float]:
+        """``weights`` scaled by how few of page ``pos``'s blocks print each term.
+
+        A company name or a year printed in the title, the chart caption and the table header
+        tells pages apart but not regions on the page; a row label printed once does. A term
+        printed in df of the page's blocks weighs 1/df (chosen on val over log and BM25-style
+        damping; ADR 9).
+        """
+        blocks = self._blocks[pos]
+        if len(blocks) <= 1:
+            return weights
+        out = {}
+        for term, weight in weights.items():
+            df = sum(1 for _, terms in blocks if term in terms)
+            out[term] = weight / df if df else weight
+        return out
+
+    def heatmaps(self, question: str, positions: np.ndarray, scope: str = "cell",
+                 term_weights: str = "corpus") -> np.ndarray:
         """[len(positions), G, G]: the idf share (0..1) of the question's terms matched per cell,
-        at ``scope`` cell, block or mixed (see the class doc)."""
+        at ``scope`` cell, block or mixed (see the class doc); ``term_weights="page"`` scales
+        each term by ``within_page_weights`` (the share's denominator stays the corpus total)."""
         if scope not in SCOPES:
             raise ValueError(f"unknown lexical scope {scope!r} ({' | '.join(SCOPES)})")
+        if term_weights not in TERM_WEIGHTS:
+            raise ValueError(f"unknown term weights {term_weights!r} ({' | '.join(TERM_WEIGHTS)})")
         terms = sorted(set(tokenize(question)))
         weights = {t: self._idf(t) for t in terms}
         total = sum(weights.values())
@@ -116,14 +138,15 @@ class LexicalChannel:
         if total <= 0:
             return cell_map.reshape(-1, self.grid, self.grid)
         for row, pos in enumerate(np.asarray(positions, dtype=np.int64)):
+            page_weights = self.within_page_weights(pos, weights) if term_weights == "page" else weights
             if scope != "block":
                 cells = self._cells[pos]
-                for term, weight in weights.items():
+                for term, weight in page_weights.items():
                     for cell in cells.get(term, ()):
                         cell_map[row, cell] += weight
             if scope != "cell":
                 for block_cells, block_terms in self._blocks[pos]:
-                    share = sum(w for t, w in weights.items() if t in block_terms)
+                    share = sum(w for t, w in page_weights.items() if t in block_terms)
                     if share > 0:
                         block_map[row, block_cells] = np.maximum(block_map[row, block_cells], share)
         out = {"cell": cell_map, "block": block_map, "mixed": 0.5 * (cell_map + block_map)}[scope]

@@ -401,14 +401,39 @@ class RegionIndex:
 
     def heatmap(
         self, page_id: str, query: np.ndarray, query_text: str | None = None, lexical_weight: float = 0.0,
-        lexical_scope: str = "cell",
+        lexical_scope: str = "cell", term_weights: str = "corpus",
     ) -> np.ndarray:
-        """One page's heatmap, fused with the lexical channel exactly as ``search`` does."""
+        """One page's heatmap, fused with the lexical channel exactly as ``search`` does
+        (``term_weights="page"``: as ``region_heatmaps`` re-weighs it for picking regions)."""
         positions = np.array([self._pos[page_id]])
         dense = self.heatmaps(positions, query)[0]
         if query_text and lexical_weight > 0:
-            dense = dense + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)[0]
+            fused = dense + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)[0]
+            if term_weights == "corpus":
+                return fused
+            return self._rebase(fused, dense + lexical_weight * self.lexical.heatmaps(
+                query_text, positions, lexical_scope, term_weights)[0])
         return dense
+
+    def region_heatmaps(self, hits: list[PageHit], query_text: str, lexical_weight: float,
+                        lexical_scope: str) -> list[np.ndarray]:
+        """The hits' heatmaps with page-local term weights, for picking regions on each page.
+
+        Each map is shifted so that its peak equals the page's score: pages keep their corpus
+        ranking (the top region of each page scores as its page does) while the regions within
+        a page are told apart by the terms that are rare on that page.
+        """
+        if not hits or not query_text or lexical_weight <= 0:
+            return [h.heatmap for h in hits]
+        positions = np.array([self._pos[h.page_id] for h in hits])
+        corpus = self.lexical.heatmaps(query_text, positions, lexical_scope)
+        local = self.lexical.heatmaps(query_text, positions, lexical_scope, "page")
+        return [self._rebase(h.heatmap, h.heatmap + lexical_weight * (loc - cor))
+                for h, cor, loc in zip(hits, corpus, local)]
+
+    @staticmethod
+    def _rebase(ranked: np.ndarray, local: np.ndarray) -> np.ndarray:
+        return (local + (float(ranked.max()) - float(local.max()))).astype(np.float32)
 
     @property
     def lexical(self) -> LexicalChannel:

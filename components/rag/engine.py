@@ -105,9 +105,19 @@ class RagEngine:
             lexical_scope=rag.lexical_scope,
         )
 
-    def regions_for(self, hits: list[PageHit], k: int) -> list[Region]:
-        by_page = {h.page_id: extract_regions(h.heatmap, self.params.regions, h.page_id,
-                                              blocks=self.index.meta(h.page_id).blocks) for h in hits}
+    def region_maps(self, hits: list[PageHit], question: str | None = None) -> dict[str, np.ndarray]:
+        """The heatmaps regions are extracted from: the ranking maps, or, with
+        ``rag.region_term_weights: page`` and a question, their page-local re-weighting."""
+        rag = self.params.rag
+        if question and rag.region_term_weights == "page":
+            maps = self.index.region_heatmaps(hits, question, rag.lexical_weight, rag.lexical_scope)
+        else:
+            maps = [h.heatmap for h in hits]
+        return {h.page_id: m for h, m in zip(hits, maps)}
+
+    def regions_for(self, hits: list[PageHit], k: int, question: str | None = None) -> list[Region]:
+        by_page = {pid: extract_regions(heat, self.params.regions, pid, blocks=self.index.meta(pid).blocks)
+                   for pid, heat in self.region_maps(hits, question).items()}
         return rank_regions(by_page, k)
 
     def retrieve_pages(self, question: str, filters: dict | None = None) -> list[tuple[str, float]]:
@@ -123,7 +133,10 @@ class RagEngine:
         k = k or self.params.rag.k
         if hits is None:
             hits = self.search_vector(query, filters=filters, question=question)
-        regions = self.regions_for(hits, k)
+        maps = self.region_maps(hits, question)
+        regions = rank_regions({pid: extract_regions(heat, self.params.regions, pid,
+                                                     blocks=self.index.meta(pid).blocks)
+                                for pid, heat in maps.items()}, k)
         region_dicts = []
         for r in regions:
             words = self.index.meta(r.page_id).words
@@ -145,7 +158,7 @@ class RagEngine:
             boxes=[d["box"] for d in region_dicts],
             scores=[d["score"] for d in region_dicts],
             regions=region_dicts,
-            heatmaps={h.page_id: h.heatmap for h in hits},
+            heatmaps=maps,  # the maps the regions came from
             page_ranking=[(h.page_id, h.score) for h in hits],
         )
 
