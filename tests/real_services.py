@@ -1,7 +1,7 @@
 """Real servers on 127.0.0.1 for the production-profile tests: PostgreSQL, S3 (moto), MLflow, Prefect.
 
-Each server is a ``subprocess.Popen`` in its own process group (``start_new_session``),
-on a free port, logging to a file; ``stop()`` ends it by its PID's process group.
+Each server is started by ``tests.servers.start`` (its own process group, a free port, a
+log file) and ended by ``Server.stop`` (by its PID's process group).
 ``ServiceUnavailable`` means a prerequisite is not installed (``infra/ci/install_services.sh``);
 a server that starts but never answers raises ``RuntimeError`` with its log's tail.
 """
@@ -11,16 +11,12 @@ from __future__ import annotations
 import glob
 import os
 import pwd
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.servers import Server, free_port, http_ok, start, wait_until
 
 BIN = Path(sys.executable).parent
 PG_USER = "regionops"
@@ -35,66 +31,11 @@ class ServiceUnavailable(RuntimeError):
     """A server's program is not installed here."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen
-    log: Path
-    url: str
-    extra: dict = field(default_factory=dict)
-
-    def tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 20) -> None:
-        if self.proc.poll() is not None:
-            return
-        # start_new_session made the server its group's leader: its PID is the group id.
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-
-def _popen(cmd: list[str], log: Path, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+def _popen(name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None, url: str = "",
+           **kwargs) -> Server:
     # A server must not talk to another server named in this process's environment.
     base = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
-    with open(log, "ab") as handle:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            cmd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**base, **(env or {})}, start_new_session=True, **kwargs,
-        )
-
-
-def _wait(server: Server, ready, timeout: float) -> Server:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
-        if ready():
-            return server
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError(f"{server.name} did not answer within {timeout:.0f} s:\n{server.tail()}")
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    return start(name, cmd, log, {**base, **(env or {})}, url, **kwargs)
 
 
 def _pg_bin(program: str) -> str:
@@ -126,16 +67,16 @@ def start_postgres() -> Server:
         check=True, capture_output=True, **run_as,
     )
     port = free_port()
-    proc = _popen([postgres, "-D", str(data), "-p", str(port), "-k", str(sockets),
-                               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], log, **run_as)
-    server = Server("postgres", proc, log, f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}",
-                    {"port": port, "root": root})
+    server = _popen("postgres", [postgres, "-D", str(data), "-p", str(port), "-k", str(sockets),
+                                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], log,
+                    url=f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}", **run_as)
+    server.extra.update(port=port, root=root)
     isready = _pg_bin("pg_isready")
 
     def ready() -> bool:
         return subprocess.run([isready, "-h", "127.0.0.1", "-p", str(port)], capture_output=True, check=False).returncode == 0
 
-    _wait(server, ready, 60)
+    wait_until(server, ready, 60)
     try:
         _create_databases(server.url)
     except Exception:
@@ -168,9 +109,9 @@ def start_s3(root: Path) -> Server:
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = root / "moto.log"
-    proc = _popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log)
-    server = Server("s3", proc, log, f"http://127.0.0.1:{port}")
-    _wait(server, lambda: _http_ok(f"{server.url}/moto-api/"), 60)
+    server = _popen("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log,
+                    url=f"http://127.0.0.1:{port}")
+    wait_until(server, lambda: http_ok(f"{server.url}/moto-api/"), 60)
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=server.url, aws_access_key_id=S3_KEY,
@@ -213,9 +154,8 @@ def start_mlflow(root: Path, postgres: Server, s3: Server) -> Server:
            "--backend-store-uri", f"{postgres.url}/mlflow",
            "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/artifacts",
            "--app-name", "basic-auth", "--workers", "1"]
-    proc = _popen(cmd, log, env, cwd=root)
-    server = Server("mlflow", proc, log, f"http://127.0.0.1:{port}")
-    return _wait(server, lambda: _http_ok(f"{server.url}/health"), 180)
+    server = _popen("mlflow", cmd, log, env, f"http://127.0.0.1:{port}", cwd=root)
+    return wait_until(server, lambda: http_ok(f"{server.url}/health"), 180)
 
 
 def start_prefect(root: Path, postgres: Server) -> Server:
@@ -231,10 +171,9 @@ def start_prefect(root: Path, postgres: Server) -> Server:
         "PREFECT_UI_ENABLED": "false",
         "DO_NOT_TRACK": "true",
     }
-    proc = _popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                  log, env, cwd=root)
-    server = Server("prefect", proc, log, f"http://127.0.0.1:{port}/api")
-    return _wait(server, lambda: _http_ok(f"{server.url}/health"), 180)
+    server = _popen("prefect", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                    log, env, f"http://127.0.0.1:{port}/api", cwd=root)
+    return wait_until(server, lambda: http_ok(f"{server.url}/health"), 180)
 
 
 def stop_all(servers: list[Server]) -> None:

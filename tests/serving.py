@@ -1,27 +1,19 @@
-"""``mlflow models serve`` for tests: a free 127.0.0.1 port, its own process group, stopped by PID."""
+"""``mlflow models serve`` for tests (``tests.servers``: a free 127.0.0.1 port, its own process group, stopped by PID)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.servers import free_port, running
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServedModel:
@@ -48,30 +40,8 @@ def serve(model_uri: str, log_path: Path, timeout_s: float = 180) -> Iterator[Se
     # tests/ must be importable (fake engines); mlflow execs `uvicorn`, which must be on PATH (the venv's bin)
     env = {**os.environ, "PYTHONPATH": str(REPO),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally, after the server
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri,
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.time() + timeout_s
-        while True:
-            assert proc.poll() is None, Path(log_path).read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.time() < deadline, "server did not come up:\n" + Path(log_path).read_text()[-3000:]
-            time.sleep(0.5)
-        yield ServedModel(f"http://127.0.0.1:{port}")
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri,
+           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    url = f"http://127.0.0.1:{port}"
+    with running("mlflow models serve", cmd, Path(log_path), env, url, "/ping", timeout_s):
+        yield ServedModel(url)

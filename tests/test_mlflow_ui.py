@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -26,7 +22,7 @@ from PIL import Image
 from components.config import load_params
 from components.registry import checkpoint
 from tests.registry_fakes import fake_factory
-from tests.serving import free_port
+from tests.servers import free_port, running
 from tests.test_registry import make_candidate
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -94,34 +90,11 @@ def ui_server(reviewed, tmp_path_factory):
     env = {**os.environ,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no background job workers: only the UI is needed
-    log = open(log_path, "wb")  # noqa: SIM115 - closed after the server stops
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", reviewed["tracking_uri"],
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", reviewed["tracking_uri"],
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + SERVER_TIMEOUT_S
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.time() < deadline, "MLflow server did not come up:\n" + log_path.read_text()[-3000:]
-            time.sleep(1)
+    with running("mlflow server", cmd, log_path, env, url, "/health", SERVER_TIMEOUT_S):
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.servers import Server, free_port, http_ok, start, wait_until
 from tests.test_data_import import make_pdf
 from tests.test_pipeline_integration import _make_project
 
@@ -31,63 +29,13 @@ CRON = "0 3 * * *"
 WATCH_SECONDS = 10
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group we started (by its PID), then SIGKILL if it lingers.
-
-    The worker starts each flow run in a process group of its own: those are found as the
-    worker's children (by PID) and stopped too.
-    """
-    import psutil
-
-    if proc.poll() is not None:
-        return
-    try:
-        children = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    os.killpg(proc.pid, signal.SIGTERM)
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    _, alive = psutil.wait_procs(children, timeout=10)
-    for child in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"prefect server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("deployments")
     home = root / "state"
     project = _make_project(root / "project", [f"orchestrate.watch_interval_seconds={WATCH_SECONDS}"])
     (home / "prefect").mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = dict(os.environ, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"), PREFECT_API_URL=api,
                PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port),
@@ -97,26 +45,21 @@ def stack(tmp_path_factory):
     env.pop("MLFLOW_TRACKING_URI", None)
     logs = root / "logs"
     logs.mkdir()
-    procs: list[subprocess.Popen] = []
+    servers: list[Server] = []
     old_env = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "REGIONOPS_HOME", "PREFECT_HOME")}
     in_process = contextlib.ExitStack()
     try:
-        server_log = logs / "server.log"
-        server = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=server_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(server)
-        _wait_healthy(api, server, server_log)
+        server = start("prefect server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                          "--port", str(port)], logs / "server.log", env, api)
+        servers.append(server)
+        wait_until(server, lambda: http_ok(f"{api}/health"), 180)
         deployed = subprocess.run(
             [sys.executable, "-m", "components.cli", "deploy", "--project-dir", str(project),
              "--work-pool", POOL, "--cron", CRON],
             env=env, capture_output=True, text=True, timeout=300, check=False)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-        worker_log = logs / "worker.log"
-        worker = subprocess.Popen(
-            [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
-            env=env, stdout=worker_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(worker)
+        servers.append(start("prefect worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL,
+                                                "--type", "process"], logs / "worker.log", env))
         os.environ.update(PREFECT_API_URL=api, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"))
         # Prefect reads its settings once, at import: an earlier test in this session may have
         # pointed this process at a temporary server. The clients here must talk to this one.
@@ -130,8 +73,8 @@ def stack(tmp_path_factory):
         yield {"api": api, "home": home, "project": project, "logs": logs, "deploy_output": deployed.stdout}
     finally:
         in_process.close()
-        for proc in reversed(procs):
-            _stop(proc)
+        for server in reversed(servers):
+            server.stop()  # the worker's flow-run processes too (Server.stop)
         for key, value in old_env.items():
             if value is None:
                 os.environ.pop(key, None)
