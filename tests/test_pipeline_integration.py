@@ -72,12 +72,16 @@ def test_pipeline_registers_a_champion_that_answers_and_a_rerun_changes_nothing(
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
     mlflow.set_registry_uri(f"sqlite:///{home / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/regionops@champion")
-    answer = model.predict([{"question": "What is the total revenue in the table?"}])
+    # the champion bundles the reader trained by the train-reader stage, and answers with it
+    assert champion.tags["reader.bundled"] == "true"
+    assert model.unwrap_python_model().engine.reader is not None
+    answer = model.predict([{"question": "What is the total revenue in the table?", "highlights": True}])
     row = answer[0] if isinstance(answer, list) else answer.iloc[0].to_dict()
     assert isinstance(row["page_id"], str) and "#" in row["page_id"]
     box = list(row["boxes"][0])
     assert len(box) == 4 and 0.0 <= box[0] < box[2] <= 1.0 and 0.0 <= box[1] < box[3] <= 1.0
     assert "answer" in row
+    assert len(row["highlights"]) == len(row["boxes"])  # one crop per box, from the bundled page images
 
     dvc = str(Path(sys.executable).parent / "dvc")
     status = subprocess.run([dvc, "status", "--json"], cwd=project, capture_output=True, text=True, check=True)
