@@ -125,6 +125,8 @@ class RagParams(_Section):
     lexical_candidates: int = Field(16, ge=0)  # BM25 pages added to the faiss candidates
     # Term matches credited to the cell they are printed in, to their whole layout block, or both (ADR 6)
     lexical_scope: Literal["cell", "block", "mixed"] = "block"
+    # Two-stage stage 1: match stored picture descriptors (ADR 8) or the retriever's pixel path.
+    image_stage_one: Literal["pictures", "pixels"] = "pictures"
 
 
 class EvaluateParams(_Section):
