@@ -153,14 +153,17 @@ def _box_sums(a: np.ndarray, wh: int, ww: int) -> np.ndarray:
     return c[wh:, ww:] - c[:-wh, ww:] - c[wh:, :-ww] + c[:-wh, :-ww]
 
 
-def correlate(query_rgb: np.ndarray, thumb: np.ndarray, picture_aspect: float) -> float:
+def correlate(query_rgb: np.ndarray, thumb: np.ndarray, picture_aspect: float,
+              query_cache: dict | None = None) -> float:
     """Best normalised cross-correlation of the query against windows of a picture thumbnail.
 
     A window keeps the query's aspect ratio in picture pixels; its height is each of
     ``WINDOW_SCALES`` of the picture's. The query is resized to the window, both are standardised
     per colour channel (undoing brightness and contrast changes), and the score is the mean
-    product: 1 for a perfect match, about 0 for unrelated content.
+    product: 1 for a perfect match, about 0 for unrelated content. ``query_cache`` keeps the
+    resized, standardised query per window size across the pictures of one search.
     """
+    query_cache = {} if query_cache is None else query_cache
     qh, qw = query_rgb.shape[:2]
     query_aspect = qw / max(qh, 1)
     thumb = thumb.astype(np.float64)  # float64: the integral image of squares must not lose precision
@@ -171,7 +174,9 @@ def correlate(query_rgb: np.ndarray, thumb: np.ndarray, picture_aspect: float) -
         ww = round(wh * query_aspect / picture_aspect * THUMB_W / THUMB_H)
         if ww < 4 or ww > THUMB_W:
             continue
-        q = _standardise(thumbnail(query_rgb, (ww, wh)).astype(np.float32), (0, 1))
+        q = query_cache.get((ww, wh))
+        if q is None:
+            q = query_cache[(ww, wh)] = _standardise(thumbnail(query_rgb, (ww, wh)).astype(np.float32), (0, 1))
         windows = np.lib.stride_tricks.sliding_window_view(thumb, (wh, ww), axis=(0, 1))
         # q is zero-mean, so <q, w - mean(w)> = <q, w>: only each window's std is needed, from box sums.
         dot = np.einsum("yxcij,ijc->yxc", windows, q)
@@ -204,10 +209,10 @@ class PictureIndex:
             return []
         rgb = _rgb(image)
         cand = np.argsort(-(self.hists @ hue_histogram(rgb)), kind="stable")[:shortlist]
-        matches = []
+        matches, cache = [], {}
         for i in cand:
             page_id, box, aspect, thumb = self.refs[i]
-            matches.append(PictureMatch(page_id, box, correlate(rgb, decode_thumb(thumb), aspect)))
+            matches.append(PictureMatch(page_id, box, correlate(rgb, decode_thumb(thumb), aspect, cache)))
         matches.sort(key=lambda m: -m.score)
         return matches[:k]
 
