@@ -117,7 +117,7 @@ def test_pictures_survive_save_load_and_an_old_index_falls_back_to_pixels(pictur
     old = RegionIndex.load(tmp_path / "idx")
     assert len(old.pictures) == 0 and all(m.pictures == [] for m in old.metas)
     planted = old.cell_vectors("cat#1")[5]  # the pixel path's query vector, planted on a cell of cat#1
-    import components.model.encode as encode
+    from components.model import encode
 
     monkeypatch.setattr(encode, "encode_image_queries", lambda retriever, images: planted[None, :])
     trace = stage_one(RagEngine(_FakeRetriever(), old, tiny_params), entity_picture("13:Kelda", (PIC_W, PIC_H)),

@@ -187,7 +187,7 @@ def test_ablate_two_stage_compares_stage_one_methods(built, tiny_corpus, tmp_pat
     from components.reader.io import save_reader
     from tests.conftest import REPO, TINY_OVERRIDES
 
-    params, _, root, _, reader = built
+    _, _, root, _, reader = built
     save_reader(reader, tmp_path / "reader")
     monkeypatch.chdir(tmp_path)  # no data/validation/accepted.json of another corpus applies
     sets = [a for o in [*TINY_OVERRIDES, f"data.corpus_dir={tiny_corpus.root}"] for a in ("--set", o)]
