@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-THUMB_H, THUMB_W = 24, 40  # stored thumbnail size (1440 bytes a picture)
+THUMB_H, THUMB_W = 24, 40  # stored thumbnail size (2,880 bytes a picture, RGB)
 HUE_BINS = 24
 # Window heights, as a fraction of the picture, tried when correlating a query (a crop keeps
 # most of the picture; 1.0 is the whole picture).
