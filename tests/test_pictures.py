@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 
@@ -99,6 +100,8 @@ def test_a_picture_that_is_not_in_the_index_scores_low(picture_index):
     query = perturbed_query("13:never drawn", (PIC_W, PIC_H), random.Random(0))
     own = perturbed_query("13:Kelda", (PIC_W, PIC_H), random.Random(0))
     assert index.pictures.search(query, 1)[0].score < index.pictures.search(own, 1)[0].score - 0.2
+    with pytest.raises(ValueError, match="expected 2880"):
+        decode_thumb(base64.b64encode(bytes(10)).decode())
 
 
 def test_pictures_survive_save_load_and_an_old_index_falls_back_to_pixels(picture_index, tiny_params, tmp_path,
