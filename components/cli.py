@@ -504,6 +504,30 @@ def ablate_reader_cmd(
     console.print(result["markdown"])
 
 
+@ablate_app.command("two-stage")
+def ablate_two_stage_cmd(
+    reader: Annotated[Path, typer.Option(help="exported reader folder")],
+    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
+    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    out: Annotated[Path, typer.Option(help="folder for the tables")] = Path("reports"),
+    splits: Annotated[Optional[list[str]], typer.Option("--split", help="splits to pool (default val, test)")] = None,
+    params_path: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Image questions: two-stage with stage 1 by stored pictures vs by the pixel path vs single-stage (ADR 8)."""
+    params = _params(params_path, overrides)
+    configure_environment()
+    from components.evaluation.two_stage_eval import run_stage_one_comparison
+
+    chosen = splits or ["val", "test"]
+    unknown = set(chosen) - {"train", "val", "test"}
+    if unknown:
+        console.print(f"[red]--split {sorted(unknown)}: splits are train, val, test[/red]")
+        raise typer.Exit(2)
+    result = run_stage_one_comparison(params, _corpus(params), model, index, reader, chosen, out)
+    console.print(Path(result["report"]["markdown"]).read_text(), markup=False)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -128,6 +128,8 @@ class RagParams(_Section):
     # How terms weigh when regions are picked on a page (pages are always ranked by corpus idf):
     # corpus idf, or corpus idf / the number of the page's blocks printing the term (ADR 9).
     region_term_weights: Literal["corpus", "page"] = "page"
+    # Two-stage stage 1: match stored picture descriptors (ADR 8) or the retriever's pixel path.
+    image_stage_one: Literal["pictures", "pixels"] = "pictures"
 
 
 class EvaluateParams(_Section):

@@ -218,3 +218,35 @@ def test_generator_adapter_answers_from_region_crops(tmp_path):
         gen.answer("q", contexts, crops[:1])
     with pytest.raises(FileNotFoundError):
         GeneratorAnswerer(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_ablate_two_stage_compares_stage_one_methods(built, tiny_corpus, tmp_path, monkeypatch):
+    """`regionops ablate two-stage`: pictures vs pixel path vs single-stage on the image questions (ADR 8)."""
+    from typer.testing import CliRunner
+
+    from components.cli import app
+    from components.reader.io import save_reader
+    from tests.conftest import REPO, TINY_OVERRIDES
+
+    _, _, root, _, reader = built
+    save_reader(reader, tmp_path / "reader")
+    monkeypatch.chdir(tmp_path)  # no data/validation/accepted.json of another corpus applies
+    sets = [a for o in [*TINY_OVERRIDES, f"data.corpus_dir={tiny_corpus.root}"] for a in ("--set", o)]
+    result = CliRunner().invoke(app, ["ablate", "two-stage", "--reader", str(tmp_path / "reader"), "--model",
+                                      str(root / "model"), "--index", str(root / "index"), "--out", str(tmp_path / "rep"),
+                                      "--split", "train", "--split", "val", "--split", "test",
+                                      "--params", str(REPO / "params.yaml"), *sets])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "rep" / "two_stage_stage_one.json").read_text())
+    assert report["index_pictures"] > 0
+    n_image = sum(bool(q.query_image) and bool(q.answers) for q in tiny_corpus.questions)
+    pooled = {r["system"]: r for r in report["pooled"]}
+    assert set(pooled) == {"two_stage:pictures", "two_stage:pixels", "single_stage"}
+    assert all(r["n"] == n_image for r in pooled.values())
+    for row in report["rows"]:
+        if row["system"].startswith("two_stage:"):
+            assert row["stage_one_ran"] == [row["system"].split(":")[1]]
+    # the stored pictures find every generated query image's entity (a 6-step retriever's pixel path does not need to)
+    assert pooled["two_stage:pictures"]["stage1_precision"] == 1.0
+    assert "| two_stage:pictures |" in (tmp_path / "rep" / "two_stage_stage_one.md").read_text()

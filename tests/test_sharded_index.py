@@ -63,3 +63,6 @@ def test_dask_sharded_index_equals_the_serial_build(tmp_path: Path, tiny_params,
     np.testing.assert_allclose(np.asarray(sharded.cells, dtype=np.float32), np.asarray(serial.cells, dtype=np.float32),
                                atol=2e-3)  # float16 storage: one rounding step apart at most
     assert sharded_stats["pages"] == serial_stats["pages"] == len(tiny_corpus.pages)
+    # both builds describe the same pictures (two-stage stage 1, ADR 8)
+    assert [m.pictures for m in sharded.metas] == [m.pictures for m in serial.metas]
+    assert sharded_stats["pictures"] == serial_stats["pictures"] > 0

@@ -17,6 +17,11 @@ def retriever_dir(model_dir: Path) -> Path:
     return nested if (nested / "config.json").is_file() else model_dir
 
 
+def page_metas(corpus: Corpus, pages) -> list[PageMeta]:
+    """Index metadata of ``pages``, each with its pictures described from its rendered image."""
+    return [PageMeta.from_page(p, corpus.load_image(p)) for p in pages]
+
+
 def _encode(params: Params, corpus: Corpus, pages, model_dir: Path, progress: bool = True):
     from components.model.encode import encode_pages
     from components.model.io import load_retriever
@@ -35,7 +40,7 @@ def build_index(params: Params, corpus: Corpus, model_dir: Path, out_dir: Path) 
         raise ValueError(f"corpus {corpus.root} has no pages to index")
     model, cells, seconds = _encode(params, corpus, pages, model_dir)
     index = RegionIndex.build(
-        [PageMeta.from_page(p) for p in pages], cells, params.index, model.fingerprint, model.grid,
+        page_metas(corpus, pages), cells, params.index, model.fingerprint, model.grid,
         seed=params.seed,
     )
     folder = index.save(Path(out_dir))
@@ -56,7 +61,7 @@ def add_to_index(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
     new_pages = [p for p in corpus.pages if not index.has_page(p.id)]
     if new_pages:
         _, cells, _ = _encode(params, corpus, new_pages, model_dir)
-        index.add([PageMeta.from_page(p) for p in new_pages], cells)
+        index.add(page_metas(corpus, new_pages), cells)
         index.save(Path(index_dir))
     return {"added": len(new_pages), **index.stats()}
 

@@ -70,11 +70,17 @@ class PageMeta:
     split: str | None = None
     # Layout blocks as [x0, y0, x1, y1] rows: what region boxes snap to (components.regions.snap).
     blocks: list[list] = field(default_factory=list)
+    # Pictures with their match descriptors (components.index.pictures), for image queries; an
+    # index saved before they were stored has none and stage 1 falls back to the pixel path.
+    pictures: list[dict] = field(default_factory=list)
 
     @classmethod
-    def from_page(cls, page) -> PageMeta:
+    def from_page(cls, page, image=None) -> PageMeta:
+        """Metadata of a corpus page; with its rendered ``image`` the page's pictures are described too."""
         from components.data.layout import page_blocks
+        from components.index.pictures import page_pictures
 
+        words = [[w.text, *map(float, w.box)] for w in page.words]
         return cls(
             page_id=page.id,
             doc=page.doc,
@@ -82,9 +88,10 @@ class PageMeta:
             tags=list(page.tags),
             width=page.width,
             height=page.height,
-            words=[[w.text, *map(float, w.box)] for w in page.words],
+            words=words,
             split=page.split,
             blocks=[[float(v) for v in b.box] for b in page_blocks(page)],
+            pictures=page_pictures(image, words) if image is not None else [],
         )
 
     @classmethod
@@ -142,6 +149,7 @@ class RegionIndex:
         self.device = "cpu"
         self._pos: dict[str, int] = {}
         self._lexical: LexicalChannel | None = None  # built from the text layers on first use
+        self._pictures = None  # PictureIndex over the stored picture descriptors, built on first use
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -280,6 +288,7 @@ class RegionIndex:
         self.metas.extend(metas)
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
+        self._pictures = None
         if self.candidates_index is None or self.params.faiss == "ivf" and not self._ivf_trained():
             self._rebuild_candidates()
         else:
@@ -302,6 +311,7 @@ class RegionIndex:
         self.metas = [m for m, k in zip(self.metas, keep) if k]
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
+        self._pictures = None
         # faiss ids are row positions, which shift: rebuild the (small) candidate stage.
         self._rebuild_candidates()
         return removed
@@ -443,6 +453,15 @@ class RegionIndex:
                                            [m.blocks for m in self.metas])
         return self._lexical
 
+    @property
+    def pictures(self):
+        """Every stored picture, searchable by an image query (derived, so never persisted on its own)."""
+        if self._pictures is None:
+            from components.index.pictures import PictureIndex
+
+            self._pictures = PictureIndex(self.metas)
+        return self._pictures
+
     def search(
         self,
         query_vec: np.ndarray,
@@ -509,6 +528,7 @@ class RegionIndex:
         return {
             "pages": n,
             "docs": len({m.doc for m in self.metas}),
+            "pictures": sum(len(m.pictures) for m in self.metas),
             "storage": self.params.storage,
             "faiss": self.params.faiss,
             "candidate_vectors": self.params.candidate_vectors,

@@ -22,8 +22,8 @@ from safetensors.numpy import load_file, save_file
 
 from components.config import Params
 from components.data.corpus import Corpus, load_corpus
-from components.index.build import retriever_dir
-from components.index.region_index import PageMeta, RegionIndex
+from components.index.build import page_metas, retriever_dir
+from components.index.region_index import RegionIndex
 
 CELLS_KEY = "cells"
 
@@ -109,7 +109,7 @@ def build_index_from_shards(params: Params, corpus: Corpus, model_dir: Path, sha
     from components.model.io import read_retriever_config
 
     grid = read_retriever_config(retriever_dir(Path(model_dir)))["model"]["grid"]
-    index = RegionIndex.build([PageMeta.from_page(p) for p in corpus.pages], np.concatenate(parts), params.index,
+    index = RegionIndex.build(page_metas(corpus, corpus.pages), np.concatenate(parts), params.index,
                               fingerprint, grid, seed=params.seed)
     folder = index.save(Path(out_dir))
     return {**index.stats(), "path": str(folder), "shards": len(shard_files)}

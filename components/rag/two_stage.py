@@ -1,7 +1,9 @@
 """Two-stage retrieval for questions with a query image (RORA-VLM, DESIGN §5).
 
-1. The query image's pixel vector retrieves entity regions by image similarity (dense heatmaps,
-   no text channel: "this building" names nothing).
+1. The query image retrieves the entity's picture by image similarity (no text channel: "this
+   building" names nothing): by default against the picture descriptors stored in the index
+   (components.index.pictures, ADR 8); with ``rag.image_stage_one: pixels``, or on an index saved
+   before pictures were stored, through the retriever's pixel path (dense heatmaps).
 2. The entity name is read from the text layer: the first line of the best region, or, when the
    region holds no words (a picture), the first line just below it (where captions and card
    titles sit), within the region's columns.
@@ -67,10 +69,30 @@ class TwoStageTrace:
     entity_page: str | None
     entity_box: tuple[float, float, float, float] | None
     rewritten: str
+    method: str = "pixels"  # how stage 1 matched the image: "pictures" or "pixels"
+    score: float | None = None  # the best match's similarity
 
 
 def stage_one(engine, image, question: str) -> TwoStageTrace:
     """Image -> entity region -> entity name -> rewritten question."""
+    if engine.params.rag.image_stage_one == "pictures" and len(engine.index.pictures):
+        return _stage_one_pictures(engine.index, image, question)
+    return _stage_one_pixels(engine, image, question)
+
+
+def _stage_one_pictures(index, image, question: str) -> TwoStageTrace:
+    """The best-matching stored picture; the name is the caption line below it (or its own text)."""
+    matches = index.pictures.search(image, 1)
+    if not matches:
+        return TwoStageTrace("", None, None, question, "pictures")
+    best = matches[0]
+    name = entity_name_near(index.meta(best.page_id).words, best.box)
+    return TwoStageTrace(name, best.page_id, tuple(best.box), rewrite_question(question, name), "pictures",
+                         best.score)
+
+
+def _stage_one_pixels(engine, image, question: str) -> TwoStageTrace:
+    """The retriever's pooled pixel vector against the index's cells (no picture descriptors needed)."""
     from components.model.encode import encode_image_queries
 
     image_vec = encode_image_queries(engine.retriever, [image])[0]
@@ -78,10 +100,11 @@ def stage_one(engine, image, question: str) -> TwoStageTrace:
                                candidates=engine.params.index.candidates)  # image only: no lexical channel
     regions = engine.regions_for(hits, 1)
     if not regions:
-        return TwoStageTrace("", None, None, question)
+        return TwoStageTrace("", None, None, question, "pixels")
     best = regions[0]
     name = entity_name_near(engine.index.meta(best.page_id).words, best.box)
-    return TwoStageTrace(name, best.page_id, tuple(best.box), rewrite_question(question, name))
+    return TwoStageTrace(name, best.page_id, tuple(best.box), rewrite_question(question, name), "pixels",
+                         float(best.score))
 
 
 def image_query_cells(retriever, image) -> np.ndarray:
