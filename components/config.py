@@ -130,6 +130,9 @@ class RagParams(_Section):
     region_term_weights: Literal["corpus", "page"] = "page"
     # Two-stage stage 1: match stored picture descriptors (ADR 8) or the retriever's pixel path.
     image_stage_one: Literal["pictures", "pixels"] = "pictures"
+    # A question with a query image: two-stage (image -> entity name -> rewritten question, RORA-VLM;
+    # served and evaluated alike) or one query of the summed text and image vectors.
+    image_query: Literal["two_stage", "fused"] = "two_stage"
 
 
 class EvaluateParams(_Section):
@@ -151,6 +154,9 @@ class RegistryParams(_Section):
     # Bundle the indexed pages' images so the served model can return highlight crops; turn off
     # for large corpora (the bundle then holds no images and answers carry no crops).
     bundle_page_images: bool = True
+    # Who answers in the served checkpoint: the span reader, the top region's text layer, or
+    # (auto) whichever scored the higher ANLS in the candidate's evaluation.
+    answerer: Literal["auto", "reader", "text"] = "auto"
     highlight_max_side: int = Field(512, ge=16)  # crops are downscaled to at most this many pixels a side
 
 

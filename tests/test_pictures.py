@@ -95,6 +95,30 @@ def test_stage_one_finds_the_perturbed_pictures_entity_and_rewrites(picture_inde
             assert trace.score > 0.5
 
 
+def test_engine_answers_an_image_question_two_stage_as_served(picture_index, tiny_params, monkeypatch):
+    """RagEngine.query (used by answer, i.e. serving, and by evaluation) rewrites with the entity's
+    name and encodes the text alone; ``rag.image_query: fused`` keeps the summed text+image vector."""
+    index, _ = picture_index
+    engine = RagEngine(_FakeRetriever(), index, tiny_params)
+    encoded = []
+
+    def fake_encode(question, query_image=None):
+        encoded.append((question, query_image is not None))
+        return np.ones(D, dtype=np.float32)
+
+    monkeypatch.setattr(engine, "encode", fake_encode)
+    query = perturbed_query("13:Osprey", (PIC_W, PIC_H), random.Random(5))
+    text, _ = engine.query("Where is this ship registered?", query)
+    assert text == "Where is Harbour Osprey registered?" and encoded == [(text, False)]
+    assert engine.answer("Where is this ship registered?", k=1, query_image=query).question == text
+
+    fused = tiny_params.model_copy(update={"rag": tiny_params.rag.model_copy(update={"image_query": "fused"})})
+    engine.params = fused
+    encoded.clear()
+    assert engine.query("Where is this ship registered?", query)[0] == "Where is this ship registered?"
+    assert encoded == [("Where is this ship registered?", True)]
+
+
 def test_a_picture_that_is_not_in_the_index_scores_low(picture_index):
     index, _ = picture_index
     query = perturbed_query("13:never drawn", (PIC_W, PIC_H), random.Random(0))

@@ -115,6 +115,7 @@ def test_registered_checkpoint_bundles_the_reader_and_answers_with_it(built, tin
     params, _, root, _, reader = built
     params = params.model_copy(deep=True)
     params.registry.model_name = f"regionops-reader-{uuid.uuid4().hex[:6]}"
+    params.registry.answerer = "reader"  # (auto decides by measured ANLS: see test_registry)
     save_reader(reader, tmp_path / "reader")
     metrics = tmp_path / "metrics.json"  # floors are 0 in the tiny params: the gate passes
     metrics.write_text(json.dumps({"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}},
@@ -130,7 +131,7 @@ def test_registered_checkpoint_bundles_the_reader_and_answers_with_it(built, tin
     pred = loaded.predict(pd.DataFrame([{"question": q, "k": 3} for q in questions]))
     assert list(pred["answer"]) == [direct.answer(q, k=3).answer for q in questions]
     version = mlflow.MlflowClient().get_model_version(params.registry.model_name, out["version"])
-    assert version.tags["reader.bundled"] == "true"
+    assert version.tags["reader.bundled"] == "true" and version.tags["answerer"] == "reader"
 
     # the reader is part of the version's identity: without it, a new version; with it again, unchanged
     bare = gate_and_register(params, root / "model", root / "index", metrics)

@@ -506,3 +506,25 @@ def test_history_and_rollback_commands(story):
     refused = runner.invoke(app, ["rollback", "--to", "999", "--reason", "typo", *sets])
     assert refused.exit_code == 1
     assert len(json.loads(runner.invoke(app, ["history", "--json", *sets]).output)) == len(events)
+
+
+def test_served_reader_is_the_answerer_that_measured_better(tmp_path, tiny_params):
+    from components.registry.promote import served_reader
+
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / "config.json").write_text("{}")
+    (reader / "reader.safetensors").write_bytes(b"x")
+
+    def metrics(**values):
+        return {"systems": {"regionops": {"page_r1": 0.5, **values}}}
+
+    better, reason = served_reader(tiny_params, metrics(anls=0.2, reader_anls=0.3), reader)
+    assert better == reader and "0.300 > text-layer ANLS 0.200" in reason
+    assert served_reader(tiny_params, metrics(anls=0.3, reader_anls=0.1), reader)[0] is None
+    assert served_reader(tiny_params, metrics(anls=0.3), reader)[0] is None  # nothing measured: text
+    assert served_reader(tiny_params, metrics(anls=0.3, reader_anls=0.9), None) == (None, "no reader trained")
+    forced = tiny_params.model_copy(update={"registry": tiny_params.registry.model_copy(update={"answerer": "reader"})})
+    assert served_reader(forced, metrics(anls=0.3, reader_anls=0.1), reader)[0] == reader
+    with pytest.raises(FileNotFoundError, match="no reader.safetensors"):
+        served_reader(tiny_params, metrics(), tmp_path)

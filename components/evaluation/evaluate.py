@@ -102,18 +102,18 @@ class _Evaluator:
         gold = question.page_id
         image = self.query_image(question)
         t0 = time.perf_counter()
-        qv = engine.encode(question.question, image)
+        text, qv = engine.query(question.question, image)  # as served: two-stage for image questions
         t_enc = time.perf_counter()
-        hits = engine.search_vector(qv, question=question.question)
+        hits = engine.search_vector(qv, question=text)
         t_search = time.perf_counter()
-        result = engine.answer_vector(question.question, qv, k=k, hits=hits)
+        result = engine.answer_vector(text, qv, k=k, hits=hits)
         t_region = time.perf_counter()
         enc_ms, search_ms = (t_enc - t0) * 1e3, (t_search - t_enc) * 1e3
         region_ms = (t_region - t0) * 1e3  # encode + search + region extraction + answer
 
         gold_region_box = None
         if gold is not None and index.has_page(gold):
-            fused = index.heatmap(gold, qv, question.question, self.params.rag.lexical_weight,
+            fused = index.heatmap(gold, qv, text, self.params.rag.lexical_weight,
                                   self.params.rag.lexical_scope, self.params.rag.region_term_weights)
             regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks)
             gold_region_box = regions[0].box if regions else None
@@ -125,14 +125,14 @@ class _Evaluator:
             extra={"result": result, "query": qv},
         )
         top = hits[0].page_id if hits else None
-        page_answer = answer_from_region(question.question, index.meta(top).words, FULL_PAGE) if top else ""
+        page_answer = answer_from_region(text, index.meta(top).words, FULL_PAGE) if top else ""
         page_level = SystemOutput(
             ranking=[h.page_id for h in hits], top_page=top, top_box=FULL_PAGE if top else None,
             gold_page_box=FULL_PAGE if gold is not None and index.has_page(gold) else None,
             answer=page_answer, latency_ms=enc_ms + search_ms,
         )
         t0 = time.perf_counter()
-        dense = self.dense_engine.answer_vector(question.question, qv, k=k)
+        dense = self.dense_engine.answer_vector(text, qv, k=k)
         dense_ms = enc_ms + (time.perf_counter() - t0) * 1e3
         dense_gold_box = None
         if gold is not None and index.has_page(gold):
@@ -208,7 +208,7 @@ def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, fol
                 continue
             heat = result.heatmaps.get(pid)  # the fused map the ranking used
             if heat is None:
-                heat = engine.index.heatmap(pid, qv, q.question, engine.params.rag.lexical_weight,
+                heat = engine.index.heatmap(pid, qv, result.question, engine.params.rag.lexical_weight,
                                             engine.params.rag.lexical_scope, engine.params.rag.region_term_weights)
             boxes = [r["box"] for r in result.regions if r["page_id"] == pid]
             label = "gold" if pid == q.page_id else "predicted"

@@ -74,11 +74,8 @@ class RagEngine:
 
     # ------------------------------------------------------------------ query encoding
     def encode(self, question: str, query_image=None) -> np.ndarray:
-        """The query vector. With an image, text and image vectors are normalised and summed.
-
-        That fusion is a plain stand-in; the two-stage entity retrieval of DESIGN §5 (image →
-        entity name → rewritten question) is a separate piece of work.
-        """
+        """The query vector. With an image, text and image vectors are normalised and summed
+        (the ``fused`` way; ``query`` runs the two-stage way first)."""
         from components.model.encode import encode_image_queries, encode_queries
 
         parts = []
@@ -162,7 +159,23 @@ class RagEngine:
             page_ranking=[(h.page_id, h.score) for h in hits],
         )
 
+    def query(self, question: str, query_image=None) -> tuple[str, np.ndarray]:
+        """The question text and vector that retrieval runs with.
+
+        With a query image and ``rag.image_query: two_stage``, stage 1 names the pictured entity
+        and the question rewritten with that name is encoded alone (``components.rag.two_stage``);
+        when stage 1 names nothing, or with ``fused``, text and image vectors are summed.
+        """
+        if query_image is not None and question and question.strip() and self.params.rag.image_query == "two_stage":
+            from components.rag.two_stage import stage_one
+
+            trace = stage_one(self, query_image, question)
+            if trace.entity:
+                return trace.rewritten, self.encode(trace.rewritten)
+        return question, self.encode(question, query_image)
+
     def answer(
         self, question: str, k: int | None = None, query_image=None, filters: dict | None = None
     ) -> RagResult:
-        return self.answer_vector(question, self.encode(question, query_image), k, filters)
+        text, vector = self.query(question, query_image)
+        return self.answer_vector(text, vector, k, filters)

@@ -97,6 +97,30 @@ def check_reader_dir(reader_dir: Path | None) -> Path | None:
     return reader_dir
 
 
+def served_reader(params: Params, candidate: dict[str, Any], reader_dir: Path | None) -> tuple[Path | None, str]:
+    """The reader to bundle (or None: answers come from the top region's text layer), and why.
+
+    ``registry.answerer: auto`` bundles the reader only when the candidate's evaluation measured
+    its ANLS (``reader_anls``) above the text-layer answer's (``anls``) on the same questions:
+    a reader that answers worse must not replace a better answerer at serving time.
+    """
+    reader_dir = check_reader_dir(reader_dir)
+    choice = params.registry.answerer
+    if reader_dir is None:
+        return None, "no reader trained"
+    if choice == "reader":
+        return reader_dir, "registry.answerer: reader"
+    if choice == "text":
+        return None, "registry.answerer: text"
+    system = system_metrics(candidate)
+    reader_anls, text_anls = system.get("reader_anls"), system.get("anls")
+    if reader_anls is None or text_anls is None:
+        return None, "auto: the evaluation measured no reader ANLS to compare; text-layer answers"
+    if float(reader_anls) > float(text_anls):
+        return reader_dir, f"auto: reader ANLS {float(reader_anls):.3f} > text-layer ANLS {float(text_anls):.3f}"
+    return None, f"auto: reader ANLS {float(reader_anls):.3f} <= text-layer ANLS {float(text_anls):.3f}"
+
+
 def read_train_run(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / "train_run.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -333,8 +357,8 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
                       page_images: PageImages | None = None) -> dict[str, Any]:
     """Gate the candidate against floors and the champion, register it, move ``champion``/``challenger``.
 
-    ``reader_dir``: the exported span reader; bundled so the served checkpoint answers with it
-    (without one, answers come from the top region's text layer). ``page_images``: ``(page_id,
+    ``reader_dir``: the exported span reader; bundled when ``served_reader`` says so (then the
+    served checkpoint answers with it; otherwise from the top region's text layer). ``page_images``: ``(page_id,
     image path)`` pairs bundled for highlight crops (``registry.bundle_page_images``).
 
     ``champion_metrics``: the champion re-scored on the candidate's eval set (see
@@ -343,12 +367,12 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
     and the decision says so.
     """
     model_dir, index_dir, metrics_path = Path(model_dir), Path(index_dir), Path(metrics_path)
-    reader_dir = check_reader_dir(reader_dir)
     for required in (model_dir, index_dir, metrics_path):
         if not required.exists():
             raise FileNotFoundError(f"cannot register: {required} does not exist")
     candidate = json.loads(metrics_path.read_text())
     params = served_params(params, candidate)
+    reader_dir, answerer_reason = served_reader(params, candidate, reader_dir)
     name = params.registry.model_name
     client = registry_client()
     train_run = read_train_run(model_dir)
@@ -391,6 +415,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
             **decision.tags(), **lineage_tags, **_metric_tags(candidate), HASH_TAG: digest,
             "gate.decision": decision.to_json()[:4900], "train_run_found": str(found).lower(),
             "reader.bundled": str(reader_dir is not None).lower(),
+            "answerer": "reader" if reader_dir is not None else "text", "answerer.reason": answerer_reason[:4900],
         }
         mv = mlflow.register_model(info.model_uri, name, tags=version_tags)
 
@@ -420,6 +445,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         "aliases": [CHAMPION if decision.passed else CHALLENGER], "gate": decision.to_dict(),
         "content_hash": digest, "run_id": run_id,
         "champion_before": _v(champion),
+        "answerer": "reader" if reader_dir is not None else "text", "answerer_reason": answerer_reason,
     }
 
 

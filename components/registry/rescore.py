@@ -114,12 +114,13 @@ def gate_and_register_rescored(params: Params, corpus: Corpus, model_dir: Path, 
     """
     import tempfile
 
-    from components.registry.promote import gate_and_register, served_params
+    from components.registry.promote import gate_and_register, served_params, served_reader
 
     rescore = Rescore(None, None, ["candidate already registered: champion not re-scored"])
     candidate = json.loads(Path(metrics_path).read_text())
     # The identity of a registered version includes the region settings it serves with.
-    if already_registered(served_params(params, candidate), model_dir, index_dir, reader_dir) is None:
+    served = served_params(params, candidate)
+    if already_registered(served, model_dir, index_dir, served_reader(served, candidate, reader_dir)[0]) is None:
         with tempfile.TemporaryDirectory(prefix="regionops-rescore-") as tmp:
             rescore = rescore_champion(params, corpus, Path(index_dir), candidate, Path(tmp))
     outcome = gate_and_register(params, model_dir, index_dir, metrics_path, lineage=lineage,
