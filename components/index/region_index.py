@@ -18,6 +18,7 @@ On disk (all safe formats, no pickle)::
     <dir>/v-<id>/pages.json     per-page metadata and text layer
     <dir>/v-<id>/cells.npy      compressed cells, [N, G*G, ...]
     <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim]
+    <dir>/v-<id>/summaries.npy  float16 k-means centroids per page [N, K, dim] (candidate_vectors=centroids)
     <dir>/v-<id>/candidates.faiss, pq.faiss (pq mode)
 """
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from components.config import IndexParams
 from components.index.lexical import LexicalChannel
+from components.index.summaries import page_centroids
 from components.index.device import to_cpu, to_device
 
 FORMAT_VERSION = 1
@@ -137,6 +139,8 @@ class RegionIndex:
         self.metas: list[PageMeta] = []
         self.cells = self._empty_cells()
         self.pooled = np.zeros((0, dim), dtype=np.float32)
+        self.summaries = np.zeros((0, self._per_page() if params.candidate_vectors == "centroids" else 0, dim),
+                                  dtype=np.float16)
         self.pq: faiss.IndexPQ | None = None
         self.candidates_index: faiss.Index | None = None
         self.device = "cpu"
@@ -242,10 +246,21 @@ class RegionIndex:
         # (setting own_fields too frees it twice at exit).
         return index
 
+    def _per_page(self) -> int:
+        """Candidate-stage vectors per page: faiss id // this = row position."""
+        kind = self.params.candidate_vectors
+        if kind == "pooled":
+            return 1
+        if kind == "centroids":
+            return min(self.params.centroids_per_page, self.grid * self.grid)
+        return self.grid * self.grid
+
     def _candidate_vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
         if self.params.candidate_vectors == "pooled":
             return self.pooled if positions is None else self.pooled[positions]
         sel = slice(None) if positions is None else positions
+        if self.params.candidate_vectors == "centroids":
+            return np.ascontiguousarray(self.summaries[sel].astype(np.float32).reshape(-1, self.dim))
         return np.ascontiguousarray(self._decompress(self.cells[sel]).reshape(-1, self.dim))
 
     def _rebuild_candidates(self) -> None:
@@ -277,6 +292,9 @@ class RegionIndex:
         start = len(self.metas)
         self.cells = np.concatenate([self.cells, self._compress(cell_vectors)])
         self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))])
+        if self.params.candidate_vectors == "centroids":  # from the exact cells, before compression
+            centroids = page_centroids(cell_vectors, self._per_page()).astype(np.float16)
+            self.summaries = np.concatenate([self.summaries, centroids])
         self.metas.extend(metas)
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
@@ -299,6 +317,8 @@ class RegionIndex:
             return 0
         self.cells = self.cells[keep]
         self.pooled = self.pooled[keep]
+        if self.params.candidate_vectors == "centroids":
+            self.summaries = self.summaries[keep]
         self.metas = [m for m, k in zip(self.metas, keep) if k]
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
@@ -353,7 +373,7 @@ class RegionIndex:
         elif self.params.candidate_vectors == "pooled":
             sel = faiss.IDSelectorBatch(allowed)
         else:
-            n = self.grid * self.grid
+            n = self._per_page()
             ids = (allowed[:, None] * n + np.arange(n)[None, :]).ravel().astype(np.int64)
             sel = faiss.IDSelectorBatch(ids)
         kind = self.params.faiss
@@ -383,9 +403,10 @@ class RegionIndex:
             _, ids = self.candidates_index.search(query, candidates, params=params)
             ids = ids[0]
             return ids[ids >= 0]
-        # Cell candidates: over-fetch cells, map them to pages, keep the first C distinct pages.
-        n = self.grid * self.grid
-        fetch = min(self.candidates_index.ntotal, candidates * 8)
+        # Several vectors per page: over-fetch, map them to pages, keep the first C distinct pages.
+        # Centroids: C*K vectors hold at least C distinct pages (at most K per page), so C is exact.
+        n = self._per_page()
+        fetch = min(self.candidates_index.ntotal, candidates * (n if self.params.candidate_vectors == "centroids" else 8))
         _, ids = self.candidates_index.search(query, fetch, params=params)
         pages = ids[0][ids[0] >= 0] // n
         _, first = np.unique(pages, return_index=True)
@@ -473,6 +494,7 @@ class RegionIndex:
         bytes_per_page = {
             "cells": per(self.cells.nbytes),
             "pooled": per(self.pooled.nbytes),
+            "summaries": per(self.summaries.nbytes),
             "candidates": per(cand_bytes),
             "codebook": per(pq_bytes),
             "text_layer": per(meta_bytes),
@@ -533,7 +555,10 @@ class RegionIndex:
             "n_pages": len(self.metas),
             "params": self.params.model_dump(mode="json"),
         }
-        for name, array in (("cells.npy", self.cells), ("pooled.npy", self.pooled)):
+        arrays = [("cells.npy", self.cells), ("pooled.npy", self.pooled)]
+        if self.params.candidate_vectors == "centroids":
+            arrays.append(("summaries.npy", self.summaries))
+        for name, array in arrays:
             _write_bytes_synced(folder / name, lambda fh, a=array: np.save(fh, a, allow_pickle=False))
         pages = json.dumps([asdict(m) for m in self.metas], ensure_ascii=False).encode()
         _write_bytes_synced(folder / "pages.json", lambda fh: fh.write(pages))
@@ -574,6 +599,8 @@ class RegionIndex:
         index = cls(params, manifest["grid"], manifest["dim"], manifest["fingerprint"])
         index.cells = np.load(folder / "cells.npy", allow_pickle=False)
         index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)
+        if params.candidate_vectors == "centroids":
+            index.summaries = np.load(folder / "summaries.npy", allow_pickle=False)
         index.metas = [PageMeta(**m) for m in json.loads((folder / "pages.json").read_text("utf-8"))]
         for m in index.metas:  # an index saved before blocks were stored: group them from the words
             if not m.blocks and m.words:
@@ -587,6 +614,7 @@ class RegionIndex:
         if params.faiss == "hnsw":
             faiss.downcast_index(cand).hnsw.efSearch = params.hnsw_ef_search
         index.candidates_index, index.device = to_device(cand, params.faiss)
-        if len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas):
+        if (len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas)
+                or params.candidate_vectors == "centroids" and len(index.summaries) != len(index.metas)):
             raise IndexFormatError(f"{folder}: parts disagree on the page count; rebuild the index")
         return index
