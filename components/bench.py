@@ -49,13 +49,14 @@ def _retriever(params: Params, model_dir: Path | None):
     return model, False
 
 
-def _exact(cells: np.ndarray, queries: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def _exact(cells: np.ndarray, queries: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Exhaustive float32 reference: best page and its heatmap per query (pages in chunks to bound memory)."""
+    n, c, d = cells.shape
     best_score = np.full(len(queries), -np.inf, dtype=np.float32)
     best = np.zeros(len(queries), dtype=np.int64)
-    for start in range(0, len(cells), chunk):
+    for start in range(0, n, chunk):
         block = cells[start : start + chunk].astype(np.float32)
-        page_scores = np.einsum("npd,qd->qnp", block, queries).max(-1)  # [Q, chunk]
+        page_scores = (block.reshape(-1, d) @ queries.T).reshape(len(block), c, -1).max(1).T  # [Q, chunk]
         top = page_scores.argmax(-1)
         score = page_scores[np.arange(len(queries)), top]
         better = score > best_score
@@ -163,7 +164,7 @@ def _targets(index: dict, encode: dict) -> dict:
 
 
 def run_benchmark(params: Params, pages: int | Sequence[int], out_dir: Path, model_dir: Path | None = None,
-                  max_queries: int = 200) -> dict:
+                  max_queries: int = 500) -> dict:
     """Measure every size in ``pages`` from one generated, encoded corpus; write bench.json and bench.md."""
     from components.data.synthetic import generate_corpus
     from components.model.encode import encode_pages

@@ -63,7 +63,8 @@ def test_centroids_find_a_small_answer_block_the_pooled_mean_misses():
         recall[vectors] = target in index.candidate_pages(q, 4).tolist()
         if vectors == "centroids":
             assert index.search(q, 1)[0].page_id == f"doc{target}.pdf#0"
-            assert index.stats()["bytes_per_page"]["summaries"] == 4 * D * 2  # float16 centroids
+            # 4 centroids per page as 8-bit codes (plus the faiss header spread over the pages)
+            assert 4 * D <= index.stats()["bytes_per_page"]["candidates"] < 4 * D + 64
     assert recall == {"pooled": False, "centroids": True}
 
 
@@ -95,10 +96,10 @@ def test_centroid_index_add_delete_save_load(tmp_path):
     q = cells[35, 0]
     assert index.search(q, 1)[0].page_id == metas[35].page_id
     assert index.delete_doc(metas[35].doc) == 1
-    assert index.summaries.shape == (39, 3, D) and index.candidates_index.ntotal == 39 * 3
+    assert index.candidates_index.ntotal == 39 * 3
     assert metas[35].page_id not in [h.page_id for h in index.search(q, 39)]
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")
-    np.testing.assert_array_equal(loaded.summaries, index.summaries)
+    assert loaded.candidates_index.ntotal == 39 * 3
     q2 = cells[12, 3]
     assert [h.page_id for h in loaded.search(q2, 3)] == [h.page_id for h in index.search(q2, 3)]

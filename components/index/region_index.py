@@ -18,7 +18,6 @@ On disk (all safe formats, no pickle)::
     <dir>/v-<id>/pages.json     per-page metadata and text layer
     <dir>/v-<id>/cells.npy      compressed cells, [N, G*G, ...]
     <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim]
-    <dir>/v-<id>/summaries.npy  float16 k-means centroids per page [N, K, dim] (candidate_vectors=centroids)
     <dir>/v-<id>/candidates.faiss, pq.faiss (pq mode)
 """
 
@@ -139,8 +138,6 @@ class RegionIndex:
         self.metas: list[PageMeta] = []
         self.cells = self._empty_cells()
         self.pooled = np.zeros((0, dim), dtype=np.float32)
-        self.summaries = np.zeros((0, self._per_page() if params.candidate_vectors == "centroids" else 0, dim),
-                                  dtype=np.float16)
         self.pq: faiss.IndexPQ | None = None
         self.candidates_index: faiss.Index | None = None
         self.device = "cpu"
@@ -230,6 +227,8 @@ class RegionIndex:
     # ---------------------------------------------------------------- candidate stage
     def _new_candidate_index(self, train: np.ndarray) -> faiss.Index:
         p = self.params
+        if p.candidate_vectors == "centroids":
+            return self._new_sq8_candidate_index(train)
         if p.faiss == "flat":
             return faiss.IndexFlatIP(self.dim)
         if p.faiss == "hnsw":
@@ -255,16 +254,39 @@ class RegionIndex:
             return min(self.params.centroids_per_page, self.grid * self.grid)
         return self.grid * self.grid
 
-    def _candidate_vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
+    def _new_sq8_candidate_index(self, train: np.ndarray) -> faiss.Index:
+        """Centroid vectors stored as 8-bit scalar codes (dim bytes each): K of them per page must
+        fit the compressed byte budget next to the cells (ADR 7)."""
+        p = self.params
+        if p.faiss == "flat":
+            spec = "SQ8"
+        elif p.faiss == "hnsw":
+            spec = f"HNSW{p.hnsw_m},SQ8"
+        else:
+            spec = f"IVF{max(1, min(p.ivf_nlist, len(train) // 39 or 1))},SQ8"
+        index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
+        if len(train):
+            index.train(np.ascontiguousarray(train, dtype=np.float32))
+        if p.faiss == "hnsw":
+            faiss.downcast_index(index).hnsw.efSearch = p.hnsw_ef_search
+        elif p.faiss == "ivf":
+            faiss.extract_index_ivf(index).nprobe = min(p.ivf_nprobe, faiss.extract_index_ivf(index).nlist)
+        return index
+
+    def _candidate_vectors(self, positions: np.ndarray | None = None, exact: np.ndarray | None = None) -> np.ndarray:
+        """faiss-stage vectors of the given rows; ``exact`` = their float32 cells when at hand (add)."""
         if self.params.candidate_vectors == "pooled":
             return self.pooled if positions is None else self.pooled[positions]
         sel = slice(None) if positions is None else positions
         if self.params.candidate_vectors == "centroids":
-            return np.ascontiguousarray(self.summaries[sel].astype(np.float32).reshape(-1, self.dim))
+            # Not stored separately (budget): from the exact cells on add, from the stored cells on rebuilds.
+            cells = exact if exact is not None else self._decompress(self.cells[sel])
+            return np.ascontiguousarray(page_centroids(cells, self._per_page()).reshape(-1, self.dim))
         return np.ascontiguousarray(self._decompress(self.cells[sel]).reshape(-1, self.dim))
 
-    def _rebuild_candidates(self) -> None:
-        vectors = self._candidate_vectors()
+    def _rebuild_candidates(self, exact_tail: np.ndarray | None = None) -> None:
+        """A fresh faiss stage over every page; ``exact_tail`` = float32 cells of all pages when at hand."""
+        vectors = self._candidate_vectors(exact=exact_tail)
         index = self._new_candidate_index(vectors)
         if len(vectors):
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -292,18 +314,14 @@ class RegionIndex:
         start = len(self.metas)
         self.cells = np.concatenate([self.cells, self._compress(cell_vectors)])
         self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))])
-        if self.params.candidate_vectors == "centroids":  # from the exact cells, before compression
-            centroids = page_centroids(cell_vectors, self._per_page()).astype(np.float16)
-            self.summaries = np.concatenate([self.summaries, centroids])
         self.metas.extend(metas)
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
+        new_rows = np.arange(start, len(self.metas))
         if self.candidates_index is None or self.params.faiss == "ivf" and not self._ivf_trained():
-            self._rebuild_candidates()
+            self._rebuild_candidates(exact_tail=cell_vectors if start == 0 else None)
         else:
-            self.candidates_index.add(
-                self._candidate_vectors(np.arange(start, len(self.metas))).astype(np.float32)
-            )
+            self.candidates_index.add(self._candidate_vectors(new_rows, exact=cell_vectors).astype(np.float32))
         return len(metas)
 
     def _ivf_trained(self) -> bool:
@@ -317,8 +335,6 @@ class RegionIndex:
             return 0
         self.cells = self.cells[keep]
         self.pooled = self.pooled[keep]
-        if self.params.candidate_vectors == "centroids":
-            self.summaries = self.summaries[keep]
         self.metas = [m for m, k in zip(self.metas, keep) if k]
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
@@ -494,7 +510,6 @@ class RegionIndex:
         bytes_per_page = {
             "cells": per(self.cells.nbytes),
             "pooled": per(self.pooled.nbytes),
-            "summaries": per(self.summaries.nbytes),
             "candidates": per(cand_bytes),
             "codebook": per(pq_bytes),
             "text_layer": per(meta_bytes),
@@ -555,10 +570,7 @@ class RegionIndex:
             "n_pages": len(self.metas),
             "params": self.params.model_dump(mode="json"),
         }
-        arrays = [("cells.npy", self.cells), ("pooled.npy", self.pooled)]
-        if self.params.candidate_vectors == "centroids":
-            arrays.append(("summaries.npy", self.summaries))
-        for name, array in arrays:
+        for name, array in (("cells.npy", self.cells), ("pooled.npy", self.pooled)):
             _write_bytes_synced(folder / name, lambda fh, a=array: np.save(fh, a, allow_pickle=False))
         pages = json.dumps([asdict(m) for m in self.metas], ensure_ascii=False).encode()
         _write_bytes_synced(folder / "pages.json", lambda fh: fh.write(pages))
@@ -599,8 +611,6 @@ class RegionIndex:
         index = cls(params, manifest["grid"], manifest["dim"], manifest["fingerprint"])
         index.cells = np.load(folder / "cells.npy", allow_pickle=False)
         index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)
-        if params.candidate_vectors == "centroids":
-            index.summaries = np.load(folder / "summaries.npy", allow_pickle=False)
         index.metas = [PageMeta(**m) for m in json.loads((folder / "pages.json").read_text("utf-8"))]
         for m in index.metas:  # an index saved before blocks were stored: group them from the words
             if not m.blocks and m.words:
@@ -613,8 +623,9 @@ class RegionIndex:
         cand = faiss.read_index(str(folder / "candidates.faiss"))
         if params.faiss == "hnsw":
             faiss.downcast_index(cand).hnsw.efSearch = params.hnsw_ef_search
+        if cand.ntotal != len(index.metas) * index._per_page():
+            raise IndexFormatError(f"{folder}: candidate stage and pages disagree; rebuild the index")
         index.candidates_index, index.device = to_device(cand, params.faiss)
-        if (len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas)
-                or params.candidate_vectors == "centroids" and len(index.summaries) != len(index.metas)):
+        if (len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas)):
             raise IndexFormatError(f"{folder}: parts disagree on the page count; rebuild the index")
         return index

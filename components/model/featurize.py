@@ -64,6 +64,7 @@ class PageFeaturizer:
         self.text_model = text_model  # frozen MiniLM for contextual cell text; None = word pieces only
         self.chunk_tokens = chunk_tokens
         self.block_context = block_context
+        self.group_chunks = 8  # chunks per MiniLM pass when featurizing a batch of pages
 
     def cell_tokens(self, page: Page) -> torch.Tensor:
         """Word pieces of the text layer, bucketed by the cell holding each word box's centre (reading order)."""
@@ -115,17 +116,23 @@ class PageFeaturizer:
                 chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
             plans.append((pieces, cells, len(all_chunks), len(chunks)))
             all_chunks.extend(chunks)
-        hidden = None
-        if all_chunks:
-            length = max(len(c) for c in all_chunks) + 2
-            input_ids = torch.zeros(len(all_chunks), length, dtype=torch.long)  # 0 = [PAD] in MiniLM's vocab
-            mask = torch.zeros(len(all_chunks), length, dtype=torch.long)
-            for i, chunk in enumerate(all_chunks):
-                input_ids[i, : len(chunk) + 2] = torch.tensor([cls, *chunk, sep])
-                mask[i, : len(chunk) + 2] = 1
-            device = next(model.parameters()).device
-            hidden = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-            hidden = hidden.float().cpu()
+        hidden: list[torch.Tensor | None] = [None] * len(all_chunks)
+        device = next(model.parameters()).device
+        # Chunks sorted by length and run in groups padded to their own longest, so a short
+        # chunk never pays for a long one's padding.
+        order = sorted(range(len(all_chunks)), key=lambda i: len(all_chunks[i]))
+        for g in range(0, len(order), self.group_chunks):
+            group = order[g : g + self.group_chunks]
+            length = len(all_chunks[group[-1]]) + 2
+            input_ids = torch.zeros(len(group), length, dtype=torch.long)  # 0 = [PAD] in MiniLM's vocab
+            mask = torch.zeros(len(group), length, dtype=torch.long)
+            for row, i in enumerate(group):
+                chunk = all_chunks[i]
+                input_ids[row, : len(chunk) + 2] = torch.tensor([cls, *chunk, sep])
+                mask[row, : len(chunk) + 2] = 1
+            states = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            for row, i in enumerate(group):
+                hidden[i] = states[row].float().cpu()
         outs = []
         for page, (pieces, cells, first, n_chunks) in zip(pages, plans):
             out = torch.zeros(n_cells, width)
@@ -134,7 +141,7 @@ class PageFeaturizer:
                 continue
             # The states of the real pieces, in reading order (drop [CLS], [SEP] and padding).
             mine = all_chunks[first : first + n_chunks]
-            flat = torch.cat([hidden[first + i, 1 : len(chunk) + 1] for i, chunk in enumerate(mine)])
+            flat = torch.cat([hidden[first + i][1 : len(chunk) + 1] for i, chunk in enumerate(mine)])
             index = torch.tensor(cells, dtype=torch.long)
             out.index_add_(0, index, flat)
             count = torch.bincount(index, minlength=n_cells).unsqueeze(-1)
