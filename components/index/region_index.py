@@ -38,9 +38,9 @@ import faiss
 import numpy as np
 
 from components.config import IndexParams
+from components.index.device import to_cpu, to_device
 from components.index.lexical import LexicalChannel
 from components.index.summaries import page_centroids
-from components.index.device import to_cpu, to_device
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"

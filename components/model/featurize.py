@@ -160,7 +160,7 @@ class PageFeaturizer:
         """
         from components.regions.grid import box_to_cells
 
-        n_cells, w = own.shape[0], self.block_context
+        w = self.block_context
         # Which block holds each word piece (by its word's centre), as one [blocks, pieces] mask.
         centres = torch.tensor([((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (wd.box for wd in page.words)],
                                dtype=torch.float64)  # float64: the same edge decisions as Python floats
