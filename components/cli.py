@@ -412,7 +412,7 @@ def compare(
 @app.command()
 def bench(
     out: Annotated[Path, typer.Option(help="folder for bench.json and bench.md")] = Path("reports"),
-    pages: Annotated[int, typer.Option(help="synthetic pages to generate, encode and index")] = 1000,
+    pages: Annotated[list[int], typer.Option(help="corpus sizes to measure (repeat the option); one corpus of the largest is generated and encoded, smaller sizes are its leading pages")] = [1000, 10000],  # noqa: B006
     model: Annotated[Path, typer.Option(help="trained retriever (a fresh one is used if absent)")] = Path("data/model"),
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,

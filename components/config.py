@@ -102,8 +102,10 @@ class IndexParams(_Section):
     hnsw_ef_search: int = Field(64, ge=1)
     ivf_nlist: int = Field(64, ge=1)
     ivf_nprobe: int = Field(8, ge=1)
-    candidate_vectors: Literal["pooled", "cells"] = "pooled"
+    candidate_vectors: Literal["pooled", "cells", "centroids"] = "pooled"
     pq_train_cells: int = Field(65536, ge=256)
+    # candidate_vectors=centroids: k-means centroids per page in the faiss stage (max over them; ADR 7)
+    centroids_per_page: int = Field(8, ge=1)
 
 
 class RegionParams(_Section):

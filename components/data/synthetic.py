@@ -432,8 +432,15 @@ def _family(
     )
     doctype = rng.choice(sorted(_DOC_PLANS))
     company = _company(rng)
-    while company in companies:
+    for _ in range(100):
+        if company not in companies:
+            break
         company = _company(rng)
+    else:  # the name space (~2.7k) is used up, as in 10k-page bench corpora: number the repeat
+        base, k = company, 2
+        while f"{base} {k}" in companies:
+            k += 1
+        company = f"{base} {k}"
     companies.add(company)
     n_pages = rng.randint(1, params.data.max_pages_per_doc)
     plans = []

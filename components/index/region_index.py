@@ -38,8 +38,9 @@ import faiss
 import numpy as np
 
 from components.config import IndexParams
-from components.index.lexical import LexicalChannel
 from components.index.device import to_cpu, to_device
+from components.index.lexical import LexicalChannel
+from components.index.summaries import page_centroids
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -234,6 +235,8 @@ class RegionIndex:
     # ---------------------------------------------------------------- candidate stage
     def _new_candidate_index(self, train: np.ndarray) -> faiss.Index:
         p = self.params
+        if p.candidate_vectors == "centroids":
+            return self._new_sq8_candidate_index(train)
         if p.faiss == "flat":
             return faiss.IndexFlatIP(self.dim)
         if p.faiss == "hnsw":
@@ -250,14 +253,48 @@ class RegionIndex:
         # (setting own_fields too frees it twice at exit).
         return index
 
-    def _candidate_vectors(self, positions: np.ndarray | None = None) -> np.ndarray:
+    def _per_page(self) -> int:
+        """Candidate-stage vectors per page: faiss id // this = row position."""
+        kind = self.params.candidate_vectors
+        if kind == "pooled":
+            return 1
+        if kind == "centroids":
+            return min(self.params.centroids_per_page, self.grid * self.grid)
+        return self.grid * self.grid
+
+    def _new_sq8_candidate_index(self, train: np.ndarray) -> faiss.Index:
+        """Centroid vectors stored as 8-bit scalar codes (dim bytes each): K of them per page must
+        fit the compressed byte budget next to the cells (ADR 7)."""
+        p = self.params
+        if p.faiss == "flat":
+            spec = "SQ8"
+        elif p.faiss == "hnsw":
+            spec = f"HNSW{p.hnsw_m},SQ8"
+        else:
+            spec = f"IVF{max(1, min(p.ivf_nlist, len(train) // 39 or 1))},SQ8"
+        index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
+        if len(train):
+            index.train(np.ascontiguousarray(train, dtype=np.float32))
+        if p.faiss == "hnsw":
+            faiss.downcast_index(index).hnsw.efSearch = p.hnsw_ef_search
+        elif p.faiss == "ivf":
+            faiss.extract_index_ivf(index).nprobe = min(p.ivf_nprobe, faiss.extract_index_ivf(index).nlist)
+        return index
+
+    def _candidate_vectors(self, positions: np.ndarray | None = None, exact: np.ndarray | None = None) -> np.ndarray:
+        """faiss-stage vectors of the given rows; ``exact`` = their float32 cells when at hand (add)."""
         if self.params.candidate_vectors == "pooled":
             return self.pooled if positions is None else self.pooled[positions]
         sel = slice(None) if positions is None else positions
+        if self.params.candidate_vectors == "centroids":
+            # Not stored separately (budget): from the exact cells on add, from the stored cells on rebuilds.
+            cells = exact if exact is not None else self._decompress(self.cells[sel])
+            return np.ascontiguousarray(page_centroids(cells, self._per_page()).reshape(-1, self.dim))
         return np.ascontiguousarray(self._decompress(self.cells[sel]).reshape(-1, self.dim))
 
-    def _rebuild_candidates(self) -> None:
-        vectors = self._candidate_vectors()
+    def _rebuild_candidates(self, exact_tail: np.ndarray | None = None) -> None:
+        """A fresh faiss stage over every page; ``exact_tail`` = float32 cells of all pages when at hand."""
+        vectors = self._candidate_vectors(exact=exact_tail)
         index = self._new_candidate_index(vectors)
         if len(vectors):
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -289,12 +326,11 @@ class RegionIndex:
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
         self._pictures = None
+        new_rows = np.arange(start, len(self.metas))
         if self.candidates_index is None or self.params.faiss == "ivf" and not self._ivf_trained():
-            self._rebuild_candidates()
+            self._rebuild_candidates(exact_tail=cell_vectors if start == 0 else None)
         else:
-            self.candidates_index.add(
-                self._candidate_vectors(np.arange(start, len(self.metas))).astype(np.float32)
-            )
+            self.candidates_index.add(self._candidate_vectors(new_rows, exact=cell_vectors).astype(np.float32))
         return len(metas)
 
     def _ivf_trained(self) -> bool:
@@ -363,7 +399,7 @@ class RegionIndex:
         elif self.params.candidate_vectors == "pooled":
             sel = faiss.IDSelectorBatch(allowed)
         else:
-            n = self.grid * self.grid
+            n = self._per_page()
             ids = (allowed[:, None] * n + np.arange(n)[None, :]).ravel().astype(np.int64)
             sel = faiss.IDSelectorBatch(ids)
         kind = self.params.faiss
@@ -393,9 +429,10 @@ class RegionIndex:
             _, ids = self.candidates_index.search(query, candidates, params=params)
             ids = ids[0]
             return ids[ids >= 0]
-        # Cell candidates: over-fetch cells, map them to pages, keep the first C distinct pages.
-        n = self.grid * self.grid
-        fetch = min(self.candidates_index.ntotal, candidates * 8)
+        # Several vectors per page: over-fetch, map them to pages, keep the first C distinct pages.
+        # Centroids: C*K vectors hold at least C distinct pages (at most K per page), so C is exact.
+        n = self._per_page()
+        fetch = min(self.candidates_index.ntotal, candidates * (n if self.params.candidate_vectors == "centroids" else 8))
         _, ids = self.candidates_index.search(query, fetch, params=params)
         pages = ids[0][ids[0] >= 0] // n
         _, first = np.unique(pages, return_index=True)
@@ -631,7 +668,9 @@ class RegionIndex:
         cand = faiss.read_index(str(folder / "candidates.faiss"))
         if params.faiss == "hnsw":
             faiss.downcast_index(cand).hnsw.efSearch = params.hnsw_ef_search
+        if cand.ntotal != len(index.metas) * index._per_page():
+            raise IndexFormatError(f"{folder}: candidate stage and pages disagree; rebuild the index")
         index.candidates_index, index.device = to_device(cand, params.faiss)
-        if len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas):
+        if (len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas)):
             raise IndexFormatError(f"{folder}: parts disagree on the page count; rebuild the index")
         return index

@@ -16,16 +16,22 @@ from components.model.featurize import collate_pages, image_to_pixels
 from components.model.retriever import RegionRetriever
 
 
-class _PageFeatureDataset(Dataset):
-    def __init__(self, model: RegionRetriever, corpus: Corpus, pages: list[Page]):
-        self.featurizer, self.corpus, self.pages = model.featurizer, corpus, pages
+class _PageBatches(Dataset):
+    """Item i = the collated features of the i-th batch of pages.
+
+    Featurizing a whole batch at once lets the frozen MiniLM read every page's text layer in
+    one padded pass (PageFeaturizer.many), which is what dominates CPU encoding time.
+    """
+
+    def __init__(self, model: RegionRetriever, corpus: Corpus, pages: list[Page], batch_size: int):
+        self.featurizer, self.corpus, self.pages, self.batch_size = model.featurizer, corpus, pages, batch_size
 
     def __len__(self) -> int:
-        return len(self.pages)
+        return (len(self.pages) + self.batch_size - 1) // self.batch_size
 
-    def __getitem__(self, i: int):
-        page = self.pages[i]
-        return self.featurizer(page, self.corpus.load_image(page))
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        pages = self.pages[i * self.batch_size : (i + 1) * self.batch_size]
+        return collate_pages(self.featurizer.many(pages, [self.corpus.load_image(p) for p in pages]))
 
 
 def _device(model: RegionRetriever) -> torch.device:
@@ -50,10 +56,9 @@ def encode_pages(
     model.eval()
     out = np.zeros((len(pages), model.grid * model.grid, model.dim), dtype=np.float32)
     loader = DataLoader(
-        _PageFeatureDataset(model, corpus, pages),
-        batch_size=batch_size,
+        _PageBatches(model, corpus, pages, batch_size),
+        batch_size=None,  # items are already batches
         shuffle=False,
-        collate_fn=collate_pages,
         num_workers=num_workers,
     )
     device, start = _device(model), 0

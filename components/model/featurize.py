@@ -64,6 +64,7 @@ class PageFeaturizer:
         self.text_model = text_model  # frozen MiniLM for contextual cell text; None = word pieces only
         self.chunk_tokens = chunk_tokens
         self.block_context = block_context
+        self.group_chunks = 8  # chunks per MiniLM pass when featurizing a batch of pages
 
     def cell_tokens(self, page: Page) -> torch.Tensor:
         """Word pieces of the text layer, bucketed by the cell holding each word box's centre (reading order)."""
@@ -81,12 +82,18 @@ class PageFeaturizer:
                 fill[cell] += 1
         return out
 
-    @torch.no_grad()
     def cell_text(self, page: Page) -> torch.Tensor:
-        """float32 [G*G, E]: the page's text layer read by MiniLM in reading order, pooled per cell.
+        """float32 [G*G, E]: the page's text layer read by MiniLM in reading order, pooled per cell."""
+        return self.cell_text_many([page])[0]
 
-        The word pieces of all words are cut into chunks of ``chunk_tokens`` (each wrapped in
-        [CLS] ... [SEP]) and run as one padded batch; each piece's state goes to its word's cell.
+    @torch.no_grad()
+    def cell_text_many(self, pages: list[Page]) -> list[torch.Tensor]:
+        """``cell_text`` of several pages from one padded MiniLM batch (one float32 [G*G, E] each).
+
+        Each page's word pieces are cut into chunks of at most ``chunk_tokens`` (each wrapped in
+        [CLS] ... [SEP]); the chunks of all pages run as one padded batch, so the encoder does a
+        few large matrix products instead of many small ones. Attention is masked per chunk, so a
+        page's states do not depend on which pages share its batch.
         """
         model = self.text_model
         if model is None:
@@ -94,37 +101,55 @@ class PageFeaturizer:
         if model.training:
             raise RuntimeError("the text encoder must be in eval mode for cached contextual features")
         n_cells, width = self.grid * self.grid, model.config.hidden_size
-        out = torch.zeros(n_cells, width)
-        if not page.words:
-            return out
-        pieces = self.tokenizer([w.text for w in page.words], add_special_tokens=False)["input_ids"]
-        ids = [t for word in pieces for t in word]
-        cells = [c for c, word in zip(word_cells(page, self.grid), pieces) for _ in word]
-        if not ids:
-            return out
-        # Equal chunks of at most chunk_tokens - 2 pieces: the same passes, with the least padding.
-        n_chunks = math.ceil(len(ids) / (self.chunk_tokens - 2))
-        size = math.ceil(len(ids) / n_chunks)
-        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        length = max(len(c) for c in chunks) + 2
-        input_ids = torch.zeros(len(chunks), length, dtype=torch.long)  # 0 = [PAD] in MiniLM's vocab
-        mask = torch.zeros(len(chunks), length, dtype=torch.long)
-        for i, chunk in enumerate(chunks):
-            input_ids[i, : len(chunk) + 2] = torch.tensor([cls, *chunk, sep])
-            mask[i, : len(chunk) + 2] = 1
+        plans, all_chunks = [], []
+        for page in pages:
+            pieces = (self.tokenizer([w.text for w in page.words], add_special_tokens=False)["input_ids"]
+                      if page.words else [])
+            ids = [t for word in pieces for t in word]
+            cells = [c for c, word in zip(word_cells(page, self.grid), pieces) for _ in word]
+            chunks = []
+            if ids:
+                # Equal chunks of at most chunk_tokens - 2 pieces: the same passes, with the least padding.
+                n_chunks = math.ceil(len(ids) / (self.chunk_tokens - 2))
+                size = math.ceil(len(ids) / n_chunks)
+                chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+            plans.append((pieces, cells, len(all_chunks), len(chunks)))
+            all_chunks.extend(chunks)
+        hidden: list[torch.Tensor | None] = [None] * len(all_chunks)
         device = next(model.parameters()).device
-        states = model(input_ids=input_ids.to(device), attention_mask=mask.to(device))
-        hidden = states.last_hidden_state.float().cpu()
-        # The states of the real pieces, in reading order (drop [CLS], [SEP] and padding).
-        flat = torch.cat([hidden[i, 1 : len(chunk) + 1] for i, chunk in enumerate(chunks)])
-        index = torch.tensor(cells, dtype=torch.long)
-        out.index_add_(0, index, flat)
-        count = torch.bincount(index, minlength=n_cells).unsqueeze(-1)
-        out = out / count.clamp_min(1)
-        if self.block_context > 0 and page.blocks:
-            out = self._mix_blocks(page, out, count.squeeze(-1) > 0, flat, pieces)
-        return out
+        # Chunks sorted by length and run in groups padded to their own longest, so a short
+        # chunk never pays for a long one's padding.
+        order = sorted(range(len(all_chunks)), key=lambda i: len(all_chunks[i]))
+        for g in range(0, len(order), self.group_chunks):
+            group = order[g : g + self.group_chunks]
+            length = len(all_chunks[group[-1]]) + 2
+            input_ids = torch.zeros(len(group), length, dtype=torch.long)  # 0 = [PAD] in MiniLM's vocab
+            mask = torch.zeros(len(group), length, dtype=torch.long)
+            for row, i in enumerate(group):
+                chunk = all_chunks[i]
+                input_ids[row, : len(chunk) + 2] = torch.tensor([cls, *chunk, sep])
+                mask[row, : len(chunk) + 2] = 1
+            states = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            for row, i in enumerate(group):
+                hidden[i] = states[row].float().cpu()
+        outs = []
+        for page, (pieces, cells, first, n_chunks) in zip(pages, plans):
+            out = torch.zeros(n_cells, width)
+            if not n_chunks:
+                outs.append(out)
+                continue
+            # The states of the real pieces, in reading order (drop [CLS], [SEP] and padding).
+            mine = all_chunks[first : first + n_chunks]
+            flat = torch.cat([hidden[first + i][1 : len(chunk) + 1] for i, chunk in enumerate(mine)])
+            index = torch.tensor(cells, dtype=torch.long)
+            out.index_add_(0, index, flat)
+            count = torch.bincount(index, minlength=n_cells).unsqueeze(-1)
+            out = out / count.clamp_min(1)
+            if self.block_context > 0 and page.blocks:
+                out = self._mix_blocks(page, out, count.squeeze(-1) > 0, flat, pieces)
+            outs.append(out)
+        return outs
 
     def _mix_blocks(self, page: Page, own: torch.Tensor, has_words: torch.Tensor,
                     flat: torch.Tensor, pieces: list[list[int]]) -> torch.Tensor:  # fmt: skip
@@ -135,30 +160,39 @@ class PageFeaturizer:
         """
         from components.regions.grid import box_to_cells
 
-        n_cells, w = own.shape[0], self.block_context
-        centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (wd.box for wd in page.words)]
+        w = self.block_context
+        # Which block holds each word piece (by its word's centre), as one [blocks, pieces] mask.
+        centres = torch.tensor([((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (wd.box for wd in page.words)],
+                               dtype=torch.float64)  # float64: the same edge decisions as Python floats
+        boxes = torch.tensor([list(block.box) for block in page.blocks], dtype=torch.float64)
+        inside = ((boxes[:, None, 0] <= centres[None, :, 0]) & (centres[None, :, 0] <= boxes[:, None, 2])
+                  & (boxes[:, None, 1] <= centres[None, :, 1]) & (centres[None, :, 1] <= boxes[:, None, 3]))
         owner = torch.tensor([k for k, word in enumerate(pieces) for _ in word], dtype=torch.long)
-        block_sum, block_n = torch.zeros_like(own), torch.zeros(n_cells, 1)
-        for block in page.blocks:
-            x0, y0, x1, y1 = block.box
-            inside = [x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres]
-            piece_in = torch.tensor(inside, dtype=torch.bool)[owner]
-            if not piece_in.any():
-                continue
-            covered = torch.from_numpy(box_to_cells(block.box, self.grid).reshape(-1))
-            block_sum[covered] += flat[piece_in].mean(0)
-            block_n[covered] += 1
+        piece_in = inside[:, owner].to(flat.dtype)  # [B, P]
+        n_in = piece_in.sum(1, keepdim=True)
+        used = n_in.squeeze(1) > 0  # blocks without any word piece add nothing
+        block_mean = (piece_in @ flat) / n_in.clamp_min(1)  # [B, E]
+        covers = torch.stack([
+            torch.from_numpy(box_to_cells(block.box, self.grid).reshape(-1)) for block in page.blocks
+        ]).to(flat.dtype) * used[:, None]  # [B, G*G]
+        block_sum = covers.T @ block_mean
+        block_n = covers.sum(0).unsqueeze(-1)
         in_block = block_n.squeeze(-1) > 0
         block = block_sum / block_n.clamp_min(1)
         mixed = torch.where(has_words[:, None], (1 - w) * own + w * block, block)
         return torch.where(in_block[:, None], mixed, own)
 
     def __call__(self, page: Page, image: Image.Image) -> PageFeatures:
-        return PageFeatures(
-            pixels=image_to_pixels(image, self.image_size),
-            cell_tokens=self.cell_tokens(page),
-            cell_text=self.cell_text(page) if self.text_model is not None else None,
-        )
+        return self.many([page], [image])[0]
+
+    def many(self, pages: list[Page], images: list[Image.Image]) -> list[PageFeatures]:
+        """Features of several pages; the contextual text of all of them runs as one MiniLM batch."""
+        texts = self.cell_text_many(pages) if self.text_model is not None else [None] * len(pages)
+        return [
+            PageFeatures(pixels=image_to_pixels(image, self.image_size), cell_tokens=self.cell_tokens(page),
+                         cell_text=text)
+            for page, image, text in zip(pages, images, texts)
+        ]
 
 
 def collate_pages(features: list[PageFeatures]) -> dict[str, torch.Tensor]:
