@@ -112,10 +112,13 @@ class RagEngine:
             maps = [h.heatmap for h in hits]
         return {h.page_id: m for h, m in zip(hits, maps)}
 
-    def regions_for(self, hits: list[PageHit], k: int, question: str | None = None) -> list[Region]:
+    def _ranked_regions(self, maps: dict[str, np.ndarray], k: int) -> list[Region]:
         by_page = {pid: extract_regions(heat, self.params.regions, pid, blocks=self.index.meta(pid).blocks)
-                   for pid, heat in self.region_maps(hits, question).items()}
+                   for pid, heat in maps.items()}
         return rank_regions(by_page, k)
+
+    def regions_for(self, hits: list[PageHit], k: int, question: str | None = None) -> list[Region]:
+        return self._ranked_regions(self.region_maps(hits, question), k)
 
     def retrieve_pages(self, question: str, filters: dict | None = None) -> list[tuple[str, float]]:
         """Candidate pages ranked by page score (max cell), for page-level metrics."""
@@ -131,9 +134,7 @@ class RagEngine:
         if hits is None:
             hits = self.search_vector(query, filters=filters, question=question)
         maps = self.region_maps(hits, question)
-        regions = rank_regions({pid: extract_regions(heat, self.params.regions, pid,
-                                                     blocks=self.index.meta(pid).blocks)
-                                for pid, heat in maps.items()}, k)
+        regions = self._ranked_regions(maps, k)  # maps kept: the result's heatmaps are these
         region_dicts = []
         for r in regions:
             words = self.index.meta(r.page_id).words
