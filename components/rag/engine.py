@@ -62,7 +62,6 @@ class RagEngine:
     def from_dirs(cls, model_dir: Path, index_dir: Path, params: Params) -> RagEngine:
         from components.index.build import retriever_dir
         from components.model.io import load_retriever
-
         from components.reader.io import bundled_reader_dir
 
         retriever = load_retriever(retriever_dir(model_dir))

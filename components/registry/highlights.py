@@ -62,8 +62,8 @@ class PageCrops:
             for x0, y0, x1, y1 in boxes:
                 left = max(0, int((x0 - MARGIN) * width))
                 top = max(0, int((y0 - MARGIN) * height))
-                right = min(width, max(left + 1, int(round((x1 + MARGIN) * width))))
-                bottom = min(height, max(top + 1, int(round((y1 + MARGIN) * height))))
+                right = min(width, max(left + 1, round((x1 + MARGIN) * width)))
+                bottom = min(height, max(top + 1, round((y1 + MARGIN) * height)))
                 crop = page.crop((left, top, right, bottom))
                 crop.thumbnail((self.max_side, self.max_side))
                 buffer = io.BytesIO()

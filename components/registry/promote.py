@@ -17,9 +17,9 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -281,9 +281,9 @@ def _stage_artifacts(params: Params, model_dir: Path, index_dir: Path, workdir: 
         checkpoint.ARTIFACT_INDEX: str(Path(index_dir)),
         checkpoint.ARTIFACT_PARAMS: str(params_file),
     }
-    if page_images is not None and params.registry.bundle_page_images:
-        if stage_page_images(page_images, workdir / "pages"):
-            artifacts[checkpoint.ARTIFACT_PAGES] = str(workdir / "pages")
+    wants_pages = page_images is not None and params.registry.bundle_page_images
+    if wants_pages and stage_page_images(page_images, workdir / "pages"):
+        artifacts[checkpoint.ARTIFACT_PAGES] = str(workdir / "pages")
     return artifacts
 
 
