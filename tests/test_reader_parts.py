@@ -134,3 +134,27 @@ def test_two_stage_rewrites_with_the_name_read_below_the_picture():
     assert entity_name_near(words, (0.1, 0.9, 0.4, 0.95)) == ""
     # a region over the end of the name line still reads the whole name, not the next column
     assert entity_name_near(words, (0.205, 0.41, 0.35, 0.455)) == "Harbour Osprey"
+
+
+def test_text_window_keeps_the_lines_that_share_the_question_words_in_reading_order():
+    from components.reader.text_window import keep_lines, line_scores, question_stems
+
+    lines = [["Key", "figures", "2018"], ["Metric", "Q1", "Q2"], ["Orders", "5,351", "19,537"],
+             ["Revenue", "64,770", "23,996"]]
+    scores = line_scores(lines, question_stems("What was the revenue in Q2?"))
+    assert scores[3] > scores[0] and scores[1] >= 1 and scores[2] > 0  # row 3 names revenue; row 2 sits under "Q2"
+    assert keep_lines(scores, [4, 4, 4, 4], 8) == [1, 3]  # best two, back in reading order
+    assert keep_lines(scores, [4, 4, 4, 4], 100) == [0, 1, 2, 3]
+    assert keep_lines([0.0, 0.0], [50, 3], 10) == [0]  # an over-long first line alone fills the budget
+
+
+def test_encode_supervises_an_answer_below_the_budget_when_its_line_matches_the_question(tokenizer):
+    filler = [f"Filler{i}" for i in range(12)]
+    words = [*filler, "Revenue", "64,770"]
+    lines = [0] * 6 + [1] * 6 + [2, 2]
+    ctx = Context("a#0", (0, 0, 1, 1), words, np.zeros((0, 8), np.float32), word_lines=lines)
+    p = ReaderParams(top_m=0, max_context_tokens=12)
+    enc = encode(tokenizer, "What was the revenue?", [ctx], p, 8, answer=(0, 13, 13), supervise=True)
+    assert enc.start > 0 and enc.piece_word[enc.start] == enc.piece_word[enc.end] == 13
+    assert ctx.words.index("Revenue") in enc.piece_word  # the matching line is in; some filler is out
+    assert len([w for w in enc.piece_word if w >= 0]) <= 12

@@ -65,7 +65,7 @@ def answer_from_text_lines(question: str, lines: list[str]) -> str:
     return " ".join(rest).strip(" :;") or best.strip()
 
 
-def _stem(token: str) -> str:
+def stem(token: str) -> str:
     return token.lower().strip(".,:;?")[:5]
 
 
@@ -87,25 +87,25 @@ def answer_from_words(question: str, words: Sequence[Sequence]) -> str:
     lines = group_lines(words)
     if not lines:
         return ""
-    q_stems = {_stem(t) for t in content_tokens(question)}
+    q_stems = {stem(t) for t in content_tokens(question)}
     # 2. key: value lines whose key matches the question.
     best_kv, best_overlap = None, 0
     for line in lines:
         text = " ".join(w[0] for w in line)
         key, sep, value = text.partition(":")
         if sep and value.strip():
-            overlap = len(q_stems & {_stem(t) for t in content_tokens(key)})
+            overlap = len(q_stems & {stem(t) for t in content_tokens(key)})
             if overlap > best_overlap:
                 best_kv, best_overlap = value.strip(), overlap
     if best_kv is not None:
         return best_kv
     # 3. value-like words near the question's words.
-    matched = [(li, wi, w) for li, line in enumerate(lines) for wi, w in enumerate(line) if _stem(w[0]) in q_stems]
+    matched = [(li, wi, w) for li, line in enumerate(lines) for wi, w in enumerate(line) if stem(w[0]) in q_stems]
     fits = _expected(question)
     best, best_score = None, 0.0
     for li, line in enumerate(lines):
         for wi, w in enumerate(line):
-            if _stem(w[0]) in q_stems or not fits(w[0]):
+            if stem(w[0]) in q_stems or not fits(w[0]):
                 continue
             score = 0.0
             for mli, mwi, m in matched:
@@ -116,7 +116,7 @@ def answer_from_words(question: str, words: Sequence[Sequence]) -> str:
             if score > best_score:
                 best, best_score = w[0], score
     if best is None:  # nothing near the question's words: the first value of the expected type
-        best = next((w[0] for line in lines for w in line if _stem(w[0]) not in q_stems and fits(w[0])), None)
+        best = next((w[0] for line in lines for w in line if stem(w[0]) not in q_stems and fits(w[0])), None)
     if best is not None:
         return best.strip(",;:")
     # 4. fallback: the best line minus the question's words.

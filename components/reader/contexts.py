@@ -19,15 +19,29 @@ class Context:
     words: list[str]  # reading order: lines top to bottom, words left to right
     visual: np.ndarray  # [<=m, D] refined cell vectors
     is_gold: bool = False  # training/oracle only: this context holds the evidence
+    word_lines: list[int] | None = None  # line index of each word (None: one line)
+
+    def lines(self) -> list[list[int]]:
+        """Word indices grouped by text line, in reading order."""
+        if not self.word_lines:
+            return [list(range(len(self.words)))] if self.words else []
+        grouped: dict[int, list[int]] = {}
+        for i, line in enumerate(self.word_lines):
+            grouped.setdefault(line, []).append(i)
+        return [grouped[k] for k in sorted(grouped)]
 
     @property
     def n_visual(self) -> int:
         return len(self.visual)
 
 
+def reading_order_lines(words: Sequence[Sequence], box: Sequence[float]) -> list[list[str]]:
+    """The text of the words ([text, x0, y0, x1, y1]) whose centre lies in ``box``, as lines in reading order."""
+    return [[w[0] for w in line] for line in group_lines(words_in_box(words, box))]
+
+
 def reading_order_words(words: Sequence[Sequence], box: Sequence[float]) -> list[str]:
-    """The text of the words ([text, x0, y0, x1, y1]) whose centre lies in ``box``, in reading order."""
-    return [w[0] for line in group_lines(words_in_box(words, box)) for w in line]
+    return [w for line in reading_order_lines(words, box) for w in line]
 
 
 def make_context(
@@ -52,4 +66,6 @@ def make_context(
         relevance = cell_relevance(cells, query_vec, image_keep)
     visual = select_cells(cells, m, mode, relevance, rng)
     box = tuple(float(v) for v in box)
-    return Context(page_id, box, reading_order_words(page_words, box), visual, is_gold)
+    lines = reading_order_lines(page_words, box)
+    return Context(page_id, box, [w for line in lines for w in line], visual, is_gold,
+                   [i for i, line in enumerate(lines) for _ in line])

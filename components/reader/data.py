@@ -111,13 +111,6 @@ class ReaderExamples:
             if is_gold:
                 span = find_answer(ctx.words, s.answers)
                 if span is not None:
-                    # Long blocks: a word window that keeps the answer (the budget cuts the rest).
-                    width = max(1, self.p.max_context_tokens // 2)
-                    if len(ctx.words) > width:
-                        first, last = max(0, span[1] - width + 1), min(span[0], len(ctx.words) - width)
-                        lo = rng.randint(first, last) if first <= last else span[0]
-                        ctx.words = ctx.words[lo : lo + width]
-                        span = (span[0] - lo, span[1] - lo)
                     answer = (c, *span)
             contexts.append(ctx)
         return s.question, contexts, answer

@@ -21,6 +21,7 @@ from torch import nn
 from components.config import ReaderParams
 from components.model.text_encoder import TextEncoderInfo
 from components.reader.contexts import Context
+from components.reader.text_window import keep_lines, line_scores, question_stems
 
 IGNORE = -100
 _EDGE_PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
@@ -66,8 +67,9 @@ def encode(
 ) -> Encoded:
     """Tokenise one question with its contexts. ``answer`` = (context, first word, last word).
 
-    With ``supervise``, start/end are the answer's pieces, or 0 ([CLS], "no answer") when no
-    answer is given or it was cut by the per-context token budget.
+    Each context's text is cut to ``max_context_tokens`` pieces by query-oriented line selection
+    (``text_window``). With ``supervise``, start/end are the answer's pieces, or 0 ([CLS], "no
+    answer") when no answer is given or the selection dropped part of it.
     """
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     placeholder = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.unk_token_id
@@ -78,6 +80,7 @@ def encode(
     piece_ctx, piece_word = [-1] * len(ids), [-1] * len(ids)
     visual, visual_pos = [], []
     start = end = 0 if supervise else IGNORE
+    stems = question_stems(question)
     for c, ctx in enumerate(contexts):
         for v in ctx.visual[: p.top_m]:
             visual_pos.append(len(ids))
@@ -89,18 +92,24 @@ def encode(
         if ctx.words:
             enc = tokenizer(ctx.words, is_split_into_words=True, add_special_tokens=False)
             all_word_ids = enc.word_ids()
-            budget = p.max_context_tokens  # the text budget per context cuts the tail
-            word_ids = all_word_ids[:budget]
+            # Query-oriented text refinement: the lines that share the question's words, within budget.
+            lines = ctx.lines()
+            line_of = {w: li for li, members in enumerate(lines) for w in members}
+            costs = [0] * len(lines)
+            for w in all_word_ids:
+                costs[line_of[w]] += 1
+            kept_lines = set(keep_lines(line_scores([[ctx.words[w] for w in members] for members in lines], stems),
+                                        costs, p.max_context_tokens))
+            kept = [i for i, w in enumerate(all_word_ids) if line_of[w] in kept_lines][: p.max_context_tokens]
             offset = len(ids)
-            ids.extend(enc["input_ids"][:budget])
-            types.extend([1] * len(word_ids))
-            piece_ctx.extend([c] * len(word_ids))
-            piece_word.extend(word_ids)
+            ids.extend(enc["input_ids"][i] for i in kept)
+            types.extend([1] * len(kept))
+            piece_ctx.extend([c] * len(kept))
+            piece_word.extend(all_word_ids[i] for i in kept)
             if answer is not None and supervise and answer[0] == c:
-                first = [i for i, w in enumerate(all_word_ids) if w == answer[1]]
-                last = [i for i, w in enumerate(all_word_ids) if w == answer[2]]
-                if first and last and last[-1] < budget:  # only a wholly kept answer is a target
-                    start, end = offset + first[0], offset + last[-1]
+                wanted = [i for i, w in enumerate(all_word_ids) if answer[1] <= w <= answer[2]]
+                if wanted and set(wanted) <= set(kept):  # only a wholly kept answer is a target
+                    start, end = offset + kept.index(wanted[0]), offset + kept.index(wanted[-1])
         ids.append(sep)
         types.append(1)
         piece_ctx.append(-1)
