@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,23 @@ def regionops_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     configure_environment()
     return Path(home)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_prefect_temporary_servers():
+    """Stop Prefect's temporary API servers (started by in-process flow runs) while pytest's
+    output is still open; left to Prefect's atexit hook, the stop logs to a closed stream."""
+    yield
+    # Flush the log and event workers first: they post to that server.
+    for module_name, worker_name in (("prefect.logging.handlers", "APILogWorker"),
+                                     ("prefect.events.worker", "EventsWorker")):
+        module = sys.modules.get(module_name)
+        if module is not None:
+            getattr(module, worker_name).drain_all(timeout=10)
+    server_module = sys.modules.get("prefect.server.api.server")
+    if server_module is not None:
+        for server in list(server_module.SubprocessASGIServer._instances.values()):
+            server.stop()
 
 
 @pytest.fixture(scope="session")
