@@ -94,7 +94,7 @@ class TrainParams(_Section):
 
 
 class IndexParams(_Section):
-    storage: Literal["float16", "pq", "binary"] = "float16"
+    storage: Literal["float16", "pq", "binary", "pq_residual"] = "float16"
     faiss: Literal["flat", "hnsw", "ivf"] = "flat"
     candidates: int = Field(32, ge=1)
     pq_m: int = Field(16, ge=1)
@@ -106,6 +106,10 @@ class IndexParams(_Section):
     pq_train_cells: int = Field(65536, ge=256)
     # candidate_vectors=centroids: k-means centroids per page in the faiss stage (max over them; ADR 7)
     centroids_per_page: int = Field(8, ge=1)
+    # torch intra-op threads while encoding pages (1 beats 2 on a shared 2-core machine; ADR 11)
+    encode_threads: int = Field(1, ge=1)
+    # storage=pq_residual: k-means centroids per page that cells are coded as residuals of (ADR 11)
+    residual_centroids: int = Field(16, ge=1, le=256)
 
 
 class RegionParams(_Section):
