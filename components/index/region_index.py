@@ -19,7 +19,7 @@ On disk (all safe formats, no pickle)::
     <dir>/v-<id>/manifest.json  fingerprint, storage, grid, dim, faiss kind, params
     <dir>/v-<id>/pages.json     per-page metadata and text layer
     <dir>/v-<id>/cells.npy      compressed cells, [N, G*G, ...]
-    <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim]
+    <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim] ([N, 0] unless candidate_vectors=pooled)
     <dir>/v-<id>/candidates.faiss, pq.faiss (pq mode)
     <dir>/v-<id>/coarse.npy, coarse_sq.faiss, residual_pq.faiss (pq_residual mode)
 """
@@ -150,7 +150,7 @@ class RegionIndex:
         self.grid, self.dim, self.fingerprint = int(grid), int(dim), str(fingerprint)
         self.metas: list[PageMeta] = []
         self.cells = self._empty_cells()
-        self.pooled = np.zeros((0, dim), dtype=np.float32)
+        self.pooled = np.zeros((0, self._pooled_width()), dtype=np.float32)
         self.pq: faiss.IndexPQ | None = None
         # pq_residual: the codec and each page's SQ8 centroid codes [N, K, dim]
         self.residual = (ResidualPQCodec(dim, min(params.residual_centroids, grid * grid), params.pq_m)
@@ -347,7 +347,7 @@ class RegionIndex:
             self.cells = np.concatenate([self.cells, codes])
         else:
             self.cells = np.concatenate([self.cells, self._compress(cell_vectors)])
-        self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))])
+        self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))[:, : self._pooled_width()]])
         self.metas.extend(metas)
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
@@ -358,6 +358,10 @@ class RegionIndex:
         else:
             self.candidates_index.add(self._candidate_vectors(new_rows, exact=cell_vectors).astype(np.float32))
         return len(metas)
+
+    def _pooled_width(self) -> int:
+        """Mean page vectors are kept only when they are the candidate stage (they count in the byte budget)."""
+        return self.dim if self.params.candidate_vectors == "pooled" else 0
 
     def _ivf_trained(self) -> bool:
         return bool(self.candidates_index is not None and self.candidates_index.is_trained)
@@ -689,7 +693,8 @@ class RegionIndex:
         params = IndexParams.model_validate(manifest["params"])
         index = cls(params, manifest["grid"], manifest["dim"], manifest["fingerprint"])
         index.cells = np.load(folder / "cells.npy", allow_pickle=False)
-        index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)
+        # An index saved when every mode kept them drops the unused mean vectors.
+        index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)[:, : index._pooled_width()]
         index.metas = [PageMeta(**m) for m in json.loads((folder / "pages.json").read_text("utf-8"))]
         for m in index.metas:  # an index saved before blocks were stored: group them from the words
             if not m.blocks and m.words:
