@@ -108,8 +108,11 @@ class IndexParams(_Section):
     centroids_per_page: int = Field(8, ge=1)
     # torch intra-op threads while encoding pages (1 beats 2 on a shared 2-core machine; ADR 11)
     encode_threads: int = Field(1, ge=1)
-    # storage=pq_residual: k-means centroids per page that cells are coded as residuals of (ADR 11)
-    residual_centroids: int = Field(16, ge=1, le=256)
+    # storage=pq_residual (ADR 11): k-means centroids per page (scalar-quantised to this many bits
+    # per component) that cells are coded against, and the PQ bytes of each cell's residual
+    residual_centroids: int = Field(64, ge=1, le=256)
+    residual_coarse_bits: Literal[4, 6, 8] = 4
+    residual_pq_m: int = Field(8, ge=1)
 
 
 class RegionParams(_Section):

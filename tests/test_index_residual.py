@@ -29,7 +29,8 @@ def _metas(n: int) -> list[PageMeta]:
 
 
 def _params(**kw) -> IndexParams:
-    return IndexParams(storage="pq_residual", pq_m=M, residual_centroids=K, candidates=8, **kw)
+    return IndexParams(storage="pq_residual", residual_pq_m=M, residual_centroids=K, residual_coarse_bits=8,
+                       candidates=8, **kw)
 
 
 def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq():
@@ -48,6 +49,10 @@ def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq():
     assert err_residual < err_plain
     stats = residual.stats()["bytes_per_page"]
     assert stats["cells"] == G * G * (1 + M) and stats["coarse"] == K * D
+    # 4-bit centroids: half a byte per component.
+    four = RegionIndex.build(metas, cells, _params().model_copy(update={"residual_coarse_bits": 4}), "fp")
+    assert four.coarse.shape == (n, K, D // 2) and four.stats()["bytes_per_page"]["coarse"] == K * D / 2
+    np.testing.assert_allclose(four.heatmap(metas[9].page_id, q).ravel(), four._decompress([9])[0] @ q, atol=1e-4)
 
 
 def test_add_delete_save_load_keep_codes_and_centroids_aligned(tmp_path):
@@ -90,7 +95,7 @@ def test_regions_come_from_the_compressed_heatmap():
 
 
 def test_bad_residual_settings_are_clear_errors():
-    with pytest.raises(ValueError, match="pq_m=5 must divide"):
-        RegionIndex.build(_metas(4), _pages(4), IndexParams(storage="pq_residual", pq_m=5), "fp")
+    with pytest.raises(ValueError, match="residual_pq_m=5 must divide"):
+        RegionIndex.build(_metas(4), _pages(4), IndexParams(storage="pq_residual", residual_pq_m=5), "fp")
     with pytest.raises(ValueError, match="residual_centroids"):
         IndexParams(storage="pq_residual", residual_centroids=300)

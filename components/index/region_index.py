@@ -10,8 +10,8 @@ Storage modes for the cell vectors:
   pq       faiss product-quantiser codes (pq_m bytes per cell); heatmaps by asymmetric distance
            tables, i.e. exactly ⟨q, decode(code)⟩ without materialising decoded vectors;
   binary   sign bits packed with numpy (dim/8 bytes per cell); a cell decodes to sign/√dim.
-  pq_residual  per page K k-means centroids (SQ8) + per cell its centroid id and the PQ code of
-           its residual (1 + pq_m bytes per cell; components.index.residual_codec, ADR 11).
+  pq_residual  per page K k-means centroids (scalar-quantised) + per cell its centroid id and the
+           PQ code of its residual (1 + residual_pq_m bytes; components.index.residual_codec, ADR 11).
 
 On disk (all safe formats, no pickle)::
 
@@ -142,8 +142,6 @@ class RegionIndex:
     def __init__(self, params: IndexParams, grid: int, dim: int, fingerprint: str):
         if params.storage == "pq" and dim % params.pq_m:
             raise ValueError(f"index.pq_m={params.pq_m} must divide the vector size {dim}")
-        if params.storage == "pq_residual" and dim % params.pq_m:
-            raise ValueError(f"index.pq_m={params.pq_m} must divide the vector size {dim}")
         if params.storage == "binary" and dim % 8:
             raise ValueError(f"binary storage needs a vector size divisible by 8, got {dim}")
         self.params = params
@@ -152,10 +150,12 @@ class RegionIndex:
         self.cells = self._empty_cells()
         self.pooled = np.zeros((0, self._pooled_width()), dtype=np.float32)
         self.pq: faiss.IndexPQ | None = None
-        # pq_residual: the codec and each page's SQ8 centroid codes [N, K, dim]
-        self.residual = (ResidualPQCodec(dim, min(params.residual_centroids, grid * grid), params.pq_m)
+        # pq_residual: the codec and each page's centroid codes [N, K, code bytes]
+        self.residual = (ResidualPQCodec(dim, min(params.residual_centroids, grid * grid), params.residual_pq_m,
+                                         params.residual_coarse_bits)
                          if params.storage == "pq_residual" else None)
-        self.coarse = np.zeros((0, self.residual.k, dim), dtype=np.uint8) if self.residual else None
+        self.coarse = (np.zeros((0, self.residual.k, self.residual.coarse_code_size), dtype=np.uint8)
+                       if self.residual else None)
         self.candidates_index: faiss.Index | None = None
         self.device = "cpu"
         self._pos: dict[str, int] = {}
@@ -196,7 +196,7 @@ class RegionIndex:
         if self.params.storage == "pq":
             return np.zeros((0, n, self.params.pq_m), dtype=np.uint8)
         if self.params.storage == "pq_residual":
-            return np.zeros((0, n, 1 + self.params.pq_m), dtype=np.uint8)
+            return np.zeros((0, n, 1 + self.params.residual_pq_m), dtype=np.uint8)
         return np.zeros((0, n, self.dim // 8), dtype=np.uint8)
 
     def _train_pq(self, cell_vectors: np.ndarray, seed: int) -> None:
@@ -707,7 +707,7 @@ class RegionIndex:
         if params.storage == "pq_residual":
             index.coarse = np.load(folder / "coarse.npy", allow_pickle=False)
             index.residual = ResidualPQCodec.from_serialized(
-                index.dim, index.coarse.shape[1], params.pq_m,
+                index.dim, index.coarse.shape[1], params.residual_pq_m, params.residual_coarse_bits,
                 (folder / "coarse_sq.faiss").read_bytes(), (folder / "residual_pq.faiss").read_bytes())
             if len(index.coarse) != len(index.cells):
                 raise IndexFormatError(f"{folder}: page centroids and cells disagree; rebuild the index")

@@ -1,8 +1,8 @@
 """Cell codec of ``index.storage: pq_residual``: a per-page coarse codebook plus PQ residuals (ADR 11).
 
 Each page's cells are clustered into K spherical k-means centroids (the same batched k-means as
-the candidate stage, ``summaries.page_centroids``), stored as 8-bit scalar codes (faiss
-``SQ8``, dim bytes each). A cell is stored as the id of its page centroid (one byte) plus the
+the candidate stage, ``summaries.page_centroids``), stored as faiss scalar-quantiser codes
+(``SQ4``/``SQ6``/``SQ8``: dim × bits / 8 bytes each). A cell is stored as the id of its page centroid (one byte) plus the
 faiss PQ code of its residual (cell - decoded centroid, ``pq_m`` bytes). The residual of a cell
 from its own page's centroid is much smaller than the cell itself, so the same PQ bytes give a
 far finer reconstruction than PQ on the raw cells (measured in ADR 11).
@@ -20,16 +20,25 @@ import numpy as np
 
 from components.index.summaries import page_centroids
 
+_SQ_TYPES = {4: faiss.ScalarQuantizer.QT_4bit, 6: faiss.ScalarQuantizer.QT_6bit, 8: faiss.ScalarQuantizer.QT_8bit}
+
 
 class ResidualPQCodec:
-    def __init__(self, dim: int, k: int, pq_m: int):
+    def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8):
         if dim % pq_m:
-            raise ValueError(f"index.pq_m={pq_m} must divide the vector size {dim}")
+            raise ValueError(f"index.residual_pq_m={pq_m} must divide the vector size {dim}")
         if not 1 <= k <= 256:
             raise ValueError(f"index.residual_centroids must be in 1..256 (one byte per cell), got {k}")
-        self.dim, self.k, self.pq_m = int(dim), int(k), int(pq_m)
+        if coarse_bits not in _SQ_TYPES:
+            raise ValueError(f"index.residual_coarse_bits must be one of {sorted(_SQ_TYPES)}, got {coarse_bits}")
+        self.dim, self.k, self.pq_m, self.coarse_bits = int(dim), int(k), int(pq_m), int(coarse_bits)
         self.coarse_sq: faiss.IndexScalarQuantizer | None = None
         self.pq: faiss.IndexPQ | None = None
+
+    @property
+    def coarse_code_size(self) -> int:
+        """Bytes of one page centroid's scalar code."""
+        return math.ceil(self.dim * self.coarse_bits / 8)
 
     @property
     def trained(self) -> bool:
@@ -37,10 +46,10 @@ class ResidualPQCodec:
 
     # ------------------------------------------------------------------ training
     def train(self, cells: np.ndarray, max_train_cells: int, seed: int = 0) -> None:
-        """Fit the SQ8 range of the page centroids and the residual PQ from float32 cells [N, C, dim]."""
+        """Fit the scalar quantiser of the page centroids and the residual PQ from float32 cells [N, C, dim]."""
         k = min(self.k, cells.shape[1])
         centroids = page_centroids(cells, k).reshape(-1, self.dim)
-        sq = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        sq = faiss.IndexScalarQuantizer(self.dim, _SQ_TYPES[self.coarse_bits], faiss.METRIC_INNER_PRODUCT)
         sq.train(np.ascontiguousarray(centroids))
         self.coarse_sq = sq
         residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))[1]
@@ -75,7 +84,7 @@ class ResidualPQCodec:
         return assign, cells - base
 
     def encode(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 cells [N, C, dim] -> (coarse SQ8 codes [N, K, dim], cell codes [N, C, 1 + pq_m])."""
+        """float32 cells [N, C, dim] -> (centroid codes [N, K, dim*bits/8], cell codes [N, C, 1 + pq_m])."""
         if not self.trained:
             raise RuntimeError("the residual codec is not trained (ResidualPQCodec.train)")
         n, c, d = cells.shape
@@ -103,7 +112,7 @@ class ResidualPQCodec:
 
     # ------------------------------------------------------------------ persistence
     def serialized(self) -> tuple[bytes, bytes]:
-        """(coarse SQ8 quantiser, residual PQ) as faiss index bytes (no pickle)."""
+        """(centroid scalar quantiser, residual PQ) as faiss index bytes (no pickle)."""
         return (faiss.serialize_index(self.coarse_sq).tobytes(), faiss.serialize_index(self.pq).tobytes())
 
     def nbytes(self) -> int:
@@ -111,8 +120,9 @@ class ResidualPQCodec:
         return sum(len(b) for b in self.serialized()) if self.trained else 0
 
     @classmethod
-    def from_serialized(cls, dim: int, k: int, pq_m: int, coarse_sq: bytes, pq: bytes) -> ResidualPQCodec:
-        codec = cls(dim, k, pq_m)
+    def from_serialized(cls, dim: int, k: int, pq_m: int, coarse_bits: int, coarse_sq: bytes,
+                        pq: bytes) -> ResidualPQCodec:
+        codec = cls(dim, k, pq_m, coarse_bits)
         codec.coarse_sq = faiss.deserialize_index(np.frombuffer(coarse_sq, dtype=np.uint8))
         codec.pq = faiss.deserialize_index(np.frombuffer(pq, dtype=np.uint8))
         if codec.pq.d != dim or codec.pq.pq.M != pq_m or codec.coarse_sq.d != dim:
