@@ -46,7 +46,15 @@ class ResidualPQCodec:
 
     # ------------------------------------------------------------------ training
     def train(self, cells: np.ndarray, max_train_cells: int, seed: int = 0) -> None:
-        """Fit the scalar quantiser of the page centroids and the residual PQ from float32 cells [N, C, dim]."""
+        """Fit the scalar quantiser of the page centroids and the residual PQ from float32 cells [N, C, dim].
+
+        Only as many pages as ``max_train_cells`` cells fill are clustered here (a seeded sample):
+        the per-page k-means is the costly part and ``encode`` runs it on every page anyway.
+        """
+        rng = np.random.default_rng(seed)
+        n_pages = max(1, min(len(cells), math.ceil(max_train_cells / cells.shape[1])))
+        if n_pages < len(cells):
+            cells = cells[np.sort(rng.choice(len(cells), size=n_pages, replace=False))]
         k = min(self.k, cells.shape[1])
         centroids = page_centroids(cells, k).reshape(-1, self.dim)
         sq = faiss.IndexScalarQuantizer(self.dim, _SQ_TYPES[self.coarse_bits], faiss.METRIC_INNER_PRODUCT)
@@ -54,7 +62,6 @@ class ResidualPQCodec:
         self.coarse_sq = sq
         residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))[1]
         flat = residuals.reshape(-1, self.dim)
-        rng = np.random.default_rng(seed)
         take = min(len(flat), max_train_cells)
         sample = flat[rng.choice(len(flat), size=take, replace=False)] if take < len(flat) else flat
         # 8-bit codes need >= 256 training points per sub-space; smaller corpora get fewer bits.
