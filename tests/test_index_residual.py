@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from components.config import IndexParams, RegionParams
+from components.index import residual_codec
 from components.index.region_index import CURRENT, PageMeta, RegionIndex
 from components.regions.extract import extract_regions
 
@@ -33,7 +34,7 @@ def _params(**kw) -> IndexParams:
                        candidates=8, **kw)
 
 
-def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq():
+def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch):
     n = 60
     cells, metas = _pages(n), _metas(n)
     residual = RegionIndex.build(metas, cells, _params(), "fp")
@@ -47,6 +48,13 @@ def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq():
     err_residual = np.linalg.norm(decoded - cells, axis=-1).mean()
     err_plain = np.linalg.norm(plain._decompress() - cells, axis=-1).mean()
     assert err_residual < err_plain
+    # Large adds are encoded in chunks of pages; the codes do not depend on the chunking.
+    monkeypatch.setattr(residual_codec, "_ENCODE_CHUNK", 7)
+    chunked = residual.residual.encode(cells)
+    monkeypatch.undo()
+    whole = residual.residual.encode(cells)
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    np.testing.assert_array_equal(chunked[1], whole[1])
     stats = residual.stats()["bytes_per_page"]
     assert stats["cells"] == G * G * (1 + M) and stats["coarse"] == K * D
     # 4-bit centroids: half a byte per component.

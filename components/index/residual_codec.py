@@ -20,6 +20,7 @@ import numpy as np
 
 from components.index.summaries import page_centroids
 
+_ENCODE_CHUNK = 1024  # pages encoded at once
 _SQ_TYPES = {4: faiss.ScalarQuantizer.QT_4bit, 6: faiss.ScalarQuantizer.QT_6bit, 8: faiss.ScalarQuantizer.QT_8bit}
 
 
@@ -94,6 +95,9 @@ class ResidualPQCodec:
         """float32 cells [N, C, dim] -> (centroid codes [N, K, dim*bits/8], cell codes [N, C, 1 + pq_m])."""
         if not self.trained:
             raise RuntimeError("the residual codec is not trained (ResidualPQCodec.train)")
+        if len(cells) > _ENCODE_CHUNK:  # bounds the float32 temporaries (4 × cells) at 10k pages
+            parts = [self.encode(cells[i : i + _ENCODE_CHUNK]) for i in range(0, len(cells), _ENCODE_CHUNK)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         n, c, d = cells.shape
         coarse = self._encode_coarse(cells)
         assign, residuals = self._residuals(cells, coarse)
