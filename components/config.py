@@ -94,7 +94,7 @@ class TrainParams(_Section):
 
 
 class IndexParams(_Section):
-    storage: Literal["float16", "pq", "binary"] = "float16"
+    storage: Literal["float16", "pq", "binary", "pq_residual"] = "float16"
     faiss: Literal["flat", "hnsw", "ivf"] = "flat"
     candidates: int = Field(32, ge=1)
     pq_m: int = Field(16, ge=1)
@@ -106,6 +106,13 @@ class IndexParams(_Section):
     pq_train_cells: int = Field(65536, ge=256)
     # candidate_vectors=centroids: k-means centroids per page in the faiss stage (max over them; ADR 7)
     centroids_per_page: int = Field(8, ge=1)
+    # torch intra-op threads while encoding pages (1 beats 2 on a shared 2-core machine; ADR 11)
+    encode_threads: int = Field(1, ge=1)
+    # storage=pq_residual (ADR 11): k-means centroids per page (scalar-quantised to this many bits
+    # per component) that cells are coded against, and the PQ bytes of each cell's residual
+    residual_centroids: int = Field(64, ge=1, le=256)
+    residual_coarse_bits: Literal[4, 6, 8] = 4
+    residual_pq_m: int = Field(8, ge=1)
 
 
 class RegionParams(_Section):

@@ -22,5 +22,9 @@ def test_bench_writes_every_figure(tiny_params, tmp_path):
     assert set(idx["modes"]) == set(STORAGE_MODES)
     sizes = {mode: m["cells_bytes_per_page"] for mode, m in idx["modes"].items()}
     assert sizes["pq"] < sizes["float16"] and sizes["binary"] < sizes["float16"]
+    assert sizes["pq_residual"] < sizes["float16"]
+    ab = report["encode"]["threads_ab"]
+    assert ab["threads"]["configured"] == tiny_params.index.encode_threads
+    assert min(ab["pages_per_s"].values()) > 0 and ab["max_abs_feature_diff"] < 1e-4
     for m in idx["modes"].values():
         assert m["p50_ms"] <= m["p95_ms"]

@@ -25,3 +25,13 @@ def test_batched_features_equal_per_page_features(tiny_params, tiny_corpus):
     one_by_one = encode_pages(model, tiny_corpus, pages, batch_size=1, progress=False)
     in_batches = encode_pages(model, tiny_corpus, pages, batch_size=4, progress=False)
     np.testing.assert_allclose(in_batches, one_by_one, atol=1e-4)
+
+
+def test_encoder_thread_setting_keeps_features_and_is_restored(tiny_params, tiny_corpus):
+    model = build_retriever(tiny_params.model).eval()
+    pages = [p for p in tiny_corpus.pages if p.words][:4]
+    before = torch.get_num_threads()
+    one = encode_pages(model, tiny_corpus, pages, progress=False, threads=1)
+    assert torch.get_num_threads() == before  # the process's setting comes back after encoding
+    two = encode_pages(model, tiny_corpus, pages, progress=False, threads=2)
+    np.testing.assert_allclose(one, two, atol=1e-5)

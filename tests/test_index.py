@@ -46,11 +46,11 @@ def _exact(cells: np.ndarray, q: np.ndarray) -> np.ndarray:
     return (cells @ q).max(1)
 
 
-@pytest.mark.parametrize("storage", ["float16", "pq", "binary"])
+@pytest.mark.parametrize("storage", ["float16", "pq", "binary", "pq_residual"])
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_search_finds_planted_cell_and_heatmap_is_exact(storage, kind):
     metas, cells = _corpus()
-    params = IndexParams(storage=storage, faiss=kind, candidates=40, pq_m=8)
+    params = IndexParams(storage=storage, faiss=kind, candidates=40, pq_m=8, residual_centroids=4, residual_pq_m=8)
     index = RegionIndex.build(metas, cells, params, "fp")
     q = cells[11, 5]
     hits = index.search(q, 3)
@@ -67,7 +67,7 @@ def test_pq_heatmap_equals_decoded_dot_product():
     metas, cells = _corpus()
     index = RegionIndex.build(metas, cells, IndexParams(storage="pq", pq_m=8), "fp")
     q = cells[3, 0]
-    decoded = index._decompress(index.cells[[3]])[0]
+    decoded = index._decompress([3])[0]
     np.testing.assert_allclose(index.heatmap(metas[3].page_id, q).ravel(), decoded @ q, atol=1e-4)
 
 

@@ -28,7 +28,7 @@ def _encode(params: Params, corpus: Corpus, pages, model_dir: Path, progress: bo
 
     model = load_retriever(retriever_dir(model_dir))
     start = time.perf_counter()
-    cells = encode_pages(model, corpus, pages, progress=progress)
+    cells = encode_pages(model, corpus, pages, progress=progress, threads=params.index.encode_threads)
     seconds = time.perf_counter() - start
     return model, cells, seconds
 

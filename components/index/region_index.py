@@ -10,6 +10,8 @@ Storage modes for the cell vectors:
   pq       faiss product-quantiser codes (pq_m bytes per cell); heatmaps by asymmetric distance
            tables, i.e. exactly ⟨q, decode(code)⟩ without materialising decoded vectors;
   binary   sign bits packed with numpy (dim/8 bytes per cell); a cell decodes to sign/√dim.
+  pq_residual  per page K k-means centroids (scalar-quantised) + per cell its centroid id and the
+           PQ code of its residual (1 + residual_pq_m bytes; components.index.residual_codec, ADR 11).
 
 On disk (all safe formats, no pickle)::
 
@@ -17,8 +19,9 @@ On disk (all safe formats, no pickle)::
     <dir>/v-<id>/manifest.json  fingerprint, storage, grid, dim, faiss kind, params
     <dir>/v-<id>/pages.json     per-page metadata and text layer
     <dir>/v-<id>/cells.npy      compressed cells, [N, G*G, ...]
-    <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim]
+    <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim] ([N, 0] unless candidate_vectors=pooled)
     <dir>/v-<id>/candidates.faiss, pq.faiss (pq mode)
+    <dir>/v-<id>/coarse.npy, coarse_sq.faiss, residual_pq.faiss (pq_residual mode)
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 from components.config import IndexParams
 from components.index.device import to_cpu, to_device
 from components.index.lexical import LexicalChannel
+from components.index.residual_codec import ResidualPQCodec
 from components.index.summaries import page_centroids
 
 FORMAT_VERSION = 1
@@ -144,8 +148,14 @@ class RegionIndex:
         self.grid, self.dim, self.fingerprint = int(grid), int(dim), str(fingerprint)
         self.metas: list[PageMeta] = []
         self.cells = self._empty_cells()
-        self.pooled = np.zeros((0, dim), dtype=np.float32)
+        self.pooled = np.zeros((0, self._pooled_width()), dtype=np.float32)
         self.pq: faiss.IndexPQ | None = None
+        # pq_residual: the codec and each page's centroid codes [N, K, code bytes]
+        self.residual = (ResidualPQCodec(dim, min(params.residual_centroids, grid * grid), params.residual_pq_m,
+                                         params.residual_coarse_bits)
+                         if params.storage == "pq_residual" else None)
+        self.coarse = (np.zeros((0, self.residual.k, self.residual.coarse_code_size), dtype=np.uint8)
+                       if self.residual else None)
         self.candidates_index: faiss.Index | None = None
         self.device = "cpu"
         self._pos: dict[str, int] = {}
@@ -174,6 +184,8 @@ class RegionIndex:
         index = cls(params, grid, dim, fingerprint)
         if params.storage == "pq":
             index._train_pq(cell_vectors, seed)
+        if params.storage == "pq_residual":
+            index.residual.train(cell_vectors, params.pq_train_cells, seed)
         index.add(metas, cell_vectors)
         return index
 
@@ -183,6 +195,8 @@ class RegionIndex:
             return np.zeros((0, n, self.dim), dtype=np.float16)
         if self.params.storage == "pq":
             return np.zeros((0, n, self.params.pq_m), dtype=np.uint8)
+        if self.params.storage == "pq_residual":
+            return np.zeros((0, n, 1 + self.params.residual_pq_m), dtype=np.uint8)
         return np.zeros((0, n, self.dim // 8), dtype=np.uint8)
 
     def _train_pq(self, cell_vectors: np.ndarray, seed: int) -> None:
@@ -207,9 +221,12 @@ class RegionIndex:
             return codes.reshape(n, c, -1)
         return np.packbits(cells > 0, axis=-1)
 
-    def _decompress(self, stored: np.ndarray) -> np.ndarray:
-        """float32 cells back from storage (used for rebuilding and tests; search uses _scores)."""
+    def _decompress(self, rows=slice(None)) -> np.ndarray:
+        """float32 cells of the given rows back from storage (rebuilds and tests; search uses _scores)."""
+        stored = self.cells[rows]
         n, c = stored.shape[:2]
+        if self.params.storage == "pq_residual":
+            return self.residual.decode(self.coarse[rows], stored)
         if self.params.storage == "float16":
             return stored.astype(np.float32)
         if self.params.storage == "pq":
@@ -223,6 +240,8 @@ class RegionIndex:
         stored = self.cells[positions]
         if self.params.storage == "float16":
             return stored.astype(np.float32) @ query
+        if self.params.storage == "pq_residual":
+            return self.residual.scores(self.coarse[positions], stored, query)
         if self.params.storage == "pq":
             pq = self.pq.pq
             centroids = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
@@ -288,9 +307,9 @@ class RegionIndex:
         sel = slice(None) if positions is None else positions
         if self.params.candidate_vectors == "centroids":
             # Not stored separately (budget): from the exact cells on add, from the stored cells on rebuilds.
-            cells = exact if exact is not None else self._decompress(self.cells[sel])
+            cells = exact if exact is not None else self._decompress(sel)
             return np.ascontiguousarray(page_centroids(cells, self._per_page()).reshape(-1, self.dim))
-        return np.ascontiguousarray(self._decompress(self.cells[sel]).reshape(-1, self.dim))
+        return np.ascontiguousarray(self._decompress(sel).reshape(-1, self.dim))
 
     def _rebuild_candidates(self, exact_tail: np.ndarray | None = None) -> None:
         """A fresh faiss stage over every page; ``exact_tail`` = float32 cells of all pages when at hand."""
@@ -320,8 +339,15 @@ class RegionIndex:
         if self.params.storage == "pq" and self.pq is None:
             self._train_pq(cell_vectors, 0)
         start = len(self.metas)
-        self.cells = np.concatenate([self.cells, self._compress(cell_vectors)])
-        self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))])
+        if self.residual is not None:
+            if not self.residual.trained:
+                self.residual.train(cell_vectors, self.params.pq_train_cells)
+            coarse, codes = self.residual.encode(cell_vectors)
+            self.coarse = np.concatenate([self.coarse, coarse])
+            self.cells = np.concatenate([self.cells, codes])
+        else:
+            self.cells = np.concatenate([self.cells, self._compress(cell_vectors)])
+        self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))[:, : self._pooled_width()]])
         self.metas.extend(metas)
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
@@ -333,6 +359,10 @@ class RegionIndex:
             self.candidates_index.add(self._candidate_vectors(new_rows, exact=cell_vectors).astype(np.float32))
         return len(metas)
 
+    def _pooled_width(self) -> int:
+        """Mean page vectors are kept only when they are the candidate stage (they count in the byte budget)."""
+        return self.dim if self.params.candidate_vectors == "pooled" else 0
+
     def _ivf_trained(self) -> bool:
         return bool(self.candidates_index is not None and self.candidates_index.is_trained)
 
@@ -343,6 +373,8 @@ class RegionIndex:
         if removed == 0:
             return 0
         self.cells = self.cells[keep]
+        if self.coarse is not None:
+            self.coarse = self.coarse[keep]
         self.pooled = self.pooled[keep]
         self.metas = [m for m, k in zip(self.metas, keep) if k]
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
@@ -368,7 +400,7 @@ class RegionIndex:
 
     def cell_vectors(self, page_id: str) -> np.ndarray:
         """float32 [G*G, dim]: one page's stored cell vectors (decompressed), for the reader's visual tokens."""
-        return self._decompress(self.cells[[self._pos[page_id]]])[0]
+        return self._decompress([self._pos[page_id]])[0]
 
     def _allowed(self, filters: dict | None) -> np.ndarray | None:
         """Row positions that pass the filters (None = no filter). Lists mean "any of"; tags need all."""
@@ -549,10 +581,12 @@ class RegionIndex:
         if self.candidates_index is not None:
             cand_bytes = len(faiss.serialize_index(to_cpu(self.candidates_index, self.device)))
         pq_bytes = len(faiss.serialize_index(self.pq)) if self.pq is not None else 0
+        pq_bytes += self.residual.nbytes() if self.residual is not None else 0
         meta_bytes = len(json.dumps([asdict(m) for m in self.metas]).encode())
         per = (lambda b: round(b / n, 1)) if n else (lambda b: 0.0)
         bytes_per_page = {
             "cells": per(self.cells.nbytes),
+            "coarse": per(self.coarse.nbytes if self.coarse is not None else 0),
             "pooled": per(self.pooled.nbytes),
             "candidates": per(cand_bytes),
             "codebook": per(pq_bytes),
@@ -625,6 +659,10 @@ class RegionIndex:
         if self.pq is not None:
             pq_blob = faiss.serialize_index(self.pq).tobytes()
             _write_bytes_synced(folder / "pq.faiss", lambda fh: fh.write(pq_blob))
+        if self.residual is not None:
+            _write_bytes_synced(folder / "coarse.npy", lambda fh: np.save(fh, self.coarse, allow_pickle=False))
+            for name, blob in zip(("coarse_sq.faiss", "residual_pq.faiss"), self.residual.serialized()):
+                _write_bytes_synced(folder / name, lambda fh, b=blob: fh.write(b))
         # The manifest goes last: a version folder without it is never treated as complete.
         text = json.dumps(manifest, indent=2, sort_keys=True).encode()
         _write_bytes_synced(folder / "manifest.json", lambda fh: fh.write(text))
@@ -655,7 +693,8 @@ class RegionIndex:
         params = IndexParams.model_validate(manifest["params"])
         index = cls(params, manifest["grid"], manifest["dim"], manifest["fingerprint"])
         index.cells = np.load(folder / "cells.npy", allow_pickle=False)
-        index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)
+        # An index saved when every mode kept them drops the unused mean vectors.
+        index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)[:, : index._pooled_width()]
         index.metas = [PageMeta(**m) for m in json.loads((folder / "pages.json").read_text("utf-8"))]
         for m in index.metas:  # an index saved before blocks were stored: group them from the words
             if not m.blocks and m.words:
@@ -665,6 +704,13 @@ class RegionIndex:
         index._pos = {m.page_id: i for i, m in enumerate(index.metas)}
         if params.storage == "pq":
             index.pq = faiss.read_index(str(folder / "pq.faiss"))
+        if params.storage == "pq_residual":
+            index.coarse = np.load(folder / "coarse.npy", allow_pickle=False)
+            index.residual = ResidualPQCodec.from_serialized(
+                index.dim, index.coarse.shape[1], params.residual_pq_m, params.residual_coarse_bits,
+                (folder / "coarse_sq.faiss").read_bytes(), (folder / "residual_pq.faiss").read_bytes())
+            if len(index.coarse) != len(index.cells):
+                raise IndexFormatError(f"{folder}: page centroids and cells disagree; rebuild the index")
         cand = faiss.read_index(str(folder / "candidates.faiss"))
         if params.faiss == "hnsw":
             faiss.downcast_index(cand).hnsw.efSearch = params.hnsw_ef_search

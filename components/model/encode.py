@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -43,6 +45,23 @@ def text_tokenizer(model: RegionRetriever):
     return model.tokenizer
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads (None: leave torch's setting), then restore it.
+
+    Why: on a shared 2-core machine a parallel region waits at its barrier for a thread the OS
+    has descheduled, so tiny ops (index_add_ on a page's word pieces) took 170 ms at 2 threads
+    and 0.3 ms at 1 (ADR 11).
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.inference_mode()
 def encode_pages(
     model: RegionRetriever,
@@ -51,8 +70,18 @@ def encode_pages(
     batch_size: int = 16,
     progress: bool = True,
     num_workers: int = 0,
+    threads: int | None = None,
 ) -> np.ndarray:
-    """float32 [N, G*G, dim]: the L2-normalised cell vectors of each page, in ``pages`` order."""
+    """float32 [N, G*G, dim]: the L2-normalised cell vectors of each page, in ``pages`` order.
+
+    ``threads``: torch intra-op threads while encoding (``index.encode_threads``); the features
+    do not depend on it.
+    """
+    with torch_threads(threads):
+        return _encode_pages(model, corpus, pages, batch_size, progress, num_workers)
+
+
+def _encode_pages(model, corpus, pages, batch_size, progress, num_workers) -> np.ndarray:
     model.eval()
     out = np.zeros((len(pages), model.grid * model.grid, model.dim), dtype=np.float32)
     loader = DataLoader(

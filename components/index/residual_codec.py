@@ -1,0 +1,141 @@
+"""Cell codec of ``index.storage: pq_residual``: a per-page coarse codebook plus PQ residuals (ADR 11).
+
+Each page's cells are clustered into K spherical k-means centroids (the same batched k-means as
+the candidate stage, ``summaries.page_centroids``), stored as faiss scalar-quantiser codes
+(``SQ4``/``SQ6``/``SQ8``: dim × bits / 8 bytes each). A cell is stored as the id of its page centroid (one byte) plus the
+faiss PQ code of its residual (cell - decoded centroid, ``pq_m`` bytes). The residual of a cell
+from its own page's centroid is much smaller than the cell itself, so the same PQ bytes give a
+far finer reconstruction than PQ on the raw cells (measured in ADR 11).
+
+Scores stay exact for the stored code: ⟨q, centroid⟩ per page centroid plus an asymmetric
+distance table ⟨q_m, pq_centroid⟩ looked up per cell, so heatmaps never materialise vectors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import faiss
+import numpy as np
+
+from components.index.summaries import page_centroids
+
+_ENCODE_CHUNK = 1024  # pages encoded at once
+_SQ_TYPES = {4: faiss.ScalarQuantizer.QT_4bit, 6: faiss.ScalarQuantizer.QT_6bit, 8: faiss.ScalarQuantizer.QT_8bit}
+
+
+class ResidualPQCodec:
+    def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8):
+        if dim % pq_m:
+            raise ValueError(f"index.residual_pq_m={pq_m} must divide the vector size {dim}")
+        if not 1 <= k <= 256:
+            raise ValueError(f"index.residual_centroids must be in 1..256 (one byte per cell), got {k}")
+        if coarse_bits not in _SQ_TYPES:
+            raise ValueError(f"index.residual_coarse_bits must be one of {sorted(_SQ_TYPES)}, got {coarse_bits}")
+        self.dim, self.k, self.pq_m, self.coarse_bits = int(dim), int(k), int(pq_m), int(coarse_bits)
+        self.coarse_sq: faiss.IndexScalarQuantizer | None = None
+        self.pq: faiss.IndexPQ | None = None
+
+    @property
+    def coarse_code_size(self) -> int:
+        """Bytes of one page centroid's scalar code."""
+        return math.ceil(self.dim * self.coarse_bits / 8)
+
+    @property
+    def trained(self) -> bool:
+        return self.coarse_sq is not None and self.pq is not None
+
+    # ------------------------------------------------------------------ training
+    def train(self, cells: np.ndarray, max_train_cells: int, seed: int = 0) -> None:
+        """Fit the scalar quantiser of the page centroids and the residual PQ from float32 cells [N, C, dim].
+
+        Only as many pages as ``max_train_cells`` cells fill are clustered here (a seeded sample):
+        the per-page k-means is the costly part and ``encode`` runs it on every page anyway.
+        """
+        rng = np.random.default_rng(seed)
+        n_pages = max(1, min(len(cells), math.ceil(max_train_cells / cells.shape[1])))
+        if n_pages < len(cells):
+            cells = cells[np.sort(rng.choice(len(cells), size=n_pages, replace=False))]
+        k = min(self.k, cells.shape[1])
+        centroids = page_centroids(cells, k).reshape(-1, self.dim)
+        sq = faiss.IndexScalarQuantizer(self.dim, _SQ_TYPES[self.coarse_bits], faiss.METRIC_INNER_PRODUCT)
+        sq.train(np.ascontiguousarray(centroids))
+        self.coarse_sq = sq
+        residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))[1]
+        flat = residuals.reshape(-1, self.dim)
+        take = min(len(flat), max_train_cells)
+        sample = flat[rng.choice(len(flat), size=take, replace=False)] if take < len(flat) else flat
+        # 8-bit codes need >= 256 training points per sub-space; smaller corpora get fewer bits.
+        nbits = min(8, max(1, math.floor(math.log2(max(2, len(sample))))))
+        pq = faiss.IndexPQ(self.dim, self.pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
+        pq.pq.cp.seed = seed
+        pq.train(np.ascontiguousarray(sample))
+        self.pq = pq
+
+    # ------------------------------------------------------------------ coding
+    def _encode_coarse(self, cells: np.ndarray, centroids: np.ndarray | None = None) -> np.ndarray:
+        if centroids is None:
+            centroids = page_centroids(cells, min(self.k, cells.shape[1]))
+        n, k, d = centroids.shape
+        codes = self.coarse_sq.sa_encode(np.ascontiguousarray(centroids.reshape(-1, d), dtype=np.float32))
+        return codes.reshape(n, k, -1)
+
+    def _decode_coarse(self, coarse: np.ndarray) -> np.ndarray:
+        n, k, size = coarse.shape
+        return self.coarse_sq.sa_decode(np.ascontiguousarray(coarse.reshape(-1, size))).reshape(n, k, self.dim)
+
+    def _residuals(self, cells: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(centroid id per cell [N, C], residual [N, C, dim]) against the decoded page centroids."""
+        decoded = self._decode_coarse(coarse)
+        assign = np.matmul(cells, decoded.transpose(0, 2, 1)).argmax(-1)
+        base = np.take_along_axis(decoded, assign[..., None], 1)
+        return assign, cells - base
+
+    def encode(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """float32 cells [N, C, dim] -> (centroid codes [N, K, dim*bits/8], cell codes [N, C, 1 + pq_m])."""
+        if not self.trained:
+            raise RuntimeError("the residual codec is not trained (ResidualPQCodec.train)")
+        if len(cells) > _ENCODE_CHUNK:  # bounds the float32 temporaries (4 × cells) at 10k pages
+            parts = [self.encode(cells[i : i + _ENCODE_CHUNK]) for i in range(0, len(cells), _ENCODE_CHUNK)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        n, c, d = cells.shape
+        coarse = self._encode_coarse(cells)
+        assign, residuals = self._residuals(cells, coarse)
+        pq_codes = self.pq.pq.compute_codes(np.ascontiguousarray(residuals.reshape(-1, d), dtype=np.float32))
+        cell_codes = np.concatenate([assign.astype(np.uint8)[..., None], pq_codes.reshape(n, c, -1)], axis=-1)
+        return coarse, cell_codes
+
+    def decode(self, coarse: np.ndarray, cell_codes: np.ndarray) -> np.ndarray:
+        """float32 cells [N, C, dim] back from their codes."""
+        n, c, _ = cell_codes.shape
+        base = np.take_along_axis(self._decode_coarse(coarse), cell_codes[..., :1].astype(np.intp), 1)
+        residual = self.pq.pq.decode(np.ascontiguousarray(cell_codes[..., 1:].reshape(n * c, -1)))
+        return base + residual.reshape(n, c, self.dim)
+
+    def scores(self, coarse: np.ndarray, cell_codes: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """⟨query, decoded cell⟩ [N, C] without decoding the cells."""
+        centroid_scores = self._decode_coarse(coarse) @ query  # [N, K]
+        pq = self.pq.pq
+        table = np.einsum("mkd,md->mk", faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub),
+                          query.reshape(pq.M, pq.dsub))
+        base = np.take_along_axis(centroid_scores, cell_codes[..., 0].astype(np.intp), 1)
+        return base + table[np.arange(pq.M), cell_codes[..., 1:].astype(np.intp)].sum(-1)
+
+    # ------------------------------------------------------------------ persistence
+    def serialized(self) -> tuple[bytes, bytes]:
+        """(centroid scalar quantiser, residual PQ) as faiss index bytes (no pickle)."""
+        return (faiss.serialize_index(self.coarse_sq).tobytes(), faiss.serialize_index(self.pq).tobytes())
+
+    def nbytes(self) -> int:
+        """Serialized size of the shared codebooks (amortised over the pages in ``stats``)."""
+        return sum(len(b) for b in self.serialized()) if self.trained else 0
+
+    @classmethod
+    def from_serialized(cls, dim: int, k: int, pq_m: int, coarse_bits: int, coarse_sq: bytes,
+                        pq: bytes) -> ResidualPQCodec:
+        codec = cls(dim, k, pq_m, coarse_bits)
+        codec.coarse_sq = faiss.deserialize_index(np.frombuffer(coarse_sq, dtype=np.uint8))
+        codec.pq = faiss.deserialize_index(np.frombuffer(pq, dtype=np.uint8))
+        if codec.pq.d != dim or codec.pq.pq.M != pq_m or codec.coarse_sq.d != dim:
+            raise ValueError("residual codec files do not match the index's dim / pq_m")
+        return codec

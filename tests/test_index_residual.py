@@ -1,0 +1,109 @@
+"""storage=pq_residual (ADR 11): per-page SQ8 centroids + PQ residual codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components.config import IndexParams, RegionParams
+from components.index import residual_codec
+from components.index.region_index import CURRENT, PageMeta, RegionIndex
+from components.regions.extract import extract_regions
+
+G, D, M, K = 4, 32, 8, 3
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _pages(n: int, seed: int = 0) -> np.ndarray:
+    """Pages whose cells scatter around 3 page-specific contents (like blocks), as encoded pages do."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.standard_normal((n, 3, D)))
+    assign = rng.integers(0, 3, size=(n, G * G))
+    return _unit(centres[np.arange(n)[:, None], assign] + 0.3 * rng.standard_normal((n, G * G, D)))
+
+
+def _metas(n: int) -> list[PageMeta]:
+    return [PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf") for i in range(n)]
+
+
+def _params(**kw) -> IndexParams:
+    return IndexParams(storage="pq_residual", residual_pq_m=M, residual_centroids=K, residual_coarse_bits=8,
+                       candidates=8, **kw)
+
+
+def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch):
+    n = 60
+    cells, metas = _pages(n), _metas(n)
+    residual = RegionIndex.build(metas, cells, _params(), "fp")
+    plain = RegionIndex.build(metas, cells, IndexParams(storage="pq", pq_m=M), "fp")
+    decoded = residual._decompress()
+    assert decoded.shape == cells.shape and residual.cells.shape == (n, G * G, 1 + M)
+    assert residual.coarse.shape == (n, K, D) and residual.coarse.dtype == np.uint8
+    q = cells[9, 4]
+    np.testing.assert_allclose(residual.heatmap(metas[9].page_id, q).ravel(), decoded[9] @ q, atol=1e-4)
+    # Same PQ bytes per cell, but coded against the page's own centroids: a smaller error.
+    err_residual = np.linalg.norm(decoded - cells, axis=-1).mean()
+    err_plain = np.linalg.norm(plain._decompress() - cells, axis=-1).mean()
+    assert err_residual < err_plain
+    # Large adds are encoded in chunks of pages; the codes do not depend on the chunking.
+    monkeypatch.setattr(residual_codec, "_ENCODE_CHUNK", 7)
+    chunked = residual.residual.encode(cells)
+    monkeypatch.undo()
+    whole = residual.residual.encode(cells)
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    np.testing.assert_array_equal(chunked[1], whole[1])
+    stats = residual.stats()["bytes_per_page"]
+    assert stats["cells"] == G * G * (1 + M) and stats["coarse"] == K * D
+    # 4-bit centroids: half a byte per component.
+    four = RegionIndex.build(metas, cells, _params().model_copy(update={"residual_coarse_bits": 4}), "fp")
+    assert four.coarse.shape == (n, K, D // 2) and four.stats()["bytes_per_page"]["coarse"] == K * D / 2
+    np.testing.assert_allclose(four.heatmap(metas[9].page_id, q).ravel(), four._decompress([9])[0] @ q, atol=1e-4)
+
+
+def test_add_delete_save_load_keep_codes_and_centroids_aligned(tmp_path):
+    n = 40
+    cells, metas = _pages(n, seed=3), _metas(n)
+    index = RegionIndex.build(metas[:30], cells[:30], _params(candidate_vectors="centroids", centroids_per_page=2),
+                              "fp")
+    index.add(metas[30:], cells[30:])
+    assert index.stats()["bytes_per_page"]["pooled"] == 0  # mean vectors are not the candidate stage here
+    q = cells[35, 2]
+    assert index.search(q, 1)[0].page_id == metas[35].page_id
+    before = index.cell_vectors(metas[37].page_id)
+    assert index.delete_doc(metas[35].doc) == 2
+    assert len(index.coarse) == len(index.cells) == len(index) == 38
+    assert metas[35].page_id not in [h.page_id for h in index.search(q, 38)]
+    # Rows after the deleted doc shifted; each still decodes with its own page's centroids.
+    np.testing.assert_array_equal(index.cell_vectors(metas[37].page_id), before)
+    index.save(tmp_path / "idx")
+    folder = tmp_path / "idx" / (tmp_path / "idx" / CURRENT).read_text()
+    assert {"coarse.npy", "coarse_sq.faiss", "residual_pq.faiss"} <= {p.name for p in folder.iterdir()}
+    loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")
+    q2 = cells[12, 5]
+    got, want = loaded.search(q2, 3), index.search(q2, 3)
+    assert [h.page_id for h in got] == [h.page_id for h in want]
+    np.testing.assert_allclose(got[0].heatmap, want[0].heatmap, atol=1e-6)
+    loaded.add(metas[34:36], cells[34:36])  # a loaded index takes new pages with the stored codebooks
+    assert loaded.search(q, 1)[0].page_id == metas[35].page_id
+
+
+def test_regions_come_from_the_compressed_heatmap():
+    n = 30
+    cells, metas = _pages(n, seed=5), _metas(n)
+    q = _unit(np.random.default_rng(6).standard_normal(D))
+    cells[7, [5, 6]] = q  # a two-cell answer block on page 7 (row 1, columns 1-2)
+    index = RegionIndex.build(metas, cells, _params(), "fp")
+    hit = index.search(q, 1)[0]
+    assert hit.page_id == metas[7].page_id
+    regions = extract_regions(hit.heatmap, RegionParams(snap="none"), hit.page_id)
+    assert regions and regions[0].cells.reshape(-1)[[5, 6]].all()
+
+
+def test_bad_residual_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="residual_pq_m=5 must divide"):
+        RegionIndex.build(_metas(4), _pages(4), IndexParams(storage="pq_residual", residual_pq_m=5), "fp")
+    with pytest.raises(ValueError, match="residual_centroids"):
+        IndexParams(storage="pq_residual", residual_centroids=300)
