@@ -8,21 +8,13 @@ import pytest
 from components.config import IndexParams
 from components.index.region_index import PageMeta, RegionIndex
 from components.index.summaries import page_centroids
+from tests.cell_vectors import clustered_pages, unit
 
 G, D = 4, 32
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
 def _clustered_pages(n: int, seed: int = 0) -> np.ndarray:
-    """Pages whose cells form 3 tight clusters (like blocks of one kind of content)."""
-    rng = np.random.default_rng(seed)
-    centres = _unit(rng.standard_normal((n, 3, D)))
-    assign = rng.integers(0, 3, size=(n, G * G))
-    noise = 0.05 * rng.standard_normal((n, G * G, D))
-    return _unit(centres[np.arange(n)[:, None], assign] + noise)
+    return clustered_pages(n, G, D, seed)
 
 
 def _metas(n: int) -> list[PageMeta]:
@@ -31,7 +23,7 @@ def _metas(n: int) -> list[PageMeta]:
 
 def test_page_centroids_cover_each_distinct_content_and_are_deterministic():
     rng = np.random.default_rng(0)
-    directions = _unit(rng.standard_normal((4, D)))
+    directions = unit(rng.standard_normal((4, D)))
     page = directions[np.arange(G * G) % 4][None]  # 4 distinct contents, 4 cells each
     cent = page_centroids(page, 4)
     assert cent.shape == (1, 4, D)
@@ -48,11 +40,11 @@ def test_centroids_find_a_small_answer_block_the_pooled_mean_misses():
     """One page holds a single cell matching the query; 30 others match it moderately everywhere."""
     n, target = 31, 17
     rng = np.random.default_rng(1)
-    q = _unit(rng.standard_normal(D))
+    q = unit(rng.standard_normal(D))
     cells = _clustered_pages(n, seed=2)
     # Distractors: every cell leans towards q (score ~0.5 each, so a high pooled mean).
     others = np.arange(n) != target
-    cells[others] = _unit(cells[others] + 0.7 * q)
+    cells[others] = unit(cells[others] + 0.7 * q)
     cells[target, 5] = q  # the answer: one cell, exact match (best max-cell score of all pages)
     exact_best = int((cells @ q).max(1).argmax())
     assert exact_best == target

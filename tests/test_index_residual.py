@@ -9,20 +9,13 @@ from components.config import IndexParams, RegionParams
 from components.index import residual_codec
 from components.index.region_index import CURRENT, PageMeta, RegionIndex
 from components.regions.extract import extract_regions
+from tests.cell_vectors import clustered_pages, unit
 
 G, D, M, K = 4, 32, 8, 3
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
 def _pages(n: int, seed: int = 0) -> np.ndarray:
-    """Pages whose cells scatter around 3 page-specific contents (like blocks), as encoded pages do."""
-    rng = np.random.default_rng(seed)
-    centres = _unit(rng.standard_normal((n, 3, D)))
-    assign = rng.integers(0, 3, size=(n, G * G))
-    return _unit(centres[np.arange(n)[:, None], assign] + 0.3 * rng.standard_normal((n, G * G, D)))
+    return clustered_pages(n, G, D, seed, spread=0.3)
 
 
 def _metas(n: int) -> list[PageMeta]:
@@ -93,7 +86,7 @@ def test_add_delete_save_load_keep_codes_and_centroids_aligned(tmp_path):
 def test_regions_come_from_the_compressed_heatmap():
     n = 30
     cells, metas = _pages(n, seed=5), _metas(n)
-    q = _unit(np.random.default_rng(6).standard_normal(D))
+    q = unit(np.random.default_rng(6).standard_normal(D))
     cells[7, [5, 6]] = q  # a two-cell answer block on page 7 (row 1, columns 1-2)
     index = RegionIndex.build(metas, cells, _params(), "fp")
     hit = index.search(q, 1)[0]
