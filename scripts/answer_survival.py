@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from components.reader.contexts import reading_order_lines
 from components.reader.model import find_answer
-from components.reader.text_window import keep_lines, line_scores, question_stems
+from components.reader.text_window import kept_pieces, question_stems
 
 
 def main(corpus: Path, budget: int) -> None:
@@ -38,13 +38,11 @@ def main(corpus: Path, budget: int) -> None:
             span = find_answer(words, q["answers"])
             if span is None:
                 continue
+            stems = question_stems(q["question"])
             word_ids = tok(words, is_split_into_words=True, add_special_tokens=False).word_ids()
-            line_of = [i for i, ln in enumerate(lines) for _ in ln]
-            costs = [0] * len(lines)
-            for w in word_ids:
-                costs[line_of[w]] += 1
-            kept = set(keep_lines(line_scores(lines, question_stems(q["question"])), costs, budget))
-            window = {w for w in [w for w in word_ids if line_of[w] in kept][:budget]}
+            starts = [sum(len(ln) for ln in lines[:i]) for i in range(len(lines))]
+            line_words = [list(range(start, start + len(ln))) for start, ln in zip(starts, lines)]
+            window = {word_ids[i] for i in kept_pieces(words, line_words, word_ids, stems, budget)}
             need = set(range(span[0], span[1] + 1))
             row = counts[scope]
             row[0] += 1

@@ -43,7 +43,7 @@ import numpy as np
 from components.config import IndexParams
 from components.index.device import to_cpu, to_device
 from components.index.lexical import LexicalChannel
-from components.index.residual_codec import ResidualPQCodec
+from components.index.residual_codec import ResidualPQCodec, train_pq
 from components.index.summaries import page_centroids
 
 FORMAT_VERSION = 1
@@ -200,16 +200,8 @@ class RegionIndex:
         return np.zeros((0, n, self.dim // 8), dtype=np.uint8)
 
     def _train_pq(self, cell_vectors: np.ndarray, seed: int) -> None:
-        flat = cell_vectors.reshape(-1, self.dim)
-        rng = np.random.default_rng(seed)
-        take = min(len(flat), self.params.pq_train_cells)
-        sample = flat[rng.choice(len(flat), size=take, replace=False)] if take < len(flat) else flat
-        # 8-bit codes need >= 256 training points per sub-space; smaller corpora get fewer bits.
-        nbits = min(8, max(1, math.floor(math.log2(max(2, len(sample))))))
-        pq = faiss.IndexPQ(self.dim, self.params.pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
-        pq.pq.cp.seed = seed
-        pq.train(np.ascontiguousarray(sample))
-        self.pq = pq
+        self.pq = train_pq(cell_vectors.reshape(-1, self.dim), self.params.pq_m, self.params.pq_train_cells,
+                           np.random.default_rng(seed), seed)
 
     # ---------------------------------------------------------------- compression
     def _compress(self, cells: np.ndarray) -> np.ndarray:

@@ -24,6 +24,18 @@ _ENCODE_CHUNK = 1024  # pages encoded at once
 _SQ_TYPES = {4: faiss.ScalarQuantizer.QT_4bit, 6: faiss.ScalarQuantizer.QT_6bit, 8: faiss.ScalarQuantizer.QT_8bit}
 
 
+def train_pq(vectors: np.ndarray, m: int, max_train: int, rng: np.random.Generator, seed: int) -> faiss.IndexPQ:
+    """An inner-product faiss PQ (``m`` sub-quantisers) trained on a sample of at most ``max_train`` vectors."""
+    take = min(len(vectors), max_train)
+    sample = vectors[rng.choice(len(vectors), size=take, replace=False)] if take < len(vectors) else vectors
+    # 8-bit codes need >= 256 training points per sub-space; smaller corpora get fewer bits.
+    nbits = min(8, max(1, math.floor(math.log2(max(2, len(sample))))))
+    pq = faiss.IndexPQ(vectors.shape[1], m, nbits, faiss.METRIC_INNER_PRODUCT)
+    pq.pq.cp.seed = seed
+    pq.train(np.ascontiguousarray(sample))
+    return pq
+
+
 class ResidualPQCodec:
     def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8):
         if dim % pq_m:
@@ -62,15 +74,7 @@ class ResidualPQCodec:
         sq.train(np.ascontiguousarray(centroids))
         self.coarse_sq = sq
         residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))[1]
-        flat = residuals.reshape(-1, self.dim)
-        take = min(len(flat), max_train_cells)
-        sample = flat[rng.choice(len(flat), size=take, replace=False)] if take < len(flat) else flat
-        # 8-bit codes need >= 256 training points per sub-space; smaller corpora get fewer bits.
-        nbits = min(8, max(1, math.floor(math.log2(max(2, len(sample))))))
-        pq = faiss.IndexPQ(self.dim, self.pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
-        pq.pq.cp.seed = seed
-        pq.train(np.ascontiguousarray(sample))
-        self.pq = pq
+        self.pq = train_pq(residuals.reshape(-1, self.dim), self.pq_m, max_train_cells, rng, seed)
 
     # ------------------------------------------------------------------ coding
     def _encode_coarse(self, cells: np.ndarray, centroids: np.ndarray | None = None) -> np.ndarray:

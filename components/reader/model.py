@@ -21,7 +21,7 @@ from torch import nn
 from components.config import ReaderParams
 from components.model.text_encoder import TextEncoderInfo
 from components.reader.contexts import Context
-from components.reader.text_window import keep_lines, line_scores, question_stems
+from components.reader.text_window import kept_pieces, question_stems
 
 IGNORE = -100
 _EDGE_PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
@@ -93,14 +93,7 @@ def encode(
             enc = tokenizer(ctx.words, is_split_into_words=True, add_special_tokens=False)
             all_word_ids = enc.word_ids()
             # Query-oriented text refinement: the lines that share the question's words, within budget.
-            lines = ctx.lines()
-            line_of = {w: li for li, members in enumerate(lines) for w in members}
-            costs = [0] * len(lines)
-            for w in all_word_ids:
-                costs[line_of[w]] += 1
-            kept_lines = set(keep_lines(line_scores([[ctx.words[w] for w in members] for members in lines], stems),
-                                        costs, p.max_context_tokens))
-            kept = [i for i, w in enumerate(all_word_ids) if line_of[w] in kept_lines][: p.max_context_tokens]
+            kept = kept_pieces(ctx.words, ctx.lines(), all_word_ids, stems, p.max_context_tokens)
             offset = len(ids)
             ids.extend(enc["input_ids"][i] for i in kept)
             types.extend([1] * len(kept))

@@ -43,3 +43,17 @@ def keep_lines(scores: Sequence[float], costs: Sequence[int], budget: int) -> li
         if used >= budget:
             break
     return sorted(kept)
+
+
+def kept_pieces(words: Sequence[str], lines: Sequence[Sequence[int]], piece_words: Sequence[int],
+                stems: set[str], budget: int) -> list[int]:
+    """Indices of the word pieces the reader sees: those of the kept lines, at most ``budget``.
+
+    ``lines`` = word indices per line in reading order; ``piece_words`` = the word of each piece.
+    """
+    line_of = {w: li for li, members in enumerate(lines) for w in members}
+    costs = [0] * len(lines)
+    for w in piece_words:
+        costs[line_of[w]] += 1
+    kept = set(keep_lines(line_scores([[words[w] for w in members] for members in lines], stems), costs, budget))
+    return [i for i, w in enumerate(piece_words) if line_of[w] in kept][:budget]
