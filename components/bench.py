@@ -300,8 +300,8 @@ def render_markdown(report: dict) -> str:
             f"(by C: {', '.join(f'{c}: {fmt(r)}' for c, r in idx['candidate_recall_by_c'].items())})",
             f"- exact float32 exhaustive: R@1 {idx['exact_float32']['r1']:.3f}, region hit@1 {idx['exact_float32']['hit1']:.3f}",
             "- ratio intervals: paired bootstrap over questions (95 %); +/− = questions only the mode / only exact gets right",
-            "", "| storage | vector bytes/page | p50 ms | p95 ms | R@1 ratio [95 % CI] | R@1 +/− | hit@1 ratio [95 % CI] "
-            "| hit@1 +/− | candidate recall |",
+            "", ("| storage | vector bytes/page | p50 ms | p95 ms | R@1 ratio [95 % CI] | R@1 +/− | hit@1 ratio [95 % CI] "
+                 "| hit@1 +/− | candidate recall |"),
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for mode, m in idx["modes"].items():

@@ -26,7 +26,7 @@ def paired_ratio(variant: np.ndarray, reference: np.ndarray, resamples: int = 10
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     out = {
-        "questions": int(len(v)),
+        "questions": len(v),
         "variant_only": int((v & ~r).sum()),  # questions the variant gets right and the reference not
         "reference_only": int((r & ~v).sum()),
         "ratio": float(v.sum() / r.sum()) if r.any() else None,
