@@ -35,6 +35,10 @@ def test_bench_writes_every_figure(tiny_params, tmp_path):
             assert paired["ratio"] == pytest.approx(ratio) if ratio is not None else paired["ratio"] is None
             if paired["ci_low"] is not None:
                 assert paired["ci_low"] <= paired["ratio"] <= paired["ci_high"]
+    # pq_residual's candidate stage is its stored centroids when params say so (ADR 12); others keep theirs.
+    stored = tiny_params.index.residual_candidates == "stored"
+    assert idx["modes"]["pq_residual"]["candidate_stage"] == ("stored" if stored else tiny_params.index.candidate_vectors)
+    assert idx["modes"]["float16"]["candidate_stage"] == tiny_params.index.candidate_vectors
     # Every question of the pages is used when there are fewer than max_queries.
     assert idx["queries"] == idx["questions_available"]
     assert "R@1 ratio [95 % CI]" in (tmp_path / "bench.md").read_text()
