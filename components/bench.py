@@ -22,6 +22,7 @@ import numpy as np
 from components.config import Params
 from components.data.corpus import load_corpus
 from components.evaluation.metrics import iou, percentile
+from components.evaluation.paired import paired_ratio
 from components.index.region_index import PageMeta, RegionIndex
 from components.regions.extract import extract_regions
 
@@ -37,6 +38,9 @@ CANDIDATE_SWEEP = (16, 32, 64, 128)
 # Encoder thread settings compared side by side on the same leading pages (ADR 11).
 THREADS_AB_PAGES = 64
 THREADS_AB_ROUNDS = 2
+# Questions per size for the accuracy ratios: every question of the size's pages up to this many
+# (spread over the pages). 500 left the ratios ±0.05 noisy between runs (ADR 11, ADR 12).
+DEFAULT_MAX_QUERIES = 5000
 
 
 def _retriever(params: Params, model_dir: Path | None):
@@ -82,27 +86,32 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
     cells = cells[:n_pages]
     ids = [p.id for p in pages]
     in_subset = set(ids)
-    questions = _spread(
-        [q for q in corpus.questions if q.page_id in in_subset and q.box and not q.query_image], max_queries
-    )
+    available = [q for q in corpus.questions if q.page_id in in_subset and q.box and not q.query_image]
+    n_available = len(available)
+    questions = _spread(available, max_queries)
     queries = encode_queries(model, [q.question for q in questions])
     metas = [PageMeta.from_page(p) for p in pages]
     exact_best, exact_heat = _exact(cells, queries)
-    exact_r1 = float(np.mean([ids[b] == q.page_id for b, q in zip(exact_best, questions)])) if questions else 0.0
-    exact_hit1 = float(np.mean([
+    exact_r1_hits = np.array([ids[b] == q.page_id for b, q in zip(exact_best, questions)], dtype=bool)
+    exact_hit1_hits = np.array([
         ids[b] == q.page_id
         and _top_region_iou(h, params, q.box, metas[b].blocks) >= params.evaluate.iou_hit
         for b, h, q in zip(exact_best, exact_heat, questions)
-    ])) if questions else 0.0
+    ], dtype=bool)
+    exact_r1 = float(exact_r1_hits.mean()) if questions else 0.0
+    exact_hit1 = float(exact_hit1_hits.mean()) if questions else 0.0
 
     modes: dict[str, dict] = {}
     candidate_recall, sweep = None, {}
     for mode in STORAGE_MODES:
-        index_params = params.index.model_copy(update={"storage": mode})
+        update = {"storage": mode}
+        if params.index.faiss != "flat":  # the stored-centroid stage is a flat scan (ADR 12)
+            update["residual_candidates"] = "separate"
+        index_params = params.index.model_copy(update=update)
         t0 = time.perf_counter()
         index = RegionIndex.build(metas, cells, index_params, model.fingerprint, model.grid, seed=params.seed)
         build_s = time.perf_counter() - t0
-        latencies, r1, hit1 = [], [], []
+        latencies, r1, hit1 = [], [], []  # r1 / hit1: per question, paired with the exact reference
         for q, vec in zip(questions, queries):
             t0 = time.perf_counter()
             hits = index.search(vec, 1)
@@ -113,9 +122,11 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
             r1.append(top == q.page_id)
             hit1.append(bool(top == q.page_id and regions and iou(regions[0].box, q.box) >= params.evaluate.iou_hit))
         # Candidate recall: is the exhaustive float32 best page among the faiss stage's C pages?
+        # The C sweep only once (float16), the configured C for every mode (its stage may differ).
+        sweep_cs = {*CANDIDATE_SWEEP, params.index.candidates} if mode == "float16" else {params.index.candidates}
         recalls = {
             c: float(np.mean([int(b) in set(index.candidate_pages(v, c).tolist()) for b, v in zip(exact_best, queries)]))
-            for c in sorted({*CANDIDATE_SWEEP, params.index.candidates})
+            for c in sorted(sweep_cs)
         } if questions else {}
         if mode == "float16":
             candidate_recall = recalls.get(params.index.candidates)
@@ -133,10 +144,15 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
             "r1_ratio": float(np.mean(r1) / exact_r1) if exact_r1 else None,
             "hit1_ratio": float(np.mean(hit1) / exact_hit1) if exact_hit1 else None,
             "candidate_recall": recalls.get(params.index.candidates),
+            "candidate_stage": stats["candidate_vectors"],  # "stored": pq_residual's own centroids (ADR 12)
+            # Paired bootstrap interval of each ratio and the questions where mode and exact disagree.
+            "r1_paired": paired_ratio(r1, exact_r1_hits, seed=params.seed),
+            "hit1_paired": paired_ratio(hit1, exact_hit1_hits, seed=params.seed),
         }
         del index
     return {
-        "pages": len(ids), "queries": len(questions), "faiss": params.index.faiss,
+        "pages": len(ids), "queries": len(questions), "questions_available": n_available,
+        "faiss": params.index.faiss,
         "candidate_vectors": params.index.candidate_vectors, "candidates": params.index.candidates,
         "candidate_recall": candidate_recall, "candidate_recall_by_c": sweep,
         "exact_float32": {"r1": exact_r1, "hit1": exact_hit1}, "modes": modes,
@@ -160,6 +176,9 @@ def _targets(index: dict, encode: dict) -> dict:
                        "best_mode": best,
                        "bytes_per_page": modes[best]["bytes_per_page"] if best else None,
                        "r1_ratio": modes[best]["r1_ratio"] if best else None,
+                       "r1_ratio_ci": ([modes[best]["r1_paired"]["ci_low"], modes[best]["r1_paired"]["ci_high"]]
+                                       if best and "r1_paired" in modes[best] else None),
+                       "queries": index["queries"],
                        "met": bool(best and (modes[best]["r1_ratio"] or 0.0) >= TARGET_R1_RATIO)},
         "encode": {"bar_pages_per_s": TARGET_ENCODE_PAGES_PER_S, "value": encode["pages_per_s"],
                    "met": encode["pages_per_s"] >= TARGET_ENCODE_PAGES_PER_S},
@@ -167,7 +186,7 @@ def _targets(index: dict, encode: dict) -> dict:
 
 
 def run_benchmark(params: Params, pages: int | Sequence[int], out_dir: Path, model_dir: Path | None = None,
-                  max_queries: int = 500) -> dict:
+                  max_queries: int = DEFAULT_MAX_QUERIES) -> dict:
     """Measure every size in ``pages`` from one generated, encoded corpus; write bench.json and bench.md."""
     from components.data.synthetic import generate_corpus
     from components.model.encode import encode_pages
@@ -248,6 +267,18 @@ def _top_region_iou(heatmap_flat: np.ndarray, params: Params, box, blocks) -> fl
     return iou(regions[0].box, box) if regions else 0.0
 
 
+def _with_ci(ratio: float | None, paired: dict | None) -> str:
+    if ratio is None:
+        return "n/a"
+    if not paired or paired.get("ci_low") is None:
+        return f"{ratio:.3f}"
+    return f"{ratio:.3f} [{paired['ci_low']:.3f}, {paired['ci_high']:.3f}]"
+
+
+def _disagree(paired: dict | None) -> str:
+    return f"+{paired['variant_only']}/−{paired['reference_only']}" if paired else "n/a"
+
+
 def render_markdown(report: dict) -> str:
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     sizes = report.get("sizes") or {str(report["index"]["pages"]): report["index"]}
@@ -268,16 +299,20 @@ def render_markdown(report: dict) -> str:
     for size, idx in sizes.items():
         lines += [
             "", f"## {size} pages", "",
-            f"- queries: {idx['queries']}; candidate stage: {idx['faiss']} over {idx['candidate_vectors']} "
+            f"- queries: {idx['queries']} (of {idx.get('questions_available', idx['queries'])} with a gold box); candidate stage: {idx['faiss']} over {idx['candidate_vectors']} "
             f"(C={idx['candidates']}); candidate recall vs exhaustive: {fmt(idx['candidate_recall'])} "
             f"(by C: {', '.join(f'{c}: {fmt(r)}' for c, r in idx['candidate_recall_by_c'].items())})",
             f"- exact float32 exhaustive: R@1 {idx['exact_float32']['r1']:.3f}, region hit@1 {idx['exact_float32']['hit1']:.3f}",
-            "", "| storage | vector bytes/page | p50 ms | p95 ms | R@1 ratio | hit@1 ratio | candidate recall |",
-            "|---|---|---|---|---|---|---|",
+            "- ratio intervals: paired bootstrap over questions (95 %); +/− = questions only the mode / only exact gets right",
+            "", ("| storage | vector bytes/page | p50 ms | p95 ms | R@1 ratio [95 % CI] | R@1 +/− | hit@1 ratio [95 % CI] "
+                 "| hit@1 +/− | candidate recall |"),
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for mode, m in idx["modes"].items():
             lines.append(f"| {mode} | {m['bytes_per_page']} | {m['p50_ms']} | {m['p95_ms']} | "
-                         f"{fmt(m['r1_ratio'])} | {fmt(m['hit1_ratio'])} | {fmt(m.get('candidate_recall'))} |")
+                         f"{_with_ci(m['r1_ratio'], m.get('r1_paired'))} | {_disagree(m.get('r1_paired'))} | "
+                         f"{_with_ci(m['hit1_ratio'], m.get('hit1_paired'))} | {_disagree(m.get('hit1_paired'))} | "
+                         f"{fmt(m.get('candidate_recall'))} ({m.get('candidate_stage', idx['candidate_vectors'])}) |")
     if "targets" in report:
         t = report["targets"]
         c = t["compressed"]
@@ -286,7 +321,9 @@ def render_markdown(report: dict) -> str:
             "| target | bar | measured | met |", "|---|---|---|---|",
             f"| p50 query latency (worst mode) | ≤ {t['p50_ms']['bar']} ms | {t['p50_ms']['worst_mode_value']} ms | {t['p50_ms']['met']} |",
             f"| compressed index ({c['best_mode']}) | ≤ {c['bar_bytes_per_page']} B/page at R@1 ratio ≥ {c['bar_r1_ratio']} "
-            f"| {c['bytes_per_page']} B/page, R@1 ratio {fmt(c['r1_ratio'])} | {c['met']} |",
+            f"| {c['bytes_per_page']} B/page, R@1 ratio {fmt(c['r1_ratio'])}"
+            f"{' [' + fmt(c['r1_ratio_ci'][0]) + ', ' + fmt(c['r1_ratio_ci'][1]) + ']' if c.get('r1_ratio_ci') else ''}"
+            f" on {c.get('queries', 'n/a')} questions | {c['met']} |",
             f"| encoding | ≥ {t['encode']['bar_pages_per_s']} pages/s | {t['encode']['value']} pages/s | {t['encode']['met']} |",
         ]
     return "\n".join(lines) + "\n"

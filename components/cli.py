@@ -416,13 +416,14 @@ def bench(
     model: Annotated[Path, typer.Option(help="trained retriever (a fresh one is used if absent)")] = Path("data/model"),
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
+    queries: Annotated[int, typer.Option(min=1, help="questions per size for the accuracy ratios (all of the size's questions up to this many)")] = 5000,
 ) -> None:
     """Measure generator and encoder throughput, index bytes/page, latency and accuracy ratios."""
     params = _params(params_path, overrides)
     configure_environment()
     from components.bench import run_benchmark
 
-    report = run_benchmark(params, pages, out, model)
+    report = run_benchmark(params, pages, out, model, max_queries=queries)
     console.print((out / "bench.md").read_text())
     console.print_json(json.dumps(report["index"]["modes"]))
 

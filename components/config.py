@@ -113,6 +113,11 @@ class IndexParams(_Section):
     residual_centroids: int = Field(64, ge=1, le=256)
     residual_coarse_bits: Literal[4, 6, 8] = 4
     residual_pq_m: int = Field(8, ge=1)
+    # storage=pq_residual (ADR 12): bits per residual PQ code (a cell's residual = pq_m * bits / 8 bytes),
+    # and the candidate stage: a flat scan of the stored page centroids (no extra bytes; faiss=flat)
+    # or the separate candidate_vectors stage.
+    residual_pq_bits: int = Field(8, ge=1, le=16)
+    residual_candidates: Literal["separate", "stored"] = "separate"
 
 
 class RegionParams(_Section):

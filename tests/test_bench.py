@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_bench_writes_every_figure(tiny_params, tmp_path):
-    report = run_benchmark(tiny_params, pages=24, out_dir=tmp_path, model_dir=None, max_queries=30)
+    report = run_benchmark(tiny_params, pages=24, out_dir=tmp_path, model_dir=None, max_queries=1000)
     on_disk = json.loads((tmp_path / "bench.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
     assert (tmp_path / "bench.md").read_text().startswith("# regionops benchmark")
@@ -28,3 +28,17 @@ def test_bench_writes_every_figure(tiny_params, tmp_path):
     assert min(ab["pages_per_s"].values()) > 0 and ab["max_abs_feature_diff"] < 1e-4
     for m in idx["modes"].values():
         assert m["p50_ms"] <= m["p95_ms"]
+        # Ratios carry their paired uncertainty over the same questions as exact search.
+        for key, ratio in (("r1_paired", m["r1_ratio"]), ("hit1_paired", m["hit1_ratio"])):
+            paired = m[key]
+            assert paired["questions"] == idx["queries"]
+            assert paired["ratio"] == pytest.approx(ratio) if ratio is not None else paired["ratio"] is None
+            if paired["ci_low"] is not None:
+                assert paired["ci_low"] <= paired["ratio"] <= paired["ci_high"]
+    # pq_residual's candidate stage is its stored centroids when params say so (ADR 12); others keep theirs.
+    stored = tiny_params.index.residual_candidates == "stored"
+    assert idx["modes"]["pq_residual"]["candidate_stage"] == ("stored" if stored else tiny_params.index.candidate_vectors)
+    assert idx["modes"]["float16"]["candidate_stage"] == tiny_params.index.candidate_vectors
+    # Every question of the pages is used when there are fewer than max_queries.
+    assert idx["queries"] == idx["questions_available"]
+    assert "R@1 ratio [95 % CI]" in (tmp_path / "bench.md").read_text()

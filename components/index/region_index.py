@@ -11,7 +11,7 @@ Storage modes for the cell vectors:
            tables, i.e. exactly ⟨q, decode(code)⟩ without materialising decoded vectors;
   binary   sign bits packed with numpy (dim/8 bytes per cell); a cell decodes to sign/√dim.
   pq_residual  per page K k-means centroids (scalar-quantised) + per cell its centroid id and the
-           PQ code of its residual (1 + residual_pq_m bytes; components.index.residual_codec, ADR 11).
+           PQ code of its residual (1 + residual_pq_m * residual_pq_bits / 8 bytes; ADR 11, ADR 12).
 
 On disk (all safe formats, no pickle)::
 
@@ -22,6 +22,11 @@ On disk (all safe formats, no pickle)::
     <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim] ([N, 0] unless candidate_vectors=pooled)
     <dir>/v-<id>/candidates.faiss, pq.faiss (pq mode)
     <dir>/v-<id>/coarse.npy, coarse_sq.faiss, residual_pq.faiss (pq_residual mode)
+
+With ``storage: pq_residual`` and ``residual_candidates: stored`` (ADR 12) the candidate stage is a
+flat faiss scan of the stored page centroids themselves (their scalar codes handed to faiss as
+they are), so it costs no bytes beyond the cells' own codes; candidates.faiss then holds only the
+empty, trained quantiser and the stage is refilled from coarse.npy on load.
 """
 
 from __future__ import annotations
@@ -144,16 +149,19 @@ class RegionIndex:
             raise ValueError(f"index.pq_m={params.pq_m} must divide the vector size {dim}")
         if params.storage == "binary" and dim % 8:
             raise ValueError(f"binary storage needs a vector size divisible by 8, got {dim}")
+        if params.storage == "pq_residual" and params.residual_candidates == "stored" and params.faiss != "flat":
+            raise ValueError("index.residual_candidates=stored scans the stored page centroids (faiss: flat); "
+                             f"got faiss={params.faiss} (use residual_candidates=separate for hnsw/ivf)")
         self.params = params
         self.grid, self.dim, self.fingerprint = int(grid), int(dim), str(fingerprint)
         self.metas: list[PageMeta] = []
-        self.cells = self._empty_cells()
-        self.pooled = np.zeros((0, self._pooled_width()), dtype=np.float32)
         self.pq: faiss.IndexPQ | None = None
         # pq_residual: the codec and each page's centroid codes [N, K, code bytes]
         self.residual = (ResidualPQCodec(dim, min(params.residual_centroids, grid * grid), params.residual_pq_m,
-                                         params.residual_coarse_bits)
+                                         params.residual_coarse_bits, params.residual_pq_bits)
                          if params.storage == "pq_residual" else None)
+        self.cells = self._empty_cells()
+        self.pooled = np.zeros((0, self._pooled_width()), dtype=np.float32)
         self.coarse = (np.zeros((0, self.residual.k, self.residual.coarse_code_size), dtype=np.uint8)
                        if self.residual else None)
         self.candidates_index: faiss.Index | None = None
@@ -196,7 +204,7 @@ class RegionIndex:
         if self.params.storage == "pq":
             return np.zeros((0, n, self.params.pq_m), dtype=np.uint8)
         if self.params.storage == "pq_residual":
-            return np.zeros((0, n, 1 + self.params.residual_pq_m), dtype=np.uint8)
+            return np.zeros((0, n, 1 + self.residual.pq_code_size), dtype=np.uint8)
         return np.zeros((0, n, self.dim // 8), dtype=np.uint8)
 
     def _train_pq(self, cell_vectors: np.ndarray, seed: int) -> None:
@@ -264,9 +272,18 @@ class RegionIndex:
         # (setting own_fields too frees it twice at exit).
         return index
 
+    @property
+    def _stage(self) -> str:
+        """What the faiss stage holds: the stored residual centroids ("stored") or candidate_vectors."""
+        if self.params.storage == "pq_residual" and self.params.residual_candidates == "stored":
+            return "stored"
+        return self.params.candidate_vectors
+
     def _per_page(self) -> int:
         """Candidate-stage vectors per page: faiss id // this = row position."""
-        kind = self.params.candidate_vectors
+        kind = self._stage
+        if kind == "stored":
+            return self.residual.k
         if kind == "pooled":
             return 1
         if kind == "centroids":
@@ -303,8 +320,20 @@ class RegionIndex:
             return np.ascontiguousarray(page_centroids(cells, self._per_page()).reshape(-1, self.dim))
         return np.ascontiguousarray(self._decompress(sel).reshape(-1, self.dim))
 
+    def _stored_stage(self) -> faiss.Index:
+        """Flat faiss scan over the stored page-centroid codes: the codec's own (trained) scalar
+        quantiser, filled with the codes as they are, so scores equal ⟨q, decoded centroid⟩."""
+        index = faiss.clone_index(self.residual.coarse_sq)
+        index.reset()
+        if len(self.coarse):
+            index.add_sa_codes(np.ascontiguousarray(self.coarse.reshape(-1, self.coarse.shape[-1])))
+        return index
+
     def _rebuild_candidates(self, exact_tail: np.ndarray | None = None) -> None:
         """A fresh faiss stage over every page; ``exact_tail`` = float32 cells of all pages when at hand."""
+        if self._stage == "stored":
+            self.candidates_index, self.device = to_device(self._stored_stage(), self.params.faiss)
+            return
         vectors = self._candidate_vectors(exact=exact_tail)
         index = self._new_candidate_index(vectors)
         if len(vectors):
@@ -335,8 +364,9 @@ class RegionIndex:
             if not self.residual.trained:
                 self.residual.train(cell_vectors, self.params.pq_train_cells)
             coarse, codes = self.residual.encode(cell_vectors)
-            self.coarse = np.concatenate([self.coarse, coarse])
-            self.cells = np.concatenate([self.cells, codes])
+            # The first add fixes the code width (a tiny training sample trains fewer PQ bits).
+            self.coarse = np.concatenate([self.coarse, coarse]) if len(self.coarse) else coarse
+            self.cells = np.concatenate([self.cells, codes]) if len(self.cells) else codes
         else:
             self.cells = np.concatenate([self.cells, self._compress(cell_vectors)])
         self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))[:, : self._pooled_width()]])
@@ -347,13 +377,15 @@ class RegionIndex:
         new_rows = np.arange(start, len(self.metas))
         if self.candidates_index is None or self.params.faiss == "ivf" and not self._ivf_trained():
             self._rebuild_candidates(exact_tail=cell_vectors if start == 0 else None)
+        elif self._stage == "stored":
+            self.candidates_index.add_sa_codes(np.ascontiguousarray(coarse.reshape(-1, coarse.shape[-1])))
         else:
             self.candidates_index.add(self._candidate_vectors(new_rows, exact=cell_vectors).astype(np.float32))
         return len(metas)
 
     def _pooled_width(self) -> int:
         """Mean page vectors are kept only when they are the candidate stage (they count in the byte budget)."""
-        return self.dim if self.params.candidate_vectors == "pooled" else 0
+        return self.dim if self._stage == "pooled" else 0
 
     def _ivf_trained(self) -> bool:
         return bool(self.candidates_index is not None and self.candidates_index.is_trained)
@@ -420,7 +452,7 @@ class RegionIndex:
     def _search_params(self, allowed: np.ndarray | None):
         if allowed is None:
             sel = None
-        elif self.params.candidate_vectors == "pooled":
+        elif self._stage == "pooled":
             sel = faiss.IDSelectorBatch(allowed)
         else:
             n = self._per_page()
@@ -449,10 +481,13 @@ class RegionIndex:
         if len(self.metas) <= candidates and allowed is None:
             return np.arange(len(self.metas))
         params = self._search_params(allowed)
-        if self.params.candidate_vectors == "pooled":
+        if self._stage == "pooled":
             _, ids = self.candidates_index.search(query, candidates, params=params)
             ids = ids[0]
             return ids[ids >= 0]
+        if self._stage == "stored":
+            return self._stored_candidates(query, candidates, params,
+                                           len(allowed) if allowed is not None else len(self.metas))
         # Several vectors per page: over-fetch, map them to pages, keep the first C distinct pages.
         # Centroids: C*K vectors hold at least C distinct pages (at most K per page), so C is exact.
         n = self._per_page()
@@ -461,6 +496,22 @@ class RegionIndex:
         pages = ids[0][ids[0] >= 0] // n
         _, first = np.unique(pages, return_index=True)
         return pages[np.sort(first)][:candidates]
+
+    def _stored_candidates(self, query: np.ndarray, candidates: int, params, n_allowed: int) -> np.ndarray:
+        """First C distinct pages by their best stored centroid. Fetching C*K centroids would
+        guarantee C pages but makes faiss keep a C*K heap (a synthetic 640k-code SQ4 scan: 33 ms at
+        k = 8192 vs 21 ms at k = 128), so fetch 4*C and double until C distinct pages (or every
+        allowed page) are in."""
+        k = self._per_page()
+        want = min(candidates, n_allowed)
+        fetch = min(self.candidates_index.ntotal, 4 * candidates)
+        while True:
+            _, ids = self.candidates_index.search(query, fetch, params=params)
+            pages = ids[0][ids[0] >= 0] // k
+            _, first = np.unique(pages, return_index=True)
+            if len(first) >= want or fetch >= min(self.candidates_index.ntotal, n_allowed * k):
+                return pages[np.sort(first)][:candidates]
+            fetch = min(self.candidates_index.ntotal, fetch * 2)
 
     def heatmaps(self, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Exact [len(positions), G, G] heatmaps of ``query`` on the given pages."""
@@ -570,7 +621,7 @@ class RegionIndex:
     def stats(self) -> dict:
         n = len(self.metas)
         cand_bytes = 0
-        if self.candidates_index is not None:
+        if self.candidates_index is not None and self._stage != "stored":  # stored: its codes are `coarse`
             cand_bytes = len(faiss.serialize_index(to_cpu(self.candidates_index, self.device)))
         pq_bytes = len(faiss.serialize_index(self.pq)) if self.pq is not None else 0
         pq_bytes += self.residual.nbytes() if self.residual is not None else 0
@@ -594,7 +645,7 @@ class RegionIndex:
             "pictures": sum(len(m.pictures) for m in self.metas),
             "storage": self.params.storage,
             "faiss": self.params.faiss,
-            "candidate_vectors": self.params.candidate_vectors,
+            "candidate_vectors": self._stage,
             "candidates": self.params.candidates,
             "grid": self.grid,
             "dim": self.dim,
@@ -646,6 +697,9 @@ class RegionIndex:
         pages = json.dumps([asdict(m) for m in self.metas], ensure_ascii=False).encode()
         _write_bytes_synced(folder / "pages.json", lambda fh: fh.write(pages))
         cand = to_cpu(self.candidates_index, self.device)
+        if self._stage == "stored":  # the codes are in coarse.npy; keep only the trained quantiser
+            cand = faiss.clone_index(cand)
+            cand.reset()
         blob = faiss.serialize_index(cand).tobytes()
         _write_bytes_synced(folder / "candidates.faiss", lambda fh: fh.write(blob))
         if self.pq is not None:
@@ -700,15 +754,19 @@ class RegionIndex:
             index.coarse = np.load(folder / "coarse.npy", allow_pickle=False)
             index.residual = ResidualPQCodec.from_serialized(
                 index.dim, index.coarse.shape[1], params.residual_pq_m, params.residual_coarse_bits,
+                params.residual_pq_bits,
                 (folder / "coarse_sq.faiss").read_bytes(), (folder / "residual_pq.faiss").read_bytes())
             if len(index.coarse) != len(index.cells):
                 raise IndexFormatError(f"{folder}: page centroids and cells disagree; rebuild the index")
         cand = faiss.read_index(str(folder / "candidates.faiss"))
         if params.faiss == "hnsw":
             faiss.downcast_index(cand).hnsw.efSearch = params.hnsw_ef_search
-        if cand.ntotal != len(index.metas) * index._per_page():
-            raise IndexFormatError(f"{folder}: candidate stage and pages disagree; rebuild the index")
-        index.candidates_index, index.device = to_device(cand, params.faiss)
+        if index._stage == "stored":
+            index._rebuild_candidates()
+        else:
+            if cand.ntotal != len(index.metas) * index._per_page():
+                raise IndexFormatError(f"{folder}: candidate stage and pages disagree; rebuild the index")
+            index.candidates_index, index.device = to_device(cand, params.faiss)
         if (len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas)):
             raise IndexFormatError(f"{folder}: parts disagree on the page count; rebuild the index")
         return index

@@ -3,7 +3,7 @@
 Each page's cells are clustered into K spherical k-means centroids (the same batched k-means as
 the candidate stage, ``summaries.page_centroids``), stored as faiss scalar-quantiser codes
 (``SQ4``/``SQ6``/``SQ8``: dim × bits / 8 bytes each). A cell is stored as the id of its page centroid (one byte) plus the
-faiss PQ code of its residual (cell - decoded centroid, ``pq_m`` bytes). The residual of a cell
+faiss PQ code of its residual (cell - decoded centroid, ``pq_m`` codes of ``pq_bits`` bits). The residual of a cell
 from its own page's centroid is much smaller than the cell itself, so the same PQ bytes give a
 far finer reconstruction than PQ on the raw cells (measured in ADR 11).
 
@@ -24,27 +24,43 @@ _ENCODE_CHUNK = 1024  # pages encoded at once
 _SQ_TYPES = {4: faiss.ScalarQuantizer.QT_4bit, 6: faiss.ScalarQuantizer.QT_6bit, 8: faiss.ScalarQuantizer.QT_8bit}
 
 
-def train_pq(vectors: np.ndarray, m: int, max_train: int, rng: np.random.Generator, seed: int) -> faiss.IndexPQ:
-    """An inner-product faiss PQ (``m`` sub-quantisers) trained on a sample of at most ``max_train`` vectors."""
+def train_pq(vectors: np.ndarray, m: int, max_train: int, rng: np.random.Generator, seed: int,
+             bits: int = 8) -> faiss.IndexPQ:
+    """An inner-product faiss PQ (``m`` sub-quantisers of ``bits`` bits) trained on a sample of at most
+    ``max_train`` vectors."""
     take = min(len(vectors), max_train)
     sample = vectors[rng.choice(len(vectors), size=take, replace=False)] if take < len(vectors) else vectors
-    # 8-bit codes need >= 256 training points per sub-space; smaller corpora get fewer bits.
-    nbits = min(8, max(1, math.floor(math.log2(max(2, len(sample))))))
+    # b-bit codes need >= 2**b training points per sub-space; smaller corpora get fewer bits.
+    nbits = min(bits, max(1, math.floor(math.log2(max(2, len(sample))))))
     pq = faiss.IndexPQ(vectors.shape[1], m, nbits, faiss.METRIC_INNER_PRODUCT)
     pq.pq.cp.seed = seed
     pq.train(np.ascontiguousarray(sample))
     return pq
 
 
+def unpack_codes(codes: np.ndarray, m: int, nbits: int) -> np.ndarray:
+    """faiss PQ codes [..., ceil(m*nbits/8)] bytes -> sub-quantiser indices [..., m] (intp).
+
+    faiss packs each index least significant bit first, one after the other (BitstringWriter).
+    """
+    if nbits == 8:
+        return codes[..., :m].astype(np.intp)
+    bits = np.unpackbits(codes, axis=-1, count=m * nbits, bitorder="little").reshape(*codes.shape[:-1], m, nbits)
+    return bits.astype(np.intp) @ (1 << np.arange(nbits, dtype=np.intp))
+
+
 class ResidualPQCodec:
-    def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8):
+    def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8, pq_bits: int = 8):
         if dim % pq_m:
             raise ValueError(f"index.residual_pq_m={pq_m} must divide the vector size {dim}")
+        if not 1 <= pq_bits <= 16:
+            raise ValueError(f"index.residual_pq_bits must be in 1..16, got {pq_bits}")
         if not 1 <= k <= 256:
             raise ValueError(f"index.residual_centroids must be in 1..256 (one byte per cell), got {k}")
         if coarse_bits not in _SQ_TYPES:
             raise ValueError(f"index.residual_coarse_bits must be one of {sorted(_SQ_TYPES)}, got {coarse_bits}")
         self.dim, self.k, self.pq_m, self.coarse_bits = int(dim), int(k), int(pq_m), int(coarse_bits)
+        self.pq_bits = int(pq_bits)
         self.coarse_sq: faiss.IndexScalarQuantizer | None = None
         self.pq: faiss.IndexPQ | None = None
 
@@ -52,6 +68,11 @@ class ResidualPQCodec:
     def coarse_code_size(self) -> int:
         """Bytes of one page centroid's scalar code."""
         return math.ceil(self.dim * self.coarse_bits / 8)
+
+    @property
+    def pq_code_size(self) -> int:
+        """Bytes of one cell's residual code (fewer bits when the training sample was tiny)."""
+        return self.pq.pq.code_size if self.pq is not None else math.ceil(self.pq_m * self.pq_bits / 8)
 
     @property
     def trained(self) -> bool:
@@ -74,7 +95,7 @@ class ResidualPQCodec:
         sq.train(np.ascontiguousarray(centroids))
         self.coarse_sq = sq
         residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))[1]
-        self.pq = train_pq(residuals.reshape(-1, self.dim), self.pq_m, max_train_cells, rng, seed)
+        self.pq = train_pq(residuals.reshape(-1, self.dim), self.pq_m, max_train_cells, rng, seed, self.pq_bits)
 
     # ------------------------------------------------------------------ coding
     def _encode_coarse(self, cells: np.ndarray, centroids: np.ndarray | None = None) -> np.ndarray:
@@ -96,7 +117,7 @@ class ResidualPQCodec:
         return assign, cells - base
 
     def encode(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 cells [N, C, dim] -> (centroid codes [N, K, dim*bits/8], cell codes [N, C, 1 + pq_m])."""
+        """float32 cells [N, C, dim] -> (centroid codes [N, K, dim*bits/8], cell codes [N, C, 1 + pq_code_size])."""
         if not self.trained:
             raise RuntimeError("the residual codec is not trained (ResidualPQCodec.train)")
         if len(cells) > _ENCODE_CHUNK:  # bounds the float32 temporaries (4 × cells) at 10k pages
@@ -123,7 +144,7 @@ class ResidualPQCodec:
         table = np.einsum("mkd,md->mk", faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub),
                           query.reshape(pq.M, pq.dsub))
         base = np.take_along_axis(centroid_scores, cell_codes[..., 0].astype(np.intp), 1)
-        return base + table[np.arange(pq.M), cell_codes[..., 1:].astype(np.intp)].sum(-1)
+        return base + table[np.arange(pq.M), unpack_codes(cell_codes[..., 1:], pq.M, pq.nbits)].sum(-1)
 
     # ------------------------------------------------------------------ persistence
     def serialized(self) -> tuple[bytes, bytes]:
@@ -135,9 +156,9 @@ class ResidualPQCodec:
         return sum(len(b) for b in self.serialized()) if self.trained else 0
 
     @classmethod
-    def from_serialized(cls, dim: int, k: int, pq_m: int, coarse_bits: int, coarse_sq: bytes,
+    def from_serialized(cls, dim: int, k: int, pq_m: int, coarse_bits: int, pq_bits: int, coarse_sq: bytes,
                         pq: bytes) -> ResidualPQCodec:
-        codec = cls(dim, k, pq_m, coarse_bits)
+        codec = cls(dim, k, pq_m, coarse_bits, pq_bits)
         codec.coarse_sq = faiss.deserialize_index(np.frombuffer(coarse_sq, dtype=np.uint8))
         codec.pq = faiss.deserialize_index(np.frombuffer(pq, dtype=np.uint8))
         if codec.pq.d != dim or codec.pq.pq.M != pq_m or codec.coarse_sq.d != dim:
