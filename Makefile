@@ -14,6 +14,9 @@ export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 PYTEST_ARGS ?= --durations=25  # the slowest tests, listed in every CI log
+# pytest-xdist workers; whole files go to one worker (--dist loadfile), so a module's trained
+# model or server fixture is built once. Each worker gets cores/workers torch threads (conftest).
+TEST_WORKERS ?= 2
 
 .PHONY: help setup run test test-fast bench ui lint clean deploy browser
 
@@ -38,10 +41,10 @@ run: $(STAMP)
 	$(PY) -m flows.pipeline
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow and not integration" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not integration" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/regionops bench --out reports

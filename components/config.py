@@ -79,6 +79,9 @@ class TrainParams(_Section):
     tau_local: float = Field(0.25, gt=0)
     lambda_local: float = Field(1.0, ge=0)
     local_loss: Literal["none", "labelled", "hybrid"] = "hybrid"
+    # gold_page: the local softmax runs over the gold page's cells (RegionRAG); candidates: over
+    # every candidate page's cells, so the local loss also ranks pages (ADR 14).
+    local_negatives: Literal["gold_page", "candidates"] = "gold_page"
     pseudo_label_warmup_steps: int = Field(80, ge=0)
     pseudo_label_z: float = 1.5
     hard_negatives: bool = True

@@ -10,6 +10,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Under pytest-xdist (`make test` runs two workers) each worker gets its share of the cores, so
+# two workers' torch thread pools do not fight over them; set before torch is imported, and
+# inherited by the CLI subprocesses the tests start.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 # Runtime state of the whole test session goes to a temp dir, never to the user's .regionops/.
 _SESSION_HOME = Path(os.environ.get("PYTEST_REGIONOPS_HOME", "")) if os.environ.get("PYTEST_REGIONOPS_HOME") else None
 

@@ -110,3 +110,29 @@ def test_hybrid_loss_modes_and_warmup():
     assert half.total.item() == pytest.approx((half.global_ + 0.5 * half.local).item(), rel=1e-6)
     with pytest.raises(ValueError):
         _loss("bogus", 0)
+
+
+def test_candidate_negatives_see_other_pages_cells():
+    # One query, two candidate pages of two cells; the gold box is cell 0 of page 0.
+    # Page 1's cell 1 scores as high as the gold cell: only the cross-page softmax notices.
+    scores = torch.tensor([[[1.0, -1.0], [-1.0, 1.0]]])
+    common = {
+        "targets": torch.tensor([0]),
+        "box_cells": torch.tensor([[True, False]]),
+        "has_box": torch.tensor([True]),
+        "tau_global": 0.02,
+        "tau_local": 0.1,
+        "lambda_local": 1.0,
+        "local_mode": "labelled",
+        "step": 0,
+        "warmup_steps": 0,
+        "pseudo_z": 1.5,
+    }
+    on_page = hybrid_loss(scores, **common)
+    across = hybrid_loss(scores, **common, local_negatives="candidates")
+    # Within the gold page the box cell wins outright; across pages it ties with page 1's cell.
+    assert float(on_page.local) < 1e-6
+    assert float(across.local) == pytest.approx(math.log(2), abs=1e-3)
+    assert float(across.global_) == pytest.approx(float(on_page.global_))
+    with pytest.raises(ValueError, match="local negatives"):
+        hybrid_loss(scores, **common, local_negatives="everything")

@@ -1,7 +1,9 @@
 """Hybrid supervision losses of the region retriever (DESIGN §5).
 
 * global: in-batch InfoNCE over page scores (page score = max cell score), hard negatives appended;
-* local: multi-positive InfoNCE over the gold page's cells; positives come from the labelled box
+* local: multi-positive InfoNCE over the gold page's cells (or, with ``local_negatives="candidates"``,
+  over the cells of every candidate page, so cues that light up any page's chart cannot satisfy it);
+  positives come from the labelled box
   (rasterised to the grid) or, for unlabelled samples after a warm-up, from pseudo-labels: cells
   scoring at least mean + z·std of their own page, computed without gradient.
 """
@@ -74,13 +76,18 @@ def hybrid_loss(
     step: int,
     warmup_steps: int,
     pseudo_z: float,
+    local_negatives: str = "gold_page",
 ) -> LossOutput:
     """Total = global + λ·local.
 
     cell_score [B, P, N]: every query against every candidate page's cells; targets [B] gold page
     column; box_cells bool [B, N] rasterised labelled boxes; has_box bool [B].
     local_mode: none | labelled | hybrid (labelled + pseudo-labels once ``step >= warmup_steps``).
+    local_negatives: gold_page (the softmax runs over the gold page's cells) | candidates (over the
+    cells of all P candidate pages; positives stay on the gold page).
     """
+    if local_negatives not in {"gold_page", "candidates"}:
+        raise ValueError(f"unknown local negatives {local_negatives!r} (gold_page | candidates)")
     if local_mode not in {"none", "labelled", "hybrid"}:
         raise ValueError(f"unknown local loss mode {local_mode!r} (none | labelled | hybrid)")
     global_ = global_infonce(cell_score.max(-1).values, targets, tau_global)
@@ -101,5 +108,12 @@ def hybrid_loss(
             n_pseudo = int(unlabelled.sum())
     if not use.any():
         return LossOutput(global_, global_, zero, 0, 0)
-    local = multi_positive_infonce(gold[use], positives[use], tau_local).mean()
+    if local_negatives == "candidates":
+        b, p, n = cell_score.shape
+        # Positives sit in the gold page's slice of the flattened [P·N] row; every other cell negative.
+        wide = torch.zeros(b, p, n, dtype=torch.bool, device=cell_score.device)
+        wide[torch.arange(b, device=targets.device), targets] = positives
+        local = multi_positive_infonce(cell_score[use].flatten(1), wide[use].flatten(1), tau_local).mean()
+    else:
+        local = multi_positive_infonce(gold[use], positives[use], tau_local).mean()
     return LossOutput(global_ + lambda_local * local, global_, local, int(has_box.sum()), n_pseudo)

@@ -38,6 +38,7 @@ class RetrieverModule(L.LightningModule):
             step=self.global_step,
             warmup_steps=t.pseudo_label_warmup_steps,
             pseudo_z=t.pseudo_label_z,
+            local_negatives=t.local_negatives,
         )
         return out, queries, cells
 
