@@ -17,6 +17,7 @@ PYTEST_ARGS ?= --durations=25  # the slowest tests, listed in every CI log
 # pytest-xdist workers; whole files go to one worker (--dist loadfile), so a module's trained
 # model or server fixture is built once. Each worker gets cores/workers torch threads (conftest).
 TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help setup run test test-fast bench ui lint clean deploy browser
 
@@ -41,10 +42,10 @@ run: $(STAMP)
 	$(PY) -m flows.pipeline
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not integration" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not slow and not integration" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/regionops bench --out reports

@@ -18,7 +18,7 @@ class _Section(BaseModel):
 
 class DataParams(_Section):
     corpus_dir: str = "data/corpus"
-    n_docs: int = Field(90, ge=1)
+    n_docs: int = Field(300, ge=1)  # ADR 13; params.yaml carries the same value
     max_pages_per_doc: int = Field(2, ge=1)
     page_size: tuple[int, int] = (612, 792)
     questions_per_page: int = Field(3, ge=1)
@@ -77,7 +77,7 @@ class TrainParams(_Section):
     weight_decay: float = Field(0.01, ge=0)
     tau_global: float = Field(0.02, gt=0)
     tau_local: float = Field(0.25, gt=0)
-    lambda_local: float = Field(1.0, ge=0)
+    lambda_local: float = Field(4.0, ge=0)  # ADR 13
     local_loss: Literal["none", "labelled", "hybrid"] = "hybrid"
     # gold_page: the local softmax runs over the gold page's cells (RegionRAG); candidates: over
     # every candidate page's cells, so the local loss also ranks pages (ADR 14).

@@ -109,11 +109,10 @@ def hybrid_loss(
     if not use.any():
         return LossOutput(global_, global_, zero, 0, 0)
     if local_negatives == "candidates":
-        b, p, n = cell_score.shape
         # Positives sit in the gold page's slice of the flattened [P·N] row; every other cell negative.
-        wide = torch.zeros(b, p, n, dtype=torch.bool, device=cell_score.device)
-        wide[torch.arange(b, device=targets.device), targets] = positives
-        local = multi_positive_infonce(cell_score[use].flatten(1), wide[use].flatten(1), tau_local).mean()
+        on_gold = F.one_hot(targets[use], cell_score.shape[1]).bool().unsqueeze(-1)  # [U, P, 1]
+        wide = on_gold & positives[use].unsqueeze(1)
+        local = multi_positive_infonce(cell_score[use].flatten(1), wide.flatten(1), tau_local).mean()
     else:
         local = multi_positive_infonce(gold[use], positives[use], tau_local).mean()
     return LossOutput(global_ + lambda_local * local, global_, local, int(has_box.sum()), n_pseudo)
