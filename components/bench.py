@@ -23,6 +23,7 @@ from components.config import Params
 from components.data.corpus import load_corpus
 from components.evaluation.metrics import iou, percentile
 from components.evaluation.paired import paired_ratio
+from components.index.parallel_encode import effective_workers
 from components.index.region_index import PageMeta, RegionIndex
 from components.regions.extract import extract_regions
 
@@ -38,6 +39,10 @@ CANDIDATE_SWEEP = (16, 32, 64, 128)
 # Encoder thread settings compared side by side on the same leading pages (ADR 11).
 THREADS_AB_PAGES = 64
 THREADS_AB_ROUNDS = 2
+# Questions timed through both stage scans of pq_residual (exact SQ4 vs fast scan; ADR 15).
+STAGE_AB_QUERIES = 300
+# One process against index.encode_workers processes on the same leading pages (ADR 15).
+WORKERS_AB_PAGES = 256
 # Questions per size for the accuracy ratios: every question of the size's pages up to this many
 # (spread over the pages). 500 left the ratios ±0.05 noisy between runs (ADR 11, ADR 12).
 DEFAULT_MAX_QUERIES = 5000
@@ -79,6 +84,44 @@ def _spread(items: list, n: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
+def _stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict | None:
+    """The stored-centroid stage scanned exactly and by fast scan (ADR 15), alternating per question
+    on the same index: milliseconds of ``candidate_pages`` and how often both return the same pages."""
+    configured = index.params.residual_fast_scan
+    if not index.set_fast_scan(True):
+        index.set_fast_scan(configured)
+        return None
+    sample = queries[np.linspace(0, len(queries) - 1, min(len(queries), STAGE_AB_QUERIES)).round().astype(int)]
+    ms = {"exact": [], "fast": []}
+    same = 0
+    for q in sample:
+        got = {}
+        for name in ("exact", "fast"):
+            index.set_fast_scan(name == "fast")
+            t0 = time.perf_counter()
+            got[name] = index.candidate_pages(q, candidates)
+            ms[name].append((time.perf_counter() - t0) * 1e3)
+        same += int(np.array_equal(np.sort(got["exact"]), np.sort(got["fast"])))
+    index.set_fast_scan(configured)
+    p50 = {name: round(float(percentile(v, 50)), 3) for name, v in ms.items()}
+    return {"queries": len(sample), "codes": int(index.candidates_index.ntotal), "p50_ms": p50,
+            "speedup": round(p50["exact"] / p50["fast"], 2) if p50["fast"] else None,
+            "same_candidates": round(same / len(sample), 4)}
+
+
+def _query_encode_ms(model, texts: list[str]) -> np.ndarray:
+    """Milliseconds to encode each question on its own, as a served query is (added to its search time)."""
+    from components.model.encode import encode_queries
+
+    encode_queries(model, texts[:1])  # warm-up: the first call builds lazy state
+    out = np.zeros(len(texts))
+    for i, text in enumerate(texts):
+        t0 = time.perf_counter()
+        encode_queries(model, [text])
+        out[i] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
 def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, max_queries: int) -> dict:
     from components.model.encode import encode_queries
 
@@ -90,6 +133,7 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
     n_available = len(available)
     questions = _spread(available, max_queries)
     queries = encode_queries(model, [q.question for q in questions])
+    encode_ms = _query_encode_ms(model, [q.question for q in questions])
     metas = [PageMeta.from_page(p) for p in pages]
     exact_best, exact_heat = _exact(cells, queries)
     exact_r1_hits = np.array([ids[b] == q.page_id for b, q in zip(exact_best, questions)], dtype=bool)
@@ -111,13 +155,13 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
         t0 = time.perf_counter()
         index = RegionIndex.build(metas, cells, index_params, model.fingerprint, model.grid, seed=params.seed)
         build_s = time.perf_counter() - t0
-        latencies, r1, hit1 = [], [], []  # r1 / hit1: per question, paired with the exact reference
+        search_ms, r1, hit1 = [], [], []  # r1 / hit1: per question, paired with the exact reference
         for q, vec in zip(questions, queries):
             t0 = time.perf_counter()
             hits = index.search(vec, 1)
             regions = (extract_regions(hits[0].heatmap, params.regions, hits[0].page_id,
                                        blocks=index.meta(hits[0].page_id).blocks) if hits else [])
-            latencies.append((time.perf_counter() - t0) * 1e3)
+            search_ms.append((time.perf_counter() - t0) * 1e3)
             top = hits[0].page_id if hits else None
             r1.append(top == q.page_id)
             hit1.append(bool(top == q.page_id and regions and iou(regions[0].box, q.box) >= params.evaluate.iou_hit))
@@ -132,19 +176,24 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
             candidate_recall = recalls.get(params.index.candidates)
             sweep = {str(c): r for c, r in recalls.items()}
         stats = index.stats()
+        scan_ab = _stage_scan_ab(index, queries, params.index.candidates) if mode == "pq_residual" else None
         modes[mode] = {
             "bytes_per_page": stats["bytes_per_page"]["vectors_total"],
             "cells_bytes_per_page": stats["bytes_per_page"]["cells"],
             "bytes_breakdown": stats["bytes_per_page"],
             "build_s": round(build_s, 2),
-            "p50_ms": round(percentile(latencies, 50) or 0.0, 3),
-            "p95_ms": round(percentile(latencies, 95) or 0.0, 3),
+            # question -> ranked regions: this question's own encoding time plus its search and extraction
+            "p50_ms": round(float(percentile(list(encode_ms + np.asarray(search_ms)), 50) or 0.0), 3),
+            "p95_ms": round(float(percentile(list(encode_ms + np.asarray(search_ms)), 95) or 0.0), 3),
+            "search_p50_ms": round(percentile(search_ms, 50) or 0.0, 3),
+            "search_p95_ms": round(percentile(search_ms, 95) or 0.0, 3),
             "r1": float(np.mean(r1)) if r1 else None,
             "hit1": float(np.mean(hit1)) if hit1 else None,
             "r1_ratio": float(np.mean(r1) / exact_r1) if exact_r1 else None,
             "hit1_ratio": float(np.mean(hit1) / exact_hit1) if exact_hit1 else None,
             "candidate_recall": recalls.get(params.index.candidates),
             "candidate_stage": stats["candidate_vectors"],  # "stored": pq_residual's own centroids (ADR 12)
+            **({"stage_scan_ab": scan_ab} if scan_ab else {}),
             # Paired bootstrap interval of each ratio and the questions where mode and exact disagree.
             "r1_paired": paired_ratio(r1, exact_r1_hits, seed=params.seed),
             "hit1_paired": paired_ratio(hit1, exact_hit1_hits, seed=params.seed),
@@ -152,6 +201,7 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
         del index
     return {
         "pages": len(ids), "queries": len(questions), "questions_available": n_available,
+        "query_encode_p50_ms": round(float(percentile(list(encode_ms), 50) or 0.0), 3),
         "faiss": params.index.faiss,
         "candidate_vectors": params.index.candidate_vectors, "candidates": params.index.candidates,
         "candidate_recall": candidate_recall, "candidate_recall_by_c": sweep,
@@ -189,7 +239,6 @@ def run_benchmark(params: Params, pages: int | Sequence[int], out_dir: Path, mod
                   max_queries: int = DEFAULT_MAX_QUERIES) -> dict:
     """Measure every size in ``pages`` from one generated, encoded corpus; write bench.json and bench.md."""
     from components.data.synthetic import generate_corpus
-    from components.model.encode import encode_pages
 
     sizes = sorted({int(n) for n in ([pages] if isinstance(pages, int) else pages)})
     if not sizes or sizes[0] < 1:
@@ -200,18 +249,24 @@ def run_benchmark(params: Params, pages: int | Sequence[int], out_dir: Path, mod
     bench_params = params.model_copy(deep=True)
     bench_params.data.n_docs = max(1, round(sizes[-1] / per_doc))
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="regionops-bench-") as tmp:
+    with (tempfile.TemporaryDirectory(prefix="regionops-bench-") as tmp,
+          tempfile.TemporaryDirectory(prefix="regionops-bench-model-") as model_tmp):
         gen = generate_corpus(bench_params, Path(tmp))
         corpus = load_corpus(Path(tmp))
         model, trained = _retriever(params, model_dir)
+        export = _export_dir(model, model_dir if trained else None, Path(model_tmp))
 
         threads = params.index.encode_threads
         threads_ab = _encode_threads_ab(model, corpus, corpus.pages[:THREADS_AB_PAGES], threads)
+        workers_ab = _encode_workers_ab(model, corpus, corpus.pages[:WORKERS_AB_PAGES], export,
+                                        params.index.encode_workers, threads)
+        workers = effective_workers(len(corpus.pages), params.index.encode_workers)
         start = time.perf_counter()
-        cells = encode_pages(model, corpus, corpus.pages, progress=True, threads=threads)
+        cells = _encode_all(model, corpus, corpus.pages, export, workers, threads)
         encode_s = time.perf_counter() - start
         encode = {"pages_per_s": round(len(corpus.pages) / encode_s, 2), "pages": len(corpus.pages),
-                  "trained_model": trained, "threads": threads, "threads_ab": threads_ab}
+                  "trained_model": trained, "threads": threads, "workers": workers,
+                  "threads_ab": threads_ab, "workers_ab": workers_ab}
         by_size = {str(min(n, len(corpus.pages))): _bench_size(params, model, corpus, cells, n, max_queries)
                    for n in sizes}
 
@@ -233,6 +288,47 @@ def run_benchmark(params: Params, pages: int | Sequence[int], out_dir: Path, mod
     tmp_md.write_text(render_markdown(report))
     os.replace(tmp_md, out_dir / "bench.md")
     return report
+
+
+def _export_dir(model, model_dir: Path | None, scratch: Path) -> Path:
+    """An exported retriever folder worker processes can load: the trained one, or ``model`` saved to ``scratch``."""
+    from components.index.build import retriever_dir
+    from components.model.io import save_retriever
+
+    if model_dir is not None:
+        return retriever_dir(model_dir)
+    save_retriever(model, scratch)
+    return scratch
+
+
+def _encode_all(model, corpus, pages: list, export: Path, workers: int, threads: int,
+                progress: bool = True) -> np.ndarray:
+    """The index build's encoding path (components/index/build.py): ``workers`` processes, or this one."""
+    from components.index.parallel_encode import encode_pages_in_processes
+    from components.model.encode import encode_pages
+
+    if workers > 1:
+        return encode_pages_in_processes(corpus, pages, export, workers, threads, progress=progress)
+    return encode_pages(model, corpus, pages, progress=progress, threads=threads)
+
+
+def _encode_workers_ab(model, corpus, pages: list, export: Path, workers: int, threads: int) -> dict | None:
+    """Pages/s of one process against ``workers`` processes (each on ``threads`` threads) on the same
+    pages, in ABBA order so that a load change on the shared machine hits both alike. Worker start-up
+    (process spawn, model load) is inside the parallel figure, as it is in an index build."""
+    n = effective_workers(len(pages), workers)
+    if n < 2:
+        return None
+    seconds = {"serial": 0.0, "parallel": 0.0}
+    outputs = {}
+    for name in ("serial", "parallel", "parallel", "serial"):
+        start = time.perf_counter()
+        outputs[name] = _encode_all(model, corpus, pages, export, 1 if name == "serial" else n, threads, progress=False)
+        seconds[name] += time.perf_counter() - start
+    rate = {name: round(2 * len(pages) / s, 2) for name, s in seconds.items()}
+    return {"pages": len(pages), "rounds": 2, "workers": n, "threads": threads, "pages_per_s": rate,
+            "speedup": round(rate["parallel"] / rate["serial"], 2),
+            "max_abs_feature_diff": float(np.abs(outputs["serial"] - outputs["parallel"]).max())}
 
 
 def _encode_threads_ab(model, corpus, pages: list, threads: int) -> dict:
@@ -293,6 +389,12 @@ def render_markdown(report: dict) -> str:
                      f"{ab['threads']['default']} threads {ab['pages_per_s']['default']} pages/s, "
                      f"{ab['threads']['configured']} thread(s) {ab['pages_per_s']['configured']} pages/s "
                      f"(×{ab['speedup']}; max feature difference {ab['max_abs_feature_diff']:.1e})")
+    wab = report["encode"].get("workers_ab")
+    if wab:
+        lines.append(f"- encoder processes side by side ({wab['pages']} pages, ABBA): 1 process "
+                     f"{wab['pages_per_s']['serial']} pages/s, {wab['workers']} processes "
+                     f"{wab['pages_per_s']['parallel']} pages/s (×{wab['speedup']}; max feature difference "
+                     f"{wab['max_abs_feature_diff']:.1e}); the full encode used {report['encode'].get('workers', 1)}")
     if "machine" in report:
         m = report["machine"]
         lines.append(f"- machine: {m['cpus']} CPUs, load average at start {m['loadavg_start']}, at end {m['loadavg_end']}")
@@ -303,23 +405,32 @@ def render_markdown(report: dict) -> str:
             f"(C={idx['candidates']}); candidate recall vs exhaustive: {fmt(idx['candidate_recall'])} "
             f"(by C: {', '.join(f'{c}: {fmt(r)}' for c, r in idx['candidate_recall_by_c'].items())})",
             f"- exact float32 exhaustive: R@1 {idx['exact_float32']['r1']:.3f}, region hit@1 {idx['exact_float32']['hit1']:.3f}",
+            (f"- latency = the question's own encoding (p50 {idx.get('query_encode_p50_ms', 'n/a')} ms) + search + "
+             "region extraction; the search columns leave the encoding out"),
             "- ratio intervals: paired bootstrap over questions (95 %); +/− = questions only the mode / only exact gets right",
-            "", ("| storage | vector bytes/page | p50 ms | p95 ms | R@1 ratio [95 % CI] | R@1 +/− | hit@1 ratio [95 % CI] "
-                 "| hit@1 +/− | candidate recall |"),
-            "|---|---|---|---|---|---|---|---|---|",
+            "", ("| storage | vector bytes/page | p50 ms | p95 ms | search p50 ms | search p95 ms | R@1 ratio [95 % CI] "
+                 "| R@1 +/− | hit@1 ratio [95 % CI] | hit@1 +/− | candidate recall |"),
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for mode, m in idx["modes"].items():
             lines.append(f"| {mode} | {m['bytes_per_page']} | {m['p50_ms']} | {m['p95_ms']} | "
+                         f"{m.get('search_p50_ms', 'n/a')} | {m.get('search_p95_ms', 'n/a')} | "
                          f"{_with_ci(m['r1_ratio'], m.get('r1_paired'))} | {_disagree(m.get('r1_paired'))} | "
                          f"{_with_ci(m['hit1_ratio'], m.get('hit1_paired'))} | {_disagree(m.get('hit1_paired'))} | "
                          f"{fmt(m.get('candidate_recall'))} ({m.get('candidate_stage', idx['candidate_vectors'])}) |")
+        ab = idx["modes"].get("pq_residual", {}).get("stage_scan_ab")
+        if ab:
+            lines += ["", (f"pq_residual stage over {ab['codes']} stored centroid codes, C = {idx['candidates']}, "
+                           f"{ab['queries']} questions alternating: exact SQ4 scan p50 {ab['p50_ms']['exact']} ms, "
+                           f"fast scan + exact re-rank p50 {ab['p50_ms']['fast']} ms (×{ab['speedup']}); "
+                           f"same candidate pages on {ab['same_candidates']:.1%} of questions")]
     if "targets" in report:
         t = report["targets"]
         c = t["compressed"]
         lines += [
             "", f"## Targets at {t['pages']} pages", "",
             "| target | bar | measured | met |", "|---|---|---|---|",
-            f"| p50 query latency (worst mode) | ≤ {t['p50_ms']['bar']} ms | {t['p50_ms']['worst_mode_value']} ms | {t['p50_ms']['met']} |",
+            f"| p50 query latency, question → regions (worst mode) | ≤ {t['p50_ms']['bar']} ms | {t['p50_ms']['worst_mode_value']} ms | {t['p50_ms']['met']} |",
             f"| compressed index ({c['best_mode']}) | ≤ {c['bar_bytes_per_page']} B/page at R@1 ratio ≥ {c['bar_r1_ratio']} "
             f"| {c['bytes_per_page']} B/page, R@1 ratio {fmt(c['r1_ratio'])}"
             f"{' [' + fmt(c['r1_ratio_ci'][0]) + ', ' + fmt(c['r1_ratio_ci'][1]) + ']' if c.get('r1_ratio_ci') else ''}"

@@ -111,6 +111,8 @@ class IndexParams(_Section):
     centroids_per_page: int = Field(8, ge=1)
     # torch intra-op threads while encoding pages (1 beats 2 on a shared 2-core machine; ADR 11)
     encode_threads: int = Field(1, ge=1)
+    # processes encoding pages side by side, each on encode_threads threads (ADR 15); small corpora use fewer
+    encode_workers: int = Field(2, ge=1)
     # storage=pq_residual (ADR 11): k-means centroids per page (scalar-quantised to this many bits
     # per component) that cells are coded against, and the PQ bytes of each cell's residual
     residual_centroids: int = Field(64, ge=1, le=256)
@@ -121,6 +123,9 @@ class IndexParams(_Section):
     # or the separate candidate_vectors stage.
     residual_pq_bits: int = Field(8, ge=1, le=16)
     residual_candidates: Literal["separate", "stored"] = "separate"
+    # residual_candidates=stored with 4-bit centroids: scan them with faiss's SIMD fast scan (approximate
+    # scores, re-ranked exactly; the same codes, no extra bytes) unless a filter needs the exact scan (ADR 15)
+    residual_fast_scan: bool = True
 
 
 class RegionParams(_Section):

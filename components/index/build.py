@@ -23,12 +23,18 @@ def page_metas(corpus: Corpus, pages) -> list[PageMeta]:
 
 
 def _encode(params: Params, corpus: Corpus, pages, model_dir: Path, progress: bool = True):
+    from components.index.parallel_encode import effective_workers, encode_pages_in_processes
     from components.model.encode import encode_pages
     from components.model.io import load_retriever
 
     model = load_retriever(retriever_dir(model_dir))
+    workers = effective_workers(len(pages), params.index.encode_workers)
     start = time.perf_counter()
-    cells = encode_pages(model, corpus, pages, progress=progress, threads=params.index.encode_threads)
+    if workers > 1:
+        cells = encode_pages_in_processes(corpus, list(pages), retriever_dir(model_dir), workers,
+                                          params.index.encode_threads, progress=progress)
+    else:
+        cells = encode_pages(model, corpus, pages, progress=progress, threads=params.index.encode_threads)
     seconds = time.perf_counter() - start
     return model, cells, seconds
 

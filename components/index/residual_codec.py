@@ -146,6 +146,41 @@ class ResidualPQCodec:
         base = np.take_along_axis(centroid_scores, cell_codes[..., 0].astype(np.intp), 1)
         return base + table[np.arange(pq.M), unpack_codes(cell_codes[..., 1:], pq.M, pq.nbits)].sum(-1)
 
+    # ------------------------------------------------------------------ candidate stage
+    def fast_scan_stage(self, coarse_codes: np.ndarray) -> faiss.IndexPQFastScan | None:
+        """The page-centroid codes [M, code bytes] as a faiss 4-bit fast-scan index (ADR 15), or None.
+
+        A 4-bit scalar quantiser is a PQ of one-dimensional sub-spaces with 16 levels each, and faiss
+        packs both codes the same way (low nibble first), so the stored SQ4 codes are also valid PQ
+        codes of a codebook holding the SQ levels: no re-encoding, no extra bytes on disk. Fast scan
+        scores 32 codes per SIMD lookup with 8-bit tables, so its scores are approximate; callers
+        re-rank what it returns exactly (``coarse_scores``). None when the centroids are not SQ4 or
+        this faiss decodes the two differently (checked on the codes themselves).
+        """
+        if self.coarse_bits != 4 or self.coarse_sq is None:
+            return None
+        sq = self.coarse_sq.sq
+        if sq.qtype != faiss.ScalarQuantizer.QT_4bit or sq.rangestat != faiss.ScalarQuantizer.RS_minmax:
+            return None
+        trained = faiss.vector_to_array(sq.trained)  # [vmin per dim, vdiff per dim]
+        vmin, vdiff = trained[: self.dim], trained[self.dim :]
+        levels = (np.arange(16, dtype=np.float64) + 0.5) / 15.0  # faiss's 4-bit reconstruction points
+        codebook = (vmin[:, None] + levels[None, :] * vdiff[:, None]).astype(np.float32)  # [dim, 16]
+        pq = faiss.IndexPQ(self.dim, self.dim, 4, faiss.METRIC_INNER_PRODUCT)
+        faiss.copy_array_to_vector(codebook.reshape(-1), pq.pq.centroids)
+        pq.is_trained = True
+        codes = np.ascontiguousarray(coarse_codes, dtype=np.uint8)
+        probe = codes[:256] if len(codes) else self.coarse_sq.sa_encode(codebook.T.copy())
+        if not np.allclose(pq.sa_decode(probe), self.coarse_sq.sa_decode(probe), atol=1e-5):
+            return None
+        if len(codes):
+            pq.add_sa_codes(codes)
+        return faiss.IndexPQFastScan(pq)
+
+    def coarse_scores(self, coarse_codes: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Exact ⟨query, decoded centroid⟩ of centroid codes [M, code bytes] (the stored-stage score)."""
+        return self.coarse_sq.sa_decode(np.ascontiguousarray(coarse_codes)) @ query.reshape(-1)
+
     # ------------------------------------------------------------------ persistence
     def serialized(self) -> tuple[bytes, bytes]:
         """(centroid scalar quantiser, residual PQ) as faiss index bytes (no pickle)."""

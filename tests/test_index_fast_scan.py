@@ -1,0 +1,93 @@
+"""The stored-centroid stage scanned with faiss fast scan (ADR 15): same codes, same candidates."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from components.config import IndexParams
+from components.index.region_index import PageMeta, RegionIndex
+from tests.cell_vectors import clustered_pages, unit
+
+G, D = 8, 64
+
+
+def _metas(n: int, start: int = 0) -> list[PageMeta]:
+    return [PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf", collection=f"c{i % 3}")
+            for i in range(start, start + n)]
+
+
+def _params(**kw) -> IndexParams:
+    base = {"storage": "pq_residual", "residual_pq_m": 8, "residual_centroids": 16, "residual_coarse_bits": 4,
+            "residual_candidates": "stored", "candidates": 24, "pq_train_cells": 4096}
+    return IndexParams(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def pages():
+    return clustered_pages(400, G, D, seed=7, spread=0.4)
+
+
+@pytest.fixture(scope="module")
+def queries(pages):
+    rng = np.random.default_rng(8)
+    picked = pages[rng.integers(0, len(pages), 60), rng.integers(0, G * G, 60)]
+    return unit(picked + 0.3 * rng.standard_normal(picked.shape))
+
+
+def test_fast_scan_reads_the_stored_codes_as_they_are(pages):
+    index = RegionIndex.build(_metas(len(pages)), pages, _params(), "fp")
+    fast = index._fast_stage
+    assert isinstance(fast, faiss.IndexPQFastScan)
+    assert fast.ntotal == index.candidates_index.ntotal == len(pages) * 16
+    # The SQ4 codes decode identically through the PQ codebook the fast scan is built on.
+    codes = index.coarse.reshape(-1, index.coarse.shape[-1])
+    pq = faiss.IndexPQ(D, D, 4, faiss.METRIC_INNER_PRODUCT)
+    pq.pq.centroids = fast.pq.centroids
+    np.testing.assert_allclose(pq.sa_decode(codes[:500]), index.residual.coarse_sq.sa_decode(codes[:500]), atol=1e-6)
+    # No bytes on disk for it: the stage's size is the exact scan's (zero extra, ADR 12).
+    assert index.stats()["bytes_per_page"]["candidates"] == 0
+
+
+def test_fast_scan_returns_the_exact_scans_candidates(pages, queries):
+    fast = RegionIndex.build(_metas(len(pages)), pages, _params(), "fp")
+    exact = RegionIndex.build(_metas(len(pages)), pages, _params(residual_fast_scan=False), "fp")
+    assert exact._fast_stage is None
+    for c in (8, 24, 64):
+        for q in queries:
+            assert list(fast.candidate_pages(q, c)) == list(exact.candidate_pages(q, c))
+    # The approximate scores alone do disagree sometimes: the exact re-rank is what makes them equal.
+    codes = fast.coarse.reshape(-1, fast.coarse.shape[-1])
+    differ = 0
+    for q in queries:
+        _, approx = fast._fast_stage.search(q[None], 32)
+        exact_top = np.argsort(-fast.residual.coarse_scores(codes, q), kind="stable")[:32]
+        differ += int(list(approx[0]) != list(exact_top))
+    assert differ > 0
+
+
+def test_fast_scan_follows_add_delete_and_load(pages, queries, tmp_path):
+    index = RegionIndex.build(_metas(300), pages[:300], _params(), "fp")
+    index.add(_metas(100, start=300), pages[300:])
+    fresh = RegionIndex.build(_metas(300), pages[:300], _params(residual_fast_scan=False), "fp")
+    fresh.add(_metas(100, start=300), pages[300:])
+    assert index._fast_stage.ntotal == len(pages) * 16
+    for q in queries[:20]:
+        assert list(index.candidate_pages(q, 24)) == list(fresh.candidate_pages(q, 24))
+    assert index.delete_doc("doc160.pdf") == 2 and fresh.delete_doc("doc160.pdf") == 2
+    assert index._fast_stage.ntotal == (len(pages) - 2) * 16
+    index.save(tmp_path / "idx")
+    loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")
+    assert loaded._fast_stage is not None
+    for q in queries[20:40]:
+        want = list(fresh.candidate_pages(q, 24))
+        assert list(index.candidate_pages(q, 24)) == want == list(loaded.candidate_pages(q, 24))
+
+
+def test_filters_take_the_exact_scan_and_other_bit_widths_have_no_fast_stage(pages, queries):
+    index = RegionIndex.build(_metas(len(pages)), pages, _params(), "fp")
+    got = index.candidate_pages(queries[0], 10, filters={"collection": "c2"})
+    assert len(got) == 10 and all(index.metas[i].collection == "c2" for i in got)
+    sq8 = RegionIndex.build(_metas(40), pages[:40], _params(residual_coarse_bits=8), "fp")
+    assert sq8._fast_stage is None and sq8.candidate_pages(queries[0], 5).size == 5
