@@ -41,6 +41,8 @@ THREADS_AB_PAGES = 64
 THREADS_AB_ROUNDS = 2
 # Questions timed through both stage scans of pq_residual (exact SQ4 vs fast scan; ADR 15).
 STAGE_AB_QUERIES = 300
+# Questions encoded both by MiniLM's eager forward and its frozen graph (ADR 15).
+QUERY_AB_QUESTIONS = 300
 # One process against index.encode_workers processes on the same leading pages (ADR 15).
 WORKERS_AB_PAGES = 256
 # Questions per size for the accuracy ratios: every question of the size's pages up to this many
@@ -109,6 +111,31 @@ def _stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> 
             "same_candidates": round(same / len(sample), 4)}
 
 
+def _query_encode_ab(model, texts: list[str]) -> dict:
+    """Encoding one question with MiniLM's eager forward vs its TorchScript-frozen graph (ADR 15),
+    alternating per question, and the largest difference between the two query vectors."""
+    from components.model.encode import encode_queries
+    from components.model.frozen_text import eager_only
+
+    sample = _spread(texts, QUERY_AB_QUESTIONS)
+    ms: dict[str, list[float]] = {"eager": [], "traced": []}
+    diff = 0.0
+    for text in sample:
+        out = {}
+        for name in ("eager", "traced"):
+            t0 = time.perf_counter()
+            if name == "eager":
+                with eager_only():
+                    out[name] = encode_queries(model, [text])
+            else:
+                out[name] = encode_queries(model, [text])
+            ms[name].append((time.perf_counter() - t0) * 1e3)
+        diff = max(diff, float(np.abs(out["eager"] - out["traced"]).max()))
+    p50 = {name: round(float(percentile(v, 50)), 3) for name, v in ms.items()}
+    return {"questions": len(sample), "p50_ms": p50, "speedup": round(p50["eager"] / p50["traced"], 2),
+            "max_abs_vector_diff": diff}
+
+
 def _query_encode_ms(model, texts: list[str]) -> np.ndarray:
     """Milliseconds to encode each question on its own, as a served query is (added to its search time)."""
     from components.model.encode import encode_queries
@@ -134,6 +161,7 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
     questions = _spread(available, max_queries)
     queries = encode_queries(model, [q.question for q in questions])
     encode_ms = _query_encode_ms(model, [q.question for q in questions])
+    query_ab = _query_encode_ab(model, [q.question for q in questions]) if questions else None
     metas = [PageMeta.from_page(p) for p in pages]
     exact_best, exact_heat = _exact(cells, queries)
     exact_r1_hits = np.array([ids[b] == q.page_id for b, q in zip(exact_best, questions)], dtype=bool)
@@ -202,6 +230,7 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
     return {
         "pages": len(ids), "queries": len(questions), "questions_available": n_available,
         "query_encode_p50_ms": round(float(percentile(list(encode_ms), 50) or 0.0), 3),
+        "query_encode_ab": query_ab,
         "faiss": params.index.faiss,
         "candidate_vectors": params.index.candidate_vectors, "candidates": params.index.candidates,
         "candidate_recall": candidate_recall, "candidate_recall_by_c": sweep,
@@ -407,6 +436,9 @@ def render_markdown(report: dict) -> str:
             f"- exact float32 exhaustive: R@1 {idx['exact_float32']['r1']:.3f}, region hit@1 {idx['exact_float32']['hit1']:.3f}",
             (f"- latency = the question's own encoding (p50 {idx.get('query_encode_p50_ms', 'n/a')} ms) + search + "
              "region extraction; the search columns leave the encoding out"),
+            *([f"- query encoding side by side ({qa['questions']} questions alternating): eager MiniLM p50 "
+               f"{qa['p50_ms']['eager']} ms, frozen graph {qa['p50_ms']['traced']} ms (×{qa['speedup']}; max vector "
+               f"difference {qa['max_abs_vector_diff']:.1e})"] if (qa := idx.get("query_encode_ab")) else []),
             "- ratio intervals: paired bootstrap over questions (95 %); +/− = questions only the mode / only exact gets right",
             "", ("| storage | vector bytes/page | p50 ms | p95 ms | search p50 ms | search p95 ms | R@1 ratio [95 % CI] "
                  "| R@1 +/− | hit@1 ratio [95 % CI] | hit@1 +/− | candidate recall |"),

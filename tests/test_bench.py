@@ -29,6 +29,9 @@ def test_bench_writes_every_figure(tiny_params, tmp_path):
     # 24 pages are too few to start encoder processes (ADR 15): one process, no side-by-side figure.
     assert report["encode"]["workers"] == 1 and report["encode"]["workers_ab"] is None
     assert idx["query_encode_p50_ms"] > 0
+    qa = idx["query_encode_ab"]  # eager MiniLM vs its frozen graph, same questions (ADR 15)
+    assert qa["questions"] == idx["queries"] and qa["max_abs_vector_diff"] < 1e-4
+    assert qa["p50_ms"]["eager"] > 0 and qa["p50_ms"]["traced"] > 0
     for m in idx["modes"].values():
         assert m["p50_ms"] <= m["p95_ms"] and m["search_p50_ms"] <= m["search_p95_ms"]
         # Latency is question -> regions: every question's own encoding is inside p50, not inside search_p50.

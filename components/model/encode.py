@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from components.data.corpus import Corpus
 from components.data.schema import Page
 from components.model.featurize import collate_pages, image_to_pixels
+from components.model.frozen_text import traced_text_encoder
 from components.model.retriever import RegionRetriever
 
 
@@ -117,13 +118,15 @@ def encode_queries(model: RegionRetriever, texts: list[str], batch_size: int = 6
     if not texts:
         return np.zeros((0, model.dim), dtype=np.float32)
     device, chunks = _device(model), []
+    traced = traced_text_encoder(model)
     for i in range(0, len(texts), batch_size):
         enc = model.tokenize_queries(texts[i : i + batch_size])
-        chunks.append(
-            model.encode_query_tokens(enc["input_ids"].to(device), enc["attention_mask"].to(device))
-            .float()
-            .cpu()
-        )
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        if traced is not None:
+            vectors = model.project_query_states(traced(ids, mask), ids, mask)
+        else:
+            vectors = model.encode_query_tokens(ids, mask)
+        chunks.append(vectors.float().cpu())
     return torch.cat(chunks).numpy()
 
 

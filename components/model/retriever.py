@@ -205,6 +205,12 @@ class RegionRetriever(nn.Module):
         frozen = self.params.finetune_text_layers == 0
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             states = self.text(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.project_query_states(states, input_ids, attention_mask)
+
+    def project_query_states(
+        self, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """MiniLM's token states [B, L, width] of a query -> [B, dim] (the part after the text encoder)."""
         tokens = F.normalize(self.query_proj(states), dim=-1)
         if self.lexical is not None:
             embeddings = F.embedding(input_ids, self.word_table)
