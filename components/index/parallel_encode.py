@@ -3,7 +3,7 @@
 One process on one intra-op thread is the fastest way to run the encoder on a shared machine
 (ADR 11), so the second core is used by a second process rather than a second thread. Each
 worker loads the exported retriever once, encodes parts of the page list and writes each part's
-cell vectors to a safetensors file (atomically); the parent stacks them in page order. The
+cell vectors to a shard file (``shards.write_shard``); the parent stacks them in page order. The
 features do not depend on how the pages were split (tests/test_parallel_encode.py).
 """
 
@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import save_file
 from tqdm.auto import tqdm
 
 from components.data.corpus import Corpus
 from components.data.schema import Page
+from components.index.shards import read_shard, shard_page_ids, write_shard
 
 # A worker costs a process start plus a model load (~5 s here); below this many pages per worker
 # one process is faster, so small corpora (tests, `make run`'s pipeline on 450 pages) stay serial-ish.
@@ -54,19 +51,17 @@ def _encode_part(root: str, pages_file: str, out_file: str) -> int:
 
     pages = [Page.model_validate_json(line) for line in Path(pages_file).read_text("utf-8").splitlines()]
     corpus = Corpus(root=Path(root), pages=pages, questions=[])
-    cells = encode_pages(_worker["model"], corpus, pages, progress=False)
-    tmp = f"{out_file}.tmp"
-    save_file({"cells": np.ascontiguousarray(cells)}, tmp, metadata={"pages": "\n".join(p.id for p in pages)})
-    os.replace(tmp, out_file)
+    model = _worker["model"]
+    write_shard(Path(out_file), encode_pages(model, corpus, pages, progress=False), [p.id for p in pages],
+                model.fingerprint)
     return len(pages)
 
 
 def _read_part(path: Path, expected_ids: list[str]) -> np.ndarray:
-    with safe_open(str(path), framework="numpy") as fh:
-        ids = (fh.metadata() or {}).get("pages", "").split("\n")
-        if ids != expected_ids:
-            raise RuntimeError(f"{path}: a worker encoded other pages than it was given")
-        return fh.get_tensor("cells")
+    ids, cells = read_shard(path)
+    if ids != expected_ids:
+        raise RuntimeError(f"{path}: a worker encoded other pages than it was given")
+    return cells
 
 
 def encode_pages_in_processes(corpus: Corpus, pages: list[Page], model_dir: Path, workers: int, threads: int = 1,
@@ -75,9 +70,7 @@ def encode_pages_in_processes(corpus: Corpus, pages: list[Page], model_dir: Path
     each running the exported retriever in ``model_dir`` on ``threads`` intra-op threads."""
     if not pages:
         raise ValueError("no pages to encode")
-    n_parts = max(workers, math.ceil(len(pages) / PART_PAGES))
-    bounds = np.linspace(0, len(pages), n_parts + 1).round().astype(int)
-    parts = [pages[a:b] for a, b in pairwise(bounds) if b > a]
+    parts = shard_page_ids(pages, max(workers, math.ceil(len(pages) / PART_PAGES)))
     # spawn, not fork: a forked child inherits torch's OpenMP pool mid-state and can hang.
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="regionops-encode-") as tmp:

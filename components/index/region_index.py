@@ -340,8 +340,7 @@ class RegionIndex:
         """A fresh faiss stage over every page; ``exact_tail`` = float32 cells of all pages when at hand."""
         if self._stage == "stored":
             self.candidates_index, self.device = to_device(self._stored_stage(), self.params.faiss)
-            self._fast_stage = (self.residual.fast_scan_stage(self.coarse.reshape(-1, self.coarse.shape[-1]))
-                                if self.params.residual_fast_scan and self.device == "cpu" else None)
+            self._fast_stage = self._new_fast_stage() if self.params.residual_fast_scan else None
             return
         vectors = self._candidate_vectors(exact=exact_tail)
         index = self._new_candidate_index(vectors)
@@ -517,7 +516,8 @@ class RegionIndex:
         k = self._per_page()
         want = min(candidates, n_allowed)
         fetch = min(self.candidates_index.ntotal, 4 * candidates)
-        fast = self._fast_stage if getattr(params, "sel", None) is None else None
+        use_fast = self.params.residual_fast_scan and getattr(params, "sel", None) is None
+        fast = self._fast_stage if use_fast else None
         while True:
             ids = self._fast_top(query, fetch) if fast is not None else \
                 self.candidates_index.search(query, fetch, params=params)[1][0]
@@ -533,8 +533,15 @@ class RegionIndex:
         if self._stage != "stored":
             return False
         self.params = self.params.model_copy(update={"residual_fast_scan": bool(enabled)})
-        self._rebuild_candidates()
-        return self._fast_stage is not None
+        if enabled and self._fast_stage is None:  # switching off keeps it built (and kept up to date by add)
+            self._fast_stage = self._new_fast_stage()
+        return bool(enabled) and self._fast_stage is not None
+
+    def _new_fast_stage(self) -> faiss.IndexPQFastScan | None:
+        """The stored centroid codes as a fast-scan index (CPU only; None where it does not apply)."""
+        if self.device != "cpu":
+            return None
+        return self.residual.fast_scan_stage(self.coarse.reshape(-1, self.coarse.shape[-1]))
 
     def _fast_top(self, query: np.ndarray, fetch: int) -> np.ndarray:
         """Ids of the ``fetch`` best stored centroids: fast scan fetches twice as many by its

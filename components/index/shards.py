@@ -28,7 +28,7 @@ from components.index.region_index import RegionIndex
 CELLS_KEY = "cells"
 
 
-def shard_page_ids(page_ids: list[str], n_shards: int) -> list[list[str]]:
+def shard_page_ids(page_ids: list[Any], n_shards: int) -> list[list[Any]]:
     """Contiguous, near-equal shards in the given order (empty shards are dropped)."""
     if n_shards < 1:
         raise ValueError(f"n_shards must be >= 1, got {n_shards}")
@@ -68,19 +68,24 @@ def encode_shard(corpus_dir: Path, accepted: Path | None, model_dir: Path, page_
     start = time.perf_counter()
     cells = encode_pages(model, corpus, pages, progress=False)
     seconds = time.perf_counter() - start
+    write_shard(Path(out_file), cells, page_ids, model.fingerprint)
+    return {"file": str(out_file), "pages": len(page_ids), "seconds": round(seconds, 3),
+            "fingerprint": model.fingerprint}
+
+
+def write_shard(out_file: Path, cells: np.ndarray, page_ids: list[str], fingerprint: str) -> None:
+    """Cells [n, G*G, dim] and their page ids as one safetensors file, written atomically."""
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_file.parent, prefix=f".{out_file.name}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file({CELLS_KEY: np.ascontiguousarray(cells)}, tmp,
-                  metadata={"pages": "\n".join(page_ids), "fingerprint": model.fingerprint})
+                  metadata={"pages": "\n".join(page_ids), "fingerprint": fingerprint})
         os.replace(tmp, out_file)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return {"file": str(out_file), "pages": len(page_ids), "seconds": round(seconds, 3),
-            "fingerprint": model.fingerprint}
 
 
 def read_shard(path: Path) -> tuple[list[str], np.ndarray]:
