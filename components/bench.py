@@ -24,7 +24,7 @@ from components.data.corpus import load_corpus
 from components.evaluation.metrics import iou, percentile
 from components.evaluation.paired import paired_ratio
 from components.index.parallel_encode import effective_workers
-from components.index.region_index import PageMeta, RegionIndex
+from components.index.region_index import FAST_SCAN_FIRST_FETCH, PageMeta, RegionIndex
 from components.regions.extract import extract_regions
 
 STORAGE_MODES = ("float16", "pq", "binary", "pq_residual")
@@ -109,6 +109,74 @@ def _stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> 
     return {"queries": len(sample), "codes": int(index.candidates_index.ntotal), "p50_ms": p50,
             "speedup": round(p50["exact"] / p50["fast"], 2) if p50["fast"] else None,
             "same_candidates": round(same / len(sample), 4)}
+
+
+def _shards_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict | None:
+    """pq_residual's fast-scan stage on one shard (one thread) against ``residual_fast_scan_threads``
+    shards on parallel threads (ADR 16), alternating per question over the index's own codes: raw scan
+    milliseconds and how often both return the same scores."""
+    from components.index.fast_scan_shards import FastScanShards
+
+    threads = index.params.residual_fast_scan_threads
+    if index.residual is None or index.coarse is None or threads < 2:
+        return None
+    codes = index.coarse.reshape(-1, index.coarse.shape[-1])
+    stages = {"one_shard": FastScanShards(codes, index.residual.fast_scan_stage, 1),
+              "shards": FastScanShards(codes, index.residual.fast_scan_stage, threads)}
+    if not all(st.available for st in stages.values()):
+        return None
+    fetch = min(len(codes), 2 * FAST_SCAN_FIRST_FETCH * candidates)  # what the stage's first scan asks for
+    ms: dict[str, list[float]] = {name: [] for name in stages}
+    same = 0
+    sample = _spread(list(queries), STAGE_AB_QUERIES)
+    for q in sample:
+        scores = {}
+        for name, stage in stages.items():
+            t0 = time.perf_counter()
+            scores[name] = stage.search(q, fetch)[0]
+            ms[name].append((time.perf_counter() - t0) * 1e3)
+        same += int(np.array_equal(scores["one_shard"], scores["shards"]))
+    p50 = {name: round(float(percentile(v, 50)), 3) for name, v in ms.items()}
+    return {"queries": len(sample), "codes": len(codes), "k": fetch, "shards": threads, "p50_ms": p50,
+            "speedup": round(p50["one_shard"] / p50["shards"], 2) if p50["shards"] else None,
+            "same_scores": round(same / len(sample), 4)}
+
+
+def _heatmap_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict | None:
+    """The candidates' cell scores computed as before ADR 16 and as now, alternating per question on
+    the same pages: float16 widened by numpy vs in cached blocks by torch; binary unpacked to signs vs
+    per-byte tables; pq_residual's centroid scores decoded vs from the integer codes."""
+    from components.index.float16_scores import float16_scores
+    from components.index.region_index import binary_scores
+
+    mode = index.params.storage
+    if mode == "float16":
+        arms = {"before": lambda rows, q: index.cells[rows].astype(np.float32) @ q,
+                "after": lambda rows, q: float16_scores(index.cells[rows], q)}
+    elif mode == "binary":
+        arms = {"before": lambda rows, q: (np.unpackbits(index.cells[rows], axis=-1, count=index.dim)
+                                           .astype(np.float32) * 2.0 - 1.0) @ q / np.sqrt(index.dim),
+                "after": lambda rows, q: binary_scores(index.cells[rows], q)}
+    elif mode == "pq_residual":
+        arms = {"before": lambda rows, q: index.residual._decode_coarse(index.coarse[rows]) @ q,
+                "after": lambda rows, q: index.residual.coarse_scores(index.coarse[rows], q)}
+    else:
+        return None
+    ms: dict[str, list[float]] = {"before": [], "after": []}
+    diff = 0.0
+    sample = _spread(list(queries), STAGE_AB_QUERIES)
+    for q in sample:
+        rows = index.candidate_pages(q, candidates)
+        out = {}
+        for name, arm in arms.items():
+            t0 = time.perf_counter()
+            out[name] = arm(rows, q)
+            ms[name].append((time.perf_counter() - t0) * 1e3)
+        diff = max(diff, float(np.abs(out["before"] - out["after"]).max()))
+    p50 = {name: round(float(percentile(v, 50)), 3) for name, v in ms.items()}
+    return {"queries": len(sample), "part": "centroid scores" if mode == "pq_residual" else "cell scores",
+            "p50_ms": p50, "speedup": round(p50["before"] / p50["after"], 2) if p50["after"] else None,
+            "max_abs_diff": diff}
 
 
 def _query_encode_ab(model, texts: list[str]) -> dict:
@@ -206,6 +274,8 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
         total_ms = list(encode_ms + np.asarray(search_ms))  # question -> ranked regions, per question
         stats = index.stats()
         scan_ab = _stage_scan_ab(index, queries, params.index.candidates) if mode == "pq_residual" else None
+        shards_ab = _shards_ab(index, queries, params.index.candidates) if mode == "pq_residual" else None
+        heatmap_ab = _heatmap_ab(index, queries, params.index.candidates)
         modes[mode] = {
             "bytes_per_page": stats["bytes_per_page"]["vectors_total"],
             "cells_bytes_per_page": stats["bytes_per_page"]["cells"],
@@ -223,6 +293,8 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
             "candidate_recall": recalls.get(params.index.candidates),
             "candidate_stage": stats["candidate_vectors"],  # "stored": pq_residual's own centroids (ADR 12)
             **({"stage_scan_ab": scan_ab} if scan_ab else {}),
+            **({"shards_ab": shards_ab} if shards_ab else {}),
+            **({"heatmap_ab": heatmap_ab} if heatmap_ab else {}),
             # Paired bootstrap interval of each ratio and the questions where mode and exact disagree.
             "r1_paired": paired_ratio(r1, exact_r1_hits, seed=params.seed),
             "hit1_paired": paired_ratio(hit1, exact_hit1_hits, seed=params.seed),
@@ -457,6 +529,18 @@ def render_markdown(report: dict) -> str:
                            f"{ab['queries']} questions alternating: exact SQ4 scan p50 {ab['p50_ms']['exact']} ms, "
                            f"fast scan + exact re-rank p50 {ab['p50_ms']['fast']} ms (×{ab['speedup']}); "
                            f"same candidate pages on {ab['same_candidates']:.1%} of questions")]
+        sh = idx["modes"].get("pq_residual", {}).get("shards_ab")
+        if sh:
+            lines += ["", (f"pq_residual fast scan, k = {sh['k']}, {sh['queries']} questions alternating: one shard "
+                           f"p50 {sh['p50_ms']['one_shard']} ms, {sh['shards']} shards on parallel threads "
+                           f"{sh['p50_ms']['shards']} ms (×{sh['speedup']}); same scores on {sh['same_scores']:.1%}")]
+        heat = {mode: m["heatmap_ab"] for mode, m in idx["modes"].items() if m.get("heatmap_ab")}
+        if heat:
+            lines += ["", "Candidate scores before and after ADR 16, same pages, alternating per question:", "",
+                      "| storage | part | before p50 ms | after p50 ms | speedup | max difference |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {mode} | {h['part']} | {h['p50_ms']['before']} | {h['p50_ms']['after']} | ×{h['speedup']} "
+                      f"| {h['max_abs_diff']:.1e} |" for mode, h in heat.items()]
     if "targets" in report:
         t = report["targets"]
         c = t["compressed"]

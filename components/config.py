@@ -126,6 +126,8 @@ class IndexParams(_Section):
     # residual_candidates=stored with 4-bit centroids: scan them with faiss's SIMD fast scan (approximate
     # scores, re-ranked exactly; the same codes, no extra bytes) unless a filter needs the exact scan (ADR 15)
     residual_fast_scan: bool = True
+    # the fast scan split into this many shards, scanned by one query on parallel threads (ADR 16)
+    residual_fast_scan_threads: int = Field(2, ge=1, le=64)
 
 
 class RegionParams(_Section):

@@ -49,9 +49,11 @@ def plan_shards(corpus_dir: str, accepted: str | None, model_dir: str, n_shards:
 @task(name="encode-shard", task_run_name="encode-shard-{shard_no}", cache_policy=INPUTS + TASK_SOURCE,
       persist_result=True, result_serializer="json", retries=1, retry_delay_seconds=5, timeout_seconds=3600)
 def encode_shard(corpus_dir: str, accepted: str | None, model_dir: str, page_ids: list[str], out_file: str,
-                 model_hash: str, corpus_hash: str, shard_no: int) -> dict:
+                 model_hash: str, corpus_hash: str, shard_no: int, threads: int = 1) -> dict:
+    # One intra-op thread per Dask worker process (index.encode_threads): torch's default, one per
+    # core in every worker, oversubscribes the machine (ADR 11, ADR 15).
     return shards.encode_shard(Path(corpus_dir), Path(accepted) if accepted else None, Path(model_dir), page_ids,
-                               Path(out_file))
+                               Path(out_file), threads=threads)
 
 
 @task(name="assemble-index", cache_policy=NONE, timeout_seconds=3600)
@@ -77,7 +79,7 @@ def build_index_sharded(project_dir: str = ".", params_file: str = "params.yaml"
     shard_dir = SETTINGS.home / "shards"
     outs = [str(shard_dir / f"{plan['model'][:16]}-{plan['corpus'][:16]}-{k}of{len(plan['shards'])}.safetensors")
             for k in range(len(plan["shards"]))]
-    args = [(corpus_dir, accepted, model, ids, out, plan["model"], plan["corpus"], k)
+    args = [(corpus_dir, accepted, model, ids, out, plan["model"], plan["corpus"], k, params.index.encode_threads)
             for k, (ids, out) in enumerate(zip(plan["shards"], outs))]
     records = [f.result() for f in [encode_shard.submit(*a) for a in args]]
     for k, record in enumerate(records):

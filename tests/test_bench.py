@@ -54,3 +54,12 @@ def test_bench_writes_every_figure(tiny_params, tmp_path):
     # Every question of the pages is used when there are fewer than max_queries.
     assert idx["queries"] == idx["questions_available"]
     assert "R@1 ratio [95 % CI]" in (tmp_path / "bench.md").read_text()
+    # ADR 16: the candidates' scores as before and as now, same pages: equal scores, both timed.
+    for mode in ("float16", "binary", "pq_residual"):
+        heat = idx["modes"][mode]["heatmap_ab"]
+        assert heat["queries"] == min(idx["queries"], 300) and heat["max_abs_diff"] < 1e-4
+        assert heat["p50_ms"]["before"] > 0 and heat["p50_ms"]["after"] > 0
+    assert "heatmap_ab" not in idx["modes"]["pq"]
+    shards = idx["modes"]["pq_residual"]["shards_ab"]  # one shard vs parallel shards: identical scores
+    assert shards["shards"] == tiny_params.index.residual_fast_scan_threads and shards["same_scores"] == 1.0
+    assert "parallel threads" in (tmp_path / "bench.md").read_text()

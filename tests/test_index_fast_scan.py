@@ -39,12 +39,12 @@ def queries(pages):
 def test_fast_scan_reads_the_stored_codes_as_they_are(pages):
     index = RegionIndex.build(_metas(len(pages)), pages, _params(), "fp")
     fast = index._fast_stage
-    assert isinstance(fast, faiss.IndexPQFastScan)
+    assert len(fast.shards) == 2 and all(isinstance(s, faiss.IndexPQFastScan) for s in fast.shards)
     assert fast.ntotal == index.candidates_index.ntotal == len(pages) * 16
     # The SQ4 codes decode identically through the PQ codebook the fast scan is built on.
     codes = index.coarse.reshape(-1, index.coarse.shape[-1])
     pq = faiss.IndexPQ(D, D, 4, faiss.METRIC_INNER_PRODUCT)
-    pq.pq.centroids = fast.pq.centroids
+    pq.pq.centroids = fast.shards[0].pq.centroids
     np.testing.assert_allclose(pq.sa_decode(codes[:500]), index.residual.coarse_sq.sa_decode(codes[:500]), atol=1e-6)
     # No bytes on disk for it: the stage's size is the exact scan's (zero extra, ADR 12).
     assert index.stats()["bytes_per_page"]["candidates"] == 0
@@ -53,17 +53,19 @@ def test_fast_scan_reads_the_stored_codes_as_they_are(pages):
 def test_fast_scan_returns_the_exact_scans_candidates(pages, queries):
     fast = RegionIndex.build(_metas(len(pages)), pages, _params(), "fp")
     exact = RegionIndex.build(_metas(len(pages)), pages, _params(residual_fast_scan=False), "fp")
-    assert exact._fast_stage is None
+    one_shard = RegionIndex.build(_metas(len(pages)), pages, _params(residual_fast_scan_threads=1), "fp")
+    assert exact._fast_stage is None and len(one_shard._fast_stage.shards) == 1
     for c in (8, 24, 64):
         for q in queries:
-            assert list(fast.candidate_pages(q, c)) == list(exact.candidate_pages(q, c))
+            want = list(exact.candidate_pages(q, c))
+            assert list(fast.candidate_pages(q, c)) == want == list(one_shard.candidate_pages(q, c))
     # The approximate scores alone do disagree sometimes: the exact re-rank is what makes them equal.
     codes = fast.coarse.reshape(-1, fast.coarse.shape[-1])
     differ = 0
     for q in queries:
-        _, approx = fast._fast_stage.search(q[None], 32)
+        _, approx = fast._fast_stage.search(q, 32)
         exact_top = np.argsort(-fast.residual.coarse_scores(codes, q), kind="stable")[:32]
-        differ += int(list(approx[0]) != list(exact_top))
+        differ += int(list(approx) != list(exact_top))
     assert differ > 0
 
 

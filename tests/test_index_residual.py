@@ -100,3 +100,19 @@ def test_bad_residual_settings_are_clear_errors():
         RegionIndex.build(_metas(4), _pages(4), IndexParams(storage="pq_residual", residual_pq_m=5), "fp")
     with pytest.raises(ValueError, match="residual_centroids"):
         IndexParams(storage="pq_residual", residual_centroids=300)
+
+
+@pytest.mark.parametrize("bits", [4, 6, 8])
+def test_centroid_scores_from_the_integer_codes_equal_faiss_decoding(bits):
+    # 33 components: the 4-bit codes end in a padding nibble, which must weigh nothing.
+    dim = 33
+    cells = clustered_pages(30, G, dim, seed=5, spread=0.3)
+    codec = residual_codec.ResidualPQCodec(dim, K, 3, coarse_bits=bits)
+    codec.train(cells, max_train_cells=10_000)
+    coarse, _ = codec.encode(cells)
+    assert (codec._coarse_affine() is not None) == (bits in (4, 8))  # 6 bits keep faiss's decoding
+    q = unit(np.random.default_rng(6).standard_normal(dim)).astype(np.float32)
+    want = codec._decode_coarse(coarse) @ q
+    got = codec.coarse_scores(coarse, q)
+    assert got.shape == (30, K)
+    np.testing.assert_allclose(got, want, atol=1e-5)

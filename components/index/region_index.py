@@ -50,6 +50,8 @@ import numpy as np
 
 from components.config import IndexParams
 from components.index.device import to_cpu, to_device
+from components.index.fast_scan_shards import FastScanShards
+from components.index.float16_scores import float16_scores
 from components.index.lexical import LexicalChannel
 from components.index.residual_codec import ResidualPQCodec, train_pq
 from components.index.summaries import page_centroids
@@ -58,7 +60,27 @@ FORMAT_VERSION = 1
 # Fast scan over the stored centroids fetches this many times the wanted ids before the exact re-rank:
 # ×2 gave the exact scan's top 512 on every query of a synthetic 960k-code test, ×1 only 96.6 % (ADR 15).
 FAST_SCAN_OVERFETCH = 2
+# Centroids fetched per wanted candidate page on the fast stage's first scan (the exact scan: 4).
+FAST_SCAN_FIRST_FETCH = 8
 CURRENT = "CURRENT"
+# Bits of every byte value, most significant first (np.packbits' order): [256, 8].
+_BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
+
+
+def binary_scores(packed: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """⟨query, sign/√dim⟩ of sign bits packed by np.packbits [..., ceil(dim/8)] -> [...].
+
+    A cell decodes to (2·bit − 1)/√dim, so its score is (2·Σ_{set bits} q_d − Σ_d q_d)/√dim; the sums
+    over set bits are looked up per byte from a [bytes, 256] table built from the query, instead of
+    unpacking every cell to float32 (ADR 16).
+    """
+    query = np.asarray(query, dtype=np.float32).reshape(-1)
+    n_bytes = packed.shape[-1]
+    padded = np.zeros(n_bytes * 8, dtype=np.float32)  # padding bits are 0 in the codes and weigh 0 here
+    padded[: query.shape[0]] = query
+    table = padded.reshape(n_bytes, 8) @ _BYTE_BITS.T  # [bytes, 256]
+    set_bits = table[np.arange(n_bytes), packed].sum(-1, dtype=np.float32)
+    return (2.0 * set_bits - query.sum()) / np.float32(math.sqrt(query.shape[0]))
 
 
 class IndexError_(RuntimeError):
@@ -171,7 +193,7 @@ class RegionIndex:
         self.coarse = (np.zeros((0, self.residual.k, self.residual.coarse_code_size), dtype=np.uint8)
                        if self.residual else None)
         self.candidates_index: faiss.Index | None = None
-        self._fast_stage: faiss.IndexPQFastScan | None = None  # stored stage, unfiltered queries (ADR 15)
+        self._fast_stage: FastScanShards | None = None  # stored stage, unfiltered queries (ADR 15, ADR 16)
         self.device = "cpu"
         self._pos: dict[str, int] = {}
         self._lexical: LexicalChannel | None = None  # built from the text layers on first use
@@ -246,7 +268,7 @@ class RegionIndex:
         """Exact cell scores [len(positions), G*G] of ``query`` against the stored cells."""
         stored = self.cells[positions]
         if self.params.storage == "float16":
-            return stored.astype(np.float32) @ query
+            return float16_scores(stored, query)
         if self.params.storage == "pq_residual":
             return self.residual.scores(self.coarse[positions], stored, query)
         if self.params.storage == "pq":
@@ -255,8 +277,7 @@ class RegionIndex:
             # Asymmetric distance table: ⟨q_m, centroid⟩ per sub-space, then a lookup-and-sum per cell.
             table = np.einsum("mkd,md->mk", centroids, query.reshape(pq.M, pq.dsub))
             return table[np.arange(pq.M), stored.astype(np.intp)].sum(-1)
-        signs = np.unpackbits(stored, axis=-1, count=self.dim).astype(np.float32) * 2.0 - 1.0
-        return (signs @ query) / math.sqrt(self.dim)
+        return binary_scores(stored, query)
 
     # ---------------------------------------------------------------- candidate stage
     def _new_candidate_index(self, train: np.ndarray) -> faiss.Index:
@@ -511,13 +532,15 @@ class RegionIndex:
     def _stored_candidates(self, query: np.ndarray, candidates: int, params, n_allowed: int) -> np.ndarray:
         """First C distinct pages by their best stored centroid. Fetching C*K centroids would
         guarantee C pages but makes faiss keep a C*K heap (a synthetic 640k-code SQ4 scan: 33 ms at
-        k = 8192 vs 21 ms at k = 128), so fetch 4*C and double until C distinct pages (or every
-        allowed page) are in."""
+        k = 8192 vs 21 ms at k = 128), so fetch 4*C (fast scan: 8*C) and double until C distinct
+        pages (or every allowed page) are in."""
         k = self._per_page()
         want = min(candidates, n_allowed)
-        fetch = min(self.candidates_index.ntotal, 4 * candidates)
         use_fast = self.params.residual_fast_scan and getattr(params, "sel", None) is None
         fast = self._fast_stage if use_fast else None
+        # Fast scan's cost barely grows with k (a 960k-code scan: 7.0 ms at k = 1024, 8.6 ms at 4096),
+        # so it starts at 8*C and a second scan is rarely needed (at 4*C a quarter of queries needed one).
+        fetch = min(self.candidates_index.ntotal, (FAST_SCAN_FIRST_FETCH if fast is not None else 4) * candidates)
         while True:
             ids = self._fast_top(query, fetch) if fast is not None else \
                 self.candidates_index.search(query, fetch, params=params)[1][0]
@@ -537,19 +560,20 @@ class RegionIndex:
             self._fast_stage = self._new_fast_stage()
         return bool(enabled) and self._fast_stage is not None
 
-    def _new_fast_stage(self) -> faiss.IndexPQFastScan | None:
-        """The stored centroid codes as a fast-scan index (CPU only; None where it does not apply)."""
+    def _new_fast_stage(self) -> FastScanShards | None:
+        """The stored centroid codes as fast-scan shards, one per ``residual_fast_scan_threads`` (CPU only;
+        None where fast scan does not apply)."""
         if self.device != "cpu":
             return None
-        return self.residual.fast_scan_stage(self.coarse.reshape(-1, self.coarse.shape[-1]))
+        stage = FastScanShards(self.coarse.reshape(-1, self.coarse.shape[-1]), self.residual.fast_scan_stage,
+                               self.params.residual_fast_scan_threads)
+        return stage if stage.available else None
 
     def _fast_top(self, query: np.ndarray, fetch: int) -> np.ndarray:
         """Ids of the ``fetch`` best stored centroids: fast scan fetches twice as many by its
         approximate (8-bit table) scores, then they are re-ranked by their exact SQ4 scores, so
         the result matches the exact scan's top ``fetch`` (ADR 15 measures the agreement)."""
-        ntotal = self._fast_stage.ntotal
-        _, ids = self._fast_stage.search(query, min(ntotal, FAST_SCAN_OVERFETCH * fetch))
-        ids = ids[0][ids[0] >= 0]
+        _, ids = self._fast_stage.search(query, min(self._fast_stage.ntotal, FAST_SCAN_OVERFETCH * fetch))
         exact = self.residual.coarse_scores(self.coarse.reshape(-1, self.coarse.shape[-1])[ids], query)
         return ids[np.argsort(-exact, kind="stable")][:fetch]
 
@@ -559,7 +583,7 @@ class RegionIndex:
         if query.shape[0] != self.dim:
             raise ValueError(f"query has {query.shape[0]} dims, the index holds {self.dim}")
         scores = self._scores(np.asarray(positions, dtype=np.int64), query)
-        return scores.reshape(-1, self.grid, self.grid).astype(np.float32)
+        return scores.reshape(-1, self.grid, self.grid).astype(np.float32, copy=False)
 
     def heatmap(
         self, page_id: str, query: np.ndarray, query_text: str | None = None, lexical_weight: float = 0.0,

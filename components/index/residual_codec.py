@@ -139,7 +139,7 @@ class ResidualPQCodec:
 
     def scores(self, coarse: np.ndarray, cell_codes: np.ndarray, query: np.ndarray) -> np.ndarray:
         """⟨query, decoded cell⟩ [N, C] without decoding the cells."""
-        centroid_scores = self._decode_coarse(coarse) @ query  # [N, K]
+        centroid_scores = self.coarse_scores(coarse, query)  # [N, K]
         pq = self.pq.pq
         table = np.einsum("mkd,md->mk", faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub),
                           query.reshape(pq.M, pq.dsub))
@@ -159,13 +159,12 @@ class ResidualPQCodec:
         """
         if self.coarse_bits != 4 or self.coarse_sq is None:
             return None
-        sq = self.coarse_sq.sq
-        if sq.qtype != faiss.ScalarQuantizer.QT_4bit or sq.rangestat != faiss.ScalarQuantizer.RS_minmax:
+        affine = self._coarse_affine()
+        if affine is None:
             return None
-        trained = faiss.vector_to_array(sq.trained)  # [vmin per dim, vdiff per dim]
-        vmin, vdiff = trained[: self.dim], trained[self.dim :]
-        levels = (np.arange(16, dtype=np.float64) + 0.5) / 15.0  # faiss's 4-bit reconstruction points
-        codebook = (vmin[:, None] + levels[None, :] * vdiff[:, None]).astype(np.float32)  # [dim, 16]
+        vmin, step = affine
+        codebook = (vmin[:, None] + (np.arange(16, dtype=np.float32)[None, :] + 0.5) * step[:, None])  # [dim, 16]
+        codebook = codebook.astype(np.float32)
         pq = faiss.IndexPQ(self.dim, self.dim, 4, faiss.METRIC_INNER_PRODUCT)
         faiss.copy_array_to_vector(codebook.reshape(-1), pq.pq.centroids)
         pq.is_trained = True
@@ -178,8 +177,52 @@ class ResidualPQCodec:
         return faiss.IndexPQFastScan(pq)
 
     def coarse_scores(self, coarse_codes: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """Exact ⟨query, decoded centroid⟩ of centroid codes [M, code bytes] (the stored-stage score)."""
-        return self.coarse_sq.sa_decode(np.ascontiguousarray(coarse_codes)) @ query.reshape(-1)
+        """Exact ⟨query, decoded centroid⟩ of centroid codes [..., code bytes] -> [...] (the stored-stage
+        score, and each page centroid's share of a cell score).
+
+        A faiss uniform scalar quantiser decodes component d as ``vmin_d + (code_d + 0.5) · step_d``, so
+        the score is affine in the integer codes: ``Σ_d code_d · q_d·step_d + const``. Multiplying the
+        codes (4-bit: low and high nibbles apart) by that weight vector skips decoding every centroid to
+        float32, ×3–4 faster on a query's 128 × 96 centroids (ADR 16); other bit widths decode.
+        """
+        shape, size = coarse_codes.shape[:-1], coarse_codes.shape[-1]
+        codes = np.ascontiguousarray(coarse_codes, dtype=np.uint8).reshape(-1, size)
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        affine = self._coarse_affine()
+        if affine is None:
+            return (self.coarse_sq.sa_decode(codes) @ query).reshape(shape)
+        vmin, step = affine
+        weights = np.zeros(size * 8 // self.coarse_bits, dtype=np.float32)  # zero weight on padding nibbles
+        weights[: self.dim] = query * step
+        const = np.float32(query @ vmin + 0.5 * weights.sum())
+        if self.coarse_bits == 8:
+            scores = codes.astype(np.float32) @ weights
+        else:  # faiss packs component 2i in the low nibble of byte i and 2i + 1 in the high one
+            scores = (codes & 15).astype(np.float32) @ weights[0::2] + (codes >> 4).astype(np.float32) @ weights[1::2]
+        return (scores + const).reshape(shape)
+
+    def _coarse_affine(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(vmin, step) per component with decode(code) = vmin + (code + 0.5) · step, checked against
+        faiss's own decoding once per quantiser; None for a quantiser that does not decode so."""
+        sq = self.coarse_sq
+        cached = getattr(self, "_affine_cache", None)
+        if cached is not None and cached[0] is sq:
+            return cached[1]
+        affine = None  # 6-bit codes straddle bytes: they keep faiss's decoding
+        if (sq is not None and self.coarse_bits in (4, 8) and sq.sq.qtype == _SQ_TYPES[self.coarse_bits]
+                and sq.sq.rangestat == faiss.ScalarQuantizer.RS_minmax):
+            trained = faiss.vector_to_array(sq.sq.trained)  # [vmin per component, vdiff per component]
+            vmin = trained[: self.dim].astype(np.float32)
+            step = (trained[self.dim :] / float(2**self.coarse_bits - 1)).astype(np.float32)
+            probe = np.random.default_rng(0).integers(0, 256, (64, self.coarse_code_size), dtype=np.uint8)
+            if self.coarse_bits == 4:
+                levels = np.stack([probe & 15, probe >> 4], axis=-1).reshape(64, -1)[:, : self.dim]
+            else:
+                levels = probe[:, : self.dim]
+            if np.allclose(vmin + (levels + 0.5) * step, sq.sa_decode(probe), atol=1e-5):
+                affine = (vmin, step)
+        self._affine_cache = (sq, affine)
+        return affine
 
     # ------------------------------------------------------------------ persistence
     def serialized(self) -> tuple[bytes, bytes]:

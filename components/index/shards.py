@@ -57,8 +57,9 @@ def load_index_corpus(corpus_dir: Path, accepted: Path | None) -> Corpus:
 
 
 def encode_shard(corpus_dir: Path, accepted: Path | None, model_dir: Path, page_ids: list[str],
-                 out_file: Path) -> dict[str, Any]:
-    """Encode ``page_ids`` with the exported retriever; write float32 cells [n, G*G, dim] to ``out_file``."""
+                 out_file: Path, threads: int | None = None) -> dict[str, Any]:
+    """Encode ``page_ids`` with the exported retriever on ``threads`` intra-op threads (None: torch's
+    default); write float32 cells [n, G*G, dim] to ``out_file``."""
     from components.model.encode import encode_pages
     from components.model.io import load_retriever
 
@@ -66,7 +67,7 @@ def encode_shard(corpus_dir: Path, accepted: Path | None, model_dir: Path, page_
     pages = [corpus.page(pid) for pid in page_ids]
     model = load_retriever(retriever_dir(Path(model_dir)))
     start = time.perf_counter()
-    cells = encode_pages(model, corpus, pages, progress=False)
+    cells = encode_pages(model, corpus, pages, progress=False, threads=threads)
     seconds = time.perf_counter() - start
     write_shard(Path(out_file), cells, page_ids, model.fingerprint)
     return {"file": str(out_file), "pages": len(page_ids), "seconds": round(seconds, 3),
