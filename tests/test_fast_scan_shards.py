@@ -76,3 +76,26 @@ def test_tiny_code_arrays_get_one_shard_each_at_most(data):
     scores, ids = stage.search(queries[0], 10)
     assert list(ids) == [0] and len(scores) == 1
     assert not FastScanShards(codes[:10], lambda c: None, 2).available
+
+
+_INHERITED: list = []  # the stage a forked child finds in its copy of the parent's memory
+
+
+def test_a_forked_child_searches_with_its_own_threads(data):
+    # A pool made before fork has no live threads in the child; the child must not wait on it forever.
+    import multiprocessing
+
+    codebook, codes, queries = data
+    stage = FastScanShards(codes, _shard_maker(codebook), 2)
+    want = stage.search(queries[0], 10)[0]  # starts the pool in the parent
+    _INHERITED[:] = [stage]
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:  # forked after the pool started
+            got = pool.apply_async(_search_inherited, (queries[0],)).get(timeout=60)
+    finally:
+        _INHERITED.clear()
+    np.testing.assert_array_equal(got, want)
+
+
+def _search_inherited(query):
+    return _INHERITED[0].search(query, 10)[0]

@@ -14,6 +14,7 @@ unsharded index would give.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,15 @@ import numpy as np
 
 _POOL: tuple[ThreadPoolExecutor, int] | None = None  # (pool, its thread count)
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pool_in_child() -> None:
+    # A forked child inherits the pool but not its threads: work submitted there would never run.
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
