@@ -24,7 +24,7 @@ from components.data.corpus import load_corpus
 from components.evaluation.metrics import iou, percentile
 from components.evaluation.paired import paired_ratio
 from components.index.parallel_encode import effective_workers
-from components.index.region_index import FAST_SCAN_FIRST_FETCH, PageMeta, RegionIndex
+from components.index.region_index import FAST_SCAN_FIRST_FETCH, FAST_SCAN_OVERFETCH, PageMeta, RegionIndex
 from components.regions.extract import extract_regions
 
 STORAGE_MODES = ("float16", "pq", "binary", "pq_residual")
@@ -125,7 +125,7 @@ def _shards_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict
               "shards": FastScanShards(codes, index.residual.fast_scan_stage, threads)}
     if not all(st.available for st in stages.values()):
         return None
-    fetch = min(len(codes), 2 * FAST_SCAN_FIRST_FETCH * candidates)  # what the stage's first scan asks for
+    fetch = min(len(codes), FAST_SCAN_OVERFETCH * FAST_SCAN_FIRST_FETCH * candidates)  # the stage's first scan
     ms: dict[str, list[float]] = {name: [] for name in stages}
     same = 0
     sample = _spread(list(queries), STAGE_AB_QUERIES)
