@@ -93,6 +93,7 @@ def _stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> 
     if not index.set_fast_scan(True):
         index.set_fast_scan(configured)
         return None
+    lists_on = index.set_stage_lists(False)  # this A/B is ADR 15's: every code, exactly vs by fast scan
     sample = _spread(list(queries), STAGE_AB_QUERIES)
     ms = {"exact": [], "fast": []}
     same = 0
@@ -105,10 +106,39 @@ def _stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> 
             ms[name].append((time.perf_counter() - t0) * 1e3)
         same += int(np.array_equal(np.sort(got["exact"]), np.sort(got["fast"])))
     index.set_fast_scan(configured)
+    index.set_stage_lists(lists_on)
     p50 = {name: round(float(percentile(v, 50)), 3) for name, v in ms.items()}
     return {"queries": len(sample), "codes": int(index.candidates_index.ntotal), "p50_ms": p50,
             "speedup": round(p50["exact"] / p50["fast"], 2) if p50["fast"] else None,
             "same_candidates": round(same / len(sample), 4)}
+
+
+def _lists_ab(index: RegionIndex, queries: np.ndarray, exact_best: np.ndarray, candidates: int) -> dict | None:
+    """pq_residual's stored stage scanning every code (ADR 16's shards) against its inverted lists
+    (ADR 17), alternating per question on the same index: ``candidate_pages`` milliseconds, how often
+    the exhaustive float32 best page is among the candidates, and how often both give the same pages."""
+    if not index.set_stage_lists(True):
+        return None
+    picks = np.linspace(0, len(queries) - 1, min(len(queries), STAGE_AB_QUERIES)).round().astype(int)
+    ms: dict[str, list[float]] = {"all_codes": [], "lists": []}
+    found = {name: 0 for name in ms}
+    same = 0
+    for i in picks:
+        got = {}
+        for name, times in ms.items():
+            index.set_stage_lists(name == "lists")
+            t0 = time.perf_counter()
+            got[name] = index.candidate_pages(queries[i], candidates)
+            times.append((time.perf_counter() - t0) * 1e3)
+            found[name] += int(int(exact_best[i]) in set(got[name].tolist()))
+        same += int(np.array_equal(np.sort(got["all_codes"]), np.sort(got["lists"])))
+    index.set_stage_lists(True)
+    p50 = {name: round(float(percentile(v, 50)), 3) for name, v in ms.items()}
+    stage = index.stats()["stage_lists"]
+    return {"queries": len(picks), "lists": stage["lists"], "nprobe": stage["nprobe"], "p50_ms": p50,
+            "speedup": round(p50["all_codes"] / p50["lists"], 2) if p50["lists"] else None,
+            "candidate_recall": {name: round(n / len(picks), 4) for name, n in found.items()},
+            "same_candidates": round(same / len(picks), 4)}
 
 
 def _shards_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict | None:
@@ -275,6 +305,8 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
         stats = index.stats()
         scan_ab = _stage_scan_ab(index, queries, params.index.candidates) if mode == "pq_residual" else None
         shards_ab = _shards_ab(index, queries, params.index.candidates) if mode == "pq_residual" else None
+        lists_ab = (_lists_ab(index, queries, exact_best, params.index.candidates)
+                    if mode == "pq_residual" else None)
         heatmap_ab = _heatmap_ab(index, queries, params.index.candidates)
         modes[mode] = {
             "bytes_per_page": stats["bytes_per_page"]["vectors_total"],
@@ -294,6 +326,7 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
             "candidate_stage": stats["candidate_vectors"],  # "stored": pq_residual's own centroids (ADR 12)
             **({"stage_scan_ab": scan_ab} if scan_ab else {}),
             **({"shards_ab": shards_ab} if shards_ab else {}),
+            **({"lists_ab": lists_ab} if lists_ab else {}),
             **({"heatmap_ab": heatmap_ab} if heatmap_ab else {}),
             # Paired bootstrap interval of each ratio and the questions where mode and exact disagree.
             "r1_paired": paired_ratio(r1, exact_r1_hits, seed=params.seed),
@@ -534,6 +567,13 @@ def render_markdown(report: dict) -> str:
             lines += ["", (f"pq_residual fast scan, k = {sh['k']}, {sh['queries']} questions alternating: one shard "
                            f"p50 {sh['p50_ms']['one_shard']} ms, {sh['shards']} shards on parallel threads "
                            f"{sh['p50_ms']['shards']} ms (×{sh['speedup']}); same scores on {sh['same_scores']:.1%}")]
+        la = idx["modes"].get("pq_residual", {}).get("lists_ab")
+        if la:
+            rec = la["candidate_recall"]
+            lines += ["", (f"pq_residual stage, {la['queries']} questions alternating: every code p50 "
+                           f"{la['p50_ms']['all_codes']} ms (candidate recall {rec['all_codes']}), {la['lists']} "
+                           f"inverted lists probing {la['nprobe']} p50 {la['p50_ms']['lists']} ms (×{la['speedup']}, "
+                           f"candidate recall {rec['lists']}); same candidate pages on {la['same_candidates']:.1%}")]
         heat = {mode: m["heatmap_ab"] for mode, m in idx["modes"].items() if m.get("heatmap_ab")}
         if heat:
             lines += ["", "Candidate scores before and after ADR 16, same pages, alternating per question:", "",

@@ -128,6 +128,10 @@ class IndexParams(_Section):
     residual_fast_scan: bool = True
     # the fast scan split into this many shards, scanned by one query on parallel threads (ADR 16)
     residual_fast_scan_threads: int = Field(2, ge=1, le=64)
+    # the fast scan over inverted lists of the stored centroids (ADR 17): at most this many lists
+    # (~√(stored centroids) on smaller corpora; 0 = scan every code), each query scanning this share
+    residual_stage_lists: int = Field(1024, ge=0, le=65535)
+    residual_stage_probe: float = Field(0.25, gt=0.0, le=1.0)
 
 
 class RegionParams(_Section):

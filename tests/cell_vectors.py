@@ -15,3 +15,18 @@ def clustered_pages(n: int, grid: int, dim: int, seed: int = 0, spread: float = 
     centres = unit(rng.standard_normal((n, 3, dim)))
     assign = rng.integers(0, 3, size=(n, grid * grid))
     return unit(centres[np.arange(n)[:, None], assign] + spread * rng.standard_normal((n, grid * grid, dim)))
+
+
+def queries_near_cells(pages: np.ndarray, n: int, seed: int, noise: float = 0.3) -> np.ndarray:
+    """[n, dim] unit queries: random cells of random pages plus ``noise``."""
+    rng = np.random.default_rng(seed)
+    picked = pages[rng.integers(0, len(pages), n), rng.integers(0, pages.shape[1], n)]
+    return unit(picked + noise * rng.standard_normal(picked.shape))
+
+
+def two_page_docs(n: int, start: int = 0):
+    """PageMeta of pages ``start``… in docs of two pages each, in three collections."""
+    from components.index.region_index import PageMeta
+
+    return [PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf", collection=f"c{i % 3}")
+            for i in range(start, start + n)]

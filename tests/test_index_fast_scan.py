@@ -7,20 +7,16 @@ import numpy as np
 import pytest
 
 from components.config import IndexParams
-from components.index.region_index import PageMeta, RegionIndex
-from tests.cell_vectors import clustered_pages, unit
+from components.index.region_index import RegionIndex
+from tests.cell_vectors import clustered_pages, queries_near_cells, two_page_docs
 
 G, D = 8, 64
 
 
-def _metas(n: int, start: int = 0) -> list[PageMeta]:
-    return [PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf", collection=f"c{i % 3}")
-            for i in range(start, start + n)]
-
-
 def _params(**kw) -> IndexParams:
     base = {"storage": "pq_residual", "residual_pq_m": 8, "residual_centroids": 16, "residual_coarse_bits": 4,
-            "residual_candidates": "stored", "candidates": 24, "pq_train_cells": 4096}
+            "residual_candidates": "stored", "candidates": 24, "pq_train_cells": 4096,
+            "residual_stage_lists": 0}  # every code scanned (ADR 15, 16); inverted lists: test_centroid_lists.py
     return IndexParams(**{**base, **kw})
 
 
@@ -31,13 +27,11 @@ def pages():
 
 @pytest.fixture(scope="module")
 def queries(pages):
-    rng = np.random.default_rng(8)
-    picked = pages[rng.integers(0, len(pages), 60), rng.integers(0, G * G, 60)]
-    return unit(picked + 0.3 * rng.standard_normal(picked.shape))
+    return queries_near_cells(pages, 60, seed=8)
 
 
 def test_fast_scan_reads_the_stored_codes_as_they_are(pages):
-    index = RegionIndex.build(_metas(len(pages)), pages, _params(), "fp")
+    index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(), "fp")
     fast = index._fast_stage
     assert len(fast.shards) == 2 and all(isinstance(s, faiss.IndexPQFastScan) for s in fast.shards)
     assert fast.ntotal == index.candidates_index.ntotal == len(pages) * 16
@@ -51,9 +45,9 @@ def test_fast_scan_reads_the_stored_codes_as_they_are(pages):
 
 
 def test_fast_scan_returns_the_exact_scans_candidates(pages, queries):
-    fast = RegionIndex.build(_metas(len(pages)), pages, _params(), "fp")
-    exact = RegionIndex.build(_metas(len(pages)), pages, _params(residual_fast_scan=False), "fp")
-    one_shard = RegionIndex.build(_metas(len(pages)), pages, _params(residual_fast_scan_threads=1), "fp")
+    fast = RegionIndex.build(two_page_docs(len(pages)), pages, _params(), "fp")
+    exact = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_fast_scan=False), "fp")
+    one_shard = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_fast_scan_threads=1), "fp")
     assert exact._fast_stage is None and len(one_shard._fast_stage.shards) == 1
     for c in (8, 24, 64):
         for q in queries:
@@ -70,10 +64,10 @@ def test_fast_scan_returns_the_exact_scans_candidates(pages, queries):
 
 
 def test_fast_scan_follows_add_delete_and_load(pages, queries, tmp_path):
-    index = RegionIndex.build(_metas(300), pages[:300], _params(), "fp")
-    index.add(_metas(100, start=300), pages[300:])
-    fresh = RegionIndex.build(_metas(300), pages[:300], _params(residual_fast_scan=False), "fp")
-    fresh.add(_metas(100, start=300), pages[300:])
+    index = RegionIndex.build(two_page_docs(300), pages[:300], _params(), "fp")
+    index.add(two_page_docs(100, start=300), pages[300:])
+    fresh = RegionIndex.build(two_page_docs(300), pages[:300], _params(residual_fast_scan=False), "fp")
+    fresh.add(two_page_docs(100, start=300), pages[300:])
     assert index._fast_stage.ntotal == len(pages) * 16
     for q in queries[:20]:
         assert list(index.candidate_pages(q, 24)) == list(fresh.candidate_pages(q, 24))
@@ -88,8 +82,8 @@ def test_fast_scan_follows_add_delete_and_load(pages, queries, tmp_path):
 
 
 def test_filters_take_the_exact_scan_and_other_bit_widths_have_no_fast_stage(pages, queries):
-    index = RegionIndex.build(_metas(len(pages)), pages, _params(), "fp")
+    index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(), "fp")
     got = index.candidate_pages(queries[0], 10, filters={"collection": "c2"})
     assert len(got) == 10 and all(index.metas[i].collection == "c2" for i in got)
-    sq8 = RegionIndex.build(_metas(40), pages[:40], _params(residual_coarse_bits=8), "fp")
+    sq8 = RegionIndex.build(two_page_docs(40), pages[:40], _params(residual_coarse_bits=8), "fp")
     assert sq8._fast_stage is None and sq8.candidate_pages(queries[0], 5).size == 5

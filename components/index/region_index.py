@@ -22,6 +22,7 @@ On disk (all safe formats, no pickle)::
     <dir>/v-<id>/pooled.npy     float32 pooled page vectors [N, dim] ([N, 0] unless candidate_vectors=pooled)
     <dir>/v-<id>/candidates.faiss, pq.faiss (pq mode)
     <dir>/v-<id>/coarse.npy, coarse_sq.faiss, residual_pq.faiss (pq_residual mode)
+    <dir>/v-<id>/stage_centroids.npy, stage_lists.npy (pq_residual stored stage in inverted lists)
 
 With ``storage: pq_residual`` and ``residual_candidates: stored`` (ADR 12) the candidate stage is a
 flat faiss scan of the stored page centroids themselves (their scalar codes handed to faiss as
@@ -29,7 +30,8 @@ they are), so it costs no bytes beyond the cells' own codes; candidates.faiss th
 empty, trained quantiser and the stage is refilled from coarse.npy on load. With 4-bit centroids
 and ``residual_fast_scan`` (ADR 15) an unfiltered query scans the same codes with faiss's SIMD fast
 scan instead and re-ranks its top hits exactly; filtered queries keep the exact scan (fast scan
-takes no IDSelector).
+takes no IDSelector). Once there are enough codes (ADR 17) that fast scan runs over inverted lists
+of the codes, probing the share ``residual_stage_probe`` of lists nearest the query.
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ import faiss
 import numpy as np
 
 from components.config import IndexParams
+from components.index.centroid_lists import (
+    CentroidLists,
+    list_count,
+    train_list_centroids,
+    training_rows,
+)
 from components.index.device import to_cpu, to_device
 from components.index.fast_scan_shards import FastScanShards
 from components.index.float16_scores import float16_scores
@@ -194,6 +202,12 @@ class RegionIndex:
                        if self.residual else None)
         self.candidates_index: faiss.Index | None = None
         self._fast_stage: FastScanShards | None = None  # stored stage, unfiltered queries (ADR 15, ADR 16)
+        # Stored stage over inverted lists (ADR 17): the list centroids, each stored centroid's list
+        # number [N, K] (both persisted), the lists themselves (rebuilt on load), and whether they are used.
+        self.list_centroids: np.ndarray | None = None
+        self.stage_lists: np.ndarray | None = None
+        self._lists: CentroidLists | None = None
+        self._use_lists = True
         self.device = "cpu"
         self._pos: dict[str, int] = {}
         self._lexical: LexicalChannel | None = None  # built from the text layers on first use
@@ -357,11 +371,15 @@ class RegionIndex:
             index.add_sa_codes(np.ascontiguousarray(self.coarse.reshape(-1, self.coarse.shape[-1])))
         return index
 
-    def _rebuild_candidates(self, exact_tail: np.ndarray | None = None) -> None:
-        """A fresh faiss stage over every page; ``exact_tail`` = float32 cells of all pages when at hand."""
+    def _rebuild_candidates(self, exact_tail: np.ndarray | None = None, train_lists: bool = True) -> None:
+        """A fresh faiss stage over every page; ``exact_tail`` = float32 cells of all pages when at hand;
+        ``train_lists=False``: no new inverted lists (loading an index saved without them stays flat)."""
         if self._stage == "stored":
             self.candidates_index, self.device = to_device(self._stored_stage(), self.params.faiss)
-            self._fast_stage = self._new_fast_stage() if self.params.residual_fast_scan else None
+            use = self.params.residual_fast_scan and (train_lists or self.list_centroids is not None)
+            self._lists = self._new_lists() if use else None
+            want_shards = self.params.residual_fast_scan and (self._lists is None or not self._use_lists)
+            self._fast_stage = self._new_fast_stage() if want_shards else None
             return
         vectors = self._candidate_vectors(exact=exact_tail)
         index = self._new_candidate_index(vectors)
@@ -407,8 +425,17 @@ class RegionIndex:
         if self.candidates_index is None or self.params.faiss == "ivf" and not self._ivf_trained():
             self._rebuild_candidates(exact_tail=cell_vectors if start == 0 else None)
         elif self._stage == "stored":
+            if (self.list_centroids is None and self.params.residual_fast_scan and self.device == "cpu"
+                    and list_count(self.coarse.shape[0] * self.coarse.shape[1], self.params.residual_stage_lists)):
+                self._rebuild_candidates()  # the corpus has grown enough for inverted lists: train them
+                return len(metas)
             codes = np.ascontiguousarray(coarse.reshape(-1, coarse.shape[-1]))
             self.candidates_index.add_sa_codes(codes)
+            if self.list_centroids is not None:
+                new_lists = self._assign_lists(codes).reshape(len(coarse), -1)
+                self.stage_lists = np.concatenate([self.stage_lists, new_lists])
+                if self._lists is not None:
+                    self._lists.fill(codes, new_lists.reshape(-1), first_id=start * coarse.shape[1])
             if self._fast_stage is not None:  # decoded SQ4 values are codebook entries: they re-encode to `codes`
                 self._fast_stage.add(self.residual.coarse_sq.sa_decode(codes))
         else:
@@ -431,6 +458,8 @@ class RegionIndex:
         self.cells = self.cells[keep]
         if self.coarse is not None:
             self.coarse = self.coarse[keep]
+        if self.stage_lists is not None:
+            self.stage_lists = self.stage_lists[keep]
         self.pooled = self.pooled[keep]
         self.metas = [m for m, k in zip(self.metas, keep) if k]
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
@@ -538,12 +567,20 @@ class RegionIndex:
         want = min(candidates, n_allowed)
         use_fast = self.params.residual_fast_scan and getattr(params, "sel", None) is None
         fast = self._fast_stage if use_fast else None
+        if use_fast and self._lists is not None and self._use_lists:
+            # Inverted lists (ADR 17): the probed lists normally hold C pages; if not, the exact scan below.
+            fetch = min(self._lists.ntotal, FAST_SCAN_FIRST_FETCH * candidates)
+            pages = self._fast_top(self._lists, query, fetch) // k
+            _, first = np.unique(pages, return_index=True)
+            if len(first) >= want:
+                return pages[np.sort(first)][:candidates]
+            fast = None
         # Fast scan's cost barely grows with k (a 960k-code scan: 7.0 ms at k = 1024, 8.6 ms at 4096),
         # so it starts at 8*C: on the bench's 10k pages 4*C needed a second scan for 6 % of questions
         # (p95 9.8 ms against 7.4 ms at 8*C, p50 5.1 against 5.5 ms; ADR 16).
         fetch = min(self.candidates_index.ntotal, (FAST_SCAN_FIRST_FETCH if fast is not None else 4) * candidates)
         while True:
-            ids = self._fast_top(query, fetch) if fast is not None else \
+            ids = self._fast_top(fast, query, fetch) if fast is not None else \
                 self.candidates_index.search(query, fetch, params=params)[1][0]
             pages = ids[ids >= 0] // k
             _, first = np.unique(pages, return_index=True)
@@ -561,6 +598,45 @@ class RegionIndex:
             self._fast_stage = self._new_fast_stage()
         return bool(enabled) and self._fast_stage is not None
 
+    def set_stage_lists(self, enabled: bool) -> bool:
+        """Use the inverted lists (ADR 17) or scan every code (ADR 16's shards) for this instance (the
+        bench compares both); returns whether the lists are in use."""
+        self._use_lists = bool(enabled)
+        if self._stage != "stored" or not self.params.residual_fast_scan:
+            return False
+        if not enabled and self._fast_stage is None:
+            self._fast_stage = self._new_fast_stage()
+        return bool(enabled) and self._lists is not None
+
+    def _assign_lists(self, codes: np.ndarray, chunk: int = 65536) -> np.ndarray:
+        """uint16 list number of each centroid code [M, code bytes] (decoded in chunks: 490 MB at 10k pages)."""
+        stage = CentroidLists(self.list_centroids, self.residual.level_codebook(), self.params.residual_stage_probe)
+        parts = [stage.assign(self.residual.coarse_sq.sa_decode(np.ascontiguousarray(codes[i : i + chunk])))
+                 for i in range(0, len(codes), chunk)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+
+    def _new_lists(self, seed: int = 0) -> CentroidLists | None:
+        """The stored centroid codes in inverted lists (CPU, SQ4 centroids, enough codes; else None).
+
+        The list centroids are trained once, when the corpus first has enough codes; later rebuilds
+        (load, delete) and adds reuse them and the stored list numbers."""
+        codebook = self.residual.level_codebook()
+        if self.device != "cpu" or codebook is None:
+            return None
+        flat = np.ascontiguousarray(self.coarse.reshape(-1, self.coarse.shape[-1]))
+        if self.list_centroids is None:
+            lists = list_count(len(flat), self.params.residual_stage_lists)
+            if lists == 0:
+                return None
+            sample = self.residual.coarse_sq.sa_decode(flat[training_rows(len(flat), lists, seed)])
+            self.list_centroids = train_list_centroids(sample, lists, seed)
+            self.stage_lists = None
+        if self.stage_lists is None or self.stage_lists.shape != self.coarse.shape[:2]:
+            self.stage_lists = self._assign_lists(flat).reshape(self.coarse.shape[:2])
+        stage = CentroidLists(self.list_centroids, codebook, self.params.residual_stage_probe)
+        stage.fill(flat, self.stage_lists.reshape(-1))
+        return stage
+
     def _new_fast_stage(self) -> FastScanShards | None:
         """The stored centroid codes as fast-scan shards, one per ``residual_fast_scan_threads`` (CPU only;
         None where fast scan does not apply)."""
@@ -570,11 +646,11 @@ class RegionIndex:
                                self.params.residual_fast_scan_threads)
         return stage if stage.available else None
 
-    def _fast_top(self, query: np.ndarray, fetch: int) -> np.ndarray:
-        """Ids of the ``fetch`` best stored centroids: fast scan fetches twice as many by its
-        approximate (8-bit table) scores, then they are re-ranked by their exact SQ4 scores, so
-        the result matches the exact scan's top ``fetch`` (ADR 15 measures the agreement)."""
-        _, ids = self._fast_stage.search(query, min(self._fast_stage.ntotal, FAST_SCAN_OVERFETCH * fetch))
+    def _fast_top(self, stage: FastScanShards | CentroidLists, query: np.ndarray, fetch: int) -> np.ndarray:
+        """Ids of the ``fetch`` best stored centroids a fast-scan stage finds: it fetches twice as many
+        by its approximate (8-bit table) scores, then they are re-ranked by their exact SQ4 scores, so
+        the result matches the exact scan's top ``fetch`` over what the stage scanned (ADR 15)."""
+        _, ids = stage.search(query, min(stage.ntotal, FAST_SCAN_OVERFETCH * fetch))
         exact = self.residual.coarse_scores(self.coarse.reshape(-1, self.coarse.shape[-1])[ids], query)
         return ids[np.argsort(-exact, kind="stable")][:fetch]
 
@@ -688,6 +764,8 @@ class RegionIndex:
         cand_bytes = 0
         if self.candidates_index is not None and self._stage != "stored":  # stored: its codes are `coarse`
             cand_bytes = len(faiss.serialize_index(to_cpu(self.candidates_index, self.device)))
+        if self.list_centroids is not None:  # stored stage's inverted lists: list numbers + list centroids
+            cand_bytes = self.stage_lists.nbytes + self.list_centroids.nbytes
         pq_bytes = len(faiss.serialize_index(self.pq)) if self.pq is not None else 0
         pq_bytes += self.residual.nbytes() if self.residual is not None else 0
         meta_bytes = len(json.dumps([asdict(m) for m in self.metas]).encode())
@@ -711,6 +789,8 @@ class RegionIndex:
             "storage": self.params.storage,
             "faiss": self.params.faiss,
             "candidate_vectors": self._stage,
+            "stage_lists": ({"lists": self._lists.lists, "nprobe": self._lists.nprobe, "in_use": self._use_lists}
+                            if self._lists is not None else None),
             "candidates": self.params.candidates,
             "grid": self.grid,
             "dim": self.dim,
@@ -774,6 +854,9 @@ class RegionIndex:
             _write_bytes_synced(folder / "coarse.npy", lambda fh: np.save(fh, self.coarse, allow_pickle=False))
             for name, blob in zip(("coarse_sq.faiss", "residual_pq.faiss"), self.residual.serialized()):
                 _write_bytes_synced(folder / name, lambda fh, b=blob: fh.write(b))
+        if self.list_centroids is not None:
+            for name, array in (("stage_centroids.npy", self.list_centroids), ("stage_lists.npy", self.stage_lists)):
+                _write_bytes_synced(folder / name, lambda fh, a=array: np.save(fh, a, allow_pickle=False))
         # The manifest goes last: a version folder without it is never treated as complete.
         text = json.dumps(manifest, indent=2, sort_keys=True).encode()
         _write_bytes_synced(folder / "manifest.json", lambda fh: fh.write(text))
@@ -823,11 +906,19 @@ class RegionIndex:
                 (folder / "coarse_sq.faiss").read_bytes(), (folder / "residual_pq.faiss").read_bytes())
             if len(index.coarse) != len(index.cells):
                 raise IndexFormatError(f"{folder}: page centroids and cells disagree; rebuild the index")
+            if (folder / "stage_centroids.npy").is_file():  # absent before ADR 17: such an index scans every code
+                index.list_centroids = np.load(folder / "stage_centroids.npy", allow_pickle=False)
+                index.stage_lists = np.load(folder / "stage_lists.npy", allow_pickle=False)
+                if (index.stage_lists.shape != index.coarse.shape[:2] or index.list_centroids.ndim != 2
+                        or index.list_centroids.shape[1] != index.dim
+                        or (index.stage_lists.size and index.stage_lists.max() >= len(index.list_centroids))):
+                    raise IndexFormatError(f"{folder}: the stage's inverted lists and the page centroids "
+                                           "disagree; rebuild the index")
         cand = faiss.read_index(str(folder / "candidates.faiss"))
         if params.faiss == "hnsw":
             faiss.downcast_index(cand).hnsw.efSearch = params.hnsw_ef_search
         if index._stage == "stored":
-            index._rebuild_candidates()
+            index._rebuild_candidates(train_lists=False)
         else:
             if cand.ntotal != len(index.metas) * index._per_page():
                 raise IndexFormatError(f"{folder}: candidate stage and pages disagree; rebuild the index")

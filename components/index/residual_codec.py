@@ -159,13 +159,9 @@ class ResidualPQCodec:
         re-rank what it returns exactly (``coarse_scores``). None when the centroids are not SQ4 or
         this faiss decodes the two differently (checked on the codes themselves).
         """
-        if self.coarse_bits != 4 or self.coarse_sq is None:
+        codebook = self.level_codebook()
+        if codebook is None:
             return None
-        affine = self._coarse_affine()
-        if affine is None:
-            return None
-        vmin, step = affine
-        codebook = vmin[:, None] + (np.arange(16, dtype=np.float32)[None, :] + 0.5) * step[:, None]  # [dim, 16]
         pq = faiss.IndexPQ(self.dim, self.dim, 4, faiss.METRIC_INNER_PRODUCT)
         faiss.copy_array_to_vector(codebook.reshape(-1), pq.pq.centroids)
         pq.is_trained = True
@@ -176,6 +172,17 @@ class ResidualPQCodec:
         if len(codes):
             pq.add_sa_codes(codes)
         return faiss.IndexPQFastScan(pq)
+
+    def level_codebook(self) -> np.ndarray | None:
+        """[dim, 16] float32: the 16 values each component's 4-bit code decodes to, i.e. the SQ4 codes
+        read as a PQ of one-dimensional sub-spaces; None unless the centroids are SQ4 decoded affinely."""
+        if self.coarse_bits != 4 or self.coarse_sq is None:
+            return None
+        affine = self._coarse_affine()
+        if affine is None:
+            return None
+        vmin, step = affine
+        return (vmin[:, None] + (np.arange(16, dtype=np.float32)[None, :] + 0.5) * step[:, None]).astype(np.float32)
 
     def coarse_scores(self, coarse_codes: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Exact ⟨query, decoded centroid⟩ of centroid codes [..., code bytes] -> [...] (the stored-stage
