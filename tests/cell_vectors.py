@@ -30,3 +30,12 @@ def two_page_docs(n: int, start: int = 0):
 
     return [PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf", collection=f"c{i % 3}")
             for i in range(start, start + n)]
+
+
+def stored_stage_params(**overrides):
+    """IndexParams of a small pq_residual index whose candidate stage scans its 16 stored centroids per page."""
+    from components.config import IndexParams
+
+    base = {"storage": "pq_residual", "residual_pq_m": 8, "residual_centroids": 16, "residual_coarse_bits": 4,
+            "residual_candidates": "stored", "candidates": 24, "pq_train_cells": 4096}
+    return IndexParams(**{**base, **overrides})

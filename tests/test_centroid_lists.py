@@ -8,7 +8,6 @@ import faiss
 import numpy as np
 import pytest
 
-from components.config import IndexParams
 from components.index.centroid_lists import (
     MIN_LISTS,
     CentroidLists,
@@ -16,15 +15,18 @@ from components.index.centroid_lists import (
     train_list_centroids,
 )
 from components.index.region_index import IndexFormatError, RegionIndex
-from tests.cell_vectors import clustered_pages, queries_near_cells, two_page_docs, unit
+from tests.cell_vectors import (
+    clustered_pages,
+    queries_near_cells,
+    stored_stage_params,
+    two_page_docs,
+    unit,
+)
 
-G, D, K = 8, 64, 16
+G, D, K = 8, 64, 16  # K: stored centroids per page (stored_stage_params)
 
 
-def _params(**kw) -> IndexParams:
-    base = {"storage": "pq_residual", "residual_pq_m": 8, "residual_centroids": K, "residual_coarse_bits": 4,
-            "residual_candidates": "stored", "candidates": 24, "pq_train_cells": 4096}
-    return IndexParams(**{**base, **kw})
+_params = stored_stage_params
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,7 @@ def test_lists_follow_add_delete_and_load_without_retraining(pages, queries, tmp
     np.testing.assert_array_equal(index.list_centroids, trained)
     assert index.stage_lists.shape == (400, K) and index._lists.ntotal == 400 * K
     added = index.coarse[300:].reshape(-1, index.coarse.shape[-1])
-    np.testing.assert_array_equal(index.stage_lists[300:].reshape(-1), index._assign_lists(added))
+    np.testing.assert_array_equal(index.stage_lists[300:].reshape(-1), index._assign_lists(added, None))
     assert index.delete_doc("doc160.pdf") == 2 and exact.delete_doc("doc160.pdf") == 2
     assert index._lists.ntotal == 398 * K
     index.save(tmp_path / "idx")

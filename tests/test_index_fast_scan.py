@@ -6,18 +6,20 @@ import faiss
 import numpy as np
 import pytest
 
-from components.config import IndexParams
 from components.index.region_index import RegionIndex
-from tests.cell_vectors import clustered_pages, queries_near_cells, two_page_docs
+from tests.cell_vectors import (
+    clustered_pages,
+    queries_near_cells,
+    stored_stage_params,
+    two_page_docs,
+)
 
 G, D = 8, 64
 
 
-def _params(**kw) -> IndexParams:
-    base = {"storage": "pq_residual", "residual_pq_m": 8, "residual_centroids": 16, "residual_coarse_bits": 4,
-            "residual_candidates": "stored", "candidates": 24, "pq_train_cells": 4096,
-            "residual_stage_lists": 0}  # every code scanned (ADR 15, 16); inverted lists: test_centroid_lists.py
-    return IndexParams(**{**base, **kw})
+def _params(**kw):
+    # every code scanned (ADR 15, 16); the inverted lists are tested in test_centroid_lists.py
+    return stored_stage_params(**{"residual_stage_lists": 0, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -158,6 +158,14 @@ class PageHit:
     heatmap: np.ndarray  # [G, G] exact cell scores of the query on this page
 
 
+def _distinct_pages(ids: np.ndarray, per_page: int) -> np.ndarray:
+    """Row positions of the pages that stage vector ids (best first, -1 = none) belong to, each
+    page once, in the order of its best vector."""
+    pages = ids[ids >= 0] // per_page
+    _, first = np.unique(pages, return_index=True)
+    return pages[np.sort(first)]
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
@@ -432,7 +440,7 @@ class RegionIndex:
             codes = np.ascontiguousarray(coarse.reshape(-1, coarse.shape[-1]))
             self.candidates_index.add_sa_codes(codes)
             if self.list_centroids is not None:
-                new_lists = self._assign_lists(codes).reshape(len(coarse), -1)
+                new_lists = self._assign_lists(codes, self._lists).reshape(len(coarse), -1)
                 self.stage_lists = np.concatenate([self.stage_lists, new_lists])
                 if self._lists is not None:
                     self._lists.fill(codes, new_lists.reshape(-1), first_id=start * coarse.shape[1])
@@ -554,9 +562,7 @@ class RegionIndex:
         n = self._per_page()
         fetch = min(self.candidates_index.ntotal, candidates * (n if self.params.candidate_vectors == "centroids" else 8))
         _, ids = self.candidates_index.search(query, fetch, params=params)
-        pages = ids[0][ids[0] >= 0] // n
-        _, first = np.unique(pages, return_index=True)
-        return pages[np.sort(first)][:candidates]
+        return _distinct_pages(ids[0], n)[:candidates]
 
     def _stored_candidates(self, query: np.ndarray, candidates: int, params, n_allowed: int) -> np.ndarray:
         """First C distinct pages by their best stored centroid. Fetching C*K centroids would
@@ -570,10 +576,9 @@ class RegionIndex:
         if use_fast and self._lists is not None and self._use_lists:
             # Inverted lists (ADR 17): the probed lists normally hold C pages; if not, the exact scan below.
             fetch = min(self._lists.ntotal, FAST_SCAN_FIRST_FETCH * candidates)
-            pages = self._fast_top(self._lists, query, fetch) // k
-            _, first = np.unique(pages, return_index=True)
-            if len(first) >= want:
-                return pages[np.sort(first)][:candidates]
+            pages = _distinct_pages(self._fast_top(self._lists, query, fetch), k)
+            if len(pages) >= want:
+                return pages[:candidates]
             fast = None
         # Fast scan's cost barely grows with k (a 960k-code scan: 7.0 ms at k = 1024, 8.6 ms at 4096),
         # so it starts at 8*C: on the bench's 10k pages 4*C needed a second scan for 6 % of questions
@@ -582,10 +587,9 @@ class RegionIndex:
         while True:
             ids = self._fast_top(fast, query, fetch) if fast is not None else \
                 self.candidates_index.search(query, fetch, params=params)[1][0]
-            pages = ids[ids >= 0] // k
-            _, first = np.unique(pages, return_index=True)
-            if len(first) >= want or fetch >= min(self.candidates_index.ntotal, n_allowed * k):
-                return pages[np.sort(first)][:candidates]
+            pages = _distinct_pages(ids, k)
+            if len(pages) >= want or fetch >= min(self.candidates_index.ntotal, n_allowed * k):
+                return pages[:candidates]
             fetch = min(self.candidates_index.ntotal, fetch * 2)
 
     def set_fast_scan(self, enabled: bool) -> bool:
@@ -608,9 +612,13 @@ class RegionIndex:
             self._fast_stage = self._new_fast_stage()
         return bool(enabled) and self._lists is not None
 
-    def _assign_lists(self, codes: np.ndarray, chunk: int = 65536) -> np.ndarray:
-        """uint16 list number of each centroid code [M, code bytes] (decoded in chunks: 490 MB at 10k pages)."""
-        stage = CentroidLists(self.list_centroids, self.residual.level_codebook(), self.params.residual_stage_probe)
+    def _assign_lists(self, codes: np.ndarray, stage: CentroidLists | None, chunk: int = 65536) -> np.ndarray:
+        """uint16 list number of each centroid code [M, code bytes] by ``stage``'s list centroids (None:
+        lists not built here, e.g. fast scan off: a stage only for its quantiser); decoded in chunks
+        (490 MB at 10k pages)."""
+        if stage is None:
+            stage = CentroidLists(self.list_centroids, self.residual.level_codebook(),
+                                  self.params.residual_stage_probe)
         parts = [stage.assign(self.residual.coarse_sq.sa_decode(np.ascontiguousarray(codes[i : i + chunk])))
                  for i in range(0, len(codes), chunk)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
@@ -631,9 +639,9 @@ class RegionIndex:
             sample = self.residual.coarse_sq.sa_decode(flat[training_rows(len(flat), lists, seed)])
             self.list_centroids = train_list_centroids(sample, lists, seed)
             self.stage_lists = None
-        if self.stage_lists is None or self.stage_lists.shape != self.coarse.shape[:2]:
-            self.stage_lists = self._assign_lists(flat).reshape(self.coarse.shape[:2])
         stage = CentroidLists(self.list_centroids, codebook, self.params.residual_stage_probe)
+        if self.stage_lists is None or self.stage_lists.shape != self.coarse.shape[:2]:
+            self.stage_lists = self._assign_lists(flat, stage).reshape(self.coarse.shape[:2])
         stage.fill(flat, self.stage_lists.reshape(-1))
         return stage
 
