@@ -48,6 +48,10 @@ WORKERS_AB_PAGES = 256
 # Questions per size for the accuracy ratios: every question of the size's pages up to this many
 # (spread over the pages). 500 left the ratios ±0.05 noisy between runs (ADR 11, ADR 12).
 DEFAULT_MAX_QUERIES = 5000
+# pq_residual's cells coded against the nearest page centroid vs the best of this many nearest,
+# side by side (ADR 18); the reconstruction error is compared on the cells of the first pages.
+CHOICE_AB_ALTERNATIVE = 8
+CHOICE_AB_ERROR_PAGES = 500
 
 
 def _retriever(params: Params, model_dir: Path | None):
@@ -209,6 +213,62 @@ def _heatmap_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dic
             "max_abs_diff": diff}
 
 
+def _answer_questions(index: RegionIndex, questions: list, queries: np.ndarray,
+                      params: Params) -> tuple[list[float], list[bool], list[bool]]:
+    """Each question through search and region extraction: (milliseconds, page R@1 hit, region hit@1), per question."""
+    search_ms, r1, hit1 = [], [], []  # r1 / hit1: per question, paired with the exact reference
+    for q, vec in zip(questions, queries):
+        t0 = time.perf_counter()
+        hits = index.search(vec, 1)
+        regions = (extract_regions(hits[0].heatmap, params.regions, hits[0].page_id,
+                                   blocks=index.meta(hits[0].page_id).blocks) if hits else [])
+        search_ms.append((time.perf_counter() - t0) * 1e3)
+        top = hits[0].page_id if hits else None
+        r1.append(top == q.page_id)
+        hit1.append(bool(top == q.page_id and regions and iou(regions[0].box, q.box) >= params.evaluate.iou_hit))
+    return search_ms, r1, hit1
+
+
+def _reconstruction_error(index: RegionIndex, cells: np.ndarray) -> float:
+    """Mean ‖decoded cell − cell‖ over the first CHOICE_AB_ERROR_PAGES pages."""
+    rows = list(range(min(len(cells), CHOICE_AB_ERROR_PAGES)))
+    return round(float(np.linalg.norm(index.decoded_cells(rows) - cells[rows], axis=-1).mean()), 5)
+
+
+def _centroid_choice_ab(index: RegionIndex, metas: list, cells: np.ndarray, index_params, fingerprint: str,
+                        grid: int, params: Params, questions: list, queries: np.ndarray, hits: tuple,
+                        exact_hits: tuple, build_s: float) -> dict:
+    """pq_residual's cells coded against their nearest centroid against the best of their nearest
+    CHOICE_AB_ALTERNATIVE (ADR 18): the configured index and a second one built with the other
+    ``residual_centroid_choices`` on the same pages, answering the same questions. R@1 and hit@1
+    ratios to exact with paired intervals, reconstruction error and build seconds of each."""
+    configured = index_params.residual_centroid_choices
+    other = 1 if configured > 1 else CHOICE_AB_ALTERNATIVE
+    t0 = time.perf_counter()
+    second = RegionIndex.build(metas, cells, index_params.model_copy(update={"residual_centroid_choices": other}),
+                               fingerprint, grid, seed=params.seed)
+    second_build_s = time.perf_counter() - t0
+    _, r1, hit1 = _answer_questions(second, questions, queries, params)
+    runs = {configured: (index, *hits, build_s), other: (second, r1, hit1, second_build_s)}
+    exact_r1, exact_hit1 = (np.asarray(h, dtype=bool) for h in exact_hits)
+    out = {"configured": configured, "choices": max(runs),
+           "error_pages": min(len(cells), CHOICE_AB_ERROR_PAGES)}
+    for name, choices in (("nearest", 1), ("best_of", max(runs))):
+        idx, r1_, hit1_, seconds = runs[choices]
+        out[name] = {
+            "r1_ratio": float(np.mean(r1_) / exact_r1.mean()) if exact_r1.any() else None,
+            "hit1_ratio": float(np.mean(hit1_) / exact_hit1.mean()) if exact_hit1.any() else None,
+            "r1_paired": paired_ratio(r1_, exact_r1, seed=params.seed),
+            "reconstruction_error": _reconstruction_error(idx, cells),
+            "build_s": round(seconds, 2),
+        }
+    # Questions only one of the two codings answers right (page R@1), from the same questions.
+    nearest_r1, best_r1 = (np.asarray(runs[c][1], dtype=bool) for c in (1, max(runs)))
+    out["r1_only"] = {"best_of": int(np.sum(best_r1 & ~nearest_r1)), "nearest": int(np.sum(nearest_r1 & ~best_r1))}
+    del second
+    return out
+
+
 def _query_encode_ab(model, texts: list[str]) -> dict:
     """Encoding one question with MiniLM's eager forward vs its TorchScript-frozen graph (ADR 15),
     alternating per question, and the largest difference between the two query vectors."""
@@ -281,16 +341,7 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
         t0 = time.perf_counter()
         index = RegionIndex.build(metas, cells, index_params, model.fingerprint, model.grid, seed=params.seed)
         build_s = time.perf_counter() - t0
-        search_ms, r1, hit1 = [], [], []  # r1 / hit1: per question, paired with the exact reference
-        for q, vec in zip(questions, queries):
-            t0 = time.perf_counter()
-            hits = index.search(vec, 1)
-            regions = (extract_regions(hits[0].heatmap, params.regions, hits[0].page_id,
-                                       blocks=index.meta(hits[0].page_id).blocks) if hits else [])
-            search_ms.append((time.perf_counter() - t0) * 1e3)
-            top = hits[0].page_id if hits else None
-            r1.append(top == q.page_id)
-            hit1.append(bool(top == q.page_id and regions and iou(regions[0].box, q.box) >= params.evaluate.iou_hit))
+        search_ms, r1, hit1 = _answer_questions(index, questions, queries, params)
         # Candidate recall: is the exhaustive float32 best page among the faiss stage's C pages?
         # The C sweep only once (float16), the configured C for every mode (its stage may differ).
         sweep_cs = {*CANDIDATE_SWEEP, params.index.candidates} if mode == "float16" else {params.index.candidates}
@@ -308,6 +359,9 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
         lists_ab = (_lists_ab(index, queries, exact_best, params.index.candidates)
                     if mode == "pq_residual" else None)
         heatmap_ab = _heatmap_ab(index, queries, params.index.candidates)
+        choice_ab = (_centroid_choice_ab(index, metas, cells, index_params, model.fingerprint, model.grid, params,
+                                         questions, queries, (r1, hit1), (exact_r1_hits, exact_hit1_hits), build_s)
+                     if mode == "pq_residual" else None)
         modes[mode] = {
             "bytes_per_page": stats["bytes_per_page"]["vectors_total"],
             "cells_bytes_per_page": stats["bytes_per_page"]["cells"],
@@ -328,6 +382,7 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
             **({"shards_ab": shards_ab} if shards_ab else {}),
             **({"lists_ab": lists_ab} if lists_ab else {}),
             **({"heatmap_ab": heatmap_ab} if heatmap_ab else {}),
+            **({"centroid_choice_ab": choice_ab} if choice_ab else {}),  # ADR 18
             # Paired bootstrap interval of each ratio and the questions where mode and exact disagree.
             "r1_paired": paired_ratio(r1, exact_r1_hits, seed=params.seed),
             "hit1_paired": paired_ratio(hit1, exact_hit1_hits, seed=params.seed),
@@ -574,6 +629,17 @@ def render_markdown(report: dict) -> str:
                            f"{la['p50_ms']['all_codes']} ms (candidate recall {rec['all_codes']}), {la['lists']} "
                            f"inverted lists probing {la['nprobe']} p50 {la['p50_ms']['lists']} ms (×{la['speedup']}, "
                            f"candidate recall {rec['lists']}); same candidate pages on {la['same_candidates']:.1%}")]
+        ca = idx["modes"].get("pq_residual", {}).get("centroid_choice_ab")
+        if ca:
+            near, best = ca["nearest"], ca["best_of"]
+            lines += ["", (f"pq_residual cells coded against the nearest centroid vs the best of the "
+                           f"{ca['choices']} nearest, same pages and questions: R@1 ratio "
+                           f"{_with_ci(near['r1_ratio'], near['r1_paired'])} vs "
+                           f"{_with_ci(best['r1_ratio'], best['r1_paired'])} (questions only one gets right: "
+                           f"nearest {ca['r1_only']['nearest']}, best of {ca['choices']} {ca['r1_only']['best_of']}); "
+                           f"hit@1 ratio {fmt(near['hit1_ratio'])} vs {fmt(best['hit1_ratio'])}; reconstruction "
+                           f"error ({ca['error_pages']} pages) {near['reconstruction_error']} vs "
+                           f"{best['reconstruction_error']}; build {near['build_s']} s vs {best['build_s']} s")]
         heat = {mode: m["heatmap_ab"] for mode, m in idx["modes"].items() if m.get("heatmap_ab")}
         if heat:
             lines += ["", "Candidate scores before and after ADR 16, same pages, alternating per question:", "",

@@ -122,6 +122,9 @@ class IndexParams(_Section):
     # and the candidate stage: a flat scan of the stored page centroids (no extra bytes; faiss=flat)
     # or the separate candidate_vectors stage.
     residual_pq_bits: int = Field(8, ge=1, le=16)
+    # storage=pq_residual (ADR 18): a cell is coded against whichever of its this many nearest page
+    # centroids reconstructs it best (1 = the nearest); build time only, the same bytes
+    residual_centroid_choices: int = Field(1, ge=1, le=256)
     residual_candidates: Literal["separate", "stored"] = "separate"
     # residual_candidates=stored with 4-bit centroids: scan them with faiss's SIMD fast scan (approximate
     # scores, re-ranked exactly; the same codes, no extra bytes) unless a filter needs the exact scan (ADR 15)

@@ -63,3 +63,13 @@ def test_bench_writes_every_figure(tiny_params, tmp_path):
     shards = idx["modes"]["pq_residual"]["shards_ab"]  # one shard vs parallel shards: identical scores
     assert shards["shards"] == tiny_params.index.residual_fast_scan_threads and shards["same_scores"] == 1.0
     assert "parallel threads" in (tmp_path / "bench.md").read_text()
+    # ADR 18: pq_residual coded against its nearest centroid vs the best of its 8 nearest, same pages
+    # and questions; the configured coding is the index above, and the best-of coding never
+    # reconstructs the cells worse (both indexes train the same codebooks).
+    choice = idx["modes"]["pq_residual"]["centroid_choice_ab"]
+    assert choice["configured"] == tiny_params.index.residual_centroid_choices == 1 and choice["choices"] == 8
+    best, near = choice["best_of"], choice["nearest"]
+    assert near["r1_ratio"] == pytest.approx(idx["modes"]["pq_residual"]["r1_ratio"])
+    assert best["reconstruction_error"] <= near["reconstruction_error"]
+    assert best["r1_paired"]["questions"] == idx["queries"] and best["build_s"] > 0
+    assert "best of the 8 nearest" in (tmp_path / "bench.md").read_text()

@@ -67,7 +67,7 @@ def test_pq_heatmap_equals_decoded_dot_product():
     metas, cells = _corpus()
     index = RegionIndex.build(metas, cells, IndexParams(storage="pq", pq_m=8), "fp")
     q = cells[3, 0]
-    decoded = index._decompress([3])[0]
+    decoded = index.decoded_cells([3])[0]
     np.testing.assert_allclose(index.heatmap(metas[3].page_id, q).ravel(), decoded @ q, atol=1e-4)
 
 

@@ -32,14 +32,14 @@ def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch)
     cells, metas = _pages(n), _metas(n)
     residual = RegionIndex.build(metas, cells, _params(), "fp")
     plain = RegionIndex.build(metas, cells, IndexParams(storage="pq", pq_m=M), "fp")
-    decoded = residual._decompress()
+    decoded = residual.decoded_cells()
     assert decoded.shape == cells.shape and residual.cells.shape == (n, G * G, 1 + M)
     assert residual.coarse.shape == (n, K, D) and residual.coarse.dtype == np.uint8
     q = cells[9, 4]
     np.testing.assert_allclose(residual.heatmap(metas[9].page_id, q).ravel(), decoded[9] @ q, atol=1e-4)
     # Same PQ bytes per cell, but coded against the page's own centroids: a smaller error.
     err_residual = np.linalg.norm(decoded - cells, axis=-1).mean()
-    err_plain = np.linalg.norm(plain._decompress() - cells, axis=-1).mean()
+    err_plain = np.linalg.norm(plain.decoded_cells() - cells, axis=-1).mean()
     assert err_residual < err_plain
     # Large adds are encoded in chunks of pages; the codes do not depend on the chunking.
     monkeypatch.setattr(residual_codec, "_ENCODE_CHUNK", 7)
@@ -53,7 +53,7 @@ def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch)
     # 4-bit centroids: half a byte per component.
     four = RegionIndex.build(metas, cells, _params().model_copy(update={"residual_coarse_bits": 4}), "fp")
     assert four.coarse.shape == (n, K, D // 2) and four.stats()["bytes_per_page"]["coarse"] == K * D / 2
-    np.testing.assert_allclose(four.heatmap(metas[9].page_id, q).ravel(), four._decompress([9])[0] @ q, atol=1e-4)
+    np.testing.assert_allclose(four.heatmap(metas[9].page_id, q).ravel(), four.decoded_cells([9])[0] @ q, atol=1e-4)
 
 
 def test_add_delete_save_load_keep_codes_and_centroids_aligned(tmp_path):
@@ -116,3 +116,44 @@ def test_centroid_scores_from_the_integer_codes_equal_faiss_decoding(bits):
     got = codec.coarse_scores(coarse, q)
     assert got.shape == (30, K)
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_best_of_nearest_centroids_never_codes_a_cell_worse_than_the_nearest():
+    # ADR 18: the nearest centroid is the first choice, and another replaces it only when its
+    # centroid + PQ residual reconstructs the cell strictly better, so no cell gets worse.
+    cells = clustered_pages(40, 8, D, seed=8, spread=0.5)  # 64 cells per page, 4 centroids: cells share them
+    # Coarse residual codes (4 sub-quantisers of 3 bits) so that the centroid choice matters.
+    nearest = residual_codec.ResidualPQCodec(D, 4, 4, coarse_bits=4, pq_bits=3)
+    nearest.train(cells, max_train_cells=10_000)
+    best_of = residual_codec.ResidualPQCodec(D, 4, 4, coarse_bits=4, pq_bits=3, choices=3)
+    best_of.coarse_sq, best_of.pq = nearest.coarse_sq, nearest.pq  # the same trained codebooks
+    coarse_n, codes_n = nearest.encode(cells)
+    coarse_b, codes_b = best_of.encode(cells)
+    np.testing.assert_array_equal(coarse_n, coarse_b)  # only the cells' choice differs: same bytes
+    assert codes_b.shape == codes_n.shape and codes_b.dtype == codes_n.dtype
+    err_n = np.linalg.norm(nearest.decode(coarse_n, codes_n) - cells, axis=-1)
+    err_b = np.linalg.norm(best_of.decode(coarse_b, codes_b) - cells, axis=-1)
+    assert np.all(err_b <= err_n + 1e-6)
+    moved = codes_b[..., 0] != codes_n[..., 0]
+    assert moved.any() and err_b.mean() < err_n.mean()
+    assert np.all(err_b[moved] < err_n[moved])
+    # Every chosen centroid is among the cell's 3 nearest decoded centroids.
+    decoded = nearest._decode_coarse(coarse_n)
+    rank = (np.matmul(cells, decoded.transpose(0, 2, 1))
+            > np.take_along_axis(np.matmul(cells, decoded.transpose(0, 2, 1)),
+                                 codes_b[..., :1].astype(np.intp), -1)).sum(-1)
+    assert rank.max() < 3 and rank.max() > 0
+    with pytest.raises(ValueError, match="residual_centroid_choices"):
+        residual_codec.ResidualPQCodec(D, 6, M, choices=0)
+
+
+def test_centroid_choices_are_kept_by_a_loaded_index_for_later_adds(tmp_path):
+    n = 30
+    cells, metas = _pages(n), _metas(n)
+    index = RegionIndex.build(metas[:20], cells[:20], _params(residual_centroid_choices=3), "fp")
+    index.save(tmp_path / "idx")
+    loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")  # choices from its manifest
+    assert loaded.residual.choices == 3
+    loaded.add(metas[20:], cells[20:])
+    index.add(metas[20:], cells[20:])
+    np.testing.assert_array_equal(loaded.cells, index.cells)

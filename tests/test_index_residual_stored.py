@@ -47,7 +47,7 @@ def test_packed_residual_codes_score_as_their_decoded_cells(bits):
     table = faiss.vector_to_array(pq.centroids).reshape(M, pq.ksub, -1)
     np.testing.assert_allclose(table[np.arange(M), idx].reshape(len(codes), -1), pq.decode(codes), atol=1e-6)
     q = cells[9, 4]
-    np.testing.assert_allclose(index.heatmap(metas[9].page_id, q).ravel(), index._decompress([9])[0] @ q, atol=1e-4)
+    np.testing.assert_allclose(index.heatmap(metas[9].page_id, q).ravel(), index.decoded_cells([9])[0] @ q, atol=1e-4)
 
 
 def test_stored_stage_ranks_pages_by_their_stored_centroids_and_costs_no_bytes():

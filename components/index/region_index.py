@@ -11,7 +11,8 @@ Storage modes for the cell vectors:
            tables, i.e. exactly ⟨q, decode(code)⟩ without materialising decoded vectors;
   binary   sign bits packed with numpy (dim/8 bytes per cell); a cell decodes to sign/√dim.
   pq_residual  per page K k-means centroids (scalar-quantised) + per cell its centroid id and the
-           PQ code of its residual (1 + residual_pq_m * residual_pq_bits / 8 bytes; ADR 11, ADR 12).
+           PQ code of its residual (1 + residual_pq_m * residual_pq_bits / 8 bytes; ADR 11, ADR 12);
+           the centroid is the nearest, or the best of residual_centroid_choices nearest (ADR 18).
 
 On disk (all safe formats, no pickle)::
 
@@ -202,7 +203,8 @@ class RegionIndex:
         self.pq: faiss.IndexPQ | None = None
         # pq_residual: the codec and each page's centroid codes [N, K, code bytes]
         self.residual = (ResidualPQCodec(dim, min(params.residual_centroids, grid * grid), params.residual_pq_m,
-                                         params.residual_coarse_bits, params.residual_pq_bits)
+                                         params.residual_coarse_bits, params.residual_pq_bits,
+                                         params.residual_centroid_choices)
                          if params.storage == "pq_residual" else None)
         self.cells = self._empty_cells()
         self.pooled = np.zeros((0, self._pooled_width()), dtype=np.float32)
@@ -272,8 +274,8 @@ class RegionIndex:
             return codes.reshape(n, c, -1)
         return np.packbits(cells > 0, axis=-1)
 
-    def _decompress(self, rows=slice(None)) -> np.ndarray:
-        """float32 cells of the given rows back from storage (rebuilds and tests; search uses _scores)."""
+    def decoded_cells(self, rows=slice(None)) -> np.ndarray:
+        """float32 cells of the given rows back from storage (rebuilds, the bench and tests; search uses _scores)."""
         stored = self.cells[rows]
         n, c = stored.shape[:2]
         if self.params.storage == "pq_residual":
@@ -366,9 +368,9 @@ class RegionIndex:
         sel = slice(None) if positions is None else positions
         if self.params.candidate_vectors == "centroids":
             # Not stored separately (budget): from the exact cells on add, from the stored cells on rebuilds.
-            cells = exact if exact is not None else self._decompress(sel)
+            cells = exact if exact is not None else self.decoded_cells(sel)
             return np.ascontiguousarray(page_centroids(cells, self._per_page()).reshape(-1, self.dim))
-        return np.ascontiguousarray(self._decompress(sel).reshape(-1, self.dim))
+        return np.ascontiguousarray(self.decoded_cells(sel).reshape(-1, self.dim))
 
     def _stored_stage(self) -> faiss.Index:
         """Flat faiss scan over the stored page-centroid codes: the codec's own (trained) scalar
@@ -493,7 +495,7 @@ class RegionIndex:
 
     def cell_vectors(self, page_id: str) -> np.ndarray:
         """float32 [G*G, dim]: one page's stored cell vectors (decompressed), for the reader's visual tokens."""
-        return self._decompress([self._pos[page_id]])[0]
+        return self.decoded_cells([self._pos[page_id]])[0]
 
     def _allowed(self, filters: dict | None) -> np.ndarray | None:
         """Row positions that pass the filters (None = no filter). Lists mean "any of"; tags need all."""
@@ -911,7 +913,8 @@ class RegionIndex:
             index.residual = ResidualPQCodec.from_serialized(
                 index.dim, index.coarse.shape[1], params.residual_pq_m, params.residual_coarse_bits,
                 params.residual_pq_bits,
-                (folder / "coarse_sq.faiss").read_bytes(), (folder / "residual_pq.faiss").read_bytes())
+                (folder / "coarse_sq.faiss").read_bytes(), (folder / "residual_pq.faiss").read_bytes(),
+                params.residual_centroid_choices)
             if len(index.coarse) != len(index.cells):
                 raise IndexFormatError(f"{folder}: page centroids and cells disagree; rebuild the index")
             if (folder / "stage_centroids.npy").is_file():  # absent before ADR 17: such an index scans every code

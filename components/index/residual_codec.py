@@ -50,7 +50,7 @@ def unpack_codes(codes: np.ndarray, m: int, nbits: int) -> np.ndarray:
 
 
 class ResidualPQCodec:
-    def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8, pq_bits: int = 8):
+    def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8, pq_bits: int = 8, choices: int = 1):
         if dim % pq_m:
             raise ValueError(f"index.residual_pq_m={pq_m} must divide the vector size {dim}")
         if not 1 <= pq_bits <= 16:
@@ -61,6 +61,9 @@ class ResidualPQCodec:
             raise ValueError(f"index.residual_coarse_bits must be one of {sorted(_SQ_TYPES)}, got {coarse_bits}")
         self.dim, self.k, self.pq_m, self.coarse_bits = int(dim), int(k), int(pq_m), int(coarse_bits)
         self.pq_bits = int(pq_bits)
+        if choices < 1:
+            raise ValueError(f"index.residual_centroid_choices must be >= 1, got {choices}")
+        self.choices = int(choices)  # encoding only: codes decode the same whichever centroid was chosen
         self.coarse_sq: faiss.IndexScalarQuantizer | None = None
         self.pq: faiss.IndexPQ | None = None
         # (the quantiser it was derived from, its (vmin, step) or None): see _coarse_affine
@@ -119,18 +122,45 @@ class ResidualPQCodec:
         return assign, cells - base
 
     def encode(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float32 cells [N, C, dim] -> (centroid codes [N, K, dim*bits/8], cell codes [N, C, 1 + pq_code_size])."""
+        """float32 cells [N, C, dim] -> (centroid codes [N, K, dim*bits/8], cell codes [N, C, 1 + pq_code_size]).
+
+        With ``choices`` > 1 (ADR 18) a cell is coded against whichever of its ``choices`` nearest page
+        centroids reconstructs it best (centroid + PQ code of the residual), not simply the nearest:
+        the same bytes, ``choices`` PQ encodings per cell at build, a smaller reconstruction error.
+        """
         if not self.trained:
             raise RuntimeError("the residual codec is not trained (ResidualPQCodec.train)")
         if len(cells) > _ENCODE_CHUNK:  # bounds the float32 temporaries (4 × cells) at 10k pages
             parts = [self.encode(cells[i : i + _ENCODE_CHUNK]) for i in range(0, len(cells), _ENCODE_CHUNK)]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        n, c, d = cells.shape
+        n, c, _ = cells.shape
         coarse = self._encode_coarse(cells)
-        assign, residuals = self._residuals(cells, coarse)
-        pq_codes = self.pq.pq.compute_codes(np.ascontiguousarray(residuals.reshape(-1, d), dtype=np.float32))
-        cell_codes = np.concatenate([assign.astype(np.uint8)[..., None], pq_codes.reshape(n, c, -1)], axis=-1)
-        return coarse, cell_codes
+        decoded = self._decode_coarse(coarse)
+        similarity = np.matmul(cells, decoded.transpose(0, 2, 1)).reshape(n * c, -1)  # [cells, K]
+        flat = cells.reshape(n * c, -1)
+        choices = min(self.choices, similarity.shape[1])
+        if choices == 1:
+            ranked = similarity.argmax(-1)[:, None]
+        else:  # the `choices` nearest centroids, nearest first (ties then keep the nearest)
+            top = np.argpartition(-similarity, choices - 1, axis=1)[:, :choices]
+            ranked = np.take_along_axis(top, np.argsort(-np.take_along_axis(similarity, top, 1), axis=1), 1)
+        page = np.repeat(np.arange(n), c)
+        assign = ranked[:, 0].copy()
+        pq_codes, best_error = None, None
+        for j in range(choices):
+            residual = np.ascontiguousarray(flat - decoded[page, ranked[:, j]], dtype=np.float32)
+            codes = self.pq.pq.compute_codes(residual)
+            if choices == 1:
+                pq_codes = codes
+                break
+            error = np.square(residual - self.pq.pq.decode(codes)).sum(-1)
+            if j == 0:
+                pq_codes, best_error = codes, error
+                continue
+            better = error < best_error
+            assign[better], pq_codes[better], best_error[better] = ranked[better, j], codes[better], error[better]
+        cell_codes = np.concatenate([assign.astype(np.uint8)[:, None], pq_codes], axis=-1)
+        return coarse, cell_codes.reshape(n, c, -1)
 
     def decode(self, coarse: np.ndarray, cell_codes: np.ndarray) -> np.ndarray:
         """float32 cells [N, C, dim] back from their codes."""
@@ -242,8 +272,8 @@ class ResidualPQCodec:
 
     @classmethod
     def from_serialized(cls, dim: int, k: int, pq_m: int, coarse_bits: int, pq_bits: int, coarse_sq: bytes,
-                        pq: bytes) -> ResidualPQCodec:
-        codec = cls(dim, k, pq_m, coarse_bits, pq_bits)
+                        pq: bytes, choices: int = 1) -> ResidualPQCodec:
+        codec = cls(dim, k, pq_m, coarse_bits, pq_bits, choices)
         codec.coarse_sq = faiss.deserialize_index(np.frombuffer(coarse_sq, dtype=np.uint8))
         codec.pq = faiss.deserialize_index(np.frombuffer(pq, dtype=np.uint8))
         if codec.pq.d != dim or codec.pq.pq.M != pq_m or codec.coarse_sq.d != dim:
