@@ -1,7 +1,9 @@
 """``make bench``: generator, encoder and index figures measured side by side in one run.
 
 One synthetic corpus of the largest size is generated and encoded once; each smaller size is
-its leading pages (whole document families, so near-duplicate distractors stay together).
+its leading pages (whole document families, so near-duplicate distractors stay together). Their
+questions are not those of a corpus generated at the smaller size: splits, and with them the
+questions' phrasing templates, are assigned over the whole corpus (ADR 18).
 Every figure is measured here, on this run's corpus; ratios compare storage modes against
 exact float32 exhaustive search on the same queries of the same size, so machine noise cancels
 out. The index is measured on the dense channel alone (lexical fusion off) because that is the
