@@ -237,18 +237,17 @@ def _reconstruction_error(index: RegionIndex, cells: np.ndarray) -> float:
     return round(float(np.linalg.norm(index.decoded_cells(rows) - cells[rows], axis=-1).mean()), 5)
 
 
-def _centroid_choice_ab(index: RegionIndex, metas: list, cells: np.ndarray, index_params, fingerprint: str,
-                        grid: int, params: Params, questions: list, queries: np.ndarray, hits: tuple,
-                        exact_hits: tuple, build_s: float) -> dict:
+def _centroid_choice_ab(index: RegionIndex, metas: list, cells: np.ndarray, params: Params, questions: list,
+                        queries: np.ndarray, hits: tuple, exact_hits: tuple, build_s: float) -> dict:
     """pq_residual's cells coded against their nearest centroid against the best of their nearest
     CHOICE_AB_ALTERNATIVE (ADR 18): the configured index and a second one built with the other
     ``residual_centroid_choices`` on the same pages, answering the same questions. R@1 and hit@1
     ratios to exact with paired intervals, reconstruction error and build seconds of each."""
-    configured = index_params.residual_centroid_choices
+    configured = index.params.residual_centroid_choices
     other = 1 if configured > 1 else CHOICE_AB_ALTERNATIVE
     t0 = time.perf_counter()
-    second = RegionIndex.build(metas, cells, index_params.model_copy(update={"residual_centroid_choices": other}),
-                               fingerprint, grid, seed=params.seed)
+    second = RegionIndex.build(metas, cells, index.params.model_copy(update={"residual_centroid_choices": other}),
+                               index.fingerprint, index.grid, seed=params.seed)
     second_build_s = time.perf_counter() - t0
     _, r1, hit1 = _answer_questions(second, questions, queries, params)
     runs = {configured: (index, *hits, build_s), other: (second, r1, hit1, second_build_s)}
@@ -361,8 +360,8 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
         lists_ab = (_lists_ab(index, queries, exact_best, params.index.candidates)
                     if mode == "pq_residual" else None)
         heatmap_ab = _heatmap_ab(index, queries, params.index.candidates)
-        choice_ab = (_centroid_choice_ab(index, metas, cells, index_params, model.fingerprint, model.grid, params,
-                                         questions, queries, (r1, hit1), (exact_r1_hits, exact_hit1_hits), build_s)
+        choice_ab = (_centroid_choice_ab(index, metas, cells, params, questions, queries, (r1, hit1),
+                                         (exact_r1_hits, exact_hit1_hits), build_s)
                      if mode == "pq_residual" else None)
         modes[mode] = {
             "bytes_per_page": stats["bytes_per_page"]["vectors_total"],
@@ -613,25 +612,26 @@ def render_markdown(report: dict) -> str:
                          f"{_with_ci(m['r1_ratio'], m.get('r1_paired'))} | {_disagree(m.get('r1_paired'))} | "
                          f"{_with_ci(m['hit1_ratio'], m.get('hit1_paired'))} | {_disagree(m.get('hit1_paired'))} | "
                          f"{fmt(m.get('candidate_recall'))} ({m.get('candidate_stage', idx['candidate_vectors'])}) |")
-        ab = idx["modes"].get("pq_residual", {}).get("stage_scan_ab")
+        residual = idx["modes"].get("pq_residual", {})
+        ab = residual.get("stage_scan_ab")
         if ab:
             lines += ["", (f"pq_residual stage over {ab['codes']} stored centroid codes, C = {idx['candidates']}, "
                            f"{ab['queries']} questions alternating: exact SQ4 scan p50 {ab['p50_ms']['exact']} ms, "
                            f"fast scan + exact re-rank p50 {ab['p50_ms']['fast']} ms (×{ab['speedup']}); "
                            f"same candidate pages on {ab['same_candidates']:.1%} of questions")]
-        sh = idx["modes"].get("pq_residual", {}).get("shards_ab")
+        sh = residual.get("shards_ab")
         if sh:
             lines += ["", (f"pq_residual fast scan, k = {sh['k']}, {sh['queries']} questions alternating: one shard "
                            f"p50 {sh['p50_ms']['one_shard']} ms, {sh['shards']} shards on parallel threads "
                            f"{sh['p50_ms']['shards']} ms (×{sh['speedup']}); same scores on {sh['same_scores']:.1%}")]
-        la = idx["modes"].get("pq_residual", {}).get("lists_ab")
+        la = residual.get("lists_ab")
         if la:
             rec = la["candidate_recall"]
             lines += ["", (f"pq_residual stage, {la['queries']} questions alternating: every code p50 "
                            f"{la['p50_ms']['all_codes']} ms (candidate recall {rec['all_codes']}), {la['lists']} "
                            f"inverted lists probing {la['nprobe']} p50 {la['p50_ms']['lists']} ms (×{la['speedup']}, "
                            f"candidate recall {rec['lists']}); same candidate pages on {la['same_candidates']:.1%}")]
-        ca = idx["modes"].get("pq_residual", {}).get("centroid_choice_ab")
+        ca = residual.get("centroid_choice_ab")
         if ca:
             near, best = ca["nearest"], ca["best_of"]
             lines += ["", (f"pq_residual cells coded against the nearest centroid vs the best of the "

@@ -99,8 +99,8 @@ class ResidualPQCodec:
         sq = faiss.IndexScalarQuantizer(self.dim, _SQ_TYPES[self.coarse_bits], faiss.METRIC_INNER_PRODUCT)
         sq.train(np.ascontiguousarray(centroids))
         self.coarse_sq = sq
-        residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))[1]
-        self.pq = train_pq(residuals.reshape(-1, self.dim), self.pq_m, max_train_cells, rng, seed, self.pq_bits)
+        residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))
+        self.pq = train_pq(residuals, self.pq_m, max_train_cells, rng, seed, self.pq_bits)
 
     # ------------------------------------------------------------------ coding
     def _encode_coarse(self, cells: np.ndarray, centroids: np.ndarray | None = None) -> np.ndarray:
@@ -114,12 +114,23 @@ class ResidualPQCodec:
         n, k, size = coarse.shape
         return self.coarse_sq.sa_decode(np.ascontiguousarray(coarse.reshape(-1, size))).reshape(n, k, self.dim)
 
-    def _residuals(self, cells: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(centroid id per cell [N, C], residual [N, C, dim]) against the decoded page centroids."""
+    @staticmethod
+    def _nearest_centroids(cells: np.ndarray, decoded: np.ndarray, choices: int) -> np.ndarray:
+        """[N*C, choices]: each cell's ``choices`` nearest decoded page centroids [N, K, dim], nearest first."""
+        n, c, _ = cells.shape
+        similarity = np.matmul(cells, decoded.transpose(0, 2, 1)).reshape(n * c, -1)  # [cells, K]
+        choices = min(choices, similarity.shape[1])
+        if choices == 1:
+            return similarity.argmax(-1)[:, None]
+        top = np.argpartition(-similarity, choices - 1, axis=1)[:, :choices]
+        return np.take_along_axis(top, np.argsort(-np.take_along_axis(similarity, top, 1), axis=1), 1)
+
+    def _residuals(self, cells: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+        """Residuals [N*C, dim] of the cells [N, C, dim] from their nearest decoded page centroid."""
         decoded = self._decode_coarse(coarse)
-        assign = np.matmul(cells, decoded.transpose(0, 2, 1)).argmax(-1)
-        base = np.take_along_axis(decoded, assign[..., None], 1)
-        return assign, cells - base
+        nearest = self._nearest_centroids(cells, decoded, 1)[:, 0]
+        page = np.repeat(np.arange(len(cells)), cells.shape[1])
+        return cells.reshape(len(nearest), -1) - decoded[page, nearest]
 
     def encode(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """float32 cells [N, C, dim] -> (centroid codes [N, K, dim*bits/8], cell codes [N, C, 1 + pq_code_size]).
@@ -136,14 +147,9 @@ class ResidualPQCodec:
         n, c, _ = cells.shape
         coarse = self._encode_coarse(cells)
         decoded = self._decode_coarse(coarse)
-        similarity = np.matmul(cells, decoded.transpose(0, 2, 1)).reshape(n * c, -1)  # [cells, K]
+        ranked = self._nearest_centroids(cells, decoded, self.choices)  # nearest first: it wins ties
+        choices = ranked.shape[1]
         flat = cells.reshape(n * c, -1)
-        choices = min(self.choices, similarity.shape[1])
-        if choices == 1:
-            ranked = similarity.argmax(-1)[:, None]
-        else:  # the `choices` nearest centroids, nearest first (ties then keep the nearest)
-            top = np.argpartition(-similarity, choices - 1, axis=1)[:, :choices]
-            ranked = np.take_along_axis(top, np.argsort(-np.take_along_axis(similarity, top, 1), axis=1), 1)
         page = np.repeat(np.arange(n), c)
         assign = ranked[:, 0].copy()
         pq_codes, best_error = None, None
