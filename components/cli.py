@@ -222,17 +222,26 @@ def evaluate(
 @ablate_app.command("retriever")
 def ablate_retriever_cmd(
     seeds: Annotated[str, typer.Option(help="comma-separated training seeds")] = "13,14,15",
+    variants: Annotated[str, typer.Option(help="comma-separated variants (global_only always runs: "
+                                          "the others are compared with it)")] = "",
     out: Annotated[Path, typer.Option(help="where the tables go")] = Path("reports"),
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
-    """Global-only vs + labelled local vs + pseudo-labelled local, each over seeds (mean ± std)."""
+    """Global-only vs + labelled local vs + pseudo-labelled local, each over seeds (mean ± std,
+    and each variant's paired difference to global-only with a 95 % interval)."""
     params = _params(params_path, overrides)
     settings = configure_environment()
-    from components.evaluation.ablation import ablate_retriever
+    from components.evaluation.ablation import REFERENCE_VARIANT, RETRIEVER_VARIANTS, ablate_retriever
 
     seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    report = ablate_retriever(params, _corpus(params), out, settings, seed_list,
+    names = [v.strip() for v in variants.split(",") if v.strip()] or list(RETRIEVER_VARIANTS)
+    unknown = sorted(set(names) - set(RETRIEVER_VARIANTS))
+    if unknown:
+        console.print(f"[red]--variants: unknown {unknown}; choose from {list(RETRIEVER_VARIANTS)}[/red]")
+        raise typer.Exit(2)
+    chosen = {v: RETRIEVER_VARIANTS[v] for v in [REFERENCE_VARIANT, *names] if v in RETRIEVER_VARIANTS}
+    report = ablate_retriever(params, _corpus(params), out, settings, seed_list, variants=chosen,
                               progress=lambda row: console.print_json(json.dumps(row)))
     console.print((out / "ablation_retriever.md").read_text())
     console.print(f"MLflow run {report['mlflow_run_id']}")

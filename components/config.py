@@ -56,6 +56,7 @@ class ModelParams(_Section):
     context_skip: bool = True  # shared projection of contextual states on query tokens and cells (score meaningful at step 0)
     input_dropout: float = Field(0.1, ge=0, lt=1)  # dropout on the cell encoder's inputs (against memorising pages)
     block_context: float = Field(0.5, ge=0, le=1)  # contextual: weight of the covering layout block's pooled states in a cell's text
+    heading_context: float = Field(0.0, ge=0, le=1)  # contextual: weight of the page heading's pooled states in every text cell (ADR 19)
 
     @model_validator(mode="after")
     def _patch_fits(self) -> "ModelParams":

@@ -6,9 +6,14 @@ import json
 
 import pytest
 
-from components.evaluation.ablation import RETRIEVER_VARIANTS, ablate_retriever, summarise
-
-pytestmark = pytest.mark.slow
+from components.evaluation.ablation import (
+    REPORTED,
+    RETRIEVER_VARIANTS,
+    ablate_retriever,
+    paired_against_reference,
+    render_markdown,
+    summarise,
+)
 
 
 def test_summarise_means_and_stds_per_variant():
@@ -24,6 +29,31 @@ def test_summarise_means_and_stds_per_variant():
     assert summary["regionops_dense.region_hit1"] == {"mean": None, "std": None}
 
 
+def test_paired_against_reference_pairs_seeds_and_common_questions():
+    """Differences pair each seed with the same seed of global_only, over questions both scored."""
+    def scores(hits, dense=None):
+        return {f"q{i}": {"regionops.page_r1": h, "regionops.region_hit1": None if dense is None else h,
+                          "regionops_dense.page_r1": h, "regionops_dense.region_hit1": None}
+                for i, h in enumerate(hits)}
+
+    per_question = {
+        ("global_only", 1): scores([1, 0, 0, 0]), ("global_only", 2): scores([1, 1, 0, 0]),
+        ("hybrid", 1): scores([1, 1, 0, 0]), ("hybrid", 2): scores([1, 1, 1, 1]),
+        ("hybrid", 3): scores([0, 0, 0, 0]),  # no global_only seed 3: not paired
+    }
+    paired = paired_against_reference(per_question)
+    assert set(paired) == {"hybrid"}
+    d = paired["hybrid"]["regionops.page_r1"]
+    assert d["seeds"] == 2 and d["questions"] == 4
+    assert d["difference"] == pytest.approx(0.375) and d["per_seed"] == pytest.approx([0.25, 0.5])
+    assert d["variant_only"] == 3 and d["reference_only"] == 0
+    assert "regionops_dense.region_hit1" not in paired["hybrid"]  # never scored: nothing to pair
+    summary = summarise([{"variant": "hybrid", **{f"{s}.{m}": 0.5 for s, m in REPORTED}}])
+    table = render_markdown(summary, [1, 2], "test", paired)
+    assert "| hybrid | regionops.page_r1 | +37.5 |" in table and "+25.0 / +50.0" in table
+
+
+@pytest.mark.slow
 def test_ablation_trains_each_variant_and_writes_tables(tiny_params, tiny_corpus, tmp_path):
     from components.settings import get_settings
 
@@ -37,6 +67,15 @@ def test_ablation_trains_each_variant_and_writes_tables(tiny_params, tiny_corpus
     assert set(saved["summary"]) == set(RETRIEVER_VARIANTS)
     table = (tmp_path / "ablation_retriever.md").read_text()
     assert "global_only" in table and "±" in table
+    paired = saved["paired_vs_global_only"]
+    assert set(paired) == set(RETRIEVER_VARIANTS) - {"global_only"}
+    for variant, metrics in paired.items():
+        d = metrics["regionops.page_r1"]
+        row = next(r for r in report["rows"] if r["variant"] == variant)
+        reference = next(r for r in report["rows"] if r["variant"] == "global_only")
+        # The paired mean difference is the difference of the two runs' reported means.
+        assert d["difference"] == pytest.approx(row["regionops.page_r1"] - reference["regionops.page_r1"])
+    assert "Paired difference to global_only" in table
 
     from mlflow import MlflowClient
 

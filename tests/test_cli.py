@@ -31,3 +31,12 @@ def test_bad_override_fails_with_the_key_named():
     result = runner.invoke(app, ["generate", "--set", "data.n_dcos=3"])
     assert result.exit_code == 2
     assert "data.n_dcos" in result.output
+
+
+def test_ablate_retriever_rejects_an_unknown_variant(tmp_path, monkeypatch):
+    monkeypatch.setenv("REGIONOPS_HOME", str(tmp_path / "home"))
+    result = runner.invoke(app, ["ablate", "retriever", "--variants", "global_only,hybird",
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "hybird" in result.output and "global_labelled_pseudo_local" in result.output
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written

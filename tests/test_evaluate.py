@@ -110,6 +110,12 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     assert "| regionops |" in (out / "report.md").read_text()
     assert "## Per question type" in (out / "report.md").read_text()
     assert "| type | n |" in (out / "per_type.md").read_text()
+    # Per-question scores: one line per question, and their means are the reported metrics.
+    lines = [json.loads(line) for line in (out / "per_question.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in lines] == [q.id for q in tiny_corpus.questions_in(tiny_params.evaluate.split)]
+    for name in SYSTEMS:
+        hits = [r["scores"][name]["page_r1"] for r in lines if r["scores"][name]["page_r1"] is not None]
+        assert abs(sum(hits) / len(hits) - written["systems"][name]["page_r1"]) < 1e-9
     pngs = list((out / "highlights").glob("*.png"))
     assert 0 < len(pngs) <= tiny_params.evaluate.n_highlights
     sample = json.loads((out / "highlights" / "sample.json").read_text())

@@ -468,3 +468,52 @@ def test_block_context_spreads_a_block_over_its_cells(tiny_params):
     assert torch.allclose(mixed[castle], 0.5 * own[castle] + 0.5 * block, atol=1e-5)
     assert torch.allclose(mixed[g * g - 1], own[g * g - 1])  # outside every block: unchanged
     assert not mixed[g + 1].any()  # below the block, no words: still empty
+
+
+def test_heading_block_is_the_clearly_larger_type():
+    """The heading is the block in the tallest type; a page of one type size has none."""
+    from components.data.layout import heading_block
+    from components.data.schema import Block
+
+    words = [("Acme", (0.1, 0.02, 0.3, 0.08)), ("2019", (0.32, 0.02, 0.5, 0.08)),  # tall: heading
+             ("revenue", (0.1, 0.3, 0.2, 0.32)), ("grew", (0.22, 0.3, 0.3, 0.32)),
+             ("fast", (0.32, 0.3, 0.4, 0.32))]  # fmt: skip
+    page = _page(words).model_copy(update={"blocks": [
+        Block(kind="title", text="Acme 2019", box=(0.1, 0.02, 0.5, 0.08)),
+        Block(kind="paragraph", text="revenue grew fast", box=(0.1, 0.3, 0.4, 0.32)),
+    ]})  # fmt: skip
+    assert heading_block(page).text == "Acme 2019"
+    # Without recorded blocks, blocks are grouped from the words and the same heading is found.
+    assert heading_block(_page(words)).text.split() == ["Acme", "2019"]
+    flat = [("a", (0.1, 0.1, 0.2, 0.12)), ("b", (0.1, 0.5, 0.2, 0.52))]
+    assert heading_block(_page(flat)) is None
+    assert heading_block(_page([])) is None
+
+
+def test_heading_context_blends_the_heading_into_every_text_cell(tiny_params):
+    """With heading context, each text cell = (1-w)·own + w·heading's mean state; empty cells stay empty."""
+    from components.data.schema import Block
+
+    g = tiny_params.model.grid
+    update = {"block_context": 0.0}
+    plain = build_retriever(tiny_params.model.model_copy(update={**update, "heading_context": 0.0})).eval()
+    mixed_model = build_retriever(tiny_params.model.model_copy(update={**update, "heading_context": 0.25})).eval()
+    mixed_model.load_state_dict(plain.state_dict())
+    words = [("castle", (0.0, 0.0, 0.3, 0.1)), ("river", (0.9, 0.9, 1.0, 0.92))]
+    page = _page(words).model_copy(update={"blocks": [
+        Block(kind="title", text="castle", box=(0.0, 0.0, 0.3, 0.1)),
+        Block(kind="paragraph", text="river", box=(0.9, 0.9, 1.0, 0.92)),
+    ]})  # fmt: skip
+    own = plain.featurizer.cell_text(page)
+    mixed = mixed_model.featurizer.cell_text(page)
+    tok = text_tokenizer(plain)
+    assert len(tok("castle", add_special_tokens=False)["input_ids"]) == 1  # one piece: its state is the mean
+    from components.model.featurize import word_cells
+
+    castle, river = word_cells(page, g)
+    heading = own[castle]  # "castle" is the heading's only word
+    assert heading.any() and castle != river
+    assert torch.allclose(mixed[river], 0.75 * own[river] + 0.25 * heading, atol=1e-5)
+    assert torch.allclose(mixed[castle], heading, atol=1e-5)
+    empty = [c for c in range(g * g) if c not in (castle, river)]
+    assert not mixed[empty].any()  # no words there: still empty

@@ -43,3 +43,39 @@ def test_reference_without_hits_and_mismatched_lengths():
     assert out["ratio"] is None and out["ci_low"] is None and out["variant_only"] == 1
     with pytest.raises(ValueError, match="same questions"):
         paired_ratio([True], [True, False])
+
+
+def test_paired_difference_mean_per_seed_and_interval():
+    from components.evaluation.paired import paired_difference
+
+    rng = np.random.default_rng(3)
+    reference = rng.random((3, 400)) < 0.5
+    variant = reference.copy()
+    variant[:, :40] = True  # the variant also gets the first 40 questions right
+    got = paired_difference(variant, reference, resamples=500)
+    expected = (variant.astype(float) - reference).mean()
+    assert got["difference"] == pytest.approx(expected)
+    assert got["per_seed"] == pytest.approx(list((variant.astype(float) - reference).mean(1)))
+    assert got["variant_only"] == int((variant & ~reference).sum()) and got["reference_only"] == 0
+    assert got["ci_low"] <= expected <= got["ci_high"] and got["ci_low"] > 0  # strictly better
+    # Identical systems: a zero difference with a zero-width interval.
+    same = paired_difference(reference, reference, resamples=200)
+    assert same["difference"] == 0 and same["ci_low"] == same["ci_high"] == 0
+    # A seed that disagrees widens the interval: seed spread is part of it.
+    mixed = variant.astype(float).copy()
+    mixed[2] = reference[2] - 0.3 * (rng.random(400) < 0.5)
+    wide = paired_difference(mixed, reference, resamples=500)
+    assert wide["ci_high"] - wide["ci_low"] > got["ci_high"] - got["ci_low"]
+    with pytest.raises(ValueError):
+        paired_difference(variant[:, :10], reference)
+
+
+def test_paired_difference_of_one_seed_is_the_question_bootstrap():
+    from components.evaluation.paired import paired_difference
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random(300) < 0.6, rng.random(300) < 0.5
+    got = paired_difference(a, b, resamples=2000)
+    d = a.astype(float) - b
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    assert got["seeds"] == 1 and got["ci_high"] - got["ci_low"] == pytest.approx(2 * 1.96 * se, rel=0.15)

@@ -82,6 +82,30 @@ def blocks_from_words(page_id: str, words: Sequence[Sequence]) -> list[TextBlock
     return out
 
 
+# A heading's words are at least this much taller (median) than the page's median word.
+HEADING_SCALE = 1.2
+
+
+def heading_block(page) -> TextBlock | None:
+    """The page's heading: the block set in the tallest type, when that type is clearly larger
+    than the body's (``HEADING_SCALE``); None for a page of one type size or without words.
+
+    A word belongs to the block holding its box's centre; ties go to the block read first.
+    """
+    if not page.words:
+        return None
+    heights = [w.box[3] - w.box[1] for w in page.words]
+    body = median(heights)
+    best, best_height = None, body * HEADING_SCALE
+    for block in page_blocks(page):
+        x0, y0, x1, y1 = block.box
+        inside = [h for w, h in zip(page.words, heights)
+                  if x0 <= (w.box[0] + w.box[2]) / 2 <= x1 and y0 <= (w.box[1] + w.box[3]) / 2 <= y1]
+        if inside and median(inside) > best_height:
+            best, best_height = block, median(inside)
+    return best
+
+
 def page_blocks(page) -> list[TextBlock]:
     """A Page's blocks: recorded layout blocks with text, else blocks grouped from its words."""
     recorded = [b for b in page.blocks if b.text.strip()]

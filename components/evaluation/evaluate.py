@@ -177,6 +177,15 @@ def score_question(out: SystemOutput, question, iou_hit: float, k: int) -> dict[
     }
 
 
+def _write_per_question(path: Path, records: list[dict]) -> None:
+    """One line per question: its id, type and every system's scores, so that two runs on the same
+    questions can be compared question by question (paired intervals in the retriever ablation)."""
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            q = record["question"]
+            f.write(json.dumps({"id": q.id, "type": q.type, "scores": record["scores"]}) + "\n")
+
+
 def _highlight_sample(records: list[dict], n: int, seed: int) -> list[dict]:
     """A fixed seeded sample of the boxed questions, drawn by question id alone, never by outcome.
 
@@ -396,6 +405,7 @@ def run_evaluation(
     ]
     _write_json(out_dir / "metrics.json", metrics)
     _write_json(out_dir / "per_type.json", type_rows)
+    _write_per_question(out_dir / "per_question.jsonl", records)
     (out_dir / "report.md").write_text(render_report(metrics, type_rows), encoding="utf-8")
     (out_dir / "per_type.md").write_text(render_per_type(type_rows), encoding="utf-8")
     highlights = out_dir / "highlights"

@@ -46,3 +46,47 @@ def paired_ratio(variant: np.ndarray, reference: np.ndarray, resamples: int = 10
     tail = (1 - level) / 2 * 100
     out["ci_low"], out["ci_high"] = (float(x) for x in np.percentile(ratios, [tail, 100 - tail]))
     return out
+
+
+def paired_difference(variant: np.ndarray, reference: np.ndarray, resamples: int = 2000, level: float = 0.95,
+                      seed: int = 0) -> dict:
+    """mean(variant) − mean(reference) over seeds × questions, with a two-level bootstrap interval.
+
+    ``variant`` and ``reference`` are per-question scores [seeds, questions]: row s of each comes
+    from the models trained with seed s, column j is the same question everywhere. Each resample
+    draws seeds with replacement, then questions with replacement (the same questions for every
+    drawn seed), so the interval carries both the seed-to-seed and the question sampling spread.
+    With one seed it is the paired question bootstrap.
+    """
+    v = np.atleast_2d(np.asarray(variant, dtype=np.float64))
+    r = np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    if v.shape != r.shape:
+        raise ValueError(f"paired scores need the same seeds and questions: {v.shape} vs {r.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    n_seeds, n_q = v.shape
+    diff = v - r
+    out = {
+        "seeds": n_seeds, "questions": n_q,
+        "difference": float(diff.mean()) if diff.size else None,
+        "per_seed": [float(x) for x in diff.mean(1)] if n_q else [],
+        "variant_only": int(((v > r)).sum()), "reference_only": int(((r > v)).sum()),
+        "ci_low": None, "ci_high": None, "ci_level": level, "resamples": resamples,
+    }
+    if not diff.size or resamples < 1:
+        return out
+    rng = np.random.default_rng(seed)
+    # Question sums per seed of a question resample = counts @ diff[s]; counts [R, Q] in blocks.
+    stats = np.empty(resamples)
+    block = max(1, 2_000_000 // n_q)
+    for start in range(0, resamples, block):
+        size = min(block, resamples - start)
+        picks = rng.integers(0, n_q, size=(size, n_q))
+        counts = np.zeros((size, n_q))
+        np.add.at(counts, (np.arange(size)[:, None], picks), 1.0)
+        per_seed = counts @ diff.T / n_q  # [size, seeds]: each seed's mean difference on those questions
+        seeds = rng.integers(0, n_seeds, size=(size, n_seeds))
+        stats[start : start + size] = np.take_along_axis(per_seed, seeds, 1).mean(1)
+    tail = (1 - level) / 2 * 100
+    out["ci_low"], out["ci_high"] = (float(x) for x in np.percentile(stats, [tail, 100 - tail]))
+    return out

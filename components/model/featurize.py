@@ -56,6 +56,7 @@ class PageFeaturizer:
         text_model: torch.nn.Module | None = None,
         chunk_tokens: int = 256,
         block_context: float = 0.0,
+        heading_context: float = 0.0,
     ):
         self.tokenizer = tokenizer
         self.grid = grid
@@ -64,6 +65,7 @@ class PageFeaturizer:
         self.text_model = text_model  # frozen MiniLM for contextual cell text; None = word pieces only
         self.chunk_tokens = chunk_tokens
         self.block_context = block_context
+        self.heading_context = heading_context
         self.group_chunks = 8  # chunks per MiniLM pass when featurizing a batch of pages
 
     def cell_tokens(self, page: Page) -> torch.Tensor:
@@ -148,6 +150,8 @@ class PageFeaturizer:
             out = out / count.clamp_min(1)
             if self.block_context > 0 and page.blocks:
                 out = self._mix_blocks(page, out, count.squeeze(-1) > 0, flat, pieces)
+            if self.heading_context > 0:
+                out = self._mix_heading(page, out, flat, pieces)
             outs.append(out)
         return outs
 
@@ -181,6 +185,31 @@ class PageFeaturizer:
         block = block_sum / block_n.clamp_min(1)
         mixed = torch.where(has_words[:, None], (1 - w) * own + w * block, block)
         return torch.where(in_block[:, None], mixed, own)
+
+    def _mix_heading(self, page: Page, cells: torch.Tensor, flat: torch.Tensor,
+                     pieces: list[list[int]]) -> torch.Tensor:  # fmt: skip
+        """Blend the pooled states of the page's heading into every cell that holds text.
+
+        What tells a page from its near-duplicates (company, year) sits in its heading, while a
+        question's evidence sits elsewhere on the page. With the heading in every text cell, the
+        evidence cell carries both, and a page-constant part of the scores is one the local
+        (within-page) softmax cannot push down (ADR 19).
+        """
+        from components.data.layout import heading_block
+
+        heading = heading_block(page)
+        if heading is None:
+            return cells
+        x0, y0, x1, y1 = heading.box
+        in_heading = [x0 <= (w.box[0] + w.box[2]) / 2 <= x1 and y0 <= (w.box[1] + w.box[3]) / 2 <= y1
+                      for w in page.words]
+        rows = torch.tensor([k for k, word in enumerate(pieces) for _ in word if in_heading[k]], dtype=torch.long)
+        if not len(rows):
+            return cells
+        state = flat[rows].mean(0)
+        w = self.heading_context
+        has_text = cells.ne(0).any(-1, keepdim=True)
+        return torch.where(has_text, (1 - w) * cells + w * state, cells)
 
     def __call__(self, page: Page, image: Image.Image) -> PageFeatures:
         return self.many([page], [image])[0]

@@ -139,7 +139,7 @@ class RegionRetriever(nn.Module):
         self.featurizer = PageFeaturizer(
             tokenizer, p.grid, p.image_size, p.max_tokens_per_cell,
             text_model=text_model if contextual else None, chunk_tokens=p.context_chunk_tokens,
-            block_context=p.block_context,
+            block_context=p.block_context, heading_context=p.heading_context,
         )  # fmt: skip
         self._fingerprint: str | None = None
         self._freeze_text(p.finetune_text_layers)
