@@ -10,7 +10,8 @@ Systems:
 All systems search exactly the pages held by the index and answer with the same region-text
 answerer, so differences come from retrieval and localisation alone.
 
-Writes ``metrics.json``, ``report.md``, ``per_type.json``/``per_type.md`` and ``highlights/`` (a fixed
+Writes ``metrics.json``, ``report.md``, ``per_type.json``/``per_type.md``, ``per_question.jsonl``
+(every system's scores per question, for paired comparisons) and ``highlights/`` (a fixed
 seeded sample of questions as PNGs plus ``sample.json``) into the output
 folder and logs them (plus ``<system>.<metric>`` metrics) to the training run in MLflow.
 """
