@@ -232,7 +232,11 @@ def ablate_retriever_cmd(
     and each variant's paired difference to global-only with a 95 % interval)."""
     params = _params(params_path, overrides)
     settings = configure_environment()
-    from components.evaluation.ablation import REFERENCE_VARIANT, RETRIEVER_VARIANTS, ablate_retriever
+    from components.evaluation.ablation import (
+        REFERENCE_VARIANT,
+        RETRIEVER_VARIANTS,
+        ablate_retriever,
+    )
 
     seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     names = [v.strip() for v in variants.split(",") if v.strip()] or list(RETRIEVER_VARIANTS)
