@@ -244,7 +244,7 @@ def ablate_retriever_cmd(
     if unknown:
         console.print(f"[red]--variants: unknown {unknown}; choose from {list(RETRIEVER_VARIANTS)}[/red]")
         raise typer.Exit(2)
-    chosen = {v: RETRIEVER_VARIANTS[v] for v in [REFERENCE_VARIANT, *names] if v in RETRIEVER_VARIANTS}
+    chosen = {v: RETRIEVER_VARIANTS[v] for v in [REFERENCE_VARIANT, *names]}
     report = ablate_retriever(params, _corpus(params), out, settings, seed_list, variants=chosen,
                               progress=lambda row: console.print_json(json.dumps(row)))
     console.print((out / "ablation_retriever.md").read_text())

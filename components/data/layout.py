@@ -86,11 +86,17 @@ def blocks_from_words(page_id: str, words: Sequence[Sequence]) -> list[TextBlock
 HEADING_SCALE = 1.2
 
 
+def words_in(box: Sequence[float], words: Sequence) -> list[bool]:
+    """Whether each word (a ``Word``) belongs to ``box``: the box holds the word box's centre."""
+    x0, y0, x1, y1 = box
+    return [x0 <= (w.box[0] + w.box[2]) / 2 <= x1 and y0 <= (w.box[1] + w.box[3]) / 2 <= y1 for w in words]
+
+
 def heading_block(page) -> TextBlock | None:
     """The page's heading: the block set in the tallest type, when that type is clearly larger
     than the body's (``HEADING_SCALE``); None for a page of one type size or without words.
 
-    A word belongs to the block holding its box's centre; ties go to the block read first.
+    A word belongs to the block holding its box's centre (``words_in``); ties go to the block read first.
     """
     if not page.words:
         return None
@@ -98,9 +104,7 @@ def heading_block(page) -> TextBlock | None:
     body = median(heights)
     best, best_height = None, body * HEADING_SCALE
     for block in page_blocks(page):
-        x0, y0, x1, y1 = block.box
-        inside = [h for w, h in zip(page.words, heights)
-                  if x0 <= (w.box[0] + w.box[2]) / 2 <= x1 and y0 <= (w.box[1] + w.box[3]) / 2 <= y1]
+        inside = [h for h, held in zip(heights, words_in(block.box, page.words)) if held]
         if inside and median(inside) > best_height:
             best, best_height = block, median(inside)
     return best

@@ -20,6 +20,7 @@ from typing import Any
 
 from components.config import Params
 from components.data.corpus import Corpus
+from components.evaluation.paired import paired_difference
 
 # name (an MLflow metric prefix: no "+") -> train.local_loss
 RETRIEVER_VARIANTS: dict[str, str] = {
@@ -49,8 +50,6 @@ def paired_against_reference(
     ``scores`` maps (variant, seed) to per-question scores. Only seeds both variants ran and
     questions both scored (the metric present) are paired.
     """
-    from components.evaluation.paired import paired_difference
-
     out: dict[str, dict[str, dict]] = {}
     variants = dict.fromkeys(v for v, _ in scores)
     for variant in variants:

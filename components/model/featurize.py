@@ -195,14 +195,12 @@ class PageFeaturizer:
         evidence cell carries both, and a page-constant part of the scores is one the local
         (within-page) softmax cannot push down (ADR 19).
         """
-        from components.data.layout import heading_block
+        from components.data.layout import heading_block, words_in
 
         heading = heading_block(page)
         if heading is None:
             return cells
-        x0, y0, x1, y1 = heading.box
-        in_heading = [x0 <= (w.box[0] + w.box[2]) / 2 <= x1 and y0 <= (w.box[1] + w.box[3]) / 2 <= y1
-                      for w in page.words]
+        in_heading = words_in(heading.box, page.words)
         rows = torch.tensor([k for k, word in enumerate(pieces) for _ in word if in_heading[k]], dtype=torch.long)
         if not len(rows):
             return cells
