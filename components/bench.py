@@ -51,9 +51,10 @@ WORKERS_AB_PAGES = 256
 # (spread over the pages). 500 left the ratios ±0.05 noisy between runs (ADR 11, ADR 12).
 DEFAULT_MAX_QUERIES = 5000
 # pq_residual's cells coded against the nearest page centroid vs the best of this many nearest,
-# side by side (ADR 18); the reconstruction error is compared on the cells of the first pages.
+# side by side (ADR 18). Such side-by-side codings (ADR 18, ADR 20) compare their reconstruction
+# error on the cells of the first CODING_AB_ERROR_PAGES pages.
 CHOICE_AB_ALTERNATIVE = 8
-CHOICE_AB_ERROR_PAGES = 500
+CODING_AB_ERROR_PAGES = 500
 
 
 def _retriever(params: Params, model_dir: Path | None):
@@ -232,9 +233,40 @@ def _answer_questions(index: RegionIndex, questions: list, queries: np.ndarray,
 
 
 def _reconstruction_error(index: RegionIndex, cells: np.ndarray) -> float:
-    """Mean ‖decoded cell − cell‖ over the first CHOICE_AB_ERROR_PAGES pages."""
-    rows = list(range(min(len(cells), CHOICE_AB_ERROR_PAGES)))
+    """Mean ‖decoded cell − cell‖ over the first CODING_AB_ERROR_PAGES pages."""
+    rows = list(range(min(len(cells), CODING_AB_ERROR_PAGES)))
     return round(float(np.linalg.norm(index.decoded_cells(rows) - cells[rows], axis=-1).mean()), 5)
+
+
+def _rebuilt_with(index: RegionIndex, metas: list, cells: np.ndarray, params: Params, questions: list,
+                  queries: np.ndarray, update: dict) -> tuple:
+    """A second index of the same pages with ``update`` applied to its params, answering the same
+    questions: (index, per-question R@1 hits, hit@1 hits, build seconds)."""
+    t0 = time.perf_counter()
+    second = RegionIndex.build(metas, cells, index.params.model_copy(update=update), index.fingerprint,
+                               index.grid, seed=params.seed)
+    build_s = time.perf_counter() - t0
+    _, r1, hit1 = _answer_questions(second, questions, queries, params)
+    return second, r1, hit1, build_s
+
+
+def _coding_figures(index: RegionIndex, r1: list, hit1: list, exact_hits: tuple, cells: np.ndarray,
+                    build_s: float, seed: int) -> dict:
+    """One coding's R@1 and hit@1 ratios to exact (R@1 with its paired interval), error and build time."""
+    exact_r1, exact_hit1 = (np.asarray(h, dtype=bool) for h in exact_hits)
+    return {
+        "r1_ratio": float(np.mean(r1) / exact_r1.mean()) if exact_r1.any() else None,
+        "hit1_ratio": float(np.mean(hit1) / exact_hit1.mean()) if exact_hit1.any() else None,
+        "r1_paired": paired_ratio(r1, exact_r1, seed=seed),
+        "reconstruction_error": _reconstruction_error(index, cells),
+        "build_s": round(build_s, 2),
+    }
+
+
+def _only_right(a: list, b: list) -> tuple[int, int]:
+    """Questions only ``a`` gets right (page R@1), and only ``b``."""
+    a_, b_ = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    return int(np.sum(a_ & ~b_)), int(np.sum(b_ & ~a_))
 
 
 def _centroid_choice_ab(index: RegionIndex, metas: list, cells: np.ndarray, params: Params, questions: list,
@@ -245,27 +277,41 @@ def _centroid_choice_ab(index: RegionIndex, metas: list, cells: np.ndarray, para
     ratios to exact with paired intervals, reconstruction error and build seconds of each."""
     configured = index.params.residual_centroid_choices
     other = 1 if configured > 1 else CHOICE_AB_ALTERNATIVE
-    t0 = time.perf_counter()
-    second = RegionIndex.build(metas, cells, index.params.model_copy(update={"residual_centroid_choices": other}),
-                               index.fingerprint, index.grid, seed=params.seed)
-    second_build_s = time.perf_counter() - t0
-    _, r1, hit1 = _answer_questions(second, questions, queries, params)
+    second, r1, hit1, second_build_s = _rebuilt_with(index, metas, cells, params, questions, queries,
+                                                     {"residual_centroid_choices": other})
     runs = {configured: (index, *hits, build_s), other: (second, r1, hit1, second_build_s)}
-    exact_r1, exact_hit1 = (np.asarray(h, dtype=bool) for h in exact_hits)
     out = {"configured": configured, "choices": max(runs),
-           "error_pages": min(len(cells), CHOICE_AB_ERROR_PAGES)}
+           "error_pages": min(len(cells), CODING_AB_ERROR_PAGES)}
     for name, choices in (("nearest", 1), ("best_of", max(runs))):
-        idx, r1_, hit1_, seconds = runs[choices]
-        out[name] = {
-            "r1_ratio": float(np.mean(r1_) / exact_r1.mean()) if exact_r1.any() else None,
-            "hit1_ratio": float(np.mean(hit1_) / exact_hit1.mean()) if exact_hit1.any() else None,
-            "r1_paired": paired_ratio(r1_, exact_r1, seed=params.seed),
-            "reconstruction_error": _reconstruction_error(idx, cells),
-            "build_s": round(seconds, 2),
-        }
-    # Questions only one of the two codings answers right (page R@1), from the same questions.
-    nearest_r1, best_r1 = (np.asarray(runs[c][1], dtype=bool) for c in (1, max(runs)))
-    out["r1_only"] = {"best_of": int(np.sum(best_r1 & ~nearest_r1)), "nearest": int(np.sum(nearest_r1 & ~best_r1))}
+        out[name] = _coding_figures(*runs[choices][:3], exact_hits, cells, runs[choices][3], params.seed)
+    best_only, nearest_only = _only_right(runs[max(runs)][1], runs[1][1])
+    out["r1_only"] = {"best_of": best_only, "nearest": nearest_only}
+    del second
+    return out
+
+
+def _coarse_range_ab(index: RegionIndex, metas: list, cells: np.ndarray, params: Params, questions: list,
+                     queries: np.ndarray, hits: tuple, exact_hits: tuple, build_s: float) -> dict:
+    """pq_residual's 4-bit page centroids over the configured clipped range against the full min-max
+    range (ADR 20; or, when min-max is configured, against the default clipped range): a second index
+    of the same pages answering the same questions. Ratios, reconstruction error and build time of each."""
+    p = index.params
+    configured = {"range": p.residual_coarse_range, "arg": p.residual_coarse_range_arg}
+    if p.residual_coarse_range == "minmax":
+        defaults = type(p)()
+        other = {"range": defaults.residual_coarse_range, "arg": defaults.residual_coarse_range_arg}
+    else:
+        other = {"range": "minmax", "arg": p.residual_coarse_range_arg}
+    second, r1, hit1, second_build_s = _rebuilt_with(
+        index, metas, cells, params, questions, queries,
+        {"residual_coarse_range": other["range"], "residual_coarse_range_arg": other["arg"]})
+    configured_only, other_only = _only_right(hits[0], r1)
+    out = {
+        "configured": {**configured, **_coding_figures(index, *hits, exact_hits, cells, build_s, params.seed)},
+        "other": {**other, **_coding_figures(second, r1, hit1, exact_hits, cells, second_build_s, params.seed)},
+        "r1_only": {"configured": configured_only, "other": other_only},
+        "error_pages": min(len(cells), CODING_AB_ERROR_PAGES),
+    }
     del second
     return out
 
@@ -363,6 +409,9 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
         choice_ab = (_centroid_choice_ab(index, metas, cells, params, questions, queries, (r1, hit1),
                                          (exact_r1_hits, exact_hit1_hits), build_s)
                      if mode == "pq_residual" else None)
+        range_ab = (_coarse_range_ab(index, metas, cells, params, questions, queries, (r1, hit1),
+                                     (exact_r1_hits, exact_hit1_hits), build_s)
+                    if mode == "pq_residual" else None)
         modes[mode] = {
             "bytes_per_page": stats["bytes_per_page"]["vectors_total"],
             "cells_bytes_per_page": stats["bytes_per_page"]["cells"],
@@ -384,6 +433,7 @@ def _bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, 
             **({"lists_ab": lists_ab} if lists_ab else {}),
             **({"heatmap_ab": heatmap_ab} if heatmap_ab else {}),
             **({"centroid_choice_ab": choice_ab} if choice_ab else {}),  # ADR 18
+            **({"coarse_range_ab": range_ab} if range_ab else {}),  # ADR 20
             # Paired bootstrap interval of each ratio and the questions where mode and exact disagree.
             "r1_paired": paired_ratio(r1, exact_r1_hits, seed=params.seed),
             "hit1_paired": paired_ratio(hit1, exact_hit1_hits, seed=params.seed),
@@ -642,6 +692,20 @@ def render_markdown(report: dict) -> str:
                            f"hit@1 ratio {fmt(near['hit1_ratio'])} vs {fmt(best['hit1_ratio'])}; reconstruction "
                            f"error ({ca['error_pages']} pages) {near['reconstruction_error']} vs "
                            f"{best['reconstruction_error']}; build {near['build_s']} s vs {best['build_s']} s")]
+        ra = residual.get("coarse_range_ab")
+        if ra:
+            mine, other = ra["configured"], ra["other"]
+
+            def named(side: dict) -> str:
+                return side["range"] + (f" {side['arg']}" if side["range"] != "minmax" else "")
+
+            lines += ["", (f"pq_residual page centroids, level range {named(mine)} (configured) vs {named(other)}, "
+                           f"same pages and questions: R@1 ratio {_with_ci(mine['r1_ratio'], mine['r1_paired'])} vs "
+                           f"{_with_ci(other['r1_ratio'], other['r1_paired'])} (questions only one gets right: "
+                           f"{ra['r1_only']['configured']} vs {ra['r1_only']['other']}); hit@1 ratio "
+                           f"{fmt(mine['hit1_ratio'])} vs {fmt(other['hit1_ratio'])}; reconstruction error "
+                           f"({ra['error_pages']} pages) {mine['reconstruction_error']} vs "
+                           f"{other['reconstruction_error']}")]
         heat = {mode: m["heatmap_ab"] for mode, m in idx["modes"].items() if m.get("heatmap_ab")}
         if heat:
             lines += ["", "Candidate scores before and after ADR 16, same pages, alternating per question:", "",

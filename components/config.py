@@ -126,6 +126,11 @@ class IndexParams(_Section):
     # storage=pq_residual (ADR 18): a cell is coded against whichever of its this many nearest page
     # centroids reconstructs it best (1 = the nearest); build time only, the same bytes
     residual_centroid_choices: int = Field(1, ge=1, le=256)
+    # storage=pq_residual (ADR 20): the range each centroid component's scalar-quantiser levels span.
+    # minmax spends a 4-bit code's 16 levels on the outliers; meanstd (mean ± arg·std, default),
+    # quantiles (arg of each tail clipped) or optim (faiss's per-component fit) narrow it.
+    residual_coarse_range: Literal["minmax", "meanstd", "quantiles", "optim"] = "meanstd"
+    residual_coarse_range_arg: float = Field(2.25, gt=0.0)
     residual_candidates: Literal["separate", "stored"] = "separate"
     # residual_candidates=stored with 4-bit centroids: scan them with faiss's SIMD fast scan (approximate
     # scores, re-ranked exactly; the same codes, no extra bytes) unless a filter needs the exact scan (ADR 15)

@@ -66,6 +66,15 @@ def test_bench_writes_every_figure(tiny_params, tmp_path):
     # ADR 18: pq_residual coded against its nearest centroid vs the best of its 8 nearest, same pages
     # and questions; the configured coding is the index above, and the best-of coding never
     # reconstructs the cells worse (both indexes train the same codebooks).
+    # ADR 20: the configured clipped centroid range against min-max, same pages and questions; the
+    # configured side is the index above.
+    ranges = idx["modes"]["pq_residual"]["coarse_range_ab"]
+    assert ranges["configured"]["range"] == tiny_params.index.residual_coarse_range != "minmax"
+    assert ranges["other"]["range"] == "minmax"
+    assert ranges["configured"]["r1_ratio"] == pytest.approx(idx["modes"]["pq_residual"]["r1_ratio"])
+    assert ranges["other"]["r1_paired"]["questions"] == idx["queries"]
+    assert min(ranges["configured"]["reconstruction_error"], ranges["other"]["reconstruction_error"]) > 0
+    assert "level range" in (tmp_path / "bench.md").read_text()
     choice = idx["modes"]["pq_residual"]["centroid_choice_ab"]
     assert choice["configured"] == tiny_params.index.residual_centroid_choices == 1 and choice["choices"] == 8
     best, near = choice["best_of"], choice["nearest"]

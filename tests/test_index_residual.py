@@ -8,6 +8,7 @@ import pytest
 from components.config import IndexParams, RegionParams
 from components.index import residual_codec
 from components.index.region_index import CURRENT, PageMeta, RegionIndex
+from components.index.summaries import page_centroids
 from components.regions.extract import extract_regions
 from tests.cell_vectors import clustered_pages, unit
 
@@ -157,3 +158,38 @@ def test_centroid_choices_are_kept_by_a_loaded_index_for_later_adds(tmp_path):
     loaded.add(metas[20:], cells[20:])
     index.add(metas[20:], cells[20:])
     np.testing.assert_array_equal(loaded.cells, index.cells)
+
+
+def test_clipped_centroid_range_lowers_the_error_and_keeps_scores_and_fast_scan_exact(tmp_path):
+    """ADR 20: 4-bit centroid levels over mean ± k·std (or clipped quantiles) instead of min-max."""
+    n, k = 120, 16
+    cells, metas = clustered_pages(n, 8, D, seed=3, spread=0.3), _metas(n)
+    four = {"residual_coarse_bits": 4, "residual_centroids": k}
+    centroids = page_centroids(cells, k)  # what the index clusters each page into (deterministic)
+    errors = {}
+    for rng_name, arg in (("minmax", 1.0), ("meanstd", 2.25), ("quantiles", 0.01), ("optim", 1.0)):
+        index = RegionIndex.build(metas, cells, _params().model_copy(update={
+            **four, "residual_coarse_range": rng_name, "residual_coarse_range_arg": arg}), "fp")
+        codec = index.residual
+        errors[rng_name] = (  # (page centroids, cells): what the range changes, and what is scored
+            float(np.linalg.norm(codec._decode_coarse(index.coarse) - centroids, axis=-1).mean()),
+            float(np.linalg.norm(index.decoded_cells() - cells, axis=-1).mean()))
+        # The scores read straight from the codes (affine in the 4-bit levels) equal the decoded ones,
+        # and the codes still double as the fast-scan stage's PQ codes.
+        assert codec._coarse_affine() is not None and codec.level_codebook() is not None
+        q = cells[5, 7]
+        np.testing.assert_allclose(codec.coarse_scores(index.coarse, q),
+                                   codec._decode_coarse(index.coarse) @ q, atol=1e-4)
+        assert codec.fast_scan_stage(index.coarse.reshape(-1, index.coarse.shape[-1])) is not None
+    for clipped in ("meanstd", "quantiles", "optim"):
+        assert errors[clipped][0] < 0.5 * errors["minmax"][0] and errors[clipped][1] < errors["minmax"][1]
+    # The range is a training choice; a loaded index reports the one its quantiser was trained with.
+    index.save(tmp_path / "idx")
+    loaded = RegionIndex.load(tmp_path / "idx", "fp").residual
+    assert (loaded.coarse_range, loaded.coarse_range_arg) == ("optim", 1.0)
+
+
+@pytest.mark.parametrize("name,arg", [("quantiles", 0.5), ("quantiles", 0.7), ("spread", 1.0)])
+def test_invalid_centroid_range_is_a_clear_error(name, arg):
+    with pytest.raises(ValueError, match="residual_coarse_range"):
+        residual_codec.ResidualPQCodec(D, K, M, 4, 8, 1, name, arg)

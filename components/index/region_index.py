@@ -204,7 +204,8 @@ class RegionIndex:
         # pq_residual: the codec and each page's centroid codes [N, K, code bytes]
         self.residual = (ResidualPQCodec(dim, min(params.residual_centroids, grid * grid), params.residual_pq_m,
                                          params.residual_coarse_bits, params.residual_pq_bits,
-                                         params.residual_centroid_choices)
+                                         params.residual_centroid_choices, params.residual_coarse_range,
+                                         params.residual_coarse_range_arg)
                          if params.storage == "pq_residual" else None)
         self.cells = self._empty_cells()
         self.pooled = np.zeros((0, self._pooled_width()), dtype=np.float32)

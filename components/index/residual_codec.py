@@ -2,8 +2,10 @@
 
 Each page's cells are clustered into K spherical k-means centroids (the same batched k-means as
 the candidate stage, ``summaries.page_centroids``), stored as faiss scalar-quantiser codes
-(``SQ4``/``SQ6``/``SQ8``: dim × bits / 8 bytes each). A cell is stored as the id of its page centroid (one byte) plus the
-faiss PQ code of its residual (cell - decoded centroid, ``pq_m`` codes of ``pq_bits`` bits). The residual of a cell
+(``SQ4``/``SQ6``/``SQ8``: dim × bits / 8 bytes each) whose levels span a clipped range of each
+component (mean ± 2.25 std by default, ADR 20), not its full min-max. A cell is stored as the id
+of its page centroid (one byte) plus the faiss PQ code of its residual (cell - decoded centroid,
+``pq_m`` codes of ``pq_bits`` bits). The residual of a cell
 from its own page's centroid is much smaller than the cell itself, so the same PQ bytes give a
 far finer reconstruction than PQ on the raw cells (measured in ADR 11).
 
@@ -22,6 +24,10 @@ from components.index.summaries import page_centroids
 
 _ENCODE_CHUNK = 1024  # pages encoded at once
 _SQ_TYPES = {4: faiss.ScalarQuantizer.QT_4bit, 6: faiss.ScalarQuantizer.QT_6bit, 8: faiss.ScalarQuantizer.QT_8bit}
+# How the quantiser picks each component's [vmin, vmin + vdiff] from the training centroids (ADR 20);
+# values outside it are clipped to the end levels. Decoding is vmin + (code + 0.5)·step for all of them.
+_RANGE_STATS = {"minmax": faiss.ScalarQuantizer.RS_minmax, "meanstd": faiss.ScalarQuantizer.RS_meanstd,
+                "quantiles": faiss.ScalarQuantizer.RS_quantiles, "optim": faiss.ScalarQuantizer.RS_optim}
 
 
 def train_pq(vectors: np.ndarray, m: int, max_train: int, rng: np.random.Generator, seed: int,
@@ -50,7 +56,8 @@ def unpack_codes(codes: np.ndarray, m: int, nbits: int) -> np.ndarray:
 
 
 class ResidualPQCodec:
-    def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8, pq_bits: int = 8, choices: int = 1):
+    def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8, pq_bits: int = 8, choices: int = 1,
+                 coarse_range: str = "minmax", coarse_range_arg: float = 0.0):
         if dim % pq_m:
             raise ValueError(f"index.residual_pq_m={pq_m} must divide the vector size {dim}")
         if not 1 <= pq_bits <= 16:
@@ -64,6 +71,16 @@ class ResidualPQCodec:
         if choices < 1:
             raise ValueError(f"index.residual_centroid_choices must be >= 1, got {choices}")
         self.choices = int(choices)  # encoding only: codes decode the same whichever centroid was chosen
+        if coarse_range not in _RANGE_STATS:
+            raise ValueError(f"index.residual_coarse_range must be one of {sorted(_RANGE_STATS)}, got {coarse_range!r}")
+        if coarse_range == "quantiles" and not 0.0 < coarse_range_arg < 0.5:
+            raise ValueError("index.residual_coarse_range=quantiles clips this share of each tail: "
+                             f"residual_coarse_range_arg must be in (0, 0.5), got {coarse_range_arg}")
+        if coarse_range == "meanstd" and coarse_range_arg <= 0:
+            raise ValueError(f"index.residual_coarse_range=meanstd needs residual_coarse_range_arg > 0 "
+                             f"(standard deviations), got {coarse_range_arg}")
+        # training only: a trained quantiser keeps its range (it is serialised with it)
+        self.coarse_range, self.coarse_range_arg = coarse_range, float(coarse_range_arg)
         self.coarse_sq: faiss.IndexScalarQuantizer | None = None
         self.pq: faiss.IndexPQ | None = None
         # (the quantiser it was derived from, its (vmin, step) or None): see _coarse_affine
@@ -97,6 +114,8 @@ class ResidualPQCodec:
         k = min(self.k, cells.shape[1])
         centroids = page_centroids(cells, k).reshape(-1, self.dim)
         sq = faiss.IndexScalarQuantizer(self.dim, _SQ_TYPES[self.coarse_bits], faiss.METRIC_INNER_PRODUCT)
+        sq.sq.rangestat = _RANGE_STATS[self.coarse_range]
+        sq.sq.rangestat_arg = self.coarse_range_arg
         sq.train(np.ascontiguousarray(centroids))
         self.coarse_sq = sq
         residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))
@@ -252,8 +271,8 @@ class ResidualPQCodec:
         if self._affine_cache is not None and self._affine_cache[0] is sq:
             return self._affine_cache[1]
         affine = None  # 6-bit codes straddle bytes: they keep faiss's decoding
-        if (sq is not None and self.coarse_bits in (4, 8) and sq.sq.qtype == _SQ_TYPES[self.coarse_bits]
-                and sq.sq.rangestat == faiss.ScalarQuantizer.RS_minmax):
+        # Every range statistic decodes affinely (it only chooses vmin and vdiff); the probe below checks it.
+        if sq is not None and self.coarse_bits in (4, 8) and sq.sq.qtype == _SQ_TYPES[self.coarse_bits]:
             trained = faiss.vector_to_array(sq.sq.trained)  # [vmin per component, vdiff per component]
             vmin = trained[: self.dim].astype(np.float32)
             step = (trained[self.dim :] / float(2**self.coarse_bits - 1)).astype(np.float32)
@@ -281,6 +300,10 @@ class ResidualPQCodec:
                         pq: bytes, choices: int = 1) -> ResidualPQCodec:
         codec = cls(dim, k, pq_m, coarse_bits, pq_bits, choices)
         codec.coarse_sq = faiss.deserialize_index(np.frombuffer(coarse_sq, dtype=np.uint8))
+        # the range it was trained with travels inside the quantiser (an index from before ADR 20: minmax)
+        codec.coarse_range = next((name for name, stat in _RANGE_STATS.items()
+                                   if stat == codec.coarse_sq.sq.rangestat), codec.coarse_range)
+        codec.coarse_range_arg = float(codec.coarse_sq.sq.rangestat_arg)
         codec.pq = faiss.deserialize_index(np.frombuffer(pq, dtype=np.uint8))
         if codec.pq.d != dim or codec.pq.pq.M != pq_m or codec.coarse_sq.d != dim:
             raise ValueError("residual codec files do not match the index's dim / pq_m")
