@@ -171,6 +171,8 @@ def test_clipped_centroid_range_lowers_the_error_and_keeps_scores_and_fast_scan_
         index = RegionIndex.build(metas, cells, _params().model_copy(update={
             **four, "residual_coarse_range": rng_name, "residual_coarse_range_arg": arg}), "fp")
         codec = index.residual
+        if rng_name == "minmax":  # faiss would widen the range by arg × (max − min): min-max ignores arg
+            assert codec.coarse_sq.sq.rangestat_arg == 0.0
         errors[rng_name] = (  # (page centroids, cells): what the range changes, and what is scored
             float(np.linalg.norm(codec._decode_coarse(index.coarse) - centroids, axis=-1).mean()),
             float(np.linalg.norm(index.decoded_cells() - cells, axis=-1).mean()))
@@ -182,7 +184,7 @@ def test_clipped_centroid_range_lowers_the_error_and_keeps_scores_and_fast_scan_
                                    codec._decode_coarse(index.coarse) @ q, atol=1e-4)
         assert codec.fast_scan_stage(index.coarse.reshape(-1, index.coarse.shape[-1])) is not None
     for clipped in ("meanstd", "quantiles", "optim"):
-        assert errors[clipped][0] < 0.5 * errors["minmax"][0] and errors[clipped][1] < errors["minmax"][1]
+        assert errors[clipped][0] < 0.9 * errors["minmax"][0] and errors[clipped][1] < errors["minmax"][1]
     # The range is a training choice; a loaded index reports the one its quantiser was trained with.
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", "fp").residual

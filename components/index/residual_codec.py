@@ -115,7 +115,8 @@ class ResidualPQCodec:
         centroids = page_centroids(cells, k).reshape(-1, self.dim)
         sq = faiss.IndexScalarQuantizer(self.dim, _SQ_TYPES[self.coarse_bits], faiss.METRIC_INNER_PRODUCT)
         sq.sq.rangestat = _RANGE_STATS[self.coarse_range]
-        sq.sq.rangestat_arg = self.coarse_range_arg
+        # faiss widens a min-max range by arg × (max − min) on each side: min-max means arg 0
+        sq.sq.rangestat_arg = 0.0 if self.coarse_range == "minmax" else self.coarse_range_arg
         sq.train(np.ascontiguousarray(centroids))
         self.coarse_sq = sq
         residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))
