@@ -301,7 +301,7 @@ def _coarse_range_ab(index: RegionIndex, metas: list, cells: np.ndarray, params:
         defaults = type(p)()
         other = {"range": defaults.residual_coarse_range, "arg": defaults.residual_coarse_range_arg}
     else:
-        other = {"range": "minmax", "arg": p.residual_coarse_range_arg}
+        other = {"range": "minmax", "arg": 0.0}  # min-max takes no arg (ADR 20)
     second, r1, hit1, second_build_s = _rebuilt_with(
         index, metas, cells, params, questions, queries,
         {"residual_coarse_range": other["range"], "residual_coarse_range_arg": other["arg"]})

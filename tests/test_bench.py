@@ -70,7 +70,7 @@ def test_bench_writes_every_figure(tiny_params, tmp_path):
     # configured side is the index above.
     ranges = idx["modes"]["pq_residual"]["coarse_range_ab"]
     assert ranges["configured"]["range"] == tiny_params.index.residual_coarse_range != "minmax"
-    assert ranges["other"]["range"] == "minmax"
+    assert ranges["other"]["range"] == "minmax" and ranges["other"]["arg"] == 0.0
     assert ranges["configured"]["r1_ratio"] == pytest.approx(idx["modes"]["pq_residual"]["r1_ratio"])
     assert ranges["other"]["r1_paired"]["questions"] == idx["queries"]
     assert min(ranges["configured"]["reconstruction_error"], ranges["other"]["reconstruction_error"]) > 0
