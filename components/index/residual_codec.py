@@ -5,9 +5,9 @@ the candidate stage, ``summaries.page_centroids``), stored as faiss scalar-quant
 (``SQ4``/``SQ6``/``SQ8``: dim × bits / 8 bytes each) whose levels span a clipped range of each
 component (mean ± 2.25 std by default, ADR 20), not its full min-max. A cell is stored as the id
 of its page centroid (one byte) plus the faiss PQ code of its residual (cell - decoded centroid,
-``pq_m`` codes of ``pq_bits`` bits). The residual of a cell
-from its own page's centroid is much smaller than the cell itself, so the same PQ bytes give a
-far finer reconstruction than PQ on the raw cells (measured in ADR 11).
+``pq_m`` codes of ``pq_bits`` bits). The residual of a cell from its own page's centroid is much
+smaller than the cell itself, so the same PQ bytes give a far finer reconstruction than PQ on
+the raw cells (measured in ADR 11).
 
 Scores stay exact for the stored code: ⟨q, centroid⟩ per page centroid plus an asymmetric
 distance table ⟨q_m, pq_centroid⟩ looked up per cell, so heatmaps never materialise vectors.
@@ -79,8 +79,10 @@ class ResidualPQCodec:
         if coarse_range == "meanstd" and coarse_range_arg <= 0:
             raise ValueError(f"index.residual_coarse_range=meanstd needs residual_coarse_range_arg > 0 "
                              f"(standard deviations), got {coarse_range_arg}")
-        # training only: a trained quantiser keeps its range (it is serialised with it)
-        self.coarse_range, self.coarse_range_arg = coarse_range, float(coarse_range_arg)
+        # training only: a trained quantiser keeps its range (it is serialised with it). faiss widens a
+        # min-max range by arg × (max − min) on each side, so min-max takes arg 0.
+        self.coarse_range = coarse_range
+        self.coarse_range_arg = 0.0 if coarse_range == "minmax" else float(coarse_range_arg)
         self.coarse_sq: faiss.IndexScalarQuantizer | None = None
         self.pq: faiss.IndexPQ | None = None
         # (the quantiser it was derived from, its (vmin, step) or None): see _coarse_affine
@@ -114,9 +116,7 @@ class ResidualPQCodec:
         k = min(self.k, cells.shape[1])
         centroids = page_centroids(cells, k).reshape(-1, self.dim)
         sq = faiss.IndexScalarQuantizer(self.dim, _SQ_TYPES[self.coarse_bits], faiss.METRIC_INNER_PRODUCT)
-        sq.sq.rangestat = _RANGE_STATS[self.coarse_range]
-        # faiss widens a min-max range by arg × (max − min) on each side: min-max means arg 0
-        sq.sq.rangestat_arg = 0.0 if self.coarse_range == "minmax" else self.coarse_range_arg
+        sq.sq.rangestat, sq.sq.rangestat_arg = _RANGE_STATS[self.coarse_range], self.coarse_range_arg
         sq.train(np.ascontiguousarray(centroids))
         self.coarse_sq = sq
         residuals = self._residuals(cells, self._encode_coarse(cells, centroids.reshape(len(cells), k, -1)))
