@@ -83,6 +83,10 @@ class TrainParams(_Section):
     # gold_page: the local softmax runs over the gold page's cells (RegionRAG); candidates: over
     # every candidate page's cells, so the local loss also ranks pages (ADR 14).
     local_negatives: Literal["gold_page", "candidates"] = "gold_page"
+    # What the global loss ranks pages by: max_cell (the best cell's heatmap score, as served) or
+    # late_interaction (each query token's best cell, averaged; ADR 21). Training only: serving and
+    # val/page_r1 keep the heatmap's max cell.
+    global_score: Literal["max_cell", "late_interaction"] = "max_cell"
     pseudo_label_warmup_steps: int = Field(80, ge=0)
     pseudo_label_z: float = 1.5
     hard_negatives: bool = True

@@ -136,3 +136,25 @@ def test_candidate_negatives_see_other_pages_cells():
     assert float(across.global_) == pytest.approx(float(on_page.global_))
     with pytest.raises(ValueError, match="local negatives"):
         hybrid_loss(scores, **common, local_negatives="everything")
+
+
+def test_global_loss_ranks_the_page_scores_it_is_given():
+    # Max-cell scores put page 1 on top; the given page scores put the gold page 0 there.
+    scores = torch.tensor([[[0.1, 0.2], [0.9, 0.0]]])
+    common = {
+        "targets": torch.tensor([0]),
+        "box_cells": torch.tensor([[True, False]]),
+        "has_box": torch.tensor([True]),
+        "tau_global": 0.02,
+        "tau_local": 0.25,
+        "lambda_local": 0.0,
+        "local_mode": "none",
+        "step": 0,
+        "warmup_steps": 0,
+        "pseudo_z": 1.5,
+    }
+    by_cell = hybrid_loss(scores, **common)
+    given = hybrid_loss(scores, page_score=torch.tensor([[0.8, 0.3]]), **common)
+    assert float(by_cell.global_) == pytest.approx(float(global_infonce(torch.tensor([[0.2, 0.9]]), common["targets"], 0.02)))
+    assert float(given.global_) == pytest.approx(float(global_infonce(torch.tensor([[0.8, 0.3]]), common["targets"], 0.02)))
+    assert float(given.global_) < 1e-3 < float(by_cell.global_)

@@ -20,7 +20,13 @@ from components.model.encode import (
     text_tokenizer,
 )
 from components.model.io import load_retriever, save_retriever
-from components.model.retriever import build_retriever, cell_scores, page_scores
+from components.model.retriever import (
+    build_retriever,
+    cell_scores,
+    late_interaction_page_scores,
+    mean_query_vector,
+    page_scores,
+)
 from components.model.text_encoder import (
     TextEncoderIntegrityError,
     resolve_text_encoder,
@@ -517,3 +523,36 @@ def test_heading_context_blends_the_heading_into_every_text_cell(tiny_params):
     assert torch.allclose(mixed[castle], heading, atol=1e-5)
     empty = [c for c in range(g * g) if c not in (castle, river)]
     assert not mixed[empty].any()  # no words there: still empty
+
+
+def test_query_vector_is_the_mean_of_its_token_vectors(retriever):
+    enc = retriever.tokenize_queries(["where is the castle", "river"])
+    with torch.inference_mode():
+        tokens = retriever.encode_query_token_vectors(enc["input_ids"], enc["attention_mask"])
+        query = retriever.encode_query_tokens(enc["input_ids"], enc["attention_mask"])
+    mask = enc["attention_mask"].bool()
+    assert torch.allclose(tokens[mask].norm(dim=-1), torch.ones(int(mask.sum())), atol=1e-5)
+    assert float(tokens[~mask].abs().sum()) == 0.0  # "river" is padded
+    assert torch.allclose(query[1], tokens[1][mask[1]].mean(0), atol=1e-6)
+    assert np.allclose(encode_queries(retriever, ["where is the castle", "river"]), query.numpy(), atol=1e-5)
+
+
+def test_late_interaction_lets_tokens_settle_on_different_cells():
+    e = torch.eye(4)
+    # Query: tokens e0 ("company") and e1 ("revenue"), then one padding row.
+    tokens = torch.stack([e[0], e[1], torch.zeros(4)]).unsqueeze(0)
+    mask = torch.tensor([[1, 1, 0]])
+    split = torch.stack([e[0], e[1], e[2]])  # title cell and table cell apart
+    blended = torch.stack([(e[0] + e[1]) / 2**0.5, e[2], e[3]])  # one cell half-matching both
+    cells = torch.stack([split, blended])
+    late = late_interaction_page_scores(tokens, mask, cells)
+    assert torch.allclose(late, torch.tensor([[1.0, 2**-0.5]]))  # the padding row is ignored
+    query = mean_query_vector(tokens, mask)
+    assert torch.allclose(query, torch.tensor([[0.5, 0.5, 0.0, 0.0]]))
+    by_cell = page_scores(cell_scores(query, cells))
+    assert torch.allclose(by_cell, torch.tensor([[0.5, 2**-0.5]]))  # one cell: the blend wins
+    # Every token's best cell beats any single cell's mean-query score.
+    assert (late >= by_cell - 1e-6).all()
+    # With one token the two page scores agree.
+    single = late_interaction_page_scores(tokens[:, :1], mask[:, :1], cells)
+    assert torch.allclose(single, page_scores(cell_scores(tokens[:, 0], cells)))

@@ -14,7 +14,9 @@ import mlflow
 import pytest
 import torch
 
+from components.loss.contrastive import global_infonce
 from components.model.io import load_retriever
+from components.model.retriever import late_interaction_page_scores
 from components.settings import get_settings
 from components.training.datamodule import RetrievalDataModule, build_samples
 from components.training.module import RetrieverModule
@@ -73,6 +75,22 @@ def test_samples_and_batches(corpus, tiny_params):
     loss.backward()
     assert module.model.cells.patch_embed.weight.grad.abs().sum() > 0
     assert module.model.query_proj.weight.grad.abs().sum() > 0
+
+    # train.global_score=late_interaction: the global loss ranks MaxSim page scores, the local
+    # loss and the heatmap are unchanged.
+    late_params = tiny_params.model_copy(deep=True)
+    late_params.train.global_score = "late_interaction"
+    late = RetrieverModule(late_params, model)
+    module.eval(), late.eval()  # no dropout: both see the same vectors
+    with torch.no_grad():
+        by_cell, queries, cells = module._loss(batch)
+        by_tokens, _, _ = late._loss(batch)
+        tokens = model.encode_query_token_vectors(batch["input_ids"], batch["attention_mask"])
+    page = late_interaction_page_scores(tokens, batch["attention_mask"], cells)
+    expected = global_infonce(page, batch["targets"], tiny_params.train.tau_global)
+    assert float(by_tokens.global_) == pytest.approx(float(expected), rel=1e-5)
+    assert float(by_tokens.global_) != pytest.approx(float(by_cell.global_), rel=1e-3)
+    assert float(by_tokens.local) == pytest.approx(float(by_cell.local), rel=1e-5)
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Hybrid supervision losses of the region retriever (DESIGN §5).
 
-* global: in-batch InfoNCE over page scores (page score = max cell score), hard negatives appended;
+* global: in-batch InfoNCE over page scores (page score = max cell score, or a late-interaction
+  score passed in), hard negatives appended;
 * local: multi-positive InfoNCE over the gold page's cells (or, with ``local_negatives="candidates"``,
   over the cells of every candidate page, so cues that light up any page's chart cannot satisfy it);
   positives come from the labelled box
@@ -77,6 +78,7 @@ def hybrid_loss(
     warmup_steps: int,
     pseudo_z: float,
     local_negatives: str = "gold_page",
+    page_score: torch.Tensor | None = None,
 ) -> LossOutput:
     """Total = global + λ·local.
 
@@ -85,12 +87,15 @@ def hybrid_loss(
     local_mode: none | labelled | hybrid (labelled + pseudo-labels once ``step >= warmup_steps``).
     local_negatives: gold_page (the softmax runs over the gold page's cells) | candidates (over the
     cells of all P candidate pages; positives stay on the gold page).
+    page_score [B, P]: what the global loss ranks; None = the best cell's score (RegionRAG).
     """
     if local_negatives not in {"gold_page", "candidates"}:
         raise ValueError(f"unknown local negatives {local_negatives!r} (gold_page | candidates)")
     if local_mode not in {"none", "labelled", "hybrid"}:
         raise ValueError(f"unknown local loss mode {local_mode!r} (none | labelled | hybrid)")
-    global_ = global_infonce(cell_score.max(-1).values, targets, tau_global)
+    if page_score is None:
+        page_score = cell_score.max(-1).values
+    global_ = global_infonce(page_score, targets, tau_global)
     zero = cell_score.new_zeros(())
     if local_mode == "none" or lambda_local == 0:
         return LossOutput(global_, global_, zero, 0, 0)

@@ -202,15 +202,32 @@ class RegionRetriever(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
         """[B, L] ids -> [B, dim]: mean of the L2-normalised projected token states (not renormalised)."""
+        tokens = self.encode_query_token_vectors(input_ids, attention_mask)
+        return mean_query_vector(tokens, attention_mask)
+
+    def encode_query_token_vectors(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """[B, L] ids -> [B, L, dim]: each token's L2-normalised vector, padding rows zero.
+
+        Their masked mean is ``encode_query_tokens``; late-interaction training scores them one by one.
+        """
         frozen = self.params.finetune_text_layers == 0
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             states = self.text(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.project_query_states(states, input_ids, attention_mask)
+        return self.project_query_token_vectors(states, input_ids, attention_mask)
 
     def project_query_states(
         self, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
         """MiniLM's token states [B, L, width] of a query -> [B, dim] (the part after the text encoder)."""
+        tokens = self.project_query_token_vectors(states, input_ids, attention_mask)
+        return mean_query_vector(tokens, attention_mask)
+
+    def project_query_token_vectors(
+        self, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """MiniLM's token states [B, L, width] -> [B, L, dim] unit vectors, padding rows zero."""
         tokens = F.normalize(self.query_proj(states), dim=-1)
         if self.lexical is not None:
             embeddings = F.embedding(input_ids, self.word_table)
@@ -218,8 +235,7 @@ class RegionRetriever(nn.Module):
         if self.context is not None:
             tokens = self.context(tokens, states, attention_mask.unsqueeze(-1).bool())
         tokens = F.normalize(tokens, dim=-1)
-        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-        return (tokens * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return tokens * attention_mask.unsqueeze(-1).to(tokens.dtype)
 
     @property
     def contextual(self) -> bool:
@@ -249,6 +265,11 @@ class RegionRetriever(nn.Module):
         return self.encode_cells(pixels, empty, no_text).mean(1)
 
 
+def mean_query_vector(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, L, D] token vectors (padding rows zero), mask [B, L] -> [B, D] their mean over real tokens."""
+    return tokens.sum(1) / attention_mask.sum(1, keepdim=True).to(tokens.dtype).clamp_min(1.0)
+
+
 def cell_scores(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     """queries [B, D] x cells [P, N, D] -> [B, P, N] dot products."""
     return torch.einsum("bd,pnd->bpn", queries, cells)
@@ -257,6 +278,21 @@ def cell_scores(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
 def page_scores(cell_score: torch.Tensor) -> torch.Tensor:
     """Page score = the best cell's score: [..., N] -> [...]."""
     return cell_score.max(-1).values
+
+
+def late_interaction_page_scores(
+    tokens: torch.Tensor, attention_mask: torch.Tensor, cells: torch.Tensor
+) -> torch.Tensor:
+    """tokens [B, L, D] (padding rows zero), mask [B, L], cells [P, N, D] -> [B, P].
+
+    ColBERT's MaxSim: each query token takes its best cell, the page scores their mean. Different
+    tokens may settle on different cells (a name on the title, a figure in a table), whereas
+    ``page_scores`` asks one cell to carry the whole query. The mean over tokens of any single
+    cell's scores is still that cell's heatmap score, so the heatmap is unchanged.
+    """
+    best = torch.einsum("bld,pnd->bpln", tokens, cells).max(-1).values  # [B, P, L]
+    mask = attention_mask.to(best.dtype).unsqueeze(1)
+    return (best * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
 
 
 def build_retriever(p: ModelParams) -> RegionRetriever:

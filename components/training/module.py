@@ -9,7 +9,13 @@ import torch
 
 from components.config import Params
 from components.loss.contrastive import hybrid_loss
-from components.model.retriever import RegionRetriever, build_retriever, cell_scores
+from components.model.retriever import (
+    RegionRetriever,
+    build_retriever,
+    cell_scores,
+    late_interaction_page_scores,
+    mean_query_vector,
+)
 
 
 class RetrieverModule(L.LightningModule):
@@ -23,9 +29,13 @@ class RetrieverModule(L.LightningModule):
 
     def _loss(self, batch: dict[str, torch.Tensor]):
         t = self.params.train
-        queries = self.model.encode_query_tokens(batch["input_ids"], batch["attention_mask"])
+        mask = batch["attention_mask"]
+        tokens = self.model.encode_query_token_vectors(batch["input_ids"], mask)
+        queries = mean_query_vector(tokens, mask)
         cells = self.model.encode_cells(batch["pixels"], batch["cell_tokens"], batch.get("cell_text"))
         scores = cell_scores(queries, cells)
+        late = t.global_score == "late_interaction"
+        page_score = late_interaction_page_scores(tokens, mask, cells) if late else None
         out = hybrid_loss(
             scores,
             batch["targets"],
@@ -39,6 +49,7 @@ class RetrieverModule(L.LightningModule):
             warmup_steps=t.pseudo_label_warmup_steps,
             pseudo_z=t.pseudo_label_z,
             local_negatives=t.local_negatives,
+            page_score=page_score,
         )
         return out, queries, cells
 
