@@ -112,22 +112,25 @@ def test_hybrid_loss_modes_and_warmup():
         _loss("bogus", 0)
 
 
-def test_candidate_negatives_see_other_pages_cells():
-    # One query, two candidate pages of two cells; the gold box is cell 0 of page 0.
-    # Page 1's cell 1 scores as high as the gold cell: only the cross-page softmax notices.
-    scores = torch.tensor([[[1.0, -1.0], [-1.0, 1.0]]])
-    common = {
+def _one_labelled_query(**local) -> dict:
+    """hybrid_loss keywords for one query whose gold page is column 0, its box on cell 0 of two."""
+    return {
         "targets": torch.tensor([0]),
         "box_cells": torch.tensor([[True, False]]),
         "has_box": torch.tensor([True]),
         "tau_global": 0.02,
-        "tau_local": 0.1,
-        "lambda_local": 1.0,
-        "local_mode": "labelled",
         "step": 0,
         "warmup_steps": 0,
         "pseudo_z": 1.5,
+        **local,
     }
+
+
+def test_candidate_negatives_see_other_pages_cells():
+    # One query, two candidate pages of two cells; the gold box is cell 0 of page 0.
+    # Page 1's cell 1 scores as high as the gold cell: only the cross-page softmax notices.
+    scores = torch.tensor([[[1.0, -1.0], [-1.0, 1.0]]])
+    common = _one_labelled_query(tau_local=0.1, lambda_local=1.0, local_mode="labelled")
     on_page = hybrid_loss(scores, **common)
     across = hybrid_loss(scores, **common, local_negatives="candidates")
     # Within the gold page the box cell wins outright; across pages it ties with page 1's cell.
@@ -141,18 +144,7 @@ def test_candidate_negatives_see_other_pages_cells():
 def test_global_loss_ranks_the_page_scores_it_is_given():
     # Max-cell scores put page 1 on top; the given page scores put the gold page 0 there.
     scores = torch.tensor([[[0.1, 0.2], [0.9, 0.0]]])
-    common = {
-        "targets": torch.tensor([0]),
-        "box_cells": torch.tensor([[True, False]]),
-        "has_box": torch.tensor([True]),
-        "tau_global": 0.02,
-        "tau_local": 0.25,
-        "lambda_local": 0.0,
-        "local_mode": "none",
-        "step": 0,
-        "warmup_steps": 0,
-        "pseudo_z": 1.5,
-    }
+    common = _one_labelled_query(tau_local=0.25, lambda_local=0.0, local_mode="none")
     by_cell = hybrid_loss(scores, **common)
     given = hybrid_loss(scores, page_score=torch.tensor([[0.8, 0.3]]), **common)
     assert float(by_cell.global_) == pytest.approx(float(global_infonce(torch.tensor([[0.2, 0.9]]), common["targets"], 0.02)))
