@@ -243,6 +243,7 @@ PRODUCTION = {
     "PREFECT_API_URL": "http://127.0.0.1:4200/api",
     "REGIONOPS_DVC_REMOTE": "s3://regionops-dvc/store",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+    "REGIONOPS_REGISTRY_LOCK_URL": "postgresql://regionops_lock@127.0.0.1:5432/regionops_locks",
 }
 
 
@@ -273,7 +274,8 @@ def test_embedded_profile_is_the_default(clean_env):
     assert settings.prefect_api_url is None and not settings.dvc_remote.startswith("s3://")
 
 
-@pytest.mark.parametrize("missing", ["MLFLOW_TRACKING_URI", "PREFECT_API_URL", "REGIONOPS_DVC_REMOTE"])
+@pytest.mark.parametrize("missing", ["MLFLOW_TRACKING_URI", "PREFECT_API_URL", "REGIONOPS_DVC_REMOTE",
+                                     "REGIONOPS_REGISTRY_LOCK_URL"])
 def test_production_profile_names_the_missing_service(clean_env, missing):
     for key, value in PRODUCTION.items():
         if key != missing:

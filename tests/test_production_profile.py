@@ -74,6 +74,8 @@ def _production_env(stack, home: Path) -> dict[str, str]:
         "PREFECT_API_URL": stack["prefect"].url,
         "REGIONOPS_DVC_REMOTE": f"s3://{rs.DVC_BUCKET}/store",
         "AWS_ENDPOINT_URL": stack["s3"].url,
+        # the lock role of infra/postgres-roles.sh; its own database, where it holds only advisory locks
+        "REGIONOPS_REGISTRY_LOCK_URL": f"{stack['postgres'].url}/regionops_locks",
     }
 
 
@@ -177,3 +179,39 @@ def test_dvc_push_and_pull_round_trip_through_s3(stack, pipeline_run, monkeypatc
     # The pipeline pushes what prepare produced (its flow's last step): the corpus and its validation.
     versioning.pull(project, ("generate", "validate"))
     assert _digests(project / "data" / "corpus") == before
+
+
+def test_racing_rollbacks_from_two_machines_serialise_on_postgres(stack, tmp_path, monkeypatch):
+    """Two processes, each with its own REGIONOPS_HOME (two pods), roll the champion of one MLflow
+    server back and forth: the advisory lock in PostgreSQL keeps one consecutive audit chain."""
+    import uuid
+
+    from mlflow import MlflowClient
+
+    from components.registry.audit import read_events
+    from components.registry.client import advisory_key
+    from tests.registry_race import assert_one_chain, make_versions, race_rollbacks
+
+    env = _production_env(stack, tmp_path / "setup")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = MlflowClient(tracking_uri=stack["mlflow"].url, registry_uri=stack["mlflow"].url)
+    name = f"regionops-pgrace-{uuid.uuid4().hex[:6]}"
+    versions = make_versions(client, name, 3)
+    envs = [_production_env(stack, tmp_path / f"pod-{i}") for i in range(2)]
+    outcomes = race_rollbacks(name, envs, versions)
+    events = read_events(client, name)
+    assert_one_chain(events, outcomes, versions[-1])
+    assert str(client.get_model_version_by_alias(name, "champion").version) == events[-1]["to_version"]
+    # the lock is an advisory lock in the lock database, seen from any other session while held
+    from components.registry.client import lock_location, registry_lock
+    from components.settings import get_settings
+
+    assert lock_location(get_settings(), name) == ("postgres", env["REGIONOPS_REGISTRY_LOCK_URL"])
+    key = advisory_key(name) & 0xFFFFFFFFFFFFFFFF
+    held = ("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = "
+            f"'advisory' AND l.granted AND d.datname = 'regionops_locks' AND l.classid = {key >> 32} "
+            f"AND l.objid = {key & 0xFFFFFFFF}")
+    with registry_lock(name):
+        assert _sql(stack, "postgres", held) == [(1,)]
+    assert _sql(stack, "postgres", held) == [(0,)]
