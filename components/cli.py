@@ -357,17 +357,21 @@ def register(
 def rollback(
     reason: Annotated[str, typer.Option("--reason", help="why champion moves back (recorded in the audit trail)")],
     to: Annotated[Optional[str], typer.Option("--to", help="version to restore (default: the previous champion)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="allow a version whose gate failed (recorded as an override)")] = False,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
-    """Move the champion alias back to an earlier version, recording who, when and why."""
+    """Move the champion alias back to an earlier version, recording who, when and why.
+
+    A version whose gate failed is refused unless --force; the override is in the audit trail.
+    """
     params = _params(params_path, overrides)
     configure_environment()
     from components.registry.promote import RegistryError
     from components.registry.promote import rollback as rollback_champion
 
     try:
-        outcome = rollback_champion(params, to, reason)
+        outcome = rollback_champion(params, to, reason, force=force)
     except RegistryError as exc:
         console.print(f"[red]rollback refused:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -45,6 +45,9 @@ ENV_VARS = {
     "PREFECT_API_URL": "Prefect server API; production: http(s)://host:4200/api",
     "REGIONOPS_DVC_REMOTE": "DVC remote: a folder (embedded) or s3://bucket/prefix (production)",
     "AWS_ENDPOINT_URL": "S3 endpoint for a non-AWS store (MinIO); unset for AWS itself",
+    "REGIONOPS_REGISTRY_LOCK_URL": "PostgreSQL database whose advisory lock serialises promotions and "
+                                   "rollbacks across machines; production: postgresql://user@host/db "
+                                   "(the password from PGPASSWORD)",
 }
 
 
@@ -62,6 +65,7 @@ class Settings:
     prefect_api_url: str | None  # None: Prefect's temporary local server
     dvc_remote: str  # a folder (embedded default) or an s3:// URL
     s3_endpoint_url: str | None = None
+    registry_lock_url: str | None = None  # None: the lock lives next to the sqlite registry
 
     @property
     def uses_embedded_mlflow(self) -> bool:
@@ -79,7 +83,8 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def _check_production(tracking: str, prefect_api: str | None, dvc_remote: str | None) -> None:
+def _check_production(tracking: str, prefect_api: str | None, dvc_remote: str | None,
+                      lock_url: str | None) -> None:
     problems = []
     if not tracking.startswith(("http://", "https://")):
         problems.append(f"MLFLOW_TRACKING_URI must be an http(s):// tracking server (got {tracking!r})")
@@ -87,6 +92,9 @@ def _check_production(tracking: str, prefect_api: str | None, dvc_remote: str | 
         problems.append(f"PREFECT_API_URL must be an http(s):// Prefect server API (got {prefect_api!r})")
     if not (dvc_remote or "").startswith("s3://"):
         problems.append(f"REGIONOPS_DVC_REMOTE must be an s3:// URL (got {dvc_remote!r})")
+    if not (lock_url or "").startswith(("postgresql://", "postgres://")):
+        # Pods on different machines share no file: promotions must wait on the database.
+        problems.append(f"REGIONOPS_REGISTRY_LOCK_URL must be a postgresql:// URL (got {lock_url!r})")
     if problems:
         raise SettingsError("REGIONOPS_PROFILE=production: " + "; ".join(problems))
 
@@ -102,8 +110,9 @@ def get_settings() -> Settings:
         raise SettingsError(f"MLFLOW_TRACKING_URI={tracking!r}: use an sqlite:/// or http(s):// URI")
     prefect_api = _env("PREFECT_API_URL")
     dvc_remote = _env("REGIONOPS_DVC_REMOTE")
+    lock_url = _env("REGIONOPS_REGISTRY_LOCK_URL")
     if profile == "production":
-        _check_production(tracking, prefect_api, dvc_remote)
+        _check_production(tracking, prefect_api, dvc_remote, lock_url)
     return Settings(
         profile=profile,
         home=home,
@@ -113,6 +122,7 @@ def get_settings() -> Settings:
         prefect_api_url=prefect_api,
         dvc_remote=dvc_remote or str(home / "dvc-remote"),
         s3_endpoint_url=_env("AWS_ENDPOINT_URL"),
+        registry_lock_url=lock_url,
     )
 
 

@@ -178,3 +178,36 @@ def commit(project_dir: Path, stage: str) -> None:
     )
     if proc.returncode != 0:
         raise StageFailed(f"dvc commit {stage} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
+def stage_data_deps(project_dir: Path, stage: str) -> list[str]:
+    """The dependencies of ``stage`` that DVC tracks (outputs of other stages or of ``.dvc`` files),
+    as dvc.yaml declares them with params interpolated: exactly what to ``dvc pull`` before the
+    stage runs on a machine that has only the code (the GPU training Job). Code dependencies
+    (``components/...``) come with the image and are left out.
+
+    DVC's own parser, not a re-implementation of its ``${...}`` interpolation; read once, in
+    the calling process, so the working-directory caveat above does not apply.
+    """
+    from dvc.repo import Repo
+    from dvc.stage import PipelineStage
+
+    with Repo(str(Path(project_dir).resolve())) as repo:
+        stages = {s.name: s for s in repo.index.stages if isinstance(s, PipelineStage)}
+        if stage not in stages:
+            raise KeyError(f"dvc.yaml has no stage {stage!r} (stages: {', '.join(stages)})")
+        # compared as absolute paths: a .dvc file's outs are relative to its own folder
+        outs = [o.fs_path.rstrip("/") for s in repo.index.stages for o in s.outs]
+        return [os.path.relpath(d.fs_path, repo.root_dir) for d in stages[stage].deps
+                if any(d.fs_path == out or d.fs_path.startswith(f"{out}/") for out in outs)]
+
+if __name__ == "__main__":
+    # `python -m components.versioning data-deps train`: one path a line, for `dvc pull` in a Job.
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The DVC-tracked dependencies of a dvc.yaml stage.")
+    parser.add_argument("command", choices=["data-deps"])
+    parser.add_argument("stage")
+    parser.add_argument("--project-dir", default=".")
+    args = parser.parse_args()
+    print("\n".join(stage_data_deps(Path(args.project_dir), args.stage)))

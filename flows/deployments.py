@@ -8,6 +8,10 @@
 All run on one work pool (a process pool, created if missing); the code is the installed
 ``flows`` package (module-path entrypoints), so any worker with regionops installed can
 run them. The global concurrency limit that serialises pipeline and retrain is created here.
+
+This is the one-machine shortcut: it records ``project_dir`` as this checkout's absolute path.
+A team's shared server gets ``prefect.yaml`` instead (``prefect deploy --all``), whose flow
+runs enter the folder their worker names in ``REGIONOPS_PROJECT_DIR`` (``flows/deploy_steps.py``).
 """
 
 from __future__ import annotations

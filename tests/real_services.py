@@ -22,7 +22,12 @@ BIN = Path(sys.executable).parent
 PG_USER = "regionops"
 PG_PASSWORD = "regionops-ci"
 S3_KEY, S3_SECRET = "regionops-ci", "regionops-ci-secret"
-MLFLOW_USER, MLFLOW_PASSWORD = "regionops", "regionops-ci-login"
+MLFLOW_USER, MLFLOW_PASSWORD = "regionops", "regionops-ci-login"  # the MLflow server's admin
+# The login roles and users infra/ makes for each client (postgres-roles.sh, mlflow_pipeline_user.py).
+DB_PASSWORDS = {"MLFLOW_DB_PASSWORD": "regionops-ci-mlflow-db", "PREFECT_DB_PASSWORD": "regionops-ci-prefect-db",
+                "REGIONOPS_LOCK_DB_PASSWORD": "regionops-ci-lock-db"}
+PIPELINE_USER, PIPELINE_PASSWORD = "regionops-pipeline", "regionops-ci-pipeline"
+PREFECT_AUTH = "regionops:regionops-ci-prefect"  # PREFECT_SERVER_API_AUTH_STRING / PREFECT_API_AUTH_STRING
 MLFLOW_BUCKET, DVC_BUCKET = "regionops-mlflow", "regionops-dvc"
 INFRA = Path(__file__).resolve().parents[1] / "infra"
 
@@ -79,6 +84,7 @@ def start_postgres() -> Server:
     wait_until(server, ready, 60)
     try:
         _create_databases(server.url)
+        _create_roles(port)
     except Exception:
         server.stop()
         raise
@@ -102,8 +108,25 @@ def _create_databases(url: str) -> None:
         connection.close()
 
 
+def _create_roles(port: int) -> None:
+    """infra/postgres-roles.sh, as the image's entrypoint runs it (here over TCP as the superuser)."""
+    env = {**os.environ, **DB_PASSWORDS, "POSTGRES_USER": PG_USER, "PGHOST": "127.0.0.1", "PGPORT": str(port),
+           "PGPASSWORD": PG_PASSWORD, "PATH": f"{Path(_pg_bin('psql')).parent}:{os.environ['PATH']}"}
+    subprocess.run(["sh", str(INFRA / "postgres-roles.sh")], env=env, check=True, capture_output=True)
+
+
+def role_url(postgres: Server, role: str, database: str) -> str:
+    """A client's own login (postgres-roles.sh), never the superuser's."""
+    password = {"mlflow": DB_PASSWORDS["MLFLOW_DB_PASSWORD"], "prefect": DB_PASSWORDS["PREFECT_DB_PASSWORD"],
+                "regionops_lock": DB_PASSWORDS["REGIONOPS_LOCK_DB_PASSWORD"]}[role]
+    return f"postgresql://{role}:{password}@127.0.0.1:{postgres.extra['port']}/{database}"
+
+
 def start_s3(root: Path) -> Server:
-    """moto's S3 server, with the buckets compose's minio-buckets job creates."""
+    """moto's S3 server, with the buckets compose's minio-setup job creates.
+
+    moto does not enforce IAM policies, so the per-bucket MinIO users are checked statically
+    (tests/test_infra_security.py), not here."""
     if not (BIN / "moto_server").exists():
         raise ServiceUnavailable("moto_server is missing: pip install -e '.[dev]'")
     root.mkdir(parents=True, exist_ok=True)
@@ -134,7 +157,7 @@ def start_mlflow(root: Path, postgres: Server, s3: Server) -> Server:
     root.mkdir(parents=True, exist_ok=True)
     auth_ini = root / "basic_auth.ini"
     # auth_cache_ttl_seconds as in compose: without it every request re-runs the PBKDF2 check.
-    auth_ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {postgres.url}/mlflow_auth\n"
+    auth_ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {role_url(postgres, 'mlflow', 'mlflow_auth')}\n"
                         "auth_cache_ttl_seconds = 60\n")
     port = free_port()
     log = root / "mlflow.log"
@@ -151,7 +174,7 @@ def start_mlflow(root: Path, postgres: Server, s3: Server) -> Server:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"{postgres.url}/mlflow",
+           "--backend-store-uri", role_url(postgres, "mlflow", "mlflow"),
            "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/artifacts",
            "--app-name", "basic-auth", "--workers", "1"]
     server = _popen("mlflow", cmd, log, env, f"http://127.0.0.1:{port}", cwd=root)
@@ -165,8 +188,9 @@ def start_prefect(root: Path, postgres: Server) -> Server:
     log = root / "prefect.log"
     env = {
         "PREFECT_HOME": str(root / "home"),
-        "PREFECT_API_DATABASE_CONNECTION_URL": postgres.url.replace("postgresql://", "postgresql+asyncpg://")
-        + "/prefect",
+        "PREFECT_API_DATABASE_CONNECTION_URL": role_url(postgres, "prefect", "prefect").replace(
+            "postgresql://", "postgresql+asyncpg://"),
+        "PREFECT_SERVER_API_AUTH_STRING": PREFECT_AUTH,  # basic auth, as infra/ runs it
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
         "DO_NOT_TRACK": "true",
@@ -174,6 +198,15 @@ def start_prefect(root: Path, postgres: Server) -> Server:
     server = _popen("prefect", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                     log, env, f"http://127.0.0.1:{port}/api", cwd=root)
     return wait_until(server, lambda: http_ok(f"{server.url}/health"), 180)
+
+
+def create_pipeline_user(mlflow: Server) -> None:
+    """infra/mlflow_pipeline_user.py with the admin login: the pipeline's own non-admin login."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.url, "MLFLOW_TRACKING_USERNAME": MLFLOW_USER,
+           "MLFLOW_TRACKING_PASSWORD": MLFLOW_PASSWORD, "PIPELINE_MLFLOW_USERNAME": PIPELINE_USER,
+           "PIPELINE_MLFLOW_PASSWORD": PIPELINE_PASSWORD}
+    subprocess.run([sys.executable, str(INFRA / "mlflow_pipeline_user.py")], env=env, check=True,
+                   capture_output=True, timeout=120)
 
 
 def stop_all(servers: list[Server]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -48,10 +49,12 @@ def test_compose_services_reference_defined_volumes_networks_and_services(compos
     for name, service in services.items():
         for mount in service.get("volumes", []):
             source = mount.split(":", 1)[0] if isinstance(mount, str) else mount["source"]
-            if source.startswith((".", "/")):  # a bind mount: the file must be in infra/
-                assert (INFRA / source).resolve().is_file(), f"{name}: bind mount {source} is missing"
+            if source.startswith((".", "/")):  # a bind mount: the file or folder must be in infra/
+                assert (INFRA / source).resolve().exists(), f"{name}: bind mount {source} is missing"
             else:
                 assert source in volumes, f"{name}: volume {source!r} is not defined at top level"
+        if service.get("network_mode") == "none":  # needs no network at all (secrets-check)
+            continue
         assert service.get("networks"), f"{name}: joins no network"
         for network in service["networks"]:
             assert network in networks, f"{name}: network {network!r} is not defined at top level"
@@ -243,6 +246,7 @@ PRODUCTION = {
     "PREFECT_API_URL": "http://127.0.0.1:4200/api",
     "REGIONOPS_DVC_REMOTE": "s3://regionops-dvc/store",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+    "REGIONOPS_REGISTRY_LOCK_URL": "postgresql://regionops_lock@127.0.0.1:5432/regionops_locks",
 }
 
 
@@ -273,7 +277,8 @@ def test_embedded_profile_is_the_default(clean_env):
     assert settings.prefect_api_url is None and not settings.dvc_remote.startswith("s3://")
 
 
-@pytest.mark.parametrize("missing", ["MLFLOW_TRACKING_URI", "PREFECT_API_URL", "REGIONOPS_DVC_REMOTE"])
+@pytest.mark.parametrize("missing", ["MLFLOW_TRACKING_URI", "PREFECT_API_URL", "REGIONOPS_DVC_REMOTE",
+                                     "REGIONOPS_REGISTRY_LOCK_URL"])
 def test_production_profile_names_the_missing_service(clean_env, missing):
     for key, value in PRODUCTION.items():
         if key != missing:
@@ -286,3 +291,128 @@ def test_unknown_profile_is_refused(clean_env):
     clean_env.setenv("REGIONOPS_PROFILE", "staging")
     with pytest.raises(SettingsError, match="staging"):
         get_settings()
+
+
+# ---------- one work pool, deployments that carry no machine's path ----------
+
+REPO = INFRA.parent
+
+
+def _params():
+    from components.config import load_params
+
+    return load_params(REPO / "params.yaml")
+
+
+def test_every_place_naming_the_work_pool_agrees_with_params():
+    """A worker polling another pool than the deployments' would leave every flow run Scheduled."""
+    pool = _params().orchestrate.work_pool
+    named = {}
+    files = [INFRA / "compose.yaml", *sorted(K8S.glob("*.yaml")), REPO / "README.md", INFRA / "README.md",
+             REPO / "Makefile"]
+    pattern = re.compile(r"(?:--pool|--work-pool|work-pool create)\s+([A-Za-z0-9_.-]+)")
+    for path in files:
+        for found in pattern.findall(path.read_text()):
+            if not found.isupper():  # "--work-pool NAME": a usage placeholder
+                named.setdefault(found, []).append(path.name)
+    prefect_yaml = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    for deployment in prefect_yaml["deployments"]:
+        named.setdefault(deployment["work_pool"]["name"], []).append(f"prefect.yaml:{deployment['name']}")
+    assert "compose.yaml" in named.get(pool, []) and "50-prefect-worker.yaml" in named.get(pool, [])
+    assert set(named) == {pool}, f"orchestrate.work_pool is {pool!r}, but: {named}"
+
+
+def test_prefect_yaml_deploys_the_three_flows_without_a_path_of_the_deploying_machine():
+    from prefect.utilities.templating import apply_values
+
+    params = _params().orchestrate
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    assert set(deployments) == {"pipeline", "retrain", "landing-watch"}
+    for name, deployment in deployments.items():
+        module, _, function = deployment["entrypoint"].partition(":")
+        assert not module.endswith(".py") and hasattr(__import__(module, fromlist=[function]), function), name
+        assert deployment["parameters"]["project_dir"] == "."
+    assert [s["cron"] for s in deployments["retrain"]["schedules"]] == [params.retrain_cron]
+    assert [s["interval"] for s in deployments["landing-watch"]["schedules"]] == [params.watch_interval_seconds]
+    # the pull step takes no argument: what `prefect deploy` stores is the same on every machine,
+    # whatever the deploying shell's environment (it fills {{ $VAR }} placeholders from it)
+    assert spec["pull"] == [{"flows.deploy_steps.enter_project_dir": {}}]
+    text = (REPO / "prefect.yaml").read_text()
+    assert "{{" not in text and "/home/" not in text and "/work/" not in text
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REGIONOPS_PROJECT_DIR", "/somewhere/on/the/deploying/machine")
+        assert apply_values(spec["pull"], {}, remove_notset=False) == spec["pull"]
+
+
+def test_pull_step_enters_the_workers_project_folder_at_run_time(tmp_path, monkeypatch):
+    from prefect.deployments.steps.core import _get_function_for_step
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        (project / name).write_text((REPO / name).read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REGIONOPS_PROJECT_DIR", str(project))
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    [(name, inputs)] = spec["pull"][0].items()
+    step = _get_function_for_step(name)  # found by its name as a worker's flow run finds it
+    assert step(**inputs) == {"directory": str(project.resolve())} and Path.cwd() == project.resolve()
+    monkeypatch.setenv("REGIONOPS_PROJECT_DIR", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    from flows.deploy_steps import enter_project_dir
+
+    with pytest.raises(RuntimeError, match="not a regionops project: no dvc.yaml, params.yaml"):
+        enter_project_dir()
+    monkeypatch.delenv("REGIONOPS_PROJECT_DIR")
+    with pytest.raises(RuntimeError, match="REGIONOPS_PROJECT_DIR is not set"):
+        enter_project_dir()
+
+
+# ---------- the GPU training Job pulls what the train stage needs ----------
+
+def test_training_job_pulls_exactly_the_train_stage_data_deps_by_dvc_lock():
+    from components.versioning import stage_data_deps
+
+    job = next(d for _, d in _k8s_documents() if d["kind"] == "Job" and "train" in d["metadata"]["name"])
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    script = " ".join(container["args"])
+    # derived from dvc.yaml at run time, in the image's project folder, which holds dvc.lock
+    assert container["workingDir"] == "/app" and "test -f dvc.lock" in script
+    assert "deps=$(python -m components.versioning data-deps train)" in script and "dvc pull $deps" in script
+    assert len(re.findall(r"dvc pull", script)) == 1 and 'test -n "$deps"' in script  # never a bare `dvc pull`
+    # what that command prints here: every DVC-tracked dependency of train in dvc.yaml, nothing else
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    corpus = _params().data.corpus_dir
+    declared = [d.replace("${data.corpus_dir}", corpus) for d in spec["stages"]["train"]["deps"]]
+    outs = [o if isinstance(o, str) else next(iter(o)) for s in spec["stages"].values()
+            for o in s.get("outs", []) + s.get("metrics", []) + s.get("plots", [])]
+    tracked = [d for d in declared if any(d == o or d.startswith(f"{o}/") for o in outs)]
+    assert stage_data_deps(REPO, "train") == tracked == [corpus, "data/validation/accepted.json"]
+    dockerfile = (INFRA / "Dockerfile").read_text()
+    copied = re.search(r"^COPY (.*) \./$", dockerfile, re.MULTILINE).group(1).split()
+    assert {"dvc.yaml", "dvc.lock", "params.yaml"} <= set(copied)
+    assert re.search(r"^WORKDIR /app$", dockerfile, re.MULTILINE)
+
+
+def test_stage_data_deps_follows_params_and_dvc_files(tmp_path):
+    """An imported dataset (data.corpus_dir, `dvc add`-ed) is pulled in place of the synthetic corpus."""
+    from components.versioning import stage_data_deps
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["corpus_dir"] = "data/imports/invoices"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    (project / "data" / "imports").mkdir(parents=True)
+    (project / "data" / "imports" / "invoices.dvc").write_text(
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  path: invoices\n")
+    import subprocess
+    import sys
+
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=project, check=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    assert stage_data_deps(project, "train") == ["data/imports/invoices", "data/validation/accepted.json"]
+    with pytest.raises(KeyError, match="no stage 'trian'"):
+        stage_data_deps(project, "trian")

@@ -194,3 +194,49 @@ def test_dropped_file_triggers_one_retrain_that_records_its_gate_decision(stack)
     # (the cron's future runs carry "scheduled ..." idempotency keys; the watcher's are "landing-...")
     assert [r.id for r in runs_after if (r.idempotency_key or "").startswith("landing-")] == [runs[0].id]
     assert len(ml.search_model_versions("name='regionops'")) == len(versions)
+
+
+# Last in this module: it re-deploys pipeline/retrain/landing-watch from prefect.yaml.
+def test_prefect_yaml_stores_no_deploying_path_and_runs_in_the_workers_project(stack, tmp_path):
+    """`prefect deploy --all` from a checkout whose shell names a project folder of its own: the
+    stored deployments hold no path of that machine; a worker whose REGIONOPS_PROJECT_DIR names
+    another folder runs the watcher there (it reads that folder's params.yaml)."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from components.config import load_params
+
+    repo = Path(__file__).resolve().parents[1]
+    pool = load_params(repo / "params.yaml").orchestrate.work_pool
+    with _client() as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+    env = dict(os.environ, REGIONOPS_PROJECT_DIR=str(repo))  # the deploying shell's own folder
+    deployed = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    with _client() as client:
+        stored = {name: client.read_deployment_by_name(f"{flow}/{name}") for flow, name in
+                  (("pipeline", "pipeline"), ("retrain", "retrain"), ("landing-watch", "landing-watch"))}
+        client.pause_deployment(stored["retrain"].id)  # its cron must not start a retrain here
+    for name, deployment in stored.items():
+        assert str(repo) not in deployment.model_dump_json(), f"{name} stores the deploying checkout's path"
+        assert deployment.pull_steps == [{"flows.deploy_steps.enter_project_dir": {}}]
+        assert deployment.parameters["project_dir"] == "." and deployment.work_pool_name == pool
+    assert [s.schedule.cron for s in stored["retrain"].schedules] == ["0 3 * * *"]
+
+    # PYTHONPATH: the flow-run process imports this checkout's `flows`, as an image's worker imports its own
+    worker_env = dict(os.environ, REGIONOPS_PROJECT_DIR=str(stack["project"]), PYTHONPATH=str(repo))
+    worker = start("prefect worker (prefect.yaml)", [str(BIN / "prefect"), "worker", "start", "--pool", pool,
+                                                     "--type", "process"], stack["logs"] / "worker-yaml.log",
+                   worker_env, cwd=tmp_path)  # not the project: only the pull step can take it there
+    try:
+        run = run_deployment("landing-watch/landing-watch", timeout=600, poll_interval=3)
+    finally:
+        worker.stop()
+    log = (stack["logs"] / "worker-yaml.log").read_text(errors="replace")
+    log = "\n".join(line for line in log.splitlines() if "Traceback" in line or "Error" in line)[-3000:] or log[-3000:]
+    assert run.state is not None and run.state.is_completed(), (run.state, log)

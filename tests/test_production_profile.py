@@ -46,6 +46,7 @@ def stack(tmp_path_factory):
         for future in starting:
             if future.exception() is not None:
                 raise future.exception()
+        rs.create_pipeline_user(next(s for s in servers if s.name == "mlflow"))
     except rs.ServiceUnavailable as exc:
         rs.stop_all(servers)
         if os.environ.get("CI"):
@@ -62,18 +63,24 @@ def stack(tmp_path_factory):
 
 
 def _production_env(stack, home: Path) -> dict[str, str]:
-    """What a user sets: the variables of infra/.env.example, nothing else."""
+    """What a flow run gets (infra/): the variables of infra/.env.example and the pipeline's own
+    logins (MLflow non-admin user, the lock role's password, the Prefect API login)."""
+    lock_url = rs.role_url(stack["postgres"], "regionops_lock", "regionops_locks")
     return {
         **rs.s3_env(),
         "REGIONOPS_PROFILE": "production",
         "REGIONOPS_HOME": str(home),
         "PREFECT_HOME": str(home / "prefect"),
         "MLFLOW_TRACKING_URI": stack["mlflow"].url,
-        "MLFLOW_TRACKING_USERNAME": rs.MLFLOW_USER,
-        "MLFLOW_TRACKING_PASSWORD": rs.MLFLOW_PASSWORD,
+        "MLFLOW_TRACKING_USERNAME": rs.PIPELINE_USER,
+        "MLFLOW_TRACKING_PASSWORD": rs.PIPELINE_PASSWORD,
         "PREFECT_API_URL": stack["prefect"].url,
+        "PREFECT_API_AUTH_STRING": rs.PREFECT_AUTH,
         "REGIONOPS_DVC_REMOTE": f"s3://{rs.DVC_BUCKET}/store",
         "AWS_ENDPOINT_URL": stack["s3"].url,
+        # the lock role of infra/postgres-roles.sh, its password from libpq's PGPASSWORD as in infra/
+        "REGIONOPS_REGISTRY_LOCK_URL": lock_url.replace(f":{rs.DB_PASSWORDS['REGIONOPS_LOCK_DB_PASSWORD']}@", "@"),
+        "PGPASSWORD": rs.DB_PASSWORDS["REGIONOPS_LOCK_DB_PASSWORD"],
     }
 
 
@@ -124,6 +131,48 @@ def test_unauthenticated_requests_are_refused_by_the_tracking_server(stack):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{stack['mlflow'].url}/api/2.0/mlflow/experiments/search?max_results=1")
     assert refused.value.code == 401
+
+
+def test_unauthenticated_requests_are_refused_by_the_prefect_server(stack):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(f"{stack['prefect'].url}/flows/filter", data=b"{}",
+                                                      method="POST", headers={"Content-Type": "application/json"}))
+    assert refused.value.code == 401
+    login = base64.b64encode(rs.PREFECT_AUTH.encode()).decode()
+    allowed = urllib.request.urlopen(urllib.request.Request(
+        f"{stack['prefect'].url}/flows/filter", data=b"{}", method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {login}"}))
+    assert allowed.status == 200
+
+
+def test_each_database_login_reaches_only_its_own_database(stack):
+    import psycopg2
+
+    for role, own, foreign in (("regionops_lock", "regionops_locks", "mlflow"), ("mlflow", "mlflow", "prefect"),
+                               ("prefect", "prefect", "mlflow_auth")):
+        psycopg2.connect(rs.role_url(stack["postgres"], role, own)).close()
+        with pytest.raises(psycopg2.OperationalError, match="permission denied"):
+            psycopg2.connect(rs.role_url(stack["postgres"], role, foreign))
+
+
+def test_the_pipeline_login_is_not_an_mlflow_admin(stack):
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_USERNAME", rs.MLFLOW_USER)
+        env.setenv("MLFLOW_TRACKING_PASSWORD", rs.MLFLOW_PASSWORD)
+        admin = get_app_client("basic-auth", tracking_uri=stack["mlflow"].url)
+        assert admin.get_user(rs.PIPELINE_USER).is_admin is False
+        env.setenv("MLFLOW_TRACKING_USERNAME", rs.PIPELINE_USER)
+        env.setenv("MLFLOW_TRACKING_PASSWORD", rs.PIPELINE_PASSWORD)
+        pipeline = get_app_client("basic-auth", tracking_uri=stack["mlflow"].url)
+        with pytest.raises(MlflowException, match="(?i)permission"):
+            pipeline.create_user("intruder", "intruder-password")
 
 
 def test_pipeline_completes_as_a_flow_run_stored_in_postgres(stack, pipeline_run):
@@ -177,3 +226,39 @@ def test_dvc_push_and_pull_round_trip_through_s3(stack, pipeline_run, monkeypatc
     # The pipeline pushes what prepare produced (its flow's last step): the corpus and its validation.
     versioning.pull(project, ("generate", "validate"))
     assert _digests(project / "data" / "corpus") == before
+
+
+def test_racing_rollbacks_from_two_machines_serialise_on_postgres(stack, tmp_path, monkeypatch):
+    """Two processes, each with its own REGIONOPS_HOME (two pods), roll the champion of one MLflow
+    server back and forth: the advisory lock in PostgreSQL keeps one consecutive audit chain."""
+    import uuid
+
+    from mlflow import MlflowClient
+
+    from components.registry.audit import read_events
+    from components.registry.client import advisory_key
+    from tests.registry_race import assert_one_chain, make_versions, race_rollbacks
+
+    env = _production_env(stack, tmp_path / "setup")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = MlflowClient(tracking_uri=stack["mlflow"].url, registry_uri=stack["mlflow"].url)
+    name = f"regionops-pgrace-{uuid.uuid4().hex[:6]}"
+    versions = make_versions(client, name, 3)
+    envs = [_production_env(stack, tmp_path / f"pod-{i}") for i in range(2)]
+    outcomes = race_rollbacks(name, envs, versions)
+    events = read_events(client, name)
+    assert_one_chain(events, outcomes, versions[-1])
+    assert str(client.get_model_version_by_alias(name, "champion").version) == events[-1]["to_version"]
+    # the lock is an advisory lock in the lock database, seen from any other session while held
+    from components.registry.client import lock_location, registry_lock
+    from components.settings import get_settings
+
+    assert lock_location(get_settings(), name) == ("postgres", env["REGIONOPS_REGISTRY_LOCK_URL"])
+    key = advisory_key(name) & 0xFFFFFFFFFFFFFFFF
+    held = ("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = "
+            f"'advisory' AND l.granted AND d.datname = 'regionops_locks' AND l.classid = {key >> 32} "
+            f"AND l.objid = {key & 0xFFFFFFFF}")
+    with registry_lock(name):
+        assert _sql(stack, "postgres", held) == [(1,)]
+    assert _sql(stack, "postgres", held) == [(0,)]

@@ -12,13 +12,11 @@ reads them back.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import shutil
 import tempfile
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,14 @@ from mlflow.exceptions import MlflowException
 from components.config import Params, RegionParams
 from components.registry import checkpoint
 from components.registry import lineage as lineage_mod
-from components.registry.client import ensure_experiment, promotion_lock, registry_client
+from components.registry.audit import (
+    champion_lineage,
+    events_from_tags,
+    last_move,
+    read_events,
+    record_move,
+)
+from components.registry.client import ensure_experiment, registry_client, registry_lock
 from components.registry.gate import GATED_SYSTEM, GateDecision, decide, system_metrics
 from components.registry.highlights import stage_page_images
 
@@ -44,7 +49,7 @@ CHALLENGER = "challenger"
 MODEL_NAME_IN_RUN = "rag_checkpoint"
 HASH_TAG = "regionops.content_hash"
 METRIC_TAG = "metric."  # version tags metric.<name> = the gated system's metrics
-AUDIT_TAG = "audit."
+GATE_CHAMPION_TAG = "gate.champion_version"  # the champion the gate compared against ("none": no champion)
 EXCLUDED_SUFFIXES = (".ckpt",)  # Lightning checkpoints are for resuming training, not for serving
 
 # What the served model needs; pinned to the versions it was logged with (no import-time inference).
@@ -202,62 +207,11 @@ def download_champion(params: Params, dest: Path, alias: str = CHAMPION) -> dict
 
 def history(params: Params) -> list[dict[str, Any]]:
     """Every alias move of the registered model, oldest first."""
-    client = registry_client()
-    try:
-        tags = client.get_registered_model(params.registry.model_name).tags
-    except MlflowException:
-        return []
-    return _events(tags)
+    return read_events(registry_client(), params.registry.model_name)
 
 
-def _events(tags: dict[str, str]) -> list[dict[str, Any]]:
-    events = []
-    for key, value in tags.items():
-        if key.startswith(AUDIT_TAG):
-            event = json.loads(value)
-            event["seq"] = int(key[len(AUDIT_TAG):])
-            events.append(event)
-    return sorted(events, key=lambda e: e["seq"])
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # containers without a passwd entry
-        return "unknown"
-
-
-def _record_move(client: MlflowClient, name: str, *, alias: str, action: str, from_version: str | None,
-                 to_version: str, reason: str) -> dict[str, Any]:
-    """Move ``alias`` to ``to_version`` and append the audit event (caller holds the promotion lock)."""
-    client.set_registered_model_alias(name, alias, to_version)
-    events = _events(client.get_registered_model(name).tags)
-    seq = (events[-1]["seq"] + 1) if events else 1
-    event = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "who": _who(),
-        "action": action,
-        "alias": alias,
-        "from_version": from_version,
-        "to_version": to_version,
-        "reason": reason,
-    }
-    client.set_registered_model_tag(name, f"{AUDIT_TAG}{seq:06d}", json.dumps(event, sort_keys=True))
-    return {**event, "seq": seq}
-
-
-def champion_lineage(events: list[dict[str, Any]]) -> list[str]:
-    """The stack of champions the trail implies: promotions push, a rollback pops back to its target."""
-    stack: list[str] = []
-    for event in events:
-        if event.get("alias") != CHAMPION:
-            continue
-        target = str(event["to_version"])
-        if event["action"] == "rollback" and target in stack:
-            del stack[len(stack) - stack[::-1].index(target):]
-        else:
-            stack.append(target)
-    return stack
+_events = events_from_tags  # the earlier private names, for callers on other branches
+_record_move = record_move
 
 
 # ------------------------------------------------------------------ promotion
@@ -351,6 +305,59 @@ def served_params(params: Params, metrics: dict[str, Any]) -> Params:
     return params.model_copy(update={"regions": RegionParams(**chosen)})
 
 
+def _retag_decision(client: MlflowClient, name: str, version: str, decision: GateDecision,
+                    champion: ModelVersion | None) -> None:
+    tags = {**decision.tags(), "gate.decision": decision.to_json()[:4900], GATE_CHAMPION_TAG: _v(champion) or "none"}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
+def _finish_registration(client: MlflowClient, params: Params, existing: ModelVersion, candidate: dict,
+                         digest: str) -> dict[str, Any]:
+    """The candidate is already version ``existing``: make sure its alias move was made (caller holds the lock).
+
+    A run can stop between ``register_model`` and the alias move (a crash, or a transient error
+    before the task's retry); the version then exists but never became champion or challenger,
+    and the next run found it by hash and stopped. "unchanged" means registered AND moved as
+    its gate decided: a version the audit trail never moved an alias to gets that move now,
+    recorded as completing the earlier run's, unless a newer version holds the alias since.
+    A passed gate is decided again when the champion is no longer the one it was compared with.
+    """
+    name, version = params.registry.model_name, str(existing.version)
+    passed = existing.tags.get("gate.passed") == "true"
+    gate = json.loads(existing.tags.get("gate.decision", "{}") or "{}")
+    outcome = {
+        "status": "unchanged", "version": version, "model_uri": f"models:/{name}@{CHAMPION}",
+        "gate": gate, "content_hash": digest, "run_id": existing.run_id,
+        "message": f"version {version} already holds this candidate (same run, weights, index, params)",
+    }
+    events = read_events(client, name)
+    if any(str(e.get("to_version")) == version and e.get("alias") in (CHAMPION, CHALLENGER) for e in events):
+        return {**outcome, "aliases": _aliases_of(client, name, version)}
+
+    champion = champion_version(client, name)
+    if passed and existing.tags.get(GATE_CHAMPION_TAG) != (_v(champion) or "none") and _v(champion) != version:
+        decision = _decide(client, candidate, champion, params, None, None)
+        decision.reasons.append(f"decided again when completing v{version}'s move: the champion is v{_v(champion)} now")
+        _retag_decision(client, name, version, decision, champion)
+        passed, gate = decision.passed, decision.to_dict()
+    alias = CHAMPION if passed else CHALLENGER
+    holder = champion_version(client, name, alias)
+    if holder is not None and int(holder.version) > int(version):
+        return {**outcome, "gate": gate, "aliases": _aliases_of(client, name, version),
+                "message": f"version {version} already holds this candidate; its {alias} move was never made "
+                           f"and the newer v{holder.version} holds {alias} now, so it stays as is"}
+    previous = (last_move(events, alias) or {}).get("to_version")
+    verdict = "; ".join(r["reason"] for r in gate.get("rules", []) if r["passed"] == passed)[:400]
+    record_move(client, name, alias=alias, action="promote" if passed else "challenger",
+                from_version=previous if _v(holder) == version else _v(holder), to_version=version,
+                reason=f"completing v{version}'s registration (its run stopped before the alias move): "
+                       f"gate {'passed' if passed else 'failed'}: {verdict}")
+    return {**outcome, "status": "promoted" if passed else "challenger", "gate": gate, "aliases": [alias],
+            "champion_before": _v(champion), "completed_move": True,
+            "message": f"version {version} was registered but never moved to {alias}; moved now"}
+
+
 def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_path: Path,
                       lineage: dict | None = None, champion_metrics: dict | None = None,
                       champion_scored_version: str | None = None, reader_dir: Path | None = None,
@@ -377,18 +384,12 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
     client = registry_client()
     train_run = read_train_run(model_dir)
 
-    with promotion_lock(name):
+    with registry_lock(name):
         run_id, found = _resolve_run(client, params, train_run)
         digest = content_hash(model_dir, index_dir, params, train_run.get("run_id") or "none", reader_dir)
         existing = find_by_hash(client, name, digest)
         if existing is not None:
-            gate = json.loads(existing.tags.get("gate.decision", "{}") or "{}")
-            return {
-                "status": "unchanged", "version": str(existing.version), "model_uri": f"models:/{name}@{CHAMPION}",
-                "aliases": _aliases_of(client, name, str(existing.version)), "gate": gate, "content_hash": digest,
-                "run_id": existing.run_id,
-                "message": f"version {existing.version} already holds this candidate (same run, weights, index, params)",
-            }
+            return _finish_registration(client, params, existing, candidate, digest)
 
         champion = champion_version(client, name)
         decision = _decide(client, candidate, champion, params, champion_metrics, champion_scored_version)
@@ -414,6 +415,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         version_tags = {
             **decision.tags(), **lineage_tags, **_metric_tags(candidate), HASH_TAG: digest,
             "gate.decision": decision.to_json()[:4900], "train_run_found": str(found).lower(),
+            GATE_CHAMPION_TAG: _v(champion) or "none",
             "reader.bundled": str(reader_dir is not None).lower(),
             "answerer": "reader" if reader_dir is not None else "text", "answerer.reason": answerer_reason[:4900],
         }
@@ -424,18 +426,17 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         current = champion_version(client, name)
         if _v(current) != _v(champion):
             decision = _decide(client, candidate, current, params, champion_metrics, champion_scored_version)
-            for key, value in {**decision.tags(), "gate.decision": decision.to_json()[:4900]}.items():
-                client.set_model_version_tag(name, str(mv.version), key, value)
+            _retag_decision(client, name, str(mv.version), decision, current)
             champion = current
 
         if decision.passed:
             reason = "gate passed: " + "; ".join(r.reason for r in decision.rules if r.passed)[:500]
-            _record_move(client, name, alias=CHAMPION, action="promote",
+            record_move(client, name, alias=CHAMPION, action="promote",
                          from_version=_v(champion), to_version=str(mv.version), reason=reason)
             status = "promoted"
         else:
             previous = champion_version(client, name, CHALLENGER)
-            _record_move(client, name, alias=CHALLENGER, action="challenger",
+            record_move(client, name, alias=CHALLENGER, action="challenger",
                          from_version=_v(previous), to_version=str(mv.version),
                          reason="gate failed: " + "; ".join(decision.reasons)[:500])
             status = "challenger"
@@ -449,30 +450,47 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
     }
 
 
-def rollback(params: Params, to_version: str | None, reason: str) -> dict[str, Any]:
-    """Move ``champion`` back to ``to_version`` (default: the champion before the current one)."""
+def rollback(params: Params, to_version: str | None, reason: str, force: bool = False) -> dict[str, Any]:
+    """Move ``champion`` back to ``to_version`` (default: the champion before the current one).
+
+    Only a version whose gate passed may serve: a version whose gate failed (or that has no
+    gate record) is refused unless ``force``, and a forced rollback is recorded as an override
+    (``forced``, the gate it overrode, who, when and why) in the audit trail.
+    """
     if not reason or not reason.strip():
         raise RegistryError("a rollback needs a reason")
     name = params.registry.model_name
     client = registry_client()
-    with promotion_lock(name):
+    with registry_lock(name):
         current = champion_version(client, name)
         if current is None:
             raise RegistryError(f"model {name!r} has no champion to roll back")
         if to_version is None:
-            stack = champion_lineage(history(params))
+            stack = champion_lineage(read_events(client, name))
             if len(stack) < 2:
                 raise RegistryError(f"no earlier champion of {name!r} in the audit trail; pass --to VERSION")
             to_version = stack[-2]
         to_version = str(to_version)
         try:
-            client.get_model_version(name, to_version)
+            target = client.get_model_version(name, to_version)
         except MlflowException:
             raise RegistryError(f"model {name!r} has no version {to_version}") from None
         if to_version == _v(current):
             raise RegistryError(f"version {to_version} is already the champion")
-        event = _record_move(client, name, alias=CHAMPION, action="rollback", from_version=_v(current),
-                             to_version=to_version, reason=reason.strip())
+        gate_passed = target.tags.get("gate.passed")
+        extra: dict[str, Any] = {}
+        if gate_passed != "true":
+            why = (f"its gate failed ({target.tags.get('gate.reasons', '')[:300]})" if gate_passed == "false"
+                   else "it has no gate record")
+            if not force:
+                raise RegistryError(f"version {to_version} must not serve: {why}; pass --force to override "
+                                    "(the override is recorded in the audit trail)")
+            extra = {"forced": True, "overrode": f"gate.passed={gate_passed or 'missing'}: {why}"[:500]}
+        event = record_move(client, name, alias=CHAMPION, action="rollback", from_version=_v(current),
+                            to_version=to_version, reason=reason.strip(), extra=extra)
         client.set_model_version_tag(name, _v(current), "rolled_back", f"{event['when']} {reason.strip()}"[:4900])
+        if extra:
+            client.set_model_version_tag(name, to_version, "forced_champion",
+                                         f"{event['when']} by {event['who']}: {reason.strip()}"[:4900])
     return {"status": "rolled_back", "from_version": _v(current), "to_version": to_version,
-            "model_uri": f"models:/{name}@{CHAMPION}", "event": event}
+            "model_uri": f"models:/{name}@{CHAMPION}", "event": event, "forced": bool(extra)}
