@@ -45,6 +45,7 @@ class Row:
     size: float  # median character size, points
     lead: str | None = None  # leading term set apart (gap or distinct face), if any
     parts: list[Rect] = field(default_factory=list)
+    desc_x: float | None = None  # where the description after ``lead`` starts
 
 
 @dataclass
@@ -118,30 +119,37 @@ def _style(fontname: str) -> str:
     return "plain"
 
 
-def _lead_run(chars: list) -> str | None:
-    """The line's leading words in a bold/monospace face when the rest is in another face."""
+def _lead_run(chars: list) -> tuple[str, float] | None:
+    """The line's leading words in a bold/monospace face when the rest is in another face, and
+    where the rest starts (x, points)."""
     from pdfminer.layout import LTChar
 
-    styled = [(c.get_text(), _style(c.fontname) if isinstance(c, LTChar) else None) for c in chars]
-    visible = [s for t, s in styled if s is not None and t.strip()]
+    styled = [(c.get_text(), _style(c.fontname) if isinstance(c, LTChar) else None, c) for c in chars]
+    visible = [s for t, s, _ in styled if s is not None and t.strip()]
     if len(visible) < 8 or visible[0] == "plain":
         return None
     first = visible[0]
     run, rest = [], []
-    for i, (t, s) in enumerate(styled):
+    for i, (t, s, _) in enumerate(styled):
         if s is not None and s != first and t.strip():
             rest = styled[i:]
             break
-        run.append(t)
-    lead = clean("".join(run))
-    if not rest or not lead or sum(1 for _, s in rest if s == "plain") < 0.6 * len(rest):
-        return None
-    if rest[0][0].strip() and run and run[-1].strip() and run[-1].strip() not in ":.":
+        run.append(styled[i])
+    lead = clean("".join(t for t, _, _ in run))
+    rest_styles = [s for t, s, _ in rest if s is not None and t.strip()]
+    if not rest or not lead or rest_styles.count("plain") < 0.6 * len(rest_styles):
+        return None  # the line goes on in the term's face: no term/description pair
+    if run[-1][0].strip() and run[-1][0].strip() not in ":.":
         return None  # the face changes inside a word, not after a term
-    after = "".join(t for t, _ in rest).lstrip()
-    if first == "mono" and not lead.endswith(":") and not after.startswith((":", "-", "\u2013", "\u2014")):
-        return None  # code at the start of a sentence is no label; a bold run is
-    return lead.rstrip(":").strip() or None
+    run_end = max(c.x1 for _, s, c in run if s is not None)
+    start, size = rest[0][2].x0, rest[0][2].size
+    after = "".join(t for t, _, _ in rest).lstrip()
+    set_apart = (lead.endswith(":") or after.startswith((":", "-", "\u2013", "\u2014"))
+                 or start - run_end >= 0.8 * size)
+    if first == "mono" and not set_apart:
+        return None  # code at the start of a sentence is no label; a bold run or a wide gap is
+    term = lead.rstrip(":").strip()
+    return (term, start) if term else None
 
 
 def _read_layout(ltpage, crop: Sequence[float]) -> tuple[list[Row], list[Rect]]:
@@ -177,7 +185,9 @@ def _read_layout(ltpage, crop: Sequence[float]) -> tuple[list[Row], list[Rect]]:
                 if not text or not chars:
                     continue
                 rect = flip(line.bbox)
-                rows.append(Row(text, rect, median(c.size for c in chars), _lead_run(list(line)), [rect]))
+                lead = _lead_run(list(line))
+                rows.append(Row(text, rect, median(c.size for c in chars), lead and lead[0], [rect],
+                                lead and lead[1]))
         elif isinstance(el, (LTFigure, LTImage, LTCurve)):  # LTRect and LTLine are LTCurves
             add_graphic(el.bbox)
     return rows, graphics
@@ -209,11 +219,19 @@ def _join_rows(rows: list[Row], width: float) -> list[Row]:
             a = current
             gap = b.rect[0] - a.rect[2]
             same_col = not two_col or (b.rect[2] <= mid + a.size) == (a.rect[2] <= mid + a.size)
-            short = len(a.parts) == 1 and len(a.text.split()) <= ROW_TERM_MAX_WORDS
-            if short and same_col and 0 < gap < 15 * a.size:
-                term = None if _SECTION_NUMBER.match(a.text) else a.text.rstrip(":").strip()
+            # a term column is short and leaves most of the row to its description
+            short = (len(a.parts) == 1 and len(a.text.split()) <= ROW_TERM_MAX_WORDS
+                     and a.rect[2] - a.rect[0] <= 0.6 * (b.rect[2] - a.rect[0]))
+            number = len(a.parts) == 1 and _SECTION_NUMBER.match(a.text) and gap < 3 * a.size
+            if same_col and (0 <= gap <= 0.6 * a.size or number):
+                # a word gap (pdfminer cut a line at a change of face or script) or a section
+                # number set off by a quad: one line of text, glue it back
+                current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, a.lead,
+                              a.parts + b.parts, a.desc_x)
+            elif short and same_col and 1.2 * a.size < gap < 15 * a.size:
+                term = a.text.rstrip(":").strip()
                 current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, term,
-                              a.parts + b.parts)
+                              a.parts + b.parts, b.rect[0])
             else:
                 out.append(current)
                 current = b
@@ -233,15 +251,18 @@ def _blocks(rows: list[Row], width: float) -> list[list[Row]]:
     ordered = sorted(rows, key=lambda r: (_column_key(r, two_col, mid), r.rect[1], r.rect[0]))
     blocks: list[list[Row]] = []
     for r in ordered:
-        if blocks:
-            p = blocks[-1][-1]
+        # the nearest open block whose last row sits just above this one: text beside a table or
+        # a figure interleaves with it in top-to-bottom order and must not cut the paragraph
+        for block in reversed(blocks[-8:]):
+            p = block[-1]
             gap = r.rect[1] - p.rect[3]
             overlap = min(r.rect[2], p.rect[2]) - max(r.rect[0], p.rect[0])
             same = _column_key(r, two_col, mid) == _column_key(p, two_col, mid)
             if same and -0.5 * p.size <= gap <= 0.7 * p.size and overlap > 0 and abs(r.size - p.size) < 1.5:
-                blocks[-1].append(r)
-                continue
-        blocks.append([r])
+                block.append(r)
+                break
+        else:
+            blocks.append([r])
     return blocks
 
 
@@ -259,7 +280,7 @@ def _split_block(block: list[Row]) -> list[Unit]:
         # followed by a margin row is a paragraph's first-line indent instead, unless the row
         # after that hangs again (the next entry).
         j = i + 1
-        while j < len(block) and indented[j]:
+        while j < len(block) and indented[j] and not block[j].lead:
             j += 1
         hanging = j - i >= 3 or (j == i + 2 and (j == len(block) or (j + 1 < len(block) and indented[j + 1])))
         if not indented[i] and hanging and (r.lead or len(r.text.split()) <= ROW_TERM_MAX_WORDS
@@ -269,10 +290,15 @@ def _split_block(block: list[Row]) -> list[Unit]:
             i = j
             continue
         if r.lead:
-            # a side-by-side or bold-label entry: the rows until the next paragraph start
+            # a side-by-side entry runs on in its description column; a bold label's
+            # paragraph runs on to the next paragraph start
             k = i + 1
-            while k < len(block) and not _starts_paragraph(block, k, indented, right, em):
-                k += 1
+            if r.desc_x is not None and r.desc_x - r.rect[0] > 2 * em:
+                while k < len(block) and not block[k].lead and abs(block[k].rect[0] - r.desc_x) <= 0.8 * em:
+                    k += 1
+            else:
+                while k < len(block) and not _starts_paragraph(block, k, indented, right, em):
+                    k += 1
             units.append(Unit("entry", block[i:k], term=r.lead))
             i = k
             continue
@@ -350,8 +376,8 @@ def _mark_captions(units: list[Unit], graphics: list[Rect], body: float, width: 
         m = CAPTION.match(u.text)
         if not m or u.kind == "heading":
             continue
-        label = ("Table" if m.group(1) == "Table" else "Figure") + " " + m.group(2)
-        upward = label.startswith("Figure")
+        label = f"{m.group(1)} {m.group(2)}"  # as printed ("Fig. 3" stays): the answer is on the page
+        upward = m.group(1) != "Table"  # figures sit above their caption, tables below
         area = _figure_area(u, units, graphics, body, upward, width) or _figure_area(
             u, units, graphics, body, not upward, width)
         u.kind, u.term, u.area = "caption", label, area
