@@ -237,3 +237,13 @@ def test_show_outlines_each_block_in_its_kind_colour(sample, tmp_path, tiny_para
         edge = img[y0, x0:x1 + 1]  # the top edge of the outline
         share = np.mean(np.all(np.abs(edge - np.array(KIND_COLOURS[block.kind])) <= 10, axis=-1))
         assert share > 0.5, block.kind
+
+
+def test_math_letters_from_surrogate_pairs_become_one_character_json_can_hold():
+    """pdfium returns U+1D465 as two UTF-16 units; written as they came, pages.jsonl fails."""
+    from components.data.pdf_objects import utf16_text
+
+    word = utf16_text("\ud835\udc65\u2264n")
+    assert word == "\U0001d465\u2264n"
+    json.dumps(word, ensure_ascii=False).encode("utf-8")
+    assert utf16_text("a\ud835b") == "a\ufffdb"  # a lone half cannot be encoded: replaced

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from components.config import Params
 from components.data.corpus import UnsafePathError, jsonl_lines, safe_join, save_corpus_tables
+from components.data.pdf_objects import utf16_text
 from components.data.quarantine import Quarantine
 from components.data.schema import Block, Page, Question, Word
 
@@ -78,7 +79,7 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
                     min(1.0, 1 - bottom / height_pt),
                 )
                 if nb[0] < nb[2] and nb[1] < nb[3]:
-                    words.append(Word(text="".join(chars), box=tuple(round(v, 5) for v in nb)))
+                    words.append(Word(text=utf16_text("".join(chars)), box=tuple(round(v, 5) for v in nb)))
             chars, box = [], None
 
         for i in range(textpage.count_chars()):

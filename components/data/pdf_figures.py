@@ -11,7 +11,7 @@ a figure only when a caption says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -23,6 +23,7 @@ JOIN_PT = 6.0  # objects closer than this belong to one drawing
 MERGE_PT = 12.0  # drawings whose boxes come closer than this are parts of one figure
 MIN_WIDTH_SHARE, MIN_HEIGHT_SHARE = 0.06, 0.025  # smaller groups are icons or inline marks
 MAX_TEXT_SHARE = 0.4  # a group whose box is more covered by words than this is a text frame
+IMAGE_TEXT_SHARE = 0.15  # an image under this much text is a background, not a picture
 BACKGROUND_SHARE = 0.8  # an object covering this share of the page is a page background
 RULED_GAP_SHARE = 0.35  # a table's rules lie closer together than this share of the page height
 RULE_BAND_SHARE = 0.08  # rules this close to the top/bottom edge belong to running heads/footers
@@ -58,6 +59,9 @@ def figure_areas(content: PageContent) -> list[FigureArea]:
                 and g.box[2] > g.box[0] and g.box[3] > g.box[1]]
     if not graphics:
         return []
+    # An image under text lines (a watermark, a listing's backdrop) is decoration.
+    graphics = [replace(g, plain=True) if g.kind == "image" and not g.plain
+                and _text_share(g.box, content) > IMAGE_TEXT_SHARE else g for g in graphics]
     shape = (int(np.ceil(height / CELL_PT)) + 1, int(np.ceil(width / CELL_PT)) + 1)
     mask = np.zeros(shape, dtype=bool)
     pad = JOIN_PT / 2

@@ -26,7 +26,8 @@ Boxes come out normalised with the origin top-left (``schema.Block``).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from statistics import median
 
 from components.data.pdf_figures import FigureArea, figure_areas
@@ -274,6 +275,15 @@ def _absorb_table_rows(tables: list[tuple[list[int], Box]], rows: list[list[Line
         run.sort()
 
 
+def _body_size(words: list[PdfWord]) -> float:
+    """The size most of the page's characters are set in (a long listing in small type has
+    many short words, but body text has more characters)."""
+    chars: Counter = Counter()
+    for w in words:
+        chars[round(w.size * 4) / 4] += len(w.text)
+    return chars.most_common(1)[0][0] if chars else 10.0
+
+
 def layout_blocks(content: PageContent) -> list[Block]:
     """The page's layout blocks (see the module doc), in reading order top to bottom."""
     if not content.words and not content.graphics:
@@ -286,7 +296,10 @@ def layout_blocks(content: PageContent) -> list[Block]:
         k = next((i for i, a in enumerate(areas) if a.drawn and _inside(w.box, a.box)), None)
         flow_words.append(w) if k is None else in_area[k].append(w)
     area_text = ["\n".join(" ".join(w.text for w in row) for row in rows_of(ws)) for ws in in_area]
-    body = median(w.size for w in flow_words) if flow_words else 10.0
+    body = _body_size(flow_words)
+    bold_chars = sum(len(w.text) for w in flow_words if w.bold)
+    if bold_chars > 0.6 * sum(len(w.text) for w in flow_words):  # no contrast: bold tells nothing
+        flow_words = [replace(w, bold=False) for w in flow_words]
     rows = [part for row in segments_of(rows_of(flow_words), width)
             for part in _split_columns(row, width)]
     top, bottom = _margins(rows, height, body)

@@ -8,8 +8,8 @@ layout grouping (``components.data.pdf_layout``) is pure geometry, testable with
   (weight, or a bold name such as CMBX/…-Bold) or monospaced (fixed-pitch flag, or a typewriter
   name such as CMTT/Courier/…Mono);
 * graphics — the boxes of image, vector-path and form XObjects (FPDF_PAGEOBJ_IMAGE / PATH /
-  FORM), each marked ``plain`` when it is only a rule or an axis-aligned rectangle (table
-  rulings, frames, shading), which alone never makes a figure.
+  FORM), each marked ``plain`` when it is only a rule, an axis-aligned rectangle (table
+  rulings, frames, shading) or an image of one flat colour, which alone never makes a figure.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ _MONO_NAME = re.compile(r"mono|courier|cmtt|cmsltt|typewriter|consol|inconsolata
                         r"menlo|\btt\d", re.IGNORECASE)
 _FIXED_PITCH = 1  # PDF font descriptor flag bit 1
 _FORCE_BOLD = 1 << 18
-_BOLD_WEIGHT = 500  # CMBX reports 545, CMR 345: bold faces sit above the regular 400
+_REGULAR_NAME = re.compile(r"regular|roman|book|light|-r$", re.IGNORECASE)
+# pdfium's weight comes from the font's own data, often off (a "Regular" at 590): it counts only
+# for faces whose name says nothing; CMBX reports 545 where CMR reports 345.
+_BOLD_WEIGHT = 540
+FLAT_IMAGE_RANGE = 8  # an image whose channels vary by at most this much is one flat colour
 # A form XObject wider than this share of the page is a wrapper around page content, not a
 # picture: its children are read instead.
 _WRAPPER_FORM_SHARE = 0.6
@@ -56,13 +60,20 @@ class PageContent:
     graphics: list[Graphic]
 
 
+def utf16_text(chars: str) -> str:
+    """pdfium hands out UTF-16 code units: join surrogate pairs (math letters such as U+1D465
+    come as two) into one character; a lone surrogate becomes U+FFFD (JSON cannot hold it)."""
+    return chars.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _font(textpage, i: int, buf, flags) -> tuple[bool, bool]:
     import pypdfium2.raw as pdfium_c
 
     pdfium_c.FPDFText_GetFontInfo(textpage, i, buf, len(buf), ctypes.byref(flags))
     name = buf.value.decode("latin-1").split("+")[-1]
     weight = pdfium_c.FPDFText_GetFontWeight(textpage, i)
-    bold = bool(_BOLD_NAME.search(name)) or weight > _BOLD_WEIGHT or bool(flags.value & _FORCE_BOLD)
+    bold = bool(_BOLD_NAME.search(name)) or bool(flags.value & _FORCE_BOLD) or (
+        weight >= _BOLD_WEIGHT and not _REGULAR_NAME.search(name))
     mono = bool(_MONO_NAME.search(name)) or bool(flags.value & _FIXED_PITCH)
     return bold, mono
 
@@ -88,7 +99,7 @@ def read_words(page) -> list[PdfWord]:
             bold = sum(s[1] for s in style) * 2 > len(style)
             mono = sum(s[2] for s in style) * 2 > len(style)
             left, bottom, right, top = box
-            words.append(PdfWord("".join(chars), (left, height - top, right, height - bottom),
+            words.append(PdfWord(utf16_text("".join(chars)), (left, height - top, right, height - bottom),
                                  height - baseline, size, bold, mono))
         chars, box, style = [], None, []
 
@@ -137,6 +148,22 @@ def _is_plain_path(obj) -> bool:
     return True
 
 
+def _flat_image(obj) -> bool:
+    """An image of one flat colour (a background strip or panel drawn as an image) shows no
+    picture. Images pdfium cannot decode count as pictures."""
+    import numpy as np
+    import pypdfium2 as pdfium
+
+    try:
+        pixels = np.asarray(obj.get_bitmap(render=False).to_pil())
+    except (pdfium.PdfiumError, ValueError, OSError):
+        return False
+    if pixels.size == 0:
+        return True
+    flat = pixels.reshape(-1, pixels.shape[-1] if pixels.ndim == 3 else 1)
+    return int(np.ptp(flat, axis=0).max()) <= FLAT_IMAGE_RANGE
+
+
 def read_graphics(page) -> list[Graphic]:
     """Image, path and form objects with their boxes; page-wide wrapper forms are opened."""
     import pypdfium2.raw as pdfium_c
@@ -154,7 +181,7 @@ def read_graphics(page) -> list[Graphic]:
             if box[2] <= box[0] and box[3] <= box[1]:
                 continue
             if obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE:
-                out.append(Graphic("image", box, False))
+                out.append(Graphic("image", box, _flat_image(obj)))
             elif obj.type == pdfium_c.FPDF_PAGEOBJ_PATH:
                 thin = min(box[2] - box[0], box[3] - box[1]) < 1.5
                 out.append(Graphic("path", box, thin or _is_plain_path(obj)))
