@@ -247,3 +247,22 @@ def test_math_letters_from_surrogate_pairs_become_one_character_json_can_hold():
     assert word == "\U0001d465\u2264n"
     json.dumps(word, ensure_ascii=False).encode("utf-8")
     assert utf16_text("a\ud835b") == "a\ufffdb"  # a lone half cannot be encoded: replaced
+
+
+def test_boxes_are_relative_to_the_crop_box_the_page_is_rendered_from(tmp_path):
+    """A page cropped to (50, 60)-(550, 760): text at x=100 sits 50 pt from the rendered left."""
+    from components.data.importer import _pdf_words
+
+    b = PdfBuilder()
+    ink = union(b.text(100, 200, FULL[:60]), b.text(100, 212, FULL[:60]))
+    pdfium_c.FPDFPage_SetCropBox(b.page.raw, 50, 40, 550, 740)  # PDF space: bottom-left origin
+    page = pdfium.PdfDocument(b.save(tmp_path / "cropped.pdf"))[0]
+    width, height = page.get_size()
+    assert (width, height) == (500, 700)
+    # crop top is y=740 in PDF space, i.e. 60 pt below the media box's top edge
+    expected = ((ink[0] - 50) / width, (ink[1] - 60) / height, (ink[2] - 50) / width,
+                (ink[3] - 60) / height)
+    (block,) = pdf_page_blocks(page)
+    assert iou(block.box, expected) >= 0.75
+    words = _pdf_words(page, width, height)
+    assert abs(words[0].box[0] - expected[0]) < 0.01 and abs(words[0].box[1] - expected[1]) < 0.02

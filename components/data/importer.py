@@ -62,6 +62,7 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
     import pypdfium2.raw as pdfium_c
 
     textpage = page.get_textpage()
+    crop_left, _, _, crop_top = page.get_cropbox()  # what is rendered: the crop box
     try:
         words: list[Word] = []
         chars: list[str] = []
@@ -73,10 +74,10 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
                 left, bottom, right, top = box
                 # PDF space: origin bottom-left, y up -> normalised, origin top-left, y down
                 nb = (
-                    max(0.0, left / width_pt),
-                    max(0.0, 1 - top / height_pt),
-                    min(1.0, right / width_pt),
-                    min(1.0, 1 - bottom / height_pt),
+                    max(0.0, (left - crop_left) / width_pt),
+                    max(0.0, (crop_top - top) / height_pt),
+                    min(1.0, (right - crop_left) / width_pt),
+                    min(1.0, (crop_top - bottom) / height_pt),
                 )
                 if nb[0] < nb[2] and nb[1] < nb[3]:
                     words.append(Word(text=utf16_text("".join(chars)), box=tuple(round(v, 5) for v in nb)))

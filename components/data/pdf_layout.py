@@ -94,12 +94,26 @@ def _tables(rows: list[list[Line]], width: float) -> list[tuple[list[int], Box]]
     return [(run, union(ln.box for i in run for ln in rows[i])) for run in runs if len(run) >= 2]
 
 
-def _continues(group: Group, line: Line) -> bool:
-    """Whether ``line`` goes on the block ``group`` (see the module doc, step 4)."""
+def _leading(rows: list[list[Line]], body: float) -> float:
+    """The page's usual baseline distance in ems: the commonest step between stacked lines of
+    body text (most steps lie inside paragraphs)."""
+    steps: Counter = Counter()
+    lines = sorted((ln for row in rows for ln in row if abs(ln.size - body) <= 0.1 * body),
+                   key=lambda ln: ln.baseline)
+    for a, b in itertools.pairwise(lines):
+        ratio = (b.baseline - a.baseline) / body
+        if 1.0 <= ratio <= 2.2 and min(a.x1, b.x1) > max(a.x0, b.x0):
+            steps[round(ratio * 20) / 20] += 1
+    return steps.most_common(1)[0][0] if steps else 1.2
+
+
+def _continues(group: Group, line: Line, leading: float, nxt: Line | None) -> bool:
+    """Whether ``line`` goes on the block ``group`` (see the module doc, step 3)."""
     last = group.lines[-1]
     em = max(line.size, last.size)
     pitch = line.baseline - last.baseline
-    if pitch <= 0 or pitch > (group.pitch + 0.25 * em if group.pitch else 1.45 * em):
+    first_step = max(1.45, 1.12 * leading) * em
+    if pitch <= 0 or pitch > (group.pitch + 0.25 * em if group.pitch else first_step):
         return False
     if abs(line.size - last.size) > 0.12 * em or line.marker or line.term or line.caption:
         return False
@@ -109,8 +123,10 @@ def _continues(group: Group, line: Line) -> bool:
     right = max(ln.x1 for ln in group.lines)
     ended = last.x1 < max(right, line.x1) - 2 * em  # the last line stops short: a unit may end
     if (line.mono != last.mono or line.bold != last.bold) and ended:
-        # a bold or typewriter term on its own line, its description indented under it
-        return len(group.lines) == 1 and line.x0 > first.x0 + INDENT_EM * em
+        # a bold or typewriter term on its own line, its prose description indented under it
+        # (all of it: a paragraph whose next line returns to the margin is under a heading)
+        return (len(group.lines) == 1 and not line.mono and line.x0 > first.x0 + INDENT_EM * em
+                and (nxt is None or nxt.x0 > first.x0 + INDENT_EM * em))
     if last.mono and line.mono:
         return True
     head = line.words[0].box
@@ -125,10 +141,11 @@ def _continues(group: Group, line: Line) -> bool:
     return abs(line.x0 - expected) <= tol
 
 
-def _flow(lines: list[Line]) -> list[Group]:
+def _flow(lines: list[Line], leading: float) -> list[Group]:
     """Lines stacked into blocks: each line continues the nearest block above it in its column."""
     groups: list[Group] = []
-    for line in sorted(lines, key=lambda ln: (ln.baseline, ln.x0)):
+    ordered = sorted(lines, key=lambda ln: (ln.baseline, ln.x0))
+    for k, line in enumerate(ordered):
         best = None
         for g in groups:
             last = g.lines[-1]
@@ -136,7 +153,9 @@ def _flow(lines: list[Line]) -> list[Group]:
             if overlap > 0 and line.baseline > last.baseline and (
                     best is None or last.baseline > best.lines[-1].baseline):
                 best = g
-        if best is not None and _continues(best, line):
+        below = (ln for ln in ordered[k + 1:] if ln.baseline > line.baseline
+                 and min(ln.x1, line.x1) > max(ln.x0, line.x0))
+        if best is not None and _continues(best, line, leading, next(below, None)):
             if len(best.lines) == 1:
                 best.pitch = line.baseline - best.lines[0].baseline
                 first = best.lines[0]
@@ -311,7 +330,7 @@ def layout_blocks(content: PageContent) -> list[Block]:
     tables = [Group([ln for i in run for ln in body_rows[i]], "table") for run, _ in runs]
     in_table = {i for run, _ in runs for i in run}
     lines = [ln for i, row in enumerate(body_rows) if i not in in_table for ln in row]
-    groups = _flow(lines)
+    groups = _flow(lines, _leading(body_rows, body))
     for g in groups:
         g.kind = _kind(g, body)
     groups = _attach_captions(groups, areas, area_text, tables, (width, height), body)

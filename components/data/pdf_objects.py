@@ -82,7 +82,7 @@ def read_words(page) -> list[PdfWord]:
     """The page's words (split at spaces, as the importer's text layer is) with their styles."""
     import pypdfium2.raw as pdfium_c
 
-    height = page.get_size()[1]
+    dx, _, _, ceiling = page.get_cropbox()  # the rendered page is the crop box
     textpage = page.get_textpage()
     buf, flags = ctypes.create_string_buffer(128), ctypes.c_int()
     ox, oy = ctypes.c_double(), ctypes.c_double()
@@ -99,8 +99,9 @@ def read_words(page) -> list[PdfWord]:
             bold = sum(s[1] for s in style) * 2 > len(style)
             mono = sum(s[2] for s in style) * 2 > len(style)
             left, bottom, right, top = box
-            words.append(PdfWord(utf16_text("".join(chars)), (left, height - top, right, height - bottom),
-                                 height - baseline, size, bold, mono))
+            words.append(PdfWord(utf16_text("".join(chars)),
+                                 (left - dx, ceiling - top, right - dx, ceiling - bottom),
+                                 ceiling - baseline, size, bold, mono))
         chars, box, style = [], None, []
 
     try:
@@ -169,6 +170,7 @@ def read_graphics(page) -> list[Graphic]:
     import pypdfium2.raw as pdfium_c
 
     width, height = page.get_size()
+    dx, _, _, ceiling = page.get_cropbox()
     out: list[Graphic] = []
 
     def visit(objects, matrix) -> None:
@@ -176,8 +178,8 @@ def read_graphics(page) -> list[Graphic]:
             left, bottom, right, top = obj.get_bounds()
             if matrix is not None:
                 left, bottom, right, top = matrix.on_rect(left, bottom, right, top)
-            box = (max(0.0, left), max(0.0, height - top), min(width, right),
-                   min(height, height - bottom))
+            box = (max(0.0, left - dx), max(0.0, ceiling - top), min(width, right - dx),
+                   min(height, ceiling - bottom))
             if box[2] <= box[0] and box[3] <= box[1]:
                 continue
             if obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE:
