@@ -132,6 +132,9 @@ def _continues(group: Group, line: Line, leading: float, nxt: Line | None) -> bo
     head = line.words[0].box
     if ended and last.text[-1] in ".:!?" and max(right, line.x1) - last.x1 > head[2] - head[0] + em:
         return False  # the next line's first word would have fit: the sentence ended a unit
+    lead = line.words[0]
+    if last.text[-1] in ".;" and (lead.bold and not line.bold or lead.mono and not line.mono):
+        return False  # after a finished entry, a run-in term in bold or typewriter starts the next
     tol = INDENT_EM * em
     if len(group.lines) == 1:
         if first.hang is not None:
