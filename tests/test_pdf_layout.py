@@ -266,3 +266,25 @@ def test_boxes_are_relative_to_the_crop_box_the_page_is_rendered_from(tmp_path):
     assert iou(block.box, expected) >= 0.75
     words = _pdf_words(page, width, height)
     assert abs(words[0].box[0] - expected[0]) < 0.01 and abs(words[0].box[1] - expected[1]) < 0.02
+
+
+def _rect(b: PdfBuilder, x0: float, y0: float, x1: float, y1: float) -> None:
+    """A stroked frame (a plain rectangle path), top-left coordinates."""
+    obj = pdfium_c.FPDFPageObj_CreateNewRect(x0, H - y1, x1 - x0, y1 - y0)
+    pdfium_c.FPDFPath_SetDrawMode(obj, 0, True)
+    pdfium_c.FPDFPage_InsertObject(b.page.raw, obj)
+
+
+def test_stacked_figures_in_one_frame_each_keep_their_caption(tmp_path):
+    b = PdfBuilder()
+    _rect(b, 120, 90, 480, 330)  # one frame around both drawings joins them into one area
+    b.curve([(150, 100), (150, 180), (450, 180), (440, 110)])
+    b.text(200, 197, "Figure 1: The first drawing.")
+    b.curve([(150, 215), (150, 300), (450, 300), (440, 225)])
+    b.text(200, 318, "Figure 2: The second drawing.")
+    blocks = pdf_page_blocks(pdfium.PdfDocument(b.save(tmp_path / "two.pdf"))[0])
+    figures = sorted((blk for blk in blocks if blk.kind == "figure"), key=lambda blk: blk.box[1])
+    assert [f.text.split("\n")[0] for f in figures] == ["Figure 1: The first drawing.",
+                                                       "Figure 2: The second drawing."]
+    assert figures[0].box[3] < figures[1].box[3]
+    assert not [blk for blk in blocks if blk.kind == "caption"]

@@ -11,6 +11,7 @@ a figure only when a caption says so.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,6 +22,7 @@ from components.data.pdf_objects import Box, PageContent
 CELL_PT = 2.0  # raster resolution in points
 JOIN_PT = 6.0  # objects closer than this belong to one drawing
 MERGE_PT = 12.0  # drawings whose boxes come closer than this are parts of one figure
+PANEL_GAP_SHARE = 0.2  # drawings side by side closer than this share of the page are panels
 MIN_WIDTH_SHARE, MIN_HEIGHT_SHARE = 0.06, 0.025  # smaller groups are icons or inline marks
 MAX_TEXT_SHARE = 0.4  # a group whose box is more covered by words than this is a text frame
 IMAGE_TEXT_SHARE = 0.15  # an image under this much text is a background, not a picture
@@ -86,7 +88,31 @@ def figure_areas(content: PageContent) -> list[FigureArea]:
         if drawn and _text_share(box, content) > MAX_TEXT_SHARE:
             continue
         areas.append(FigureArea(box, drawn))
-    return sorted(areas, key=lambda a: (a.box[1], a.box[0]))
+    return sorted(_join_panels(areas, width), key=lambda a: (a.box[1], a.box[0]))
+
+
+def _join_panels(areas: list[FigureArea], width: float) -> list[FigureArea]:
+    """Drawings side by side in one band (panels of one figure, molecules in a row) are one
+    figure: they overlap vertically by half the smaller height and stand less than
+    ``PANEL_GAP_SHARE`` of the page width apart."""
+    areas = list(areas)
+    changed = True
+    while changed:
+        changed = False
+        for i, j in itertools.combinations(range(len(areas)), 2):
+            a, b = areas[i], areas[j]
+            if not (a.drawn and b.drawn):
+                continue
+            (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a.box, b.box
+            band = min(ay1, by1) - max(ay0, by0)
+            gap = max(ax0, bx0) - min(ax1, bx1)
+            if band >= 0.5 * min(ay1 - ay0, by1 - by0) and gap <= PANEL_GAP_SHARE * width:
+                areas[i] = FigureArea((min(ax0, bx0), min(ay0, by0), max(ax1, bx1),
+                                       max(ay1, by1)), True)
+                del areas[j]
+                changed = True
+                break
+    return areas
 
 
 def _union_box(members) -> Box:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from statistics import median
 
 from components.data.pdf_figures import FigureArea, figure_areas
-from components.data.pdf_lines import Line, rows_of, segments_of, union
+from components.data.pdf_lines import Line, is_caption, rows_of, segments_of, union
 from components.data.pdf_objects import Box, PageContent, PdfWord, read_page
 from components.data.schema import Block
 
@@ -198,67 +198,85 @@ def _inside(box: Box, area: Box) -> bool:
     return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
 
 
+def _take_labels(fig: Group, area: Box, rest: list[Group], taken: set[int],
+                 page_width: float, pad: float) -> None:
+    """Give a figure the text blocks lying in or against its area: labels, ticks, legends."""
+    x0, y0, x1, y1 = area
+    grown = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    for k, h in enumerate(rest):
+        if k in taken or h is fig or h.kind in ("caption", "figure", "heading") or h.extra:
+            continue
+        b = h.box
+        touches = b[0] < grown[2] and grown[0] < b[2] and b[1] < grown[3] and grown[1] < b[3]
+        inside = grown[0] <= b[0] and b[2] <= grown[2] and grown[1] <= b[1] and b[3] <= grown[3]
+        small = len(h.lines) <= 3 and b[2] - b[0] < 0.3 * page_width
+        common = max(0.0, min(b[2], x1) - max(b[0], x0)) * max(0.0, min(b[3], y1) - max(b[1], y0))
+        mostly = common >= 0.5 * (b[2] - b[0]) * (b[3] - b[1])
+        if touches and (inside or small or mostly):
+            taken.add(k)
+            fig.extra.append(b)
+            fig.extra_text = "\n".join(t for t in (fig.extra_text, h.text) if t)
+
+
+def _caption_gap(cap: Box, box: Box, is_table: bool, height: float) -> float | None:
+    """How far a caption lies from a figure or table it may name (None: not beside it). A figure
+    caption sits below its figure, a table caption above its table: the other side costs more."""
+    if min(cap[2], box[2]) - max(cap[0], box[0]) <= 0:
+        return None
+    d = cap[1] - box[3] if box[3] <= cap[1] + 2 else box[1] - cap[3]
+    d += 0.02 * height if (is_table == (box[1] < cap[1])) else 0
+    return d if -2 <= d < 0.12 * height else None
+
+
 def _attach_captions(groups: list[Group], areas: list[FigureArea], area_text: list[str],
                      tables: list[Group], page: tuple[float, float], body: float) -> list[Group]:
-    """Unite each caption with the nearest figure area (or table) above or below it, then give
-    every figure the text blocks lying in or against it (labels, tick marks, legends).
+    """Drawn figure areas take in their labels; then captions and figures (or tables) pair up,
+    nearest pairs first, and each caption is united with its figure or table.
 
-    A group of rules and rectangles only becomes a figure here, named by its caption.
+    A group of rules and rectangles only becomes a figure here, named by its caption; the text
+    blocks inside it become its words.
     """
     width, height = page
-    free = set(range(len(areas)))
-    used_tables: set[int] = set()
-    figures: list[tuple[Group, Box]] = []
-    for g in groups:
-        if g.kind != "caption":
-            continue
-        cap = g.box
-        is_table = g.lines[0].words[0].text.lower().startswith("tab")
-        options = [(i, areas[i].box) for i in sorted(free)] + [
-            (-1 - j, t.box) for j, t in enumerate(tables) if j not in used_tables]
-        best, best_d = None, 0.12 * height
-        for key, box in options:
-            if min(cap[2], box[2]) - max(cap[0], box[0]) <= 0:
-                continue
-            d = cap[1] - box[3] if box[3] <= cap[1] + 2 else box[1] - cap[3]
-            d += 0.02 * height if (is_table == (box[1] < cap[1])) else 0  # usual side first
-            if -2 <= d < best_d:
-                best, best_d = key, d
-        if best is None:
-            continue
-        if best >= 0:
-            free.discard(best)
-            kind = "table" if is_table and not areas[best].drawn else "figure"
-            g.kind, g.extra, g.extra_text = kind, [areas[best].box], area_text[best]
-            figures.append((g, areas[best].box))
-        else:
-            used_tables.add(-1 - best)
-            table = tables[-1 - best]
-            g.kind, g.extra, g.extra_text = "table", [table.box], table.text
-    for i in sorted(free):
-        if areas[i].drawn:
-            g = Group([], "figure", extra=[areas[i].box], extra_text=area_text[i])
-            groups.append(g)
-            figures.append((g, areas[i].box))
-    rest = groups + [t for j, t in enumerate(tables) if j not in used_tables]
-    absorbed: set[int] = set()
     pad = 1.5 * body
-    for fig, (x0, y0, x1, y1) in figures:
-        grown = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-        for k, h in enumerate(rest):
-            if k in absorbed or h.kind in ("caption", "figure", "heading") or h.extra:
-                continue
-            b = h.box
-            touches = b[0] < grown[2] and grown[0] < b[2] and b[1] < grown[3] and grown[1] < b[3]
-            inside = grown[0] <= b[0] and b[2] <= grown[2] and grown[1] <= b[1] and b[3] <= grown[3]
-            small = len(h.lines) <= 3 and b[2] - b[0] < 0.3 * width
-            common = max(0.0, min(b[2], x1) - max(b[0], x0)) * max(0.0, min(b[3], y1) - max(b[1], y0))
-            mostly = common >= 0.5 * (b[2] - b[0]) * (b[3] - b[1])
-            if touches and (inside or small or mostly):
-                absorbed.add(k)
-                fig.extra.append(b)
-                fig.extra_text = "\n".join(t for t in (fig.extra_text, h.text) if t)
-    return [h for k, h in enumerate(rest) if k not in absorbed]
+    rest = groups + tables
+    taken: set[int] = set()
+    figures = {i: Group([], "figure", extra=[a.box], extra_text=area_text[i])
+               for i, a in enumerate(areas) if a.drawn}
+    for i, fig in figures.items():
+        _take_labels(fig, areas[i].box, rest, taken, width, pad)
+    targets = [(("area", i), figures[i].box if i in figures else a.box)
+               for i, a in enumerate(areas)]
+    targets += [(("table", len(groups) + j), t.box) for j, t in enumerate(tables)]
+    pairs = []
+    for c, g in enumerate(groups):
+        if g.kind == "caption" and c not in taken:
+            is_table = g.lines[0].words[0].text.lower().startswith("tab")
+            for key, box in targets:
+                d = _caption_gap(g.box, box, is_table, height)
+                if d is not None:
+                    pairs.append((d, c, key))
+    named: set = set()
+    captioned: set[int] = set()
+    for _, c, key in sorted(pairs):
+        if c in captioned or key in named or (key[0] == "table" and key[1] in taken):
+            continue
+        captioned.add(c)
+        named.add(key)
+        g = groups[c]
+        is_table = g.lines[0].words[0].text.lower().startswith("tab")
+        if key[0] == "table":
+            taken.add(key[1])
+            g.kind, g.extra, g.extra_text = "table", [rest[key[1]].box], rest[key[1]].text
+            continue
+        i = key[1]
+        if i in figures:
+            fig = figures.pop(i)
+            g.kind, g.extra, g.extra_text = "figure", fig.extra, fig.extra_text
+        else:  # rules and rectangles named by a caption
+            g.kind, g.extra, g.extra_text = ("table" if is_table else "figure"), [areas[i].box], ""
+            _take_labels(g, areas[i].box, rest, taken, width, pad)
+    kept = [h for k, h in enumerate(rest) if k not in taken]
+    return kept + list(figures.values())
 
 
 def _margins(rows: list[list[Line]], height: float, size: float) -> tuple[set[int], set[int]]:
@@ -306,12 +324,33 @@ def _body_size(words: list[PdfWord]) -> float:
     return chars.most_common(1)[0][0] if chars else 10.0
 
 
+def _split_at_captions(areas: list[FigureArea], words: list[PdfWord]) -> list[FigureArea]:
+    """Cut a drawn area where a caption line runs across it: figures stacked close together
+    join into one area, but each keeps its own caption (which must stay out of the area)."""
+    captions = [union(w.box for w in row) for row in rows_of(words) if is_caption(row)]
+    out = []
+    for area in areas:
+        pieces = [area.box]
+        for cap in captions if area.drawn else []:
+            cut = []
+            for x0, y0, x1, y1 in pieces:
+                across = min(cap[2], x1) > max(cap[0], x0) and y0 < (cap[1] + cap[3]) / 2 < y1
+                if across:
+                    cut += [b for b in ((x0, y0, x1, cap[1]), (x0, cap[3], x1, y1))
+                            if b[3] - b[1] > cap[3] - cap[1]]
+                else:
+                    cut.append((x0, y0, x1, y1))
+            pieces = cut
+        out += [FigureArea(box, area.drawn) for box in pieces]
+    return out
+
+
 def layout_blocks(content: PageContent) -> list[Block]:
     """The page's layout blocks (see the module doc), in reading order top to bottom."""
     if not content.words and not content.graphics:
         return []
     width, height = content.width, content.height
-    areas = figure_areas(content)
+    areas = _split_at_captions(figure_areas(content), content.words)
     in_area: list[list[PdfWord]] = [[] for _ in areas]
     flow_words = []
     for w in content.words:

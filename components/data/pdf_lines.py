@@ -161,11 +161,11 @@ def _join_cells(lines: list[Line], width: float) -> list[Line]:
         if not line.marker and is_marker(line) and len(line.words) > 1:
             line.marker, line.hang = True, line.words[1].box[0]
         ws = line.words
-        line.caption = _is_caption(ws)
+        line.caption = is_caption(ws)
     return joined
 
 
-def _is_caption(words: list[PdfWord]) -> bool:
+def is_caption(words: list[PdfWord]) -> bool:
     """"Figure 3: ...", "Table 2.1. ...", "Fig. 4 Sample": not "Figure 1 shows ..." in prose."""
     if len(words) < 2 or not CAPTION.match(words[0].text) or not CAPTION_NUMBER.match(words[1].text):
         return False
