@@ -96,10 +96,12 @@ def _tables(rows: list[list[Line]], width: float) -> list[tuple[list[int], Box]]
 
 def _leading(rows: list[list[Line]], body: float) -> float:
     """The page's usual baseline distance in ems: the commonest step between stacked lines of
-    body text (most steps lie inside paragraphs)."""
+    running text (body size, wide: table rows and lists may be set tighter or looser; most
+    steps between prose lines lie inside paragraphs)."""
     steps: Counter = Counter()
-    lines = sorted((ln for row in rows for ln in row if abs(ln.size - body) <= 0.1 * body),
-                   key=lambda ln: ln.baseline)
+    widest = max((ln.x1 - ln.x0 for row in rows for ln in row), default=0.0)
+    lines = sorted((ln for row in rows for ln in row if abs(ln.size - body) <= 0.1 * body
+                    and ln.x1 - ln.x0 >= 0.6 * widest), key=lambda ln: ln.baseline)
     for a, b in itertools.pairwise(lines):
         ratio = (b.baseline - a.baseline) / body
         if 1.0 <= ratio <= 2.2 and min(a.x1, b.x1) > max(a.x0, b.x0):

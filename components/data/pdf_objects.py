@@ -90,7 +90,8 @@ def read_words(page) -> list[PdfWord]:
     chars: list[str] = []
     box: list[float] | None = None
     style: list = []  # per visible char: (size, bold, mono)
-    baseline = 0.0
+    bases: list[float] = []  # per visible char: its origin's y
+    baseline = 0.0  # the word's first character's
 
     def flush() -> None:
         nonlocal chars, box, style
@@ -99,10 +100,12 @@ def read_words(page) -> list[PdfWord]:
             bold = sum(s[1] for s in style) * 2 > len(style)
             mono = sum(s[2] for s in style) * 2 > len(style)
             left, bottom, right, top = box
+            # the baseline most of its characters sit on (a footnote mark is raised)
+            base = sorted(bases)[len(bases) // 2]
             words.append(PdfWord(utf16_text("".join(chars)),
                                  (left - dx, ceiling - top, right - dx, ceiling - bottom),
-                                 ceiling - baseline, size, bold, mono))
-        chars, box, style = [], None, []
+                                 ceiling - base, size, bold, mono))
+        chars, box, style, bases[:] = [], None, [], []
 
     try:
         raw = textpage.raw
@@ -129,6 +132,7 @@ def read_words(page) -> list[PdfWord]:
             if size <= 1.5:  # a unit font scaled by the text matrix: the glyph box tells the size
                 size = top - bottom
             style.append((size, *_font(raw, i, buf, flags)))
+            bases.append(oy.value)
         flush()
     finally:
         textpage.close()
