@@ -156,12 +156,15 @@ def test_a_first_line_indent_starts_a_new_paragraph():
     assert blocks[0].text.endswith("ends here.") and blocks[1].text.endswith("and stops.")
 
 
-def test_rows_of_aligned_short_cells_form_one_table():
+def test_rows_of_aligned_short_cells_form_one_table_with_its_rows_nested():
     rows = [_words(72, 300 + 14 * k, f"name{k}") + _words(200, 300 + 14 * k, f"{k * 7}")
             + _words(330, 300 + 14 * k, f"unit{k}") for k in range(4)]
-    (table,) = layout_blocks(_content(*rows))
-    assert table.kind == "table"
+    blocks = layout_blocks(_content(*rows))
+    (table,) = [b for b in blocks if b.kind == "table"]
     assert all(f"name{k}" in table.text and f"unit{k}" in table.text for k in range(4))
+    entries = [b for b in blocks if b.kind == "table_row"]
+    assert [e.text.split("\n")[0] for e in entries] == [f"name{k}" for k in range(4)]
+    assert all(table.box[1] <= e.box[1] and e.box[3] <= table.box[3] for e in entries)
 
 
 def test_a_caption_without_a_figure_area_stays_a_caption():
@@ -288,3 +291,26 @@ def test_stacked_figures_in_one_frame_each_keep_their_caption(tmp_path):
                                                        "Figure 2: The second drawing."]
     assert figures[0].box[3] < figures[1].box[3]
     assert not [blk for blk in blocks if blk.kind == "caption"]
+
+
+def _rule(b: PdfBuilder, x0: float, x1: float, y: float) -> None:
+    """A filled hairline rule (a table's top/middle/bottom rule), top-left coordinates."""
+    obj = pdfium_c.FPDFPageObj_CreateNewRect(x0, H - y - 0.5, x1 - x0, 0.5)
+    pdfium_c.FPDFPath_SetDrawMode(obj, 1, False)
+    pdfium_c.FPDFPage_InsertObject(b.page.raw, obj)
+
+
+def test_a_ruled_table_named_by_its_caption_keeps_its_entries_nested(tmp_path):
+    b = PdfBuilder()
+    caption = b.text(150, 100, "Table 1: Options of the tool.")
+    _rule(b, 100, 500, 110)
+    _rule(b, 100, 500, 128)
+    entries = [union(b.text(110, 145, "verbose"), b.text(220, 145, "Print each file as it is read.")),
+               union(b.text(110, 165, "quiet"), b.text(220, 165, "Print nothing but the errors."))]
+    _rule(b, 100, 500, 175)
+    blocks = pdf_page_blocks(pdfium.PdfDocument(b.save(tmp_path / "table.pdf"))[0])
+    (table,) = [blk for blk in blocks if blk.kind == "table"]
+    assert table.text.startswith("Table 1: Options of the tool.")
+    assert iou(table.box, norm(union(caption, (100, 110, 500, 175)))) >= 0.8
+    for entry in entries:  # each row is a unit of its own, inside the table
+        assert max(iou(blk.box, norm(entry)) for blk in blocks if blk is not table) >= 0.5

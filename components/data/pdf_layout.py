@@ -109,6 +109,19 @@ def _leading(rows: list[list[Line]], body: float) -> float:
     return steps.most_common(1)[0][0] if steps else 1.2
 
 
+def _table_entries(rows: list[list[Line]]) -> list[Group]:
+    """A table's entries, nested in it: a row starting in the first column with the rows
+    under it that do not (wrapped cells)."""
+    left = min(row[0].x0 for row in rows)
+    entries: list[Group] = []
+    for row in rows:
+        if entries and row[0].x0 > left + INDENT_EM * row[0].size:
+            entries[-1].lines += row
+        else:
+            entries.append(Group(list(row), "table_row"))
+    return entries if len(entries) > 1 else []
+
+
 def _continues(group: Group, line: Line, leading: float, nxt: Line | None) -> bool:
     """Whether ``line`` goes on the block ``group`` (see the module doc, step 3)."""
     last = group.lines[-1]
@@ -201,8 +214,10 @@ def _inside(box: Box, area: Box) -> bool:
 
 
 def _take_labels(fig: Group, area: Box, rest: list[Group], taken: set[int],
-                 page_width: float, pad: float) -> None:
-    """Give a figure the text blocks lying in or against its area: labels, ticks, legends."""
+                 page_width: float, pad: float) -> set[int]:
+    """Give a figure the text blocks lying in or against its area (labels, ticks, legends);
+    returns which it took."""
+    took: set[int] = set()
     x0, y0, x1, y1 = area
     grown = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     for k, h in enumerate(rest):
@@ -216,8 +231,10 @@ def _take_labels(fig: Group, area: Box, rest: list[Group], taken: set[int],
         mostly = common >= 0.5 * (b[2] - b[0]) * (b[3] - b[1])
         if touches and (inside or small or mostly):
             taken.add(k)
+            took.add(k)
             fig.extra.append(b)
             fig.extra_text = "\n".join(t for t in (fig.extra_text, h.text) if t)
+    return took
 
 
 def _caption_gap(cap: Box, box: Box, is_table: bool, height: float) -> float | None:
@@ -244,8 +261,8 @@ def _attach_captions(groups: list[Group], areas: list[FigureArea], area_text: li
     taken: set[int] = set()
     figures = {i: Group([], "figure", extra=[a.box], extra_text=area_text[i])
                for i, a in enumerate(areas) if a.drawn}
-    for i, fig in figures.items():
-        _take_labels(fig, areas[i].box, rest, taken, width, pad)
+    took = {i: _take_labels(fig, areas[i].box, rest, taken, width, pad)
+            for i, fig in figures.items()}
     targets = [(("area", i), figures[i].box if i in figures else a.box)
                for i, a in enumerate(areas)]
     targets += [(("table", len(groups) + j), t.box) for j, t in enumerate(tables)]
@@ -274,9 +291,13 @@ def _attach_captions(groups: list[Group], areas: list[FigureArea], area_text: li
         if i in figures:
             fig = figures.pop(i)
             g.kind, g.extra, g.extra_text = "figure", fig.extra, fig.extra_text
+            inner = took[i]
         else:  # rules and rectangles named by a caption
-            g.kind, g.extra, g.extra_text = ("table" if is_table else "figure"), [areas[i].box], ""
-            _take_labels(g, areas[i].box, rest, taken, width, pad)
+            g.extra, g.extra_text = [areas[i].box], ""
+            inner = _take_labels(g, areas[i].box, rest, taken, width, pad)
+        if is_table:  # a table's entries are units of their own too: kept, nested in it
+            g.kind = "table"
+            taken -= inner
     kept = [h for k, h in enumerate(rest) if k not in taken]
     return kept + list(figures.values())
 
@@ -297,7 +318,8 @@ def _margins(rows: list[list[Line]], height: float, size: float) -> tuple[set[in
             short = sum(ln.x1 - ln.x0 for ln in rows[edge]) < 0.4 * max(
                 ln.x1 for r in rows for ln in r)
             small = rows[edge][0].size <= 1.05 * size
-            if apart and short and small and (
+            caption = any(ln.caption for ln in rows[edge])
+            if apart and short and small and not caption and (
                     y < band * height if band < 0.5 else y > band * height):
                 out.add(edge)
     return top, bottom
@@ -353,12 +375,8 @@ def layout_blocks(content: PageContent) -> list[Block]:
         return []
     width, height = content.width, content.height
     areas = _split_at_captions(figure_areas(content), content.words)
-    in_area: list[list[PdfWord]] = [[] for _ in areas]
-    flow_words = []
-    for w in content.words:
-        k = next((i for i, a in enumerate(areas) if a.drawn and _inside(w.box, a.box)), None)
-        flow_words.append(w) if k is None else in_area[k].append(w)
-    area_text = ["\n".join(" ".join(w.text for w in row) for row in rows_of(ws)) for ws in in_area]
+    flow_words = list(content.words)
+    area_text = ["" for _ in areas]
     body = _body_size(flow_words)
     bold_chars = sum(len(w.text) for w in flow_words if w.bold)
     if bold_chars > 0.6 * sum(len(w.text) for w in flow_words):  # no contrast: bold tells nothing
@@ -372,13 +390,15 @@ def layout_blocks(content: PageContent) -> list[Block]:
     runs = _tables(body_rows, width)
     _absorb_table_rows(runs, body_rows)
     tables = [Group([ln for i in run for ln in body_rows[i]], "table") for run, _ in runs]
+    entries = [e for run, _ in runs for e in _table_entries([body_rows[i] for i in run])]
     in_table = {i for run, _ in runs for i in run}
     lines = [ln for i, row in enumerate(body_rows) if i not in in_table for ln in row]
     groups = _flow(lines, _leading(body_rows, body))
     for g in groups:
         g.kind = _kind(g, body)
     groups = _attach_captions(groups, areas, area_text, tables, (width, height), body)
-    groups += margin
+    figures = [g.box for g in groups if g.kind == "figure"]
+    groups += margin + [e for e in entries if not any(_inside(e.box, f) for f in figures)]
     blocks = []
     for g in sorted(groups, key=lambda g: (round(g.box[1]), g.box[0])):
         x0, y0, x1, y1 = g.box
