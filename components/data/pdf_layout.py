@@ -3,22 +3,23 @@
 From the page's styled words and graphic objects (``components.data.pdf_objects``):
 
 1. figure areas — image, form and drawing objects joined when they touch
-   (``components.data.pdf_figures``); the words inside a drawn area are the figure's labels;
+   (``components.data.pdf_figures``);
 2. line segments of every row (``components.data.pdf_lines``); a row whose segments are two
    wide text runs is split into its columns; rows that stay split into short cells, two or more
-   stacked, form a ``table``;
+   stacked, form a ``table`` (its entries also come out, nested, as ``table_row`` blocks);
 3. the other segments flow into blocks, line under line in the same column; a new block starts
-   at a vertical gap wider than the block's line pitch, a change of font size, of bold or of
-   monospace after a line that stopped short, a list marker, a term, a caption, a sentence end
-   on a line the next line's first word would have fitted on, and at indentation: a first-line
-   indent starts a paragraph, a line back at the margin after a hanging indent starts the next
-   entry;
+   at a vertical gap wider than the block's line pitch (the page's own leading sets the first
+   step), a change of font size, of bold or of monospace after a line that stopped short, a list
+   marker, a term, a caption, a sentence end on a line the next line's first word would have
+   fitted on, a run-in bold/typewriter term after a finished entry, and at indentation: a
+   first-line indent starts a paragraph, a line back at the margin after a hanging indent
+   starts the next entry;
 4. kinds: ``heading`` (short, larger or all bold), ``code`` (monospace), ``list_item`` (marker),
    ``definition`` (term with a hanging, side-by-side or run-in description), ``paragraph``; the
    first/last rows standing apart in the page's outer bands are ``page_header`` /
-   ``page_footer``; a "Figure N" / "Table N" caption is united with the nearest figure area
-   (``figure``; a ruled area named "Table" is a ``table``) or text table, else kept as a
-   ``caption``; a figure takes in the small text blocks lying in or against it (labels).
+   ``page_footer``;
+5. figures take in their labels, and captions are united with their figure (``figure``) or
+   table (``table``), else kept as a ``caption`` (``components.data.pdf_captions``).
 
 Boxes come out normalised with the origin top-left (``schema.Block``).
 """
@@ -27,11 +28,12 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from statistics import median
 
-from components.data.pdf_figures import FigureArea, figure_areas
-from components.data.pdf_lines import Line, is_caption, rows_of, segments_of, union
+from components.data.pdf_captions import attach_captions, inside, split_at_captions
+from components.data.pdf_figures import figure_areas
+from components.data.pdf_lines import Group, Line, rows_of, segments_of, union
 from components.data.pdf_objects import Box, PageContent, PdfWord, read_page
 from components.data.schema import Block
 
@@ -39,24 +41,6 @@ COLUMN_SHARE = 0.28  # a text run at least this share of the page wide is a colu
 MARGIN_SHARE = 0.075  # rows this close to the top/bottom edge may be running heads or folios
 INDENT_EM = 0.8  # an x shift of this much is an indentation, not ragged alignment
 HEADING_SCALE = 1.15
-
-@dataclass
-class Group:
-    lines: list[Line] = field(default_factory=list)
-    kind: str = ""
-    pitch: float | None = None
-    hang: float | None = None
-    extra: list[Box] = field(default_factory=list)  # figure area or table united with a caption
-    extra_text: str = ""
-
-    @property
-    def box(self) -> Box:
-        return union([ln.box for ln in self.lines] + self.extra)
-
-    @property
-    def text(self) -> str:
-        own = "\n".join(ln.text for ln in self.lines)
-        return "\n".join(t for t in (own, self.extra_text) if t)
 
 
 def _is_cell_row(lines: list[Line], width: float) -> bool:
@@ -208,100 +192,6 @@ def _kind(group: Group, body: float) -> str:
     return "paragraph"
 
 
-def _inside(box: Box, area: Box) -> bool:
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
-
-
-def _take_labels(fig: Group, area: Box, rest: list[Group], taken: set[int],
-                 page_width: float, pad: float) -> set[int]:
-    """Give a figure the text blocks lying in or against its area (labels, ticks, legends);
-    returns which it took."""
-    took: set[int] = set()
-    x0, y0, x1, y1 = area
-    grown = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    for k, h in enumerate(rest):
-        if k in taken or h is fig or h.kind in ("caption", "figure", "heading") or h.extra:
-            continue
-        b = h.box
-        touches = b[0] < grown[2] and grown[0] < b[2] and b[1] < grown[3] and grown[1] < b[3]
-        inside = grown[0] <= b[0] and b[2] <= grown[2] and grown[1] <= b[1] and b[3] <= grown[3]
-        small = len(h.lines) <= 3 and b[2] - b[0] < 0.3 * page_width
-        common = max(0.0, min(b[2], x1) - max(b[0], x0)) * max(0.0, min(b[3], y1) - max(b[1], y0))
-        mostly = common >= 0.5 * (b[2] - b[0]) * (b[3] - b[1])
-        if touches and (inside or small or mostly):
-            taken.add(k)
-            took.add(k)
-            fig.extra.append(b)
-            fig.extra_text = "\n".join(t for t in (fig.extra_text, h.text) if t)
-    return took
-
-
-def _caption_gap(cap: Box, box: Box, is_table: bool, height: float) -> float | None:
-    """How far a caption lies from a figure or table it may name (None: not beside it). A figure
-    caption sits below its figure, a table caption above its table: the other side costs more."""
-    if min(cap[2], box[2]) - max(cap[0], box[0]) <= 0:
-        return None
-    d = cap[1] - box[3] if box[3] <= cap[1] + 2 else box[1] - cap[3]
-    d += 0.02 * height if (is_table == (box[1] < cap[1])) else 0
-    return d if -2 <= d < 0.12 * height else None
-
-
-def _attach_captions(groups: list[Group], areas: list[FigureArea], area_text: list[str],
-                     tables: list[Group], page: tuple[float, float], body: float) -> list[Group]:
-    """Drawn figure areas take in their labels; then captions and figures (or tables) pair up,
-    nearest pairs first, and each caption is united with its figure or table.
-
-    A group of rules and rectangles only becomes a figure here, named by its caption; the text
-    blocks inside it become its words.
-    """
-    width, height = page
-    pad = 1.5 * body
-    rest = groups + tables
-    taken: set[int] = set()
-    figures = {i: Group([], "figure", extra=[a.box], extra_text=area_text[i])
-               for i, a in enumerate(areas) if a.drawn}
-    took = {i: _take_labels(fig, areas[i].box, rest, taken, width, pad)
-            for i, fig in figures.items()}
-    targets = [(("area", i), figures[i].box if i in figures else a.box)
-               for i, a in enumerate(areas)]
-    targets += [(("table", len(groups) + j), t.box) for j, t in enumerate(tables)]
-    pairs = []
-    for c, g in enumerate(groups):
-        if g.kind == "caption" and c not in taken:
-            is_table = g.lines[0].words[0].text.lower().startswith("tab")
-            for key, box in targets:
-                d = _caption_gap(g.box, box, is_table, height)
-                if d is not None:
-                    pairs.append((d, c, key))
-    named: set = set()
-    captioned: set[int] = set()
-    for _, c, key in sorted(pairs):
-        if c in captioned or key in named or (key[0] == "table" and key[1] in taken):
-            continue
-        captioned.add(c)
-        named.add(key)
-        g = groups[c]
-        is_table = g.lines[0].words[0].text.lower().startswith("tab")
-        if key[0] == "table":
-            taken.add(key[1])
-            g.kind, g.extra, g.extra_text = "table", [rest[key[1]].box], rest[key[1]].text
-            continue
-        i = key[1]
-        if i in figures:
-            fig = figures.pop(i)
-            g.kind, g.extra, g.extra_text = "figure", fig.extra, fig.extra_text
-            inner = took[i]
-        else:  # rules and rectangles named by a caption
-            g.extra, g.extra_text = [areas[i].box], ""
-            inner = _take_labels(g, areas[i].box, rest, taken, width, pad)
-        if is_table:  # a table's entries are units of their own too: kept, nested in it
-            g.kind = "table"
-            taken -= inner
-    kept = [h for k, h in enumerate(rest) if k not in taken]
-    return kept + list(figures.values())
-
-
 def _margins(rows: list[list[Line]], height: float, size: float) -> tuple[set[int], set[int]]:
     """Rows that are running heads (top) or folios and footers (bottom): in the outer band, or
     the first/last row of the page, short, no larger than body text, standing apart from the
@@ -348,35 +238,13 @@ def _body_size(words: list[PdfWord]) -> float:
     return chars.most_common(1)[0][0] if chars else 10.0
 
 
-def _split_at_captions(areas: list[FigureArea], words: list[PdfWord]) -> list[FigureArea]:
-    """Cut a drawn area where a caption line runs across it: figures stacked close together
-    join into one area, but each keeps its own caption (which must stay out of the area)."""
-    captions = [union(w.box for w in row) for row in rows_of(words) if is_caption(row)]
-    out = []
-    for area in areas:
-        pieces = [area.box]
-        for cap in captions if area.drawn else []:
-            cut = []
-            for x0, y0, x1, y1 in pieces:
-                across = min(cap[2], x1) > max(cap[0], x0) and y0 < (cap[1] + cap[3]) / 2 < y1
-                if across:
-                    cut += [b for b in ((x0, y0, x1, cap[1]), (x0, cap[3], x1, y1))
-                            if b[3] - b[1] > cap[3] - cap[1]]
-                else:
-                    cut.append((x0, y0, x1, y1))
-            pieces = cut
-        out += [FigureArea(box, area.drawn) for box in pieces]
-    return out
-
-
 def layout_blocks(content: PageContent) -> list[Block]:
     """The page's layout blocks (see the module doc), in reading order top to bottom."""
     if not content.words and not content.graphics:
         return []
     width, height = content.width, content.height
-    areas = _split_at_captions(figure_areas(content), content.words)
+    areas = split_at_captions(figure_areas(content), content.words)
     flow_words = list(content.words)
-    area_text = ["" for _ in areas]
     body = _body_size(flow_words)
     bold_chars = sum(len(w.text) for w in flow_words if w.bold)
     if bold_chars > 0.6 * sum(len(w.text) for w in flow_words):  # no contrast: bold tells nothing
@@ -396,9 +264,9 @@ def layout_blocks(content: PageContent) -> list[Block]:
     groups = _flow(lines, _leading(body_rows, body))
     for g in groups:
         g.kind = _kind(g, body)
-    groups = _attach_captions(groups, areas, area_text, tables, (width, height), body)
+    groups = attach_captions(groups, areas, tables, (width, height), body)
     figures = [g.box for g in groups if g.kind == "figure"]
-    groups += margin + [e for e in entries if not any(_inside(e.box, f) for f in figures)]
+    groups += margin + [e for e in entries if not any(inside(e.box, f) for f in figures)]
     blocks = []
     for g in sorted(groups, key=lambda g: (round(g.box[1]), g.box[0])):
         x0, y0, x1, y1 = g.box

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import median
 
 from components.data.pdf_objects import Box, PdfWord
@@ -170,3 +170,24 @@ def is_caption(words: list[PdfWord]) -> bool:
     if len(words) < 2 or not CAPTION.match(words[0].text) or not CAPTION_NUMBER.match(words[1].text):
         return False
     return words[1].text[-1] in ".:" or len(words) == 2 or not words[2].text[0].islower()
+
+
+@dataclass
+class Group:
+    """Lines grouped into one layout block, with the areas and text a caption took on."""
+
+    lines: list[Line] = field(default_factory=list)
+    kind: str = ""
+    pitch: float | None = None
+    hang: float | None = None
+    extra: list[Box] = field(default_factory=list)  # figure area or table united with a caption
+    extra_text: str = ""
+
+    @property
+    def box(self) -> Box:
+        return union([ln.box for ln in self.lines] + self.extra)
+
+    @property
+    def text(self) -> str:
+        own = "\n".join(ln.text for ln in self.lines)
+        return "\n".join(t for t in (own, self.extra_text) if t)
