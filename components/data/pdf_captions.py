@@ -30,11 +30,13 @@ def _take_labels(fig: Group, area: Box, rest: list[Group], taken: set[int],
     x0, y0, x1, y1 = area
     grown = (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     for k, h in enumerate(rest):
-        if k in taken or h is fig or h.kind in ("caption", "figure", "heading") or h.extra:
+        if k in taken or h is fig or h.kind in ("caption", "figure") or h.extra:
             continue
         b = h.box
         touches = b[0] < grown[2] and grown[0] < b[2] and b[1] < grown[3] and grown[1] < b[3]
         inside = grown[0] <= b[0] and b[2] <= grown[2] and grown[1] <= b[1] and b[3] <= grown[3]
+        if h.kind == "heading" and not inside:  # a large label, or the section title over it
+            continue
         small = len(h.lines) <= 3 and b[2] - b[0] < 0.3 * page_width
         common = max(0.0, min(b[2], x1) - max(b[0], x0)) * max(0.0, min(b[3], y1) - max(b[1], y0))
         mostly = common >= 0.5 * (b[2] - b[0]) * (b[3] - b[1])
