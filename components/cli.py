@@ -114,7 +114,7 @@ def show(
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
-    """Draw a page with its evidence boxes (green) and text-layer blocks (grey)."""
+    """Draw a page with its evidence boxes (green) and layout blocks (labelled with their kind)."""
     params = _params(params_path, overrides)
     from components.data.corpus import load_corpus
     from components.data.preview import draw_page, page_for_question, save_png

@@ -1,7 +1,8 @@
 """Import a user's documents through the data contract (DESIGN §3).
 
 PDFs are rendered with pypdfium2 at ``data.render_dpi`` and keep the PDF's own text layer (word
-boxes converted from PDF space, origin bottom-left, to normalised top-left). Images (png, jpg,
+boxes converted from PDF space, origin bottom-left, to normalised top-left) and layout blocks
+grouped from its text and objects (``components.data.pdf_layout``). Images (png, jpg,
 tiff) become single pages; without a text layer they are OCR'd when ``pytesseract`` (the ``ocr``
 extra) and a tesseract binary are present, else kept as visual-only pages and counted.
 
@@ -26,8 +27,9 @@ from pydantic import ValidationError
 
 from components.config import Params
 from components.data.corpus import UnsafePathError, jsonl_lines, safe_join, save_corpus_tables
+from components.data.pdf_objects import utf16_text
 from components.data.quarantine import Quarantine
-from components.data.schema import Page, Question, Word
+from components.data.schema import Block, Page, Question, Word
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
     import pypdfium2.raw as pdfium_c
 
     textpage = page.get_textpage()
+    crop_left, _, _, crop_top = page.get_cropbox()  # what is rendered: the crop box
     try:
         words: list[Word] = []
         chars: list[str] = []
@@ -71,13 +74,13 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
                 left, bottom, right, top = box
                 # PDF space: origin bottom-left, y up -> normalised, origin top-left, y down
                 nb = (
-                    max(0.0, left / width_pt),
-                    max(0.0, 1 - top / height_pt),
-                    min(1.0, right / width_pt),
-                    min(1.0, 1 - bottom / height_pt),
+                    max(0.0, (left - crop_left) / width_pt),
+                    max(0.0, (crop_top - top) / height_pt),
+                    min(1.0, (right - crop_left) / width_pt),
+                    min(1.0, (crop_top - bottom) / height_pt),
                 )
                 if nb[0] < nb[2] and nb[1] < nb[3]:
-                    words.append(Word(text="".join(chars), box=tuple(round(v, 5) for v in nb)))
+                    words.append(Word(text=utf16_text("".join(chars)), box=tuple(round(v, 5) for v in nb)))
             chars, box = [], None
 
         for i in range(textpage.count_chars()):
@@ -99,6 +102,19 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
         return words
     finally:
         textpage.close()
+
+
+def _pdf_blocks(page, rel: str, index: int) -> tuple[list[Block], str]:
+    """Layout blocks from the PDF's own text and objects (``blocks_from`` "pdf"); on a page the
+    grouping cannot read, none (``blocks_from`` "words": readers group the words instead)."""
+    from components.data.pdf_layout import pdf_page_blocks
+
+    try:
+        return pdf_page_blocks(page), "pdf"
+    except (ValueError, ArithmeticError, IndexError, KeyError, OSError, RuntimeError) as exc:
+        log.warning("%s page %d: PDF layout failed (%s); its words will be grouped instead",
+                    rel, index, exc)
+        return [], "words"
 
 
 def _ocr_available() -> bool:
@@ -184,6 +200,7 @@ def _render_pdf(path: Path, rel: str, out_dir: Path, params: Params) -> list[tup
                 width_pt, height_pt = page.get_size()
                 image = page.render(scale=scale).to_pil().convert("RGB")
                 words = _pdf_words(page, width_pt, height_pt)
+                blocks, layout = _pdf_blocks(page, rel, index) if words else ([], "words")
             finally:
                 page.close()
             ocr = False
@@ -202,6 +219,7 @@ def _render_pdf(path: Path, rel: str, out_dir: Path, params: Params) -> list[tup
                     ocr,
                 )
             )
+            out[-1][0].blocks, out[-1][0].meta["blocks_from"] = blocks, layout
         return out
     except DocumentRejected:
         raise

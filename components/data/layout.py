@@ -1,7 +1,8 @@
 """Text-layer geometry: words into lines, lines into layout blocks.
 
-Blocks come from ``Page.blocks`` when the producer recorded them (the synthetic generator does);
-otherwise — imported PDFs — they are grouped from the words alone: words → line segments (split
+Blocks come from ``Page.blocks`` when the producer recorded them (the synthetic generator does,
+and the importer does for born-digital PDF pages, ``components.data.pdf_layout``); otherwise —
+OCR'd and image pages — they are grouped from the words alone: words → line segments (split
 at wide horizontal gaps, so columns stay apart) → blocks (segments stacked with a small vertical
 gap and overlapping horizontally). The block baselines retrieve these blocks, and region
 extraction snaps regions to them (``components.regions.snap``). Words are

@@ -2,7 +2,8 @@
 
 ``regionops show`` draws one page; the validate stage writes a montage that the pipeline
 logs to the candidate's MLflow run, so a reviewer sees what the model was trained on.
-Evidence boxes are green, text-layer blocks thin grey (what the lexical channel reads).
+Evidence boxes are green; layout blocks (what region snapping and the lexical channel read) are
+outlined in one colour per kind and labelled with their kind.
 """
 
 from __future__ import annotations
@@ -16,7 +17,18 @@ from components.data.corpus import Corpus
 from components.data.schema import Page, Question
 
 GOLD = (0, 160, 0)
-BLOCK = (150, 150, 150)
+BLOCK = (150, 150, 150)  # blocks of a kind without a colour of its own, and word-grouped blocks
+# One colour per block kind, so a person checking a page's layout sees the kinds apart.
+KIND_COLOURS = {
+    "paragraph": (40, 80, 220),
+    "heading": (200, 30, 30),
+    "list_item": (0, 140, 60),
+    "definition": (150, 40, 170),
+    "table": (0, 140, 150),
+    "figure": (240, 120, 0),
+    "caption": (230, 0, 160),
+    "code": (130, 90, 20),
+}
 
 
 def _px(box, size: tuple[int, int]) -> list[float]:
@@ -42,8 +54,7 @@ def draw_page(corpus: Corpus, page_id: str, question_id: str | None = None, bloc
     draw = ImageDraw.Draw(img)
     width = max(2, img.size[0] // 250)
     if blocks:
-        for block in page.blocks:
-            draw.rectangle(_px(block.box, img.size), outline=BLOCK, width=1)
+        draw_blocks(draw, page, img.size)
     for q in questions:
         if q.box is None:
             continue
@@ -51,6 +62,20 @@ def draw_page(corpus: Corpus, page_id: str, question_id: str | None = None, bloc
         draw.rectangle([x0, y0, x1, y1], outline=GOLD, width=width)
         draw.text((x0 + 2, max(0.0, y0 - 11)), q.id[:40], fill=GOLD)
     return img
+
+
+def draw_blocks(draw: ImageDraw.ImageDraw, page: Page, size: tuple[int, int]) -> None:
+    """The page's layout blocks, each outlined in its kind's colour and labelled with the kind.
+    A page without recorded blocks (OCR'd, image) shows its word-grouped blocks, labelled
+    "words" (``components.data.layout.page_blocks``)."""
+    from components.data.layout import page_blocks
+
+    shown = [(b.kind, b.box) for b in page.blocks] or [("words", b.box) for b in page_blocks(page)]
+    for kind, box in shown:
+        colour = KIND_COLOURS.get(kind, BLOCK)
+        x0, y0, x1, y1 = _px(box, size)
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=max(1, size[0] // 600))
+        draw.text((x0 + 2, max(0.0, y0 - 11)), kind, fill=colour)
 
 
 def page_for_question(corpus: Corpus, question_id: str) -> str:
