@@ -158,7 +158,13 @@ def index_build(
     params = _params(params_path, overrides)
     configure_environment()
     from components.index.build import build_index
+    from components.index.version_folders import UnsafeIndexTargetError, check_target
 
+    try:
+        check_target(out)  # before hours of encoding, not after
+    except UnsafeIndexTargetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     stats = build_index(params, _corpus(params), model, out)
     console.print_json(json.dumps(stats))
 
@@ -196,6 +202,19 @@ def index_stats(index: Annotated[Path, typer.Option(help="index folder")] = Path
     from components.index.region_index import RegionIndex
 
     console.print_json(json.dumps(RegionIndex.load(index).stats()))
+
+
+@index_app.command("verify")
+def index_verify(index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index")) -> None:
+    """Check every file of the live index version against the sha256 in its manifest, then load it."""
+    from components.index.region_index import IndexFormatError, RegionIndex
+
+    try:
+        loaded = RegionIndex.load(index, verify=True)
+    except IndexFormatError as exc:
+        console.print(f"[red]index damaged:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps({"index": str(index), "ok": True, "pages": len(loaded)}))
 
 
 @app.command()
