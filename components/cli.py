@@ -75,10 +75,15 @@ def import_(
     """Import a user's PDFs/images (and questions) through the data contract, quarantining bad input."""
     params = _params(params_path, overrides)
     configure_environment()
-    from components.data.importer import import_documents
+    from components.data.importer import UnsafeImportError, check_collection_name, import_documents
 
-    target = Path(out or f"data/imports/{name}")
-    report = import_documents(docs, questions, target, params, collection=name)
+    try:
+        check_collection_name(name)  # it becomes a path below: a slug, never "../.."
+        target = Path(out or f"data/imports/{name}")
+        report = import_documents(docs, questions, target, params, collection=name)
+    except (UnsafeImportError, NotADirectoryError, FileNotFoundError) as exc:
+        console.print(f"[red]import refused:[/red] {exc}")
+        raise typer.Exit(2) from None
     root = Path.cwd().resolve()
     if dvc and versioning.is_dvc_project(root) and root in target.resolve().parents:
         report["dvc_md5"] = versioning.add(root, target.resolve().relative_to(root).as_posix())
