@@ -87,7 +87,8 @@ def import_(
     root = Path.cwd().resolve()
     if dvc and versioning.is_dvc_project(root) and root in target.resolve().parents:
         report["dvc_md5"] = versioning.add(root, target.resolve().relative_to(root).as_posix())
-        report["next"] = f"set data.corpus_dir: {target.as_posix()} in params.yaml, then `make run` or `dvc repro`"
+        report["next"] = (f"git add {target.as_posix()}.dvc; set data.corpus_dir: {target.as_posix()} in "
+                          "params.yaml, then `make run` or `dvc repro`")
     console.print_json(json.dumps(report))
 
 
