@@ -198,3 +198,11 @@ def test_question_fields_are_not_coerced_on_import(tmp_path, tiny_params, field,
     assert _rows(out / "questions.jsonl") == []
     [row] = _rows(out / "quarantine" / "questions.jsonl")
     assert row["reason"] == "schema violation" and field in row["detail"]
+
+
+def test_import_report_names_the_final_folder_not_the_staging_one(tmp_path, tiny_params):
+    out = tmp_path / "imports" / "mine"
+    import_documents(_docs(tmp_path / "docs"), None, out, tiny_params, collection="mine")
+    report = json.loads((out / "import_report.json").read_text())
+    assert report["corpus_dir"] == str(out)
+    assert all(Path(p).parent == out / "quarantine" and Path(p).is_file() for p in report["quarantine"].values())

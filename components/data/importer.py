@@ -477,7 +477,9 @@ def import_documents(
     staging = staging_folder(out_dir)
     try:
         report = _import_into(docs_dir, questions, staging, params, collection)
-        report["corpus_dir"] = str(out_dir)
+        report["corpus_dir"] = str(out_dir)  # where it will be, not where it is being written
+        report["quarantine"] = {t: str(out_dir / "quarantine" / Path(p).name)
+                                for t, p in report["quarantine"].items()}
         (staging / "import_report.json").write_text(
             json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8"
         )
@@ -485,8 +487,6 @@ def import_documents(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    report["quarantine"] = {t: str(out_dir / "quarantine" / Path(p).name)
-                            for t, p in report["quarantine"].items()}
     return report
 
 
