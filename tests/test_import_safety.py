@@ -206,3 +206,13 @@ def test_import_report_names_the_final_folder_not_the_staging_one(tmp_path, tiny
     report = json.loads((out / "import_report.json").read_text())
     assert report["corpus_dir"] == str(out)
     assert all(Path(p).parent == out / "quarantine" and Path(p).is_file() for p in report["quarantine"].values())
+
+
+def test_pending_landing_files_work_with_a_relative_landing_folder(tmp_path, monkeypatch):
+    from components.data.landing import pending_files
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "ok.pdf").write_bytes(GOOD_PDF)
+    (tmp_path / "landing" / "escape.pdf").symlink_to(tmp_path / "landing" / ".." / ".." / "etc-passwd.pdf")
+    assert [p["name"] for p in pending_files(Path("landing"), Path("landed"), settle_seconds=0)] == ["ok.pdf"]

@@ -87,7 +87,7 @@ def landing_files(landing_dir: Path, settle_seconds: float = 0.0) -> list[Path]:
 
 def pending_files(landing_dir: Path, landed_dir: Path, settle_seconds: float = 2.0) -> list[dict[str, str]]:
     """Landing files whose content has not been taken in yet (what the watcher triggers a retrain for)."""
-    landing_dir = Path(landing_dir)
+    landing_dir = Path(landing_dir).resolve()  # landing_files returns resolved paths
     ledger = read_ledger(landed_dir)
     pending: dict[str, str] = {}
     for path in landing_files(landing_dir, settle_seconds):
