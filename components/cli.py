@@ -75,14 +75,20 @@ def import_(
     """Import a user's PDFs/images (and questions) through the data contract, quarantining bad input."""
     params = _params(params_path, overrides)
     configure_environment()
-    from components.data.importer import import_documents
+    from components.data.importer import UnsafeImportError, check_collection_name, import_documents
 
-    target = Path(out or f"data/imports/{name}")
-    report = import_documents(docs, questions, target, params, collection=name)
+    try:
+        check_collection_name(name)  # it becomes a path below: a slug, never "../.."
+        target = Path(out or f"data/imports/{name}")
+        report = import_documents(docs, questions, target, params, collection=name)
+    except (UnsafeImportError, NotADirectoryError, FileNotFoundError) as exc:
+        console.print(f"[red]import refused:[/red] {exc}")
+        raise typer.Exit(2) from None
     root = Path.cwd().resolve()
     if dvc and versioning.is_dvc_project(root) and root in target.resolve().parents:
         report["dvc_md5"] = versioning.add(root, target.resolve().relative_to(root).as_posix())
-        report["next"] = f"set data.corpus_dir: {target.as_posix()} in params.yaml, then `make run` or `dvc repro`"
+        report["next"] = (f"git add {target.as_posix()}.dvc; set data.corpus_dir: {target.as_posix()} in "
+                          "params.yaml, then `make run` or `dvc repro`")
     console.print_json(json.dumps(report))
 
 
@@ -158,7 +164,13 @@ def index_build(
     params = _params(params_path, overrides)
     configure_environment()
     from components.index.build import build_index
+    from components.index.version_folders import UnsafeIndexTargetError, check_target
 
+    try:
+        check_target(out)  # before hours of encoding, not after
+    except UnsafeIndexTargetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     stats = build_index(params, _corpus(params), model, out)
     console.print_json(json.dumps(stats))
 
@@ -196,6 +208,19 @@ def index_stats(index: Annotated[Path, typer.Option(help="index folder")] = Path
     from components.index.region_index import RegionIndex
 
     console.print_json(json.dumps(RegionIndex.load(index).stats()))
+
+
+@index_app.command("verify")
+def index_verify(index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index")) -> None:
+    """Check every file of the live index version against the sha256 in its manifest, then load it."""
+    from components.index.region_index import IndexFormatError, RegionIndex
+
+    try:
+        loaded = RegionIndex.load(index, verify=True)
+    except IndexFormatError as exc:
+        console.print(f"[red]index damaged:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps({"index": str(index), "ok": True, "pages": len(loaded)}))
 
 
 @app.command()

@@ -199,6 +199,9 @@ class RegistryParams(_Section):
     # (auto) whichever scored the higher ANLS in the candidate's evaluation.
     answerer: Literal["auto", "reader", "text"] = "auto"
     highlight_max_side: int = Field(512, ge=16)  # crops are downscaled to at most this many pixels a side
+    # Rows one predict request may carry: each row is a full retrieval, so an unbounded batch
+    # holds the server for as long as the client likes (200 rows took 9.4 s in issue 28).
+    max_rows_per_request: int = Field(64, ge=1)
 
 
 class OrchestrateParams(_Section):

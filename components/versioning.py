@@ -153,7 +153,8 @@ def add(project_dir: Path, path: str) -> str:
     """``dvc add`` a folder (caches and versions it, writes ``<path>.dvc``); returns the md5 DVC recorded."""
     project_dir = Path(project_dir)
     proc = subprocess.run(
-        [_dvc_bin(), "add", "--quiet", path], cwd=project_dir, env=_env(), capture_output=True, text=True,
+        # not --quiet: it also silences the error message StageFailed should carry
+        [_dvc_bin(), "add", path], cwd=project_dir, env=_env(), capture_output=True, text=True,
         check=False,
     )
     if proc.returncode != 0:

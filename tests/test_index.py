@@ -149,7 +149,7 @@ def test_save_load_roundtrip_and_fingerprint_check(tmp_path):
     # Only safe formats on disk: .npy without pickle, JSON, faiss.
     folder = tmp_path / "idx" / (tmp_path / "idx" / CURRENT).read_text()
     assert sorted(p.name for p in folder.iterdir()) == [
-        "candidates.faiss", "cells.npy", "manifest.json", "pages.json", "pooled.npy", "pq.faiss"
+        ".regionops-index-version", "candidates.faiss", "cells.npy", "manifest.json", "pages.json", "pooled.npy", "pq.faiss"
     ]
 
 

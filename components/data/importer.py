@@ -27,6 +27,17 @@ from pydantic import ValidationError
 
 from components.config import Params
 from components.data.corpus import UnsafePathError, jsonl_lines, safe_join, save_corpus_tables
+from components.data.import_guard import (
+    ESCAPES_ROOT,
+    UnsafeImportError,  # noqa: F401 - re-exported: the CLI catches it from here
+    check_collection_name,
+    check_folders,
+    document_files,
+    printable,
+    staging_folder,
+    swap_in,
+    unencodable,
+)
 from components.data.pdf_objects import utf16_text
 from components.data.quarantine import Quarantine
 from components.data.schema import Block, Page, Question, Word
@@ -35,15 +46,6 @@ log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = {".pdf"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-_OUTPUTS = (
-    "images",
-    "query_images",
-    "pages.jsonl",
-    "questions.jsonl",
-    "manifest.json",
-    "quarantine",
-    "import_report.json",
-)
 
 
 class DocumentRejected(Exception):
@@ -180,8 +182,21 @@ def _classify_unloadable_pdf(path: Path, rel: str, message: str) -> DocumentReje
     return DocumentRejected("corrupt PDF", f"{rel} cannot be read: {message}")
 
 
-def _render_pdf(path: Path, rel: str, out_dir: Path, params: Params) -> list[tuple[Page, bool]]:
+def _oversized_page(rel: str, index: int, width_pt: float, height_pt: float, scale: float) -> str | None:
+    """Why a page must not be rendered: more pixels than Pillow's bomb limit (as ``_load_image``)."""
+    pixels = (width_pt * scale) * (height_pt * scale)
+    if pixels > Image.MAX_IMAGE_PIXELS:
+        return (f"{rel} page {index}: {width_pt:.0f}×{height_pt:.0f} pt would render to "
+                f"{pixels / 1e6:.0f} Mpx, above the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx limit")
+    return None
+
+
+def _render_pdf(path: Path, rel: str, out_dir: Path, params: Params,
+                oversized: list[tuple[int, str]] | None = None) -> list[tuple[Page, bool]]:
+    """Render every page; a page too large to render is left out and listed in ``oversized``."""
     import pypdfium2 as pdfium
+
+    oversized = [] if oversized is None else oversized
 
     if path.stat().st_size == 0:
         raise DocumentRejected("empty file", f"{rel} is 0 bytes")
@@ -198,7 +213,15 @@ def _render_pdf(path: Path, rel: str, out_dir: Path, params: Params) -> list[tup
             page = pdf[index]
             try:
                 width_pt, height_pt = page.get_size()
-                image = page.render(scale=scale).to_pil().convert("RGB")
+                too_large = _oversized_page(rel, index, width_pt, height_pt, scale)
+                if too_large:  # decided before rendering: a 60000 pt page would exhaust memory
+                    oversized.append((index, too_large))
+                    continue
+                try:
+                    image = page.render(scale=scale).to_pil().convert("RGB")
+                except MemoryError:
+                    oversized.append((index, f"{rel} page {index}: out of memory while rendering"))
+                    continue
                 words = _pdf_words(page, width_pt, height_pt)
                 blocks, layout = _pdf_blocks(page, rel, index) if words else ([], "words")
             finally:
@@ -220,6 +243,8 @@ def _render_pdf(path: Path, rel: str, out_dir: Path, params: Params) -> list[tup
                 )
             )
             out[-1][0].blocks, out[-1][0].meta["blocks_from"] = blocks, layout
+        if not out and oversized:
+            raise DocumentRejected("page too large", "; ".join(detail for _, detail in oversized))
         return out
     except DocumentRejected:
         raise
@@ -342,6 +367,16 @@ def _import_questions(
                 record,
             )
             continue
+        bad_text = unencodable(record)
+        if bad_text is not None:  # json.loads accepts "\ud800"; writing it as UTF-8 would fail
+            record = printable(record)
+            reject(
+                "invalid unicode",
+                f"line {lineno} holds a lone surrogate, not encodable as UTF-8: {bad_text}",
+                record,
+                record.get("id") if isinstance(record.get("id"), str) else None,
+            )
+            continue
         qid = record.get("id") if isinstance(record.get("id"), str) else None
         missing = [k for k in ("id", "question") if k not in record]
         if missing:
@@ -445,51 +480,70 @@ def _progress(items: list, description: str):
 def import_documents(
     docs_dir: Path, questions: Path | None, out_dir: Path, params: Params, collection: str
 ) -> dict[str, Any]:
-    """Import ``docs_dir`` (PDFs and images) and an optional questions JSONL into the corpus folder ``out_dir``."""
+    """Import ``docs_dir`` (PDFs and images) and an optional questions JSONL into the corpus folder ``out_dir``.
+
+    The corpus is written into a temporary sibling folder and swapped in only when complete:
+    a crash leaves the previous import (or nothing) in place, never half a corpus.
+    """
+    check_collection_name(collection)
     docs_dir, out_dir = Path(docs_dir).resolve(), Path(out_dir)
     if not docs_dir.is_dir():
         raise NotADirectoryError(f"--docs {docs_dir} is not a folder")
     if questions is not None and not Path(questions).is_file():
         raise FileNotFoundError(f"--questions {questions} not found")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if out_dir.resolve() == docs_dir or docs_dir in out_dir.resolve().parents:
-        raise ValueError(f"the output folder {out_dir} must not be inside --docs {docs_dir}")
-    for name in _OUTPUTS:
-        target = out_dir / name
-        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    check_folders(docs_dir, out_dir, questions)
+    staging = staging_folder(out_dir)
+    try:
+        report = _import_into(docs_dir, questions, staging, params, collection)
+        report["corpus_dir"] = str(out_dir)  # where it will be, not where it is being written
+        report["quarantine"] = {t: str(out_dir / "quarantine" / Path(p).name)
+                                for t, p in report["quarantine"].items()}
+        (staging / "import_report.json").write_text(
+            json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8"
+        )
+        swap_in(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
 
+
+def _import_into(
+    docs_dir: Path, questions: Path | None, out_dir: Path, params: Params, collection: str
+) -> dict[str, Any]:
     quarantine = Quarantine()
-    quarantine.ensure("documents", "questions")
-    files = sorted(
-        p
-        for p in docs_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in PDF_SUFFIXES | IMAGE_SUFFIXES
-    )
+    quarantine.ensure("documents", "questions", "pages")
+    files, unsupported = document_files(docs_dir, PDF_SUFFIXES | IMAGE_SUFFIXES, quarantine)
     skipped = sorted(
-        str(p.relative_to(docs_dir))
-        for p in docs_dir.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() not in PDF_SUFFIXES | IMAGE_SUFFIXES
-        and (questions is None or p.resolve() != Path(questions).resolve())
+        printable(str(p.relative_to(docs_dir)))
+        for p in unsupported
+        if questions is None or p.resolve() != Path(questions).resolve()
     )
     pages: dict[str, Page] = {}
     rejected: dict[str, str] = {}
     visual_only = ocr_pages = 0
     for path in _progress(files, "importing documents"):
         rel = path.relative_to(docs_dir).as_posix()
+        if unencodable(rel) is not None:  # a non-UTF-8 file name: it could not be written out
+            rel = printable(rel)
+            detail = f"the file name {rel} is not valid UTF-8"
+            quarantine.add("documents", "invalid unicode", detail, doc=rel)
+            rejected[rel] = detail
+            continue
+        oversized: list[tuple[int, str]] = []
         try:
-            loaded = (
-                _render_pdf(path, rel, out_dir, params)
+            loaded = (  # read through the resolved path: the one checked to be inside --docs
+                _render_pdf(path.resolve(), rel, out_dir, params, oversized)
                 if path.suffix.lower() in PDF_SUFFIXES
-                else _load_image(path, rel, out_dir)
+                else _load_image(path.resolve(), rel, out_dir)
             )
         except DocumentRejected as exc:
             quarantine.add("documents", exc.reason, exc.detail, doc=rel)
             rejected[rel] = exc.detail
-            shutil.rmtree(
-                out_dir / "images" / rel, ignore_errors=True
-            )  # pages rendered before a failure
+            shutil.rmtree(out_dir / "images" / rel, ignore_errors=True)  # pages rendered before a failure
             continue
+        for index, detail in oversized:  # the document's other pages go on
+            quarantine.add("pages", "page too large", detail, doc=rel, page=index)
         split = _split_of(rel, params)
         for page, ocr in loaded:
             page.split, page.collection = split, collection  # type: ignore[assignment]
@@ -507,14 +561,16 @@ def import_documents(
 
     save_corpus_tables(out_dir, pages.values(), question_list)
     paths = quarantine.write(out_dir / "quarantine")
+    escaped = sum(r["reason"] == ESCAPES_ROOT for r in quarantine.records["documents"])
     report = {
         "collection": collection,
         "corpus_dir": str(out_dir),
         "documents": {
-            "total": len(files),
+            "total": len(files) + escaped,
             "accepted": len(files) - len(rejected),
-            "quarantined": len(rejected),
+            "quarantined": len(rejected) + escaped,
             "reasons": dict(quarantine.reasons("documents")),
+            "pages_quarantined": quarantine.count("pages"),
             "skipped_unsupported": skipped,
         },
         "pages": len(pages),
@@ -530,9 +586,6 @@ def import_documents(
         "splits": {s: sum(p.split == s for p in pages.values()) for s in ("train", "val", "test")},
         "quarantine": paths,
     }
-    (out_dir / "import_report.json").write_text(
-        json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8"
-    )
     manifest = {
         "importer": "components.data.importer",
         "collection": collection,

@@ -44,13 +44,31 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _escapes(path: Path, root: Path) -> bool:
+    resolved = path.resolve()
+    return resolved != root and root not in resolved.parents
+
+
+def escaping_links(landing_dir: Path) -> list[Path]:
+    """Links in the landing folder that resolve outside it: never read, hashed or copied."""
+    landing_dir = Path(landing_dir).resolve()
+    if not landing_dir.is_dir():
+        return []
+    return [
+        path for path in sorted(landing_dir.rglob("*"))
+        if not any(part.startswith(".") for part in path.relative_to(landing_dir).parts)
+        and _escapes(path, landing_dir)
+    ]
+
+
 def landing_files(landing_dir: Path, settle_seconds: float = 0.0) -> list[Path]:
     """Documents and question files in the landing folder, hidden files and folders excluded.
 
     Files modified less than ``settle_seconds`` ago are left for the next look: a copy still
-    in progress must not be hashed and taken in half-written.
+    in progress must not be hashed and taken in half-written. A link resolving outside the
+    folder is left out (``escaping_links`` lists it for quarantine).
     """
-    landing_dir = Path(landing_dir)
+    landing_dir = Path(landing_dir).resolve()
     now = time.time()
     if not landing_dir.is_dir():
         return []
@@ -60,6 +78,8 @@ def landing_files(landing_dir: Path, settle_seconds: float = 0.0) -> list[Path]:
         rel = path.relative_to(landing_dir)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
+        if _escapes(path, landing_dir):
+            continue
         if path.suffix.lower() in wanted and now - path.stat().st_mtime >= settle_seconds:
             out.append(path)
     return out
@@ -67,7 +87,7 @@ def landing_files(landing_dir: Path, settle_seconds: float = 0.0) -> list[Path]:
 
 def pending_files(landing_dir: Path, landed_dir: Path, settle_seconds: float = 2.0) -> list[dict[str, str]]:
     """Landing files whose content has not been taken in yet (what the watcher triggers a retrain for)."""
-    landing_dir = Path(landing_dir)
+    landing_dir = Path(landing_dir).resolve()  # landing_files returns resolved paths
     ledger = read_ledger(landed_dir)
     pending: dict[str, str] = {}
     for path in landing_files(landing_dir, settle_seconds):
@@ -132,6 +152,15 @@ def ingest_landing(landing_dir: Path, landed_dir: Path, params: Params, settle_s
     new: list[dict[str, Any]] = []
     duplicates: list[dict[str, Any]] = []
     files: dict[str, tuple[Path, str]] = {}
+    escaped = []
+    for link in escaping_links(landing_dir):  # the link itself moves aside; its target is never read
+        rel = link.relative_to(landing_dir).as_posix()
+        escaped.append({"name": rel, "status": "quarantined", "reason": "path escapes the root",
+                        "detail": f"{rel} links to {link.resolve()}, outside {landing_dir}",
+                        "received_at": now})
+        dest = landing_dir / PROCESSED / f"escaped-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{link.name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(link, dest)
     for path in landing_files(landing_dir, settle_seconds):
         rel = path.relative_to(landing_dir).as_posix()
         sha = file_sha256(path)
@@ -194,7 +223,8 @@ def ingest_landing(landing_dir: Path, landed_dir: Path, params: Params, settle_s
         "new": new,
         "duplicates": duplicates,
         "accepted": accepted,
-        "quarantined": sum(e["status"] == "quarantined" for e in new),
+        "quarantined": sum(e["status"] == "quarantined" for e in new) + len(escaped),
+        "quarantined_links": escaped,
         "changed": accepted > 0,
     }
 

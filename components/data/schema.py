@@ -72,12 +72,13 @@ class Question(BaseModel):
     question: str
     answers: list[str] = Field(default_factory=list)
     doc: str | None = None
-    page: int | None = Field(default=None, ge=0)
+    # strict: "0" or 0.0 is a typo in the user's file, not a page number; "yes" is not a bool
+    page: int | None = Field(default=None, ge=0, strict=True)
     box: Box | None = None
     query_image: str | None = None
     type: str | None = None
     split: Split = "test"
-    labelled: bool = True  # False: the box is withheld from training (hybrid supervision)
+    labelled: bool = Field(True, strict=True)  # False: the box is withheld from training (hybrid supervision)
     hard_negatives: list[str] = Field(default_factory=list)  # page ids that look alike
     entity: str | None = None  # gold entity name for image queries
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -37,10 +38,13 @@ def effective_workers(n_pages: int, workers: int) -> int:
     return max(1, min(int(workers), n_pages // MIN_PAGES_PER_WORKER))
 
 
-def _init_worker(model_dir: str, threads: int) -> None:
+def _init_worker(model_dir: str, threads: int, parent_pid: int) -> None:
     import torch
 
+    from components.index.worker_guard import die_with_parent
     from components.model.io import load_retriever
+
+    die_with_parent(parent_pid)  # a killed build must not leave encoders running
 
     torch.set_num_threads(threads)
     _worker["model"] = load_retriever(Path(model_dir))
@@ -80,7 +84,7 @@ def encode_pages_in_processes(corpus: Corpus, pages: list[Page], model_dir: Path
             pages_file.write_text("\n".join(p.model_dump_json() for p in part), "utf-8")
             jobs.append((str(pages_file), str(Path(tmp) / f"part-{k}.safetensors")))
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(str(model_dir), threads)) as pool:
+                                 initargs=(str(model_dir), threads, os.getpid())) as pool:
             futures = {pool.submit(_encode_part, str(corpus.root), pf, out): k for k, (pf, out) in enumerate(jobs)}
             bar = tqdm(total=len(pages), desc=f"encode pages ({workers} processes)", unit="page",
                        disable=not (progress and sys.stderr.isatty()))

@@ -41,8 +41,6 @@ import json
 import math
 import os
 import shutil
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,6 +62,19 @@ from components.index.float16_scores import float16_scores
 from components.index.lexical import LexicalChannel
 from components.index.residual_codec import ResidualPQCodec, train_pq
 from components.index.summaries import page_centroids
+from components.index.version_folders import (
+    CURRENT,
+    ChecksumMismatchError,
+    check_target,
+    file_checksums,
+    index_lock,
+    mark_version,
+    new_version_name,
+    remove_stale,
+    temp_folder,
+    temp_pointer,
+    verify_files,
+)
 
 FORMAT_VERSION = 1
 # Fast scan over the stored centroids fetches this many times the wanted ids before the exact re-rank:
@@ -71,7 +82,6 @@ FORMAT_VERSION = 1
 FAST_SCAN_OVERFETCH = 2
 # Centroids fetched per wanted candidate page on the fast stage's first scan (the exact scan: 4).
 FAST_SCAN_FIRST_FETCH = 8
-CURRENT = "CURRENT"
 # Bits of every byte value, most significant first (np.packbits' order): [256, 8].
 _BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
 
@@ -186,6 +196,18 @@ def _write_bytes_synced(path: Path, write) -> None:
         write(fh)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _npy(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def _faiss(path: Path):
+    return faiss.read_index(str(path))
+
+
+def _page_metas(path: Path) -> list[PageMeta]:
+    return [PageMeta(**m) for m in json.loads(path.read_text("utf-8"))]
 
 
 class RegionIndex:
@@ -814,28 +836,31 @@ class RegionIndex:
         """Write a new version folder, fsync it, then atomically repoint CURRENT; returns the folder.
 
         A crash at any point before the CURRENT swap leaves the previous version live; a leftover
-        half-written version is removed by the next successful save.
+        half-written version is removed by the next successful save. Saves to one folder take
+        turns (a file lock), and only versions and debris the index wrote are ever deleted; a
+        non-empty folder that is not an index is refused (version_folders).
         """
         out_dir = Path(out_dir)
+        check_target(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        version = f"v-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        tmp = out_dir / f".{version}.tmp"
-        tmp.mkdir()
-        try:
-            self._write_parts(tmp)
-            _fsync_dir(tmp)
-            final = out_dir / version
-            os.replace(tmp, final)
-            pointer = out_dir / f".{CURRENT}.{version}.tmp"
-            _write_bytes_synced(pointer, lambda fh: fh.write(version.encode()))
-            os.replace(pointer, out_dir / CURRENT)
-            _fsync_dir(out_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        for child in out_dir.iterdir():  # older versions and debris of crashed saves
-            if child.name not in (version, CURRENT):
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+        with index_lock(out_dir):
+            version = new_version_name()
+            tmp = temp_folder(out_dir, version)
+            tmp.mkdir()
+            try:
+                mark_version(tmp, version)
+                self._write_parts(tmp)
+                _fsync_dir(tmp)
+                final = out_dir / version
+                os.replace(tmp, final)
+                pointer = temp_pointer(out_dir, version)
+                _write_bytes_synced(pointer, lambda fh: fh.write(version.encode()))
+                os.replace(pointer, out_dir / CURRENT)
+                _fsync_dir(out_dir)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            remove_stale(out_dir, keep=version)  # older versions and debris of crashed saves
         return final
 
     def _write_parts(self, folder: Path) -> None:
@@ -868,12 +893,19 @@ class RegionIndex:
         if self.list_centroids is not None:
             for name, array in (("stage_centroids.npy", self.list_centroids), ("stage_lists.npy", self.stage_lists)):
                 _write_bytes_synced(folder / name, lambda fh, a=array: np.save(fh, a, allow_pickle=False))
+        manifest["files"] = file_checksums(folder)  # sha256 per file, checked on load
         # The manifest goes last: a version folder without it is never treated as complete.
         text = json.dumps(manifest, indent=2, sort_keys=True).encode()
         _write_bytes_synced(folder / "manifest.json", lambda fh: fh.write(text))
 
     @classmethod
-    def load(cls, index_dir: Path, expected_fingerprint: str | None = None) -> RegionIndex:
+    def load(cls, index_dir: Path, expected_fingerprint: str | None = None,
+             verify: bool = True) -> RegionIndex:
+        """Load the version ``CURRENT`` names; with ``verify`` every file's sha256 is checked first.
+
+        Damage (byte flips, truncation, bad JSON, a missing file) raises ``IndexFormatError``
+        naming the file.
+        """
         index_dir = Path(index_dir)
         pointer = index_dir / CURRENT
         if not pointer.is_file():
@@ -884,7 +916,33 @@ class RegionIndex:
         folder = index_dir / version
         if "/" in version or not (folder / "manifest.json").is_file():
             raise IndexFormatError(f"{index_dir}: {CURRENT} points at an incomplete version {version!r}")
-        manifest = json.loads((folder / "manifest.json").read_text())
+
+        def part(name: str, read):
+            try:
+                return read(folder / name)
+            except IndexError_:
+                raise
+            except (ValueError, KeyError, TypeError, RuntimeError, OSError, EOFError) as exc:
+                raise IndexFormatError(
+                    f"{folder / name}: unreadable ({type(exc).__name__}: {exc}); rebuild the index"
+                ) from exc
+
+        manifest = part("manifest.json", lambda p: json.loads(p.read_text("utf-8")))
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
+            raise IndexFormatError(f"{folder / 'manifest.json'}: not an index manifest")
+        if verify and "files" in manifest:  # indexes saved before checksums have none to check
+            try:
+                verify_files(folder, manifest["files"])
+            except ChecksumMismatchError as exc:
+                raise IndexFormatError(f"{exc}; rebuild the index") from exc
+        # Errors past the per-file reads (a key the manifest lacks, parts that do not fit) name
+        # the manifest, which describes them.
+        return part("manifest.json", lambda _: cls._from_parts(folder, manifest, index_dir,
+                                                               expected_fingerprint, part))
+
+    @classmethod
+    def _from_parts(cls, folder: Path, manifest: dict, index_dir: Path,
+                    expected_fingerprint: str | None, part) -> RegionIndex:
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexFormatError(
                 f"{folder}: format version {manifest.get('format_version')} != {FORMAT_VERSION}; rebuild the index"
@@ -897,10 +955,10 @@ class RegionIndex:
             )
         params = IndexParams.model_validate(manifest["params"])
         index = cls(params, manifest["grid"], manifest["dim"], manifest["fingerprint"])
-        index.cells = np.load(folder / "cells.npy", allow_pickle=False)
+        index.cells = part("cells.npy", _npy)
         # An index saved when every mode kept them drops the unused mean vectors.
-        index.pooled = np.load(folder / "pooled.npy", allow_pickle=False)[:, : index._pooled_width()]
-        index.metas = [PageMeta(**m) for m in json.loads((folder / "pages.json").read_text("utf-8"))]
+        index.pooled = part("pooled.npy", _npy)[:, : index._pooled_width()]
+        index.metas = part("pages.json", _page_metas)
         for m in index.metas:  # an index saved before blocks were stored: group them from the words
             if not m.blocks and m.words:
                 from components.data.layout import blocks_from_words
@@ -908,25 +966,25 @@ class RegionIndex:
                 m.blocks = [list(b.box) for b in blocks_from_words(m.page_id, m.words)]
         index._pos = {m.page_id: i for i, m in enumerate(index.metas)}
         if params.storage == "pq":
-            index.pq = faiss.read_index(str(folder / "pq.faiss"))
+            index.pq = part("pq.faiss", _faiss)
         if params.storage == "pq_residual":
-            index.coarse = np.load(folder / "coarse.npy", allow_pickle=False)
+            index.coarse = part("coarse.npy", _npy)
             index.residual = ResidualPQCodec.from_serialized(
                 index.dim, index.coarse.shape[1], params.residual_pq_m, params.residual_coarse_bits,
                 params.residual_pq_bits,
-                (folder / "coarse_sq.faiss").read_bytes(), (folder / "residual_pq.faiss").read_bytes(),
+                part("coarse_sq.faiss", Path.read_bytes), part("residual_pq.faiss", Path.read_bytes),
                 params.residual_centroid_choices)
             if len(index.coarse) != len(index.cells):
                 raise IndexFormatError(f"{folder}: page centroids and cells disagree; rebuild the index")
             if (folder / "stage_centroids.npy").is_file():  # absent before ADR 17: such an index scans every code
-                index.list_centroids = np.load(folder / "stage_centroids.npy", allow_pickle=False)
-                index.stage_lists = np.load(folder / "stage_lists.npy", allow_pickle=False)
+                index.list_centroids = part("stage_centroids.npy", _npy)
+                index.stage_lists = part("stage_lists.npy", _npy)
                 if (index.stage_lists.shape != index.coarse.shape[:2] or index.list_centroids.ndim != 2
                         or index.list_centroids.shape[1] != index.dim
                         or (index.stage_lists.size and index.stage_lists.max() >= len(index.list_centroids))):
                     raise IndexFormatError(f"{folder}: the stage's inverted lists and the page centroids "
                                            "disagree; rebuild the index")
-        cand = faiss.read_index(str(folder / "candidates.faiss"))
+        cand = part("candidates.faiss", _faiss)
         if params.faiss == "hnsw":
             faiss.downcast_index(cand).hnsw.efSearch = params.hnsw_ef_search
         if index._stage == "stored":

@@ -41,6 +41,16 @@ class RagResult:
         }
 
 
+def checked_k(k, default: int) -> int:
+    """``k`` regions to return: None means ``default``; anything but a positive integer is refused
+    (2.9 must not quietly become 2, nor 0 the default, nor True 1)."""
+    if k is None:
+        return default
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
 class RagEngine:
     def __init__(self, retriever, index: RegionIndex, params: Params):
         if retriever is not None and getattr(retriever, "fingerprint", index.fingerprint) != index.fingerprint:
@@ -129,7 +139,7 @@ class RagEngine:
         hits: list[PageHit] | None = None,
     ) -> RagResult:
         """Regions and answer for an encoded query (``hits``: reuse an earlier search's pages)."""
-        k = k or self.params.rag.k
+        k = checked_k(k, self.params.rag.k)
         if hits is None:
             hits = self.search_vector(query, filters=filters, question=question)
         maps = self.region_maps(hits, question)
@@ -177,5 +187,6 @@ class RagEngine:
     def answer(
         self, question: str, k: int | None = None, query_image=None, filters: dict | None = None
     ) -> RagResult:
+        k = checked_k(k, self.params.rag.k)  # before any encoding work
         text, vector = self.query(question, query_image)
         return self.answer_vector(text, vector, k, filters)

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from components.config import Params
 from components.data.corpus import Corpus
+from components.data.layout import blocks_from_words
 from components.reader.contexts import make_context
 from components.reader.model import Encoded, collate, encode, find_answer
 from components.reader.noise import NoiseSpec, Slot, sample_contexts
@@ -54,9 +55,13 @@ class ReaderExamples:
         self.params, self.corpus, self.index = params, corpus, index
         self.p, self.grid = params.reader, index.grid
         pages = [pg for pg in corpus.pages_in(split) if index.has_page(pg.id)]
-        self.blocks: dict[str, list[Slot]] = {
-            pg.id: [(pg.id, tuple(b.box)) for b in pg.blocks] for pg in pages}
         self.words = {pg.id: [[w.text, *w.box] for w in pg.words] for pg in pages}
+        # An imported page carries no layout blocks unless its importer wrote them: group its
+        # words as the index does for such pages (RegionIndex.load), else it has no gold block.
+        self.blocks: dict[str, list[Slot]] = {
+            pg.id: [(pg.id, tuple(b.box)) for b in pg.blocks]
+            or [(pg.id, tuple(b.box)) for b in blocks_from_words(pg.id, self.words[pg.id])]
+            for pg in pages}
         self.skipped = {"no_answers": 0, "no_gold_page": 0, "no_gold_block": 0}
         raw = []
         for q in corpus.questions_in(split):

@@ -25,6 +25,7 @@ from components.reader.data import ReaderDataModule
 from components.reader.io import build_reader, save_reader
 from components.reader.module import ReaderModule
 from components.settings import Settings
+from components.training.resume import resumable
 from components.training.train import PARENT_RUN_ENV, corpus_digest
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
     ckpt_dir = settings.home / "checkpoints" / f"reader-{reader_checkpoint_key(params, corpus, retriever.fingerprint)}"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.ckpt"
-    resume_from = last if last.is_file() else None
+    resume_from, rejected = resumable(last, module.state_dict(), p.max_steps)
     tags = {
         "regionops.stage": "train-reader",
         "regionops.params_digest": params.digest(),
@@ -80,6 +81,8 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
     }
     if resume_from is not None:
         tags["regionops.resumed_from"] = str(resume_from)
+    if rejected:
+        tags["regionops.resume_rejected"] = rejected
     if os.environ.get(PARENT_RUN_ENV):
         tags["regionops.parent_run_id"] = os.environ[PARENT_RUN_ENV]
     logger = MLFlowLogger(experiment_name=params.registry.experiment, tracking_uri=settings.tracking_uri,
@@ -100,14 +103,16 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
     started = time.perf_counter()
     if resume_from is not None:
         log.warning("resuming the reader from %s", resume_from)
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None,
+                weights_only=True)
     seconds = time.perf_counter() - started
     # last.ckpt at the final step, not the last multiple of the cadence: a rerun then has nothing to redo.
     trainer.save_checkpoint(last)
     final = {k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
     record = {
         "run_id": logger.run_id, "tracking_uri": settings.tracking_uri, "steps": int(trainer.global_step),
-        "resumed_from": str(resume_from) if resume_from else None, "seconds": round(seconds, 2),
+        "resumed_from": str(resume_from) if resume_from else None, "resume_rejected": rejected,
+        "seconds": round(seconds, 2),
         "final": final, "counts": data.counts(), "noise_rho": p.noise_rho,
         "hard_distractor_share": p.hard_distractor_share, "retriever_fingerprint": retriever.fingerprint,
     }

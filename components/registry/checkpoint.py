@@ -227,6 +227,7 @@ class RagCheckpoint(mlflow.pyfunc.PythonModel):
         params_file = Path(context.artifacts[ARTIFACT_PARAMS])
         self.params = load_params(params_file)
         self.max_pixels = int(self.params.registry.max_query_image_pixels)
+        self.max_rows = int(self.params.registry.max_rows_per_request)
         factory = ENGINE_FACTORY or _default_engine_factory
         self.engine = factory(Path(context.artifacts[ARTIFACT_MODEL]), Path(context.artifacts[ARTIFACT_INDEX]),
                               self.params)
@@ -254,6 +255,11 @@ class RagCheckpoint(mlflow.pyfunc.PythonModel):
         rows = _rows(model_input)
         if not rows:
             raise bad_request("no input rows")
+        if len(rows) > self.max_rows:
+            raise bad_request(
+                f"{len(rows)} rows in one request; at most {self.max_rows} "
+                "(registry.max_rows_per_request): split the batch"
+            )
         default_k = parse_k((params or {}).get("k"), None, row=-1) if params else None
         # Validate every row before answering any, so a bad batch costs no retrieval work.
         parsed = []

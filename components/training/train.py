@@ -3,7 +3,8 @@
 Checkpoints live under ``$REGIONOPS_HOME/checkpoints/<digest>``, outside ``out_dir``: DVC deletes
 a stage's outputs before rerunning it, and a crashed run must find its ``last.ckpt`` again.
 The digest covers the data and every parameter that changes the training trajectory, but not
-``train.max_steps``, so asking for more steps continues the same run.
+``train.max_steps``, so asking for more steps continues the same run (intended; the caveats and
+what happens to a corrupt, foreign or too-long ``last.ckpt`` are in ``components.training.resume``).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from components.model.io import save_retriever
 from components.settings import Settings
 from components.training.datamodule import RetrievalDataModule
 from components.training.module import RetrieverModule
+from components.training.resume import resumable
 
 log = logging.getLogger(__name__)
 
 PARENT_RUN_ENV = "REGIONOPS_PARENT_RUN_ID"
 # Parameters that do not change what the weights become at a given step: excluded from the resume key.
 _NOT_TRAJECTORY = (
+    # Intended: more steps continue the run (the LR schedule then stretches; see training.resume).
     "train.max_steps",
     "train.num_workers",
     "train.log_every_n_steps",
@@ -97,7 +100,7 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     ckpt_dir = settings.home / "checkpoints" / checkpoint_key(params, corpus)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.ckpt"
-    resume_from = last if last.is_file() else None
+    resume_from, rejected = resumable(last, module.state_dict(), t.max_steps)
 
     tags = {
         "regionops.stage": "train",
@@ -108,6 +111,8 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     }
     if os.environ.get(PARENT_RUN_ENV):
         tags["regionops.parent_run_id"] = os.environ[PARENT_RUN_ENV]
+    if rejected:
+        tags["regionops.resume_rejected"] = rejected
     previous_run = ckpt_dir.with_name(
         f"{ckpt_dir.name}.mlflow_run.json"
     )  # beside, not in, the checkpoint dir
@@ -165,7 +170,8 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     started = time.perf_counter()
     if resume_from is not None:
         log.warning("resuming from %s", resume_from)
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None,
+                weights_only=True)
     seconds = time.perf_counter() - started
     final = dict(trainer.callback_metrics)
     exported_step = int(trainer.global_step)
@@ -187,6 +193,7 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         "steps": int(trainer.global_step),
         "exported_step": exported_step,
         "resumed_from": str(resume_from) if resume_from else None,
+        "resume_rejected": rejected,
         "fingerprint": module.model.fingerprint,
         "seconds": round(seconds, 2),
         "final": final,
