@@ -46,6 +46,7 @@ class Row:
     lead: str | None = None  # leading term set apart (gap or distinct face), if any
     parts: list[Rect] = field(default_factory=list)
     desc_x: float | None = None  # where the description after ``lead`` starts
+    bold: bool = False  # set all in a bold face (a run-in or same-size heading)
 
 
 @dataclass
@@ -187,8 +188,10 @@ def _read_layout(ltpage, crop: Sequence[float]) -> tuple[list[Row], list[Rect]]:
                     continue
                 rect = flip(line.bbox)
                 lead = _lead_run(list(line))
+                visible = [c for c in chars if c.get_text().strip()]
+                bold = bool(visible) and sum(_style(c.fontname) == "bold" for c in visible) >= 0.9 * len(visible)
                 rows.append(Row(text, rect, median(c.size for c in chars), lead and lead[0], [rect],
-                                lead and lead[1]))
+                                lead and lead[1], bold))
         elif isinstance(el, (LTFigure, LTImage, LTCurve)):  # LTRect and LTLine are LTCurves
             add_graphic(el.bbox)
     return rows, graphics
@@ -228,7 +231,7 @@ def _join_rows(rows: list[Row], width: float) -> list[Row]:
                 # a word gap (pdfminer cut a line at a change of face or script) or a section
                 # number set off by a quad: one line of text, glue it back
                 current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, a.lead,
-                              a.parts + b.parts, a.desc_x)
+                              a.parts + b.parts, a.desc_x, a.bold and b.bold)
             elif short and same_col and 1.2 * a.size < gap < 15 * a.size:
                 term = a.text.rstrip(":").strip()
                 current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, term,
@@ -283,7 +286,10 @@ def _split_block(block: list[Row]) -> list[Unit]:
         j = i + 1
         while j < len(block) and indented[j] and not block[j].lead:
             j += 1
-        hanging = j - i >= 3 or (j == i + 2 and (j == len(block) or (j + 1 < len(block) and indented[j + 1])))
+        # one hanging row is weak evidence (a run-in title over first-line-indented paragraphs
+        # looks the same): then this row and the next entry's must both look like terms
+        hanging = j - i >= 3 or (j == i + 2 and _term_like(r) and (j == len(block) or (
+            j + 1 < len(block) and indented[j + 1] and _term_like(block[j]))))
         if not indented[i] and hanging and (r.lead or len(r.text.split()) <= ROW_TERM_MAX_WORDS
                                             or r.rect[2] < right - 2 * em):
             term = r.lead or (r.text if len(r.text.split()) <= ROW_TERM_MAX_WORDS else None)
@@ -294,7 +300,8 @@ def _split_block(block: list[Row]) -> list[Unit]:
             # a side-by-side entry runs on in its description column; a bold label's
             # paragraph runs on to the next paragraph start
             k = i + 1
-            if r.desc_x is not None and r.desc_x - r.rect[0] > 2 * em:
+            if r.desc_x is not None and r.desc_x - r.rect[0] > 2 * em and (
+                    k == len(block) or abs(block[k].rect[0] - r.desc_x) <= 0.8 * em):
                 while k < len(block) and not block[k].lead and abs(block[k].rect[0] - r.desc_x) <= 0.8 * em:
                     k += 1
             else:
@@ -311,10 +318,19 @@ def _split_block(block: list[Row]) -> list[Unit]:
     return units
 
 
+def _term_like(row: Row) -> bool:
+    return bool(row.lead) or (len(row.text.split()) <= ROW_TERM_MAX_WORDS
+                              and not row.text.endswith((".", ",", ";")))
+
+
 def _starts_paragraph(block: list[Row], k: int, indented: list[bool], right: float, em: float) -> bool:
     prev, row = block[k - 1], block[k]
     if row.lead:
         return True
+    if prev.bold != row.bold:
+        return True  # a bold heading and the text under it
+    if prev.bold and row.bold:
+        return False  # a heading wrapped onto a second line
     if indented[k] and not indented[k - 1]:
         return True  # first-line indent
     if not indented[k] and indented[k - 1] and k >= 2 and not indented[k - 2]:
@@ -326,7 +342,7 @@ def _starts_paragraph(block: list[Row], k: int, indented: list[bool], right: flo
 def _mark_headings(units: list[Unit], body: float) -> None:
     for u in units:
         words = u.text.split()
-        big = median(r.size for r in u.rows) >= 1.15 * body
+        big = median(r.size for r in u.rows) >= 1.15 * body or all(r.bold for r in u.rows)
         if u.kind == "paragraph" and len(u.rows) <= 2 and 1 <= len(words) <= 14 and big \
                 and not u.text.endswith((".", ",", ";")):
             u.kind = "heading"
@@ -356,7 +372,8 @@ def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float
     has_graphic = False
     for rect, is_graphic, unit in inside:
         gap = (edge - rect[3]) if upward else (rect[1] - edge)
-        if gap > 3 * body:
+        # a caption sits a few lines off its figure; the parts of one figure sit closer
+        if gap > (5 if not taken else 2) * body:
             break
         stopper = unit is not None and (
             unit.kind in ("heading", "caption") or _is_body(unit, body, col[1] - col[0]))
