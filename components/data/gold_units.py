@@ -355,13 +355,18 @@ def _is_body(u: Unit, body: float, col_width: float) -> bool:
 
 
 def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float,
-                 upward: bool, width: float) -> Rect | None:
+                 upward: bool, width: float, two_col: bool) -> Rect | None:
     """Graphics and non-body text next to the caption (above for figures, below for tables),
-    walking away from it until a body paragraph, a heading or a wide empty gap."""
+    walking away from it until a body paragraph, a heading or a wide empty gap. A figure may be
+    wider than its (centred) caption, so the walk spans the page, or the caption's column of a
+    two-column page."""
     cx0, ctop, cx1, cbottom = cap.rect
-    col = (min(cx0, width * 0.05), max(cx1, width * 0.95))
-    if cx1 - cx0 < 0.6 * width:  # a caption in one column of two: stay in that column
-        col = (cx0 - 0.1 * width, cx1 + 0.1 * width)
+    mid = width / 2
+    col = (0.0, width)
+    if two_col and cx1 <= mid + body:
+        col = (0.0, mid + body)
+    elif two_col and cx0 >= mid - body:
+        col = (mid - body, width)
     items: list[tuple[Rect, bool, Unit | None]] = [(g, True, None) for g in graphics]
     items += [(u.rect, False, u) for u in units if u is not cap]
     inside = [it for it in items if it[0][0] >= col[0] - 1 and it[0][2] <= col[1] + 1
@@ -389,15 +394,16 @@ def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float
     return union([*taken, cap.rect])
 
 
-def _mark_captions(units: list[Unit], graphics: list[Rect], body: float, width: float) -> None:
+def _mark_captions(units: list[Unit], graphics: list[Rect], body: float, width: float,
+                   two_col: bool) -> None:
     for u in units:
         m = CAPTION.match(u.text)
         if not m or u.kind == "heading":
             continue
         label = f"{m.group(1)} {m.group(2)}"  # as printed ("Fig. 3" stays): the answer is on the page
         upward = m.group(1) != "Table"  # figures sit above their caption, tables below
-        area = _figure_area(u, units, graphics, body, upward, width) or _figure_area(
-            u, units, graphics, body, not upward, width)
+        area = _figure_area(u, units, graphics, body, upward, width, two_col) or _figure_area(
+            u, units, graphics, body, not upward, width, two_col)
         u.kind, u.term, u.area = "caption", label, area
 
 
@@ -444,5 +450,5 @@ def _units_of(number: int, width: float, height: float, rows: list[Row], graphic
     body = median(sizes)
     units = [u for block in _blocks(rows, width) for u in _split_block(block)]
     _mark_headings(units, body)
-    _mark_captions(units, graphics, body, width)
+    _mark_captions(units, graphics, body, width, _two_columns(rows, width))
     return PageUnits(number, width, height, body, rows, units, graphics)
