@@ -349,7 +349,10 @@ def _mark_headings(units: list[Unit], body: float) -> None:
 
 
 def _is_body(u: Unit, body: float, col_width: float) -> bool:
-    return (u.kind in ("paragraph", "entry", "heading") and len(u.rows) >= 2
+    """Running text: body-size lines across most of the column, two or more of them or one
+    full sentence (a figure's labels and a table's cells are neither)."""
+    sentence = len(u.text.split()) >= 6 and u.text.endswith((".", ":"))
+    return (u.kind in ("paragraph", "entry", "heading") and (len(u.rows) >= 2 or sentence)
             and abs(median(r.size for r in u.rows) - body) < 1.0
             and median(r.rect[2] - r.rect[0] for r in u.rows) >= 0.6 * col_width)
 
