@@ -208,8 +208,8 @@ def _starts_paragraph(block: list[Row], k: int, indented: list[bool], right: flo
         return True  # a bold heading and the text under it
     if prev.bold and row.bold:
         return False  # a heading wrapped onto a second line
-    if indented[k] and not indented[k - 1]:
-        return True  # first-line indent
+    if indented[k] and (not indented[k - 1] or abs(row.rect[0] - prev.rect[0]) > 0.8 * em):
+        return True  # first-line indent (after a line at the margin or a listing's indent)
     if not indented[k] and indented[k - 1] and k >= 2 and not indented[k - 2]:
         return False  # a one-row indent inside a paragraph is its first line
     return prev.text.endswith((".", ":", "!", "?")) and prev.rect[2] < right - 2 * em
@@ -226,12 +226,12 @@ def _mark_headings(units: list[Unit], body: float) -> None:
 
 
 def _is_body(u: Unit, body: float, col_width: float) -> bool:
-    """Running text: body-size lines across most of the column, two or more of them or one
-    full sentence (a figure's labels and a table's cells are neither)."""
+    """Running text: body-size lines, one across most of the column, two or more of them or
+    one full sentence (a figure's labels and a table's cells are neither)."""
     sentence = len(u.text.split()) >= 6 and u.text.endswith((".", ":"))
     return (u.kind in ("paragraph", "entry", "heading") and (len(u.rows) >= 2 or sentence)
             and abs(median(r.size for r in u.rows) - body) < 1.0
-            and median(r.rect[2] - r.rect[0] for r in u.rows) >= 0.6 * col_width)
+            and max(r.rect[2] - r.rect[0] for r in u.rows) >= 0.6 * col_width)
 
 
 def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float,
