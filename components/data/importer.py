@@ -63,9 +63,13 @@ def utf16_text(units: list[str]) -> str:
 
 
 def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
-    """Words of a PDF page from its text layer, boxes normalised with origin top-left."""
+    """Words of a PDF page from its text layer, boxes normalised with origin top-left.
+
+    Character boxes are in PDF page space; the render shows the crop box, so boxes are taken
+    relative to its corner (TeX documents often crop the page: else every word shifts)."""
     import pypdfium2.raw as pdfium_c
 
+    crop_left, crop_bottom, _, _ = page.get_cropbox()
     textpage = page.get_textpage()
     try:
         words: list[Word] = []
@@ -76,6 +80,8 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
             nonlocal chars, box
             if chars and box is not None:
                 left, bottom, right, top = box
+                left, right = left - crop_left, right - crop_left
+                bottom, top = bottom - crop_bottom, top - crop_bottom
                 # PDF space: origin bottom-left, y up -> normalised, origin top-left, y down
                 nb = (
                     max(0.0, left / width_pt),
