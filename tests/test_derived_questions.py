@@ -190,8 +190,11 @@ def test_block_recall_counts_units_matched_at_iou_half():
         Question(id="nobox", question="q?", doc="d.pdf", page=0, type="cloze"),
         Question(id="other", question="q?", doc="e.pdf", page=0, box=(0.1, 0.1, 0.2, 0.2), type="cloze"),
     ]
-    result = block_recall([page], questions)
+    misses: list[dict] = []
+    result = block_recall([page], questions, misses=misses)
     assert result["overall"]["n"] == 3 and result["overall"]["matched"] == 1
+    assert [m["id"] for m in misses] == ["miss", "split"]
+    assert misses[0]["best_block"] == [0.1, 0.5, 0.5, 0.6]
     assert result["overall"]["recall"] == pytest.approx(1 / 3, abs=1e-4)
     assert result["by_type"]["cloze"]["recall"] == 1.0
     assert result["by_type"]["definition"]["recall"] == 0.0

@@ -105,10 +105,15 @@ def test_build_set_writes_docs_questions_and_provenance_and_is_idempotent(source
     for q in questions:
         Question.model_validate(q)
         assert q["split"] == "test" and q["page"] < docs[q["doc"]]
-    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "dev" / "docs").rglob("*.pdf")}
+    files = [*(tmp_path / "dev" / "docs").rglob("*.pdf"), tmp_path / "dev" / "questions.jsonl"]
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
     again = build_set("dev", picks, tmp_path, PARAMS, seed=5, plan_skips=skips)
     assert again == summary
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "dev" / "docs").rglob("*.pdf")} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes  # nothing rewritten or re-derived
+    # a changed parameter re-derives the questions from the kept PDFs
+    all_labelled = PARAMS.model_copy(update={"labelled_fraction": 1.0})
+    changed = build_set("dev", picks, tmp_path, all_labelled, seed=5, plan_skips=skips)
+    assert changed["labelled"] == changed["questions"] == summary["questions"]
 
 
 def test_realdocs_sets_must_not_share_a_package():
@@ -119,3 +124,9 @@ def test_realdocs_sets_must_not_share_a_package():
 def test_default_split_uses_only_allowed_packages():
     p = RealDocsParams()
     assert set(p.dev_packages) | set(p.train_packages) <= ALLOWED_PACKAGES
+
+
+def test_a_package_without_pdfs_takes_no_share_of_the_budget(sources):
+    with_empty = {**sources, "empty-doc": []}
+    picks, _ = plan_set(with_empty, ["beta-doc", "alpha-doc", "empty-doc"], 9, PARAMS, seed=5)
+    assert sum(len(p.pages) for p in picks) == 9  # before: empty-doc's third of the budget was lost

@@ -113,8 +113,11 @@ def plan_set(sources: dict[str, list[SourcePdf]], packages: list[str], budget: i
     skipped: Counter = Counter()
     taken: set[str] = set()
     remaining = budget
-    for n, package in enumerate(packages):
-        share = remaining // (len(packages) - n)
+    # a package that ships no PDF takes no share; the others split the budget in the given order
+    # (a package's shortfall passes on to the later ones: list the big packages last)
+    shipping = [p for p in packages if sources.get(p)]
+    for n, package in enumerate(shipping):
+        share = remaining // (len(shipping) - n)
         rng = random.Random(f"{seed}:{package}")
         pdfs = sorted(sources.get(package, []), key=lambda s: s.source)
         rng.shuffle(pdfs)
@@ -180,45 +183,65 @@ def write_subset(src: Path, pages: list[int], target: Path) -> None:
         source.close()
 
 
+def derivation_digest() -> str:
+    """A hash of the code that derives questions: a change to it re-derives a kept set."""
+    h = hashlib.sha256()
+    for name in ("gold_units.py", "gold_geometry.py", "derived_questions.py"):
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def build_set(name: str, picks: list[PagePick], out: Path, params: RealDocsParams, seed: int,
               plan_skips: Counter | None = None, log: Callable[[str], None] = lambda _: None) -> dict:
-    """Write ``out/<name>/{docs/, questions.jsonl, manifest.json, summary.json}``; the summary."""
+    """Write ``out/<name>/{docs/, questions.jsonl, manifest.json, summary.json}``; the summary.
+
+    Kept as it is when the same pages of the same sources were laid out by the same parameters,
+    seed and derivation code (``derivation_digest``)."""
     root = out / name
     docs_dir = root / "docs"
-    manifest_docs, questions = [], []
-    skips: Counter = Counter()
-    seen: set[str] = set()
-    old = {}
+    old_manifest = {}
     if (root / "manifest.json").is_file():
-        old = {d["doc"]: d for d in json.loads((root / "manifest.json").read_text("utf-8"))["docs"]}
+        old_manifest = json.loads((root / "manifest.json").read_text("utf-8"))
+    old = {d["doc"]: d for d in old_manifest.get("docs", [])}
+    key = {"seed": seed, "params": params.model_dump(mode="json"), "derivation": derivation_digest()}
+    manifest_docs, all_kept = [], True
     for pick in picks:
         target = docs_dir / pick.doc
         source_sha = sha256_file(pick.source.path)
         before = old.get(pick.doc, {})
-        reuse = (target.is_file() and before.get("source_sha256") == source_sha
-                 and before.get("source_pages") == pick.pages and before.get("sha256") == sha256_file(target))
-        if not reuse:
+        kept = (target.is_file() and before.get("source_sha256") == source_sha
+                and before.get("source_pages") == pick.pages and before.get("sha256") == sha256_file(target))
+        if not kept:
             write_subset(pick.source.path, pick.pages, target)
-        derived = derive_questions(target, pick.doc, seed, params.labelled_fraction,
+        all_kept &= kept
+        manifest_docs.append({
+            "doc": pick.doc, "package": pick.source.package, "version": pick.source.version,
+            "deb_sha256": pick.source.deb_sha256, "source": pick.source.source,
+            "source_sha256": source_sha, "source_page_count": pick.n_pages,
+            "source_pages": pick.pages, "sha256": sha256_file(target),
+        })
+    stale = set(old) - {d["doc"] for d in manifest_docs}
+    for doc in sorted(stale):  # subset PDFs this script wrote earlier that the plan dropped
+        (docs_dir / doc).unlink(missing_ok=True)
+    if (all_kept and not stale and all(old_manifest.get(k) == v for k, v in key.items())
+            and (root / "questions.jsonl").is_file() and (root / "summary.json").is_file()):
+        log(f"{name}: kept ({len(manifest_docs)} documents, same pages, parameters and derivation)")
+        return json.loads((root / "summary.json").read_text("utf-8"))
+    questions: list[dict] = []
+    skips: Counter = Counter()
+    seen: set[str] = set()
+    for entry in manifest_docs:
+        derived = derive_questions(docs_dir / entry["doc"], entry["doc"], seed, params.labelled_fraction,
                                    params.max_questions_per_page, seen=seen)
         for q in derived.questions:
             if name == "dev":
                 q["split"] = "test"  # the judge: every question is an evaluation question
         questions += derived.questions
         skips.update(derived.skips)
-        manifest_docs.append({
-            "doc": pick.doc, "package": pick.source.package, "version": pick.source.version,
-            "deb_sha256": pick.source.deb_sha256, "source": pick.source.source,
-            "source_sha256": source_sha, "source_page_count": pick.n_pages,
-            "source_pages": pick.pages, "sha256": sha256_file(target),
-            "questions": len(derived.questions),
-        })
-        log(f"{name}: {pick.doc} pages {pick.pages} -> {len(derived.questions)} questions")
-    stale = set(old) - {d["doc"] for d in manifest_docs}
-    for doc in sorted(stale):  # subset PDFs this script wrote earlier that the plan dropped
-        (docs_dir / doc).unlink(missing_ok=True)
+        entry["questions"] = len(derived.questions)
+        log(f"{name}: {entry['doc']} pages {entry['source_pages']} -> {len(derived.questions)} questions")
     write_jsonl_atomic(root / "questions.jsonl", questions)
-    manifest = {"set": name, "seed": seed, "params": params.model_dump(mode="json"), "docs": manifest_docs}
+    manifest = {"set": name, **key, "docs": manifest_docs}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
     by_kind = Counter(q["type"] for q in questions)
     summary = {
