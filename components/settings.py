@@ -45,6 +45,7 @@ ENV_VARS = {
     "PREFECT_API_URL": "Prefect server API; production: http(s)://host:4200/api",
     "REGIONOPS_DVC_REMOTE": "DVC remote: a folder (embedded) or s3://bucket/prefix (production)",
     "AWS_ENDPOINT_URL": "S3 endpoint for a non-AWS store (MinIO); unset for AWS itself",
+    "REGIONOPS_NOTIFY_WEBHOOK_URL": "optional: `regionops deploy` makes Prefect POST failed runs and kept champions here",
 }
 
 
@@ -62,6 +63,7 @@ class Settings:
     prefect_api_url: str | None  # None: Prefect's temporary local server
     dvc_remote: str  # a folder (embedded default) or an s3:// URL
     s3_endpoint_url: str | None = None
+    notify_webhook_url: str | None = None  # a secret in Slack/Teams URLs: environment only, never params.yaml
 
     @property
     def uses_embedded_mlflow(self) -> bool:
@@ -113,6 +115,7 @@ def get_settings() -> Settings:
         prefect_api_url=prefect_api,
         dvc_remote=dvc_remote or str(home / "dvc-remote"),
         s3_endpoint_url=_env("AWS_ENDPOINT_URL"),
+        notify_webhook_url=_env("REGIONOPS_NOTIFY_WEBHOOK_URL"),
     )
 
 
