@@ -1,7 +1,7 @@
 """A registered version is reproducible from its record: the exact DVC lock, params and code state.
 
 At registration (``record_version``) the version's MLflow run gets ``reproduce/dvc.lock``,
-``reproduce/dvc.yaml`` and ``reproduce/params.yaml`` as artifacts, and the model version
+``reproduce/dvc.yaml``, ``reproduce/params.yaml`` and ``reproduce/metrics.json`` as artifacts, and the model version
 gets tags: the git commit, whether the checkout was dirty, a digest of the uncommitted
 diff, and the lock's digest. ``reproduce_version`` later rebuilds that version in an empty
 folder: the recorded files, ``dvc pull`` of every output the lock names (corpus,
@@ -21,6 +21,9 @@ from typing import Any
 from components import versioning
 
 RECORDED_FILES = ("dvc.lock", "dvc.yaml", "params.yaml")
+# metrics.json is a DVC metric with cache: false, so the remote does not hold it: the record does.
+METRICS_FILE = "eval/metrics.json"
+RECORDED_METRICS = "recorded_metrics.json"
 ARTIFACT_DIR = "reproduce"
 TAG = "repro."
 # Quality metrics compared on re-scoring (latencies depend on the machine, not on the version).
@@ -51,7 +54,7 @@ def code_state(project_dir: Path) -> dict[str, Any]:
 
 def version_record(project_dir: Path) -> dict[str, Any]:
     project_dir = Path(project_dir)
-    missing = [name for name in RECORDED_FILES if not (project_dir / name).is_file()]
+    missing = [name for name in (*RECORDED_FILES, METRICS_FILE) if not (project_dir / name).is_file()]
     if missing:
         raise ReproduceError(f"cannot record {project_dir}: {', '.join(missing)} missing")
     lock = (project_dir / "dvc.lock").read_bytes()
@@ -61,7 +64,7 @@ def version_record(project_dir: Path) -> dict[str, Any]:
 def record_version(client, model_name: str, version: str, run_id: str, project_dir: Path) -> dict[str, Any]:
     """Attach the record to a registered version: artifacts on its run, tags on the version."""
     record = version_record(project_dir)
-    for name in RECORDED_FILES:
+    for name in (*RECORDED_FILES, METRICS_FILE):
         client.log_artifact(run_id, str(Path(project_dir) / name), ARTIFACT_DIR)
     for key, value in record.items():
         client.set_model_version_tag(model_name, version, f"{TAG}{key}", "" if value is None else str(value))
@@ -81,6 +84,7 @@ def _fetch_record(client, model_name: str, version: str, out_dir: Path) -> dict[
     staged = Path(client.download_artifacts(mv.run_id, ARTIFACT_DIR, str(out_dir / ".record")))
     for name in RECORDED_FILES:
         (out_dir / name).write_bytes((staged / name).read_bytes())
+    (out_dir / RECORDED_METRICS).write_bytes((staged / Path(METRICS_FILE).name).read_bytes())
     lock_digest = hashlib.sha256((out_dir / "dvc.lock").read_bytes()).hexdigest()
     if lock_digest != mv.tags[f"{TAG}dvc_lock_sha256"]:
         raise ReproduceError(f"the stored dvc.lock does not match the version's tag ({lock_digest})")
@@ -127,7 +131,7 @@ def reproduce_version(client, model_name: str, version: str, out_dir: Path, remo
     reader = out_dir / "data/reader/reader"
     rescored = run_evaluation(params, corpus, out_dir / "data/model", out_dir / "data/index", out_dir / "rescored",
                               log_mlflow=False, reader_dir=reader if (reader / "config.json").is_file() else None)
-    recorded = json.loads((out_dir / "eval/metrics.json").read_text())
+    recorded = json.loads((out_dir / RECORDED_METRICS).read_text())
     return {"version": str(version), "out_dir": str(out_dir),
             "record": {k.removeprefix(TAG): v for k, v in tags.items() if k.startswith(TAG)},
             "problems": compare_metrics(recorded, rescored),

@@ -19,6 +19,8 @@ def _project(root: Path) -> Path:
     root.mkdir()
     for name in ("dvc.lock", "dvc.yaml", "params.yaml"):
         (root / name).write_text(f"{name}: 1\n")
+    (root / "eval").mkdir()
+    (root / "eval" / "metrics.json").write_text('{"systems": {}}\n')
     return root
 
 
@@ -83,6 +85,7 @@ def test_record_round_trips_through_mlflow(tmp_path: Path):
     tags = _fetch_record(client, "m", mv.version, out)
     assert tags["repro.dvc_lock_sha256"] == record["dvc_lock_sha256"]
     assert (out / "dvc.lock").read_text() == "dvc.lock: 1\n"
+    assert (out / "recorded_metrics.json").read_text() == '{"systems": {}}\n'
     # a version registered without the record is refused with the reason
     bare = client.create_model_version("m", source=(tmp_path / "artifacts").as_uri(), run_id=run.info.run_id)
     with pytest.raises(ReproduceError, match="no reproduction record"):
