@@ -23,6 +23,23 @@ app.add_typer(index_app, name="index")
 ablate_app = typer.Typer(help="Ablations: train variants over seeds, mean ± std tables.", no_args_is_help=True)
 app.add_typer(ablate_app, name="ablate")
 console = Console(stderr=True)
+
+
+@app.callback()
+def _log_to_stderr() -> None:
+    """Every command: our INFO records (training progress lines among them) to stderr.
+
+    A stage's parent (``dvc repro`` under Prefect) forwards these lines; without a handler
+    the standard ``logging`` records of components would be dropped.
+    """
+    import logging
+
+    # Other libraries stay at WARNING: their INFO chatter (HTTP clients, migrations) would bury ours.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for ours in ("components", "regionops"):
+        logging.getLogger(ours).setLevel(logging.INFO)
+
+
 DEFAULT_READER = Path("data/reader/reader")  # where the train-reader stage exports the reader
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
@@ -404,6 +421,32 @@ def rollback(
 
 
 @app.command()
+def reproduce(
+    version: Annotated[str, typer.Argument(help="registered model version")],
+    out: Annotated[Path, typer.Option("--out", help="new, empty folder to rebuild the version in")],
+    params_path: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Rebuild a registered version from its record (dvc.lock, params, DVC remote) and re-score it.
+
+    Exits 1 when the re-scored quality metrics differ from the ones recorded with the version.
+    """
+    params = _params(params_path, None)
+    settings = configure_environment()
+    from components.registry.client import registry_client
+    from components.reproduce import ReproduceError, reproduce_version
+
+    try:
+        result = reproduce_version(registry_client(), params.registry.model_name, version, out, settings.dvc_remote)
+    except (ReproduceError, versioning.StageFailed) as exc:
+        console.print(f"[red]reproduce failed:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print_json(json.dumps(result))
+    if result["problems"]:
+        console.print("[red]re-scored metrics differ from the recorded ones[/red]")
+        raise typer.Exit(1)
+
+
+@app.command()
 def history(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     params_path: ParamsOpt = Path("params.yaml"),
@@ -482,13 +525,30 @@ def landing_ingest(
     landed: Annotated[Path, typer.Option(help="DVC-tracked folder of accepted documents")] = Path("landed"),
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
+    emit: Annotated[bool, typer.Option("--emit/--no-emit", help="send regionops.landing.files-arrived to the "
+                                       "Prefect server (PREFECT_API_URL) when documents were accepted")] = True,
 ) -> None:
-    """Take in new landing files once each (by sha256), quarantining bad documents with a reason."""
+    """Take in new landing files once each (by sha256), quarantining bad documents with a reason.
+
+    When documents were accepted, an event tells Prefect (the retrain deployment's trigger starts a retrain).
+    """
     params = _params(params_path, overrides)
     configure_environment()
+    import subprocess
+    import sys
+
     from components.data.landing import ingest_landing
 
-    console.print_json(json.dumps(ingest_landing(landing, landed, params)))
+    intake = ingest_landing(landing, landed, params)
+    console.print_json(json.dumps(intake))
+    if emit and intake["changed"]:
+        # Prefect lives in flows/, never in components/: flows.events sends the event.
+        sent = subprocess.run([sys.executable, "-m", "flows.events", "files-arrived", "--project-dir",
+                               str(landed.resolve().parent)], input=json.dumps(intake), text=True, check=False)
+        if sent.returncode != 0:
+            console.print("[red]documents taken in, but the arrival event was not sent:[/red] start the retrain "
+                          "deployment by hand (prefect deployment run retrain/retrain)")
+            raise typer.Exit(sent.returncode)
 
 
 @landing_app.command("merge")

@@ -209,7 +209,8 @@ class OrchestrateParams(_Section):
 
     landing_dir: str = "landing"  # users drop PDFs/images (+ a questions .jsonl) here
     retrain_cron: str = "0 3 * * *"  # the retrain deployment's schedule (UTC)
-    watch_interval_seconds: int = Field(60, ge=5)  # how often the watcher deployment looks at the landing folder
+    # fallback poll only: `regionops landing ingest` (or an S3 relay) starts retrain by an event
+    watch_interval_seconds: int = Field(3600, ge=5)
     work_pool: str = "regionops"  # process work pool the deployments run on
     concurrency_limit: str = "regionops-training"  # global limit: one pipeline or retrain at a time
     task_runner: Literal["thread", "dask"] = "thread"  # dask: page encoding sharded over a Dask cluster

@@ -48,6 +48,7 @@ ENV_VARS = {
     "REGIONOPS_REGISTRY_LOCK_URL": "PostgreSQL database whose advisory lock serialises promotions and "
                                    "rollbacks across machines; production: postgresql://user@host/db "
                                    "(the password from PGPASSWORD)",
+    "REGIONOPS_NOTIFY_WEBHOOK_URL": "optional: `regionops deploy` makes Prefect POST failed runs and kept champions here",
 }
 
 
@@ -66,6 +67,7 @@ class Settings:
     dvc_remote: str  # a folder (embedded default) or an s3:// URL
     s3_endpoint_url: str | None = None
     registry_lock_url: str | None = None  # None: the lock lives next to the sqlite registry
+    notify_webhook_url: str | None = None  # a secret in Slack/Teams URLs: environment only, never params.yaml
 
     @property
     def uses_embedded_mlflow(self) -> bool:
@@ -123,6 +125,7 @@ def get_settings() -> Settings:
         dvc_remote=dvc_remote or str(home / "dvc-remote"),
         s3_endpoint_url=_env("AWS_ENDPOINT_URL"),
         registry_lock_url=lock_url,
+        notify_webhook_url=_env("REGIONOPS_NOTIFY_WEBHOOK_URL"),
     )
 
 

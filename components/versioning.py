@@ -7,11 +7,17 @@ gives each stage its own clean process and its own error message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,31 +67,99 @@ def stage_is_current(stage: str, project_dir: Path) -> bool:
     return json.loads(proc.stdout or "{}") == {}
 
 
-def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], tail_lines: int = 40) -> tuple[int, str]:
-    """Run ``cmd`` showing its output live (progress bars included) and keep its last lines."""
-    tail: deque[str] = deque(maxlen=tail_lines)
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
+class StageTimeout(StageFailed):
+    """A DVC stage ran past its time limit; its ``dvc repro`` and the stage's own process were stopped."""
+
+
+LineSink = Callable[[str], None]
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    """Read a child's output into whole lines; a carriage-return redraw keeps only what a terminal shows."""
     pending = b""
-    out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else None
-    for chunk in iter(lambda: proc.stdout.read1(4096), b""):
-        if out is not None:
-            out.write(chunk)
-            out.flush()
+    for chunk in iter(lambda: stream.read1(65536), b""):
         pending += chunk
-        *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
-        tail.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
-    if pending.strip():
-        tail.append(pending.decode("utf-8", "replace"))
-    return proc.wait(), "\n".join(tail)
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            shown = raw.rstrip(b"\r").rsplit(b"\r", 1)[-1]
+            if shown.strip():
+                lines.put(shown.decode("utf-8", "replace"))
+        if len(pending) > 1 << 16:  # a bar redrawn with \r only, for a long time: keep its last frame
+            pending = pending.rsplit(b"\r", 1)[-1][-(1 << 16):]
+    shown = pending.rsplit(b"\r", 1)[-1]
+    if shown.strip():
+        lines.put(shown.decode("utf-8", "replace"))
+    lines.put(None)
 
 
-def repro_stage(stage: str, project_dir: Path, env: dict[str, str] | None = None) -> StageOutcome:
-    """Reproduce one stage (its upstream stages must be current). Skips it when DVC says so."""
+def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """SIGTERM the child's process group (``dvc repro`` and the stage it runs), then SIGKILL what is left.
+
+    The group id is the child's PID (it was started in a session of its own), so this reaches
+    the stage's own process too, which ``dvc repro`` would otherwise leave running, holding
+    DVC's lock and the CPU.
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):  # a stage process that outlived dvc's exit, or ignored SIGTERM
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], on_line: LineSink | None = None,
+                   timeout: float | None = None, tail_lines: int = 40) -> tuple[int, str]:
+    """Run ``cmd`` in its own process group, handing each output line to ``on_line``; keep its last lines.
+
+    On a timeout, or any exception here (a task timeout or a cancellation raised into this
+    thread, a failing ``on_line``), the whole process group is stopped before the error goes on.
+    """
+    sink = on_line or _print_line
+    tail: deque[str] = deque(maxlen=tail_lines)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True, name="stage-output").start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise StageTimeout(f"{' '.join(cmd[1:])} ran past its {timeout:.0f} s limit and was stopped:\n"
+                                   + "\n".join(tail))
+            try:
+                line = lines.get(timeout=0.5)  # short waits: an exception raised into this thread lands soon
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            tail.append(line)
+            sink(line)
+        return proc.wait(), "\n".join(tail)
+    finally:
+        stop_process_group(proc)
+
+
+def repro_stage(stage: str, project_dir: Path, env: dict[str, str] | None = None, on_line: LineSink | None = None,
+                timeout: float | None = None) -> StageOutcome:
+    """Reproduce one stage (its upstream stages must be current). Skips it when DVC says so.
+
+    ``on_line`` receives each line the stage prints (stdout, stderr); ``timeout`` (seconds)
+    stops the stage and raises ``StageTimeout``.
+    """
     project_dir = Path(project_dir)
     if stage_is_current(stage, project_dir):
         return StageOutcome(stage, ran=False)
-    code, tail = _run_streaming([_dvc_bin(), "repro", "--single-item", stage], project_dir, _env(env))
+    code, tail = _run_streaming([_dvc_bin(), "repro", "--single-item", stage], project_dir, _env(env),
+                                on_line=on_line, timeout=timeout)
     if code != 0:
         raise StageFailed(f"stage '{stage}' failed (exit {code}):\n{tail}")
     return StageOutcome(stage, ran=True)

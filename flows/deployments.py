@@ -1,9 +1,12 @@
 """Register the regionops deployments on the Prefect server at PREFECT_API_URL (``make deploy``).
 
 * ``pipeline/pipeline``: the full pipeline, run on demand on the process work pool;
-* ``retrain/retrain``: retrain, on the cron schedule ``orchestrate.retrain_cron``;
-* ``landing-watch/landing-watch``: every ``orchestrate.watch_interval_seconds``, starts
-  ``retrain`` when new files are in the landing folder.
+* ``retrain/retrain``: retrain, on the cron schedule ``orchestrate.retrain_cron`` and on each
+  ``regionops.landing.files-arrived`` event for this project (a deployment trigger);
+* ``landing-watch/landing-watch``: the fallback poll, every ``orchestrate.watch_interval_seconds``
+  (hourly): starts ``retrain`` when files sit in the landing folder and no event came;
+* with ``REGIONOPS_NOTIFY_WEBHOOK_URL`` set, two automations POST failed runs and kept
+  champions to that webhook (``flows/events.py``).
 
 All run on one work pool (a process pool, created if missing); the code is the installed
 ``flows`` package (module-path entrypoints), so any worker with regionops installed can
@@ -26,6 +29,8 @@ from prefect.deployments.runner import EntrypointType
 from prefect.exceptions import ObjectNotFound
 
 from components.config import load_params
+from flows import SETTINGS
+from flows.events import ensure_notifications, retrain_trigger
 from flows.guard import ensure_limit
 from flows.pipeline import pipeline
 from flows.retrain import retrain
@@ -57,14 +62,16 @@ def deploy_all(project_dir: Path, work_pool: str | None = None, params_file: str
             name="pipeline", parameters=project, description="prepare -> train -> evaluate -> promote", **common),
         "retrain/retrain": retrain.deploy(
             name="retrain", parameters=project, cron=cron or orchestrate.retrain_cron,
+            triggers=[retrain_trigger(project_dir, params_file)],
             description="take in the landing folder, rerun, gate, promote or keep the champion", **common),
         "landing-watch/landing-watch": watch_landing.deploy(
             name="landing-watch", parameters=project,
             interval=watch_interval or orchestrate.watch_interval_seconds,
             # one look at a time; runs that pile up while workers are busy are cancelled, not queued
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-            description="start retrain when new files are in the landing folder", **common),
+            description="fallback poll: start retrain when files sit in the landing folder", **common),
     }
+    ids.update({f"automation: {name}": name for name in ensure_notifications(SETTINGS.notify_webhook_url)})
     return {name: str(dep_id) for name, dep_id in ids.items()}
 
 
@@ -83,7 +90,10 @@ def main() -> None:
                          "PREFECT_API_URL=http://127.0.0.1:4200/api first")
     ids = deploy_all(Path(args.project_dir), args.work_pool, args.params, args.cron, args.watch_interval)
     for name, dep_id in ids.items():
-        print(f"deployed {name} ({dep_id})")
+        print(f"created {name}" if name.startswith("automation: ") else f"deployed {name} ({dep_id})")
+    if not SETTINGS.notify_webhook_url:
+        print("notifications off: set REGIONOPS_NOTIFY_WEBHOOK_URL and rerun deploy to be told of failed "
+              "runs and kept champions")
 
 
 if __name__ == "__main__":

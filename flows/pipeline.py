@@ -15,18 +15,27 @@ from prefect.runtime import flow_run
 
 from components.config import ConfigError, load_params
 from flows import SETTINGS
+from flows.events import emit_kept_champion
 from flows.guard import training_slot
 from flows.report import final_state, publish
 from flows.stages import evaluate, prepare, promote, train
+from flows.tasks import push_data, record_version, registration_links
 
 
 def run_chain(root: Path, params_file: str, parent: str) -> dict:
-    """prepare -> train -> evaluate -> promote; the caller holds the training slot."""
+    """prepare -> train -> evaluate -> promote -> push; the caller holds the training slot.
+
+    One push at the end: the model, index, reader and eval outputs reach the DVC remote in
+    the run that made them (a push after ``prepare`` only sent them one run late).
+    """
     logger = get_run_logger()
-    stages = prepare(str(root), str(SETTINGS.dvc_remote), parent)
+    stages = prepare(str(root), None, parent)
     stages += train(str(root), parent, params_file)
     stages += evaluate(str(root), parent)
     outcome = promote(str(root), params_file, parent)
+    if outcome.get("status") in ("promoted", "challenger"):  # a new version: `regionops reproduce` needs its record
+        record_version(str(root), params_file, outcome)
+    pushed = push_data(str(root), str(SETTINGS.dvc_remote))
     if not any(s["ran"] for s in stages) and outcome.get("status") == "unchanged":
         logger.info("Nothing changed: every DVC stage was up to date and version %s is already registered.",
                     outcome.get("version"))
@@ -36,7 +45,10 @@ def run_chain(root: Path, params_file: str, parent: str) -> dict:
     if outcome.get("status") == "challenger":
         logger.warning("Gate failed, champion kept (v%s): %s", outcome.get("champion_before"),
                        "; ".join(gate.get("reasons") or []))
-    return {"stages": stages, "registration": outcome}
+        if outcome.get("champion_before"):  # no champion: the run fails, and the failed-run automation tells
+            emit_kept_champion(load_params(root / params_file).registry.model_name, outcome)
+    links = registration_links(load_params(root / params_file).registry.model_name, outcome)
+    return {"stages": stages, "registration": outcome, "links": links, "pushed": pushed}
 
 
 @flow(name="pipeline", log_prints=True)
@@ -47,7 +59,8 @@ def pipeline(project_dir: str = ".", params_file: str = "params.yaml"):
     parent = str(flow_run.get_id() or "")
     with training_slot(params.orchestrate.concurrency_limit):
         result = run_chain(root, params_file, parent)
-    publish("pipeline-summary", "regionops pipeline", result["stages"], result["registration"])
+    publish("pipeline-summary", "regionops pipeline", result["stages"], result["registration"],
+            links=result["links"], pushed=result["pushed"])
     return final_state(result)
 
 

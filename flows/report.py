@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 KEPT_CHAMPION = "KeptChampion"
@@ -23,12 +23,24 @@ def gate_table(gate: dict[str, Any]) -> list[str]:
     return lines
 
 
-def summary_markdown(title: str, stages: list[dict], outcome: dict, extra: list[str] | None = None) -> str:
+def _result(stage: dict) -> str:
+    return "ran" if stage["ran"] else "up to date (skipped)"
+
+
+def summary_markdown(title: str, stages: list[dict], outcome: dict, extra: list[str] | None = None,
+                     links: dict[str, str] | None = None, pushed: str | None = None) -> str:
     lines = [f"# {title}", ""]
     lines += extra or []
     lines += ["| stage | result |", "|---|---|"]
-    lines += [f"| {s['stage']} | {'ran' if s['ran'] else 'up to date (skipped)'} |" for s in stages]
+    lines += [f"| {s['stage']} | {_result(s)} |" for s in stages]
     lines += ["", f"**Registration:** {outcome.get('status')} (version {outcome.get('version')})", ""]
+    links = links or {}
+    if links:
+        named = [f"[{'model version ' + str(outcome.get('version')) if k == 'model_version' else 'MLflow run'}]({url})"
+                 for k, url in links.items()]
+        lines += ["**MLflow:** " + " · ".join(named), ""]
+    if pushed:
+        lines += [f"**DVC remote:** {pushed}", ""]
     gate = outcome.get("gate") or {}
     if gate.get("rules"):
         lines += [f"**Gate:** {'passed' if gate.get('passed') else 'FAILED'}", ""] + gate_table(gate)
@@ -37,9 +49,25 @@ def summary_markdown(title: str, stages: list[dict], outcome: dict, extra: list[
     return "\n".join(lines)
 
 
-def publish(key: str, title: str, stages: list[dict], outcome: dict, extra: list[str] | None = None) -> None:
-    create_markdown_artifact(key=key, markdown=summary_markdown(title, stages, outcome, extra),
+def stage_rows(stages: list[dict], outcome: dict, links: dict[str, str] | None = None) -> list[dict]:
+    """One row per stage (result, seconds), then the registration with its MLflow links."""
+    rows = [{"step": s["stage"], "result": _result(s), "seconds": s.get("seconds"), "link": ""} for s in stages]
+    links = links or {}
+    rows.append({"step": "register", "result": f"{outcome.get('status')} v{outcome.get('version')}",
+                 "seconds": None, "link": links.get("model_version", "")})
+    if links.get("run"):
+        rows.append({"step": "mlflow run", "result": str(outcome.get("run_id")), "seconds": None,
+                     "link": links["run"]})
+    return rows
+
+
+def publish(key: str, title: str, stages: list[dict], outcome: dict, extra: list[str] | None = None,
+            links: dict[str, str] | None = None, pushed: str | None = None) -> None:
+    """The markdown summary (gate table included) and a table of the stages with their durations."""
+    create_markdown_artifact(key=key, markdown=summary_markdown(title, stages, outcome, extra, links, pushed),
                              description="stages run or skipped, and the gate decision with its table")
+    create_table_artifact(key=f"{key}-table", table=stage_rows(stages, outcome, links),
+                          description="each stage's result and duration; the registered version and MLflow run")
 
 
 def final_state(result: dict[str, Any]) -> State | dict[str, Any]:

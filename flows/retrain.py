@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from components.config import load_params
+from components.events import merge_reported_arrivals
 from flows.guard import training_slot
 from flows.pipeline import run_chain
 from flows.report import final_state, publish
@@ -34,15 +35,19 @@ def _intake_lines(intake: dict, landed_md5: str) -> list[str]:
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(project_dir: str = ".", params_file: str = "params.yaml"):
-    """landing -> data contract (quarantine) -> dvc add -> affected stages -> gate vs champion -> promote or keep."""
+def retrain(project_dir: str = ".", params_file: str = "params.yaml", arrived: list[dict] | None = None):
+    """landing -> data contract (quarantine) -> dvc add -> affected stages -> gate vs champion -> promote or keep.
+
+    ``arrived``: the new files a ``regionops.landing.files-arrived`` event reported (the
+    deployment trigger passes them); files taken in before this run stay in its provenance.
+    """
     logger = get_run_logger()
     root = Path(project_dir).resolve()
     params = load_params(root / params_file)
     parent = str(flow_run.get_id() or "")
     with training_slot(params.orchestrate.concurrency_limit):
         tracked_md5 = ensure_landed_tracked(str(root))
-        intake = ingest_landing_files(str(root), params_file)
+        intake = merge_reported_arrivals(ingest_landing_files(str(root), params_file), arrived)
         landed_md5 = version_landed(str(root)) if intake["new"] else tracked_md5
         if not intake["changed"]:
             logger.info("No new accepted documents in the landing folder (%d new, %d duplicates): "
@@ -54,7 +59,8 @@ def retrain(project_dir: str = ".", params_file: str = "params.yaml"):
             record_provenance(str(root), params_file, registration, intake, landed_md5, parent)
     result["intake"] = intake
     result["landed_md5"] = landed_md5
-    publish("retrain-summary", "regionops retrain", result["stages"], registration, _intake_lines(intake, landed_md5))
+    publish("retrain-summary", "regionops retrain", result["stages"], registration, _intake_lines(intake, landed_md5),
+            links=result["links"], pushed=result["pushed"])
     return final_state(result)
 
 

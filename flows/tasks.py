@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -9,14 +10,22 @@ from prefect.cache_policies import NONE
 
 from components import versioning
 from components.config import load_params
+from flows.stage_output import StageOutputForwarder
 
 
 # DVC is the cache for stages (it skips what is current), so Prefect must not cache them too.
+# Its output goes to the run log line by line (training progress also as a progress artifact). On the
+# timeout, a cancellation or any error, repro_stage stops the stage's whole process group: no orphan
+# keeps DVC's lock.
 @task(name="dvc-stage", task_run_name="stage-{stage}", cache_policy=NONE, retries=0, timeout_seconds=3600)
 def run_stage(stage: str, project_dir: str, parent_run_id: str) -> dict:
-    outcome = versioning.repro_stage(stage, Path(project_dir), env={"REGIONOPS_PARENT_RUN_ID": parent_run_id})
-    get_run_logger().info("stage %s: %s", stage, "ran" if outcome.ran else "up to date, skipped")
-    return outcome.to_dict()
+    logger = get_run_logger()
+    forward = StageOutputForwarder(stage, logger)
+    started = time.monotonic()
+    outcome = versioning.repro_stage(stage, Path(project_dir), env={"REGIONOPS_PARENT_RUN_ID": parent_run_id},
+                                     on_line=forward)
+    logger.info("stage %s: %s", stage, "ran" if outcome.ran else "up to date, skipped")
+    return {**outcome.to_dict(), "seconds": round(time.monotonic() - started, 1)}
 
 
 # Pushing to a remote is the flaky-I/O step: retry it.
@@ -43,6 +52,28 @@ def gate_and_register(project_dir: str, params_file: str, parent_run_id: str) ->
     return gate_and_register_rescored(params, corpus, root / "data/model", root / "data/index",
                                       root / "eval/metrics.json", lineage=lineage,
                                       reader_dir=root / "data/reader/reader")
+
+
+# MLflow over the network in the shared profile: retry. Logging the same files twice is harmless.
+@task(name="record-version", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=300)
+def record_version(project_dir: str, params_file: str, registration: dict) -> dict:
+    """The version's reproduction record: dvc.lock, dvc.yaml, params.yaml and the git state (components.reproduce)."""
+    from components.registry.client import registry_client
+    from components.reproduce import record_version as attach_record
+
+    params = load_params(Path(project_dir) / params_file)
+    record = attach_record(registry_client(), params.registry.model_name, registration["version"],
+                           registration["run_id"], Path(project_dir))
+    get_run_logger().info("version %s: reproduction record %s", registration["version"], record)
+    return record
+
+
+# Reads MLflow (over the network in the shared profile): retry.
+@task(name="registration-links", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=120)
+def registration_links(model_name: str, outcome: dict) -> dict:
+    from components.run_links import lookup_registration_links
+
+    return lookup_registration_links(model_name, outcome)
 
 
 @task(name="log-validation", cache_policy=NONE, retries=2, retry_delay_seconds=5, timeout_seconds=300)

@@ -8,12 +8,16 @@ config in a temp folder, as in test_pipeline_integration.
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -24,13 +28,40 @@ from tests.test_pipeline_integration import _make_project
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
 POOL = "regionops-test"
 CRON = "0 3 * * *"
 WATCH_SECONDS = 10
 
 
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """The notification webhook: records each POST body."""
+
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).received.append(json.loads(body or b"{}"))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def webhook():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, webhook):
     root = tmp_path_factory.mktemp("deployments")
     home = root / "state"
     project = _make_project(root / "project", [f"orchestrate.watch_interval_seconds={WATCH_SECONDS}"])
@@ -41,7 +72,10 @@ def stack(tmp_path_factory):
                PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(port),
                PREFECT_SERVER_UI_ENABLED="false",
                # schedule watcher runs and pick them up within seconds, not the default minute
-               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5", PREFECT_WORKER_QUERY_SECONDS="3")
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5", PREFECT_WORKER_QUERY_SECONDS="3",
+               REGIONOPS_NOTIFY_WEBHOOK_URL=webhook[0],
+               # the stages' `regionops` console script runs this checkout's code, not an installed copy
+               PYTHONPATH=str(REPO))
     env.pop("MLFLOW_TRACKING_URI", None)
     logs = root / "logs"
     logs.mkdir()
@@ -70,7 +104,8 @@ def stack(tmp_path_factory):
         # 10 s would slow the pipeline test down for nothing.
         with _client() as client:
             client.pause_deployment(client.read_deployment_by_name("landing-watch/landing-watch").id)
-        yield {"api": api, "home": home, "project": project, "logs": logs, "deploy_output": deployed.stdout}
+        yield {"api": api, "home": home, "project": project, "logs": logs, "deploy_output": deployed.stdout,
+               "env": env}
     finally:
         in_process.close()
         for server in reversed(servers):
@@ -131,16 +166,72 @@ def test_retrain_deployment_has_its_cron_schedule(stack):
     assert limit.limit == 1
 
 
+def test_retrain_has_an_arrival_trigger_and_the_notification_automations_exist(stack):
+    from components.events import FILES_ARRIVED, KEPT_CHAMPION, landing_resource_id
+    from flows.events import FAILED_AUTOMATION, KEPT_AUTOMATION
+
+    with _client() as client:
+        retrain = client.read_deployment_by_name("retrain/retrain")
+        automations = client.read_automations()
+    # The deployment trigger is an automation whose action runs the retrain deployment.
+    triggers = [a for a in automations if any(getattr(x, "deployment_id", None) == retrain.id for x in a.actions)]
+    assert len(triggers) == 1, [a.name for a in automations]
+    trigger = triggers[0].trigger
+    assert trigger.expect == {FILES_ARRIVED}
+    assert trigger.match.model_dump()["prefect.resource.id"] == landing_resource_id(stack["project"])
+    by_name = {a.name: a for a in automations}
+    assert by_name[KEPT_AUTOMATION].trigger.expect == {KEPT_CHAMPION}
+    assert by_name[FAILED_AUTOMATION].trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    assert all(a.actions[0].type == "call-webhook" for a in (by_name[KEPT_AUTOMATION], by_name[FAILED_AUTOMATION]))
+    # deploy again: the automations are replaced, not doubled
+    again = subprocess.run([sys.executable, "-m", "components.cli", "deploy", "--project-dir", str(stack["project"]),
+                            "--work-pool", POOL, "--cron", CRON], env=stack["env"], capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with _client() as client:
+        names = [a.name for a in client.read_automations()]
+        # deploying again un-paused the watcher: pause it again until the landing test
+        client.pause_deployment(client.read_deployment_by_name("landing-watch/landing-watch").id)
+    assert names.count(KEPT_AUTOMATION) == 1 and names.count(FAILED_AUTOMATION) == 1
+
+
+def test_kept_champion_event_reaches_the_webhook(stack, webhook):
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    from components.events import KEPT_CHAMPION, kept_champion_payload, model_resource
+
+    _, received = webhook
+    outcome = {"version": "7", "champion_before": "3", "run_id": "abc",
+               "gate": {"reasons": ["floor page_r1: 0.1 < 0.3"]}}
+    emit_event(KEPT_CHAMPION, resource=model_resource("regionops-test"), payload=kept_champion_payload(outcome))
+    EventsWorker.drain_all(timeout=30)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(b.get("event") == KEPT_CHAMPION for b in received):
+        time.sleep(1)
+    bodies = [b for b in received if b.get("event") == KEPT_CHAMPION]
+    assert bodies, f"no webhook call for {KEPT_CHAMPION}: {received}"
+    assert "champion v3 kept" in bodies[0]["text"] and "page_r1" in bodies[0]["text"]
+    assert bodies[0]["payload"]["candidate_version"] == "7"
+
+
 def test_pipeline_deployment_completes_and_registers_a_champion(stack):
     from prefect.deployments import run_deployment
 
-    run = run_deployment("pipeline/pipeline", timeout=900, poll_interval=3)
+    run = run_deployment("pipeline/pipeline", timeout=1500, poll_interval=3)  # 2 cores shared with other jobs
     assert run.state is not None and run.state.is_completed(), (run.state, _worker_log(stack))
     champion = _mlflow(stack["home"]).get_model_version_by_alias("regionops", "champion")
     assert champion.tags.get("gate.passed") == "true"
     with _client() as client:
         artifact = client.read_artifacts()
     assert any(a.key == "pipeline-summary" and "| rule |" in (a.data or "") for a in artifact)
+    summary = next(a for a in artifact if a.key == "pipeline-summary")
+    assert f"/#/models/regionops/versions/{champion.version}" in summary.data and "/runs/" in summary.data
+    table = json.loads(next(a for a in artifact if a.key == "pipeline-summary-table").data)
+    assert [row["step"] for row in table][:2] == ["generate", "validate"] and table[0]["seconds"] is not None
+    # The trainers' progress lines became progress bars (the lines themselves: test_stage_output).
+    progress = {a.key: a.data for a in artifact if a.type == "progress"}
+    assert progress.get("train-progress") == 100.0 and progress.get("train-reader-progress") == 100.0
 
 
 def test_dropped_file_triggers_one_retrain_that_records_its_gate_decision(stack):
@@ -194,6 +285,59 @@ def test_dropped_file_triggers_one_retrain_that_records_its_gate_decision(stack)
     # (the cron's future runs carry "scheduled ..." idempotency keys; the watcher's are "landing-...")
     assert [r.id for r in runs_after if (r.idempotency_key or "").startswith("landing-")] == [runs[0].id]
     assert len(ml.search_model_versions("name='regionops'")) == len(versions)
+
+
+def _dvc_repro_processes(project: Path) -> list:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        with contextlib.suppress(psutil.Error):
+            cmd = proc.info["cmdline"] or []
+            if any(part.endswith("dvc") for part in cmd[:2]) and "repro" in cmd and proc.info["cwd"] == str(project):
+                found.append(proc)
+    return found
+
+
+def test_ingest_event_starts_retrain_and_cancelling_it_stops_its_stage(stack):
+    from prefect.states import Cancelling
+
+    landing = stack["project"] / "landing"
+    landing.mkdir(exist_ok=True)
+    pdf = make_pdf([[(20, 150, "Shipment 88 delivered"), (20, 100, "Signed by the clerk")]])
+    (landing / "shipment.pdf").write_bytes(pdf)
+    os.utime(landing / "shipment.pdf", (time.time() - 60, time.time() - 60))  # settled: the intake takes it
+    with _client() as client:  # the fallback poll must not be what starts this retrain
+        client.pause_deployment(client.read_deployment_by_name("landing-watch/landing-watch").id)
+    _, before = _flow_runs("retrain/retrain")
+    ingest = subprocess.run([sys.executable, "-m", "components.cli", "landing", "ingest"], cwd=stack["project"],
+                            env=stack["env"], capture_output=True, text=True, timeout=300, check=False)
+    assert ingest.returncode == 0, ingest.stdout + ingest.stderr
+    assert "regionops.landing.files-arrived" in ingest.stderr
+
+    deadline = time.monotonic() + 120
+    started = []
+    while time.monotonic() < deadline and not started:
+        _, runs = _flow_runs("retrain/retrain")
+        started = [r for r in runs if r.id not in {b.id for b in before} and (r.parameters or {}).get("arrived")]
+        time.sleep(2)
+    assert started, "the arrival event started no retrain:\n" + _worker_log(stack)
+    run = started[0]
+    assert [e["name"] for e in run.parameters["arrived"]] == ["shipment.pdf"]
+
+    # Cancel it once a stage runs: the stage's dvc repro (its own process group) must go with it.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not _dvc_repro_processes(stack["project"]):
+        time.sleep(1)
+    assert _dvc_repro_processes(stack["project"]), "no stage started:\n" + _worker_log(stack)
+    with _client() as client:
+        client.set_flow_run_state(run.id, Cancelling(), force=True)
+    final = _wait_final(run.id, 180)
+    assert final.state.is_cancelled(), final.state
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _dvc_repro_processes(stack["project"]):
+        time.sleep(1)
+    assert not _dvc_repro_processes(stack["project"]), "a cancelled run left its dvc repro running"
 
 
 # Last in this module: it re-deploys pipeline/retrain/landing-watch from prefect.yaml.

@@ -10,7 +10,8 @@ Systems:
 All systems search exactly the pages held by the index and answer with the same region-text
 answerer, so differences come from retrieval and localisation alone.
 
-Writes ``metrics.json``, ``report.md``, ``per_type.json``/``per_type.md``, ``per_question.jsonl``
+Writes ``metrics.json``, ``report.md``, ``per_type.json``/``per_type.md``, ``plots/`` (series for
+dvc.yaml's plots), ``per_question.jsonl``
 (every system's scores per question, for paired comparisons) and ``highlights/`` (a fixed
 seeded sample of questions as PNGs plus ``sample.json``) into the output
 folder and logs them (plus ``<system>.<metric>`` metrics) to the training run in MLflow.
@@ -35,6 +36,7 @@ from components.data.corpus import Corpus
 from components.evaluation import metrics as M
 from components.evaluation.baselines import BM25Blocks, DenseBlocks, blocks_from_words, page_blocks
 from components.evaluation.highlights import draw_highlight
+from components.evaluation.plot_data import write_plot_data
 from components.evaluation.report import render_per_type, render_report
 from components.rag.answer import answer_from_region, answer_from_text_lines
 from components.rag.engine import RagEngine
@@ -409,6 +411,7 @@ def run_evaluation(
     _write_per_question(out_dir / "per_question.jsonl", records)
     (out_dir / "report.md").write_text(render_report(metrics, type_rows), encoding="utf-8")
     (out_dir / "per_type.md").write_text(render_per_type(type_rows), encoding="utf-8")
+    write_plot_data(out_dir, systems, type_rows, _write_json)  # the series dvc.yaml's top-level plots draw
     highlights = out_dir / "highlights"
     if highlights.exists():
         for old in highlights.glob("*.png"):

@@ -25,6 +25,7 @@ from components.reader.data import ReaderDataModule
 from components.reader.io import build_reader, save_reader
 from components.reader.module import ReaderModule
 from components.settings import Settings
+from components.training.progress import StepProgress
 from components.training.resume import resumable
 from components.training.train import PARENT_RUN_ENV, corpus_digest
 
@@ -96,7 +97,7 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
     trainer = L.Trainer(
         max_steps=p.max_steps, accelerator=params.train.accelerator, devices=params.train.devices,
         strategy=params.train.strategy, precision=params.train.precision, logger=logger,
-        callbacks=[checkpoint], default_root_dir=ckpt_dir, log_every_n_steps=p.log_every_n_steps,
+        callbacks=[checkpoint, StepProgress("train-reader", p.log_every_n_steps)], default_root_dir=ckpt_dir, log_every_n_steps=p.log_every_n_steps,
         num_sanity_val_steps=0, enable_model_summary=False, enable_progress_bar=False,
         check_val_every_n_epoch=None, val_check_interval=p.max_steps,
     )

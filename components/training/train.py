@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -28,6 +29,7 @@ from components.model.io import save_retriever
 from components.settings import Settings
 from components.training.datamodule import RetrievalDataModule
 from components.training.module import RetrieverModule
+from components.training.progress import StepProgress
 from components.training.resume import resumable
 
 log = logging.getLogger(__name__)
@@ -158,7 +160,8 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         strategy=t.strategy,
         precision=t.precision,
         logger=logger,
-        callbacks=[checkpoint, best],
+        # a parseable step/loss line for whoever runs this stage (Prefect forwards it)
+        callbacks=[checkpoint, best, StepProgress("train", t.log_every_n_steps)],
         default_root_dir=ckpt_dir,
         log_every_n_steps=t.log_every_n_steps,
         # Validate every N optimizer steps across epochs (epochs are short and uneven).
@@ -166,6 +169,9 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
         enable_model_summary=True,
+        # A bar only on a terminal: piped (dvc repro under Prefect) its redraws would be noise;
+        # StepProgress logs the same figures as lines there.
+        enable_progress_bar=sys.stderr.isatty(),
     )
     started = time.perf_counter()
     if resume_from is not None:
