@@ -1,6 +1,7 @@
 # regionops — every command a user needs. `make run` and `make test` set themselves up.
 SHELL := /bin/bash
 VENV ?= .venv
+EXTRAS ?= dev,cpu
 PY := $(VENV)/bin/python
 # The install stamp changes with pyproject.toml, so a dependency change reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
@@ -34,7 +35,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first: 2.13.0 is the CPU build on this machine's disk; a bare `torch` pulls GBs of CUDA wheels.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	# faiss-cpu through the `cpu` extra; a CUDA machine uses EXTRAS=dev,gpu instead (never both).
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
