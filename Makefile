@@ -1,6 +1,7 @@
 # regionops — every command a user needs. `make run` and `make test` set themselves up.
 SHELL := /bin/bash
 VENV ?= .venv
+EXTRAS ?= dev,cpu
 PY := $(VENV)/bin/python
 # The install stamp changes with pyproject.toml, so a dependency change reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
@@ -19,12 +20,13 @@ PYTEST_ARGS ?= --durations=25  # the slowest tests, listed in every CI log
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: help setup run test test-fast bench bench-real ui lint clean deploy browser
+.PHONY: help setup run test test-fast bench bench-real ui serve lint clean deploy browser
 
 help:
 	@echo "make run    - set up .venv and run the full Prefect pipeline on the embedded stack"
 	@echo "make test   - set up .venv and run every test (unit, slow, integration)"
 	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
+	@echo "make serve  - the champion over HTTP on http://127.0.0.1:5001 (SERVE_ENV=virtualenv: its own env)"
 	@echo "make bench  - benchmarks into reports/"
 	@echo "make bench-real - evaluate data/model on real Debian-doc PDFs (reports/real.json, real.md)"
 
@@ -35,7 +37,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first: 2.13.0 is the CPU build on this machine's disk; a bare `torch` pulls GBs of CUDA wheels.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	# faiss-cpu through the `cpu` extra; a CUDA machine uses EXTRAS=dev,gpu instead (never both).
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -66,6 +69,17 @@ deploy: $(STAMP)
 # No background job workers (they cost CPU): the UI is all `make ui` needs.
 ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(REGIONOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
+
+# The champion over HTTP. SERVE_ENV=local (default) runs it in this venv; SERVE_ENV=virtualenv
+# (or uv) builds the model's own environment from its requirements.txt (PyPI; minutes the first
+# time, cached in ~/.mlflow/envs). The venv's bin goes first on PATH: mlflow execs uvicorn from it.
+MODEL_NAME ?= regionops
+SERVE_ENV ?= local
+SERVE_PORT ?= 5001
+serve: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="sqlite:///$(REGIONOPS_HOME)/mlflow.db" \
+	  $(VENV)/bin/mlflow models serve -m "models:/$(MODEL_NAME)@champion" --env-manager $(SERVE_ENV) \
+	  -h 127.0.0.1 -p $(SERVE_PORT) -w 1
 
 # Debian's chromium + chromedriver for the MLflow UI browser test (idempotent; apt, needs root or sudo).
 browser:

@@ -2,11 +2,20 @@
 
 DVC stages, Prefect tasks and people all call these same commands. Heavy imports
 stay inside the commands so that ``--help`` answers at once.
+
+Results (JSON, tables, reports) go to stdout and nothing else does: logs, warnings and progress
+bars go to stderr, so ``regionops evaluate | jq .systems`` works. A missing input file is named
+with the command that makes it, instead of a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,7 +31,7 @@ index_app = typer.Typer(help="Build and maintain the region index.", no_args_is_
 app.add_typer(index_app, name="index")
 ablate_app = typer.Typer(help="Ablations: train variants over seeds, mean ± std tables.", no_args_is_help=True)
 app.add_typer(ablate_app, name="ablate")
-console = Console(stderr=True)
+console = Console(stderr=True)  # messages and progress; results go through _emit
 
 
 @app.callback()
@@ -41,6 +50,108 @@ def _log_to_stderr() -> None:
 
 
 DEFAULT_READER = Path("data/reader/reader")  # where the train-reader stage exports the reader
+DATA_CONTRACT = "docs/data-contract.md"
+# Which command makes each default input, for the "missing file" message.
+MADE_BY = {
+    "data/model": "regionops train",
+    "data/index": "regionops index build",
+    "data/reader": "regionops train-reader",
+    "eval": "regionops evaluate",
+    "data/validation": "regionops validate",
+    "data/corpus": "regionops generate (or regionops import)",
+}
+_results: list[str] | None = None  # a running command's results, written to stdout when it ends
+
+
+def _emit_text(text: str) -> None:
+    """A result for stdout (written when the command ends, after its logs went to stderr)."""
+    if _results is None:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+    else:
+        _results.append(text)
+
+
+def _emit(data: object) -> None:
+    _emit_text(json.dumps(data, indent=2, default=str))
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Everything written to stdout meanwhile (print, tqdm, Lightning's progress bar, child
+    processes) goes to stderr instead; stdout stays for the results."""
+    sys.stdout.flush()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # an in-memory stdout (typer's CliRunner)
+        fd = None
+    saved = os.dup(fd) if fd is not None else None
+    if saved is not None:
+        os.dup2(sys.stderr.fileno(), fd)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def _made_by(path: str) -> str | None:
+    parts = Path(path).parts
+    for prefix, command in MADE_BY.items():
+        if tuple(Path(prefix).parts) == parts[: len(Path(prefix).parts)]:
+            return command
+    return None
+
+
+def _missing_message(exc: FileNotFoundError) -> str:
+    if exc.filename is None:  # raised with a message of its own (e.g. load_corpus names its command)
+        return str(exc)
+    text = exc.strerror if "run `" in str(exc.strerror) else f"{exc.filename}: {exc.strerror}"
+    hint = _made_by(str(exc.filename))
+    return text if hint is None or "run `" in text else f"{text}; run `{hint}` first"
+
+
+def _results_on_stdout(command: Callable) -> Callable:
+    """Wrap a command: stdout to stderr while it runs, then its results to stdout; a missing file
+    becomes one line naming it (and the command that makes it) and exit code 2."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        global _results
+        outer, _results = _results, []
+        try:
+            with _stdout_to_stderr():
+                return command(*args, **kwargs)
+        except FileNotFoundError as exc:
+            console.print(f"[red]missing file:[/red] {_missing_message(exc)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        finally:
+            pending, _results = _results, outer
+            for text in pending:
+                _emit_text(text)
+            sys.stdout.flush()
+
+    return run
+
+
+def _require(path: Path, what: str, default: str) -> None:
+    """Stop with the file's name and the command that makes it when ``path`` is missing."""
+    if not Path(path).exists():
+        hint = _made_by(str(path)) or MADE_BY[default]
+        raise FileNotFoundError(2, f"{what} {path} not found: run `{hint}` first", str(path))
+
+
+def _require_model(model: Path) -> None:
+    nested, flat = Path(model) / "retriever" / "config.json", Path(model) / "config.json"
+    if not (nested.is_file() or flat.is_file()):
+        _require(nested, "exported retriever", "data/model")
+
+
+def _require_index(index: Path) -> None:
+    _require(Path(index) / "CURRENT", "region index", "data/index")
+
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 SetOpt = Annotated[
@@ -76,20 +187,24 @@ def generate(
     from components.data.synthetic import generate_corpus
 
     summary = generate_corpus(params, Path(out or params.data.corpus_dir))
-    console.print_json(json.dumps(summary))
+    _emit(summary)
 
 
 @app.command("import")
 def import_(
     docs: Annotated[Path, typer.Option(help="folder of PDFs and images")],
     name: Annotated[str, typer.Option(help="collection name")],
-    questions: Annotated[Optional[Path], typer.Option(help="questions JSONL (DESIGN §3)")] = None,
+    questions: Annotated[Optional[Path], typer.Option(help=f"questions JSONL ({DATA_CONTRACT})")] = None,
     out: Annotated[Optional[Path], typer.Option(help="corpus folder to write")] = None,
     dvc: Annotated[bool, typer.Option(help="version the imported dataset with `dvc add`")] = True,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
-    """Import a user's PDFs/images (and questions) through the data contract, quarantining bad input."""
+    """Import a user's PDFs/images (and questions) through the data contract, quarantining bad input.
+
+    Page ids are <relative path>#<page>; the questions JSONL format, what is kept as metadata and
+    what is quarantined (with its reason) are in docs/data-contract.md.
+    """
     params = _params(params_path, overrides)
     configure_environment()
     from components.data.importer import UnsafeImportError, check_collection_name, import_documents
@@ -106,7 +221,7 @@ def import_(
         report["dvc_md5"] = versioning.add(root, target.resolve().relative_to(root).as_posix())
         report["next"] = (f"git add {target.as_posix()}.dvc; set data.corpus_dir: {target.as_posix()} in "
                           "params.yaml, then `make run` or `dvc repro`")
-    console.print_json(json.dumps(report))
+    _emit(report)
 
 
 @app.command()
@@ -125,7 +240,7 @@ def validate(
     except QuarantineLimitExceeded as exc:
         console.print(f"[red]validation failed:[/red] {exc}")
         raise typer.Exit(1) from None
-    console.print_json(json.dumps(report))
+    _emit(report)
 
 
 @app.command()
@@ -167,7 +282,7 @@ def train(
     from components.training.train import train_retriever
 
     result = train_retriever(params, _corpus(params), out, settings)
-    console.print_json(json.dumps(result))
+    _emit(result)
 
 
 @index_app.command("build")
@@ -180,6 +295,7 @@ def index_build(
     """Encode every page and write the faiss region index atomically."""
     params = _params(params_path, overrides)
     configure_environment()
+    _require_model(model)
     from components.index.build import build_index
     from components.index.version_folders import UnsafeIndexTargetError, check_target
 
@@ -189,7 +305,7 @@ def index_build(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     stats = build_index(params, _corpus(params), model, out)
-    console.print_json(json.dumps(stats))
+    _emit(stats)
 
 
 @index_app.command("add")
@@ -202,9 +318,11 @@ def index_add(
     """Encode only the corpus pages the index lacks and add them, without a rebuild."""
     params = _params(params_path, overrides)
     configure_environment()
+    _require_model(model)
+    _require_index(index)
     from components.index.build import add_to_index
 
-    console.print_json(json.dumps(add_to_index(params, _corpus(params), model, index)))
+    _emit(add_to_index(params, _corpus(params), model, index))
 
 
 @index_app.command("delete")
@@ -214,17 +332,19 @@ def index_delete(
 ) -> None:
     """Remove every page of one document from the index (saved atomically)."""
     configure_environment()
+    _require_index(index)
     from components.index.build import delete_from_index
 
-    console.print_json(json.dumps(delete_from_index(index, doc)))
+    _emit(delete_from_index(index, doc))
 
 
 @index_app.command("stats")
 def index_stats(index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index")) -> None:
     """Print what an index holds."""
+    _require_index(index)
     from components.index.region_index import RegionIndex
 
-    console.print_json(json.dumps(RegionIndex.load(index).stats()))
+    _emit(RegionIndex.load(index).stats())
 
 
 @index_app.command("verify")
@@ -237,7 +357,7 @@ def index_verify(index: Annotated[Path, typer.Option(help="index folder")] = Pat
     except IndexFormatError as exc:
         console.print(f"[red]index damaged:[/red] {exc}")
         raise typer.Exit(1) from None
-    console.print_json(json.dumps({"index": str(index), "ok": True, "pages": len(loaded)}))
+    _emit({"index": str(index), "ok": True, "pages": len(loaded)})
 
 
 @app.command()
@@ -252,13 +372,15 @@ def evaluate(
     """Score regionops and the baselines on the evaluation split; write metrics.json and report.md."""
     params = _params(params_path, overrides)
     settings = configure_environment()
+    _require_model(model)
+    _require_index(index)
     from components.evaluation.evaluate import run_evaluation
 
     if reader is not None and not (reader / "config.json").is_file():
         console.print(f"[red]--reader {reader}: no exported reader there (run `regionops train-reader`)[/red]")
         raise typer.Exit(2)
     metrics = run_evaluation(params, _corpus(params), model, index, out, settings, reader_dir=reader)
-    console.print_json(json.dumps({"systems": metrics["systems"], "n_questions": metrics["n_questions"]}))
+    _emit({"systems": metrics["systems"], "n_questions": metrics["n_questions"]})
 
 
 @ablate_app.command("retriever")
@@ -288,8 +410,8 @@ def ablate_retriever_cmd(
         raise typer.Exit(2)
     chosen = {v: RETRIEVER_VARIANTS[v] for v in [REFERENCE_VARIANT, *names]}
     report = ablate_retriever(params, _corpus(params), out, settings, seed_list, variants=chosen,
-                              progress=lambda row: console.print_json(json.dumps(row)))
-    console.print((out / "ablation_retriever.md").read_text())
+                              progress=lambda row: console.print_json(json.dumps(row)))  # progress: stderr
+    _emit_text((out / "ablation_retriever.md").read_text())
     console.print(f"MLflow run {report['mlflow_run_id']}")
 @app.command("train-reader")
 def train_reader_cmd(
@@ -302,10 +424,12 @@ def train_reader_cmd(
     """Train the span reader with noisy contexts (reader.noise_rho distractors) in Lightning."""
     params = _params(params_path, overrides)
     settings = configure_environment()
+    _require_model(model)
+    _require_index(index)
     from components.reader.train import train_reader
 
     record, _ = train_reader(params, _corpus(params), model, index, out, settings)
-    console.print_json(json.dumps(record))
+    _emit(record)
 
 
 @app.command()
@@ -321,13 +445,15 @@ def search(
     """Print ranked regions (page id, normalised box, score) and the answer for a question."""
     params = _params(params_path, overrides)
     configure_environment()
+    _require_model(model)
+    _require_index(index)
     from components.rag.engine import RagEngine
 
     engine = RagEngine.from_dirs(model, index, params)
     if reader is not None:
         engine.with_reader(reader)
     result = engine.answer(question, k=k)
-    console.print_json(json.dumps(result.to_dict()))
+    _emit(result.to_dict())
 
 
 @app.command()
@@ -342,6 +468,8 @@ def gate(
     """Judge a candidate's metrics against the floors and the current champion."""
     params = _params(params_path, overrides)
     configure_environment()
+    _require(metrics, "candidate metrics", "eval")
+    _require_index(index)
     from components.registry.client import registry_client
     from components.registry.gate import champion_metrics, decide
     from components.registry.promote import champion_version
@@ -362,7 +490,7 @@ def gate(
         notes.append("champion compared by the metrics recorded at its registration")
     decision = decide(candidate, reference, params.gate)
     decision.reasons.extend(notes)
-    console.print_json(json.dumps(decision.to_dict()))
+    _emit(decision.to_dict())
     raise typer.Exit(0 if decision.passed else 1)
 
 
@@ -381,6 +509,9 @@ def register(
     """Gate the candidate, register it as a pyfunc RAG checkpoint and move aliases."""
     params = _params(params_path, overrides)
     configure_environment()
+    _require_model(model)
+    _require_index(index)
+    _require(metrics, "candidate metrics", "eval")
     from components.registry.promote import gate_and_register
     from components.registry.rescore import gate_and_register_rescored
 
@@ -392,7 +523,7 @@ def register(
         corpus = _corpus(params)
         outcome = gate_and_register(params, model, index, metrics, reader_dir=reader,
                                     page_images=[(p.id, corpus.image_path(p)) for p in corpus.pages])
-    console.print_json(json.dumps(outcome))
+    _emit(outcome)
 
 
 @app.command()
@@ -417,7 +548,7 @@ def rollback(
     except RegistryError as exc:
         console.print(f"[red]rollback refused:[/red] {exc}")
         raise typer.Exit(1) from None
-    console.print_json(json.dumps(outcome))
+    _emit(outcome)
 
 
 @app.command()
@@ -440,7 +571,7 @@ def reproduce(
     except (ReproduceError, versioning.StageFailed) as exc:
         console.print(f"[red]reproduce failed:[/red] {exc}")
         raise typer.Exit(2) from None
-    console.print_json(json.dumps(result))
+    _emit(result)
     if result["problems"]:
         console.print("[red]re-scored metrics differ from the recorded ones[/red]")
         raise typer.Exit(1)
@@ -459,8 +590,10 @@ def history(
 
     events = alias_history(params)
     if as_json:
-        typer.echo(json.dumps(events, indent=2))
+        _emit(events)
         return
+    import io
+
     from rich.table import Table
 
     table = Table(title=f"alias moves of {params.registry.model_name}")
@@ -469,7 +602,9 @@ def history(
     for e in events:
         table.add_row(e["when"], e["who"], e["action"], e["alias"], str(e["from_version"] or "—"),
                       str(e["to_version"]), e["reason"])
-    Console().print(table)
+    rendered = Console(file=io.StringIO(), width=160, record=True)
+    rendered.print(table)
+    _emit_text(rendered.export_text())
 
 
 @app.command()
@@ -489,9 +624,9 @@ def compare(
         console.print(f"[red]compare failed:[/red] {exc}")
         raise typer.Exit(1) from None
     if as_json:
-        typer.echo(json.dumps(diff.to_dict(), indent=2))
+        _emit(diff.to_dict())
         return
-    typer.echo(diff.to_markdown())
+    _emit_text(diff.to_markdown())
 
 
 @app.command()
@@ -509,8 +644,8 @@ def bench(
     from components.bench import run_benchmark
 
     report = run_benchmark(params, pages, out, model, max_queries=queries)
-    console.print((out / "bench.md").read_text())
-    console.print_json(json.dumps(report["index"]["modes"]))
+    console.print((out / "bench.md").read_text())  # the report is also in out/bench.md
+    _emit(report["index"]["modes"])
 
 
 # --- landing folder and deployments (issue 9) -------------------------------------------------
@@ -540,7 +675,7 @@ def landing_ingest(
     from components.data.landing import ingest_landing
 
     intake = ingest_landing(landing, landed, params)
-    console.print_json(json.dumps(intake))
+    _emit(intake)
     if emit and intake["changed"]:
         # Prefect lives in flows/, never in components/: flows.events sends the event.
         sent = subprocess.run([sys.executable, "-m", "flows.events", "files-arrived", "--project-dir",
@@ -563,7 +698,7 @@ def landing_merge(
     configure_environment()
     from components.data.landing import merge_landed
 
-    console.print_json(json.dumps(merge_landed(Path(corpus or params.data.corpus_dir), landed, params)))
+    _emit(merge_landed(Path(corpus or params.data.corpus_dir), landed, params))
 
 
 @app.command()
@@ -600,11 +735,13 @@ def ablate_reader_cmd(
     """Noise sweep (ρ × clean/retrieved), token refinement vs pooling vs random, two- vs single-stage."""
     params = _params(params_path, overrides)
     settings = configure_environment()
+    _require_model(model)
+    _require_index(index)
     from components.reader.ablate import ablate_reader
 
     result = ablate_reader(params, _corpus(params), model, index, out, settings, seeds or params.reader.ablation_seeds,
                            tuple(rhos or ()), tuple(modes or ()))
-    console.print(result["markdown"])
+    _emit_text(result["markdown"])
 
 
 @ablate_app.command("two-stage")
@@ -620,6 +757,8 @@ def ablate_two_stage_cmd(
     """Image questions: two-stage with stage 1 by stored pictures vs by the pixel path vs single-stage (ADR 8)."""
     params = _params(params_path, overrides)
     configure_environment()
+    _require_model(model)
+    _require_index(index)
     from components.evaluation.two_stage_eval import run_stage_one_comparison
 
     chosen = splits or ["val", "test"]
@@ -628,7 +767,13 @@ def ablate_two_stage_cmd(
         console.print(f"[red]--split {sorted(unknown)}: splits are train, val, test[/red]")
         raise typer.Exit(2)
     result = run_stage_one_comparison(params, _corpus(params), model, index, reader, chosen, out)
-    console.print(Path(result["report"]["markdown"]).read_text(), markup=False)
+    _emit_text(Path(result["report"]["markdown"]).read_text())
+
+
+# Every command: results on stdout, everything else on stderr, missing files named (see the top).
+for _typer_app in (app, index_app, ablate_app, landing_app):
+    for _command in _typer_app.registered_commands:
+        _command.callback = _results_on_stdout(_command.callback)
 
 
 def main() -> None:  # pragma: no cover - console entry

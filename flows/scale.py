@@ -23,7 +23,11 @@ ACCEPTED = "data/validation/accepted.json"
 
 def make_task_runner(params: Params):
     """A DaskTaskRunner for the params: the given scheduler, or a LocalCluster of worker processes."""
-    from prefect_dask import DaskTaskRunner
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ModuleNotFoundError as exc:  # the `dask` extra is optional (pyproject.toml)
+        raise RuntimeError("orchestrate.task_runner: dask needs prefect-dask: pip install -e '.[dask]' "
+                           "(or set orchestrate.task_runner: thread)") from exc
 
     o = params.orchestrate
     if o.dask_address:

@@ -34,14 +34,22 @@ class ServedModel:
 
 
 @contextlib.contextmanager
-def serve(model_uri: str, log_path: Path, timeout_s: float = 180) -> Iterator[ServedModel]:
-    """Serve ``model_uri`` with the local environment until the block ends."""
+def serve(model_uri: str, log_path: Path, timeout_s: float = 180, env_manager: str = "local",
+          env_root: Path | None = None) -> Iterator[ServedModel]:
+    """Serve ``model_uri`` until the block ends: in this environment (``local``, where tests/ is
+    importable for fake engines), or in one MLflow builds from the model's requirements
+    (``virtualenv``/``uv``, under ``env_root``), which must need nothing from this checkout."""
     port = free_port()
-    # tests/ must be importable (fake engines); mlflow execs `uvicorn`, which must be on PATH (the venv's bin)
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # mlflow execs `uvicorn` (local) and `pyenv` (virtualenv): the venv's bin and PATH must be searched
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if env_manager == "local":
+        env["PYTHONPATH"] = str(REPO)
+    else:
+        env.pop("PYTHONPATH", None)
+        if env_root is not None:
+            env["MLFLOW_ENV_ROOT"] = str(env_root)
     cmd = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri,
-           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+           "--env-manager", env_manager, "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
     url = f"http://127.0.0.1:{port}"
     with running("mlflow models serve", cmd, Path(log_path), env, url, "/ping", timeout_s):
         yield ServedModel(url)

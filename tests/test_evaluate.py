@@ -122,11 +122,21 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     assert sorted(s["file"] for s in sample) == sorted(p.name for p in pngs)
     assert {s["outcome"] for s in sample} <= {"hit", "miss"}
 
-    logged = mlflow.MlflowClient().get_run(metrics["mlflow_run_id"])
-    assert metrics["mlflow_run_id"] == train_run_id  # logged onto the training run
+    # Its own run, nested under the training run: a re-evaluation never overwrites the candidate's.
+    client = mlflow.MlflowClient()
+    eval_run_id = metrics["mlflow_run_id"]
+    assert eval_run_id != train_run_id and written["mlflow_run_id"] == eval_run_id
+    logged = client.get_run(eval_run_id)
+    assert logged.data.tags["mlflow.parentRunId"] == train_run_id
+    assert logged.info.experiment_id == experiment_id and logged.info.status == "FINISHED"
     assert logged.data.tags["regionops.eval_dataset_id"] == written["dataset_id"]
     assert logged.data.metrics["bm25_blocks.page_r1"] == pytest.approx(written["systems"]["bm25_blocks"]["page_r1"])
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(train_run_id, "evaluation")}
+    assert not [m for m in client.get_run(train_run_id).data.metrics if m.startswith("bm25_blocks.")]
+    (dataset_input,) = logged.inputs.dataset_inputs
+    assert dataset_input.dataset.name == f"{tiny_corpus.root.name}/{tiny_params.evaluate.split}"
+    assert dataset_input.dataset.digest == written["dataset_id"][:32]
+    assert {t.value for t in dataset_input.tags} == {"evaluation"}
+    artifacts = {a.path for a in client.list_artifacts(eval_run_id, "evaluation")}
     assert {"evaluation/metrics.json", "evaluation/report.md", "evaluation/per_type.json",
             "evaluation/per_type.md", "evaluation/highlights"} <= artifacts
 
@@ -136,3 +146,17 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     assert removed >= 1
     assert add_to_index(tiny_params, tiny_corpus, model_dir, tmp_path / "index")["added"] == removed
     assert len(RegionIndex.load(tmp_path / "index", model.fingerprint)) == len(tiny_corpus.pages)
+
+
+def test_highlight_caption_shows_question_and_answers_below_the_page():
+    import numpy as np
+    from PIL import Image
+
+    from components.evaluation.highlights import with_caption
+
+    page = Image.new("RGB", (120, 80), (200, 10, 10))
+    lines = ["Q (table): what is the total of the third quarter revenue?", "gold: 1,204", "predicted: 1,204"]
+    out = np.asarray(with_caption(page, lines))
+    assert out.shape[1] == 120 and out.shape[0] > 80 + 3 * 12  # the long question wraps onto 2+ lines
+    assert (out[:80] == (200, 10, 10)).all()  # the page itself is untouched
+    assert (out[80:] < 128).any()  # dark text in the white strip

@@ -89,3 +89,37 @@ def test_answerer_heuristics():
     ]
     assert answer_from_words("What revenue did they report for Q2?", table) == "23,996"
     assert answer_from_region("anything", table, (0.9, 0.9, 1.0, 1.0)) == ""
+
+
+def test_traced_answer_records_retriever_pages_boxes_and_answer_spans(tiny_params, monkeypatch, tmp_path, request):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    request.addfinalizer(lambda: mlflow.set_tracking_uri(previous))  # later tests keep the session store
+
+    from components.rag.tracing import TRACING_ENV
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")  # the trace is stored when answer returns
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'traces.db'}")
+    mlflow.set_experiment("regionops-traces-test")
+    query = np.zeros(D, dtype=np.float32)
+    query[0] = 1.0
+    engine = _engine(tiny_params, monkeypatch, query)
+    assert engine.tracing_on is False  # off by default: the serving path pays nothing
+    engine.answer("What is the filing number?", k=3)
+    assert mlflow.get_last_active_trace_id() is None
+
+    monkeypatch.setenv(TRACING_ENV, "1")
+    traced = _engine(tiny_params, monkeypatch, query)
+    assert traced.tracing_on is True
+    result = traced.answer("What is the filing number?", k=3)
+    trace = mlflow.get_trace(mlflow.get_last_active_trace_id(), flush=True)
+    spans = {s.name: s for s in trace.data.spans}
+    assert set(spans) == {"rag answer", "encode query", "retrieve regions", "answer (text layer)"}
+    retrieved = spans["retrieve regions"]
+    assert retrieved.span_type == "RETRIEVER"
+    assert [d["metadata"]["box"] for d in retrieved.outputs] == result.boxes
+    assert retrieved.outputs[0]["metadata"]["page_id"] == "doc2#0"
+    assert "doc2#0" in retrieved.attributes["candidate_pages"]
+    assert spans["answer (text layer)"].outputs["answer"] == "FN-1234"
+    assert spans["rag answer"].parent_id is None and retrieved.parent_id == spans["rag answer"].span_id

@@ -35,12 +35,19 @@ def test_reader_trains_logs_exports_and_resumes(built, tiny_corpus):
     from components.reader.train import train_reader
 
     params, settings, root, record, reader = built
-    assert record["steps"] == 3 and np.isfinite(record["final"]["train/loss"])
+    assert record["steps"] == 3 and np.isfinite(record["final"]["reader/train_loss"])
     assert record["counts"]["train_questions"] > 0
     run = mlflow.MlflowClient(settings.tracking_uri).get_run(record["run_id"])
     assert float(run.data.params["reader.noise_rho"]) == pytest.approx(params.reader.noise_rho)
-    assert "reader.hard_distractor_share" in run.data.params and "val/anls" in run.data.metrics
+    assert "reader.hard_distractor_share" in run.data.params and "reader/val_anls" in run.data.metrics
+    # the reader's curves chart apart from the retriever's (train/*, val/*)
+    assert not [m for m in run.data.metrics if m.startswith(("train/", "val/"))], run.data.metrics
     assert run.data.tags["regionops.stage"] == "train-reader"
+    # nested under the candidate's retriever run, named by what it changed, with its inputs
+    retriever_run = json.loads((root / "model" / "train_run.json").read_text())["run_id"]
+    assert run.data.tags["mlflow.parentRunId"] == retriever_run
+    assert run.data.tags["mlflow.runName"].startswith(f"train-reader seed={params.seed}")
+    assert {d.dataset.name.rsplit("/", 1)[-1] for d in run.inputs.dataset_inputs} == {"pages", "questions"}
     # safetensors export loads back into the same weights and refuses a tampered file
     export = root / "out" / "reader"
     loaded = load_reader(export)

@@ -24,7 +24,7 @@ from safetensors.numpy import save_file
 
 from components.config import load_params
 from components.registry import checkpoint
-from tests.registry_fakes import FakeRagCheckpoint, fake_factory
+from tests.registry_fakes import fake_factory
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -223,6 +223,10 @@ def test_version_and_run_carry_gate_lineage_and_artifacts(story):
     client = registry_client()
     mv = client.get_model_version(story.name, "1")
     assert mv.tags["gate.passed"] == "true"
+    # the version page says what it is: the training run, the evaluation set and scores, the gate
+    assert mv.description.startswith("**Gate passed**: trained by run `train-1`")
+    assert "dataset `test-split-1`" in mv.description and "page_r1 0.600" in mv.description
+    assert mv.tags["lineage.eval_run_id"] == "none"  # this candidate's metrics name no evaluation run
     assert mv.tags["gate.floor.page_r1"].startswith("pass")
     assert mv.tags["lineage.parent_run_id"] == "flow-run-123"
     assert mv.tags["lineage.data_hash"] == "abc123"
@@ -405,7 +409,8 @@ def test_served_champion_answers_and_survives_bad_requests(tmp_path, regionops_h
                                                 "registry.max_query_image_pixels=2500"])
     cand = make_candidate(tmp_path, seed=21, page_r1=0.6, region_hit1=0.4, experiment=name)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(checkpoint, "RagCheckpoint", FakeRagCheckpoint)  # real pyfunc logic, fake engine
+        # models-from-code: the real pyfunc logic over the fake engine
+        mp.setattr(promote, "MODEL_CODE", REPO / "tests" / "fake_served_model.py")
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
         assert promote.gate_and_register(params, cand["model_dir"], cand["index_dir"],
                                          cand["metrics_path"])["status"] == "promoted"

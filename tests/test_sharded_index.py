@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,13 @@ def test_dask_sharded_index_equals_the_serial_build(tmp_path: Path, tiny_params,
     # both builds describe the same pictures (two-stage stage 1, ADR 8)
     assert [m.pictures for m in sharded.metas] == [m.pictures for m in serial.metas]
     assert sharded_stats["pictures"] == serial_stats["pictures"] > 0
+
+
+def test_dask_runner_without_prefect_dask_says_which_extra_to_install(tiny_params, monkeypatch):
+    from flows.scale import make_task_runner
+
+    monkeypatch.setitem(sys.modules, "prefect_dask", None)  # as if the `dask` extra were not installed
+    params = tiny_params.model_copy(update={"orchestrate": tiny_params.orchestrate.model_copy(
+        update={"task_runner": "dask"})})
+    with pytest.raises(RuntimeError, match=r"pip install -e '\.\[dask\]'"):
+        make_task_runner(params)

@@ -35,3 +35,31 @@ def test_validation_report_is_logged_once(tmp_path):
     artifacts = {a.path for a in MlflowClient().list_artifacts(run_id, "validation")}
     assert {"validation/report.json", "validation/data_docs"} <= artifacts
     assert log_validation_report(model_dir, validation)["logged"] is False
+
+
+def test_run_name_says_what_differs_from_params_yaml():
+    from components.config import load_params
+    from components.tracking import changed_params_name
+    from tests.conftest import REPO
+
+    base = load_params(REPO / "params.yaml")
+    assert changed_params_name("train", base) == f"train seed={base.seed}"
+    changed = load_params(REPO / "params.yaml", ["seed=13", "train.lambda_local=2", "train.weight_decay=0.5",
+                                                 "reader.weight_decay=0.2"])
+    name = changed_params_name("train", changed)
+    # both weight_decay keys changed: their short names would be ambiguous, so the keys are kept
+    assert name == "train seed=13 reader.weight_decay=0.2 lambda_local=2.0 train.weight_decay=0.5"
+    cut = changed_params_name("train", changed, max_len=20)
+    assert len(cut) == 20 and cut.endswith("…") and name.startswith(cut[:-1])
+
+
+def test_experiments_open_on_their_runs_not_the_traces_view(tmp_path):
+    from components.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ensure_experiment
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    new = ensure_experiment(client, "kind-new")
+    assert client.get_experiment(new).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    old = client.create_experiment("kind-old", artifact_location=(tmp_path / "art").as_uri())
+    assert EXPERIMENT_KIND_TAG not in client.get_experiment(old).tags  # made before the tag existed
+    assert ensure_experiment(client, "kind-old") == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND

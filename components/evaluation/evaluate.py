@@ -13,8 +13,9 @@ answerer, so differences come from retrieval and localisation alone.
 Writes ``metrics.json``, ``report.md``, ``per_type.json``/``per_type.md``, ``plots/`` (series for
 dvc.yaml's plots), ``per_question.jsonl``
 (every system's scores per question, for paired comparisons) and ``highlights/`` (a fixed
-seeded sample of questions as PNGs plus ``sample.json``) into the output
-folder and logs them (plus ``<system>.<metric>`` metrics) to the training run in MLflow.
+seeded sample of questions as PNGs, captioned with question and answers, plus ``sample.json``)
+into the output folder and logs them (plus ``<system>.<metric>`` metrics) to an MLflow run of
+their own, nested under the candidate's training run.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from components.config import Params
 from components.data.corpus import Corpus
 from components.evaluation import metrics as M
 from components.evaluation.baselines import BM25Blocks, DenseBlocks, blocks_from_words, page_blocks
-from components.evaluation.highlights import draw_highlight
+from components.evaluation.highlights import draw_highlight, with_caption
 from components.evaluation.plot_data import write_plot_data
 from components.evaluation.report import render_per_type, render_report
 from components.rag.answer import answer_from_region, answer_from_text_lines
@@ -238,6 +239,9 @@ def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, fol
         for panel in panels:
             canvas.paste(panel, (x, 0))
             x += panel.size[0]
+        canvas = with_caption(canvas, [f"Q ({q.type or 'untyped'}): {q.question}",
+                                       f"gold: {' | '.join(q.answers) or '(no answer)'}  on {q.page_id}",
+                                       f"predicted: {result.answer or '(none)'}  on {result.page_id}  [{kind}]"])
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in q.id)[:60]
         # Named by question only: the same file name in two runs shows the same question.
         path = folder / f"{safe}.png"
@@ -249,29 +253,52 @@ def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, fol
     return paths
 
 
-def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, metrics: dict) -> str:
+def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, metrics: dict,
+                   questions: list | None = None, dataset_name: str | None = None) -> str:
+    """Log this evaluation as its own MLflow run, nested under the candidate's training run.
+
+    One run per evaluation: re-evaluating (another folder, the champion, a new corpus) never
+    overwrites the training run's metrics nor mixes its highlight images. The run carries the
+    evaluation set as a dataset input (name + digest) and the training run as its parent.
+    """
     import mlflow
 
+    from components.tracking import (
+        PARENT_RUN_TAG,
+        ensure_experiment,
+        log_dataset,
+        question_rows,
+    )
+
     mlflow.set_tracking_uri(settings.tracking_uri)
+    client = mlflow.MlflowClient()
     run_file = Path(model_dir) / "train_run.json"
-    run_id = None
+    parent = None
     if run_file.is_file():
         run_id = json.loads(run_file.read_text("utf-8")).get("run_id")
         if run_id:
             try:
-                mlflow.MlflowClient().get_run(run_id)
+                parent = client.get_run(run_id)
             except mlflow.exceptions.MlflowException:
-                # The run lives in another tracking store: log to a fresh run instead.
-                run_id = None
-    if run_id:
-        ctx = mlflow.start_run(run_id=run_id)
-    else:
-        from components.tracking import ensure_experiment
-
-        experiment_id = ensure_experiment(mlflow.MlflowClient(), params.registry.experiment)
-        ctx = mlflow.start_run(experiment_id=experiment_id, run_name="evaluate",
-                               tags={"regionops.stage": "evaluate"})
-    with ctx as run:
+                parent = None  # the run lives in another tracking store: no parent here
+    experiment = (client.get_experiment(parent.info.experiment_id).name if parent is not None
+                  else params.registry.experiment)
+    experiment_id = ensure_experiment(client, experiment)  # (also marks it: opens on runs, not traces)
+    name = dataset_name or params.evaluate.split
+    digest = metrics["dataset_id"]
+    tags = {
+        "regionops.stage": "evaluate",
+        "regionops.eval_dataset_id": digest,
+        "regionops.eval_dataset": name,
+        "regionops.eval_split": metrics["split"],
+    }
+    if parent is not None:
+        tags.update({PARENT_RUN_TAG: parent.info.run_id, "regionops.training_run_id": parent.info.run_id})
+    run_name = f"evaluate {name} ({metrics['n_questions']} questions, dataset {digest[:8]})"
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    run_id = run.info.run_id
+    status = "FAILED"
+    try:
         flat = {
             f"{system}.{key}": value
             for system, values in metrics["systems"].items()
@@ -279,13 +306,18 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
             if isinstance(value, (int, float)) and value is not None
         }
         flat["eval.n_questions"] = metrics["n_questions"]
-        mlflow.log_metrics(flat)
-        mlflow.set_tags({
-            "regionops.eval_dataset_id": metrics["dataset_id"],
-            "regionops.eval_split": metrics["split"],
-        })
-        mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
-        return run.info.run_id
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_metrics(flat)
+            mlflow.log_params({"split": metrics["split"], "dataset": name, "dataset_id": digest[:32],
+                               "k": params.evaluate.k, "iou_hit": params.evaluate.iou_hit})
+            if questions is not None:
+                log_dataset(client, run_id, question_rows(questions), name=name, digest=digest,
+                            source=out_dir, context="evaluation")
+            mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run_id, status)
+    return run_id
 
 
 def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> tuple[Params, dict]:
@@ -423,5 +455,8 @@ def run_evaluation(
             from components.settings import get_settings
 
             settings = get_settings()
-        metrics = {**metrics, "mlflow_run_id": _log_to_mlflow(params, settings, model_dir, out_dir, metrics)}
+        run_id = _log_to_mlflow(params, settings, model_dir, out_dir, metrics, questions,
+                                f"{Path(corpus.root).name}/{split}")
+        metrics = {**metrics, "mlflow_run_id": run_id}
+        _write_json(out_dir / "metrics.json", metrics)  # the gate and the registry find the evaluation run
     return metrics

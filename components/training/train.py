@@ -27,6 +27,14 @@ from components.config import Params
 from components.data.corpus import Corpus
 from components.model.io import save_retriever
 from components.settings import Settings
+from components.tracking import (
+    changed_params_name,
+    ensure_experiment,
+    log_dataset,
+    page_rows,
+    question_rows,
+    system_metrics,
+)
 from components.training.datamodule import RetrievalDataModule
 from components.training.module import RetrieverModule
 from components.training.progress import StepProgress
@@ -68,6 +76,16 @@ def checkpoint_key(params: Params, corpus: Corpus) -> str:
         {"params": flat, "data": corpus_digest(corpus)}, sort_keys=True, default=str
     ).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def log_corpus_inputs(client, run_id: str, corpus: Corpus) -> None:
+    """The corpus the run trained on, as MLflow dataset inputs (pages and questions, one digest)."""
+    digest = corpus_digest(corpus)
+    name = Path(corpus.root).name
+    log_dataset(client, run_id, page_rows(corpus.pages), name=f"{name}/pages", digest=digest,
+                source=corpus.root, context="training")
+    log_dataset(client, run_id, question_rows(corpus.questions), name=f"{name}/questions", digest=digest,
+                source=corpus.root, context="training")
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:
@@ -122,16 +140,21 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         tags["regionops.resumed_from"] = str(resume_from)
         if previous_run.is_file():
             tags["regionops.resumed_from_run_id"] = json.loads(previous_run.read_text())["run_id"]
+    from mlflow import MlflowClient
+
+    # Created here, not by the logger: marked as model development (the UI opens on the runs).
+    ensure_experiment(MlflowClient(tracking_uri=settings.tracking_uri), params.registry.experiment)
     logger = MLFlowLogger(
         experiment_name=params.registry.experiment,
         tracking_uri=settings.tracking_uri,
         artifact_location=settings.artifact_location,
-        run_name=f"train-{params.digest()[:8]}",
+        run_name=changed_params_name("train", params),  # what this run changed, not a digest
         tags=tags,
     )
     logger.log_hyperparams(
         {**params.flat(), **{f"dataset.{k}": v for k, v in data.counts().items()}}
     )
+    log_corpus_inputs(logger.experiment, logger.run_id, corpus)
     previous_run.write_text(json.dumps({"run_id": logger.run_id}))
 
     checkpoint = ModelCheckpoint(
@@ -176,8 +199,9 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     started = time.perf_counter()
     if resume_from is not None:
         log.warning("resuming from %s", resume_from)
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None,
-                weights_only=True)
+    with system_metrics(logger.run_id, settings.tracking_uri):  # CPU, memory, disk: system/* charts
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
     seconds = time.perf_counter() - started
     final = dict(trainer.callback_metrics)
     exported_step = int(trainer.global_step)
