@@ -295,7 +295,6 @@ def index_build(
     """Encode every page and write the faiss region index atomically."""
     params = _params(params_path, overrides)
     configure_environment()
-    _require_model(model)
     from components.index.build import build_index
     from components.index.version_folders import UnsafeIndexTargetError, check_target
 
@@ -304,6 +303,7 @@ def index_build(
     except UnsafeIndexTargetError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    _require_model(model)
     stats = build_index(params, _corpus(params), model, out)
     _emit(stats)
 
@@ -469,7 +469,6 @@ def gate(
     params = _params(params_path, overrides)
     configure_environment()
     _require(metrics, "candidate metrics", "eval")
-    _require_index(index)
     from components.registry.client import registry_client
     from components.registry.gate import champion_metrics, decide
     from components.registry.promote import champion_version
@@ -480,6 +479,7 @@ def gate(
     if has_champion and rescore:
         import tempfile
 
+        _require_index(index)  # only a re-score reads it
         from components.registry.rescore import rescore_champion
 
         with tempfile.TemporaryDirectory(prefix="regionops-rescore-") as tmp:

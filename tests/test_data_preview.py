@@ -70,7 +70,7 @@ def test_import_versions_the_dataset_with_dvc(tmp_path, monkeypatch):
     repo_params = Path(__file__).resolve().parents[1] / "params.yaml"
     result = runner.invoke(app, ["import", "--docs", str(docs), "--name", "mine", "--params", str(repo_params)])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stderr)  # the CLI reports on stderr (rich console)
+    report = json.loads(result.stdout)  # results on stdout, logs on stderr
     assert report["documents"]["accepted"] == 1
     record = (project / "data/imports/mine.dvc").read_text()
     assert report["dvc_md5"] in record
