@@ -1,7 +1,7 @@
 """`regionops evaluate --docs DIR --questions FILE`: six systems on any folder, fair baselines.
 
-Fast: the block baselines' BM25 is the lexical channel's BM25+; lexical_only reads no dense vector;
-block recall. Slow: the command end to end on PDFs made here with a tiny untrained model (stdout
+Fast: the block baselines' BM25 is the lexical channel's BM25+; lexical_only reads no dense vector.
+Slow: the command end to end on PDFs made here with a tiny untrained model (stdout
 is the results JSON alone, every accepted question scored, quarantine and visual-only pages
 reported, the same region gives the same answer whichever system found it), and --tune-on.
 """
@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from components.data.layout import blocks_from_words
-from components.data.schema import Question
 from components.evaluation.evaluate import SYSTEMS
 from tests.conftest import REPO, TINY_OVERRIDES
 from tests.test_data_import import make_pdf
@@ -82,21 +81,6 @@ def test_lexical_only_reads_no_dense_vector(tiny_params):
     # The region is a layout block of the page, snapped as regionops snaps (regions.snap: block).
     assert list(built.top_box) in a.meta("castle.pdf#0").blocks
     assert LexicalOnly.from_index(a, tiny_params).search("zebra crossing").ranking == []
-
-
-def test_block_recall_counts_gold_boxes_a_block_matches():
-    from components.evaluation.block_recall import block_recall
-
-    blocks = {"p#0": [[0.1, 0.1, 0.5, 0.2], [0.1, 0.5, 0.9, 0.6]], "q#0": []}
-    questions = [
-        Question(id="hit", question="?", doc="p", page=0, box=(0.1, 0.1, 0.5, 0.21), type="table"),
-        Question(id="miss", question="?", doc="p", page=0, box=(0.1, 0.1, 0.9, 0.6), type="table"),
-        Question(id="visual", question="?", doc="q", page=0, box=(0.1, 0.1, 0.2, 0.2), type="chart"),
-        Question(id="unboxed", question="?", doc="p", page=0, type="chart"),
-    ]
-    recall = block_recall(blocks, questions, 0.5)
-    assert recall["n"] == 3 and recall["overall"] == pytest.approx(1 / 3)
-    assert recall["by_type"] == {"chart": {"recall": 0.0, "n": 1}, "table": {"recall": 0.5, "n": 2}}
 
 
 # --------------------------------------------------------------------------- end to end (slow)
@@ -177,7 +161,9 @@ def test_evaluate_docs_scores_every_accepted_question_with_six_systems(cli_run):
     assert metrics["counts"]["n_visual_only_pages"] >= 1 and metrics["index"]["pages"] == metrics["import"]["pages"]
     assert any("visual-only" in n and "scan.pdf#0" in n for n in metrics["notes"])
     assert "params.yaml" in metrics["regions"]["source"]  # nothing recorded for this model, and it says so
-    assert metrics["block_recall"]["n"] == 4 and 0.0 <= metrics["block_recall"]["overall"] <= 1.0
+    recall = metrics["block_recall"]  # components.evaluation.block_recall over the imported pages
+    assert recall["overall"]["n"] == 4 and recall["no_box"] == 2 and 0.0 <= recall["overall"]["recall"] <= 1.0
+    assert recall["threshold"] == 0.5  # evaluate.iou_hit
     assert (out / "quarantine" / "questions.jsonl").is_file()
     lines = [json.loads(line) for line in (out / "per_question.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in lines) == sorted(q["id"] for q in GOOD_QUESTIONS)
