@@ -241,3 +241,59 @@ def test_region_settings_come_from_the_models_recorded_evaluation(folder, tiny_p
     assert resolve_model(str(model_dir), tiny_params, tmp_path / "w2", override).params.regions.padding == 0
     with pytest.raises(ValueError, match="models:/NAME@ALIAS"):
         resolve_model("models:/regionops/3", tiny_params, tmp_path / "w3")
+
+
+@pytest.mark.slow
+def test_registered_checkpoint_is_evaluated_with_its_bundled_region_settings(folder, tiny_params, tiny_corpus,
+                                                                             tmp_path, regionops_home):
+    """``--model models:/NAME@champion``: the registered retriever indexes the folder, with the region
+    settings it was registered with (not params.yaml's)."""
+    import uuid
+
+    from components.evaluation.folder_eval import evaluate_folder, resolve_model
+    from components.index.build import build_index
+    from components.registry.promote import gate_and_register
+
+    params = tiny_params.model_copy(deep=True)
+    params.registry.model_name = params.registry.experiment = f"regionops-evalfolder-{uuid.uuid4().hex[:6]}"
+    build_index(params, tiny_corpus, folder["model"], tmp_path / "index")
+    chosen = params.regions.model_copy(update={"threshold_value": 0.6, "neighbour_range": 2}).model_dump()
+    candidate = {"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5, "mrr": 0.5}},
+                 "regions": {"tuned_on": "val", "chosen": chosen}, "dataset_id": "d" * 64, "split": "test"}
+    (tmp_path / "metrics.json").write_text(json.dumps(candidate))
+    registered = gate_and_register(params, folder["model"], tmp_path / "index", tmp_path / "metrics.json")
+    assert registered["status"] == "promoted"
+    uri = f"models:/{params.registry.model_name}@champion"
+
+    source = resolve_model(uri, tiny_params, tmp_path / "resolve")
+    assert source.regions["chosen"] == chosen and "registered checkpoint" in source.regions["source"]
+    assert (source.model_dir / "retriever" / "config.json").is_file() and source.reader_dir is None
+    with pytest.raises(LookupError, match="alias"):
+        resolve_model(f"models:/{params.registry.model_name}@nobody", tiny_params, tmp_path / "missing")
+
+    metrics = evaluate_folder(tiny_params, folder["docs"], folder["questions"], uri, tmp_path / "eval")
+    assert metrics["model"].startswith(uri) and metrics["regions"]["chosen"] == chosen
+    assert metrics["n_questions"] == len(GOOD_QUESTIONS) and set(metrics["systems"]) == set(SYSTEMS)
+
+
+@pytest.mark.slow
+def test_reader_answerer_reads_the_same_box_alike_for_every_system(tiny_params):
+    """With a reader (the served answerer when one is bundled), the answer depends on the box alone."""
+    from components.evaluation.region_answer import RegionAnswerer
+    from components.reader.answerer import ReaderAnswerer
+    from components.reader.io import build_reader
+
+    index = _index(0)
+    reader = build_reader(tiny_params.reader, tiny_params.model, cell_dim=16)
+    answerer = RegionAnswerer(index, ReaderAnswerer(reader, index))
+    assert answerer.kind == "reader"
+    box = index.meta("castle.pdf#0").blocks[1]
+    query = np.ones(16, dtype=np.float32) / 4.0
+    first = answerer.answer("When was it built?", "castle.pdf#0", box, query)
+    # The same box found by another system (given as floats that round alike) reads the same.
+    assert answerer.answer("When was it built?", "castle.pdf#0", [v + 1e-9 for v in box], query) == first
+    assert first in {"", *(w[0] for w in index.meta("castle.pdf#0").words),
+                     *(" ".join(w[0] for w in index.meta("castle.pdf#0").words[i:j]) for i in range(7)
+                       for j in range(i + 1, 8))}
+    assert answerer.answer("When was it built?", "castle.pdf#0", None, query) == ""  # no region, no answer
+    assert answerer.answer("When was it built?", "unknown.pdf#0", box, query) == ""
