@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # The install stamp changes with pyproject.toml, so a dependency change reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export REGIONOPS_HOME ?= $(CURDIR)/.regionops
-# Telemetry off for every tool (DESIGN §8); components.settings sets the same at import.
+# Telemetry off for every tool (docs/design.md §8); components.settings sets the same at import.
 export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false

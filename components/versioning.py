@@ -1,7 +1,7 @@
 """Run DVC stages and move data to the DVC remote, through DVC's own command line.
 
 The CLI rather than ``dvc.api``: DVC's Python API needs the process's working
-directory inside the repo and is not safe from threads (DESIGN §8); a subprocess
+directory inside the repo and is not safe from threads (docs/design.md §8); a subprocess
 gives each stage its own clean process and its own error message.
 """
 

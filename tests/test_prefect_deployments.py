@@ -1,6 +1,6 @@
 """Deployments against real services: ``prefect server start``, a process work pool and ``prefect worker start``.
 
-One stack per module (the server takes 7-15 s to start, DESIGN §8), on 127.0.0.1 and a free
+One stack per module (the server takes 7-15 s to start, docs/design.md §8), on 127.0.0.1 and a free
 port, each process in its own process group and stopped by PID. The project is the tiny
 config in a temp folder, as in test_pipeline_integration.
 """

@@ -1,4 +1,4 @@
-"""Import a user's documents through the data contract (DESIGN §3).
+"""Import a user's documents through the data contract (docs/data-contract.md).
 
 PDFs are rendered with pypdfium2 at ``data.render_dpi`` and keep the PDF's own text layer (word
 boxes converted from PDF space, origin bottom-left, to normalised top-left) and layout blocks

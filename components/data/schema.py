@@ -1,4 +1,4 @@
-"""The data contract (DESIGN §3) as typed records: pages with a text layer, and questions."""
+"""The data contract (docs/data-contract.md) as typed records: pages with a text layer, and questions."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class Page(BaseModel):
 
 
 class Question(BaseModel):
-    # Unknown keys are kept (DESIGN §3): they land in ``meta`` rather than failing the record.
+    # Unknown keys are kept (docs/data-contract.md): they land in ``meta`` rather than failing the record.
     model_config = ConfigDict(extra="allow")
     id: str = Field(min_length=1)
     question: str

@@ -1,4 +1,4 @@
-"""The seeded synthetic corpus (DESIGN §4): visually rich pages rendered with Pillow, their
+"""The seeded synthetic corpus (docs/design.md §4): visually rich pages rendered with Pillow, their
 text layer, and questions with answers and evidence boxes.
 
 Documents come in *families*: the documents of one family share a company, layout, table rows,

@@ -1,4 +1,4 @@
-"""The validation gate (DESIGN §3, §7): Great Expectations suites over the page and question
+"""The validation gate (docs/data-contract.md, §7): Great Expectations suites over the page and question
 tables, record-level quarantine, accepted.json for the trainer, JSON + Data Docs reports.
 
 Each JSONL line becomes one row of a pandas frame. Checks that need Python (JSON parsing,

@@ -1,4 +1,4 @@
-"""The retriever ablation reviewers are owed (DESIGN §5): global only, + labelled local, + pseudo-labels.
+"""The retriever ablation reviewers are owed (docs/design.md §5): global only, + labelled local, + pseudo-labels.
 
 Each variant is trained with several seeds on the same corpus, indexed and evaluated on the
 same split; the table reports mean ± std per variant, for the fused system (``regionops``) and

@@ -1,4 +1,4 @@
-"""Retrieval, localisation and answer metrics (DESIGN §7).
+"""Retrieval, localisation and answer metrics (docs/design.md §7).
 
 Per-question functions return a float, or None when the gold field the metric needs is
 missing; ``MetricAccumulator`` averages only the defined values and counts them, so a

@@ -1,6 +1,6 @@
 """The sparse channel of retrieval: BM25 over page text, and exact-term heatmaps on the grid.
 
-Real retrieval systems fuse sparse and dense evidence (DESIGN §5). Here the sparse side
+Real retrieval systems fuse sparse and dense evidence (docs/design.md §5). Here the sparse side
 does two things: it proposes candidate pages the dense faiss stage may have missed, and
 it maps the query's terms onto the grid cells whose words contain them, so the heatmap
 can light up exactly where a rare term (a name, a year, a row label) is printed.

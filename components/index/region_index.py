@@ -1,4 +1,4 @@
-"""The region index (DESIGN §6): compressed per-page cell vectors + a faiss candidate stage.
+"""The region index (docs/design.md §6): compressed per-page cell vectors + a faiss candidate stage.
 
 Search runs in two steps. A faiss index over pooled page vectors (or over every cell) finds C
 candidate pages; only those candidates get an exact heatmap (decompressed cells · query), and a

@@ -1,4 +1,4 @@
-"""Hybrid supervision losses of the region retriever (DESIGN §5).
+"""Hybrid supervision losses of the region retriever (docs/design.md §5).
 
 * global: in-batch InfoNCE over page scores (page score = max cell score, or a late-interaction
   score passed in), hard negatives appended;

@@ -1,4 +1,4 @@
-"""Second backbone (DESIGN §5, for GPU users): a transformers vision tower as the cells' pixel path.
+"""Second backbone (docs/design.md §5, for GPU users): a transformers vision tower as the cells' pixel path.
 
 Any local SigLIP / CLIP checkpoint works: a vision-only model (``SiglipVisionModel``) or a
 dual-encoder whose ``vision_config`` is taken apart. Its patch states are pooled onto the G×G

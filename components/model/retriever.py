@@ -1,4 +1,4 @@
-"""The region retriever (DESIGN §5): a cell encoder for pages and a MiniLM query encoder.
+"""The region retriever (docs/design.md §5): a cell encoder for pages and a MiniLM query encoder.
 
 Scores follow RegionRAG: cell score = <mean of the L2-normalised query token vectors, cell vector>,
 page score = max over the page's cells.
@@ -90,7 +90,7 @@ class LexicalSkip(nn.Module):
 
     Query tokens and cell texts pass through the same matrix, so from step 0 a cell scores high
     when it holds the query's word pieces (rare names especially): an inductive bias for lexical
-    evidence (DESIGN §5 allows it), which the learned paths then refine. ``model.lexical_skip``.
+    evidence (docs/design.md §5 allows it), which the learned paths then refine. ``model.lexical_skip``.
     """
 
     def __init__(self, text_width: int, dim: int):

@@ -1,4 +1,4 @@
-"""Question -> ranked regions -> answer: the online path of regionops (DESIGN §5, §6).
+"""Question -> ranked regions -> answer: the online path of regionops (docs/design.md §5, §6).
 
 encode query → index.search (faiss candidates, exact heatmaps) → extract_regions per candidate
 page → rank regions across pages → top-k regions → answer from the top region's text layer.

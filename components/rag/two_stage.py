@@ -1,4 +1,4 @@
-"""Two-stage retrieval for questions with a query image (RORA-VLM, DESIGN §5).
+"""Two-stage retrieval for questions with a query image (RORA-VLM, docs/design.md §5).
 
 1. The query image retrieves the entity's picture by image similarity (no text channel: "this
    building" names nothing): by default against the picture descriptors stored in the index

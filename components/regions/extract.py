@@ -1,4 +1,4 @@
-"""Heatmap -> regions (DESIGN §5): threshold, connected components, tight boxes, scores, ranking.
+"""Heatmap -> regions (docs/design.md §5): threshold, connected components, tight boxes, scores, ranking.
 
 ``box_to_cells``/``cells_to_box`` (the grid rasterisation shared with the training loss) live in
 ``components.regions.grid`` and are re-exported here.
