@@ -6,7 +6,10 @@ stay inside the commands so that ``--help`` answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -198,25 +201,72 @@ def index_stats(index: Annotated[Path, typer.Option(help="index folder")] = Path
     console.print_json(json.dumps(RegionIndex.load(index).stats()))
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send everything written to stdout meanwhile (this process and its children) to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
-    index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
+    model: Annotated[str, typer.Option(help="exported retriever folder; with --docs also models:/NAME@ALIAS")] = "data/model",
+    index: Annotated[Path, typer.Option(help="index folder (not with --docs: the folder is indexed afresh)")] = Path("data/index"),
     out: Annotated[Path, typer.Option(help="metrics folder")] = Path("eval"),
-    reader: Annotated[Optional[Path], typer.Option(help="exported reader folder (answer metrics); skipped when absent")] = None,
+    reader: Annotated[Path | None, typer.Option(help="exported reader folder: answer metrics (split mode); "
+                                                   "with --docs, the answerer of every system")] = None,
+    docs: Annotated[Path | None, typer.Option(help="evaluate on this folder of PDFs/images instead of the "
+                                                 "corpus split (imported and indexed in a temp folder)")] = None,
+    questions: Annotated[Path | None, typer.Option(help="questions JSONL for --docs (the import format)")] = None,
+    tune_on: Annotated[float | None, typer.Option(help="with --docs: tune region settings on this seeded "
+                                                     "share of the documents and score only the rest")] = None,
+    regions_from: Annotated[Path | None, typer.Option(help="with --docs: region settings from this "
+                                                         "metrics.json (regions.chosen) or params.yaml")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
-    """Score regionops and the baselines on the evaluation split; write metrics.json and report.md."""
+    """Score regionops and the baselines (on the evaluation split, or on --docs); write metrics.json and
+    report.md. The results JSON goes to stdout, everything else to stderr."""
     params = _params(params_path, overrides)
     settings = configure_environment()
-    from components.evaluation.evaluate import run_evaluation
-
     if reader is not None and not (reader / "config.json").is_file():
         console.print(f"[red]--reader {reader}: no exported reader there (run `regionops train-reader`)[/red]")
         raise typer.Exit(2)
-    metrics = run_evaluation(params, _corpus(params), model, index, out, settings, reader_dir=reader)
-    console.print_json(json.dumps({"systems": metrics["systems"], "n_questions": metrics["n_questions"]}))
+    if docs is None and (questions is not None or tune_on is not None or regions_from is not None):
+        console.print("[red]--questions, --tune-on and --regions-from go with --docs[/red]")
+        raise typer.Exit(2)
+    if docs is not None and questions is None:
+        console.print("[red]--docs needs --questions (a JSONL of questions on those documents)[/red]")
+        raise typer.Exit(2)
+    with _stdout_to_stderr():  # stdout carries the results JSON alone
+        if docs is None:
+            if model.startswith("models:"):
+                console.print("[red]a models:/ URI is evaluated on a folder: add --docs and --questions[/red]")
+                raise typer.Exit(2)
+            from components.evaluation.evaluate import run_evaluation
+
+            metrics = run_evaluation(params, _corpus(params), Path(model), index, out, settings, reader_dir=reader)
+            result = {"systems": metrics["systems"], "n_questions": metrics["n_questions"]}
+        else:
+            from components.evaluation.folder_eval import evaluate_folder
+
+            try:
+                metrics = evaluate_folder(params, docs, questions, model, out, tune_on, reader, regions_from)
+            except (ValueError, LookupError, FileNotFoundError, NotADirectoryError) as exc:
+                console.print(f"[red]evaluate --docs failed:[/red] {exc}")
+                raise typer.Exit(2) from None
+            keys = ("systems", "systems_text_only", "n_questions", "block_recall", "answerer", "import",
+                    "regions", "tuned_on", "notes", "model")
+            result = {key: metrics[key] for key in keys} | {"out": str(out)}
+    typer.echo(json.dumps(result))
 
 
 @ablate_app.command("retriever")

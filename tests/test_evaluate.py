@@ -102,6 +102,17 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
         for key in ("page_r1", "page_r5", "ndcg5", "mrr", "region_hit1", "region_miou"):
             assert 0.0 <= values[key] <= 1.0, (name, key)
         assert values["latency_ms_p50"] > 0
+        assert values["latency_ms"] == {"p50": values["latency_ms_p50"], "p95": values["latency_ms_p95"]}
+    assert "lexical_only" in SYSTEMS  # the no-model bar runs in the DVC stage too
+    n_image = sum(1 for q in tiny_corpus.questions_in(tiny_params.evaluate.split) if q.query_image)
+    assert written["counts"]["n_text_only"] == n_test - n_image
+    assert set(written["systems_text_only"]) == set(SYSTEMS)
+    assert written["block_recall"]["n"] == written["counts"]["n_with_box"]
+    assert 0.0 <= written["block_recall"]["overall"] <= 1.0
+    # Every system answers with the same region-text answerer (it used to answer the block
+    # baselines from flattened block text: ANLS 0.000 on the synthetic test split).
+    assert written["answerer"] == "text"
+    assert written["systems"]["bm25_blocks"]["anls"] > 0.0
     # The lexical baseline must find keyword-bearing synthetic pages well above chance.
     assert written["systems"]["bm25_blocks"]["page_r1"] > 2 / len(tiny_corpus.pages)
     assert len(written["dataset_id"]) == 64

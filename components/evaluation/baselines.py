@@ -1,8 +1,10 @@
-"""Text-layer block baselines (DESIGN §7): BM25 and MiniLM dense retrieval over layout blocks.
+"""Text-layer block baselines: BM25+ and MiniLM dense retrieval over layout blocks.
 
 Blocks come from ``components.data.layout.page_blocks`` (recorded layout blocks, or blocks grouped
 from the words). Both baselines rank pages by their best block and return that block's box as
-the region.
+the region. ``bm25_blocks`` is the lexical channel's own BM25+ and tokenizer
+(``components.index.lexical``) over blocks instead of pages, so that it and the fused
+retriever's lexical evidence differ only in what a document is.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.data.layout import TextBlock, blocks_from_words, page_blocks  # noqa: F401 - re-exported
-from components.rag.answer import tokens
+from components.index.lexical import bm25_plus, tokenize
 
 
 @dataclass
@@ -33,21 +35,28 @@ def _rank_pages(blocks: list[TextBlock], scores: np.ndarray, k: int | None) -> l
 
 
 class BM25Blocks:
-    """BM25Okapi (rank-bm25) over block tokens; page score = best block."""
+    """BM25+ over block tokens (the lexical channel's BM25 and tokenizer); page score = best block."""
 
     name = "bm25_blocks"
 
     def __init__(self, blocks: list[TextBlock]):
-        from rank_bm25 import BM25Okapi
-
         if not blocks:
             raise ValueError("bm25_blocks needs at least one text block")
         self.blocks = blocks
-        # rank-bm25 fails on an all-empty corpus; an empty block gets a placeholder token that no query has.
-        self.bm25 = BM25Okapi([tokens(b.text) or ["\u2400"] for b in blocks])
+        self.bm25 = bm25_plus([tokenize(b.text) for b in blocks])
+
+    def scores(self, question: str) -> np.ndarray:
+        """Every block's BM25+ score for ``question`` (zeros when it has no indexable term)."""
+        terms = tokenize(question)
+        if not terms:
+            return np.zeros(len(self.blocks), dtype=np.float64)
+        return np.asarray(self.bm25.get_scores(terms))
 
     def search(self, question: str, k: int | None = None) -> list[BlockHit]:
-        return _rank_pages(self.blocks, self.bm25.get_scores(tokens(question)), k)
+        scores = self.scores(question)
+        if not scores.any():  # no term of the question is in any block: no evidence, no ranking
+            return []
+        return _rank_pages(self.blocks, scores, k)
 
 
 class DenseBlocks:

@@ -1,19 +1,19 @@
-"""Score regionops and its baselines on one split, on the same questions and pages (DESIGN §7).
+"""Score regionops, its ablations and the baselines on the same questions and pages.
 
-Systems:
-  regionops     the retriever + index at region level (top region across candidate pages),
-                dense and lexical channels fused (rag.lexical_weight);
-  regionops_dense  the same with the lexical channel off: each channel's contribution;
-  page_level    the same model and page ranking, region = the whole top page;
-  bm25_blocks   BM25 over text-layer blocks, region = best block;
-  dense_blocks  MiniLM dense retrieval over the same blocks.
-All systems search exactly the pages held by the index and answer with the same region-text
-answerer, so differences come from retrieval and localisation alone.
+The six systems are described in ``components.evaluation.systems``: all search exactly the pages
+held by the index, read the same question text and answer with the same answerer over their top
+region (``components.evaluation.region_answer``), so differences come from retrieval and
+localisation alone.
 
-Writes ``metrics.json``, ``report.md``, ``per_type.json``/``per_type.md``, ``per_question.jsonl``
-(every system's scores per question, for paired comparisons) and ``highlights/`` (a fixed
-seeded sample of questions as PNGs plus ``sample.json``) into the output
-folder and logs them (plus ``<system>.<metric>`` metrics) to the training run in MLflow.
+``run_evaluation`` scores one split of the pipeline's corpus (the DVC ``evaluate`` stage);
+``components.evaluation.folder_eval`` scores every question of an external folder with the same
+``score_questions``. Both write ``metrics.json`` (per system the retrieval, region and answer
+metrics and ``latency_ms: {p50, p95}``; the same for text-only questions in
+``systems_text_only``; ``block_recall``), ``report.md``, ``per_type.json``/``per_type.md``,
+``per_question.jsonl`` (every system's scores per question, for paired comparisons) and
+``highlights/`` (a fixed seeded sample of questions as PNGs plus ``sample.json``) into the
+output folder; ``run_evaluation`` also logs them (plus ``<system>.<metric>`` metrics) to the
+training run in MLflow.
 """
 
 from __future__ import annotations
@@ -21,10 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
-import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,29 +30,15 @@ from tqdm.auto import tqdm
 from components.config import Params
 from components.data.corpus import Corpus
 from components.evaluation import metrics as M
-from components.evaluation.baselines import BM25Blocks, DenseBlocks, blocks_from_words, page_blocks
-from components.evaluation.highlights import draw_highlight
+from components.evaluation.block_recall import block_recall
+from components.evaluation.highlights import highlight_sample, write_highlights
+from components.evaluation.region_answer import RegionAnswerer
 from components.evaluation.report import render_per_type, render_report
-from components.rag.answer import answer_from_region, answer_from_text_lines
+from components.evaluation.systems import FULL_PAGE, SYSTEMS, SystemOutput, SystemRunner  # noqa: F401
 from components.rag.engine import RagEngine
-from components.regions.extract import extract_regions
 
-SYSTEMS = ("regionops", "regionops_dense", "page_level", "bm25_blocks", "dense_blocks")
-FULL_PAGE = (0.0, 0.0, 1.0, 1.0)
 METRIC_KEYS = ("page_r1", "page_r5", "ndcg5", "mrr", "region_hit1", "region_miou", "anls", "em")
-
-
-@dataclass
-class SystemOutput:
-    """What one system returned for one question."""
-
-    ranking: list[str]
-    top_page: str | None
-    top_box: tuple | None
-    gold_page_box: tuple | None  # the system's best region on the gold page (for mean IoU)
-    answer: str
-    latency_ms: float
-    extra: dict[str, Any] = field(default_factory=dict)
+_highlight_sample = highlight_sample  # the name the tests and older callers import
 
 
 def dataset_id(question_ids: list[str], page_ids: list[str]) -> str:
@@ -67,99 +50,6 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _dedup(pages: list[str]) -> list[str]:
-    return list(dict.fromkeys(pages))
-
-
-class _Evaluator:
-    def __init__(self, params: Params, corpus: Corpus, engine: RagEngine):
-        self.params, self.corpus, self.engine = params, corpus, engine
-        dense_params = params.model_copy(update={"rag": params.rag.model_copy(update={"lexical_weight": 0.0})})
-        self.dense_engine = RagEngine(engine.retriever, engine.index, dense_params)
-        index = engine.index
-        blocks = []
-        for pid in index.page_ids:
-            if corpus.has_page(pid):
-                blocks.extend(page_blocks(corpus.page(pid)))
-            else:  # the index may hold pages the evaluation corpus lacks: use its stored text layer
-                blocks.extend(blocks_from_words(pid, index.meta(pid).words))
-        self.bm25 = BM25Blocks(blocks)
-        self.dense = DenseBlocks.from_params(blocks, params.model)
-        self.n_blocks = len(blocks)
-
-    def query_image(self, question):
-        path = self.corpus.query_image_path(question)
-        if path is None:
-            return None
-        from PIL import Image
-
-        with Image.open(path) as img:
-            return img.convert("RGB")
-
-    def run_model(self, question) -> tuple[SystemOutput, SystemOutput, SystemOutput]:
-        engine, index, k = self.engine, self.engine.index, self.params.evaluate.k
-        gold = question.page_id
-        image = self.query_image(question)
-        t0 = time.perf_counter()
-        text, qv = engine.query(question.question, image)  # as served: two-stage for image questions
-        t_enc = time.perf_counter()
-        hits = engine.search_vector(qv, question=text)
-        t_search = time.perf_counter()
-        result = engine.answer_vector(text, qv, k=k, hits=hits)
-        t_region = time.perf_counter()
-        enc_ms, search_ms = (t_enc - t0) * 1e3, (t_search - t_enc) * 1e3
-        region_ms = (t_region - t0) * 1e3  # encode + search + region extraction + answer
-
-        gold_region_box = None
-        if gold is not None and index.has_page(gold):
-            fused = index.heatmap(gold, qv, text, self.params.rag.lexical_weight,
-                                  self.params.rag.lexical_scope, self.params.rag.region_term_weights)
-            regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks)
-            gold_region_box = regions[0].box if regions else None
-        region_pages = _dedup([r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking])
-        regionops = SystemOutput(
-            ranking=region_pages, top_page=result.page_id,
-            top_box=tuple(result.boxes[0]) if result.boxes else None,
-            gold_page_box=gold_region_box, answer=result.answer, latency_ms=region_ms,
-            extra={"result": result, "query": qv},
-        )
-        top = hits[0].page_id if hits else None
-        page_answer = answer_from_region(text, index.meta(top).words, FULL_PAGE) if top else ""
-        page_level = SystemOutput(
-            ranking=[h.page_id for h in hits], top_page=top, top_box=FULL_PAGE if top else None,
-            gold_page_box=FULL_PAGE if gold is not None and index.has_page(gold) else None,
-            answer=page_answer, latency_ms=enc_ms + search_ms,
-        )
-        t0 = time.perf_counter()
-        dense = self.dense_engine.answer_vector(text, qv, k=k)
-        dense_ms = enc_ms + (time.perf_counter() - t0) * 1e3
-        dense_gold_box = None
-        if gold is not None and index.has_page(gold):
-            dense_regions = extract_regions(index.heatmap(gold, qv), self.params.regions, gold,
-                                            blocks=index.meta(gold).blocks)
-            dense_gold_box = dense_regions[0].box if dense_regions else None
-        regionops_dense = SystemOutput(
-            ranking=_dedup([r["page_id"] for r in dense.regions] + [p for p, _ in dense.page_ranking]),
-            top_page=dense.page_id, top_box=tuple(dense.boxes[0]) if dense.boxes else None,
-            gold_page_box=dense_gold_box, answer=dense.answer, latency_ms=dense_ms,
-        )
-        return regionops, regionops_dense, page_level
-
-    def run_blocks(self, system, question) -> SystemOutput:
-        t0 = time.perf_counter()
-        hits = system.search(question.question)
-        top = hits[0] if hits else None
-        answer = answer_from_text_lines(question.question, top.block.text.split("\n")) if top else ""
-        latency = (time.perf_counter() - t0) * 1e3
-        gold_hit = next((h for h in hits if h.page_id == question.page_id), None)
-        return SystemOutput(
-            ranking=[h.page_id for h in hits], top_page=top.page_id if top else None,
-            top_box=top.block.box if top else None,
-            gold_page_box=gold_hit.block.box if gold_hit else None,
-            answer=answer, latency_ms=latency,
-        )
 
 
 def score_question(out: SystemOutput, question, iou_hit: float, k: int) -> dict[str, float | None]:
@@ -180,71 +70,149 @@ def score_question(out: SystemOutput, question, iou_hit: float, k: int) -> dict[
 
 def _write_per_question(path: Path, records: list[dict]) -> None:
     """One line per question: its id, type and every system's scores, so that two runs on the same
-    questions can be compared question by question (paired intervals in the retriever ablation)."""
+    questions can be compared question by question (paired intervals in the retriever ablation),
+    and what each system returned (top page, top region box, answer)."""
     with path.open("w", encoding="utf-8") as f:
         for record in records:
             q = record["question"]
-            f.write(json.dumps({"id": q.id, "type": q.type, "scores": record["scores"]}) + "\n")
+            outputs = {name: {"page": out.top_page, "box": None if out.top_box is None else [round(float(v), 6) for v in out.top_box],
+                              "answer": out.answer}
+                       for name, out in record["outputs"].items()}
+            f.write(json.dumps({"id": q.id, "type": q.type, "query_image": bool(q.query_image),
+                                "scores": record["scores"], "outputs": outputs}) + "\n")
 
 
-def _highlight_sample(records: list[dict], n: int, seed: int) -> list[dict]:
-    """A fixed seeded sample of the boxed questions, drawn by question id alone, never by outcome.
+def _system_table(acc: dict[str, M.MetricAccumulator], latencies: dict[str, list[float]]) -> dict:
+    systems = {}
+    for name in SYSTEMS:
+        means = acc[name].means()
+        values: dict[str, Any] = {key: means.get(key) for key in METRIC_KEYS}
+        p50, p95 = M.percentile(latencies[name], 50), M.percentile(latencies[name], 95)
+        values["latency_ms"] = {"p50": p50, "p95": p95}
+        values["latency_ms_p50"], values["latency_ms_p95"] = p50, p95  # flat, for MLflow and older readers
+        systems[name] = values
+    return systems
 
-    Every run over the same evaluation set draws the same questions, so two runs compare image
-    by image; each image is then labelled hit or miss by this run's own outcome.
+
+def score_questions(params: Params, corpus: Corpus, engine: RagEngine, questions: list,
+                    answerer: RegionAnswerer | None = None, desc: str = "evaluate") -> dict:
+    """Run and score the six systems on ``questions``.
+
+    Returns ``systems`` (all questions), ``systems_text_only`` (questions without a query image),
+    ``counts``, ``block_recall``, per-type rows and the per-question records.
     """
-    boxed = sorted((r for r in records if r["scores"]["regionops"]["region_hit1"] is not None),
-                   key=lambda r: _question_id(r))
-    return random.Random(seed).sample(boxed, min(n, len(boxed)))
+    answerer = answerer or RegionAnswerer(engine.index, engine.reader)
+    runner = SystemRunner(params, corpus, engine, answerer)
+    iou_hit, k = params.evaluate.iou_hit, params.evaluate.k
+    acc = {s: M.MetricAccumulator() for s in SYSTEMS}
+    acc_text = {s: M.MetricAccumulator() for s in SYSTEMS}
+    latencies: dict[str, list[float]] = defaultdict(list)
+    latencies_text: dict[str, list[float]] = defaultdict(list)
+    per_type: dict[tuple[str, str], M.MetricAccumulator] = defaultdict(M.MetricAccumulator)
+    records = []
+    not_indexed = 0
+    if questions:
+        # One untimed question first: lazy loads (text encoder, lexical channel) are not per-question latency.
+        runner.run(questions[0])
+    for q in tqdm(questions, desc=desc, unit="q", disable=None):
+        if q.page_id is not None and not engine.index.has_page(q.page_id):
+            not_indexed += 1  # scored as a retrieval miss: the system cannot find an unindexed page
+        outputs = runner.run(q)
+        scores = {}
+        for name, out in outputs.items():
+            scores[name] = score_question(out, q, iou_hit, k)
+            for key, value in scores[name].items():
+                acc[name].add(key, value)
+                if not q.query_image:
+                    acc_text[name].add(key, value)
+                if key in ("page_r1", "region_hit1"):
+                    per_type[(q.type or "untyped", name)].add(key, value)
+            latencies[name].append(out.latency_ms)
+            if not q.query_image:
+                latencies_text[name].append(out.latency_ms)
+        records.append({"question": q, "outputs": outputs, "scores": scores})
+    first = acc["regionops"].counts
+    counts = {
+        "n_with_page": first.get("page_r1", 0),
+        "n_with_box": first.get("region_hit1", 0),
+        "n_with_answers": first.get("anls", 0),
+        "n_query_image": sum(1 for q in questions if q.query_image),
+        "n_text_only": sum(1 for q in questions if not q.query_image),
+        "n_gold_page_not_indexed": not_indexed,
+        "n_indexed_pages": len(engine.index),
+        "n_blocks": runner.n_blocks,
+    }
+    type_rows = [
+        {"type": t, "system": s, "n": acc_t.counts.get("page_r1", 0), **{
+            key: acc_t.means().get(key) for key in ("page_r1", "region_hit1")}}
+        for (t, s), acc_t in sorted(per_type.items())
+    ]
+    return {
+        "systems": _system_table(acc, latencies),
+        "systems_text_only": _system_table(acc_text, latencies_text),
+        "counts": counts,
+        "block_recall": block_recall(corpus, questions, iou_hit),
+        "answerer": answerer.kind,
+        "type_rows": type_rows,
+        "records": records,
+    }
 
 
-def _question_id(record: dict) -> str:
-    question = record.get("question")
-    return str(getattr(question, "id", None) or record.get("id"))
+def write_outputs(out_dir: Path, metrics: dict, scored: dict, corpus: Corpus, engine: RagEngine,
+                  params: Params) -> None:
+    """metrics.json, per_type.{json,md}, per_question.jsonl, report.md and highlights/ into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    type_rows, records = scored["type_rows"], scored["records"]
+    _write_json(out_dir / "metrics.json", metrics)
+    _write_json(out_dir / "per_type.json", type_rows)
+    _write_per_question(out_dir / "per_question.jsonl", records)
+    (out_dir / "report.md").write_text(render_report(metrics, type_rows), encoding="utf-8")
+    (out_dir / "per_type.md").write_text(render_per_type(type_rows), encoding="utf-8")
+    highlights = out_dir / "highlights"
+    if highlights.exists():
+        for old in highlights.glob("*.png"):
+            old.unlink()
+    sample = highlight_sample(records, params.evaluate.n_highlights, params.seed)
+    write_highlights(sample, corpus, engine, highlights)
 
 
-def _write_highlights(sample: list[dict], corpus: Corpus, engine: RagEngine, folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    index: list[dict] = []  # which question each image shows and whether this run hit it
-    for rec in sample:
-        q, out = rec["question"], rec["outputs"]["regionops"]
-        result, qv = out.extra["result"], out.extra["query"]
-        kind = "hit" if rec["scores"]["regionops"]["region_hit1"] == 1.0 else "miss"
-        panels = []
-        pages = _dedup([p for p in (result.page_id, q.page_id) if p is not None])
-        for pid in pages:
-            if not corpus.has_page(pid):
-                continue
-            heat = result.heatmaps.get(pid)  # the fused map the ranking used
-            if heat is None:
-                heat = engine.index.heatmap(pid, qv, result.question, engine.params.rag.lexical_weight,
-                                            engine.params.rag.lexical_scope, engine.params.rag.region_term_weights)
-            boxes = [r["box"] for r in result.regions if r["page_id"] == pid]
-            label = "gold" if pid == q.page_id else "predicted"
-            panels.append(
-                draw_highlight(corpus.load_image(corpus.page(pid)), heat, boxes,
-                               q.box if pid == q.page_id else None, f"{kind.upper()} {q.id} {label}: {pid}")
-            )
-        if not panels:
-            continue
-        height = max(p.size[1] for p in panels)
-        from PIL import Image
+def tune_regions_on(params: Params, questions: list, engine: RagEngine) -> tuple[Params, dict] | None:
+    """Region-extraction settings tuned on ``questions``' gold-page fused heatmaps (those with a box,
+    an indexed gold page and no query image); None when there is no such question."""
+    from components.model.encode import encode_queries
+    from components.regions.extract import tune_region_params
 
-        canvas = Image.new("RGB", (sum(p.size[0] for p in panels), height), "white")
-        x = 0
-        for panel in panels:
-            canvas.paste(panel, (x, 0))
-            x += panel.size[0]
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in q.id)[:60]
-        # Named by question only: the same file name in two runs shows the same question.
-        path = folder / f"{safe}.png"
-        canvas.save(path, format="PNG")
-        paths.append(path)
-        index.append({"file": path.name, "question_id": q.id, "type": q.type, "outcome": kind,
-                      "gold_page": q.page_id, "predicted_page": result.page_id})
-    _write_json(folder / "sample.json", index)
-    return paths
+    usable = [q for q in questions
+              if q.box and q.page_id and not q.query_image and engine.index.has_page(q.page_id)]
+    if not usable:
+        return None
+    vectors = encode_queries(engine.retriever, [q.question for q in usable])
+    heatmaps = [engine.index.heatmap(q.page_id, v, q.question, params.rag.lexical_weight, params.rag.lexical_scope,
+                                     params.rag.region_term_weights)
+                for q, v in zip(usable, vectors)]
+    blocks = [engine.index.meta(q.page_id).blocks for q in usable]
+    chosen, table = tune_region_params(heatmaps, [q.box for q in usable], params.regions, params.evaluate.iou_hit,
+                                       blocks=blocks)
+    best = max(table, key=lambda row: (row["hit1"], row["miou"]))
+    record = {"n_tuned": len(usable), "chosen": chosen.model_dump(),
+              "tuned_gold_page_hit1": best["hit1"], "tuned_gold_page_miou": best["miou"]}
+    return params.model_copy(update={"regions": chosen}), record
+
+
+def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> tuple[Params, dict]:
+    """Region-extraction settings chosen on the validation split (never on test), and the record.
+
+    Tuned on the fused gold-page heatmaps of val questions with a box; with no such
+    questions the params.yaml settings stand, and the record says so.
+    """
+    tuned = tune_regions_on(params, corpus.questions_in("val"), engine)
+    if tuned is None:
+        return params, {"tuned_on": None, "chosen": params.regions.model_dump()}
+    params, record = tuned
+    return params, {"tuned_on": "val", "n_val": record["n_tuned"], "chosen": record["chosen"],
+                    "val_gold_page_hit1": record["tuned_gold_page_hit1"],
+                    "val_gold_page_miou": record["tuned_gold_page_miou"]}
 
 
 def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, metrics: dict) -> str:
@@ -286,32 +254,6 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
         return run.info.run_id
 
 
-def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> tuple[Params, dict]:
-    """Region-extraction settings chosen on the validation split (never on test), and the record.
-
-    Tuned on the fused gold-page heatmaps of val questions with a box; with no such
-    questions the params.yaml settings stand, and the record says so.
-    """
-    from components.model.encode import encode_queries
-    from components.regions.extract import tune_region_params
-
-    val = [q for q in corpus.questions_in("val")
-           if q.box and q.page_id and not q.query_image and engine.index.has_page(q.page_id)]
-    if not val:
-        return params, {"tuned_on": None, "chosen": params.regions.model_dump()}
-    vectors = encode_queries(engine.retriever, [q.question for q in val])
-    heatmaps = [engine.index.heatmap(q.page_id, v, q.question, params.rag.lexical_weight, params.rag.lexical_scope,
-                                     params.rag.region_term_weights)
-                for q, v in zip(val, vectors)]
-    blocks = [engine.index.meta(q.page_id).blocks for q in val]
-    chosen, table = tune_region_params(heatmaps, [q.box for q in val], params.regions, params.evaluate.iou_hit,
-                                       blocks=blocks)
-    best = max(table, key=lambda row: (row["hit1"], row["miou"]))
-    record = {"tuned_on": "val", "n_val": len(val), "chosen": chosen.model_dump(),
-              "val_gold_page_hit1": best["hit1"], "val_gold_page_miou": best["miou"]}
-    return params.model_copy(update={"regions": chosen}), record
-
-
 def _reader_answering(params: Params, corpus: Corpus, engine: RagEngine, reader_dir: Path, split: str) -> dict:
     """Answers by the trained reader (issue 7): oracle vs retrieved contexts, region vs page level."""
     from components.evaluation.answering import AnsweringBench, evaluate_answering
@@ -328,7 +270,7 @@ def run_evaluation(
     params: Params, corpus: Corpus, model_dir: Path, index_dir: Path, out_dir: Path, settings=None,
     engine: RagEngine | None = None, log_mlflow: bool = True, reader_dir: Path | None = None,
 ) -> dict:
-    """Evaluate the four systems on ``params.evaluate.split``; write and log the outputs; return metrics."""
+    """Evaluate the six systems on ``params.evaluate.split``; write and log the outputs; return metrics."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     split = params.evaluate.split
@@ -337,57 +279,18 @@ def run_evaluation(
         raise ValueError(f"no questions in the {split!r} split of {corpus.root}: nothing to evaluate")
     engine = engine or RagEngine.from_dirs(Path(model_dir), Path(index_dir), params)
     params, region_choice = choose_region_params(params, corpus, engine)
-    engine = RagEngine(engine.retriever, engine.index, params)  # the caller's engine keeps its settings
-    evaluator = _Evaluator(params, corpus, engine)
-    iou_hit, k = params.evaluate.iou_hit, params.evaluate.k
-
-    acc = {s: M.MetricAccumulator() for s in SYSTEMS}
-    latencies: dict[str, list[float]] = defaultdict(list)
-    per_type: dict[tuple[str, str], M.MetricAccumulator] = defaultdict(M.MetricAccumulator)
-    records = []
-    not_indexed = 0
-    for q in tqdm(questions, desc=f"evaluate {split}", unit="q", disable=None):
-        if q.page_id is not None and not engine.index.has_page(q.page_id):
-            not_indexed += 1  # scored as a retrieval miss: the system cannot find an unindexed page
-        regionops, regionops_dense, page_level = evaluator.run_model(q)
-        outputs = {
-            "regionops": regionops,
-            "regionops_dense": regionops_dense,
-            "page_level": page_level,
-            "bm25_blocks": evaluator.run_blocks(evaluator.bm25, q),
-            "dense_blocks": evaluator.run_blocks(evaluator.dense, q),
-        }
-        scores = {}
-        for name, out in outputs.items():
-            scores[name] = score_question(out, q, iou_hit, k)
-            for key, value in scores[name].items():
-                acc[name].add(key, value)
-                if key in ("page_r1", "region_hit1"):
-                    per_type[(q.type or "untyped", name)].add(key, value)
-            latencies[name].append(out.latency_ms)
-        records.append({"question": q, "outputs": outputs, "scores": scores})
-
-    systems = {}
-    for name in SYSTEMS:
-        means = acc[name].means()
-        values = {key: means.get(key) for key in METRIC_KEYS}
-        values["latency_ms_p50"] = M.percentile(latencies[name], 50)
-        values["latency_ms_p95"] = M.percentile(latencies[name], 95)
-        systems[name] = values
-    first = acc["regionops"].counts
-    counts = {
-        "n_with_page": first.get("page_r1", 0),
-        "n_with_box": first.get("region_hit1", 0),
-        "n_with_answers": first.get("anls", 0),
-        "n_query_image": sum(1 for q in questions if q.query_image),
-        "n_gold_page_not_indexed": not_indexed,
-        "n_indexed_pages": len(engine.index),
-        "n_blocks": evaluator.n_blocks,
-    }
+    # The caller's engine keeps its settings; the answerer is the engine's own (bundled reader or text layer).
+    answerer = RegionAnswerer(engine.index, engine.reader)
+    engine = RagEngine(engine.retriever, engine.index, params)
+    scored = score_questions(params, corpus, engine, questions, answerer, desc=f"evaluate {split}")
+    systems = scored["systems"]
     metrics = {
         "systems": systems,
+        "systems_text_only": scored["systems_text_only"],
         "n_questions": len(questions),
-        "counts": counts,
+        "counts": scored["counts"],
+        "block_recall": scored["block_recall"],
+        "answerer": scored["answerer"],
         "split": split,
         "dataset_id": dataset_id([q.id for q in questions], engine.index.page_ids),
         "index": {k2: v for k2, v in engine.index.stats().items() if k2 != "bytes_per_page"},
@@ -399,22 +302,7 @@ def run_evaluation(
             values = metrics["answering"]["systems"][name]
             systems[name].update({f"reader_{key}": values[key] for key in ("anls", "em")})
             systems[name].update({key: values[key] for key in ("visual_tokens", "visual_token_ratio")})
-    type_rows = [
-        {"type": t, "system": s, "n": acc_t.counts.get("page_r1", 0), **{
-            key: acc_t.means().get(key) for key in ("page_r1", "region_hit1")}}
-        for (t, s), acc_t in sorted(per_type.items())
-    ]
-    _write_json(out_dir / "metrics.json", metrics)
-    _write_json(out_dir / "per_type.json", type_rows)
-    _write_per_question(out_dir / "per_question.jsonl", records)
-    (out_dir / "report.md").write_text(render_report(metrics, type_rows), encoding="utf-8")
-    (out_dir / "per_type.md").write_text(render_per_type(type_rows), encoding="utf-8")
-    highlights = out_dir / "highlights"
-    if highlights.exists():
-        for old in highlights.glob("*.png"):
-            old.unlink()
-    sample = _highlight_sample(records, params.evaluate.n_highlights, params.seed)
-    _write_highlights(sample, corpus, engine, highlights)
+    write_outputs(out_dir, metrics, scored, corpus, engine, params)
     if log_mlflow:
         if settings is None:
             from components.settings import get_settings

@@ -1,7 +1,10 @@
-"""Highlight images: a page with its heatmap overlaid, the gold box in green, predicted regions in red."""
+"""Highlight images: a page with its heatmap overlaid, the gold box in green, predicted regions in red;
+and the evaluation's fixed seeded sample of them (``highlights/`` beside ``metrics.json``)."""
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,3 +60,62 @@ def save_highlight(path: Path, *args, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     draw_highlight(*args, **kwargs).save(path, format="PNG")
     return path
+
+
+def highlight_sample(records: list[dict], n: int, seed: int) -> list[dict]:
+    """A fixed seeded sample of the boxed questions, drawn by question id alone, never by outcome.
+
+    Every run over the same evaluation set draws the same questions, so two runs compare image
+    by image; each image is then labelled hit or miss by this run's own outcome.
+    """
+    boxed = sorted((r for r in records if r["scores"]["regionops"]["region_hit1"] is not None),
+                   key=lambda r: _question_id(r))
+    return random.Random(seed).sample(boxed, min(n, len(boxed)))
+
+
+def _question_id(record: dict) -> str:
+    question = record.get("question")
+    return str(getattr(question, "id", None) or record.get("id"))
+
+
+def write_highlights(sample: list[dict], corpus, engine, folder: Path) -> list[Path]:
+    """One PNG per sampled question (predicted and gold page side by side) and ``sample.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    index: list[dict] = []  # which question each image shows and whether this run hit it
+    for rec in sample:
+        q, out = rec["question"], rec["outputs"]["regionops"]
+        result, qv = out.extra["result"], out.extra["query"]
+        kind = "hit" if rec["scores"]["regionops"]["region_hit1"] == 1.0 else "miss"
+        panels = []
+        pages = list(dict.fromkeys(p for p in (result.page_id, q.page_id) if p is not None))
+        for pid in pages:
+            if not corpus.has_page(pid):
+                continue
+            heat = result.heatmaps.get(pid)  # the fused map the ranking used
+            if heat is None:
+                heat = engine.index.heatmap(pid, qv, result.question, engine.params.rag.lexical_weight,
+                                            engine.params.rag.lexical_scope, engine.params.rag.region_term_weights)
+            boxes = [r["box"] for r in result.regions if r["page_id"] == pid]
+            label = "gold" if pid == q.page_id else "predicted"
+            panels.append(
+                draw_highlight(corpus.load_image(corpus.page(pid)), heat, boxes,
+                               q.box if pid == q.page_id else None, f"{kind.upper()} {q.id} {label}: {pid}")
+            )
+        if not panels:
+            continue
+        height = max(p.size[1] for p in panels)
+        canvas = Image.new("RGB", (sum(p.size[0] for p in panels), height), "white")
+        x = 0
+        for panel in panels:
+            canvas.paste(panel, (x, 0))
+            x += panel.size[0]
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in q.id)[:60]
+        # Named by question only: the same file name in two runs shows the same question.
+        path = folder / f"{safe}.png"
+        canvas.save(path, format="PNG")
+        paths.append(path)
+        index.append({"file": path.name, "question_id": q.id, "type": q.type, "outcome": kind,
+                      "gold_page": q.page_id, "predicted_page": result.page_id})
+    (folder / "sample.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    return paths

@@ -28,6 +28,16 @@ def tokenize(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS and len(t) > 1]
 
 
+def bm25_plus(documents: Sequence[Sequence[str]]) -> BM25Plus | None:
+    """BM25+ over tokenised documents (``tokenize``): the one BM25 of the project, shared by the
+    lexical channel (pages) and the ``bm25_blocks`` baseline (blocks), so the two differ only in
+    what a document is. BM25+ keeps every idf positive (Okapi zeroes or negates terms in half the
+    documents or more). An empty document gets a placeholder token no query has (rank-bm25 needs
+    non-empty documents); None when there are no documents."""
+    docs = [list(d) or ["\x00empty"] for d in documents]
+    return BM25Plus(docs) if docs else None
+
+
 SCOPES = ("cell", "block", "mixed")
 TERM_WEIGHTS = ("corpus", "page")
 
@@ -77,9 +87,8 @@ class LexicalChannel:
             self._cells.append(dict(cells))
             self._blocks.append([(_cells_of_box(box, grid), frozenset(terms))
                                  for box, terms in zip(blocks, block_terms) if terms])
-            docs.append(tokens or ["\x00empty"])  # rank-bm25 needs a non-empty document
-        # BM25+ keeps every idf positive (Okapi zeroes or negates terms in half the pages or more).
-        self._bm25 = BM25Plus(docs) if docs else None
+            docs.append(tokens)
+        self._bm25 = bm25_plus(docs)
 
     def __len__(self) -> int:
         return len(self._cells)
