@@ -38,12 +38,13 @@ from components.bench_corpus import (
 from components.bench_report import render_markdown
 from components.config import Params
 from components.data.corpus import load_corpus
+from components.evaluation.lexical_only import LexicalOnly
 from components.evaluation.metrics import percentile, region_hit
 from components.evaluation.paired import paired_ratio
+from components.index.lexical import LexicalChannel
 from components.index.parallel_encode import effective_workers
 from components.index.region_index import PageMeta, RegionIndex
 from components.rag.engine import RagEngine
-from components.rag.lexical_only import LexicalOnly
 
 STORAGE_MODES = ("float16", "pq", "binary", "pq_residual")
 COMPRESSED_MODES = ("pq", "binary", "pq_residual")
@@ -97,6 +98,19 @@ def answer_timed(engine: RagEngine, question: str) -> tuple[float, tuple | None]
     vector = engine.encode(question)
     _, top = regions_timed(engine, question, vector)
     return (time.perf_counter() - t0) * 1e3, top
+
+
+def lexical_only(metas: list[PageMeta], grid: int, params: Params) -> LexicalOnly:
+    """``lexical_only`` (components/evaluation/lexical_only.py) over the pages' text layers and blocks."""
+    channel = LexicalChannel([m.words for m in metas], grid, [m.blocks for m in metas])
+    return LexicalOnly(channel, [m.page_id for m in metas], [m.blocks for m in metas], params)
+
+
+def lexical_timed(lexical: LexicalOnly, question: str) -> tuple[float, tuple | None]:
+    """Milliseconds from the question text to lexical_only's top region, and its (page, box)."""
+    t0 = time.perf_counter()
+    result = lexical.search(question)
+    return (time.perf_counter() - t0) * 1e3, ((result.top_page, result.top_box) if result.top_page else None)
 
 
 def _encode_ms(model, texts: list[str], threads: int) -> list[float]:
@@ -184,8 +198,8 @@ def bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, m
             **_summary(scored[mode], scored[REFERENCE_MODE] if mode != REFERENCE_MODE else None, seed),
         }
         del engine
-    lexical = LexicalOnly(metas, model.grid, params)
-    lexical_scored = _scored(lambda i, q: lexical.timed_answer(q.question), questions, iou_hit, threads, None)
+    lexical = lexical_only(metas, model.grid, params)
+    lexical_scored = _scored(lambda i, q: lexical_timed(lexical, q.question), questions, iou_hit, threads, None)
     r = params.rag
     return {
         "pages": len(pages), "queries": len(questions), "questions_available": n_available,

@@ -11,13 +11,14 @@ from components.bench import (
     REFERENCE_MODE,
     STORAGE_MODES,
     TARGET_REAL_P50_MS,
+    lexical_only,
+    lexical_timed,
     real_corpus_dir,
     replicated,
     run_benchmark,
     targets,
 )
 from components.index.region_index import PageMeta
-from components.rag.lexical_only import LexicalOnly
 from tests.test_data_import import make_pdf
 
 
@@ -56,11 +57,11 @@ def test_lexical_only_finds_the_page_and_block_printing_the_terms(tiny_params):
                  blocks=[[0.05, 0.05, 0.4, 0.2], [0.55, 0.65, 0.8, 0.8]]),
         PageMeta(page_id="b#0", doc="b", words=[["weather", 0.1, 0.1, 0.3, 0.15]], blocks=[[0.05, 0.05, 0.4, 0.2]]),
     ]
-    lexical = LexicalOnly(metas, tiny_params.model.grid, tiny_params)
-    page, box = lexical.answer("What happened in 2019?")
+    lexical = lexical_only(metas, tiny_params.model.grid, tiny_params)
+    _, (page, box) = lexical_timed(lexical, "What happened in 2019?")
     assert page == "a#0" and box == pytest.approx((0.55, 0.65, 0.8, 0.8))  # snapped to the block printing 2019
-    assert lexical.answer("quantum chromodynamics") is None  # no page shares a term: no answer
-    ms, top = lexical.timed_answer("weather report")
+    assert lexical_timed(lexical, "quantum chromodynamics")[1] is None  # no page shares a term: no answer
+    ms, top = lexical_timed(lexical, "weather report")
     assert ms > 0 and top[0] == "b#0"
 
 
