@@ -47,8 +47,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest $(XDIST) -m "not slow and not integration" $(PYTEST_ARGS)
 
+# Real pages for bench's latency figure: the real-PDF dev set (scripts/real_docs.py), when built.
+REALDOCS ?= $(REGIONOPS_HOME)/realdocs
 bench: $(STAMP)
-	$(VENV)/bin/regionops bench --out reports
+	$(VENV)/bin/regionops bench --out reports $(if $(wildcard $(REALDOCS)/dev/questions.jsonl),--real-docs $(REALDOCS)/dev/docs --real-questions $(REALDOCS)/dev/questions.jsonl)
 
 # Register the Prefect deployments (pipeline, retrain on cron, landing watcher) on PREFECT_API_URL.
 deploy: $(STAMP)
