@@ -235,6 +235,31 @@ class ReaderParams(_Section):
     ablation_seeds: list[int] = Field(default_factory=lambda: [13, 14, 15])
 
 
+class RealDocsParams(_Section):
+    """The real-PDF benchmark built by scripts/real_docs.py (params.yaml carries the same values)."""
+
+    dev_packages: list[str] = Field(default_factory=lambda: [
+        "debian-faq", "libmpfr-doc", "gprolog-doc", "glpk-doc", "hmmer-doc", "texlive-science-doc"])
+    train_packages: list[str] = Field(default_factory=lambda: [
+        "ngspice-doc", "lilypond-doc-pdf", "texlive-latex-base-doc", "texlive-latex-recommended-doc",
+        "doc-debian", "live-manual", "plplot-doc", "freefem++-doc"])
+    max_pages_per_pdf: int = Field(12, ge=1)
+    dev_page_budget: int = Field(240, ge=1)
+    train_page_budget: int = Field(480, ge=1)
+    caption_page_share: float = Field(0.5, ge=0, le=1)
+    min_page_words: int = Field(60, ge=0)
+    min_english_share: float = Field(0.12, ge=0, le=1)
+    max_questions_per_page: int = Field(4, ge=1)
+    labelled_fraction: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> RealDocsParams:
+        shared = set(self.dev_packages) & set(self.train_packages)
+        if shared:
+            raise ValueError(f"realdocs: {sorted(shared)} in both dev_packages and train_packages")
+        return self
+
+
 class Params(_Section):
     seed: int = 13
     data: DataParams = Field(default_factory=DataParams)
@@ -249,6 +274,7 @@ class Params(_Section):
     registry: RegistryParams = Field(default_factory=RegistryParams)
     orchestrate: OrchestrateParams = Field(default_factory=OrchestrateParams)
     reader: ReaderParams = Field(default_factory=ReaderParams)
+    realdocs: RealDocsParams = Field(default_factory=RealDocsParams)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 

@@ -107,8 +107,8 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     n_image = sum(1 for q in tiny_corpus.questions_in(tiny_params.evaluate.split) if q.query_image)
     assert written["counts"]["n_text_only"] == n_test - n_image
     assert set(written["systems_text_only"]) == set(SYSTEMS)
-    assert written["block_recall"]["n"] == written["counts"]["n_with_box"]
-    assert 0.0 <= written["block_recall"]["overall"] <= 1.0
+    assert written["block_recall"]["overall"]["n"] == written["counts"]["n_with_box"]
+    assert 0.0 <= written["block_recall"]["overall"]["recall"] <= 1.0
     # Every system answers with the same region-text answerer (it used to answer the block
     # baselines from flattened block text: ANLS 0.000 on the synthetic test split).
     assert written["answerer"] == "text"

@@ -1,7 +1,7 @@
 """`regionops evaluate --docs DIR --questions FILE`: six systems on any folder, fair baselines.
 
-Fast: the block baselines' BM25 is the lexical channel's BM25+; lexical_only reads no dense vector;
-block recall. Slow: the command end to end on PDFs made here with a tiny untrained model (stdout
+Fast: the block baselines' BM25 is the lexical channel's BM25+; lexical_only reads no dense vector.
+Slow: the command end to end on PDFs made here with a tiny untrained model (stdout
 is the results JSON alone, every accepted question scored, quarantine and visual-only pages
 reported, the same region gives the same answer whichever system found it), and --tune-on.
 """
@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from components.data.layout import blocks_from_words
-from components.data.schema import Question
 from components.evaluation.evaluate import SYSTEMS
 from tests.conftest import REPO, TINY_OVERRIDES
 from tests.test_data_import import make_pdf
@@ -82,21 +81,6 @@ def test_lexical_only_reads_no_dense_vector(tiny_params):
     # The region is a layout block of the page, snapped as regionops snaps (regions.snap: block).
     assert list(built.top_box) in a.meta("castle.pdf#0").blocks
     assert LexicalOnly.from_index(a, tiny_params).search("zebra crossing").ranking == []
-
-
-def test_block_recall_counts_gold_boxes_a_block_matches():
-    from components.evaluation.block_recall import block_recall
-
-    blocks = {"p#0": [[0.1, 0.1, 0.5, 0.2], [0.1, 0.5, 0.9, 0.6]], "q#0": []}
-    questions = [
-        Question(id="hit", question="?", doc="p", page=0, box=(0.1, 0.1, 0.5, 0.21), type="table"),
-        Question(id="miss", question="?", doc="p", page=0, box=(0.1, 0.1, 0.9, 0.6), type="table"),
-        Question(id="visual", question="?", doc="q", page=0, box=(0.1, 0.1, 0.2, 0.2), type="chart"),
-        Question(id="unboxed", question="?", doc="p", page=0, type="chart"),
-    ]
-    recall = block_recall(blocks, questions, 0.5)
-    assert recall["n"] == 3 and recall["overall"] == pytest.approx(1 / 3)
-    assert recall["by_type"] == {"chart": {"recall": 0.0, "n": 1}, "table": {"recall": 0.5, "n": 2}}
 
 
 # --------------------------------------------------------------------------- end to end (slow)
@@ -177,7 +161,9 @@ def test_evaluate_docs_scores_every_accepted_question_with_six_systems(cli_run):
     assert metrics["counts"]["n_visual_only_pages"] >= 1 and metrics["index"]["pages"] == metrics["import"]["pages"]
     assert any("visual-only" in n and "scan.pdf#0" in n for n in metrics["notes"])
     assert "params.yaml" in metrics["regions"]["source"]  # nothing recorded for this model, and it says so
-    assert metrics["block_recall"]["n"] == 4 and 0.0 <= metrics["block_recall"]["overall"] <= 1.0
+    recall = metrics["block_recall"]  # components.evaluation.block_recall over the imported pages
+    assert recall["overall"]["n"] == 4 and recall["no_box"] == 2 and 0.0 <= recall["overall"]["recall"] <= 1.0
+    assert recall["threshold"] == 0.5  # evaluate.iou_hit
     assert (out / "quarantine" / "questions.jsonl").is_file()
     lines = [json.loads(line) for line in (out / "per_question.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in lines) == sorted(q["id"] for q in GOOD_QUESTIONS)
@@ -255,3 +241,59 @@ def test_region_settings_come_from_the_models_recorded_evaluation(folder, tiny_p
     assert resolve_model(str(model_dir), tiny_params, tmp_path / "w2", override).params.regions.padding == 0
     with pytest.raises(ValueError, match="models:/NAME@ALIAS"):
         resolve_model("models:/regionops/3", tiny_params, tmp_path / "w3")
+
+
+@pytest.mark.slow
+def test_registered_checkpoint_is_evaluated_with_its_bundled_region_settings(folder, tiny_params, tiny_corpus,
+                                                                             tmp_path, regionops_home):
+    """``--model models:/NAME@champion``: the registered retriever indexes the folder, with the region
+    settings it was registered with (not params.yaml's)."""
+    import uuid
+
+    from components.evaluation.folder_eval import evaluate_folder, resolve_model
+    from components.index.build import build_index
+    from components.registry.promote import gate_and_register
+
+    params = tiny_params.model_copy(deep=True)
+    params.registry.model_name = params.registry.experiment = f"regionops-evalfolder-{uuid.uuid4().hex[:6]}"
+    build_index(params, tiny_corpus, folder["model"], tmp_path / "index")
+    chosen = params.regions.model_copy(update={"threshold_value": 0.6, "neighbour_range": 2}).model_dump()
+    candidate = {"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5, "mrr": 0.5}},
+                 "regions": {"tuned_on": "val", "chosen": chosen}, "dataset_id": "d" * 64, "split": "test"}
+    (tmp_path / "metrics.json").write_text(json.dumps(candidate))
+    registered = gate_and_register(params, folder["model"], tmp_path / "index", tmp_path / "metrics.json")
+    assert registered["status"] == "promoted"
+    uri = f"models:/{params.registry.model_name}@champion"
+
+    source = resolve_model(uri, tiny_params, tmp_path / "resolve")
+    assert source.regions["chosen"] == chosen and "registered checkpoint" in source.regions["source"]
+    assert (source.model_dir / "retriever" / "config.json").is_file() and source.reader_dir is None
+    with pytest.raises(LookupError, match="alias"):
+        resolve_model(f"models:/{params.registry.model_name}@nobody", tiny_params, tmp_path / "missing")
+
+    metrics = evaluate_folder(tiny_params, folder["docs"], folder["questions"], uri, tmp_path / "eval")
+    assert metrics["model"].startswith(uri) and metrics["regions"]["chosen"] == chosen
+    assert metrics["n_questions"] == len(GOOD_QUESTIONS) and set(metrics["systems"]) == set(SYSTEMS)
+
+
+@pytest.mark.slow
+def test_reader_answerer_reads_the_same_box_alike_for_every_system(tiny_params):
+    """With a reader (the served answerer when one is bundled), the answer depends on the box alone."""
+    from components.evaluation.region_answer import RegionAnswerer
+    from components.reader.answerer import ReaderAnswerer
+    from components.reader.io import build_reader
+
+    index = _index(0)
+    reader = build_reader(tiny_params.reader, tiny_params.model, cell_dim=16)
+    answerer = RegionAnswerer(index, ReaderAnswerer(reader, index))
+    assert answerer.kind == "reader"
+    box = index.meta("castle.pdf#0").blocks[1]
+    query = np.ones(16, dtype=np.float32) / 4.0
+    first = answerer.answer("When was it built?", "castle.pdf#0", box, query)
+    # The same box found by another system (given as floats that round alike) reads the same.
+    assert answerer.answer("When was it built?", "castle.pdf#0", [v + 1e-9 for v in box], query) == first
+    assert first in {"", *(w[0] for w in index.meta("castle.pdf#0").words),
+                     *(" ".join(w[0] for w in index.meta("castle.pdf#0").words[i:j]) for i in range(7)
+                       for j in range(i + 1, 8))}
+    assert answerer.answer("When was it built?", "castle.pdf#0", None, query) == ""  # no region, no answer
+    assert answerer.answer("When was it built?", "unknown.pdf#0", box, query) == ""

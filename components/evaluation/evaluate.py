@@ -151,7 +151,7 @@ def score_questions(params: Params, corpus: Corpus, engine: RagEngine, questions
         "systems": _system_table(acc, latencies),
         "systems_text_only": _system_table(acc_text, latencies_text),
         "counts": counts,
-        "block_recall": block_recall(corpus, questions, iou_hit),
+        "block_recall": block_recall(corpus.pages, questions, iou_hit),
         "answerer": answerer.kind,
         "type_rows": type_rows,
         "records": records,

@@ -79,13 +79,14 @@ def render_report(metrics: dict, type_rows: list[dict] | None = None) -> str:
             *_system_rows(text_only),
         ]
     recall = metrics.get("block_recall")
-    if recall:
+    if recall:  # components.evaluation.block_recall's summary
+        overall = recall["overall"]
         by_type = ", ".join(f"{t} {_fmt(v['recall'])} (n={v['n']})" for t, v in recall["by_type"].items())
         lines += [
             "",
-            f"Block recall (gold boxes some layout block matches at IoU >= {recall.get('iou_hit')}: the "
-            f"ceiling of region hit@1 for block-snapped regions): {_fmt(recall['overall'])} over "
-            f"{recall['n']} boxed questions" + (f"; by type: {by_type}." if by_type else "."),
+            f"Block recall (gold boxes some layout block matches at IoU >= {recall['threshold']}: the "
+            f"ceiling of region hit@1 for block-snapped regions): {_fmt(overall['recall'])} over "
+            f"{overall['n']} boxed questions" + (f"; by type: {by_type}." if by_type else "."),
         ]
     lines += [
         "",
