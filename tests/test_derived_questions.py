@@ -204,3 +204,24 @@ def test_block_recall_threshold_is_inclusive_and_tunable():
     half = _q("half", (0.0, 0.0, 1.0, 1.0), "cloze")  # IoU exactly 0.5
     assert block_recall([page], [half])["overall"]["recall"] == 1.0
     assert block_recall([page], [half], threshold=0.6)["overall"]["recall"] == 0.0
+
+
+def test_a_page_pdfminer_cannot_interpret_is_skipped_and_counted(tmp_path, monkeypatch):
+    from pdfminer.pdfinterp import PDFPageInterpreter
+    from pdfminer.psexceptions import PSSyntaxError
+
+    path = tmp_path / "two.pdf"
+    _make_pdf(path, [("2 Installing the package", PARAGRAPH), ("3 Removing the package", PARAGRAPH[:2])])
+    real = PDFPageInterpreter.process_page
+    calls = []
+
+    def broken_second_page(self, page):
+        calls.append(page)
+        if len(calls) == 2:
+            raise PSSyntaxError("Invalid dictionary construct")
+        return real(self, page)
+
+    monkeypatch.setattr(PDFPageInterpreter, "process_page", broken_second_page)
+    result = derive_questions(path, "two.pdf", seed=7, max_per_page=10)
+    assert result.skips["page: pdfminer cannot lay out the page"] == 1
+    assert result.questions and {q["page"] for q in result.questions} == {0}

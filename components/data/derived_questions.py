@@ -257,11 +257,21 @@ def derive_questions(pdf_path: str | Path, doc: str, seed: int, labelled_fractio
     repeated on another page (running heads, boilerplate) is asked once."""
     result = Derivation()
     seen = set() if seen is None else seen
-    units = page_units(pdf_path, pages)
+    from pdfminer.psexceptions import PSException
+
+    try:
+        units = page_units(pdf_path, pages)
+    except PSException:  # the file's structure, not one page, is broken: nothing to ask
+        result.skips["doc: pdfminer cannot read the PDF"] += 1
+        return result
     layers = text_layer(pdf_path, [pu.page for pu in units])
     for pu in units:
+        if pu.error is not None:
+            reason = "rotated page" if pu.error == "rotated page" else "pdfminer cannot lay out the page"
+            result.skips[f"page: {reason}"] += 1
+            continue
         if not pu.rows:
-            result.skips["page: no text layout (empty or rotated)"] += 1
+            result.skips["page: no text lines"] += 1
             continue
         derive_page(pu, layers[pu.page], doc, seed, labelled_fraction, max_per_page, seen, result)
     return result

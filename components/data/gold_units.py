@@ -73,6 +73,7 @@ class PageUnits:
     rows: list[Row]
     units: list[Unit]
     graphics: list[Rect]
+    error: str | None = None  # why the page has no layout (pdfminer failed, rotated page)
 
     def norm(self, rect: Rect) -> tuple[float, float, float, float]:
         x0, y0, x1, y1 = rect
@@ -386,11 +387,13 @@ def _mark_captions(units: list[Unit], graphics: list[Rect], body: float, width: 
 # --------------------------------------------------------------------------- entry point
 def page_units(pdf_path: str | Path, pages: Iterable[int] | None = None) -> list[PageUnits]:
     """The gold units of ``pages`` (0-based; all pages when None) of a PDF, in page order.
-    Rotated pages are returned without units (their geometry would not match the render)."""
+    Rotated pages (their geometry would not match the render) and pages pdfminer cannot
+    interpret come back without units, ``error`` saying why."""
     from pdfminer.converter import PDFPageAggregator
     from pdfminer.layout import LAParams
     from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
     from pdfminer.pdfpage import PDFPage
+    from pdfminer.psexceptions import PSException
 
     wanted = None if pages is None else set(pages)
     out: list[PageUnits] = []
@@ -403,9 +406,14 @@ def page_units(pdf_path: str | Path, pages: Iterable[int] | None = None) -> list
             crop = page.cropbox or page.mediabox
             width, height = crop[2] - crop[0], crop[3] - crop[1]
             if (page.rotate or 0) % 360:
-                out.append(PageUnits(number, width, height, 10.0, [], [], []))
+                out.append(PageUnits(number, width, height, 10.0, [], [], [], "rotated page"))
                 continue
-            interpreter.process_page(page)
+            try:
+                interpreter.process_page(page)
+            except (PSException, ValueError, KeyError, TypeError) as exc:  # PDFException is a PSException
+                # one broken content stream costs its page, not the document
+                out.append(PageUnits(number, width, height, 10.0, [], [], [], f"pdfminer: {exc}"))
+                continue
             rows, graphics = _read_layout(device.get_result(), crop)
             out.append(_units_of(number, width, height, rows, graphics))
     return out
