@@ -259,7 +259,8 @@ def evaluate(
             from components.evaluation.folder_eval import evaluate_folder
 
             try:
-                metrics = evaluate_folder(params, docs, questions, model, out, tune_on, reader, regions_from)
+                metrics = evaluate_folder(params, docs, questions, model, out, tune_on, reader, regions_from,
+                                          log=lambda line: console.print(line, markup=False))
             except (ValueError, LookupError, FileNotFoundError, NotADirectoryError) as exc:
                 console.print(f"[red]evaluate --docs failed:[/red] {exc}")
                 raise typer.Exit(2) from None

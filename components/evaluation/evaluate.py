@@ -95,7 +95,8 @@ def _system_table(acc: dict[str, M.MetricAccumulator], latencies: dict[str, list
 
 
 def score_questions(params: Params, corpus: Corpus, engine: RagEngine, questions: list,
-                    answerer: RegionAnswerer | None = None, desc: str = "evaluate") -> dict:
+                    answerer: RegionAnswerer | None = None, desc: str = "evaluate",
+                    progress: bool | None = None) -> dict:
     """Run and score the six systems on ``questions``.
 
     Returns ``systems`` (all questions), ``systems_text_only`` (questions without a query image),
@@ -114,7 +115,9 @@ def score_questions(params: Params, corpus: Corpus, engine: RagEngine, questions
     if questions:
         # One untimed question first: lazy loads (text encoder, lexical channel) are not per-question latency.
         runner.run(questions[0])
-    for q in tqdm(questions, desc=desc, unit="q", disable=None):
+    # progress None: a bar on a terminal only; True: also into a log file (every 15 s)
+    bar = {"disable": None} if progress is None else {"disable": not progress, "mininterval": 15}
+    for q in tqdm(questions, desc=desc, unit="q", **bar):
         if q.page_id is not None and not engine.index.has_page(q.page_id):
             not_indexed += 1  # scored as a retrieval miss: the system cannot find an unindexed page
         outputs = runner.run(q)

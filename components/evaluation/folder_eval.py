@@ -168,8 +168,12 @@ def _visual_only_note(report: dict, pages) -> str | None:
 
 def evaluate_folder(params: Params, docs: Path, questions: Path, model: str, out_dir: Path,
                     tune_on: float | None = None, reader: Path | None = None,
-                    regions_from: Path | None = None) -> dict:
-    """Import, index and score a folder (see the module doc); write the outputs; return metrics.json's content."""
+                    regions_from: Path | None = None, log=None) -> dict:
+    """Import, index and score a folder (see the module doc); write the outputs; return metrics.json's content.
+
+    ``log``: called with a line of progress per step (the CLI prints them to stderr).
+    """
+    log = log or (lambda message: None)
     from components.data.corpus import load_corpus
     from components.data.importer import import_documents
     from components.evaluation.region_answer import RegionAnswerer
@@ -179,6 +183,7 @@ def evaluate_folder(params: Params, docs: Path, questions: Path, model: str, out
     with tempfile.TemporaryDirectory(prefix="regionops-evalfolder-") as tmp:
         tmp = Path(tmp)
         source = resolve_model(model, params, tmp, regions_from)
+        log(f"model {source.label}; region settings from {source.regions['source']}")
         run_params, notes = source.params, list(source.notes)
         report = import_documents(Path(docs), Path(questions), tmp / "corpus", run_params, collection=COLLECTION)
         corpus = load_corpus(tmp / "corpus")
@@ -187,9 +192,14 @@ def evaluate_folder(params: Params, docs: Path, questions: Path, model: str, out
         accepted = list(corpus.questions)
         if not accepted:
             raise ValueError(f"--questions {questions}: no question accepted ({report['questions']['reasons']})")
+        log(f"imported {report['pages']} pages of {report['documents']['accepted']} documents "
+            f"({report['documents']['quarantined']} quarantined), {len(accepted)} questions "
+            f"({report['questions']['quarantined']} quarantined: {report['questions']['reasons']})")
         note = _visual_only_note(report, corpus.pages)
         if note:
             notes.append(note)
+            log(note)
+        log(f"indexing {len(corpus.pages)} pages with {source.label}")
         build_index(run_params, corpus, source.model_dir, tmp / "index")
         engine = RagEngine.from_dirs(source.model_dir, tmp / "index", run_params)
         if reader is not None:
@@ -213,7 +223,9 @@ def evaluate_folder(params: Params, docs: Path, questions: Path, model: str, out
                          f"to tune region settings and not scored; {len(scored_questions)} scored")
         answerer = RegionAnswerer(engine.index, engine.reader)
         engine = RagEngine(engine.retriever, engine.index, run_params)
-        scored = score_questions(run_params, corpus, engine, scored_questions, answerer, desc="evaluate folder")
+        log(f"scoring {len(scored_questions)} questions with six systems (answerer: {answerer.kind})")
+        scored = score_questions(run_params, corpus, engine, scored_questions, answerer, desc="evaluate folder",
+                                 progress=True)
         metrics = {
             "systems": scored["systems"],
             "systems_text_only": scored["systems_text_only"],
