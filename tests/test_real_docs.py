@@ -119,3 +119,9 @@ def test_realdocs_sets_must_not_share_a_package():
 def test_default_split_uses_only_allowed_packages():
     p = RealDocsParams()
     assert set(p.dev_packages) | set(p.train_packages) <= ALLOWED_PACKAGES
+
+
+def test_a_package_without_pdfs_takes_no_share_of_the_budget(sources):
+    with_empty = {**sources, "empty-doc": []}
+    picks, _ = plan_set(with_empty, ["beta-doc", "alpha-doc", "empty-doc"], 9, PARAMS, seed=5)
+    assert sum(len(p.pages) for p in picks) == 9  # before: empty-doc's third of the budget was lost

@@ -36,6 +36,7 @@ TERM_MAX_WORDS = 6
 SNIPPET_WORDS = 20  # how much of a description or caption the question quotes
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*[A-Za-z0-9]")
+_COMMENT = re.compile(r"/\*|\*/|(?<!:)//")  # a program listing's comment: no definition list
 _SECTION_NUMBER = re.compile(r"^(?:chapter\s+)?[\dA-Z]?[\d.]*\d\.?\s+", re.IGNORECASE)
 STOPWORDS = frozenset((
     "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
@@ -160,6 +161,9 @@ def _candidates(pu: PageUnits, layer: str) -> list[tuple[str, Unit, dict] | tupl
                 out.append(("definition", "term too long"))
                 continue
             description = unit.text[len(unit.term or ""):].strip(" :-\u2013\u2014")
+            if _COMMENT.search(unit.text) or re.search(r"[=;]", term):
+                out.append(("definition", "code, not a definition"))
+                continue
             if len(description.split()) < 4:
                 out.append(("definition", "description under 4 words"))
                 continue

@@ -46,6 +46,7 @@ class Row:
     lead: str | None = None  # leading term set apart (gap or distinct face), if any
     parts: list[Rect] = field(default_factory=list)
     desc_x: float | None = None  # where the description after ``lead`` starts
+    bold: bool = False  # set all in a bold face (a run-in or same-size heading)
 
 
 @dataclass
@@ -187,8 +188,10 @@ def _read_layout(ltpage, crop: Sequence[float]) -> tuple[list[Row], list[Rect]]:
                     continue
                 rect = flip(line.bbox)
                 lead = _lead_run(list(line))
+                visible = [c for c in chars if c.get_text().strip()]
+                bold = bool(visible) and sum(_style(c.fontname) == "bold" for c in visible) >= 0.9 * len(visible)
                 rows.append(Row(text, rect, median(c.size for c in chars), lead and lead[0], [rect],
-                                lead and lead[1]))
+                                lead and lead[1], bold))
         elif isinstance(el, (LTFigure, LTImage, LTCurve)):  # LTRect and LTLine are LTCurves
             add_graphic(el.bbox)
     return rows, graphics
@@ -228,7 +231,7 @@ def _join_rows(rows: list[Row], width: float) -> list[Row]:
                 # a word gap (pdfminer cut a line at a change of face or script) or a section
                 # number set off by a quad: one line of text, glue it back
                 current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, a.lead,
-                              a.parts + b.parts, a.desc_x)
+                              a.parts + b.parts, a.desc_x, a.bold and b.bold)
             elif short and same_col and 1.2 * a.size < gap < 15 * a.size:
                 term = a.text.rstrip(":").strip()
                 current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, term,
@@ -283,7 +286,10 @@ def _split_block(block: list[Row]) -> list[Unit]:
         j = i + 1
         while j < len(block) and indented[j] and not block[j].lead:
             j += 1
-        hanging = j - i >= 3 or (j == i + 2 and (j == len(block) or (j + 1 < len(block) and indented[j + 1])))
+        # one hanging row is weak evidence (a run-in title over first-line-indented paragraphs
+        # looks the same): then this row and the next entry's must both look like terms
+        hanging = j - i >= 3 or (j == i + 2 and _term_like(r) and (j == len(block) or (
+            j + 1 < len(block) and indented[j + 1] and _term_like(block[j]))))
         if not indented[i] and hanging and (r.lead or len(r.text.split()) <= ROW_TERM_MAX_WORDS
                                             or r.rect[2] < right - 2 * em):
             term = r.lead or (r.text if len(r.text.split()) <= ROW_TERM_MAX_WORDS else None)
@@ -294,7 +300,8 @@ def _split_block(block: list[Row]) -> list[Unit]:
             # a side-by-side entry runs on in its description column; a bold label's
             # paragraph runs on to the next paragraph start
             k = i + 1
-            if r.desc_x is not None and r.desc_x - r.rect[0] > 2 * em:
+            if r.desc_x is not None and r.desc_x - r.rect[0] > 2 * em and (
+                    k == len(block) or abs(block[k].rect[0] - r.desc_x) <= 0.8 * em):
                 while k < len(block) and not block[k].lead and abs(block[k].rect[0] - r.desc_x) <= 0.8 * em:
                     k += 1
             else:
@@ -311,10 +318,19 @@ def _split_block(block: list[Row]) -> list[Unit]:
     return units
 
 
+def _term_like(row: Row) -> bool:
+    return bool(row.lead) or (len(row.text.split()) <= ROW_TERM_MAX_WORDS
+                              and not row.text.endswith((".", ",", ";")))
+
+
 def _starts_paragraph(block: list[Row], k: int, indented: list[bool], right: float, em: float) -> bool:
     prev, row = block[k - 1], block[k]
     if row.lead:
         return True
+    if prev.bold != row.bold:
+        return True  # a bold heading and the text under it
+    if prev.bold and row.bold:
+        return False  # a heading wrapped onto a second line
     if indented[k] and not indented[k - 1]:
         return True  # first-line indent
     if not indented[k] and indented[k - 1] and k >= 2 and not indented[k - 2]:
@@ -326,26 +342,34 @@ def _starts_paragraph(block: list[Row], k: int, indented: list[bool], right: flo
 def _mark_headings(units: list[Unit], body: float) -> None:
     for u in units:
         words = u.text.split()
-        big = median(r.size for r in u.rows) >= 1.15 * body
+        big = median(r.size for r in u.rows) >= 1.15 * body or all(r.bold for r in u.rows)
         if u.kind == "paragraph" and len(u.rows) <= 2 and 1 <= len(words) <= 14 and big \
                 and not u.text.endswith((".", ",", ";")):
             u.kind = "heading"
 
 
 def _is_body(u: Unit, body: float, col_width: float) -> bool:
-    return (u.kind in ("paragraph", "entry", "heading") and len(u.rows) >= 2
+    """Running text: body-size lines across most of the column, two or more of them or one
+    full sentence (a figure's labels and a table's cells are neither)."""
+    sentence = len(u.text.split()) >= 6 and u.text.endswith((".", ":"))
+    return (u.kind in ("paragraph", "entry", "heading") and (len(u.rows) >= 2 or sentence)
             and abs(median(r.size for r in u.rows) - body) < 1.0
             and median(r.rect[2] - r.rect[0] for r in u.rows) >= 0.6 * col_width)
 
 
 def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float,
-                 upward: bool, width: float) -> Rect | None:
+                 upward: bool, width: float, two_col: bool) -> Rect | None:
     """Graphics and non-body text next to the caption (above for figures, below for tables),
-    walking away from it until a body paragraph, a heading or a wide empty gap."""
+    walking away from it until a body paragraph, a heading or a wide empty gap. A figure may be
+    wider than its (centred) caption, so the walk spans the page, or the caption's column of a
+    two-column page."""
     cx0, ctop, cx1, cbottom = cap.rect
-    col = (min(cx0, width * 0.05), max(cx1, width * 0.95))
-    if cx1 - cx0 < 0.6 * width:  # a caption in one column of two: stay in that column
-        col = (cx0 - 0.1 * width, cx1 + 0.1 * width)
+    mid = width / 2
+    col = (0.0, width)
+    if two_col and cx1 <= mid + body:
+        col = (0.0, mid + body)
+    elif two_col and cx0 >= mid - body:
+        col = (mid - body, width)
     items: list[tuple[Rect, bool, Unit | None]] = [(g, True, None) for g in graphics]
     items += [(u.rect, False, u) for u in units if u is not cap]
     inside = [it for it in items if it[0][0] >= col[0] - 1 and it[0][2] <= col[1] + 1
@@ -356,7 +380,8 @@ def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float
     has_graphic = False
     for rect, is_graphic, unit in inside:
         gap = (edge - rect[3]) if upward else (rect[1] - edge)
-        if gap > 3 * body:
+        # a caption sits a few lines off its figure; the parts of one figure sit closer
+        if gap > (5 if not taken else 2) * body:
             break
         stopper = unit is not None and (
             unit.kind in ("heading", "caption") or _is_body(unit, body, col[1] - col[0]))
@@ -372,15 +397,16 @@ def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float
     return union([*taken, cap.rect])
 
 
-def _mark_captions(units: list[Unit], graphics: list[Rect], body: float, width: float) -> None:
+def _mark_captions(units: list[Unit], graphics: list[Rect], body: float, width: float,
+                   two_col: bool) -> None:
     for u in units:
         m = CAPTION.match(u.text)
         if not m or u.kind == "heading":
             continue
         label = f"{m.group(1)} {m.group(2)}"  # as printed ("Fig. 3" stays): the answer is on the page
         upward = m.group(1) != "Table"  # figures sit above their caption, tables below
-        area = _figure_area(u, units, graphics, body, upward, width) or _figure_area(
-            u, units, graphics, body, not upward, width)
+        area = _figure_area(u, units, graphics, body, upward, width, two_col) or _figure_area(
+            u, units, graphics, body, not upward, width, two_col)
         u.kind, u.term, u.area = "caption", label, area
 
 
@@ -427,5 +453,5 @@ def _units_of(number: int, width: float, height: float, rows: list[Row], graphic
     body = median(sizes)
     units = [u for block in _blocks(rows, width) for u in _split_block(block)]
     _mark_headings(units, body)
-    _mark_captions(units, graphics, body, width)
+    _mark_captions(units, graphics, body, width, _two_columns(rows, width))
     return PageUnits(number, width, height, body, rows, units, graphics)

@@ -55,6 +55,13 @@ class DocumentRejected(Exception):
 # --- text layers ------------------------------------------------------------------------------
 
 
+def utf16_text(units: list[str]) -> str:
+    """pdfium's per-character codes are UTF-16 code units: a character beyond the BMP (math
+    italic letters in TeX documents) comes as a surrogate pair, which JSON cannot write. Pairs
+    are joined into their character; a lone surrogate becomes U+FFFD."""
+    return "".join(units).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
     """Words of a PDF page from its text layer, boxes normalised with origin top-left."""
     import pypdfium2.raw as pdfium_c
@@ -77,7 +84,7 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
                     min(1.0, 1 - bottom / height_pt),
                 )
                 if nb[0] < nb[2] and nb[1] < nb[3]:
-                    words.append(Word(text="".join(chars), box=tuple(round(v, 5) for v in nb)))
+                    words.append(Word(text=utf16_text(chars), box=tuple(round(v, 5) for v in nb)))
             chars, box = [], None
 
         for i in range(textpage.count_chars()):

@@ -113,8 +113,11 @@ def plan_set(sources: dict[str, list[SourcePdf]], packages: list[str], budget: i
     skipped: Counter = Counter()
     taken: set[str] = set()
     remaining = budget
-    for n, package in enumerate(packages):
-        share = remaining // (len(packages) - n)
+    # a package that ships no PDF takes no share; the others split the budget in the given order
+    # (a package's shortfall passes on to the later ones: list the big packages last)
+    shipping = [p for p in packages if sources.get(p)]
+    for n, package in enumerate(shipping):
+        share = remaining // (len(shipping) - n)
         rng = random.Random(f"{seed}:{package}")
         pdfs = sorted(sources.get(package, []), key=lambda s: s.source)
         rng.shuffle(pdfs)
