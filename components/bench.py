@@ -214,12 +214,13 @@ def bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, m
 
 
 def replicated(metas: list[PageMeta], cells: np.ndarray, n_pages: int) -> tuple[list[PageMeta], np.ndarray]:
-    """The pages repeated under new ids (copy k of page p is ``p~k``, in document ``doc~k``) until
-    there are at least ``n_pages``: a real-page index of the size latency is measured at."""
+    """The pages repeated under new ids (copy k of page p is ``p~k``, in document ``doc~k``) to
+    ``n_pages`` (all of them at least once): a real-page index of the size latency is measured at."""
     copies = max(1, -(-n_pages // max(len(metas), 1)))
+    n = max(n_pages, len(metas))
     out = [m if k == 0 else dataclasses.replace(m, page_id=f"{m.page_id}~{k}", doc=f"{m.doc}~{k}")
-           for k in range(copies) for m in metas]
-    return out, np.concatenate([cells] * copies)
+           for k in range(copies) for m in metas][:n]
+    return out, np.concatenate([cells] * copies)[:n]
 
 
 def real_corpus_dir(real_docs: Path, real_questions: Path | None, params: Params, scratch: Path) -> tuple[Path, dict | None]:

@@ -45,10 +45,11 @@ def test_replicated_pages_get_new_ids_and_the_same_cells():
     metas = [PageMeta(page_id=f"d#{i}", doc="d") for i in range(3)]
     cells = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2)
     out_metas, out_cells = replicated(metas, cells, 7)
-    assert len(out_metas) == len(out_cells) == 9  # whole copies, at least 7 pages
-    assert len({m.page_id for m in out_metas}) == 9 and out_metas[:3] == metas
-    assert out_metas[3].page_id == "d#0~1" and out_metas[3].doc == "d~1"
-    assert np.array_equal(out_cells[6:], cells)
+    assert len(out_metas) == len(out_cells) == 7
+    assert len({m.page_id for m in out_metas}) == 7 and out_metas[:3] == metas
+    assert out_metas[3].page_id == "d#0~1" and out_metas[3].doc == "d~1" and out_metas[6].page_id == "d#0~2"
+    assert np.array_equal(out_cells[3:6], cells) and np.array_equal(out_cells[6], cells[0])
+    assert len(replicated(metas, cells, 2)[0]) == 3  # never fewer pages than there are
 
 
 def test_lexical_only_finds_the_page_and_block_printing_the_terms(tiny_params):
