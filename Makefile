@@ -51,13 +51,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest $(XDIST) -m "not slow and not integration" $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(VENV)/bin/regionops bench --out reports
-
 # The real-PDF judge: Debian documentation packages split by package into dev/ and train/
 # (params.yaml realdocs; built once by scripts/real_docs.py, apt-get needs root), then the
-# trained model evaluated on dev/.
+# trained model evaluated on dev/. `make bench` times question -> regions on dev/ when it is built.
 REALDOCS ?= $(REGIONOPS_HOME)/realdocs
+
+bench: $(STAMP)
+	$(VENV)/bin/regionops bench --out reports $(if $(wildcard $(REALDOCS)/dev/questions.jsonl),--real-docs $(REALDOCS)/dev/docs --real-questions $(REALDOCS)/dev/questions.jsonl)
+
 bench-real: $(STAMP)
 	test -f $(REALDOCS)/dev/questions.jsonl || $(PY) scripts/real_docs.py --out $(REALDOCS)
 	$(VENV)/bin/regionops evaluate --docs $(REALDOCS)/dev/docs --questions $(REALDOCS)/dev/questions.jsonl --model data/model --out reports/real

@@ -139,16 +139,16 @@ def test_a_corpus_that_grows_past_the_threshold_gets_lists(pages):
     assert small.stage_lists.shape == (400, K)
 
 
-def test_bench_times_both_stages_on_the_same_questions(pages, queries):
-    from components.bench import _lists_ab
+def test_lists_experiment_times_both_stages_on_the_same_questions(pages, queries):
+    from scripts.experiments.candidate_stage_ab import lists_ab
 
     index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_stage_probe=1.0), "fp")
     best = np.array([int(np.argmax(np.einsum("pcd,d->pc", pages, q).max(1))) for q in queries])
-    ab = _lists_ab(index, queries, best, 24)
+    ab = lists_ab(index, queries, best, 24)
     assert ab["queries"] == len(queries) and ab["nprobe"] == ab["lists"] == index._lists.lists
     assert ab["same_candidates"] == 1.0  # every list probed: the pages of the every-code scan
     assert ab["candidate_recall"]["lists"] == ab["candidate_recall"]["all_codes"] >= 0.25
     assert ab["p50_ms"]["all_codes"] > 0 and ab["p50_ms"]["lists"] > 0
     assert index.stats()["stage_lists"]["in_use"] is True  # the A/B leaves the lists on
     flat = RegionIndex.build(two_page_docs(100), pages[:100], _params(), "fp")
-    assert _lists_ab(flat, queries, best, 24) is None  # too few codes for lists: nothing to compare
+    assert lists_ab(flat, queries, best, 24) is None  # too few codes for lists: nothing to compare
