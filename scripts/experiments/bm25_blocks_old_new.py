@@ -1,6 +1,6 @@
 """BM25 over layout blocks on an imported corpus: recorded PDF blocks vs the word grouping.
 
-Usage (from the repository root): PYTHONPATH=. python scripts/bm25_blocks_old_new.py CORPUS_DIR
+Usage (from the repository root): PYTHONPATH=. python scripts/experiments/bm25_blocks_old_new.py CORPUS_DIR
 
 For every labelled question (gold page and box): page hit@1 (the best block's page is the gold
 page) and region hit@1 (also IoU(best block, gold box) >= 0.5), with ``BM25Blocks`` over all

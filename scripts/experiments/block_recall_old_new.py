@@ -1,6 +1,6 @@
 """Block recall of an imported corpus: its recorded PDF layout blocks vs the word grouping.
 
-Usage (from the repository root): PYTHONPATH=. python scripts/block_recall_old_new.py CORPUS_DIR
+Usage (from the repository root): PYTHONPATH=. python scripts/experiments/block_recall_old_new.py CORPUS_DIR
 [QUESTIONS_JSONL] [--json OUT]
 
 "new" scores the blocks the importer recorded (``components.data.pdf_layout``); "old" scores

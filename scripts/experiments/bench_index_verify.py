@@ -2,7 +2,7 @@
 
 Builds (once) a float16 index of 2000 random pages, 16x16 cells of 128 dims, in OUT (default
 /tmp/regionops-verify-bench), then times three alternating loads each way.
-Run from the repo root: `PYTHONPATH=. nice -n 10 .venv/bin/python scripts/bench_index_verify.py [OUT]`.
+Run from the repo root: `PYTHONPATH=. nice -n 10 .venv/bin/python scripts/experiments/bench_index_verify.py [OUT]`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 questions whose answer's words (consecutive words of the page's pdfium text layer, as
 ``regionops import`` wrote them) lie inside the gold box.
 
-    python scripts/gold_answer_check.py CORPUS_DIR    # a corpus from `regionops import`
+    python scripts/experiments/gold_answer_check.py CORPUS_DIR    # a corpus from `regionops import`
 
 A low share means the gold unit misses its own evidence (a unit cut too small or misplaced).
 """
