@@ -88,7 +88,7 @@ def test_readme_own_documents_path_runs_from_a_fresh_clone(tmp_path, tiny_corpus
     assert imported.returncode == 0, imported.stdout[-3000:] + imported.stderr[-3000:]
     report = json.loads((clone / "data" / "imports" / "mine" / "import_report.json").read_text())
     dvc_md5 = yaml.safe_load((clone / "data" / "imports" / "mine.dvc").read_text())["outs"][0]["md5"]
-    assert dvc_md5 in imported.stderr and report["pages"] == len(tiny_corpus.pages)
+    assert dvc_md5 in imported.stdout and report["pages"] == len(tiny_corpus.pages)
     assert report["questions"]["accepted"] > 0 and report["questions"]["quarantined"] == 0
     # git versions the dataset's .dvc file (it is not ignored); the data itself stays out of git
     assert subprocess.run(["git", "check-ignore", "-q", "data/imports/mine.dvc"], check=False, cwd=clone).returncode == 1

@@ -102,6 +102,9 @@ def test_traced_answer_records_retriever_pages_boxes_and_answer_spans(tiny_param
     monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")  # the trace is stored when answer returns
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'traces.db'}")
     mlflow.set_experiment("regionops-traces-test")
+    # ...and no active experiment after it: a later start_run(run_id=...) of another experiment
+    # in this process would be refused.
+    request.addfinalizer(lambda: setattr(mlflow.tracking.fluent, "_active_experiment_id", None))
     query = np.zeros(D, dtype=np.float32)
     query[0] = 1.0
     engine = _engine(tiny_params, monkeypatch, query)

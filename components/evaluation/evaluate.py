@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -274,14 +275,19 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
             if isinstance(value, (int, float)) and value is not None
         }
         flat["eval.n_questions"] = metrics["n_questions"]
-        with mlflow.start_run(run_id=run_id):
-            mlflow.log_metrics(flat)
-            mlflow.log_params({"split": metrics["split"], "dataset": name, "dataset_id": digest[:32],
-                               "k": params.evaluate.k, "iou_hit": params.evaluate.iou_hit})
-            if questions is not None:
-                log_dataset(client, run_id, question_rows(questions), name=name, digest=digest,
-                            source=out_dir, context="evaluation")
-            mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
+        # The client, not the fluent API: a process that already set another active experiment
+        # (a training run before this evaluation) may not `start_run` a run of this one.
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        logged_params = {"split": metrics["split"], "dataset": name, "dataset_id": digest[:32],
+                         "k": params.evaluate.k, "iou_hit": params.evaluate.iou_hit}
+        client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in flat.items()],
+                         params=[Param(key, str(value)) for key, value in logged_params.items()])
+        if questions is not None:
+            log_dataset(client, run_id, question_rows(questions), name=name, digest=digest,
+                        source=out_dir, context="evaluation")
+        client.log_artifacts(run_id, str(out_dir), artifact_path="evaluation")
         status = "FINISHED"
     finally:
         client.set_terminated(run_id, status)
