@@ -62,6 +62,7 @@ bench: $(STAMP)
 bench-real: $(STAMP)
 	test -f $(REALDOCS)/dev/questions.jsonl || $(PY) scripts/real_docs.py --out $(REALDOCS)
 	$(VENV)/bin/regionops evaluate --docs $(REALDOCS)/dev/docs --questions $(REALDOCS)/dev/questions.jsonl --model data/model --out reports/real
+	cp reports/real/metrics.json reports/real.json && cp reports/real/report.md reports/real.md
 
 # Register the Prefect deployments (pipeline, retrain on cron, landing watcher) on PREFECT_API_URL.
 deploy: $(STAMP)
