@@ -37,11 +37,8 @@ MERGED_PREFIX = "landed"  # landed pages live under <corpus>/landed/ with ids "l
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _escapes(path: Path, root: Path) -> bool:

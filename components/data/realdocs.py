@@ -60,11 +60,8 @@ class PagePick:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def page_profile(path: Path, min_words: int, min_english: float) -> tuple[list[int], list[int], int]:

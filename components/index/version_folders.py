@@ -159,11 +159,8 @@ def remove_stale(out_dir: Path, keep: str) -> list[str]:
 
 
 def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def file_checksums(folder: Path) -> dict[str, str]:
