@@ -308,7 +308,7 @@ def test_every_place_naming_the_work_pool_agrees_with_params():
     """A worker polling another pool than the deployments' would leave every flow run Scheduled."""
     pool = _params().orchestrate.work_pool
     named = {}
-    files = [INFRA / "compose.yaml", *sorted(K8S.glob("*.yaml")), REPO / "README.md", INFRA / "README.md",
+    files = [INFRA / "compose.yaml", *sorted(K8S.glob("*.yaml")), REPO / "README.md", REPO / "docs" / "platform.md", INFRA / "README.md",
              REPO / "Makefile"]
     pattern = re.compile(r"(?:--pool|--work-pool|work-pool create)\s+([A-Za-z0-9_.-]+)")
     for path in files:
