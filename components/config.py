@@ -104,13 +104,13 @@ class TrainParams(_Section):
 class IndexParams(_Section):
     storage: Literal["float16", "pq", "binary", "pq_residual"] = "float16"
     faiss: Literal["flat", "hnsw", "ivf"] = "flat"
-    candidates: int = Field(32, ge=1)
+    candidates: int = Field(128, ge=1)
     pq_m: int = Field(16, ge=1)
     hnsw_m: int = Field(32, ge=4)
     hnsw_ef_search: int = Field(64, ge=1)
     ivf_nlist: int = Field(64, ge=1)
     ivf_nprobe: int = Field(8, ge=1)
-    candidate_vectors: Literal["pooled", "cells", "centroids"] = "pooled"
+    candidate_vectors: Literal["pooled", "cells", "centroids"] = "centroids"
     pq_train_cells: int = Field(65536, ge=256)
     # candidate_vectors=centroids: k-means centroids per page in the faiss stage (max over them; ADR 7)
     centroids_per_page: int = Field(8, ge=1)
@@ -120,9 +120,9 @@ class IndexParams(_Section):
     encode_workers: int = Field(2, ge=1)
     # storage=pq_residual (ADR 11): k-means centroids per page (scalar-quantised to this many bits
     # per component) that cells are coded against, and the PQ bytes of each cell's residual
-    residual_centroids: int = Field(64, ge=1, le=256)
+    residual_centroids: int = Field(96, ge=1, le=256)
     residual_coarse_bits: Literal[4, 6, 8] = 4
-    residual_pq_m: int = Field(8, ge=1)
+    residual_pq_m: int = Field(4, ge=1)
     # storage=pq_residual (ADR 12): bits per residual PQ code (a cell's residual = pq_m * bits / 8 bytes),
     # and the candidate stage: a flat scan of the stored page centroids (no extra bytes; faiss=flat)
     # or the separate candidate_vectors stage.
@@ -135,7 +135,7 @@ class IndexParams(_Section):
     # quantiles (arg of each tail clipped) or optim (faiss's per-component fit) narrow it.
     residual_coarse_range: Literal["minmax", "meanstd", "quantiles", "optim"] = "meanstd"
     residual_coarse_range_arg: float = Field(2.25, gt=0.0)
-    residual_candidates: Literal["separate", "stored"] = "separate"
+    residual_candidates: Literal["separate", "stored"] = "stored"
     # residual_candidates=stored with 4-bit centroids: scan them with faiss's SIMD fast scan (approximate
     # scores, re-ranked exactly; the same codes, no extra bytes) unless a filter needs the exact scan (ADR 15)
     residual_fast_scan: bool = True
@@ -226,13 +226,13 @@ class ReaderParams(_Section):
     max_question_tokens: int = Field(32, ge=4)
     max_context_tokens: int = Field(40, ge=4)  # text word pieces per context
     max_answer_words: int = Field(8, ge=1)
-    noise_rho: float = Field(1 / 3, ge=0, le=1)  # share of the k contexts that are distractors in training
+    noise_rho: float = Field(0.3333, ge=0, le=1)  # share of the k contexts that are distractors in training
     hard_distractor_share: float = Field(0.5, ge=0, le=1)  # distractors from hard-negative pages; the rest random other pages
     no_answer_fraction: float = Field(0.1, ge=0, lt=1)  # training examples whose k contexts all come from other pages
-    finetune_layers: int = Field(2, ge=0)  # last N MiniLM layers trained (the span head always is)
-    max_steps: int = Field(150, ge=1)
+    finetune_layers: int = Field(6, ge=0)  # last N MiniLM layers trained (the span head always is)
+    max_steps: int = Field(300, ge=1)
     batch_size: int = Field(8, ge=1)
-    lr: float = Field(2e-4, gt=0)
+    lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     checkpoint_every_n_steps: int = Field(50, ge=1)
     log_every_n_steps: int = Field(10, ge=1)

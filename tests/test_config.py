@@ -66,3 +66,26 @@ def test_behaviour_digest_ignores_gate_and_registry_settings():
     a = load_params(REPO / "params.yaml")
     assert a.behaviour_digest() == load_params(REPO / "params.yaml", ["gate.floors={page_r1: 0.9}"]).behaviour_digest()
     assert a.behaviour_digest() != load_params(REPO / "params.yaml", ["rag.k=2"]).behaviour_digest()
+
+
+def test_code_defaults_equal_params_yaml():
+    """The typed defaults and params.yaml say the same, so a Params() built in code (tests, notebooks)
+    behaves like the pipeline; a default that drifted is named with both values."""
+    from pydantic import BaseModel
+
+    from components.config import Params
+
+    on_disk = load_params(REPO / "params.yaml")
+    in_code = Params()
+    drifted = []
+
+    def walk(disk: BaseModel, code: BaseModel, prefix: str) -> None:
+        for name in type(disk).model_fields:
+            a, b = getattr(disk, name), getattr(code, name)
+            if isinstance(a, BaseModel):
+                walk(a, b, f"{prefix}{name}.")
+            elif a != b:
+                drifted.append(f"{prefix}{name}: params.yaml {a!r}, code {b!r}")
+
+    walk(on_disk, in_code, "")
+    assert not drifted, drifted

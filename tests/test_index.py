@@ -50,7 +50,8 @@ def _exact(cells: np.ndarray, q: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_search_finds_planted_cell_and_heatmap_is_exact(storage, kind):
     metas, cells = _corpus()
-    params = IndexParams(storage=storage, faiss=kind, candidates=40, pq_m=8, residual_centroids=4, residual_pq_m=8)
+    params = IndexParams(storage=storage, faiss=kind, candidates=40, pq_m=8, residual_centroids=4, residual_pq_m=8,
+                         residual_candidates="stored" if kind == "flat" else "separate")
     index = RegionIndex.build(metas, cells, params, "fp")
     q = cells[11, 5]
     hits = index.search(q, 3)
