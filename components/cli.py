@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -155,7 +155,7 @@ def _require_index(index: Path) -> None:
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", help="override a parameter, e.g. --set train.max_steps=50")
+    list[str] | None, typer.Option("--set", help="override a parameter, e.g. --set train.max_steps=50")
 ]
 
 
@@ -177,7 +177,7 @@ def _corpus(params: Params, accepted: bool = True):
 
 @app.command()
 def generate(
-    out: Annotated[Optional[Path], typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    out: Annotated[Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -194,8 +194,8 @@ def generate(
 def import_(
     docs: Annotated[Path, typer.Option(help="folder of PDFs and images")],
     name: Annotated[str, typer.Option(help="collection name")],
-    questions: Annotated[Optional[Path], typer.Option(help=f"questions JSONL ({DATA_CONTRACT})")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="corpus folder to write")] = None,
+    questions: Annotated[Path | None, typer.Option(help=f"questions JSONL ({DATA_CONTRACT})")] = None,
+    out: Annotated[Path | None, typer.Option(help="corpus folder to write")] = None,
     dvc: Annotated[bool, typer.Option(help="version the imported dataset with `dvc add`")] = True,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
@@ -246,9 +246,9 @@ def validate(
 @app.command()
 def show(
     out: Annotated[Path, typer.Option(help="PNG to write")],
-    page: Annotated[Optional[str], typer.Option(help="page id, <doc>#<page>")] = None,
-    question: Annotated[Optional[str], typer.Option(help="question id (alone: its gold page)")] = None,
-    corpus_dir: Annotated[Optional[Path], typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    page: Annotated[str | None, typer.Option(help="page id, <doc>#<page>")] = None,
+    question: Annotated[str | None, typer.Option(help="question id (alone: its gold page)")] = None,
+    corpus_dir: Annotated[Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -468,7 +468,7 @@ def train_reader_cmd(
 def search(
     question: Annotated[str, typer.Argument(help="the question")],
     k: Annotated[int, typer.Option(help="regions to return")] = 5,
-    reader: Annotated[Optional[Path], typer.Option(help="exported reader folder: answer with the span reader")] = None,
+    reader: Annotated[Path | None, typer.Option(help="exported reader folder: answer with the span reader")] = None,
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     params_path: ParamsOpt = Path("params.yaml"),
@@ -533,7 +533,7 @@ def register(
     metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = Path("eval/metrics.json"),
     rescore: Annotated[bool, typer.Option("--rescore/--no-rescore",
                                           help="re-score the champion on the candidate's eval set first")] = True,
-    reader: Annotated[Optional[Path], typer.Option(
+    reader: Annotated[Path | None, typer.Option(
         help="exported reader to bundle (default: data/reader/reader when it exists)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
@@ -561,7 +561,7 @@ def register(
 @app.command()
 def rollback(
     reason: Annotated[str, typer.Option("--reason", help="why champion moves back (recorded in the audit trail)")],
-    to: Annotated[Optional[str], typer.Option("--to", help="version to restore (default: the previous champion)")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="version to restore (default: the previous champion)")] = None,
     force: Annotated[bool, typer.Option("--force", help="allow a version whose gate failed (recorded as an override)")] = False,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
@@ -669,8 +669,8 @@ def bench(
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
     queries: Annotated[int, typer.Option(min=1, help="questions per size (all of the size's questions up to this many)")] = 5000,
-    real_docs: Annotated[Optional[Path], typer.Option(help="real pages for the latency figure: a folder of PDFs/images (with --real-questions) or an imported corpus folder; replicated to --real-pages, timed beside synthetic pages")] = None,
-    real_questions: Annotated[Optional[Path], typer.Option(help="questions JSONL of --real-docs (data contract), when it is a folder of documents")] = None,
+    real_docs: Annotated[Path | None, typer.Option(help="real pages for the latency figure: a folder of PDFs/images (with --real-questions) or an imported corpus folder; replicated to --real-pages, timed beside synthetic pages")] = None,
+    real_questions: Annotated[Path | None, typer.Option(help="questions JSONL of --real-docs (data contract), when it is a folder of documents")] = None,
     real_pages: Annotated[int, typer.Option(min=1, help="pages the real corpus is replicated to for the latency figure")] = 1000,
     threads: Annotated[int, typer.Option(min=1, help="torch threads while answering (the real-page latency bar is set at 2)")] = 2,
     latency_questions: Annotated[int, typer.Option(min=1, help="questions timed from their text, per size and per side of the real-page comparison")] = 200,
@@ -726,7 +726,7 @@ def landing_ingest(
 
 @landing_app.command("merge")
 def landing_merge(
-    corpus: Annotated[Optional[Path], typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
     landed: Annotated[Path, typer.Option(help="DVC-tracked folder of accepted documents")] = Path("landed"),
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
@@ -742,8 +742,8 @@ def landing_merge(
 @app.command()
 def deploy(
     project_dir: Annotated[Path, typer.Option(help="project the deployments run in")] = Path("."),
-    work_pool: Annotated[Optional[str], typer.Option(help="work pool (default: orchestrate.work_pool)")] = None,
-    cron: Annotated[Optional[str], typer.Option(help="retrain schedule (default: orchestrate.retrain_cron)")] = None,
+    work_pool: Annotated[str | None, typer.Option(help="work pool (default: orchestrate.work_pool)")] = None,
+    cron: Annotated[str | None, typer.Option(help="retrain schedule (default: orchestrate.retrain_cron)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Register the Prefect deployments (pipeline, retrain with its cron, landing watcher) on PREFECT_API_URL."""
@@ -764,9 +764,9 @@ def ablate_reader_cmd(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     out: Annotated[Path, typer.Option(help="folder for the tables")] = Path("reports"),
-    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="seeds (default reader.ablation_seeds)")] = None,
-    rhos: Annotated[Optional[list[float]], typer.Option("--rho", help="noise levels (default 0, 1/3, 1/2, 2/3)")] = None,
-    modes: Annotated[Optional[list[str]], typer.Option("--mode", help="visual token modes, refine first (default all)")] = None,
+    seeds: Annotated[list[int] | None, typer.Option("--seed", help="seeds (default reader.ablation_seeds)")] = None,
+    rhos: Annotated[list[float] | None, typer.Option("--rho", help="noise levels (default 0, 1/3, 1/2, 2/3)")] = None,
+    modes: Annotated[list[str] | None, typer.Option("--mode", help="visual token modes, refine first (default all)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -788,7 +788,7 @@ def ablate_two_stage_cmd(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = Path("data/model"),
     index: Annotated[Path, typer.Option(help="index folder")] = Path("data/index"),
     out: Annotated[Path, typer.Option(help="folder for the tables")] = Path("reports"),
-    splits: Annotated[Optional[list[str]], typer.Option("--split", help="splits to pool (default val, test)")] = None,
+    splits: Annotated[list[str] | None, typer.Option("--split", help="splits to pool (default val, test)")] = None,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:

@@ -59,7 +59,7 @@ class ModelParams(_Section):
     heading_context: float = Field(0.0, ge=0, le=1)  # contextual: weight of the page heading's pooled states in every text cell (ADR 19)
 
     @model_validator(mode="after")
-    def _patch_fits(self) -> "ModelParams":
+    def _patch_fits(self) -> ModelParams:
         if self.image_size % self.grid:
             raise ValueError(f"model.image_size ({self.image_size}) must be a multiple of model.grid ({self.grid})")
         if self.hidden % self.heads:
