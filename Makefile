@@ -20,12 +20,13 @@ PYTEST_ARGS ?= --durations=25  # the slowest tests, listed in every CI log
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: help setup run test test-fast bench bench-real ui serve lint clean deploy browser
+.PHONY: help setup run test test-fast bench bench-real ui ui-screenshots serve lint clean deploy browser
 
 help:
 	@echo "make run    - set up .venv and run the full Prefect pipeline on the embedded stack"
 	@echo "make test   - set up .venv and run every test (unit, slow, integration)"
 	@echo "make ui     - MLflow UI on http://127.0.0.1:5000"
+	@echo "make ui-screenshots - Prefect + MLflow UI screenshots of the last make run into reports/ui/"
 	@echo "make serve  - the champion over HTTP on http://127.0.0.1:5001 (SERVE_ENV=virtualenv: its own env)"
 	@echo "make bench  - benchmarks into reports/"
 	@echo "make bench-real - evaluate data/model on real Debian-doc PDFs (reports/real.json, real.md)"
@@ -71,6 +72,12 @@ deploy: $(STAMP)
 # No background job workers (they cost CPU): the UI is all `make ui` needs.
 ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(REGIONOPS_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
+
+# What the Prefect and MLflow UIs show for the last `make run` (REGIONOPS_HOME's databases):
+# screenshots, pages.json and ui_excerpt.md in reports/ui/. Servers it has to start run on
+# 127.0.0.1 and stop when it is done; needs the browser (make browser).
+ui-screenshots: $(STAMP)
+	$(PY) scripts/ui_screenshots.py --home "$(REGIONOPS_HOME)" --out reports/ui
 
 # The champion over HTTP. SERVE_ENV=local (default) runs it in this venv; SERVE_ENV=virtualenv
 # (or uv) builds the model's own environment from its requirements.txt (PyPI; minutes the first

@@ -488,16 +488,32 @@ def search(
     _emit(result.to_dict())
 
 
+def _read_candidate(metrics: Path, model: Path | None) -> dict:
+    """The candidate's metrics from its evaluation run; a clear error (exit 2) when they cannot be trusted."""
+    from components.registry.client import registry_client
+    from components.registry.evaluation_run import EvaluationRunError
+    from components.registry.promote import read_candidate
+
+    try:
+        return read_candidate(registry_client(), metrics, model)
+    except EvaluationRunError as exc:
+        console.print(f"[red]cannot gate:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def gate(
     metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = Path("eval/metrics.json"),
     index: Annotated[Path, typer.Option(help="candidate index folder (its pages define the eval set)")] = Path("data/index"),
+    model: Annotated[Path, typer.Option(help="candidate retriever folder (its train_run.json names the "
+                                             "training run the evaluation run must belong to)")] = Path("data/model"),
     rescore: Annotated[bool, typer.Option("--rescore/--no-rescore",
                                           help="re-score the champion on the candidate's eval set first")] = True,
     params_path: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
-    """Judge a candidate's metrics against the floors and the current champion."""
+    """Judge a candidate against the floors and the current champion, by the metrics of its MLflow
+    evaluation run (named in metrics.json, which must agree with it)."""
     params = _params(params_path, overrides)
     configure_environment()
     _require(metrics, "candidate metrics", "eval")
@@ -505,7 +521,7 @@ def gate(
     from components.registry.gate import champion_metrics, decide
     from components.registry.promote import champion_version
 
-    candidate = json.loads(metrics.read_text())
+    candidate = _read_candidate(metrics, model if (model / "train_run.json").is_file() else None)
     has_champion = champion_version(registry_client(), params.registry.model_name) is not None
     reference, notes = None, []
     if has_champion and rescore:
@@ -549,6 +565,7 @@ def register(
 
     if reader is None and (DEFAULT_READER / "config.json").is_file():
         reader = DEFAULT_READER
+    _read_candidate(metrics, model)  # a metrics.json its evaluation run does not back stops here, clearly
     if rescore:
         outcome = gate_and_register_rescored(params, _corpus(params), model, index, metrics, reader_dir=reader)
     else:

@@ -43,7 +43,10 @@ def summary_markdown(title: str, stages: list[dict], outcome: dict, extra: list[
         lines += [f"**DVC remote:** {pushed}", ""]
     gate = outcome.get("gate") or {}
     if gate.get("rules"):
-        lines += [f"**Gate:** {'passed' if gate.get('passed') else 'FAILED'}", ""] + gate_table(gate)
+        lines += [f"**Gate:** {'passed' if gate.get('passed') else 'FAILED'}", ""]
+        if gate.get("evaluation_run_id"):  # the MLflow run the candidate's numbers were read from
+            lines += [f"Decided from evaluation run `{gate['evaluation_run_id']}`.", ""]
+        lines += gate_table(gate)
     if gate.get("reasons"):
         lines += ["", "Reasons:", *[f"- {reason}" for reason in gate["reasons"]]]
     return "\n".join(lines)

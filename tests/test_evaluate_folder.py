@@ -253,6 +253,7 @@ def test_registered_checkpoint_is_evaluated_with_its_bundled_region_settings(fol
     from components.evaluation.folder_eval import evaluate_folder, resolve_model
     from components.index.build import build_index
     from components.registry.promote import gate_and_register
+    from tests.eval_runs import log_evaluation_run
 
     params = tiny_params.model_copy(deep=True)
     params.registry.model_name = params.registry.experiment = f"regionops-evalfolder-{uuid.uuid4().hex[:6]}"
@@ -261,6 +262,7 @@ def test_registered_checkpoint_is_evaluated_with_its_bundled_region_settings(fol
     candidate = {"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5, "mrr": 0.5}},
                  "regions": {"tuned_on": "val", "chosen": chosen}, "dataset_id": "d" * 64, "split": "test"}
     (tmp_path / "metrics.json").write_text(json.dumps(candidate))
+    log_evaluation_run(tmp_path / "metrics.json", folder["model"], params)
     registered = gate_and_register(params, folder["model"], tmp_path / "index", tmp_path / "metrics.json")
     assert registered["status"] == "promoted"
     uri = f"models:/{params.registry.model_name}@champion"

@@ -33,13 +33,14 @@ def test_failed_gate_without_a_champion_fails_the_run():
 
 
 def test_passed_gate_returns_the_plain_result_and_the_artifact_has_the_gate_table():
-    gate = {**GATE_FAILED, "passed": True, "reasons": []}
+    gate = {**GATE_FAILED, "passed": True, "reasons": [], "evaluation_run_id": "abc123"}
     gate["rules"] = [{**gate["rules"][0], "value": 0.5, "passed": True}]
     result = {"stages": [{"stage": "train", "ran": True}], "registration": {"status": "promoted", "version": "2",
                                                                           "gate": gate}}
     assert final_state(result) is result
     markdown = summary_markdown("t", result["stages"], result["registration"])
     assert "| floor | page_r1 | 0.5 | 0.3 | True |" in markdown and "| train | ran |" in markdown
+    assert "Decided from evaluation run `abc123`" in markdown  # the gate's source, for the reviewer
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import json
 
 from components.config import GateParams
 from components.registry.gate import decide
+from tests.eval_runs import log_evaluation_run
 
 
 def metrics(**values) -> dict:
@@ -99,6 +100,7 @@ def test_gate_command_without_champion_applies_floors(tmp_path, regionops_home):
     for page_r1, code in ((0.1, 1), (0.5, 0)):
         path = tmp_path / f"metrics{page_r1}.json"
         path.write_text(json.dumps(metrics(page_r1=page_r1, region_hit1=0.2)))
+        log_evaluation_run(path)
         out = runner.invoke(app, ["gate", "--metrics", str(path), "--set", f"registry.model_name={name}"])
         assert out.exit_code == code, out.output
         decision = printed_json(out.output)

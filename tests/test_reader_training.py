@@ -118,6 +118,7 @@ def test_registered_checkpoint_bundles_the_reader_and_answers_with_it(built, tin
     from components.rag.engine import RagEngine
     from components.reader.io import save_reader
     from components.registry.promote import gate_and_register
+    from tests.eval_runs import log_evaluation_run
 
     params, _, root, _, reader = built
     params = params.model_copy(deep=True)
@@ -127,6 +128,7 @@ def test_registered_checkpoint_bundles_the_reader_and_answers_with_it(built, tin
     metrics = tmp_path / "metrics.json"  # floors are 0 in the tiny params: the gate passes
     metrics.write_text(json.dumps({"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}},
                                    "dataset_id": "tiny"}))
+    log_evaluation_run(metrics, root / "model", params)
     out = gate_and_register(params, root / "model", root / "index", metrics, reader_dir=tmp_path / "reader")
     assert out["status"] == "promoted"
 

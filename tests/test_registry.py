@@ -24,6 +24,7 @@ from safetensors.numpy import save_file
 
 from components.config import load_params
 from components.registry import checkpoint
+from tests.eval_runs import log_evaluation_run
 from tests.registry_fakes import fake_factory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,7 +173,9 @@ def make_candidate(root: Path, *, seed: int, page_r1: float, region_hit1: float,
         "systems": {"regionops": {"page_r1": page_r1, "page_r5": 0.9, "region_hit1": region_hit1},
                     "bm25_blocks": {"page_r1": 0.1}},
         "n_questions": 20, "dataset_id": f"test-split-{seed}"}))
-    return {"model_dir": model_dir, "index_dir": index_dir, "metrics_path": metrics_path, "run_id": run.info.run_id}
+    log_evaluation_run(metrics_path, model_dir)  # the gate reads its numbers from this run
+    return {"model_dir": model_dir, "index_dir": index_dir, "metrics_path": metrics_path, "run_id": run.info.run_id,
+            "eval_run_id": json.loads(metrics_path.read_text())["mlflow_run_id"]}
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +229,12 @@ def test_version_and_run_carry_gate_lineage_and_artifacts(story):
     # the version page says what it is: the training run, the evaluation set and scores, the gate
     assert mv.description.startswith("**Gate passed**: trained by run `train-1`")
     assert "dataset `test-split-1`" in mv.description and "page_r1 0.600" in mv.description
-    assert mv.tags["lineage.eval_run_id"] == "none"  # this candidate's metrics name no evaluation run
+    # the gate decided from the candidate's own evaluation run, and both records name it
+    assert mv.tags["lineage.eval_run_id"] == story.c1["eval_run_id"]
+    assert mv.tags["gate.evaluation_run_id"] == story.c1["eval_run_id"]
+    assert json.loads(mv.tags["gate.decision"])["evaluation_run_id"] == story.c1["eval_run_id"]
+    eval_run = client.get_run(story.c1["eval_run_id"])
+    assert eval_run.data.tags["mlflow.parentRunId"] == story.c1["run_id"]  # nested under the training run
     assert mv.tags["gate.floor.page_r1"].startswith("pass")
     assert mv.tags["lineage.parent_run_id"] == "flow-run-123"
     assert mv.tags["lineage.data_hash"] == "abc123"
@@ -460,6 +468,7 @@ def test_real_engine_checkpoint_registers_loads_and_answers(tiny_params, tmp_pat
     metrics = tmp_path / "metrics.json"  # gate input only: floors are 0 in the tiny params
     metrics.write_text(json.dumps({"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}},
                                    "dataset_id": "tiny"}))
+    log_evaluation_run(metrics, model_dir, params)
     out = gate_and_register(params, model_dir, index_dir, metrics)
     assert out["status"] == "promoted"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from components.config import GateParams
+from tests.eval_runs import log_evaluation_run
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +27,11 @@ def _candidate(params, corpus, root: Path) -> tuple[Path, dict]:
     save_retriever(build_retriever(params.model), root / "model" / "retriever")
     build_index(params, corpus, root / "model", root / "index")
     metrics = run_evaluation(params, corpus, root / "model", root / "index", root / "eval", log_mlflow=False)
+    log_evaluation_run(root / "eval" / "metrics.json", root / "model", params)  # what the gate reads
     return root, metrics
 
 
-def _regressed_copy(a: Path, b: Path, metrics: dict, metric: str, drop: float) -> Path:
+def _regressed_copy(a: Path, b: Path, metrics: dict, metric: str, drop: float, params) -> Path:
     """Candidate B: a later training run (its own run id) whose evaluation measured ``metric`` lower.
 
     Same eval set (same dataset id) as A; only what the evaluation measured differs. Saves a
@@ -44,6 +46,7 @@ def _regressed_copy(a: Path, b: Path, metrics: dict, metric: str, drop: float) -
     worse = {**metrics, "systems": {**metrics["systems"], "regionops": {**system, metric: system[metric] - drop}}}
     (b / "eval").mkdir(parents=True)
     (b / "eval" / "metrics.json").write_text(json.dumps(worse))
+    log_evaluation_run(b / "eval" / "metrics.json", b / "model", params)  # B's own evaluation run
     return b
 
 
@@ -69,7 +72,7 @@ def rescored(tiny_params, tiny_corpus, tmp_path_factory, regionops_home):
     client.set_model_version_tag(name, first["version"], "metric.mrr", "0.0")
 
     assert a_metrics["systems"]["regionops"]["mrr"] >= 0.05, "precondition: the tiny champion finds gold pages"
-    b = _regressed_copy(a, root / "b", a_metrics, "mrr", 0.05)
+    b = _regressed_copy(a, root / "b", a_metrics, "mrr", 0.05, params)
     second = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
     again = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
     champion_now = str(client.get_model_version_by_alias(name, "champion").version)

@@ -25,6 +25,7 @@ def _register_real_champion(params, corpus, root):
     from components.model.io import save_retriever
     from components.model.retriever import build_retriever
     from components.registry.promote import gate_and_register
+    from tests.eval_runs import log_evaluation_run
 
     model_dir, index_dir = root / "model", root / "index"
     save_retriever(build_retriever(params.model), model_dir / "retriever")
@@ -32,6 +33,7 @@ def _register_real_champion(params, corpus, root):
     metrics = root / "metrics.json"  # gate input only: the tiny params' floors are 0
     metrics.write_text(json.dumps({"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}},
                                    "dataset_id": "tiny"}))
+    log_evaluation_run(metrics, model_dir, params)
     return gate_and_register(params, model_dir, index_dir, metrics)
 
 

@@ -32,9 +32,11 @@ class GateDecision:
     passed: bool
     rules: list[RuleOutcome] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # why it failed, plus notes (e.g. no champion)
+    evaluation_run_id: str | None = None  # the MLflow evaluation run the candidate's numbers came from
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "rules": [asdict(r) for r in self.rules], "reasons": list(self.reasons)}
+        return {"passed": self.passed, "rules": [asdict(r) for r in self.rules], "reasons": list(self.reasons),
+                "evaluation_run_id": self.evaluation_run_id}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -46,6 +48,8 @@ class GateDecision:
             "| rule | metric | value | bound | passed | reason |",
             "|---|---|---|---|---|---|",
         ]
+        if self.evaluation_run_id:
+            lines[1:1] = ["", f"Candidate metrics from evaluation run `{self.evaluation_run_id}`."]
         for r in self.rules:
             lines.append(
                 f"| {r.kind} | {r.metric} | {_fmt(r.value)} | {_fmt(r.bound)} | {'yes' if r.passed else 'no'} | {r.reason} |"
@@ -56,7 +60,8 @@ class GateDecision:
 
     def tags(self, prefix: str = "gate") -> dict[str, str]:
         """Flat string tags for an MLflow run / model version (one per rule)."""
-        out = {f"{prefix}.passed": str(self.passed).lower()}
+        out = {f"{prefix}.passed": str(self.passed).lower(),
+               f"{prefix}.evaluation_run_id": self.evaluation_run_id or "none"}
         for r in self.rules:
             out[f"{prefix}.{r.kind}.{r.metric}"] = (
                 f"{'pass' if r.passed else 'FAIL'} value={_fmt(r.value)} bound={_fmt(r.bound)}"
@@ -85,7 +90,11 @@ def _number(metrics: dict[str, Any], name: str) -> float | None:
 
 
 def decide(candidate_metrics: dict, champion_metrics: dict | None, gate_params: GateParams) -> GateDecision:
-    """Apply the floors, then non-regression against the champion (if there is one)."""
+    """Apply the floors, then non-regression against the champion (if there is one).
+
+    ``candidate_metrics``: as ``evaluation_run.candidate_evaluation`` read them back from the
+    candidate's evaluation run; its ``mlflow_run_id`` is recorded in the decision.
+    """
     cand = system_metrics(candidate_metrics)
     rules: list[RuleOutcome] = []
     notes: list[str] = []
@@ -126,7 +135,9 @@ def decide(candidate_metrics: dict, champion_metrics: dict | None, gate_params: 
     failed = [f"{r.kind} {r.metric}: {r.reason}" for r in rules if not r.passed]
     if not gate_params.floors and not gate_params.tolerance:
         notes.append("no gate rules configured")
-    return GateDecision(passed=not failed, rules=rules, reasons=failed + notes)
+    run_id = (candidate_metrics or {}).get("mlflow_run_id")
+    return GateDecision(passed=not failed, rules=rules, reasons=failed + notes,
+                        evaluation_run_id=str(run_id) if run_id else None)
 
 
 def champion_metrics(params: Params) -> dict | None:

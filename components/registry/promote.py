@@ -39,6 +39,7 @@ from components.registry.audit import (
     record_move,
 )
 from components.registry.client import ensure_experiment, registry_client, registry_lock
+from components.registry.evaluation_run import candidate_evaluation
 from components.registry.gate import GATED_SYSTEM, GateDecision, decide, system_metrics
 from components.registry.highlights import stage_page_images
 
@@ -132,6 +133,19 @@ def served_reader(params: Params, candidate: dict[str, Any], reader_dir: Path | 
 def read_train_run(model_dir: Path) -> dict[str, Any]:
     path = Path(model_dir) / "train_run.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def read_candidate(client: MlflowClient, metrics_path: Path, model_dir: Path | None = None) -> dict[str, Any]:
+    """The candidate's metrics from its MLflow evaluation run, which ``metrics_path`` must agree with.
+
+    Raises ``EvaluationRunError`` when metrics.json names no run, the run is missing or is
+    another candidate's, or the two disagree on any metric.
+    """
+    metrics_path = Path(metrics_path)
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"cannot gate: {metrics_path} does not exist (`dvc repro evaluate` writes it)")
+    training_run = read_train_run(Path(model_dir)).get("run_id") if model_dir is not None else None
+    return candidate_evaluation(client, json.loads(metrics_path.read_text()), training_run, str(metrics_path))
 
 
 def pip_requirements() -> list[str]:
@@ -373,6 +387,10 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
                       page_images: PageImages | None = None) -> dict[str, Any]:
     """Gate the candidate against floors and the champion, register it, move ``champion``/``challenger``.
 
+    The candidate's metrics are read back from its MLflow evaluation run (``mlflow_run_id`` in
+    ``metrics_path``), which metrics.json must agree with (``read_candidate``); the decision
+    records that run's id.
+
     ``reader_dir``: the exported span reader; bundled when ``served_reader`` says so (then the
     served checkpoint answers with it; otherwise from the top region's text layer). ``page_images``: ``(page_id,
     image path)`` pairs bundled for highlight crops (``registry.bundle_page_images``).
@@ -386,11 +404,11 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
     for required in (model_dir, index_dir, metrics_path):
         if not required.exists():
             raise FileNotFoundError(f"cannot register: {required} does not exist")
-    candidate = json.loads(metrics_path.read_text())
+    client = registry_client()
+    candidate = read_candidate(client, metrics_path, model_dir)  # the gate's numbers: the evaluation run's
     params = served_params(params, candidate)
     reader_dir, answerer_reason = served_reader(params, candidate, reader_dir)
     name = params.registry.model_name
-    client = registry_client()
     train_run = read_train_run(model_dir)
 
     with registry_lock(name):

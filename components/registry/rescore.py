@@ -10,7 +10,6 @@ corpus first (otherwise the champion would be scored on a different page set).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,10 +113,17 @@ def gate_and_register_rescored(params: Params, corpus: Corpus, model_dir: Path, 
     """
     import tempfile
 
-    from components.registry.promote import gate_and_register, served_params, served_reader
+    from components.registry.client import registry_client
+    from components.registry.promote import (
+        gate_and_register,
+        read_candidate,
+        served_params,
+        served_reader,
+    )
 
     rescore = Rescore(None, None, ["candidate already registered: champion not re-scored"])
-    candidate = json.loads(Path(metrics_path).read_text())
+    # Checked against its evaluation run before minutes of re-scoring, not after.
+    candidate = read_candidate(registry_client(), Path(metrics_path), Path(model_dir))
     # The identity of a registered version includes the region settings it serves with.
     served = served_params(params, candidate)
     if already_registered(served, model_dir, index_dir, served_reader(served, candidate, reader_dir)[0]) is None:
