@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.data.gold_units import page_units  # noqa: E402
-from components.data.pdf_layout import pdf_page_blocks  # noqa: E402
-from components.evaluation.block_recall import IOU_THRESHOLD  # noqa: E402
-from components.evaluation.metrics import iou  # noqa: E402
+from components.data.gold_units import page_units
+from components.data.pdf_layout import pdf_page_blocks
+from components.evaluation.block_recall import IOU_THRESHOLD
+from components.evaluation.metrics import iou
 
 
 def page_blocks_of(docs: Path, doc: str, pages: set[int]) -> dict[int, list]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.data.corpus import write_jsonl_atomic  # noqa: E402
-from components.data.derived_questions import KINDS, derive_questions  # noqa: E402
+from components.data.corpus import write_jsonl_atomic
+from components.data.derived_questions import KINDS, derive_questions
 
 
 def main(src: Path, out: Path) -> dict:
