@@ -22,6 +22,8 @@ Rect = tuple[float, float, float, float]  # x0, top, x1, bottom in points, origi
 CAPTION = re.compile(r"^(Figure|Fig\.|Table)\s*(\d+(?:\.\d+)*)\s*[:.]\s*(\S.*)$")
 ROW_TERM_MAX_WORDS = 6  # a side-by-side term (option list) is short
 OUTDENT_EM = 3.0  # a row this far left of its block's margin starts another block
+WORD_GAP_EM = 1.0  # pdfminer lines on one baseline closer than this are one line (a stretched
+# justified space after a sentence end is wider than a word gap, narrower than a column gutter)
 _SECTION_NUMBER = re.compile(r"^\d+(\.\d+)*\.?$")
 _BULLET = re.compile(r"^[\u2022\u25e6\u25aa\u2023\u25cf\u25cb\u25a0\u25a1\u25ba\u2013\u2014\u2219*]\s")  # a list item
 
@@ -106,7 +108,7 @@ def _join_rows(rows: list[Row], width: float) -> list[Row]:
             short = (len(a.parts) == 1 and len(a.text.split()) <= ROW_TERM_MAX_WORDS
                      and a.rect[2] - a.rect[0] <= 0.6 * (b.rect[2] - a.rect[0]))
             number = len(a.parts) == 1 and _SECTION_NUMBER.match(a.text) and gap < 3 * a.size
-            if same_col and (0 <= gap <= 0.6 * a.size or number):
+            if same_col and (0 <= gap <= WORD_GAP_EM * a.size or number):
                 # a word gap (pdfminer cut a line at a change of face or script) or a section
                 # number set off by a quad: one line of text, glue it back
                 current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, a.lead,
