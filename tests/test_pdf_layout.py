@@ -314,3 +314,35 @@ def test_a_ruled_table_named_by_its_caption_keeps_its_entries_nested(tmp_path):
     assert iou(table.box, norm(union(caption, (100, 110, 500, 175)))) >= 0.8
     for entry in entries:  # each row is a unit of its own, inside the table
         assert max(iou(blk.box, norm(entry)) for blk in blocks if blk is not table) >= 0.5
+
+
+def test_a_captioned_table_takes_in_the_rows_below_a_spanning_cell():
+    """A row the cell-grid detection breaks off at (a cell spanning the columns) and the rows
+    under it still belong to the table its caption names; running text below does not."""
+    cells = lambda y, a, b, c: _words(100, y, a) + _words(220, y, b) + _words(330, y, c)
+    body = "The running text after the table goes on across the whole column as prose does"
+    content = _content(
+        _words(150, 100, "Table 3. Symbols chosen by each option."),
+        cells(120, "Option", "energy", "moles"), cells(134, "plain", "E", "n"),
+        _words(100, 148, "(synonym for plain)"),
+        cells(162, "total", "U", "N"), cells(176, "molar", "A", "m"),
+        _words(72, 210, body), _words(72, 222, body + "."),
+    )
+    blocks = layout_blocks(content)
+    (table,) = [b for b in blocks if b.kind == "table" and b.text.startswith("Table 3.")]
+    assert table.box[3] * H >= 176, "the rows under the spanning cell are part of the table"
+    assert table.box[3] * H < 200, "the running text below is not"
+    assert any(b.kind == "paragraph" and b.text.startswith("The running text") for b in blocks)
+
+
+def test_inline_code_in_smaller_type_does_not_break_a_paragraph():
+    """A line whose few characters of code are set smaller keeps its body size: the sentence
+    running on to it stays in its paragraph."""
+    long = "the values of this number are read from the column of the tabular output"
+    content = _content(
+        _words(72, 200, "In a tabular output file " + long),
+        _words(72, 212, "labeled") + _words(112, 212, "exp.", size=7.0, mono=True),
+    )
+    blocks = layout_blocks(content)
+    assert [b.kind for b in blocks] == ["paragraph"]
+    assert blocks[0].text.endswith("labeled exp.")

@@ -21,7 +21,11 @@ from statistics import median
 Rect = tuple[float, float, float, float]  # x0, top, x1, bottom in points, origin top-left
 CAPTION = re.compile(r"^(Figure|Fig\.|Table)\s*(\d+(?:\.\d+)*)\s*[:.]\s*(\S.*)$")
 ROW_TERM_MAX_WORDS = 6  # a side-by-side term (option list) is short
+OUTDENT_EM = 3.0  # a row this far left of its block's margin starts another block
+WORD_GAP_EM = 1.0  # pdfminer lines on one baseline closer than this are one line (a stretched
+# justified space after a sentence end is wider than a word gap, narrower than a column gutter)
 _SECTION_NUMBER = re.compile(r"^\d+(\.\d+)*\.?$")
+_BULLET = re.compile(r"^[\u2022\u25e6\u25aa\u2023\u25cf\u25cb\u25a0\u25a1\u25ba\u2013\u2014\u2219*]\s")  # a list item
 
 
 @dataclass
@@ -104,7 +108,7 @@ def _join_rows(rows: list[Row], width: float) -> list[Row]:
             short = (len(a.parts) == 1 and len(a.text.split()) <= ROW_TERM_MAX_WORDS
                      and a.rect[2] - a.rect[0] <= 0.6 * (b.rect[2] - a.rect[0]))
             number = len(a.parts) == 1 and _SECTION_NUMBER.match(a.text) and gap < 3 * a.size
-            if same_col and (0 <= gap <= 0.6 * a.size or number):
+            if same_col and (0 <= gap <= WORD_GAP_EM * a.size or number):
                 # a word gap (pdfminer cut a line at a change of face or script) or a section
                 # number set off by a quad: one line of text, glue it back
                 current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, a.lead,
@@ -139,7 +143,11 @@ def _blocks(rows: list[Row], width: float) -> list[list[Row]]:
             gap = r.rect[1] - p.rect[3]
             overlap = min(r.rect[2], p.rect[2]) - max(r.rect[0], p.rect[0])
             same = _column_key(r, two_col, mid) == _column_key(p, two_col, mid)
-            if same and -0.5 * p.size <= gap <= 0.7 * p.size and overlap > 0 and abs(r.size - p.size) < 1.5:
+            # a row starting far left of every row above it (an outdented term, a margin
+            # label) opens a new block: indentation is read against one margin per block
+            outdent = r.rect[0] < min(q.rect[0] for q in block) - OUTDENT_EM * p.size
+            if (same and not outdent and -0.5 * p.size <= gap <= 0.7 * p.size and overlap > 0
+                    and abs(r.size - p.size) < 1.5):
                 block.append(r)
                 break
         else:
@@ -157,6 +165,17 @@ def _split_block(block: list[Row]) -> list[Unit]:
     i = 0
     while i < len(block):
         r = block[i]
+        if _BULLET.match(r.text):
+            # a list item: its bullet row and the rows under it up to the next item or paragraph
+            # start (rows hanging right of the bullet always continue it)
+            k = i + 1
+            while k < len(block) and not _BULLET.match(block[k].text) and (
+                    block[k].rect[0] > r.rect[0] + 0.5 * em
+                    or not _starts_paragraph(block, k, indented, right, em)):
+                k += 1
+            units.append(Unit("paragraph", block[i:k]))
+            i = k
+            continue
         # a hanging entry: a margin row followed by rows that stay indented. One indented row
         # followed by a margin row is a paragraph's first-line indent instead, unless the row
         # after that hangs again (the next entry).
@@ -170,6 +189,8 @@ def _split_block(block: list[Row]) -> list[Unit]:
         if not indented[i] and hanging and (r.lead or len(r.text.split()) <= ROW_TERM_MAX_WORDS
                                             or r.rect[2] < right - 2 * em):
             term = r.lead or (r.text if len(r.text.split()) <= ROW_TERM_MAX_WORDS else None)
+            while j < len(block) and _runs_on(block[j - 1], block[j]):
+                j += 1
             units.append(Unit("entry", block[i:j], term=term))
             i = j
             continue
@@ -179,7 +200,8 @@ def _split_block(block: list[Row]) -> list[Unit]:
             k = i + 1
             if r.desc_x is not None and r.desc_x - r.rect[0] > 2 * em and (
                     k == len(block) or abs(block[k].rect[0] - r.desc_x) <= 0.8 * em):
-                while k < len(block) and not block[k].lead and abs(block[k].rect[0] - r.desc_x) <= 0.8 * em:
+                while k < len(block) and (not block[k].lead and abs(block[k].rect[0] - r.desc_x) <= 0.8 * em
+                                          or _runs_on(block[k - 1], block[k])):
                     k += 1
             else:
                 while k < len(block) and not _starts_paragraph(block, k, indented, right, em):
@@ -195,6 +217,13 @@ def _split_block(block: list[Row]) -> list[Unit]:
     return units
 
 
+def _runs_on(prev: Row, row: Row) -> bool:
+    """The sentence of ``prev`` goes on in ``row``: no sentence end, and a lowercase start or a
+    hyphenated break (a bullet starts a new item whatever came before)."""
+    return (not _BULLET.match(row.text) and not prev.text.endswith((".", ":", "!", "?", ";"))
+            and (row.text[:1].islower() or prev.text.endswith("-")))
+
+
 def _term_like(row: Row) -> bool:
     return bool(row.lead) or (len(row.text.split()) <= ROW_TERM_MAX_WORDS
                               and not row.text.endswith((".", ",", ";")))
@@ -202,8 +231,12 @@ def _term_like(row: Row) -> bool:
 
 def _starts_paragraph(block: list[Row], k: int, indented: list[bool], right: float, em: float) -> bool:
     prev, row = block[k - 1], block[k]
+    if _BULLET.match(row.text):
+        return True
     if row.lead:
         return True
+    if _runs_on(prev, row):
+        return False  # no unit ends inside a sentence
     if prev.bold != row.bold:
         return True  # a bold heading and the text under it
     if prev.bold and row.bold:

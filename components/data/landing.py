@@ -8,7 +8,13 @@ Two steps, so that DVC sees the new data as a change of a versioned input:
   (``import_documents``) so that bad ones are quarantined with a reason, and copies the
   accepted ones into the landed folder (``landed/``, which DVC tracks with ``dvc add``).
 * ``merge_landed`` (run by the ``generate`` DVC stage) imports the landed folder into the
-  corpus under ``landed/``, so every downstream stage reruns when it changes.
+  corpus under ``landed/``, so every downstream stage reruns when it changes. A landed PDF no
+  question names gets questions derived from its text layer and layout
+  (``components.data.derived_questions``, seeded, no human labels), marked ``source: derived``:
+  ``realdocs.labelled_fraction`` of them keep their box, the rest are page-only; they take the
+  document's split as its pages do, so it joins the next retrain and the gate decides. A PDF
+  whose text layer is too thin to derive anything is still imported (the visual channel),
+  with a note.
 """
 
 from __future__ import annotations
@@ -230,6 +236,53 @@ def _prefixed(value: str | None) -> str | None:
     return None if value is None else f"{MERGED_PREFIX}/{value}"
 
 
+def _asked_docs(qfile: Path) -> set[str]:
+    """Documents the landed questions name (lines that do not parse are left to the importer's
+    quarantine: here they name nothing)."""
+    docs = set()
+    if qfile.is_file():
+        for raw in qfile.read_bytes().split(b"\n"):
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("doc"), str):
+                docs.add(record["doc"])
+    return docs
+
+
+def derive_for_unasked(docs_dir: Path, qfile: Path, params: Params) -> tuple[list[dict], dict[str, Any]]:
+    """Derived questions for the landed PDFs no landed question names, and a summary (per
+    document: questions derived, or a note why none could be)."""
+    from components.data.derived_questions import derive_questions
+
+    asked = _asked_docs(qfile)
+    cfg = params.realdocs
+    questions: list[dict] = []
+    per_doc: dict[str, Any] = {}
+    seen: set[str] = set()
+    for path in sorted(p for p in docs_dir.rglob("*") if p.is_file() and p.suffix.lower() in PDF_SUFFIXES):
+        rel = path.relative_to(docs_dir).as_posix()
+        if rel in asked:
+            continue
+        try:
+            derived = derive_questions(path, rel, params.seed, cfg.labelled_fraction,
+                                       cfg.max_questions_per_page, seen=seen)
+        except Exception as exc:  # noqa: BLE001 - an unreadable PDF is the importer's to quarantine
+            per_doc[rel] = {"derived": 0, "note": f"no questions derived: {type(exc).__name__}: {exc}"}
+            continue
+        for q in derived.questions:
+            q["source"] = "derived"  # the split is the document's, set by the importer as for its pages
+            if not q["labelled"]:
+                q["box"] = None  # page-only: the trainer pseudo-labels it
+        questions += derived.questions
+        per_doc[rel] = {"derived": len(derived.questions)}
+        if not derived.questions:
+            per_doc[rel]["note"] = ("text layer too thin to derive questions; the document is kept "
+                                    "for the visual channel")
+    return questions, per_doc
+
+
 def merge_landed(corpus_dir: Path, landed_dir: Path, params: Params) -> dict[str, Any]:
     """Import the landed documents (and questions) into ``corpus_dir/landed`` and append them to the corpus.
 
@@ -244,8 +297,17 @@ def merge_landed(corpus_dir: Path, landed_dir: Path, params: Params) -> dict[str
         shutil.rmtree(corpus_dir / MERGED_PREFIX, ignore_errors=True)  # nothing landed any more
         return {"landed_pages": 0, "landed_questions": 0}
     docs_dir.mkdir(parents=True, exist_ok=True)
-    report = import_documents(docs_dir, qfile if has_questions else None, corpus_dir / MERGED_PREFIX, params,
-                              collection=MERGED_PREFIX)
+    derived, derived_docs = derive_for_unasked(docs_dir, qfile, params)
+    with tempfile.TemporaryDirectory(prefix="regionops-merge-") as tmp:
+        questions_in: Path | None = qfile if has_questions else None
+        if derived:
+            # the landed questions as they are, then the derived ones: one file through the
+            # importer's quarantine (the landed file itself is never rewritten)
+            questions_in = Path(tmp) / QUESTIONS
+            own = qfile.read_bytes().rstrip(b"\n") + b"\n" if has_questions else b""
+            questions_in.write_bytes(own + b"".join(json.dumps(q).encode() + b"\n" for q in derived))
+        report = import_documents(docs_dir, questions_in, corpus_dir / MERGED_PREFIX, params,
+                                  collection=MERGED_PREFIX)
     landed = load_corpus(corpus_dir / MERGED_PREFIX)
     base = load_corpus(corpus_dir)
     base_ids = {p.id for p in base.pages}
@@ -265,6 +327,8 @@ def merge_landed(corpus_dir: Path, landed_dir: Path, params: Params) -> dict[str
     return {
         "landed_pages": len(pages),
         "landed_questions": len(questions),
+        "landed_questions_derived": sum(getattr(q, "source", None) == "derived" for q in questions),
+        "derived_by_document": derived_docs,
         "landed_documents_quarantined": report["documents"]["quarantined"],
         "landed_questions_quarantined": report["questions"]["quarantined"],
     }

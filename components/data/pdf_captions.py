@@ -16,6 +16,9 @@ from components.data.pdf_figures import FigureArea
 from components.data.pdf_lines import Group, is_caption, rows_of, union
 from components.data.pdf_objects import Box, PdfWord
 
+TABLE_GAP_EM = 2.5  # a table's parts lie closer together than this many body lines
+TABLE_BODY_SHARE = 0.8  # a line filling this share of the text column is running text, not a cell
+
 
 def inside(box: Box, area: Box) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -59,7 +62,8 @@ def _caption_gap(cap: Box, box: Box, is_table: bool, height: float) -> float | N
 
 
 def attach_captions(groups: list[Group], areas: list[FigureArea], tables: list[Group],
-                    page: tuple[float, float], body: float) -> list[Group]:
+                    page: tuple[float, float], body: float,
+                    graphics: list[Box] | None = None) -> list[Group]:
     """Drawn figure areas take in their labels; then captions and figures (or tables) pair up,
     nearest pairs first, and each caption is united with its figure or table.
 
@@ -109,8 +113,51 @@ def attach_captions(groups: list[Group], areas: list[FigureArea], tables: list[G
         if is_table:  # a table's entries are units of their own too: kept, nested in it
             g.kind = "table"
             taken -= inner
+    for c in captioned:
+        if groups[c].kind == "table":
+            _grow_table(groups[c], rest, [a.box for a in areas] + list(graphics or []), body)
     kept = [h for k, h in enumerate(rest) if k not in taken]
     return kept + list(figures.values())
+
+
+def _is_running_text(h: Group, text_width: float, body: float) -> bool:
+    """A body paragraph: body-size lines, one across most of the text column, two or more lines
+    or one full sentence (a table's cells are neither)."""
+    sentence = len(h.text.split()) >= 6 and h.text.rstrip().endswith((".", ":"))
+    size = sorted(ln.size for ln in h.lines)[len(h.lines) // 2]
+    return (h.kind in ("paragraph", "list_item", "definition") and (len(h.lines) >= 2 or sentence)
+            and abs(size - body) < 1.0
+            and max(ln.x1 - ln.x0 for ln in h.lines) >= TABLE_BODY_SHARE * text_width)
+
+
+def _grow_table(cap: Group, rest: list[Group], drawn: list[Box], body: float) -> None:
+    """A captioned table takes in what continues it below the part the caption was paired
+    with: further table runs, rulings, and cell text (rows the table detection broke off at a
+    wrapped or spanning cell), walking down until running text, a heading, another caption or
+    figure, or a gap wider than ``TABLE_GAP_EM`` lines; ``drawn``: figure areas and the page's
+    graphic objects (rulings, the pictures in an example column). Those blocks stay blocks of
+    their own."""
+    lines = [ln for h in rest for ln in h.lines]
+    box = cap.box
+    text_width = (max(ln.x1 for ln in lines) - min(ln.x0 for ln in lines)) if lines else box[2] - box[0]
+    span = (box[0] - body, box[2] + body)
+    items = [(b, None) for b in drawn] + [(h.box, h) for h in rest if h is not cap]
+    items = sorted((it for it in items if it[0][1] >= box[3] - 2 and it[0][0] >= span[0]
+                    and it[0][2] <= span[1]), key=lambda it: it[0][1])
+    edge = box[3]
+    for b, h in items:
+        if b[3] <= edge:
+            continue  # already within the table
+        if b[1] - edge > TABLE_GAP_EM * body:
+            break
+        if h is not None and (h.kind in ("heading", "caption", "figure", "table") and h.extra
+                              or h.kind in ("heading", "caption", "figure")
+                              or _is_running_text(h, text_width, body)):
+            break
+        cap.extra.append(b)
+        if h is not None and h.kind != "table_row":
+            cap.extra_text = "\n".join(t for t in (cap.extra_text, h.text) if t)
+        edge = b[3]
 
 
 def split_at_captions(areas: list[FigureArea], words: list[PdfWord]) -> list[FigureArea]:

@@ -264,7 +264,9 @@ def layout_blocks(content: PageContent) -> list[Block]:
     groups = _flow(lines, _leading(body_rows, body))
     for g in groups:
         g.kind = _kind(g, body)
-    groups = attach_captions(groups, areas, tables, (width, height), body)
+    drawn = [g.box for g in content.graphics if (g.box[2] - g.box[0]) * (g.box[3] - g.box[1])
+             < 0.8 * width * height]  # a page background is no part of a table
+    groups = attach_captions(groups, areas, tables, (width, height), body, drawn)
     figures = [g.box for g in groups if g.kind == "figure"]
     groups += margin + [e for e in entries if not any(inside(e.box, f) for f in figures)]
     blocks = []

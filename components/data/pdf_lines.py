@@ -60,7 +60,9 @@ class Line:
 
     @property
     def size(self) -> float:
-        return median(w.size for w in self.words)
+        """The size most of the line's characters are set in (a short word in smaller type, such
+        as inline code, does not make a line of body text small)."""
+        return median(w.size for w in self.words for _ in w.text)
 
     @property
     def bold(self) -> bool:
