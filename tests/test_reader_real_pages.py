@@ -149,3 +149,34 @@ def test_real_pages_cache_key_follows_questions_docs_and_retriever_not_reader_pa
 
 def test_context_sources_are_the_documented_ones():
     assert reader_data.CONTEXT_SOURCES == ("injected", "retrieved", "top_k")
+
+
+class _MetaIndex(_Index):
+    def meta(self, pid):
+        return SimpleNamespace(words=[[t, *b] for t, *b in (P_WORDS if pid == "p" else Q_WORDS)])
+
+
+def test_the_reader_is_scored_over_a_systems_top_k_regions_the_heuristic_over_its_top_one():
+    """Evaluation answers as the engine serves: the reader reads the system's first reader.contexts
+    regions (not only the top one); the text-layer heuristic reads the top region."""
+    from components.config import ReaderParams
+    from components.evaluation.region_answer import RegionAnswerer
+
+    seen = []
+
+    class _Reader:
+        p = ReaderParams(contexts=2)
+
+        def region_contexts(self, regions, query_vec, seed=0):
+            seen.append([(r.page_id, r.box) for r in regions])
+            return regions
+
+        def answer(self, question, contexts):
+            return SimpleNamespace(answer="heartbeats")
+
+    more = [("q", (0.0, 0.45, 1.0, 0.55)), ("p", (0.0, 0.65, 1.0, 0.75)), ("zz", (0, 0, 1, 1))]
+    said = RegionAnswerer(_MetaIndex(), _Reader()).answer("q?", "p", (0.0, 0.05, 1.0, 0.2), None, more)
+    assert said == "heartbeats"
+    assert seen == [[("p", (0.0, 0.05, 1.0, 0.2)), ("q", (0.0, 0.45, 1.0, 0.55))]]  # top-2, in rank order
+    text = RegionAnswerer(_MetaIndex(), None).answer("What counts heartbeats?", "p", (0.0, 0.05, 1.0, 0.2), None, more)
+    assert "Overview" not in text and "Unrelated" not in text  # heuristic: the top region only

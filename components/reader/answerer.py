@@ -70,6 +70,8 @@ class ReaderAnswerer:
         return out
 
     def answer(self, question: str, contexts: list[Context]) -> Answered:
+        """The reader over the first ``reader.contexts`` contexts (the k it was trained and scored with)."""
+        contexts = contexts[: self.p.contexts]
         result = self.read([(question, contexts)])[0]
         ctx = contexts[result.context] if result.context is not None else None
         return Answered(result.answer, ctx, result.visual_tokens, result)
