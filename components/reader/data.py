@@ -88,7 +88,8 @@ class ReaderExamples:
         self.p, self.grid = params.reader, index.grid
         splits = (split,) if isinstance(split, str) else tuple(split)
         pages = [pg for s in splits for pg in corpus.pages_in(s) if index.has_page(pg.id)]
-        self.words = {pg.id: [[w.text, *w.box] for w in pg.words] for pg in pages}
+        # Words of every indexed page: the retriever's regions may lie on pages of other splits.
+        self.words = {pg.id: [[w.text, *w.box] for w in pg.words] for pg in corpus.pages if index.has_page(pg.id)}
         # An imported page carries no layout blocks unless its importer wrote them: group its
         # words as the index does for such pages (RegionIndex.load), else it has no gold block.
         self.blocks: dict[str, list[Slot]] = {
