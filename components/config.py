@@ -230,6 +230,7 @@ class ReaderParams(_Section):
     hard_distractor_share: float = Field(0.5, ge=0, le=1)  # distractors from hard-negative pages; the rest random other pages
     no_answer_fraction: float = Field(0.1, ge=0, lt=1)  # training examples whose k contexts all come from other pages
     train_contexts: Literal["injected", "retrieved", "top_k"] = "retrieved"  # where distractors come from (data.py)
+    max_retrieved_questions: int | None = Field(300, ge=1)  # per example set: questions given the retriever's contexts
     real_train_dir: str | None = "realdocs/train"  # real question set to train on too (relative: under $REGIONOPS_HOME)
     finetune_layers: int = Field(2, ge=0)  # last N MiniLM layers trained (the span head always is)
     max_steps: int = Field(150, ge=1)

@@ -180,3 +180,18 @@ def test_the_reader_is_scored_over_a_systems_top_k_regions_the_heuristic_over_it
     assert seen == [[("p", (0.0, 0.05, 1.0, 0.2)), ("q", (0.0, 0.45, 1.0, 0.55))]]  # top-2, in rank order
     text = RegionAnswerer(_MetaIndex(), None).answer("What counts heartbeats?", "p", (0.0, 0.05, 1.0, 0.2), None, more)
     assert "Overview" not in text and "Unrelated" not in text  # heuristic: the top region only
+
+
+def test_questions_outside_the_retrieved_subset_get_injected_distractors(monkeypatch):
+    import components.model.encode as enc
+
+    monkeypatch.setattr(enc, "encode_queries", lambda retriever, texts: np.ones((len(texts), 4), np.float32))
+    reader = Params().reader.model_copy(update={"contexts": 3, "top_m": 2, "max_retrieved_questions": 1})
+    params = Params().model_copy(update={"reader": reader})
+    unit = (0.05, 0.09, 0.5, 0.16)
+    corpus = _Corpus([_page("p", P_WORDS), _page("q", Q_WORDS)], [_question("q1", unit), _question("q2", unit)])
+    ex = ReaderExamples(params, corpus, _Index(), None, "train", engine=_Engine(), source="real")
+    assert sorted(bool(s.retrieved) for s in ex.samples) == [False, True]  # the cap: one retrieved
+    plain = next(i for i, s in enumerate(ex.samples) if not s.retrieved)
+    slots, flags = ex.slots_for(plain, NoiseSpec(3, 0.0), random.Random(0), "top_k")
+    assert slots[flags.index(True)][:2] == ex.samples[plain].gold  # injected: the gold unit is in

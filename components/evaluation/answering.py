@@ -61,14 +61,16 @@ class _Item:
 class AnsweringBench:
     """Retrieval done once per question of ``split`` that has answers; contexts built per mode."""
 
-    def __init__(self, params, corpus, engine, split: str | tuple[str, ...], k: int | None = None):
+    def __init__(self, params, corpus, engine, split: str | tuple[str, ...], k: int | None = None,
+                 question_ids: set[str] | None = None):
         from components.rag.two_stage import image_query_cells, stage_one
 
         self.params, self.corpus, self.engine = params, corpus, engine
         self.k = k or params.reader.contexts
         m = params.reader.top_m
         splits = (split,) if isinstance(split, str) else tuple(split)
-        questions = [q for s in splits for q in corpus.questions_in(s) if q.answers]
+        questions = [q for s in splits for q in corpus.questions_in(s)
+                     if q.answers and (question_ids is None or q.id in question_ids)]
         self.items: list[_Item] = []
         for q in questions:
             image = self._image(q)
@@ -84,6 +86,8 @@ class AnsweringBench:
                 item.two_stage = {"trace": trace, "qvec": vec2, "regions": engine.regions_for(hits2, self.k, trace.rewritten)}
             self.items.append(item)
         self.oracle = self._oracle(params, corpus, engine, split)
+        if self.oracle is not None and question_ids is not None:
+            self.oracle.samples = [x for x in self.oracle.samples if x.question_id in question_ids]
         self._cache: dict[tuple[str, str], list[tuple[int, str, list[Context], int]]] = {}
 
     def _image(self, q):

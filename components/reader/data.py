@@ -12,6 +12,9 @@ Where the k contexts come from is ``reader.train_contexts``:
 * ``top_k``: the retriever's top-k regions as returned; ρ is then measured, not set (a question
   whose evidence was not retrieved trains "no answer").
 
+Retrieval runs for a seeded subset of at most ``reader.max_retrieved_questions`` questions per
+example set (its cost bounds the stage); the other questions get injected distractors.
+
 The gold unit is the text-layer block whose box is the question's box, else the question's box
 itself when its words hold the answer (real derived questions name a paragraph, entry or
 caption), else a block of the gold page whose text holds the answer. Visual tokens come from the
@@ -126,7 +129,13 @@ class ReaderExamples:
         self.all_slots = [s for slots in self.blocks.values() for s in slots]
         self.has_retrieval = engine is not None
         if engine is not None:
-            for s, (q, _, gold) in zip(self.samples, raw):
+            # Retrieval costs ~0.5 s a question on 2 loaded cores: a seeded subset of at most
+            # reader.max_retrieved_questions gets the retriever's contexts, the rest injected noise.
+            chosen = list(zip(self.samples, raw))
+            cap = self.p.max_retrieved_questions
+            if cap is not None and len(chosen) > cap:
+                chosen = random.Random(f"{params.seed}:{source}:retrieved").sample(chosen, cap)
+            for s, (q, _, gold) in chosen:
                 hits = engine.search_vector(s.query_vec, question=s.question)
                 s.retrieved = engine.regions_for(hits, self.p.contexts, s.question)
                 evidence = q.meta.get("answer_box") or q.box or gold[1]
@@ -159,6 +168,8 @@ class ReaderExamples:
         s = self.samples[i]
         if source != "injected" and not self.has_retrieval:
             raise ValueError(f"{source} contexts need the retriever's regions (ReaderExamples(engine=...))")
+        if source != "injected" and not s.retrieved:
+            source = "injected"  # outside the retrieved subset (max_retrieved_questions)
         if source == "top_k":
             first = next((j for j, g in enumerate(s.retrieved_gold) if g), None)
             return ([(r.page_id, tuple(r.box), r.cells) for r in s.retrieved],

@@ -97,17 +97,11 @@ def main() -> None:
     dev_corpus, dev_index = prepare_real_pages(params, args.dev_set, args.model, retriever.fingerprint,
                                                settings.home / "reader-eval-pages", for_training=False)
     t0 = time.perf_counter()
-    bench = AnsweringBench(params, dev_corpus, RagEngine(retriever, dev_index, params), SPLITS)
-    if args.limit and args.limit < len(bench.items):
-        keep = sorted(random.Random(params.seed).sample(range(len(bench.items)), args.limit))
-        bench.items = [bench.items[i] for i in keep]
-        bench.oracle = None  # the oracle's sample order would not match the subset: rebuilt below
-        from components.reader.data import ReaderExamples
-
-        ex = ReaderExamples(params, dev_corpus, dev_index, retriever, SPLITS)
-        ids = {it.question.id for it in bench.items}
-        ex.samples = [s for s in ex.samples if s.question_id in ids]
-        bench.oracle = ex
+    ids = None
+    if args.limit:
+        answerable = sorted(q.id for q in dev_corpus.questions if q.answers)
+        ids = set(random.Random(params.seed).sample(answerable, min(args.limit, len(answerable))))
+    bench = AnsweringBench(params, dev_corpus, RagEngine(retriever, dev_index, params), SPLITS, question_ids=ids)
     retrieval_seconds = time.perf_counter() - t0
     evidence_at_k = [float(any(evidence_in(r, it.question) for r in it.regions)) for it in bench.items]
     evidence_at_1 = [float(bool(it.regions) and evidence_in(it.regions[0], it.question)) for it in bench.items]
