@@ -218,3 +218,13 @@ def test_forward_encodes_each_context_separately_with_padding_contexts_skipped(t
     keep = collate([one], tokenizer.pad_token_id, 8)["span_ok"][0]
     length = alone.shape[1]
     assert torch.allclose(alone[0][keep], batched[0, :length][keep[:length]], atol=1e-5)
+
+
+def test_ablation_table_reports_the_tokens_passed_beside_the_visual_ones():
+    from components.reader.ablate import aggregate, to_markdown
+
+    rows = [{"study": "level", "condition": "region", "seed": s, "n": 4, "anls": 0.5, "em": 0.25,
+             "visual_tokens": 24.0, "text_tokens": 100.0 + s, "tokens": 124.0 + s} for s in (1, 3)]
+    [row] = aggregate(rows)
+    assert row["tokens_mean"] == pytest.approx(126.0) and row["text_tokens_mean"] == pytest.approx(102.0)
+    assert "| 126.0000 ± 1.4142 | 24.0000 ± 0.0000 |" in to_markdown([row])
