@@ -169,6 +169,8 @@ def main() -> None:
         "heuristic_top1_anls": float(heuristic.mean()),
         "reader_params": {k: v for k, v in params.flat().items() if k.startswith("reader.")},
         "rows": rows, "comparisons": comparisons,
+        "question_ids": [it.question.id for it in bench.items],
+        "per_question": {f"{c}|{sy}|{se}": [round(float(x), 4) for x in v] for (c, sy, se), v in scores.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     name = "reader_real" + ("" if studies == ["main"] else "_" + "_".join(studies))
