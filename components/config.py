@@ -220,17 +220,20 @@ class OrchestrateParams(_Section):
 class ReaderParams(_Section):
     """The extractive span reader over the top-k regions (docs/design.md §5, issue 7)."""
 
-    contexts: int = Field(5, ge=1)  # regions (training: blocks) per question
+    contexts: int = Field(3, ge=1)  # regions per question (each its own encoder sequence)
     top_m: int = Field(8, ge=0)  # visual cell tokens per context
     visual_tokens: Literal["refine", "avgpool", "random"] = "refine"  # how the m cells are chosen
-    max_question_tokens: int = Field(32, ge=4)
-    max_context_tokens: int = Field(40, ge=4)  # text word pieces per context
+    max_question_tokens: int = Field(96, ge=4)  # a cloze question quotes a whole sentence
+    max_context_tokens: int = Field(256, ge=4)  # text word pieces per context (region or page alike)
     max_answer_words: int = Field(8, ge=1)
     noise_rho: float = Field(0.3333, ge=0, le=1)  # share of the k contexts that are distractors in training
     hard_distractor_share: float = Field(0.5, ge=0, le=1)  # distractors from hard-negative pages; the rest random other pages
     no_answer_fraction: float = Field(0.1, ge=0, lt=1)  # training examples whose k contexts all come from other pages
+    train_contexts: Literal["injected", "retrieved", "top_k"] = "injected"  # where distractors come from (data.py)
+    max_retrieved_questions: int | None = Field(300, ge=1)  # per example set: questions given the retriever's contexts
+    real_train_dir: str | None = "realdocs/train"  # real question set to train on too (relative: under $REGIONOPS_HOME)
     finetune_layers: int = Field(6, ge=0)  # last N MiniLM layers trained (the span head always is)
-    max_steps: int = Field(300, ge=1)
+    max_steps: int = Field(150, ge=1)
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)

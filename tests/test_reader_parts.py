@@ -13,7 +13,7 @@ from components.rag.two_stage import entity_name_near, rewrite_question
 from components.reader.contexts import Context, make_context, reading_order_words
 from components.reader.model import collate, decode, encode, find_answer
 from components.reader.noise import NoiseSpec, sample_contexts
-from components.reader.refine import account, cell_relevance, image_query_keep, select_cells
+from components.reader.refine import cell_relevance, image_query_keep, select_cells
 
 
 def test_refine_keeps_the_cells_most_relevant_to_the_query():
@@ -44,10 +44,20 @@ def test_image_query_refinement_ranks_region_cells_against_the_kept_image_cells(
     assert np.array_equal(select_cells(region, 1, "refine", relevance), region[[1]])
 
 
-def test_visual_token_accounting_against_page_level():
-    acc = account([8, 8, 5, 3, 8], k_pages=5, grid=16)
-    assert acc.region_cells == 32 and acc.page_cells == 5 * 256
-    assert acc.ratio == pytest.approx(32 / 1280)
+def test_page_and_region_contexts_follow_one_budget_and_count_what_is_encoded(tokenizer):
+    """A whole page and a region of it get the same rule (<= max_context_tokens text pieces, <= top_m
+    visual tokens); the counts are what was encoded, so a short region costs fewer tokens than its page."""
+    rng = np.random.default_rng(0)
+    words = [[f"w{i}", (i % 10) / 10, (i // 10) / 30, (i % 10) / 10 + 0.05, (i // 10) / 30 + 0.02]
+             for i in range(300)]
+    cells = rng.standard_normal((16, 8)).astype(np.float32)
+    p = ReaderParams(top_m=4, max_context_tokens=64)
+    page = make_context("p#0", (0, 0, 1, 1), words, cells, 4, p.top_m, "avgpool")
+    region = make_context("p#0", (0, 0, 1, 0.05), words, cells, 4, p.top_m, "refine", np.ones(8, np.float32))
+    page_enc, region_enc = (encode(tokenizer, "which w3?", [c], p, 8) for c in (page, region))
+    assert 48 < page_enc.text_tokens <= 64 and page_enc.visual_tokens == 4  # whole lines up to the budget
+    assert region_enc.text_tokens < 64 and region_enc.visual_tokens == 4
+    assert region_enc.tokens / page_enc.tokens < 1
 
 
 def test_noise_injection_share_positions_and_pools():
@@ -113,9 +123,12 @@ def test_encode_marks_the_answer_and_decode_returns_whole_words(tokenizer):
     assert cut.start == cut.end == 0  # the budget cut the answer: the target is "no answer"
     batch = collate([enc], tokenizer.pad_token_id, 8)
     assert batch["visual_mask"].sum() == 3 and batch["span_ok"][0, 0]
-    length = batch["input_ids"].shape[1]
+    assert batch["input_ids"].shape[:2] == (1, 2)  # one sequence per context
+    length = batch["span_ok"].shape[1]
+    at = int(((batch["ctx"][0] == 1) & (batch["word"][0] == 2)).nonzero()[0])
+    assert int(batch["start"][0]) == at  # the target moved with its sequence into the padded layout
     start, end = torch.zeros(1, length), torch.zeros(1, length)
-    start[0, enc.start], end[0, enc.end] = 5.0, 5.0
+    start[0, at], end[0, at] = 5.0, 5.0
     [answer] = decode(start, end, batch, [enc], max_answer_words=4)
     assert answer.answer == "$4,512" and answer.context == 1
     start[0, 0], end[0, 0] = 9.0, 9.0  # "no answer" scores higher than any span
@@ -158,3 +171,60 @@ def test_encode_supervises_an_answer_below_the_budget_when_its_line_matches_the_
     assert enc.start > 0 and enc.piece_word[enc.start] == enc.piece_word[enc.end] == 13
     assert ctx.words.index("Revenue") in enc.piece_word  # the matching line is in; some filler is out
     assert len([w for w in enc.piece_word if w >= 0]) <= 12
+
+
+def test_each_context_holds_hundreds_of_pieces_and_the_tokens_passed_are_counted(tokenizer):
+    """A real region (a paragraph of 150 words) fits whole: the answer near its end is a target,
+    and the accounting counts the text pieces and visual tokens actually handed over."""
+    words = [f"word{i}" for i in range(150)] + ["retransmission"]
+    rng = np.random.default_rng(0)
+    ctxs = [Context("a#0", (0, 0, 1, 1), words, rng.standard_normal((3, 8)).astype(np.float32)),
+            Context("b#0", (0, 0, 1, 1), ["other", "text"], rng.standard_normal((3, 8)).astype(np.float32))]
+    p = ReaderParams(top_m=2, max_context_tokens=400, max_question_tokens=32)
+    enc = encode(tokenizer, "Fill in the blank: the ___ field", ctxs, p, 8, answer=(0, 150, 150), supervise=True)
+    assert enc.start > 0 and enc.piece_word[enc.start] == 150 and enc.piece_ctx[enc.start] == 0
+    text_pieces = sum(1 for c in enc.piece_ctx if c >= 0)
+    assert enc.text_tokens == text_pieces > 150 and enc.visual_tokens == 4 and enc.tokens == text_pieces + 4
+    batch = collate([enc], tokenizer.pad_token_id, 8)
+    start, end = torch.zeros_like(batch["span_ok"], dtype=torch.float), torch.zeros_like(batch["span_ok"], dtype=torch.float)
+    start[0, batch["start"][0]], end[0, batch["end"][0]] = 5.0, 5.0
+    [answer] = decode(start, end, batch, [enc], max_answer_words=4)
+    assert answer.answer == "retransmission" and (answer.text_tokens, answer.visual_tokens) == (text_pieces, 4)
+
+
+def test_encode_refuses_a_budget_beyond_the_encoders_positions(tokenizer):
+    with pytest.raises(ValueError, match="exceeds the encoder"):
+        encode(tokenizer, "q?", [], ReaderParams(max_context_tokens=600), 8)
+
+
+def test_forward_encodes_each_context_separately_with_padding_contexts_skipped(tokenizer):
+    from transformers import BertConfig, BertModel
+
+    from components.model.text_encoder import TextEncoderInfo
+    from components.reader.model import SpanReader
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32)
+    p = ReaderParams(top_m=1, max_context_tokens=16, finetune_layers=1)
+    reader = SpanReader(p, BertModel(cfg), tokenizer, TextEncoderInfo("tiny", None, ""), 8).eval()
+    one = encode(tokenizer, "q?", [Context("a", (0, 0, 1, 1), ["alpha", "beta"], np.ones((1, 8), np.float32))], p, 8)
+    two = encode(tokenizer, "q?", [Context("a", (0, 0, 1, 1), ["alpha", "beta"], np.ones((1, 8), np.float32)),
+                                   Context("b", (0, 0, 1, 1), ["gamma"], np.ones((1, 8), np.float32))], p, 8)
+    with torch.no_grad():
+        alone = reader(collate([one], tokenizer.pad_token_id, 8))[0]
+        batched = reader(collate([one, two], tokenizer.pad_token_id, 8))[0]
+    # the first example's scores do not change when a 2-context example pads it to k = 2
+    keep = collate([one], tokenizer.pad_token_id, 8)["span_ok"][0]
+    length = alone.shape[1]
+    assert torch.allclose(alone[0][keep], batched[0, :length][keep[:length]], atol=1e-5)
+
+
+def test_ablation_table_reports_the_tokens_passed_beside_the_visual_ones():
+    from components.reader.ablate import aggregate, to_markdown
+
+    rows = [{"study": "level", "condition": "region", "seed": s, "n": 4, "anls": 0.5, "em": 0.25,
+             "visual_tokens": 24.0, "text_tokens": 100.0 + s, "tokens": 124.0 + s} for s in (1, 3)]
+    [row] = aggregate(rows)
+    assert row["tokens_mean"] == pytest.approx(126.0) and row["text_tokens_mean"] == pytest.approx(102.0)
+    assert "| 126.0000 ± 1.4142 | 24.0000 ± 0.0000 |" in to_markdown([row])

@@ -94,15 +94,21 @@ def test_evaluate_adds_answer_metrics_per_system(built, tiny_corpus, tmp_path):
     for name in ("oracle", "regionops", "page_level"):
         assert systems[name]["n"] > 0 and 0.0 <= systems[name]["anls"] <= 1.0 and 0.0 <= systems[name]["em"] <= 1.0
     assert systems["regionops"]["n"] == systems["page_level"]["n"] == n_test
-    g = params.model.grid
-    assert systems["page_level"]["visual_tokens"] == pytest.approx(params.reader.contexts * g * g)
-    assert systems["regionops"]["visual_tokens"] <= params.reader.contexts * params.reader.top_m
+    # one budget rule: every context (region or page) hands at most top_m visual tokens and
+    # max_context_tokens text pieces; the ratio counts what was handed over, text and visual
+    k, p = params.reader.contexts, params.reader
+    for name in ("regionops", "page_level"):
+        assert 0 < systems[name]["visual_tokens"] <= k * p.top_m
+        assert 0 < systems[name]["text_tokens"] <= k * p.max_context_tokens
+        assert systems[name]["tokens"] == pytest.approx(systems[name]["visual_tokens"] + systems[name]["text_tokens"])
+    assert systems["regionops"]["token_ratio"] == pytest.approx(
+        systems["regionops"]["tokens"] / systems["page_level"]["tokens"])
     assert systems["regionops"]["visual_token_ratio"] == pytest.approx(
         systems["regionops"]["visual_tokens"] / systems["page_level"]["visual_tokens"])
     n_image = sum(bool(q.query_image) and bool(q.answers) for q in tiny_corpus.questions_in(params.evaluate.split))
     assert answering["two_stage"]["n_image_questions"] == n_image == systems["two_stage"]["n"]
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert saved["systems"]["regionops"]["visual_token_ratio"] == systems["regionops"]["visual_token_ratio"]
+    assert saved["systems"]["regionops"]["token_ratio"] == systems["regionops"]["token_ratio"]
     assert "reader_anls" in saved["systems"]["page_level"]
 
 

@@ -4,7 +4,8 @@ Systems, all read by the same reader at the same k:
   oracle        clean contexts: the gold block plus other blocks of the gold page (no retrieval);
   regionops     the top-k retrieved regions, each with its top-m refined cells
                 (image questions: the engine's single-stage fused image+text query);
-  page_level    the top-k retrieved pages, every cell handed over (k·G² visual tokens);
+  page_level    the top-k retrieved pages, each a context under the same budget rule as a
+                region (its best lines up to max_context_tokens pieces, top_m pooled cells);
   two_stage     image questions only: image -> entity name -> rewritten question -> regions;
   single_stage  image questions only: ``regionops`` restricted to them, for the comparison.
 Two-stage retrieval also reports stage-1 precision (the name read is the gold entity) and
@@ -60,13 +61,16 @@ class _Item:
 class AnsweringBench:
     """Retrieval done once per question of ``split`` that has answers; contexts built per mode."""
 
-    def __init__(self, params, corpus, engine, split: str, k: int | None = None):
+    def __init__(self, params, corpus, engine, split: str | tuple[str, ...], k: int | None = None,
+                 question_ids: set[str] | None = None):
         from components.rag.two_stage import image_query_cells, stage_one
 
         self.params, self.corpus, self.engine = params, corpus, engine
         self.k = k or params.reader.contexts
         m = params.reader.top_m
-        questions = [q for q in corpus.questions_in(split) if q.answers]
+        splits = (split,) if isinstance(split, str) else tuple(split)
+        questions = [q for s in splits for q in corpus.questions_in(s)
+                     if q.answers and (question_ids is None or q.id in question_ids)]
         self.items: list[_Item] = []
         for q in questions:
             image = self._image(q)
@@ -82,6 +86,8 @@ class AnsweringBench:
                 item.two_stage = {"trace": trace, "qvec": vec2, "regions": engine.regions_for(hits2, self.k, trace.rewritten)}
             self.items.append(item)
         self.oracle = self._oracle(params, corpus, engine, split)
+        if self.oracle is not None and question_ids is not None:
+            self.oracle.samples = [x for x in self.oracle.samples if x.question_id in question_ids]
         self._cache: dict[tuple[str, str], list[tuple[int, str, list[Context], int]]] = {}
 
     def _image(self, q):
@@ -100,8 +106,8 @@ class AnsweringBench:
         return ex if ex.samples else None
 
     # ------------------------------------------------------------------ contexts per system
-    def contexts(self, answerer: ReaderAnswerer, system: str, mode: str) -> list[tuple[int, str, list[Context], int]]:
-        """(item index, question text, contexts, visual tokens handed) for one system and mode."""
+    def contexts(self, answerer: ReaderAnswerer, system: str, mode: str) -> list[tuple[int, str, list[Context]]]:
+        """(item index, question text, contexts) for one system and mode."""
         key = (system, mode)
         if key in self._cache:
             return self._cache[key]
@@ -112,35 +118,42 @@ class AnsweringBench:
             for j, s in enumerate(self.oracle.samples):
                 text, ctxs, _ = self.oracle.contexts_for(j, spec, random.Random(f"{self.params.seed}:oracle:{j}"), mode)
                 if s.question_id in by_id:
-                    rows.append((by_id[s.question_id], text, ctxs, sum(c.n_visual for c in ctxs)))
+                    rows.append((by_id[s.question_id], text, ctxs))
         for i, it in enumerate(self.items):
             image_q = it.image_keep is not None
             if system == "regionops" or (system == "single_stage" and image_q):
                 ctxs = answerer.region_contexts(it.regions, it.qvec, mode, it.image_keep, seed=i)
-                rows.append((i, it.text, ctxs, sum(c.n_visual for c in ctxs)))
+                rows.append((i, it.text, ctxs))
             elif system == "page_level":
-                ctxs, handed = answerer.page_contexts(it.pages)
-                rows.append((i, it.text, ctxs, handed))
+                rows.append((i, it.text, answerer.page_contexts(it.pages)))
             elif system == "two_stage" and image_q:
                 ts = it.two_stage
                 ctxs = answerer.region_contexts(ts["regions"], ts["qvec"], mode, it.image_keep, seed=i)
-                rows.append((i, ts["trace"].rewritten, ctxs, sum(c.n_visual for c in ctxs)))
+                rows.append((i, ts["trace"].rewritten, ctxs))
         self._cache[key] = rows
         return rows
+
+    def answers(self, answerer: ReaderAnswerer, system: str, mode: str = "refine") -> list[tuple[int, object]]:
+        """(item index, ReaderAnswer) per question the system answers, in item order."""
+        rows = self.contexts(answerer, system, mode)
+        return list(zip([i for i, _, _ in rows], answerer.read([(text, ctxs) for _, text, ctxs in rows])))
 
     def score(self, answerer: ReaderAnswerer, system: str, mode: str = "refine") -> dict:
         rows = self.contexts(answerer, system, mode)
         if not rows:
-            return {"n": 0, "anls": None, "em": None, "visual_tokens": None}
-        answers = answerer.read([(text, ctxs) for _, text, ctxs, _ in rows])
+            return {"n": 0, "anls": None, "em": None, "visual_tokens": None, "text_tokens": None, "tokens": None}
+        answers = [a for _, a in self.answers(answerer, system, mode)]
         acc = M.MetricAccumulator()
-        for (i, _, _, _), a in zip(rows, answers):
+        for (i, _, _), a in zip(rows, answers):
             gold = self.items[i].question.answers
             acc.add("anls", M.anls(a.answer, gold))
             acc.add("em", M.exact_match(a.answer, gold))
         means = acc.means()
+        # The tokens the reader actually received (as encoded), not notional cells.
+        visual = float(np.mean([a.visual_tokens for a in answers]))
+        text = float(np.mean([a.text_tokens for a in answers]))
         return {"n": len(rows), "anls": means.get("anls"), "em": means.get("em"),
-                "visual_tokens": float(np.mean([r[3] for r in rows]))}
+                "visual_tokens": visual, "text_tokens": text, "tokens": visual + text}
 
     def retrieval_precision(self) -> dict:
         """Stage-1 (right entity) and stage-2 (evidence in the top region) precision on image questions."""
@@ -166,12 +179,17 @@ class AnsweringBench:
 
 
 def evaluate_answering(bench: AnsweringBench, answerer: ReaderAnswerer, mode: str | None = None) -> dict:
-    """Per-system ANLS/EM/visual tokens (+ ratio against page_level) and two-stage precision."""
+    """Per-system ANLS/EM/tokens passed (+ ratios against page_level) and two-stage precision.
+
+    ``token_ratio``: text + visual tokens handed over / page_level's; ``visual_token_ratio``: the
+    visual tokens alone. Both count what was encoded for the reader under one budget rule.
+    """
     mode = mode or answerer.p.visual_tokens
     systems = {name: bench.score(answerer, name, mode) for name in SYSTEMS}
-    page_tokens = systems["page_level"]["visual_tokens"]
+    page = systems["page_level"]
     for values in systems.values():
-        vt = values.get("visual_tokens")
-        values["visual_token_ratio"] = vt / page_tokens if vt is not None and page_tokens else None
+        for key, ratio in (("tokens", "token_ratio"), ("visual_tokens", "visual_token_ratio")):
+            mine, base = values.get(key), page.get(key)
+            values[ratio] = mine / base if mine is not None and base else None
     return {"k": bench.k, "top_m": answerer.p.top_m, "visual_tokens_mode": mode, "systems": systems,
             "two_stage": bench.retrieval_precision()}

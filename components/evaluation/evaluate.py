@@ -341,7 +341,8 @@ def run_evaluation(
         for name in ("regionops", "page_level"):
             values = metrics["answering"]["systems"][name]
             systems[name].update({f"reader_{key}": values[key] for key in ("anls", "em")})
-            systems[name].update({key: values[key] for key in ("visual_tokens", "visual_token_ratio")})
+            systems[name].update({key: values[key] for key in ("visual_tokens", "text_tokens", "tokens",
+                                                                "visual_token_ratio", "token_ratio")})
     write_outputs(out_dir, metrics, scored, corpus, engine, params)
     if log_mlflow:
         if settings is None:

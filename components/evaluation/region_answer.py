@@ -1,11 +1,12 @@
-"""One answerer for every evaluated system: the served answerer over a system's top region.
+"""One answerer for every evaluated system: the served answerer over a system's top regions.
 
 The served model answers with its bundled span reader or, without one, with the text-layer
 heuristic (``registry.answerer``, ADR 10). In evaluation every system (regionops, its ablations,
-the block baselines, lexical_only, page_level) hands its top region, a page and a box, to this
-same answerer, which reads the words of that page's text layer inside the box (and, for the
-reader, the box's cell vectors), so the same region box gives the same answer whichever system
-found it, and answer scores differ only by where the systems looked.
+the block baselines, lexical_only, page_level) hands its ranked regions (page + box) to this
+same answerer, which answers as the engine serves: the reader reads the top
+``reader.contexts`` of them (text layer inside each box + the box's cell vectors), the
+heuristic reads the top one. So the same boxes give the same answer whichever system found
+them, and answer scores differ only by where the systems looked.
 """
 
 from __future__ import annotations
@@ -30,19 +31,28 @@ class RegionAnswerer:
         return "reader" if self.reader is not None else "text"
 
     def answer(self, question: str, page_id: str | None, box: Sequence[float] | None,
-               query_vec: np.ndarray | None = None) -> str:
-        """The answer read from ``box`` on ``page_id``; "" when there is no region or the page is not indexed.
+               query_vec: np.ndarray | None = None,
+               more: Sequence[tuple[str, Sequence[float]]] = ()) -> str:
+        """The answer read from ``box`` on ``page_id`` (and, by the reader, the next ranked regions
+        ``more``); "" when there is no region or the page is not indexed.
 
         ``query_vec`` only steers the reader's visual-token refinement: pass the same vector for
         every system of one question (the question's query vector).
         """
         if page_id is None or box is None or not self.index.has_page(page_id):
             return ""
-        # Boxes rounded as the engine reports them (6 decimals, sub-pixel), so equal reported boxes read alike.
-        box = tuple(round(float(v), 6) for v in box)
         if self.reader is None:
-            return answer_from_region(question, self.index.meta(page_id).words, box)
-        cells = box_to_cells(box, self.index.grid)
-        region = Region(page_id, box, 0.0, int(cells.sum()), cells)
-        contexts = self.reader.region_contexts([region], query_vec, seed=0)
+            return answer_from_region(question, self.index.meta(page_id).words, _rounded(box))
+        ranked = [(page_id, box), *((p, b) for p, b in more if p is not None and self.index.has_page(p))]
+        regions = []
+        for pid, b in ranked[: self.reader.p.contexts]:
+            b = _rounded(b)
+            cells = box_to_cells(b, self.index.grid)
+            regions.append(Region(pid, b, 0.0, int(cells.sum()), cells))
+        contexts = self.reader.region_contexts(regions, query_vec, seed=0)
         return self.reader.answer(question, contexts).answer
+
+
+def _rounded(box: Sequence[float]) -> tuple[float, ...]:
+    # Boxes rounded as the engine reports them (6 decimals, sub-pixel), so equal reported boxes read alike.
+    return tuple(round(float(v), 6) for v in box)

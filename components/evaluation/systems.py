@@ -96,9 +96,9 @@ class SystemRunner:
         text, qv = engine.query(question.question, self.query_image(question))  # as served
         query_ms = _ms(t0)
 
-        def answer(page_id, box) -> tuple[str, float]:
+        def answer(page_id, box, more=()) -> tuple[str, float]:
             t = time.perf_counter()
-            return self.answerer.answer(text, page_id, box, qv), _ms(t)
+            return self.answerer.answer(text, page_id, box, qv, more), _ms(t)
 
         outputs: dict[str, SystemOutput] = {}
         t0 = time.perf_counter()
@@ -112,7 +112,7 @@ class SystemRunner:
             fused = index.heatmap(gold, qv, text, rag.lexical_weight, rag.lexical_scope, rag.region_term_weights)
             regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks)
             gold_box = regions[0].box if regions else None
-        said, answer_ms = answer(result.page_id, top_box)
+        said, answer_ms = answer(result.page_id, top_box, _ranked(result.regions[1:]))
         outputs["regionops"] = SystemOutput(
             ranking=_dedup([r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking]),
             top_page=result.page_id, top_box=top_box, gold_page_box=gold_box, answer=said,
@@ -128,7 +128,7 @@ class SystemRunner:
             regions = extract_regions(index.heatmap(gold, qv), self.params.regions, gold,
                                       blocks=index.meta(gold).blocks)
             dense_gold = regions[0].box if regions else None
-        said, answer_ms = answer(dense.page_id, dense_top)
+        said, answer_ms = answer(dense.page_id, dense_top, _ranked(dense.regions[1:]))
         outputs["regionops_dense"] = SystemOutput(
             ranking=_dedup([r["page_id"] for r in dense.regions] + [p for p, _ in dense.page_ranking]),
             top_page=dense.page_id, top_box=dense_top, gold_page_box=dense_gold, answer=said,
@@ -146,7 +146,7 @@ class SystemRunner:
         )
 
         top = hits[0].page_id if hits else None
-        said, answer_ms = answer(top, FULL_PAGE if top else None)
+        said, answer_ms = answer(top, FULL_PAGE if top else None, [(h.page_id, FULL_PAGE) for h in hits[1:]])
         outputs["page_level"] = SystemOutput(
             ranking=[h.page_id for h in hits], top_page=top, top_box=FULL_PAGE if top else None,
             gold_page_box=FULL_PAGE if gold_indexed else None,
@@ -161,7 +161,8 @@ class SystemRunner:
         t0 = time.perf_counter()
         hits = system.search(text) if system is not None else []
         top = hits[0] if hits else None
-        said, _ = answer(top.page_id if top else None, top.block.box if top else None)
+        said, _ = answer(top.page_id if top else None, top.block.box if top else None,
+                         [(h.page_id, h.block.box) for h in hits[1:]])
         latency = _ms(t0)
         gold_hit = next((h for h in hits if h.page_id == question.page_id), None)
         return SystemOutput(
@@ -170,3 +171,8 @@ class SystemRunner:
             gold_page_box=gold_hit.block.box if gold_hit else None,
             answer=said, latency_ms=latency,
         )
+
+
+def _ranked(regions: list[dict]) -> list[tuple[str, list[float]]]:
+    """(page, box) of an engine result's regions, in rank order."""
+    return [(r["page_id"], r["box"]) for r in regions]

@@ -4,7 +4,8 @@ Studies (each reader trained from scratch per seed; retrieval runs once and is s
   noise       ρ ∈ {0, 1/3, 1/2, 2/3} × {clean (oracle) contexts, retrieved regions};
   tokens      visual tokens chosen by query-oriented refinement vs average pooling vs random top-m
               (a reader trained and evaluated with each), at reader.noise_rho, retrieved regions;
-  level       region-level vs page-level answering at the same k (ANLS and visual tokens);
+  level       region-level vs page-level answering at the same k and budget rule (ANLS and the
+              text + visual tokens actually passed);
   two_stage   image questions: two-stage (image -> entity -> rewritten question) vs single-stage.
 Writes ``reader_ablation.json`` and ``reader_ablation.md`` into the output folder and logs both
 plus the aggregated metrics to one MLflow run.
@@ -40,7 +41,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
     out = []
     for (study, condition), members in groups.items():
         agg = {"study": study, "condition": condition, "seeds": len(members), "n": members[0].get("n")}
-        for key in ("anls", "em", "visual_tokens", "precision"):
+        for key in ("anls", "em", "visual_tokens", "text_tokens", "tokens", "precision"):
             if any(key in m for m in members):
                 agg[f"{key}_mean"], agg[f"{key}_std"] = _mean_std([m.get(key) for m in members])
         out.append(agg)
@@ -52,11 +53,11 @@ def to_markdown(table: list[dict]) -> str:
         mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
         return "" if mean is None else f"{mean:.4f} ± {std:.4f}"
 
-    lines = ["| study | condition | seeds | n | ANLS | EM | visual tokens | precision |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| study | condition | seeds | n | ANLS | EM | tokens passed | visual tokens | precision |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         lines.append(f"| {r['study']} | {r['condition']} | {r['seeds']} | {r['n']} | {cell(r, 'anls')} | "
-                     f"{cell(r, 'em')} | {cell(r, 'visual_tokens')} | {cell(r, 'precision')} |")
+                     f"{cell(r, 'em')} | {cell(r, 'tokens')} | {cell(r, 'visual_tokens')} | {cell(r, 'precision')} |")
     return "\n".join(lines) + "\n"
 
 

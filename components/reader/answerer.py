@@ -2,7 +2,9 @@
 
 The answerer turns the retriever's output into reader contexts (text in reading order + refined
 visual tokens from the index's cell vectors), runs the reader in batches and returns, per
-question, the answer and the visual-token count handed over.
+question, the answer and the tokens handed over (text pieces and visual tokens, as encoded).
+Region-level and page-level contexts follow one budget rule: each context hands over at most
+``reader.max_context_tokens`` text pieces and ``reader.top_m`` visual tokens.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ FULL_PAGE = (0.0, 0.0, 1.0, 1.0)
 class Answered:
     answer: str
     context: Context | None  # the context the span came from
-    visual_tokens: int  # cells handed to the reader for this question
+    visual_tokens: int  # visual tokens handed to the reader for this question
     reader: ReaderAnswer
+
+    @property
+    def text_tokens(self) -> int:
+        return self.reader.text_tokens
 
 
 class ReaderAnswerer:
@@ -43,18 +49,12 @@ class ReaderAnswerer:
             for r in regions
         ]
 
-    def page_contexts(self, page_ids: list[str]) -> tuple[list[Context], int]:
-        """Page-level baseline: each whole page, every cell handed over (pooled into the reader's m slots).
-
-        Returns the contexts and the cells handed over (k·G²).
-        """
-        contexts, handed = [], 0
-        for pid in page_ids:
-            cells = self.index.cell_vectors(pid)
-            handed += len(cells)
-            contexts.append(make_context(pid, FULL_PAGE, self.index.meta(pid).words, cells, self.index.grid,
-                                         self.p.top_m, "avgpool"))
-        return contexts, handed
+    def page_contexts(self, page_ids: list[str]) -> list[Context]:
+        """Page-level baseline: each whole page as one context under the same budget rule as a
+        region (its best lines up to ``max_context_tokens`` pieces, its cells pooled into
+        ``top_m`` visual tokens)."""
+        return [make_context(pid, FULL_PAGE, self.index.meta(pid).words, self.index.cell_vectors(pid),
+                             self.index.grid, self.p.top_m, "avgpool") for pid in page_ids]
 
     # ------------------------------------------------------------------ reading
     @torch.inference_mode()
@@ -69,8 +69,9 @@ class ReaderAnswerer:
             out.extend(decode(start, end, batch, chunk, self.p.max_answer_words))
         return out
 
-    def answer(self, question: str, contexts: list[Context], visual_tokens: int | None = None) -> Answered:
+    def answer(self, question: str, contexts: list[Context]) -> Answered:
+        """The reader over the first ``reader.contexts`` contexts (the k it was trained and scored with)."""
+        contexts = contexts[: self.p.contexts]
         result = self.read([(question, contexts)])[0]
         ctx = contexts[result.context] if result.context is not None else None
-        n = sum(c.n_visual for c in contexts) if visual_tokens is None else visual_tokens
-        return Answered(result.answer, ctx, n, result)
+        return Answered(result.answer, ctx, result.visual_tokens, result)

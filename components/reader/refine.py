@@ -9,13 +9,11 @@ A context (region) hands the reader at most ``m`` of its cells' vectors:
 * ``avgpool``: the region's cells, in row-major order, average-pooled into m groups;
 * ``random``: m cells drawn at random (the control for refinement).
 
-The count of cells handed over is what the accounting compares with the page-level baseline
-(every cell of the top-k pages at the same k).
+The tokens handed over are counted where they are encoded (``model.Encoded``: text pieces and
+visual tokens), for region-level and page-level contexts alike; no notional cell count.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,20 +71,3 @@ def select_cells(
         return cells[np.sort(rng.choice(n, size=m, replace=False))]
     groups = np.array_split(np.arange(n), min(m, n))  # avgpool: contiguous row-major groups
     return np.stack([cells[g].mean(0) for g in groups])
-
-
-@dataclass(frozen=True)
-class TokenAccount:
-    """Visual cells handed to the reader vs the page-level baseline at the same k."""
-
-    region_cells: int  # cells the reader received (after refinement)
-    page_cells: int  # all cells of the top-k pages
-
-    @property
-    def ratio(self) -> float | None:
-        return self.region_cells / self.page_cells if self.page_cells else None
-
-
-def account(n_cells_per_context: list[int], k_pages: int, grid: int) -> TokenAccount:
-    """``n_cells_per_context``: the visual tokens each context handed over; baseline = k·G² cells."""
-    return TokenAccount(int(sum(n_cells_per_context)), int(k_pages) * grid * grid)

@@ -40,12 +40,29 @@ _NOT_TRAJECTORY = ("reader.max_steps", "reader.checkpoint_every_n_steps", "reade
                    "reader.ablation_seeds")
 
 
-def reader_checkpoint_key(params: Params, corpus: Corpus, retriever_fingerprint: str) -> str:
+def reader_checkpoint_key(params: Params, corpus: Corpus, retriever_fingerprint: str,
+                          real_corpus: Corpus | None = None) -> str:
     flat = {k: v for k, v in params.flat().items()
             if (k == "seed" or k.startswith(("reader.", "model.text_encoder"))) and k not in _NOT_TRAJECTORY}
-    blob = json.dumps({"params": flat, "data": corpus_digest(corpus), "retriever": retriever_fingerprint},
-                      sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    data = {"params": flat, "data": corpus_digest(corpus), "retriever": retriever_fingerprint}
+    if real_corpus is not None:
+        data["real"] = corpus_digest(real_corpus)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_real_pages(params: Params, settings: Settings, model_dir: Path | None, retriever):
+    """(corpus, index) of ``reader.real_train_dir`` or None with the reason (missing set / no model dir)."""
+    from components.reader.real_pages import prepare_real_pages, resolve_set_dir
+
+    if not params.reader.real_train_dir:
+        return None, "reader.real_train_dir is empty"
+    set_dir = resolve_set_dir(params.reader.real_train_dir, settings.home)
+    if not (set_dir / "questions.jsonl").is_file():
+        return None, f"{set_dir} has no questions.jsonl (build it with scripts/real_docs.py / make bench-real)"
+    if model_dir is None:
+        return None, "no retriever folder to index the real pages with"
+    return prepare_real_pages(params, set_dir, Path(model_dir), retriever.fingerprint,
+                              settings.home / "reader-pages"), str(set_dir)
 
 
 def _retriever_run_id(model_dir: Path | None) -> str | None:
@@ -67,10 +84,12 @@ def load_retrieval(model_dir: Path, index_dir: Path):
 
 
 def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Path, out_dir: Path | None,
-                 settings: Settings, retrieval=None, run_name: str | None = None) -> tuple[dict, object]:
+                 settings: Settings, retrieval=None, run_name: str | None = None,
+                 real_pages=None) -> tuple[dict, object]:
     """Fit (or resume) the reader; export ``out_dir/reader/`` + ``out_dir/reader_run.json`` when ``out_dir``.
 
-    Returns (run record, the trained SpanReader). ``retrieval`` = a loaded (retriever, index) pair.
+    Returns (run record, the trained SpanReader). ``retrieval`` = a loaded (retriever, index) pair;
+    ``real_pages`` = a prepared (corpus, index) of real pages (else ``reader.real_train_dir``).
     """
     p = params.reader
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
@@ -78,11 +97,16 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
     L.seed_everything(params.seed, workers=True)
     retriever, index = retrieval or load_retrieval(model_dir, index_dir)
     reader = build_reader(p, params.model, index.dim)
-    data = ReaderDataModule(params, corpus, index, retriever, reader.tokenizer)
-    val_answers = {i: s.answers for i, s in enumerate(data.val_examples.samples)}
+    real, real_source = load_real_pages(params, settings, model_dir, retriever) if real_pages is None \
+        else (real_pages, "given")
+    if real is None:  # said, and recorded in reader_run.json: the reader then learns from synthetic pages only
+        log.warning("reader: no real pages to train on (%s)", real_source)
+    data = ReaderDataModule(params, corpus, index, retriever, reader.tokenizer, real)
+    val_answers = {i: s.answers for i, s in enumerate(data.val_samples)}
     module = ReaderModule(params, reader, val_answers)
 
-    ckpt_dir = settings.home / "checkpoints" / f"reader-{reader_checkpoint_key(params, corpus, retriever.fingerprint)}"
+    key = reader_checkpoint_key(params, corpus, retriever.fingerprint, real[0] if real else None)
+    ckpt_dir = settings.home / "checkpoints" / f"reader-{key}"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.ckpt"
     resume_from, rejected = resumable(last, module.state_dict(), p.max_steps)
@@ -137,6 +161,8 @@ def train_reader(params: Params, corpus: Corpus, model_dir: Path, index_dir: Pat
         "resumed_from": str(resume_from) if resume_from else None, "resume_rejected": rejected,
         "seconds": round(seconds, 2),
         "final": final, "counts": data.counts(), "noise_rho": p.noise_rho,
+        "train_contexts": p.train_contexts, "real_pages": real_source if real is not None else None,
+        "real_pages_missing": None if real is not None else real_source,
         "hard_distractor_share": p.hard_distractor_share, "retriever_fingerprint": retriever.fingerprint,
     }
     logger.experiment.log_metric(logger.run_id, "reader/train_seconds", seconds)
