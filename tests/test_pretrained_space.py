@@ -154,3 +154,26 @@ def test_joined_corpus_reads_each_page_image_from_its_own_folder(tmp_path):
     assert [joined.load_image(p).getpixel((0, 0)) for p in joined.pages] == [(0, 0, 255), (255, 0, 0)]
     with pytest.raises(ValueError, match="share page ids"):
         JoinedCorpus([parts[0], parts[0]])
+
+
+def test_block_context_unit_reads_each_block_without_its_neighbours(model):
+    """context_unit=block: a block's states are MiniLM's over that block's text alone (ADR 23)."""
+    from components.data.schema import Block
+    from components.model.featurize import PageFeaturizer
+
+    words = [("castle", (0.0, 0.0, 0.1, 0.1)), ("walls", (0.12, 0.0, 0.2, 0.1)),
+             ("river", (0.5, 0.5, 0.6, 0.6)), ("banks", (0.62, 0.5, 0.7, 0.6))]  # fmt: skip
+    page = _page(words).model_copy(update={"blocks": [
+        Block(kind="paragraph", box=(0.0, 0.0, 0.3, 0.15), text="castle walls"),
+        Block(kind="paragraph", box=(0.45, 0.45, 0.75, 0.65), text="river banks"),
+    ]})  # fmt: skip
+    feats = {unit: PageFeaturizer(model.tokenizer, 8, 64, 8, text_model=model.text, context_unit=unit).cell_text(page)
+             for unit in ("page", "block")}  # fmt: skip
+    enc = model.tokenizer(["river banks"], return_tensors="pt")
+    with torch.no_grad():
+        alone = model.text(**enc).last_hidden_state[0]
+    river = model.tokenizer(["river"], add_special_tokens=False)["input_ids"][0]
+    cell = 4 * 8 + 4  # the cell holding "river"'s centre on the 8x8 grid
+    expected = alone[1 : 1 + len(river)].mean(0)
+    assert torch.allclose(feats["block"][cell], expected, atol=1e-5)
+    assert not torch.allclose(feats["page"][cell], expected, atol=1e-3)  # read with the castle's words

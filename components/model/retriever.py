@@ -154,6 +154,7 @@ class RegionRetriever(nn.Module):
             tokenizer, p.grid, p.image_size, p.max_tokens_per_cell,
             text_model=text_model if contextual else None, chunk_tokens=p.context_chunk_tokens,
             block_context=p.block_context, heading_context=p.heading_context,
+            context_unit=p.context_unit,
         )  # fmt: skip
         self._fingerprint: str | None = None
         self._freeze_text(p.finetune_text_layers)

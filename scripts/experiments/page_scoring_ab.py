@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--work", required=True, type=Path, help="cache folder for the imported corpus")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     ap.add_argument("--block-context", type=float, help="override the model's model.block_context")
+    ap.add_argument("--context-unit", choices=["page", "block"], help="override model.context_unit")
     args = ap.parse_args()
     params = load_params(Path("params.yaml"))
     corpus_dir = args.work / "corpus"
@@ -50,6 +51,8 @@ def main() -> None:
     model = load_retriever(model_dir / "retriever" if (model_dir / "retriever").is_dir() else model_dir)
     if args.block_context is not None:
         model.featurizer.block_context = args.block_context
+    if args.context_unit is not None:
+        model.featurizer.context_unit = args.context_unit
     pages = list(corpus.pages)
     cells = torch.from_numpy(encode_pages(model, corpus, pages, progress=False))  # [P, N, D]
     row = {p.id: i for i, p in enumerate(pages)}
@@ -74,7 +77,8 @@ def main() -> None:
             hits["max_cell"] += (max_cell.argmax(-1) == gold).tolist()
             hits["maxsim"] += (maxsim.argmax(-1) == gold).tolist()
     result = {
-        "model": str(model_dir), "block_context": model.featurizer.block_context, "pages": len(pages), "questions": len(questions),
+        "model": str(model_dir), "block_context": model.featurizer.block_context,
+        "context_unit": model.featurizer.context_unit, "pages": len(pages), "questions": len(questions),
         "page_r1": {rule: float(np.mean(h)) for rule, h in hits.items()},
         "both_right": int(np.sum(np.array(hits["max_cell"]) & np.array(hits["maxsim"]))),
         "only_max_cell": int(np.sum(np.array(hits["max_cell"]) & ~np.array(hits["maxsim"]))),
