@@ -61,7 +61,7 @@ class ModelParams(_Section):
     cell_text: Literal["wordpiece", "contextual"] = "contextual"
     # page: MiniLM reads a page's text layer in chunks of its reading order | block: each layout block
     # on its own, as dense_blocks embeds it (ADR 23)
-    context_unit: Literal["page", "block"] = "page"
+    context_unit: Literal["page", "block"] = "block"
     context_chunk_tokens: int = Field(256, ge=8, le=512)  # word pieces per MiniLM pass over a page's text layer
     context_skip: bool = True  # shared projection of contextual states on query tokens and cells (score meaningful at step 0)
     input_dropout: float = Field(0.1, ge=0, lt=1)  # dropout on the cell encoder's inputs (against memorising pages)
