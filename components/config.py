@@ -27,6 +27,9 @@ class DataParams(_Section):
     labelled_fraction: float = Field(0.5, ge=0, le=1)
     heldout_template_fraction: float = Field(0.25, ge=0, lt=1)
     render_dpi: int = Field(96, ge=36, le=600)
+    # a folder of real documents + derived questions (docs/, questions.jsonl) that joins training
+    # (ADR 23); null = the corpus alone. Never the real dev set.
+    real_train_dir: str | None = None
 
 
 class ValidateParams(_Section):
@@ -40,7 +43,11 @@ class ModelParams(_Section):
     text_encoder_sha256: str | None = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
     grid: int = Field(16, ge=2)
     image_size: int = Field(256, ge=16)
-    dim: int = Field(128, ge=8)
+    # pretrained: cells and query tokens are MiniLM's own states + zero-initialised learned residuals
+    # (step 0 == the pretrained space, dim = the encoder width; ADR 23) | learned: a cell encoder
+    # trained from scratch and projected to dim (ADR 13-21)
+    space: Literal["pretrained", "learned"] = "pretrained"
+    dim: int = Field(384, ge=8)
     hidden: int = Field(192, ge=8)
     layers: int = Field(2, ge=0)
     heads: int = Field(4, ge=1)
@@ -52,6 +59,9 @@ class ModelParams(_Section):
     lexical_skip: bool = True  # shared word-piece projection on query tokens and cells (lexical evidence)
     # contextual: cells pool the frozen MiniLM's token states of their words (cached per page); wordpiece: input embeddings
     cell_text: Literal["wordpiece", "contextual"] = "contextual"
+    # page: MiniLM reads a page's text layer in chunks of its reading order | block: each layout block
+    # on its own, as dense_blocks embeds it (ADR 23)
+    context_unit: Literal["page", "block"] = "block"
     context_chunk_tokens: int = Field(256, ge=8, le=512)  # word pieces per MiniLM pass over a page's text layer
     context_skip: bool = True  # shared projection of contextual states on query tokens and cells (score meaningful at step 0)
     input_dropout: float = Field(0.1, ge=0, lt=1)  # dropout on the cell encoder's inputs (against memorising pages)
@@ -66,19 +76,21 @@ class ModelParams(_Section):
             raise ValueError(f"model.hidden ({self.hidden}) must be a multiple of model.heads ({self.heads})")
         if self.cell_text == "contextual" and self.finetune_text_layers:
             raise ValueError("model.cell_text=contextual caches frozen MiniLM states per page: set model.finetune_text_layers=0")
+        if self.space == "pretrained" and (self.cell_text != "contextual" or self.backbone != "cells"):
+            raise ValueError("model.space=pretrained needs model.cell_text=contextual and model.backbone=cells")
         if self.backbone == "hf_vision" and not self.vision_model:
             raise ValueError("model.backbone=hf_vision needs model.vision_model (a local transformers folder)")
         return self
 
 
 class TrainParams(_Section):
-    max_steps: int = Field(250, ge=1)
+    max_steps: int = Field(250, ge=0)  # 0: export the untrained model (space=pretrained: MiniLM itself; ADR 23)
     batch_size: int = Field(16, ge=2)
     lr: float = Field(3e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     tau_global: float = Field(0.02, gt=0)
     tau_local: float = Field(0.25, gt=0)
-    lambda_local: float = Field(4.0, ge=0)  # ADR 13
+    lambda_local: float = Field(0.01, ge=0)  # RegionRAG's released local_coef (ADR 23)
     local_loss: Literal["none", "labelled", "hybrid"] = "hybrid"
     # gold_page: the local softmax runs over the gold page's cells (RegionRAG); candidates: over
     # every candidate page's cells, so the local loss also ranks pages (ADR 14).
@@ -87,7 +99,7 @@ class TrainParams(_Section):
     # late_interaction (each query token's best cell, averaged; ADR 21). Training only: serving and
     # val/page_r1 keep the heatmap's max cell.
     global_score: Literal["max_cell", "late_interaction"] = "max_cell"
-    pseudo_label_warmup_steps: int = Field(80, ge=0)
+    pseudo_label_warmup_steps: int = Field(20, ge=0)  # below val_check_interval: on before the first export
     pseudo_label_z: float = 1.5
     hard_negatives: bool = True
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
@@ -98,7 +110,12 @@ class TrainParams(_Section):
     log_every_n_steps: int = Field(10, ge=1)
     val_check_interval: int = Field(50, ge=1)
     checkpoint_every_n_steps: int = Field(25, ge=1)
-    export: Literal["best", "last"] = "best"  # best = the weights with the highest val/page_r1 (early stopping)
+    export: Literal["best", "last"] = "best"  # best = the weights with the highest select_on metric (early stopping)
+    # fused: val page R@1 + region hit@1 of dense + lexical fused as served (ADR 23) | dense: val/page_r1
+    select_on: Literal["fused", "dense"] = "fused"
+    # the lexical channel's heatmap (x rag.lexical_weight) is added to the cell scores the global loss
+    # ranks pages by, a fixed bias, so the dense channel learns what term matching misses (ADR 23)
+    fusion_aware: bool = False
 
 
 class IndexParams(_Section):

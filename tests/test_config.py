@@ -44,7 +44,7 @@ def test_unknown_key_in_file_is_named(tmp_path):
 
 def test_invalid_value_is_explained():
     with pytest.raises(ConfigError, match="train.max_steps"):
-        load_params(REPO / "params.yaml", ["train.max_steps=0"])
+        load_params(REPO / "params.yaml", ["train.max_steps=-1"])  # 0 is the untrained export (ADR 23)
     with pytest.raises(ConfigError, match="multiple of model.grid"):
         load_params(REPO / "params.yaml", ["model.grid=7"])
 

@@ -197,7 +197,10 @@ def test_encoders_shapes_norms_and_scores(retriever, handmade, tiny_params):
     g, d = tiny_params.model.grid, tiny_params.model.dim
     cells = encode_pages(retriever, handmade, handmade.pages[:3], batch_size=2, progress=False)
     assert cells.shape == (3, g * g, d) and cells.dtype == np.float32
-    assert np.allclose(np.linalg.norm(cells, axis=-1), 1.0, atol=1e-5)
+    # Pretrained space at step 0: a cell with text is a unit vector, an empty one is zero (ADR 23).
+    norms = np.linalg.norm(cells, axis=-1)
+    assert (norms > 0.5).any() and (norms < 1e-6).any()
+    assert np.allclose(norms[norms > 1e-6], 1.0, atol=1e-5)
     queries = encode_queries(retriever, ["where is the castle", "river"])
     assert queries.shape == (2, d) and queries.dtype == np.float32
     # A mean of unit vectors: norm at most 1, and not renormalised.
@@ -279,7 +282,8 @@ def test_hf_vision_backbone_from_tiny_local_config(family, tiny_params, handmade
     )
     model_cls(config).save_pretrained(tmp_path / "tower")
     p = tiny_params.model.model_copy(
-        update={"backbone": "hf_vision", "vision_model": str(tmp_path / "tower")}
+        update={"backbone": "hf_vision", "vision_model": str(tmp_path / "tower"), "space": "learned",
+                "dim": 128}
     )
     model = build_retriever(p)
     g, d = p.grid, p.dim
@@ -306,7 +310,7 @@ def test_hf_vision_backbone_from_tiny_local_config(family, tiny_params, handmade
 
 def test_hf_vision_backbone_needs_a_folder(tiny_params):
     with pytest.raises(ValueError, match="vision_model"):
-        ModelParams.model_validate({**tiny_params.model.model_dump(), "backbone": "hf_vision"})
+        ModelParams.model_validate({**tiny_params.model.model_dump(), "backbone": "hf_vision", "space": "learned"})
 
 
 def test_dual_encoder_checkpoint_is_split_to_its_vision_tower(tmp_path):
@@ -335,7 +339,7 @@ def test_dual_encoder_checkpoint_is_split_to_its_vision_tower(tmp_path):
 
 def test_lexical_skip_links_query_words_to_their_cells(tiny_params):
     """With the lexical channel dominant, a query's word lights up the cell holding that word."""
-    model = build_retriever(tiny_params.model).eval()
+    model = build_retriever(tiny_params.model.model_copy(update={"space": "learned", "dim": 128})).eval()
     assert model.lexical is not None
     g = tiny_params.model.grid
     page = Page(doc="d", page=0, image="x.png", width=100, height=100, words=[
@@ -433,7 +437,7 @@ def test_contextual_needs_a_frozen_text_encoder(tiny_params):
 def test_step0_score_prefers_the_page_with_the_query_words(tiny_params, lexical):
     """Untrained, the shared projections already rank a page holding the query's words first."""
     torch.manual_seed(0)
-    p = tiny_params.model.model_copy(update={"lexical_skip": lexical})
+    p = tiny_params.model.model_copy(update={"lexical_skip": lexical, "space": "learned", "dim": 128})
     model = build_retriever(p).eval()
     relevant = _page([("auditor", (0.1, 0.1, 0.3, 0.15)), ("ulvmont", (0.3, 0.1, 0.5, 0.15)),
                       ("works", (0.5, 0.1, 0.6, 0.15)), ("garhaven", (0.1, 0.5, 0.3, 0.55))])  # fmt: skip

@@ -73,8 +73,9 @@ def test_samples_and_batches(corpus, tiny_params):
     loss = module.training_step(batch, 0)
     assert torch.isfinite(loss)
     loss.backward()
-    assert module.model.cells.patch_embed.weight.grad.abs().sum() > 0
-    assert module.model.query_proj.weight.grad.abs().sum() > 0
+    # Pretrained space (ADR 23): the zero-initialised output layers of both residuals learn first.
+    assert module.model.cells.residual.weight.grad.abs().sum() > 0
+    assert module.model.query_proj.residual.weight.grad.abs().sum() > 0
 
     # train.global_score=late_interaction: the global loss ranks MaxSim page scores, the local
     # loss and the heatmap are unchanged.
@@ -100,7 +101,8 @@ def test_train_tiny_exports_and_logs(corpus, tiny_params, settings, tmp_path, mo
     result = train_retriever(tiny_params, corpus, tmp_path / "model", settings)
     assert result["steps"] == tiny_params.train.max_steps and result["resumed_from"] is None
     assert json.loads((tmp_path / "model" / "train_run.json").read_text()) == result
-    assert {"train/loss", "val/loss", "val/page_r1"} <= set(result["final"])
+    assert {"train/loss", "val/loss", "val/page_r1", "val/fused", "val/fused_page_r1",
+            "val/fused_region_hit1"} <= set(result["final"])
     model = load_retriever(tmp_path / "model" / "retriever")
     assert model.fingerprint == result["fingerprint"]
 
@@ -126,10 +128,12 @@ def test_train_tiny_exports_and_logs(corpus, tiny_params, settings, tmp_path, mo
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on runs
     ckpt_dir = settings.home / "checkpoints" / checkpoint_key(tiny_params, corpus)
     assert (ckpt_dir / "last.ckpt").is_file()
-    # Early stopping by selection: the exported weights are the best val/page_r1 checkpoint's.
+    # Early stopping by selection: the exported weights are the best val/select (fused) checkpoint's,
+    # never one from before pseudo-labels began.
     assert tiny_params.train.export == "best" and (ckpt_dir / "best.ckpt").is_file()
     best = torch.load(ckpt_dir / "best.ckpt", map_location="cpu", weights_only=True)
     assert result["exported_step"] == best["global_step"] <= result["steps"]
+    assert best["global_step"] >= tiny_params.train.pseudo_label_warmup_steps
     exported = model.state_dict()
     for name, tensor in best["state_dict"].items():
         assert torch.equal(exported[name.removeprefix("model.")], tensor)

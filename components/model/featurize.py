@@ -57,6 +57,7 @@ class PageFeaturizer:
         chunk_tokens: int = 256,
         block_context: float = 0.0,
         heading_context: float = 0.0,
+        context_unit: str = "page",
     ):
         self.tokenizer = tokenizer
         self.grid = grid
@@ -66,6 +67,7 @@ class PageFeaturizer:
         self.chunk_tokens = chunk_tokens
         self.block_context = block_context
         self.heading_context = heading_context
+        self.context_unit = context_unit  # page: chunks of the page's reading order | block: each block alone
         self.group_chunks = 8  # chunks per MiniLM pass when featurizing a batch of pages
 
     def cell_tokens(self, page: Page) -> torch.Tensor:
@@ -110,13 +112,18 @@ class PageFeaturizer:
                       if page.words else [])
             ids = [t for word in pieces for t in word]
             cells = [c for c, word in zip(word_cells(page, self.grid), pieces) for _ in word]
-            chunks = []
-            if ids:
+            # Reading order, or (context_unit=block) each layout block's pieces read on their own.
+            order = self._piece_order(page, pieces) if self.context_unit == "block" else [list(range(len(ids)))]
+            chunks, perm = [], []
+            for run in order:
+                if not run:
+                    continue
                 # Equal chunks of at most chunk_tokens - 2 pieces: the same passes, with the least padding.
-                n_chunks = math.ceil(len(ids) / (self.chunk_tokens - 2))
-                size = math.ceil(len(ids) / n_chunks)
-                chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
-            plans.append((pieces, cells, len(all_chunks), len(chunks)))
+                n_chunks = math.ceil(len(run) / (self.chunk_tokens - 2))
+                size = math.ceil(len(run) / n_chunks)
+                chunks += [[ids[k] for k in run[i : i + size]] for i in range(0, len(run), size)]
+                perm += run
+            plans.append((pieces, cells, len(all_chunks), len(chunks), perm))
             all_chunks.extend(chunks)
         hidden: list[torch.Tensor | None] = [None] * len(all_chunks)
         device = next(model.parameters()).device
@@ -136,14 +143,16 @@ class PageFeaturizer:
             for row, i in enumerate(group):
                 hidden[i] = states[row].float().cpu()
         outs = []
-        for page, (pieces, cells, first, n_chunks) in zip(pages, plans):
+        for page, (pieces, cells, first, n_chunks, perm) in zip(pages, plans):
             out = torch.zeros(n_cells, width)
             if not n_chunks:
                 outs.append(out)
                 continue
-            # The states of the real pieces, in reading order (drop [CLS], [SEP] and padding).
+            # The states of the real pieces (drop [CLS], [SEP] and padding), back in reading order.
             mine = all_chunks[first : first + n_chunks]
-            flat = torch.cat([hidden[first + i][1 : len(chunk) + 1] for i, chunk in enumerate(mine)])
+            read = torch.cat([hidden[first + i][1 : len(chunk) + 1] for i, chunk in enumerate(mine)])
+            flat = torch.empty_like(read)
+            flat[torch.tensor(perm, dtype=torch.long)] = read
             index = torch.tensor(cells, dtype=torch.long)
             out.index_add_(0, index, flat)
             count = torch.bincount(index, minlength=n_cells).unsqueeze(-1)
@@ -154,6 +163,21 @@ class PageFeaturizer:
                 out = self._mix_heading(page, out, flat, pieces)
             outs.append(out)
         return outs
+
+    @staticmethod
+    def _piece_order(page: Page, pieces: list[list[int]]) -> list[list[int]]:
+        """Piece indices grouped into runs: one per layout block (the first block holding the word's
+        centre), in reading order within it, then the pieces of words outside every block. So MiniLM
+        reads a block as ``dense_blocks`` embeds it, without its neighbours' context (ADR 23)."""
+        runs: dict[int, list[int]] = {}
+        k = 0
+        for word, word_pieces in zip(page.words, pieces):
+            x, y = (word.box[0] + word.box[2]) / 2, (word.box[1] + word.box[3]) / 2
+            owner = next((b for b, block in enumerate(page.blocks)
+                          if block.box[0] <= x <= block.box[2] and block.box[1] <= y <= block.box[3]), -1)
+            runs.setdefault(owner, []).extend(range(k, k + len(word_pieces)))
+            k += len(word_pieces)
+        return [runs[b] for b in sorted(runs, key=lambda b: (b < 0, b))]
 
     def _mix_blocks(self, page: Page, own: torch.Tensor, has_words: torch.Tensor,
                     flat: torch.Tensor, pieces: list[list[int]]) -> torch.Tensor:  # fmt: skip

@@ -89,6 +89,8 @@ def load_retriever(model_dir: Path) -> RegionRetriever:
         # Exported before contextual cell text existed: word-piece cells, no context skip.
         saved.update(cell_text="wordpiece", context_skip=False, input_dropout=0.0)
     saved.setdefault("block_context", 0.0)  # exported before block context existed
+    saved.setdefault("context_unit", "page")  # exported before the block unit existed (ADR 23)
+    saved.setdefault("space", "learned")  # exported before the pretrained space existed (ADR 23)
     saved.setdefault("heading_context", 0.0)  # exported before heading context existed (ADR 19)
     params = ModelParams.model_validate(saved)
     text_config = AutoConfig.from_pretrained(str(model_dir / TEXT_DIR), local_files_only=True)

@@ -14,6 +14,7 @@ from torch import nn
 
 from components.config import ModelParams
 from components.model.featurize import PageFeaturizer
+from components.model.pretrained_cells import PretrainedCellEncoder, PretrainedQueryTokens
 from components.model.text_encoder import TextEncoderInfo, load_text_encoder, resolve_text_encoder
 
 
@@ -123,12 +124,25 @@ class RegionRetriever(nn.Module):
         self.tokenizer = tokenizer
         self.text = text_model
         width = text_model.config.hidden_size
-        self.query_proj = nn.Linear(width, p.dim)
-        self.lexical = LexicalSkip(width, p.dim) if p.lexical_skip else None
-        # The same skip over contextual states: query tokens and cells start in MiniLM's space.
         contextual = p.cell_text == "contextual"
-        self.context = LexicalSkip(width, p.dim) if contextual and p.context_skip else None
-        if p.backbone == "hf_vision":
+        self.pretrained = p.space == "pretrained"
+        if self.pretrained:
+            if p.backbone != "cells" or not contextual:
+                raise ValueError("model.space=pretrained needs model.backbone=cells and model.cell_text=contextual")
+            if p.dim != width:
+                raise ValueError(f"model.space=pretrained: model.dim ({p.dim}) must equal the text "
+                                 f"encoder's width ({width})")
+            # MiniLM's own space plus zero-initialised residuals (ADR 23); the skips are moot there.
+            self.query_proj = PretrainedQueryTokens(width)
+            self.lexical = self.context = None
+        else:
+            self.query_proj = nn.Linear(width, p.dim)
+            self.lexical = LexicalSkip(width, p.dim) if p.lexical_skip else None
+            # The same skip over contextual states: query tokens and cells start in MiniLM's space.
+            self.context = LexicalSkip(width, p.dim) if contextual and p.context_skip else None
+        if self.pretrained:
+            self.cells = PretrainedCellEncoder(p, width)
+        elif p.backbone == "hf_vision":
             from components.model.hf_backbone import HFVisionCellEncoder
 
             if vision_tower is None:
@@ -140,6 +154,7 @@ class RegionRetriever(nn.Module):
             tokenizer, p.grid, p.image_size, p.max_tokens_per_cell,
             text_model=text_model if contextual else None, chunk_tokens=p.context_chunk_tokens,
             block_context=p.block_context, heading_context=p.heading_context,
+            context_unit=p.context_unit,
         )  # fmt: skip
         self._fingerprint: str | None = None
         self._freeze_text(p.finetune_text_layers)
@@ -228,6 +243,8 @@ class RegionRetriever(nn.Module):
         self, states: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
         """MiniLM's token states [B, L, width] -> [B, L, dim] unit vectors, padding rows zero."""
+        if self.pretrained:
+            return self.query_proj(states, attention_mask)
         tokens = F.normalize(self.query_proj(states), dim=-1)
         if self.lexical is not None:
             embeddings = F.embedding(input_ids, self.word_table)
@@ -249,6 +266,8 @@ class RegionRetriever(nn.Module):
             raise ValueError("model.cell_text=contextual: encode_cells needs the featurizer's cell_text")
         if not self.contextual:
             cell_text = None
+        if self.pretrained:
+            return self.cells(pixels, cell_text)
         return self.cells(
             pixels, cell_tokens, self.word_table, self.lexical, cell_text, self.context
         )

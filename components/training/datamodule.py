@@ -20,6 +20,7 @@ from components.data.corpus import Corpus
 from components.model.featurize import PageFeatures, collate_pages
 from components.model.retriever import RegionRetriever
 from components.regions.grid import box_to_cells
+from components.training.fused_val import FusedValidation
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,35 @@ class _SampleDataset(Dataset):
         return self.samples[i]
 
 
+class SplitLexical:
+    """The lexical channel over one split's pages (BM25 idf of that split), for fusion-aware
+    training: each query's lexical heatmap on each of its batch's pages (``train.fusion_aware``)."""
+
+    def __init__(self, params: Params, corpus: Corpus, split: str):
+        from components.data.layout import page_blocks
+        from components.index.lexical import LexicalChannel
+
+        pages = [p for p in corpus.pages if p.split == split]
+        self.position = {p.id: i for i, p in enumerate(pages)}
+        words = [[[w.text, *map(float, w.box)] for w in p.words] for p in pages]
+        blocks = [[[float(v) for v in b.box] for b in page_blocks(p)] for p in pages]
+        self.channel = LexicalChannel(words, params.model.grid, blocks)
+        self.scope = params.rag.lexical_scope
+
+    def heatmaps(self, texts: list[str], page_ids: list[str]) -> torch.Tensor:
+        """float32 [B, P, G*G]: the served lexical heatmap of each text on each page."""
+        positions = np.array([self.position[pid] for pid in page_ids])
+        maps = [self.channel.heatmaps(t, positions, self.scope).reshape(len(page_ids), -1) for t in texts]
+        return torch.from_numpy(np.stack(maps).astype(np.float32))
+
+
 class RetrievalCollate:
     def __init__(
-        self, model: RegionRetriever, features: PageFeatureCache, hard_negatives_per_query: int
+        self, model: RegionRetriever, features: PageFeatureCache, hard_negatives_per_query: int,
+        lexical: SplitLexical | None = None,
     ):
         self.model, self.features, self.n_hard = model, features, hard_negatives_per_query
+        self.lexical = lexical
 
     def __call__(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
         page_ids: list[str] = []
@@ -118,6 +143,8 @@ class RetrievalCollate:
                 has_box[i] = True
         queries = self.model.tokenize_queries([s.text for s in samples])
         pages = collate_pages([self.features(pid) for pid in page_ids])
+        if self.lexical is not None:
+            pages["lexical_cells"] = self.lexical.heatmaps([s.text for s in samples], page_ids)
         return {
             **queries,
             **pages,
@@ -147,10 +174,16 @@ class RetrievalDataModule(L.LightningDataModule):
                 f"(skipped: {self.skipped_train})"
             )
         features = PageFeatureCache(model, corpus)
+        fusion = params.train.fusion_aware
         self.train_collate = RetrievalCollate(
-            model, features, hard_negatives_per_query if hard else 0
+            model, features, hard_negatives_per_query if hard else 0,
+            SplitLexical(params, corpus, "train") if fusion else None,
         )
-        self.val_collate = RetrievalCollate(model, features, 0)
+        self.val_collate = RetrievalCollate(
+            model, features, 0, SplitLexical(params, corpus, "val") if fusion and self.val_samples else None
+        )
+        # What the export selects on: the served fusion of dense and lexical over the val pages.
+        self.fused_val = FusedValidation(params, corpus, self.val_samples) if self.val_samples else None
 
     def counts(self) -> dict[str, int]:
         return {

@@ -26,6 +26,8 @@ class RetrieverModule(L.LightningModule):
         self._val_queries: list[torch.Tensor] = []
         self._val_gold: list[str] = []
         self._val_pages: dict[str, torch.Tensor] = {}
+        # Set by the trainer (RetrievalDataModule.fused_val): the served fusion over the val pages.
+        self.fused_val = None
 
     def _loss(self, batch: dict[str, torch.Tensor]):
         t = self.params.train
@@ -36,6 +38,11 @@ class RetrieverModule(L.LightningModule):
         scores = cell_scores(queries, cells)
         late = t.global_score == "late_interaction"
         page_score = late_interaction_page_scores(tokens, mask, cells) if late else None
+        lexical = batch.get("lexical_cells")
+        if t.fusion_aware and lexical is not None:
+            # The served page score is the best cell of dense + w·lexical: a fixed bias in the logits.
+            bias = self.params.rag.lexical_weight * lexical.to(scores.dtype)
+            page_score = (page_score + bias.max(-1).values) if late else (scores + bias).max(-1).values
         out = hybrid_loss(
             scores,
             batch["targets"],
@@ -83,9 +90,22 @@ class RetrieverModule(L.LightningModule):
             return
         ids = list(self._val_pages)
         pages = torch.stack([self._val_pages[i] for i in ids])
-        best = cell_scores(torch.cat(self._val_queries), pages).max(-1).values.argmax(-1)
+        queries = torch.cat(self._val_queries)
+        best = cell_scores(queries, pages).max(-1).values.argmax(-1)
         hits = [ids[b] == gold for b, gold in zip(best.tolist(), self._val_gold)]
         self.log("val/page_r1", sum(hits) / len(hits), prog_bar=True)
+        t = self.params.train
+        select = sum(hits) / len(hits)
+        if self.fused_val is not None:
+            fused = self.fused_val.score(queries.cpu(), {k: v.cpu() for k, v in self._val_pages.items()})
+            for name, value in fused.items():
+                self.log(f"val/{name}", value, prog_bar=name == "fused")
+            if t.select_on == "fused":
+                select = fused["fused"]
+        if t.local_loss == "hybrid" and self.global_step < t.pseudo_label_warmup_steps:
+            # Weights trained before pseudo-labels began are never the export (-1: below any score).
+            select = -1.0
+        self.log("val/select", select)
 
     def configure_optimizers(self):
         t = self.params.train

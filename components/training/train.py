@@ -38,6 +38,7 @@ from components.tracking import (
 from components.training.datamodule import RetrievalDataModule
 from components.training.module import RetrieverModule
 from components.training.progress import StepProgress
+from components.training.real_pages import with_real_pages
 from components.training.resume import resumable
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,32 @@ def corpus_digest(corpus: Corpus) -> str:
     return digest.hexdigest()[:16]
 
 
-def checkpoint_key(params: Params, corpus: Corpus) -> str:
+# Packages whose code decides what the weights become: part of the resume key, so a run of changed
+# code never resumes (and exports) weights a previous version trained (ADR 23).
+_TRAINING_CODE = ("components/model", "components/loss", "components/training")
+
+
+def code_digest(root: Path | None = None) -> str:
+    """sha256 over the Python sources of the training code (path + bytes, sorted by path)."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+    digest = hashlib.sha256()
+    for package in _TRAINING_CODE:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def checkpoint_key(params: Params, corpus: Corpus, code: str | None = None) -> str:
+    """Resume key: trajectory params + data digest + training code digest (``code_digest``)."""
     flat = {
         k: v
         for k, v in params.flat().items()
         if k.startswith(_TRAINING_SECTIONS) and k not in _NOT_TRAJECTORY
     }
     blob = json.dumps(
-        {"params": flat, "data": corpus_digest(corpus)}, sort_keys=True, default=str
+        {"params": flat, "data": corpus_digest(corpus), "code": code if code is not None else code_digest()},
+        sort_keys=True, default=str,
     ).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -113,14 +132,16 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     t = params.train
     out_dir = Path(out_dir)
     _quiet_expected_warnings()
+    corpus = with_real_pages(corpus, params, settings.home)
     L.seed_everything(params.seed, workers=True)
     module = RetrieverModule(params)
     data = RetrievalDataModule(params, corpus, module.model)
+    module.fused_val = data.fused_val
 
     ckpt_dir = settings.home / "checkpoints" / checkpoint_key(params, corpus)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.ckpt"
-    resume_from, rejected = resumable(last, module.state_dict(), t.max_steps)
+    resume_from, rejected = resumable(last, module.state_dict(), t.max_steps) if t.max_steps else (None, None)
 
     tags = {
         "regionops.stage": "train",
@@ -165,12 +186,12 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         every_n_train_steps=t.checkpoint_every_n_steps,
         auto_insert_metric_name=False,
     )
-    # Early stopping by selection: keep the weights with the best val R@1 and export those, since
+    # Early stopping by selection: keep the weights with the best val metric and export those, since
     # the model overfits training pages long before the loss says so (held-out templates in val).
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
-        monitor="val/page_r1",
+        monitor="val/select",  # train.select_on (fused by default), pseudo-labels on
         mode="max",
         save_top_k=1,
         save_last=False,
@@ -188,7 +209,7 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         default_root_dir=ckpt_dir,
         log_every_n_steps=t.log_every_n_steps,
         # Validate every N optimizer steps across epochs (epochs are short and uneven).
-        val_check_interval=min(t.val_check_interval, t.max_steps),
+        val_check_interval=max(1, min(t.val_check_interval, t.max_steps)),
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
         enable_model_summary=True,
@@ -200,14 +221,16 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
     if resume_from is not None:
         log.warning("resuming from %s", resume_from)
     with system_metrics(logger.run_id, settings.tracking_uri):  # CPU, memory, disk: system/* charts
-        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None,
-                    weights_only=True)
+        if t.max_steps:
+            trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None,
+                        weights_only=True)
+        # max_steps=0: no fit; the untrained weights are validated and exported as they are (ADR 23)
     seconds = time.perf_counter() - started
     final = dict(trainer.callback_metrics)
     exported_step = int(trainer.global_step)
     if t.export == "best" and best.best_model_path and Path(best.best_model_path).is_file():
         exported_step = _load_weights(module, Path(best.best_model_path))
-        log.info("exporting the best val/page_r1 weights (%s, step %s)", best.best_model_score, exported_step)
+        log.info("exporting the best val/select weights (%s, step %s)", best.best_model_score, exported_step)
     if data.val_samples:
         # Final figures on the validation split for the exported weights (best or last step).
         final.update(trainer.validate(module, datamodule=data, verbose=False)[0])
