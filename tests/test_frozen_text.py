@@ -33,7 +33,9 @@ def test_only_a_frozen_encoder_in_eval_mode_is_traced(tiny_params, model):
     assert frozen_text.applies(model)
     model.train()
     assert not frozen_text.applies(model) and frozen_text.traced_text_encoder(model) is None
-    tuned = build_retriever(tiny_params.model.model_copy(update={"finetune_text_layers": 1, "cell_text": "wordpiece"}))
+    # a fine-tuned MiniLM reads word pieces, which only the learned cell space takes (ADR 23)
+    update = {"finetune_text_layers": 1, "cell_text": "wordpiece", "space": "learned"}
+    tuned = build_retriever(tiny_params.model.model_copy(update=update))
     tuned.eval()
     assert not frozen_text.applies(tuned)  # its MiniLM weights change in training: never traced
 
