@@ -84,7 +84,7 @@ class ModelParams(_Section):
 
 
 class TrainParams(_Section):
-    max_steps: int = Field(250, ge=0)  # 0: export the untrained model (space=pretrained: MiniLM itself; ADR 23)
+    max_steps: int = Field(100, ge=0)  # 0: export the untrained model (space=pretrained: MiniLM itself; ADR 23)
     batch_size: int = Field(16, ge=2)
     lr: float = Field(3e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
