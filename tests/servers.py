@@ -8,16 +8,42 @@ server start``, ``prefect worker start``, PostgreSQL, moto) goes through ``start
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def recording_webhook(path: str = "/hook"):
+    """A webhook on 127.0.0.1 that records each POST's JSON body: yields (url, bodies)."""
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(json.loads(body or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{path}", received
+    finally:
+        server.shutdown()
 
 
 def free_port() -> int:

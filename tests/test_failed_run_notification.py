@@ -9,18 +9,14 @@ acts within seconds; the wait is bounded (``NOTIFY_DEADLINE``) so a broken path 
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
-from tests.servers import free_port, http_ok, start, wait_until
+from tests.servers import free_port, http_ok, recording_webhook, start, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,28 +24,10 @@ BIN = Path(sys.executable).parent
 NOTIFY_DEADLINE = 60.0  # seconds from the run's end to the webhook call
 
 
-class _Hook(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        type(self).received.append(json.loads(body or b"{}"))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def webhook():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/notify", _Hook.received
-    finally:
-        server.shutdown()
+    with recording_webhook("/notify") as hook:
+        yield hook
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,17 @@ config in a temp folder, as in test_pipeline_integration.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
-from tests.servers import Server, free_port, http_ok, start, wait_until
+from tests.servers import Server, free_port, http_ok, recording_webhook, start, wait_until
 from tests.test_data_import import make_pdf
 from tests.test_pipeline_integration import _make_project
 
@@ -34,30 +31,10 @@ CRON = "0 3 * * *"
 WATCH_SECONDS = 10
 
 
-class _Hook(http.server.BaseHTTPRequestHandler):
-    """The notification webhook: records each POST body."""
-
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        type(self).received.append(json.loads(body or b"{}"))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def webhook():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
-    finally:
-        server.shutdown()
+    with recording_webhook("/hook") as hook:
+        yield hook
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,18 @@ def _zero(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
+def cell_transformer(p: ModelParams) -> nn.Module:
+    """The small pre-norm transformer over a page's G*G cells that both cell encoders use
+    (``model.layers`` deep; none when 0)."""
+    if not p.layers:
+        return nn.Identity()
+    layer = nn.TransformerEncoderLayer(
+        p.hidden, p.heads, dim_feedforward=2 * p.hidden, dropout=0.1, batch_first=True,
+        norm_first=True,
+    )  # fmt: skip
+    return nn.TransformerEncoder(layer, p.layers, enable_nested_tensor=False)
+
+
 class PretrainedCellEncoder(nn.Module):
     """Pooled MiniLM states of each cell + a zero-initialised residual from pixels, position and a
     small transformer over the page's cells -> [B, G*G, width] unit vectors (zero for empty cells
@@ -37,15 +49,7 @@ class PretrainedCellEncoder(nn.Module):
         self.row_embed = nn.Parameter(torch.randn(p.grid, p.hidden) * 0.02)
         self.col_embed = nn.Parameter(torch.randn(p.grid, p.hidden) * 0.02)
         self.input_dropout = nn.Dropout(p.input_dropout)
-        layer = nn.TransformerEncoderLayer(
-            p.hidden, p.heads, dim_feedforward=2 * p.hidden, dropout=0.1, batch_first=True,
-            norm_first=True,
-        )  # fmt: skip
-        self.layers = (
-            nn.TransformerEncoder(layer, p.layers, enable_nested_tensor=False)
-            if p.layers
-            else nn.Identity()
-        )
+        self.layers = cell_transformer(p)
         self.norm = nn.LayerNorm(p.hidden)
         # Zero: the residual adds nothing until training moves it (step 0 == pretrained space).
         self.residual = _zero(nn.Linear(p.hidden, text_width))

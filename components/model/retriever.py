@@ -14,7 +14,11 @@ from torch import nn
 
 from components.config import ModelParams
 from components.model.featurize import PageFeaturizer
-from components.model.pretrained_cells import PretrainedCellEncoder, PretrainedQueryTokens
+from components.model.pretrained_cells import (
+    PretrainedCellEncoder,
+    PretrainedQueryTokens,
+    cell_transformer,
+)
 from components.model.text_encoder import TextEncoderInfo, load_text_encoder, resolve_text_encoder
 
 
@@ -39,15 +43,7 @@ class CellEncoder(nn.Module):
         self.col_embed = nn.Parameter(torch.randn(p.grid, p.hidden) * 0.02)
         # Regularises against memorising training pages' exact inputs (held-out templates at test).
         self.input_dropout = nn.Dropout(p.input_dropout)
-        layer = nn.TransformerEncoderLayer(
-            p.hidden, p.heads, dim_feedforward=2 * p.hidden, dropout=0.1, batch_first=True,
-            norm_first=True,
-        )  # fmt: skip
-        self.layers = (
-            nn.TransformerEncoder(layer, p.layers, enable_nested_tensor=False)
-            if p.layers
-            else nn.Identity()
-        )
+        self.layers = cell_transformer(p)
         self.norm = nn.LayerNorm(p.hidden)
         self.proj = nn.Linear(p.hidden, p.dim)
 
