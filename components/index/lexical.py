@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from rank_bm25 import BM25Plus
@@ -18,9 +18,7 @@ from rank_bm25 import BM25Plus
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 # Question words and glue carry no evidence of where an answer is printed.
 STOPWORDS = frozenset(
-    "a an the of in on at to for from by with and or is are was were be been what which who whom whose "
-    "when where why how this that these those it its as does did do has have had than per into about "
-    "value shown listed according page document give tell me".split()
+    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "is", "are", "was", "were", "be", "been", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "this", "that", "these", "those", "it", "its", "as", "does", "did", "do", "has", "have", "had", "than", "per", "into", "about", "value", "shown", "listed", "according", "page", "document", "give", "tell", "me"]
 )
 
 
