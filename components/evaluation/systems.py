@@ -116,7 +116,7 @@ class SystemRunner:
         outputs["regionops"] = SystemOutput(
             ranking=_dedup([r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking]),
             top_page=result.page_id, top_box=top_box, gold_page_box=gold_box, answer=said,
-            latency_ms=query_ms + region_ms + answer_ms, extra={"result": result, "query": qv},
+            latency_ms=query_ms + region_ms + answer_ms, extra={"result": result, "query": qv, "hits": hits},
         )
 
         t0 = time.perf_counter()
