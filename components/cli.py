@@ -492,7 +492,7 @@ def _read_candidate(metrics: Path, model: Path | None) -> dict:
     """The candidate's metrics from its evaluation run; a clear error (exit 2) when they cannot be trusted."""
     from components.registry.client import registry_client
     from components.registry.evaluation_run import EvaluationRunError
-    from components.registry.promote import read_candidate
+    from components.registry.store import read_candidate
 
     try:
         return read_candidate(registry_client(), metrics, model)
@@ -518,13 +518,14 @@ def gate(
     configure_environment()
     _require(metrics, "candidate metrics", "eval")
     from components.registry.client import registry_client
-    from components.registry.gate import champion_metrics, decide
-    from components.registry.promote import champion_version
+    from components.registry.gate import judge
+    from components.registry.store import champion_reference, champion_version
 
     candidate = _read_candidate(metrics, model if (model / "train_run.json").is_file() else None)
-    has_champion = champion_version(registry_client(), params.registry.model_name) is not None
-    reference, notes = None, []
-    if has_champion and rescore:
+    client = registry_client()
+    champion = champion_version(client, params.registry.model_name)
+    rescored = None
+    if champion is not None and rescore:
         import tempfile
 
         _require_index(index)  # only a re-score reads it
@@ -532,12 +533,7 @@ def gate(
 
         with tempfile.TemporaryDirectory(prefix="regionops-rescore-") as tmp:
             rescored = rescore_champion(params, _corpus(params), index, candidate, Path(tmp))
-        reference, notes = rescored.metrics, rescored.notes
-    if has_champion and reference is None:
-        reference = champion_metrics(params)
-        notes.append("champion compared by the metrics recorded at its registration")
-    decision = decide(candidate, reference, params.gate)
-    decision.reasons.extend(notes)
+    decision = judge(candidate, champion_reference(client, champion, rescored), params.gate)
     _emit(decision.to_dict())
     raise typer.Exit(0 if decision.passed else 1)
 
@@ -589,8 +585,8 @@ def rollback(
     """
     params = _params(params_path, overrides)
     configure_environment()
-    from components.registry.promote import RegistryError
-    from components.registry.promote import rollback as rollback_champion
+    from components.registry.audit import rollback as rollback_champion
+    from components.registry.errors import RegistryError
 
     try:
         outcome = rollback_champion(params, to, reason, force=force)
@@ -635,7 +631,7 @@ def history(
     """Print every alias move of the registered model (promote, challenger, rollback)."""
     params = _params(params_path, overrides)
     configure_environment()
-    from components.registry.promote import history as alias_history
+    from components.registry.audit import history as alias_history
 
     events = alias_history(params)
     if as_json:
