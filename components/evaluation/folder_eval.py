@@ -11,7 +11,7 @@
    settings tuned on a seeded share F of the documents, whose questions are then not scored.
 
 The model is a folder (a training export, ``<dir>/retriever``) or a registered checkpoint
-(``models:/NAME@ALIAS``, downloaded through ``components.registry.promote.download_champion``:
+(``models:/NAME@ALIAS``, downloaded through ``components.registry.store.download_champion``:
 its retriever, its bundled reader if it was promoted with one, and its params).
 """
 
@@ -105,8 +105,8 @@ def resolve_model(model: str, params: Params, workdir: Path, regions_from: Path 
     match = MODEL_URI.fullmatch(model)
     notes: list[str] = []
     if match:
-        from components.registry.promote import download_champion
         from components.registry.rescore import champion_eval_params
+        from components.registry.store import download_champion
 
         name, alias = match["name"], match["alias"]
         lookup = params.model_copy(update={"registry": params.registry.model_copy(update={"model_name": name})})
