@@ -175,7 +175,7 @@ def ablate_reader_cmd(
     settings = configure_environment()
     require_model(model)
     require_index(index)
-    from components.reader.ablate import ablate_reader
+    from components.evaluation.reader_ablation import ablate_reader
 
     result = ablate_reader(params, project_corpus(params), model, index, out, settings, seeds or params.reader.ablation_seeds,
                            tuple(rhos or ()), tuple(modes or ()))

@@ -99,7 +99,7 @@ def resolve_model(model: str, params: Params, workdir: Path, regions_from: Path 
     checkpoint's bundled params (its settings as chosen on val when it was registered); the
     evaluation logged on a folder model's training run; else params.yaml, and the record says so.
     """
-    from components.index.build import retriever_dir
+    from components.model.io import retriever_dir
     from components.reader.io import bundled_reader_dir
 
     match = MODEL_URI.fullmatch(model)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from components.boxes import region_hit
 from components.config import Params
 from components.data.corpus import Corpus
 from components.data.layout import page_blocks
-from components.evaluation.metrics import region_hit
 from components.index.lexical import LexicalChannel
 from components.regions.extract import extract_regions
 
