@@ -67,11 +67,16 @@ def evaluate(
         metrics = run_evaluation(params, project_corpus(params), Path(model), index, out, settings, reader_dir=reader)
         result = {"systems": metrics["systems"], "n_questions": metrics["n_questions"]}
     else:
+        import tempfile
+
         from components.evaluation.folder_eval import evaluate_folder
+        from components.registry.model_source import resolve_model
 
         try:
-            metrics = evaluate_folder(params, docs, questions, model, out, tune_on, reader, regions_from,
-                                      log=lambda line: console.print(line, markup=False))
+            with tempfile.TemporaryDirectory(prefix="regionops-model-") as workdir:
+                source = resolve_model(model, params, Path(workdir), regions_from)
+                metrics = evaluate_folder(params, docs, questions, source, out, tune_on, reader,
+                                          log=lambda line: console.print(line, markup=False))
         except (ValueError, LookupError, FileNotFoundError, NotADirectoryError) as exc:
             console.print(f"[red]evaluate --docs failed:[/red] {exc}")
             raise typer.Exit(2) from None
