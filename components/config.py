@@ -174,6 +174,9 @@ class RegionParams(_Section):
     merge_overlapping: bool = True  # regions whose (padded) boxes overlap become one
     # block: a region's box becomes the layout block it lights up most (regions/snap.py); none: cell box
     snap: Literal["none", "block"] = "block"
+    # heatmap: regions are the heatmap's salient components (snapped); text_blocks: a candidate page's
+    # regions are its layout blocks ranked by BM25+ over blocks, the heatmap ranking the pages (ADR 27)
+    rule: Literal["heatmap", "text_blocks"] = "heatmap"
 
 
 class RagParams(_Section):

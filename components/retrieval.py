@@ -45,10 +45,16 @@ class RegionRetrieval:
             maps = [h.heatmap for h in hits]
         return {h.page_id: m for h, m in zip(hits, maps)}
 
-    def _ranked_regions(self, maps: dict[str, np.ndarray], k: int) -> list[Region]:
-        by_page = {pid: extract_regions(heat, self.params.regions, pid, blocks=self.index.meta(pid).blocks)
-                   for pid, heat in maps.items()}
+    def _ranked_regions(self, maps: dict[str, np.ndarray], k: int, question: str | None = None) -> list[Region]:
+        """Every candidate page's regions, best first across pages (``regions.rule`` decides
+        whether a page's regions are its heatmap's components or its best BM25+ blocks)."""
+        text_blocks = self.params.regions.rule == "text_blocks" and bool(question)
+        by_page = {}
+        for pid, heat in maps.items():
+            scores = self.index.lexical.block_scores(question, self.index.position(pid)) if text_blocks else None
+            by_page[pid] = extract_regions(heat, self.params.regions, pid, blocks=self.index.meta(pid).blocks,
+                                           text_scores=scores)
         return rank_regions(by_page, k)
 
     def regions_for(self, hits: list[PageHit], k: int, question: str | None = None) -> list[Region]:
-        return self._ranked_regions(self.region_maps(hits, question), k)
+        return self._ranked_regions(self.region_maps(hits, question), k, question)

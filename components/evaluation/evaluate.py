@@ -199,8 +199,9 @@ def tune_regions_on(params: Params, questions: list, engine: RagEngine) -> tuple
                                      params.rag.region_term_weights)
                 for q, v in zip(usable, vectors)]
     blocks = [engine.index.meta(q.page_id).blocks for q in usable]
+    text_scores = [engine.index.lexical.block_scores(q.question, engine.index.position(q.page_id)) for q in usable]
     chosen, table = tune_region_params(heatmaps, [q.box for q in usable], params.regions, params.evaluate.iou_hit,
-                                       blocks=blocks)
+                                       blocks=blocks, text_scores=text_scores)
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
     record = {"n_tuned": len(usable), "chosen": chosen.model_dump(),
               "tuned_gold_page_hit1": best["hit1"], "tuned_gold_page_miou": best["miou"]}

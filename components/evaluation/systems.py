@@ -110,7 +110,8 @@ class SystemRunner:
         gold_box = None
         if gold_indexed:
             fused = index.heatmap(gold, qv, text, rag.lexical_weight, rag.lexical_scope, rag.region_term_weights)
-            regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks)
+            regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks,
+                                      text_scores=index.lexical.block_scores(text, index.position(gold)))
             gold_box = regions[0].box if regions else None
         said, answer_ms = answer(result.page_id, top_box, _ranked(result.regions[1:]))
         outputs["regionops"] = SystemOutput(

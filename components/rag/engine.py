@@ -113,7 +113,7 @@ class RagEngine(RegionRetrieval):
             if hits is None:
                 hits = self.search_vector(query, filters=filters, question=question)
             maps = self.region_maps(hits, question)
-            regions = self._ranked_regions(maps, k)  # maps kept: the result's heatmaps are these
+            regions = self._ranked_regions(maps, k, question)  # maps kept: the result's heatmaps are these
             region_dicts = []
             for r in regions:
                 words = self.index.meta(r.page_id).words

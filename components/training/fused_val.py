@@ -67,7 +67,8 @@ class FusedValidation:
             if box is None:
                 continue
             local = maps[top] + w * page_lex[top]
-            found = extract_regions(local, self.params.regions, top_id, blocks=self.blocks[top])
+            found = extract_regions(local, self.params.regions, top_id, blocks=self.blocks[top],
+                                    text_scores=self.lexical.block_scores(text, top))
             regions.append(region_hit(top_id, found[0].box if found else None, gold, box,
                                       self.params.evaluate.iou_hit))
         page_r1 = float(np.mean(pages)) if pages else 0.0
