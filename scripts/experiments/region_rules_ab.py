@@ -105,7 +105,7 @@ def main() -> None:
         positions = np.array([index.page_ids.index(pid) for pid in top])
         dense_maps = dict(zip(top, index.heatmaps(positions, qv)))
 
-        def block_values(source, reduce):
+        def block_values(source, reduce, cand=cand):
             return np.array([float(reduce(source[pid][cells[id(b)]])) if cells[id(b)].any() else -1.0
                              for pid, b in cand])
 
