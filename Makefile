@@ -60,9 +60,11 @@ REALDOCS ?= $(REGIONOPS_HOME)/realdocs
 bench: $(STAMP)
 	$(VENV)/bin/regionops bench --out reports $(if $(wildcard $(REALDOCS)/dev/questions.jsonl),--real-docs $(REALDOCS)/dev/docs --real-questions $(REALDOCS)/dev/questions.jsonl)
 
+# Region settings (the region rule included) are chosen on the real train set, never on dev (ADR 27).
 bench-real: $(STAMP)
 	test -f $(REALDOCS)/dev/questions.jsonl || $(PY) scripts/real_docs.py --out $(REALDOCS)
-	$(VENV)/bin/regionops evaluate --docs $(REALDOCS)/dev/docs --questions $(REALDOCS)/dev/questions.jsonl --model data/model --out reports/real
+	$(VENV)/bin/regionops tune-regions --docs $(REALDOCS)/train/docs --questions $(REALDOCS)/train/questions.jsonl --model data/model --out reports/real_regions.json
+	$(VENV)/bin/regionops evaluate --docs $(REALDOCS)/dev/docs --questions $(REALDOCS)/dev/questions.jsonl --model data/model --regions-from reports/real_regions.json --out reports/real
 	cp reports/real/metrics.json reports/real.json && cp reports/real/report.md reports/real.md
 
 # Register the Prefect deployments (pipeline, retrain on cron, landing watcher) on PREFECT_API_URL.

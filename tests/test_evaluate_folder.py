@@ -302,3 +302,30 @@ def test_reader_answerer_reads_the_same_box_alike_for_every_system(tiny_params):
                        for j in range(i + 1, 8))}
     assert answerer.answer("When was it built?", "castle.pdf#0", None, query) == ""  # no region, no answer
     assert answerer.answer("When was it built?", "unknown.pdf#0", box, query) == ""
+
+
+@pytest.mark.slow
+def test_tune_regions_writes_settings_that_evaluate_regions_from_applies(folder, tiny_params, tmp_path, regionops_home):
+    """`regionops tune-regions` on one folder, `evaluate --regions-from` on another (ADR 27)."""
+    out = tmp_path / "regions.json"
+    cmd = [sys.executable, "-m", "components.cli", "tune-regions", "--docs", str(folder["docs"]),
+           "--questions", str(folder["questions"]), "--model", str(folder["model"]), "--out", str(out),
+           "--params", str(REPO / "params.yaml")]
+    for override in TINY_OVERRIDES:
+        cmd += ["--set", override]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ}, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = json.loads(out.read_text())
+    regions = written["regions"]
+    boxed_text = [q for q in GOOD_QUESTIONS if q.get("box") and not q.get("query_image")]
+    assert regions["n_tuned"] == len(boxed_text) and regions["chosen"]["rule"] in ("heatmap", "text_blocks")
+    assert set(regions["best_gold_page_hit1_per_rule"]) == {"heatmap", "text_blocks"}
+    assert regions["tuned_gold_page_hit1"] == max(regions["best_gold_page_hit1_per_rule"].values())
+    from components.registry.model_source import resolve_model
+
+    source = resolve_model(str(folder["model"]), tiny_params, tmp_path / "work", out)
+    assert source.params.regions.model_dump() == regions["chosen"]
+    assert source.regions["source"] == f"--regions-from {out}"
+    missing = subprocess.run([*cmd[:5], str(tmp_path / "none"), *cmd[6:]], cwd=REPO, capture_output=True,
+                             text=True, env={**os.environ}, check=False)
+    assert missing.returncode == 2 and "tune-regions failed" in missing.stderr

@@ -86,6 +86,36 @@ def evaluate(
     emit(result)
 
 
+@app.command("tune-regions")
+def tune_regions(
+    docs: Annotated[Path, typer.Option(help="folder of PDFs/images to tune on (never the set you report)")],
+    questions: Annotated[Path, typer.Option(help="questions JSONL for --docs (the import format)")],
+    out: Annotated[Path, typer.Option(help="JSON to write; `regionops evaluate --regions-from` reads it")],
+    model: Annotated[str, typer.Option(help="exported retriever folder or models:/NAME@ALIAS")] = str(PROJECT.model),
+    params_path: ParamsOpt = DEFAULT_PARAMS,
+    overrides: SetOpt = None,
+) -> None:
+    """Tune region settings (threshold, snapping, the region rule) on a folder's boxed questions and
+    write them for `evaluate --regions-from`: choose on real training documents, score on dev."""
+    import tempfile
+
+    from components.evaluation.folder_eval import tune_folder
+    from components.registry.model_source import resolve_model
+
+    params = params_from(params_path, overrides)
+    configure_environment()
+    try:
+        with tempfile.TemporaryDirectory(prefix="regionops-model-") as workdir:
+            source = resolve_model(model, params, Path(workdir))
+            result = tune_folder(params, docs, questions, source, log=lambda line: console.print(line, markup=False))
+    except (ValueError, LookupError, FileNotFoundError, NotADirectoryError) as exc:
+        console.print(f"[red]tune-regions failed:[/red] {exc}")
+        raise typer.Exit(2) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    emit(result | {"out": str(out)})
+
+
 @app.command()
 def search(
     question: Annotated[str, typer.Argument(help="the question")],

@@ -203,8 +203,10 @@ def tune_regions_on(params: Params, questions: list, engine: RagEngine) -> tuple
     chosen, table = tune_region_params(heatmaps, [q.box for q in usable], params.regions, params.evaluate.iou_hit,
                                        blocks=blocks, text_scores=text_scores)
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
+    by_rule = {rule: max(row["hit1"] for row in table if row["rule"] == rule) for rule in {r["rule"] for r in table}}
     record = {"n_tuned": len(usable), "chosen": chosen.model_dump(),
-              "tuned_gold_page_hit1": best["hit1"], "tuned_gold_page_miou": best["miou"]}
+              "tuned_gold_page_hit1": best["hit1"], "tuned_gold_page_miou": best["miou"],
+              "best_gold_page_hit1_per_rule": by_rule}
     return params.model_copy(update={"regions": chosen}), record
 
 

@@ -152,3 +152,33 @@ def evaluate_folder(params: Params, docs: Path, questions: Path, source: ModelSo
         shutil.copytree(tmp / "corpus" / "quarantine", Path(out_dir) / "quarantine", dirs_exist_ok=True)
         shutil.copyfile(tmp / "corpus" / "import_report.json", Path(out_dir) / "import_report.json")
     return metrics
+
+
+def tune_folder(params: Params, docs: Path, questions: Path, source: ModelSource, log=None) -> dict:
+    """Region settings (the rule included) tuned on every boxed text question of a folder, as the
+    evaluate stage tunes on val: ``{"regions": {"tuned_on", "chosen", ...}}``, the shape
+    ``--regions-from`` reads. Tune on a set you will not score (the real *train* set), never on
+    the one you report."""
+    log = log or (lambda message: None)
+    from components.data.corpus import load_corpus
+    from components.data.importer import import_documents
+    from components.index.build import build_index
+    from components.rag.engine import RagEngine
+
+    with tempfile.TemporaryDirectory(prefix="regionops-tunefolder-") as tmp:
+        tmp = Path(tmp)
+        report = import_documents(Path(docs), Path(questions), tmp / "corpus", source.params, collection=COLLECTION)
+        corpus = load_corpus(tmp / "corpus")
+        if not corpus.pages or not corpus.questions:
+            raise ValueError(f"--docs {docs} / --questions {questions}: nothing imported "
+                             f"({report['documents']['reasons']}; {report['questions']['reasons']})")
+        log(f"indexing {len(corpus.pages)} pages with {source.label}")
+        build_index(source.params, corpus, source.model_dir, tmp / "index")
+        engine = RagEngine.from_dirs(source.model_dir, tmp / "index", source.params)
+        log(f"tuning region settings on {len(corpus.questions)} questions")
+        tuned = tune_regions_on(source.params, list(corpus.questions), engine)
+    if tuned is None:
+        raise ValueError(f"--questions {questions}: no boxed text question on an imported page to tune on")
+    _, record = tuned
+    return {"regions": {"tuned_on": f"{docs} ({record['n_tuned']} questions)", **record},
+            "model": source.label}
