@@ -1,7 +1,7 @@
 """Where the pipeline's artifacts live in a project: one typed object for the CLI, the flows and
 the components that read a project's outputs.
 
-dvc.yaml spells the same paths literally (DVC needs them there); tests/test_paths.py checks that
+dvc.yaml spells the same paths literally (DVC needs them there); tests/cli/test_paths.py checks that
 every stage's ``outs``, ``deps`` and command flags agree with this object.
 """
 

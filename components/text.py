@@ -1,7 +1,7 @@
 """Text helpers shared across layers: answer normalisation and scores (EM, ANLS), question tokens
 and stems, and the entity rewrite of an image question.
 
-They sit at the bottom of the import layers (tests/test_import_layers.py), so the reader, the
+They sit at the bottom of the import layers (tests/platform/test_import_layers.py), so the reader, the
 retriever's training, the RAG engine and the evaluation use one definition each instead of
 importing each other for them.
 """

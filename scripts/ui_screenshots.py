@@ -9,7 +9,7 @@ Reads the run's state under ``REGIONOPS_HOME`` (default ``./.regionops``): Prefe
 127.0.0.1 and a free port (its own process group; Prefect with ``--no-services``, so nothing
 is scheduled or marked late in the database) and stops what it started, by PID, at the end.
 Headless Chromium (``/usr/bin/chromium``) is driven by Selenium through Debian's chromedriver,
-as in ``tests/test_mlflow_ui.py``; ``scripts/install_browser.sh`` installs both.
+as in ``tests/platform/test_mlflow_ui.py``; ``scripts/install_browser.sh`` installs both.
 
 Writes into ``--out``: one PNG per page, ``pages.json`` (each page's URL, screenshot, the
 texts it had to show, which of them it showed, and its visible text) and ``ui_excerpt.md``

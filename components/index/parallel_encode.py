@@ -4,7 +4,7 @@ One process on one intra-op thread is the fastest way to run the encoder on a sh
 (ADR 11), so the second core is used by a second process rather than a second thread. Each
 worker loads the exported retriever once, encodes parts of the page list and writes each part's
 cell vectors to a shard file (``shards.write_shard``); the parent stacks them in page order. The
-features do not depend on how the pages were split (tests/test_parallel_encode.py).
+features do not depend on how the pages were split (tests/model/test_parallel_encode.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or update) the Secrets of the regionops namespace from infra/.env, one per client and
-# scope, so that no pod sees a key it does not use (tests/test_infra_static.py checks that the
+# scope, so that no pod sees a key it does not use (tests/platform/test_infra_static.py checks that the
 # manifests reference exactly these). Refuses "change-me" placeholders before touching the cluster.
 #   infra/k8s/create-secrets.sh [infra/.env]
 set -euo pipefail
