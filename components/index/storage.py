@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,8 +44,8 @@ from components.index.version_folders import (
     verify_files,
 )
 
-if TYPE_CHECKING:
-    from components.index.region_index import RegionIndex
+# The index class load_index builds (RegionIndex; passed in, so this module never imports it).
+IndexT = TypeVar("IndexT")
 
 FORMAT_VERSION = 1
 FORMAT_NAME = "regionops-region-index"
@@ -70,8 +70,9 @@ def read_npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-def save_index(index: RegionIndex, out_dir: Path) -> Path:
-    """Write a new version folder, fsync it, then atomically repoint CURRENT; returns the folder.
+def save_index(index: Any, out_dir: Path) -> Path:
+    """Write a new version folder of ``index`` (a RegionIndex), fsync it, then atomically repoint
+    CURRENT; returns the folder.
 
     A crash at any point before the CURRENT swap leaves the previous version live; a leftover
     half-written version is removed by the next successful save. Saves to one folder take
@@ -102,7 +103,7 @@ def save_index(index: RegionIndex, out_dir: Path) -> Path:
     return final
 
 
-def write_parts(index: RegionIndex, folder: Path) -> None:
+def write_parts(index: Any, folder: Path) -> None:
     """Every part of ``index`` into ``folder``, fsynced; the manifest last."""
 
     def write(name: str, data: np.ndarray | bytes) -> None:
@@ -130,8 +131,8 @@ def write_parts(index: RegionIndex, folder: Path) -> None:
     write("manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
 
 
-def load_index(cls: type[RegionIndex], index_dir: Path, expected_fingerprint: str | None = None,
-               verify: bool = True) -> RegionIndex:
+def load_index(cls: type[IndexT], index_dir: Path, expected_fingerprint: str | None = None,
+               verify: bool = True) -> IndexT:
     """Load the version ``CURRENT`` names; with ``verify`` every file's sha256 is checked first.
 
     Damage (byte flips, truncation, bad JSON, a missing file) raises ``IndexFormatError``
@@ -172,8 +173,8 @@ def load_index(cls: type[RegionIndex], index_dir: Path, expected_fingerprint: st
                                                        expected_fingerprint, part))
 
 
-def _from_parts(cls: type[RegionIndex], folder: Path, manifest: dict, index_dir: Path,
-                expected_fingerprint: str | None, part) -> RegionIndex:
+def _from_parts(cls: type[IndexT], folder: Path, manifest: dict, index_dir: Path,
+                expected_fingerprint: str | None, part) -> IndexT:
     from components.index.pages import PageMeta
 
     if manifest.get("format_version") != FORMAT_VERSION:

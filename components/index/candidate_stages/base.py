@@ -9,7 +9,7 @@ added and deleted. ``RegionIndex`` reaches it only through this interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import faiss
 import numpy as np
@@ -18,10 +18,19 @@ from components.config import IndexParams
 from components.index.device import to_cpu
 
 if TYPE_CHECKING:
-    from components.index.region_index import RegionIndex
     from components.index.storage_modes.base import ReadPart, WritePart
 
 CANDIDATES_FILE = "candidates.faiss"
+
+
+class IndexRows(Protocol):
+    """What a stage reads of the index it serves (``RegionIndex``): its rows' pooled vectors and cells."""
+
+    pooled: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def decoded_cells(self, rows=...) -> np.ndarray: ...
 
 
 def distinct_pages(ids: np.ndarray, per_page: int) -> np.ndarray:
@@ -58,11 +67,11 @@ class CandidateStage(ABC):
         return self.faiss_index is None or (self.params.faiss == "ivf" and not self.faiss_index.is_trained)
 
     @abstractmethod
-    def rebuild(self, index: RegionIndex, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
+    def rebuild(self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
         """A fresh stage over every page of ``index``; ``exact`` = float32 cells of all pages when at hand."""
 
     @abstractmethod
-    def add(self, index: RegionIndex, start: int, exact: np.ndarray) -> None:
+    def add(self, index: IndexRows, start: int, exact: np.ndarray) -> None:
         """Take in the pages ``index`` holds from row ``start`` on (``exact``: their float32 cells)."""
 
     def keep(self, rows: np.ndarray) -> None:
@@ -107,7 +116,7 @@ class CandidateStage(ABC):
         write(CANDIDATES_FILE, faiss.serialize_index(to_cpu(self.faiss_index, self.device)).tobytes())
 
     @abstractmethod
-    def read_parts(self, read: ReadPart, index: RegionIndex, folder) -> None:
+    def read_parts(self, read: ReadPart, index: IndexRows, folder) -> None:
         """Restore the stage of a loaded ``index`` (its rows are already in place)."""
 
     def set_fast_scan(self, enabled: bool) -> bool:

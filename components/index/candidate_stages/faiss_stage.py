@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from components.index.candidate_stages.base import CANDIDATES_FILE, CandidateStage, distinct_pages
+from components.index.candidate_stages.base import (
+    CANDIDATES_FILE,
+    CandidateStage,
+    IndexRows,
+    distinct_pages,
+)
 from components.index.device import to_device
 from components.index.errors import IndexFormatError
 from components.index.summaries import page_centroids
 
 if TYPE_CHECKING:
-    from components.index.region_index import RegionIndex
     from components.index.storage_modes.base import ReadPart
 
 
@@ -78,7 +82,7 @@ class FaissStage(CandidateStage):
             faiss.extract_index_ivf(index).nprobe = min(p.ivf.nprobe, faiss.extract_index_ivf(index).nlist)
         return index
 
-    def vectors(self, index: RegionIndex, positions: np.ndarray | None = None,
+    def vectors(self, index: IndexRows, positions: np.ndarray | None = None,
                 exact: np.ndarray | None = None) -> np.ndarray:
         """Stage vectors of the given rows; ``exact`` = their float32 cells when at hand (add)."""
         if self.kind == "pooled":
@@ -90,14 +94,14 @@ class FaissStage(CandidateStage):
             return np.ascontiguousarray(page_centroids(cells, self.per_page).reshape(-1, self.dim))
         return np.ascontiguousarray(index.decoded_cells(sel).reshape(-1, self.dim))
 
-    def rebuild(self, index: RegionIndex, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
+    def rebuild(self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
         vectors = self.vectors(index, exact=exact)
         stage = self._new_index(vectors)
         if len(vectors):
             stage.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self.faiss_index, self.device = to_device(stage, self.params.faiss)
 
-    def add(self, index: RegionIndex, start: int, exact: np.ndarray) -> None:
+    def add(self, index: IndexRows, start: int, exact: np.ndarray) -> None:
         new_rows = np.arange(start, len(index))
         self.faiss_index.add(self.vectors(index, new_rows, exact=exact).astype(np.float32))
 
@@ -114,7 +118,7 @@ class FaissStage(CandidateStage):
         _, ids = self.faiss_index.search(query, fetch, params=params)
         return distinct_pages(ids[0], n)[:candidates]
 
-    def read_parts(self, read: ReadPart, index: RegionIndex, folder) -> None:
+    def read_parts(self, read: ReadPart, index: IndexRows, folder) -> None:
         stage = read(CANDIDATES_FILE, lambda p: faiss.read_index(str(p)))
         if self.params.faiss == "hnsw":
             faiss.downcast_index(stage).hnsw.efSearch = self.params.hnsw.ef_search

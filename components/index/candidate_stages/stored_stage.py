@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
-from components.index.candidate_stages.base import CANDIDATES_FILE, CandidateStage, distinct_pages
+from components.index.candidate_stages.base import (
+    CANDIDATES_FILE,
+    CandidateStage,
+    IndexRows,
+    distinct_pages,
+)
 from components.index.centroid_lists import (
     CentroidLists,
     list_count,
@@ -30,7 +35,6 @@ from components.index.fast_scan_shards import FastScanShards
 from components.index.storage_modes.pq_residual import PqResidualStorage
 
 if TYPE_CHECKING:
-    from components.index.region_index import RegionIndex
     from components.index.storage_modes.base import ReadPart, WritePart
 
 # Fast scan over the stored centroids fetches this many times the wanted ids before the exact re-rank:
@@ -72,7 +76,7 @@ class StoredCentroidStage(CandidateStage):
             index.add_sa_codes(np.ascontiguousarray(self.store.flat_coarse()))
         return index
 
-    def rebuild(self, index: RegionIndex, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
+    def rebuild(self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
         """``train_lists=False``: no new inverted lists (loading an index saved without them stays flat)."""
         self.faiss_index, self.device = to_device(self._flat_index(), self.params.faiss)
         use = self.fast_scan and (train_lists or self.list_centroids is not None)
@@ -80,7 +84,7 @@ class StoredCentroidStage(CandidateStage):
         want_shards = self.fast_scan and (self.lists is None or not self.use_lists)
         self.fast_stage = self._new_fast_stage() if want_shards else None
 
-    def add(self, index: RegionIndex, start: int, exact: np.ndarray) -> None:
+    def add(self, index: IndexRows, start: int, exact: np.ndarray) -> None:
         coarse = self.store.coarse[start:]
         if (self.list_centroids is None and self.fast_scan and self.device == "cpu"
                 and list_count(self.store.coarse.shape[0] * self.store.coarse.shape[1],
@@ -217,7 +221,7 @@ class StoredCentroidStage(CandidateStage):
             write(LIST_CENTROIDS_FILE, self.list_centroids)
             write(LISTS_FILE, self.stage_lists)
 
-    def read_parts(self, read: ReadPart, index: RegionIndex, folder) -> None:
+    def read_parts(self, read: ReadPart, index: IndexRows, folder) -> None:
         self._read_lists(read, folder)
         read(CANDIDATES_FILE, lambda p: faiss.read_index(str(p)))  # the trained quantiser; it must load
         self.rebuild(index, train_lists=False)
