@@ -96,6 +96,7 @@ browser:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check components flows tests
+	$(VENV)/bin/lint-imports --no-cache  # the import layers in pyproject.toml (also run by `make test`)
 
 clean:
 	rm -rf data reports .regionops

@@ -238,6 +238,9 @@ class RegionParams(_Section):
     merge_overlapping: bool = True  # regions whose (padded) boxes overlap become one
     # block: a region's box becomes the layout block it lights up most (regions/snap.py); none: cell box
     snap: Literal["none", "block"] = "block"
+    # heatmap: regions are the heatmap's salient components (snapped); text_blocks: a candidate page's
+    # regions are its layout blocks ranked by BM25+ over blocks, the heatmap ranking the pages (ADR 27)
+    rule: Literal["heatmap", "text_blocks"] = "heatmap"
 
 
 class RagParams(_Section):
@@ -298,6 +301,15 @@ class OrchestrateParams(_Section):
     dask_address: str | None = None  # existing Dask scheduler; None starts a LocalCluster
     dask_workers: int = Field(2, ge=1)  # LocalCluster workers when dask_address is None
     encode_shards: int = Field(2, ge=1)  # page-encoding shards for the index build
+class ReaderTrainerParams(_Section):
+    """Where the reader trains (Lightning Trainer settings), apart from the retriever's ``train.*``."""
+
+    accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+
+
 class ReaderParams(_Section):
     """The extractive span reader over the top-k regions (docs/design.md §5, issue 7)."""
 
@@ -321,6 +333,7 @@ class ReaderParams(_Section):
     checkpoint_every_n_steps: int = Field(50, ge=1)
     log_every_n_steps: int = Field(10, ge=1)
     ablation_seeds: list[int] = Field(default_factory=lambda: [13, 14, 15])
+    trainer: ReaderTrainerParams = Field(default_factory=ReaderTrainerParams)
 
 
 class RealDocsParams(_Section):

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from components import versioning
+from components.paths import ProjectPaths
 
 RECORDED_FILES = ("dvc.lock", "dvc.yaml", "params.yaml")
 # metrics.json is a DVC metric with cache: false, so the remote does not hold it: the record does.
-METRICS_FILE = "eval/metrics.json"
+METRICS_FILE = ProjectPaths.from_root().metrics.as_posix()
 RECORDED_METRICS = "recorded_metrics.json"
 ARTIFACT_DIR = "reproduce"
 TAG = "repro."
@@ -126,10 +127,11 @@ def reproduce_version(client, model_name: str, version: str, out_dir: Path, remo
     versioning.ensure_remote(out_dir, remote)
     versioning.pull(out_dir)  # every output dvc.lock names, by the hashes it recorded
     params = load_params(out_dir / "params.yaml")
-    accepted = out_dir / "data/validation/accepted.json"
+    rebuilt = ProjectPaths.from_root(out_dir)
+    accepted = rebuilt.accepted
     corpus = load_corpus(out_dir / params.data.corpus_dir, accepted if accepted.exists() else None)
-    reader = out_dir / "data/reader/reader"
-    rescored = run_evaluation(params, corpus, out_dir / "data/model", out_dir / "data/index", out_dir / "rescored",
+    reader = rebuilt.reader_export
+    rescored = run_evaluation(params, corpus, rebuilt.model, rebuilt.index, out_dir / "rescored",
                               log_mlflow=False, reader_dir=reader if (reader / "config.json").is_file() else None)
     recorded = json.loads((out_dir / RECORDED_METRICS).read_text())
     return {"version": str(version), "out_dir": str(out_dir),

@@ -16,9 +16,10 @@ from prefect.cache_policies import INPUTS, NONE, TASK_SOURCE
 
 from components.config import Params, load_params
 from components.index import shards
+from components.paths import ProjectPaths
 from flows import SETTINGS
 
-ACCEPTED = "data/validation/accepted.json"
+RELATIVE = ProjectPaths.from_root()  # the flow's defaults, relative to its project_dir
 
 
 def make_task_runner(params: Params):
@@ -70,14 +71,15 @@ def assemble_index(project_dir: str, params_file: str, corpus_dir: str, accepted
 
 
 @flow(name="index-sharded")
-def build_index_sharded(project_dir: str = ".", params_file: str = "params.yaml", model_dir: str = "data/model",
-                        out_dir: str = "data/index") -> dict:
+def build_index_sharded(project_dir: str = ".", params_file: str = "params.yaml", model_dir: str = str(RELATIVE.model),
+                        out_dir: str = str(RELATIVE.index)) -> dict:
     """Encode the pages in shards on the flow's task runner, then build and save the index once."""
     logger = get_run_logger()
     root = Path(project_dir).resolve()
     params = load_params(root / params_file)
     corpus_dir = str(root / params.data.corpus_dir)
-    accepted = str(root / ACCEPTED) if (root / ACCEPTED).exists() else None
+    accepted_file = ProjectPaths.from_root(root).accepted
+    accepted = str(accepted_file) if accepted_file.exists() else None
     model = str(root / model_dir)
     plan = plan_shards(corpus_dir, accepted, model, params.orchestrate.encode_shards)
     shard_dir = SETTINGS.home / "shards"

@@ -10,6 +10,7 @@ from prefect.cache_policies import NONE
 
 from components import versioning
 from components.config import load_params
+from components.paths import ProjectPaths
 from flows.stage_output import StageOutputForwarder
 
 
@@ -43,15 +44,15 @@ def gate_and_register(project_dir: str, params_file: str, parent_run_id: str) ->
     from components.registry.rescore import gate_and_register_rescored
 
     root = Path(project_dir)
+    paths = ProjectPaths.from_root(root)
     params = load_params(root / params_file)
     lineage = {"parent_run_id": parent_run_id, "data_hash": versioning.data_hash(root) or "unknown"}
-    accepted = root / "data/validation/accepted.json"
+    accepted = paths.accepted
     corpus = load_corpus(root / params.data.corpus_dir, accepted if accepted.exists() else None)
     # The champion is re-scored on this candidate's eval set inside the same task, then gated against.
     # The reader trained by the train-reader stage is bundled: the champion answers with it.
-    return gate_and_register_rescored(params, corpus, root / "data/model", root / "data/index",
-                                      root / "eval/metrics.json", lineage=lineage,
-                                      reader_dir=root / "data/reader/reader")
+    return gate_and_register_rescored(params, corpus, paths.model, paths.index, paths.metrics, lineage=lineage,
+                                      reader_dir=paths.reader_export)
 
 
 # MLflow over the network in the shared profile: retry. Logging the same files twice is harmless.
@@ -80,8 +81,8 @@ def registration_links(model_name: str, outcome: dict) -> dict:
 def log_validation(project_dir: str) -> dict:
     from components.tracking import log_validation_report
 
-    root = Path(project_dir)
-    return log_validation_report(root / "data/model", root / "data/validation")
+    paths = ProjectPaths.from_root(project_dir)
+    return log_validation_report(paths.model, paths.validation)
 
 
 # --- landing folder (retrain) -----------------------------------------------------------------

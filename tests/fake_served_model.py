@@ -1,6 +1,6 @@
 """Models-from-code for tests: the real pyfunc (validation, output shaping) over the fake engine.
 
-Registry tests point ``promote.MODEL_CODE`` here; the serving process imports ``tests`` from the
+Registry tests point ``bundle.MODEL_CODE`` here; the serving process imports ``tests`` from the
 repository (tests/serving.py puts it on PYTHONPATH)."""
 
 from mlflow.models import set_model

@@ -36,7 +36,8 @@ def make_versions(client: MlflowClient, name: str, count: int) -> list[str]:
 def _rollback_worker(env: dict[str, str], name: str, targets: list[str], barrier, results) -> None:
     os.environ.update(env)  # before the settings are read: this process's own home
     from components.config import load_params
-    from components.registry.promote import RegistryError, rollback
+    from components.registry.audit import rollback
+    from components.registry.errors import RegistryError
 
     params = load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"])
     barrier.wait(timeout=120)

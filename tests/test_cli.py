@@ -63,14 +63,14 @@ def test_library_prints_and_child_processes_go_to_stderr_results_to_stdout(tmp_p
     script = tmp_path / "noisy.py"
     script.write_text(
         "import subprocess, sys, typer\n"
-        "from components import cli\n"
+        "from components.cli import common as cli\n"
         "app = typer.Typer()\n"
         "@app.command()\n"
         "def noisy() -> None:\n"
         "    print('library chatter')\n"
         "    subprocess.run(['echo', 'child chatter'], check=True)\n"
-        "    cli._emit({'answer': 42})\n"
-        "app.registered_commands[0].callback = cli._results_on_stdout(app.registered_commands[0].callback)\n"
+        "    cli.emit({'answer': 42})\n"
+        "app.registered_commands[0].callback = cli.results_on_stdout(app.registered_commands[0].callback)\n"
         "app()\n")
     proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)

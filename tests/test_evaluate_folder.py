@@ -193,8 +193,10 @@ def test_evaluate_docs_same_region_gives_the_same_answer_for_any_system(cli_run)
 @pytest.mark.slow
 def test_tune_on_scores_only_the_held_out_documents(folder, tiny_params, tmp_path):
     from components.evaluation.folder_eval import evaluate_folder
+    from components.registry.model_source import resolve_model
 
-    metrics = evaluate_folder(tiny_params, folder["docs"], folder["questions"], str(folder["model"]),
+    source = resolve_model(str(folder["model"]), tiny_params, tmp_path / "work")
+    metrics = evaluate_folder(tiny_params, folder["docs"], folder["questions"], source,
                               tmp_path / "eval", tune_on=0.3)
     tuned = metrics["tuned_on"]
     assert len(tuned["docs"]) == 1 and tuned["fraction"] == 0.3
@@ -206,7 +208,7 @@ def test_tune_on_scores_only_the_held_out_documents(folder, tiny_params, tmp_pat
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert written["tuned_on"] == tuned
     # The same seed holds out the same documents.
-    again = evaluate_folder(tiny_params, folder["docs"], folder["questions"], str(folder["model"]),
+    again = evaluate_folder(tiny_params, folder["docs"], folder["questions"], source,
                             tmp_path / "again", tune_on=0.3)
     assert again["tuned_on"]["docs"] == tuned["docs"]
 
@@ -218,7 +220,7 @@ def test_region_settings_come_from_the_models_recorded_evaluation(folder, tiny_p
 
     import mlflow
 
-    from components.evaluation.folder_eval import resolve_model
+    from components.registry.model_source import resolve_model
     from components.settings import get_settings
     from components.tracking import ensure_experiment
 
@@ -250,8 +252,9 @@ def test_registered_checkpoint_is_evaluated_with_its_bundled_region_settings(fol
     settings it was registered with (not params.yaml's)."""
     import uuid
 
-    from components.evaluation.folder_eval import evaluate_folder, resolve_model
+    from components.evaluation.folder_eval import evaluate_folder
     from components.index.build import build_index
+    from components.registry.model_source import resolve_model
     from components.registry.promote import gate_and_register
     from tests.eval_runs import log_evaluation_run
 
@@ -273,7 +276,7 @@ def test_registered_checkpoint_is_evaluated_with_its_bundled_region_settings(fol
     with pytest.raises(LookupError, match="alias"):
         resolve_model(f"models:/{params.registry.model_name}@nobody", tiny_params, tmp_path / "missing")
 
-    metrics = evaluate_folder(tiny_params, folder["docs"], folder["questions"], uri, tmp_path / "eval")
+    metrics = evaluate_folder(tiny_params, folder["docs"], folder["questions"], source, tmp_path / "eval")
     assert metrics["model"].startswith(uri) and metrics["regions"]["chosen"] == chosen
     assert metrics["n_questions"] == len(GOOD_QUESTIONS) and set(metrics["systems"]) == set(SYSTEMS)
 

@@ -115,7 +115,7 @@ def printed_json(output: str) -> dict:
 
 
 def test_served_params_take_the_region_settings_chosen_on_val(tiny_params):
-    from components.registry.promote import served_params
+    from components.registry.bundle import served_params
 
     chosen = tiny_params.regions.model_copy(update={"threshold": "quantile", "threshold_value": 0.9,
                                                     "snap": "none"}).model_dump()

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from components.config import load_params
-from components.registry import checkpoint
+from components.serving import checkpoint
 from tests.registry_fakes import fake_factory
 from tests.servers import free_port, running
 from tests.test_registry import make_candidate

@@ -126,3 +126,31 @@ def test_traced_answer_records_retriever_pages_boxes_and_answer_spans(tiny_param
     assert "doc2#0" in retrieved.attributes["candidate_pages"]
     assert spans["answer (text layer)"].outputs["answer"] == "FN-1234"
     assert spans["rag answer"].parent_id is None and retrieved.parent_id == spans["rag answer"].span_id
+
+
+def test_text_blocks_rule_serves_the_top_pages_best_bm25_block(tiny_params, monkeypatch):
+    """``regions.rule: text_blocks``: the heatmap still picks the page, the question's terms pick the
+    block; ``heatmap`` keeps the lit block (ADR 27)."""
+    query = np.zeros(D, dtype=np.float32)
+    query[0] = 1.0
+    rng = np.random.default_rng(1)
+    cells = rng.standard_normal((4, G * G, D)).astype(np.float32) * 0.1
+    cells[1, 0] = cells[1, 1] = query  # page 1's top-left cells light up (its title block)
+    words = [["Reference", 0.05, 0.05, 0.45, 0.2], ["the", 0.05, 0.55, 0.2, 0.7],
+             ["retention", 0.25, 0.55, 0.45, 0.7], ["period", 0.05, 0.8, 0.3, 0.95]]
+    blocks = [[0.0, 0.0, 0.5, 0.25], [0.0, 0.5, 0.5, 1.0]]
+    metas = [PageMeta(page_id=f"d{i}#0", doc=f"d{i}", words=words if i == 1 else [], blocks=blocks if i == 1 else [],
+                      width=100, height=100) for i in range(4)]
+    index = RegionIndex.build(metas, cells, IndexParams(candidates=4), "fp")
+
+    def engine(rule: str) -> RagEngine:
+        params = tiny_params.model_copy(update={"regions": tiny_params.regions.model_copy(update={"rule": rule})})
+        e = RagEngine(_FakeRetriever(), index, params)
+        monkeypatch.setattr(e, "encode", lambda question, query_image=None: query)
+        return e
+
+    lit = engine("heatmap").answer("What is the retention period?", k=2)
+    by_text = engine("text_blocks").answer("What is the retention period?", k=2)
+    assert lit.page_id == by_text.page_id == "d1#0"
+    assert lit.boxes[0] == blocks[0] and by_text.boxes[0] == blocks[1]
+    assert by_text.scores[0] == pytest.approx(lit.scores[0])  # the page's heatmap peak

@@ -221,7 +221,7 @@ def test_forward_encodes_each_context_separately_with_padding_contexts_skipped(t
 
 
 def test_ablation_table_reports_the_tokens_passed_beside_the_visual_ones():
-    from components.reader.ablate import aggregate, to_markdown
+    from components.evaluation.reader_ablation import aggregate, to_markdown
 
     rows = [{"study": "level", "condition": "region", "seed": s, "n": 4, "anls": 0.5, "em": 0.25,
              "visual_tokens": 24.0, "text_tokens": 100.0 + s, "tokens": 124.0 + s} for s in (1, 3)]

@@ -4,6 +4,7 @@ answer metrics in metrics.json, the ablation command (1 seed), and the generator
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,61 @@ def test_reader_trains_logs_exports_and_resumes(built, tiny_corpus):
     weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
     with pytest.raises(ValueError, match="sha256"):
         load_reader(export)
+
+
+@pytest.mark.slow
+def test_retriever_and_reader_runs_follow_the_same_runner_rules(built):
+    """Both trainings go through components.training.runner: the same run-record keys, artifacts at
+    Settings.artifact_location, checkpoints under $REGIONOPS_HOME/checkpoints with the last run id beside."""
+    import mlflow
+
+    from components.training.runner import RUN_RECORD_KEYS
+
+    _, settings, root, _, _ = built
+    records = {"train": json.loads((root / "model" / "train_run.json").read_text()),
+               "train-reader": json.loads((root / "out" / "reader_run.json").read_text())}
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    for stage, record in records.items():
+        assert set(RUN_RECORD_KEYS) <= set(record), (stage, sorted(record))
+        run = client.get_run(record["run_id"])
+        assert run.data.tags["regionops.stage"] == stage
+        assert run.info.experiment_id == record["experiment_id"]
+        assert run.info.artifact_uri.startswith(settings.artifact_location), run.info.artifact_uri
+        ckpt_dir = Path(run.data.tags["regionops.checkpoint_dir"])
+        assert ckpt_dir.parent == settings.home / "checkpoints" and (ckpt_dir / "last.ckpt").is_file()
+        # the last run of this checkpoint folder (a later test may have resumed it), for the next resume
+        beside = ckpt_dir.with_name(f"{ckpt_dir.name}.mlflow_run.json")
+        latest = client.get_run(json.loads(beside.read_text())["run_id"])
+        assert latest.data.tags["regionops.checkpoint_dir"] == str(ckpt_dir)
+        assert latest.data.tags["regionops.stage"] == stage
+
+
+@pytest.mark.slow
+def test_each_training_gives_the_runner_its_own_trainer_section(built, tiny_corpus, monkeypatch, tmp_path):
+    """The reader trains with reader.trainer, no longer train.accelerator/devices/precision."""
+    from components.reader import train as reader_train
+    from components.training import train as retriever_train
+
+    params, settings, root, _, _ = built
+    params = params.model_copy(update={"train": params.train.model_copy(update={"precision": "bf16-mixed"})})
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(module, datamodule, trainer_section, run, resume_key, settings):
+        seen[run.stage] = (trainer_section, resume_key)
+        raise Stop
+
+    monkeypatch.setattr(retriever_train, "run_training", capture)
+    monkeypatch.setattr(reader_train, "run_training", capture)
+    with pytest.raises(Stop):
+        retriever_train.train_retriever(params, tiny_corpus, tmp_path / "model", settings)
+    with pytest.raises(Stop):
+        reader_train.train_reader(params, tiny_corpus, root / "model", root / "index", None, settings)
+    assert seen["train"][0] is params.train
+    assert seen["train-reader"][0] is params.reader.trainer
+    assert seen["train-reader"][0].precision == "32-true" and seen["train-reader"][1].startswith("reader-")
 
 
 @pytest.mark.slow
@@ -161,7 +217,7 @@ def test_registered_checkpoint_bundles_the_reader_and_answers_with_it(built, tin
 def test_ablate_reader_writes_mean_std_tables(built, tiny_corpus, tmp_path, monkeypatch):
     import mlflow
 
-    from components.reader import ablate
+    from components.evaluation import reader_ablation as ablate
 
     params, settings, root, _, _ = built
     # one noise level and two token modes (two readers) keep this test short; the command sweeps all

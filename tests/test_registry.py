@@ -23,7 +23,7 @@ from PIL import Image
 from safetensors.numpy import save_file
 
 from components.config import load_params
-from components.registry import checkpoint
+from components.serving import checkpoint
 from tests.eval_runs import log_evaluation_run
 from tests.registry_fakes import fake_factory
 
@@ -51,7 +51,7 @@ def model(tmp_path, tiny_params, monkeypatch):
     params_file.write_text(yaml.safe_dump(tiny_params.to_dict()))
     from PIL import Image
 
-    from components.registry.highlights import stage_page_images
+    from components.serving.highlights import stage_page_images
 
     # the page the fake engine answers from, left half red and right half blue
     page = Image.new("RGB", (400, 600), "red")
@@ -181,7 +181,8 @@ def make_candidate(root: Path, *, seed: int, page_r1: float, region_hit1: float,
 @pytest.fixture(scope="module")
 def story(tmp_path_factory, regionops_home):
     """v1 promoted, re-registered unchanged, v2 worse -> challenger, v3 better -> champion, rollback."""
-    from components.registry import promote
+    from components.registry import audit, promote, store
+    from components.registry.client import registry_client
 
     name = f"regionops-test-{uuid.uuid4().hex[:6]}"
     params = load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"])
@@ -196,12 +197,12 @@ def story(tmp_path_factory, regionops_home):
         first = promote.gate_and_register(*args(c1), lineage={"data_hash": "abc123"})
         again = promote.gate_and_register(*args(c1))
         worse = promote.gate_and_register(*args(c2))
-        champion_after_worse = str(promote.champion_version(promote.registry_client(), name).version)
+        champion_after_worse = str(store.champion_version(registry_client(), name).version)
         better = promote.gate_and_register(*args(c3))
-        rolled = promote.rollback(params, None, "v3 misbehaves in production")
+        rolled = audit.rollback(params, None, "v3 misbehaves in production")
         yield SimpleNamespace(params=params, name=name, c1=c1, first=first, again=again, worse=worse,
                               better=better, rolled=rolled, champion_after_worse=champion_after_worse,
-                              history=promote.history(params))
+                              history=audit.history(params))
 
 
 @pytest.mark.slow
@@ -293,7 +294,8 @@ def test_history_records_every_alias_move(story):
 
 @pytest.mark.slow
 def test_rollback_without_earlier_champion_is_refused(story):
-    from components.registry.promote import RegistryError, rollback
+    from components.registry.audit import rollback
+    from components.registry.errors import RegistryError
 
     with pytest.raises(RegistryError, match="no earlier champion"):
         rollback(story.params, None, "again")
@@ -305,9 +307,10 @@ def test_rollback_without_earlier_champion_is_refused(story):
 
 @pytest.mark.slow
 def test_champion_metrics_reads_current_champion(story):
-    from components.registry.gate import champion_metrics
+    from components.registry.client import registry_client
+    from components.registry.store import champion_metrics
 
-    champ = champion_metrics(story.params)
+    champ = champion_metrics(registry_client(), story.params.registry.model_name)
     assert champ["systems"]["regionops"]["page_r1"] == 0.6  # v1 again after the rollback
 
 
@@ -316,8 +319,8 @@ def test_champion_metrics_reads_current_champion(story):
 
 def _race_worker(model_name: str, candidate: dict, barrier, results) -> None:
     """One promotion in its own process (spawned: nothing shared but the tracking store)."""
-    from components.registry import checkpoint as ckpt
     from components.registry.promote import gate_and_register
+    from components.serving import checkpoint as ckpt
 
     ckpt.ENGINE_FACTORY = fake_factory
     params = load_params(REPO / "params.yaml", [f"registry.model_name={model_name}",
@@ -349,8 +352,9 @@ def _race(model_name: str, candidates: list[dict]) -> list[dict]:
 
 @pytest.mark.slow
 def test_two_processes_racing_leave_one_consistent_champion(tmp_path):
+    from components.registry.audit import champion_lineage
+    from components.registry.audit import events_from_tags as _events
     from components.registry.client import registry_client
-    from components.registry.promote import _events, champion_lineage
 
     name = f"regionops-race-{uuid.uuid4().hex[:6]}"
     a = make_candidate(tmp_path, seed=11, page_r1=0.6, region_hit1=0.4, experiment=name)
@@ -374,7 +378,9 @@ def test_two_processes_racing_leave_one_consistent_champion(tmp_path):
 
 @pytest.mark.slow
 def test_champion_rescored_on_same_eval_set_drives_the_gate(story, tmp_path):
-    from components.registry.promote import download_champion, gate_and_register
+    from components.registry.promote import gate_and_register
+    from components.registry.rescore import Rescore
+    from components.registry.store import download_champion
 
     champ = download_champion(story.params, tmp_path / "champion")
     assert champ["version"] == "1"
@@ -389,7 +395,7 @@ def test_champion_rescored_on_same_eval_set_drives_the_gate(story, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
         out = gate_and_register(story.params, c4["model_dir"], c4["index_dir"], c4["metrics_path"],
-                                champion_metrics=rescored, champion_scored_version="1")
+                                rescore=Rescore("1", rescored))
     assert out["status"] == "challenger"
     assert any("re-scored" in r for r in out["gate"]["reasons"])
     # a re-score of a version that is no longer champion is ignored, and the decision says so
@@ -397,7 +403,7 @@ def test_champion_rescored_on_same_eval_set_drives_the_gate(story, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
         out = gate_and_register(story.params, c5["model_dir"], c5["index_dir"], c5["metrics_path"],
-                                champion_metrics=rescored, champion_scored_version="3")
+                                rescore=Rescore("3", rescored))
     assert out["status"] == "promoted"
     assert any("recorded at its registration" in r for r in out["gate"]["reasons"])
 
@@ -409,7 +415,7 @@ def test_champion_rescored_on_same_eval_set_drives_the_gate(story, tmp_path):
 @pytest.mark.integration
 def test_served_champion_answers_and_survives_bad_requests(tmp_path, regionops_home):
     """``mlflow models serve`` on 127.0.0.1: good requests answer, bad ones get a 400, the server lives on."""
-    from components.registry import promote
+    from components.registry import bundle, promote
     from tests.serving import serve
 
     name = f"regionops-serve-{uuid.uuid4().hex[:6]}"
@@ -418,7 +424,7 @@ def test_served_champion_answers_and_survives_bad_requests(tmp_path, regionops_h
     cand = make_candidate(tmp_path, seed=21, page_r1=0.6, region_hit1=0.4, experiment=name)
     with pytest.MonkeyPatch.context() as mp:
         # models-from-code: the real pyfunc logic over the fake engine
-        mp.setattr(promote, "MODEL_CODE", REPO / "tests" / "fake_served_model.py")
+        mp.setattr(bundle, "MODEL_CODE", REPO / "tests" / "fake_served_model.py")
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
         assert promote.gate_and_register(params, cand["model_dir"], cand["index_dir"],
                                          cand["metrics_path"])["status"] == "promoted"
@@ -482,7 +488,8 @@ def test_real_engine_checkpoint_registers_loads_and_answers(tiny_params, tmp_pat
 @pytest.mark.slow
 def test_checkpoint_that_cannot_answer_is_never_registered(tmp_path):
     from components.registry.client import registry_client
-    from components.registry.promote import RegistryError, gate_and_register
+    from components.registry.errors import RegistryError
+    from components.registry.promote import gate_and_register
 
     name = f"regionops-broken-{uuid.uuid4().hex[:6]}"
     params = load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"])
@@ -523,7 +530,7 @@ def test_history_and_rollback_commands(story):
 
 
 def test_served_reader_is_the_answerer_that_measured_better(tmp_path, tiny_params):
-    from components.registry.promote import served_reader
+    from components.registry.bundle import served_reader
 
     reader = tmp_path / "reader"
     reader.mkdir()

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.config import load_params
-from components.registry import checkpoint
+from components.serving import checkpoint
 from components.settings import get_settings
 from tests.registry_fakes import fake_factory
 from tests.test_registry import make_candidate
@@ -43,7 +43,9 @@ def _fail_next_alias_move(mp: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 def test_candidate_registered_but_never_aliased_is_promoted_by_the_next_run(tmp_path):
-    from components.registry.promote import gate_and_register, history, registry_client
+    from components.registry.audit import history
+    from components.registry.client import registry_client
+    from components.registry.promote import gate_and_register
 
     name = f"regionops-finish-{uuid.uuid4().hex[:6]}"
     params = _params(name)
@@ -88,13 +90,10 @@ def test_rollback_to_a_version_whose_gate_failed_is_refused_unless_forced(tmp_pa
     from typer.testing import CliRunner
 
     from components.cli import app
-    from components.registry.promote import (
-        RegistryError,
-        gate_and_register,
-        history,
-        registry_client,
-        rollback,
-    )
+    from components.registry.audit import history, rollback
+    from components.registry.client import registry_client
+    from components.registry.errors import RegistryError
+    from components.registry.promote import gate_and_register
 
     name = f"regionops-force-{uuid.uuid4().hex[:6]}"
     params = _params(name)

@@ -11,7 +11,7 @@ import yaml
 
 
 def test_requirements_carry_no_local_version_labels():
-    from components.registry.promote import pip_requirements
+    from components.registry.bundle import pip_requirements
 
     reqs = pip_requirements()
     assert not [r for r in reqs if "+" in r], reqs  # torch==2.13.0+cpu is on no package index

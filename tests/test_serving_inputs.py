@@ -14,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from components.config import IndexParams, load_params
 from components.index.region_index import PageMeta, RegionIndex
 from components.rag.engine import RagEngine
-from components.registry import checkpoint
+from components.serving import checkpoint
 from tests.registry_fakes import fake_factory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,3 +74,15 @@ def test_engine_rejects_k_that_is_not_a_positive_integer(tiny_params, k):
     with pytest.raises(ValueError, match="k must be a positive integer"):
         engine.answer_vector("q", cells[0, 0], k=k)
     assert len(engine.answer_vector("q", cells[0, 0], k=np.int64(2)).boxes) <= 2
+
+
+def test_models_logged_before_the_move_to_serving_still_load_their_checkpoint():
+    """A version logged before components/serving/ existed runs ``from components.registry.checkpoint
+    import RagCheckpoint`` (its bundled served_model.py); that must be the serving class itself."""
+    import components.registry.checkpoint as old_path
+    from components.registry.checkpoint import (
+        RagCheckpoint,  # the old served_model.py's import line
+    )
+
+    assert RagCheckpoint is checkpoint.RagCheckpoint
+    assert old_path.ARTIFACT_MODEL == checkpoint.ARTIFACT_MODEL and old_path.signature is checkpoint.signature

@@ -17,6 +17,17 @@ from itertools import pairwise
 from statistics import median
 
 
+def words_in_box(words: Sequence[Sequence], box: Sequence[float]) -> list[Sequence]:
+    """Words ([text, x0, y0, x1, y1]) whose centre falls inside ``box``."""
+    x0, y0, x1, y1 = box
+    out = []
+    for w in words:
+        cx, cy = (w[1] + w[3]) / 2, (w[2] + w[4]) / 2
+        if x0 <= cx <= x1 and y0 <= cy <= y1:
+            out.append(w)
+    return out
+
+
 def group_lines(words: Sequence[Sequence]) -> list[list[Sequence]]:
     """Words into lines: a word joins the current line when its vertical centre lies within it."""
     lines: list[list[Sequence]] = []

@@ -62,7 +62,10 @@ class AnsweringBench:
     """Retrieval done once per question of ``split`` that has answers; contexts built per mode."""
 
     def __init__(self, params, corpus, engine, split: str | tuple[str, ...], k: int | None = None,
-                 question_ids: set[str] | None = None):
+                 question_ids: set[str] | None = None, retrieved: dict[str, tuple] | None = None):
+        """``retrieved``: question id -> (query vector, page hits) of an earlier search by the same
+        engine and params (``score_questions``'s), reused for text questions instead of searching
+        again: the evaluation's second retrieval pass cost as much as its first."""
         from components.rag.two_stage import image_query_cells, stage_one
 
         self.params, self.corpus, self.engine = params, corpus, engine
@@ -74,8 +77,11 @@ class AnsweringBench:
         self.items: list[_Item] = []
         for q in questions:
             image = self._image(q)
-            qvec = engine.encode(q.question, image)
-            hits = engine.search_vector(qvec, question=q.question)
+            if image is None and retrieved and q.id in retrieved:
+                qvec, hits = retrieved[q.id]
+            else:
+                qvec = engine.encode(q.question, image)
+                hits = engine.search_vector(qvec, question=q.question)
             item = _Item(q, q.question, qvec, engine.regions_for(hits, self.k, q.question), [h.page_id for h in hits[: self.k]])
             if image is not None:
                 trace = stage_one(engine, image, q.question)

@@ -199,8 +199,9 @@ def tune_regions_on(params: Params, questions: list, engine: RagEngine) -> tuple
                                      params.rag.region_term_weights)
                 for q, v in zip(usable, vectors)]
     blocks = [engine.index.meta(q.page_id).blocks for q in usable]
+    text_scores = [engine.index.lexical.block_scores(q.question, engine.index.position(q.page_id)) for q in usable]
     chosen, table = tune_region_params(heatmaps, [q.box for q in usable], params.regions, params.evaluate.iou_hit,
-                                       blocks=blocks)
+                                       blocks=blocks, text_scores=text_scores)
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
     record = {"n_tuned": len(usable), "chosen": chosen.model_dump(),
               "tuned_gold_page_hit1": best["hit1"], "tuned_gold_page_miou": best["miou"]}
@@ -294,15 +295,24 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
     return run_id
 
 
-def _reader_answering(params: Params, corpus: Corpus, engine: RagEngine, reader_dir: Path, split: str) -> dict:
-    """Answers by the trained reader (issue 7): oracle vs retrieved contexts, region vs page level."""
+def _reader_answering(params: Params, corpus: Corpus, engine: RagEngine, reader_dir: Path, split: str,
+                      records: list[dict] | None = None) -> dict:
+    """Answers by the trained reader (issue 7): oracle vs retrieved contexts, region vs page level.
+
+    ``records``: ``score_questions``'s per-question records; their text questions' query vectors
+    and page hits are reused (same engine, same params), not searched again."""
     from components.evaluation.answering import AnsweringBench, evaluate_answering
     from components.reader.answerer import ReaderAnswerer
     from components.reader.io import load_reader
 
     reader = load_reader(reader_dir)
     params = params.model_copy(update={"reader": reader.params})  # contexts and m as trained
-    bench = AnsweringBench(params, corpus, engine, split)
+    retrieved = {}
+    for record in records or []:
+        question, extra = record["question"], record["outputs"]["regionops"].extra
+        if not question.query_image and "hits" in extra:
+            retrieved[question.id] = (extra["query"], extra["hits"])
+    bench = AnsweringBench(params, corpus, engine, split, retrieved=retrieved)
     return evaluate_answering(bench, ReaderAnswerer(reader, engine.index))
 
 
@@ -322,7 +332,9 @@ def run_evaluation(
     # The caller's engine keeps its settings; the answerer is the engine's own (bundled reader or text layer).
     answerer = RegionAnswerer(engine.index, engine.reader)
     engine = RagEngine(engine.retriever, engine.index, params)
-    scored = score_questions(params, corpus, engine, questions, answerer, desc=f"evaluate {split}")
+    # progress=True: the stage runs under DVC/Prefect with no terminal; a line every 15 s shows it moving.
+    scored = score_questions(params, corpus, engine, questions, answerer, desc=f"evaluate {split}",
+                             progress=True)
     systems = scored["systems"]
     metrics = {
         "systems": systems,
@@ -337,7 +349,8 @@ def run_evaluation(
         "regions": region_choice,
     }
     if reader_dir is not None:
-        metrics["answering"] = _reader_answering(params, corpus, engine, Path(reader_dir), split)
+        metrics["answering"] = _reader_answering(params, corpus, engine, Path(reader_dir), split,
+                                                 scored["records"])
         for name in ("regionops", "page_level"):
             values = metrics["answering"]["systems"][name]
             systems[name].update({f"reader_{key}": values[key] for key in ("anls", "em")})

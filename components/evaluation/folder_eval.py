@@ -10,23 +10,21 @@
    with the region settings the model recorded (``resolve_model``), or, with ``--tune-on F``,
    settings tuned on a seeded share F of the documents, whose questions are then not scored.
 
-The model is a folder (a training export, ``<dir>/retriever``) or a registered checkpoint
-(``models:/NAME@ALIAS``, downloaded through ``components.registry.promote.download_champion``:
-its retriever, its bundled reader if it was promoted with one, and its params).
+The model arrives resolved (``ModelSource``): a folder (a training export, ``<dir>/retriever``) or a
+registered checkpoint (``models:/NAME@ALIAS``), resolved by ``components.registry.model_source``
+(the registry sits above evaluation: evaluation never reads the model registry itself).
 """
 
 from __future__ import annotations
 
-import json
 import random
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.config import Params, RegionParams, load_params
+from components.config import Params
 from components.evaluation.evaluate import (
     dataset_id,
     score_questions,
@@ -34,7 +32,6 @@ from components.evaluation.evaluate import (
     write_outputs,
 )
 
-MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)@(?P<alias>[\w.-]+)")
 COLLECTION = "eval"
 
 
@@ -48,99 +45,6 @@ class ModelSource:
     regions: dict[str, Any]  # {"source": where the settings come from, "chosen": RegionParams fields}
     reader_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _chosen_in(path: Path) -> dict | None:
-    """Region settings recorded in a file: an evaluation's metrics.json (``regions.chosen``) or a
-    params.yaml (``regions``)."""
-    import yaml
-
-    text = Path(path).read_text("utf-8")
-    data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
-    if not isinstance(data, dict):
-        return None
-    regions = data.get("regions")
-    if isinstance(regions, dict) and isinstance(regions.get("chosen"), dict):
-        return regions["chosen"]
-    if isinstance(regions, dict) and "threshold" in regions:
-        return regions
-    return None
-
-
-def _chosen_on_training_run(model_dir: Path) -> tuple[dict, str] | None:
-    """The region settings the evaluate stage logged onto the model's training run (its
-    ``evaluation/metrics.json`` artifact), when that run is in this tracking store."""
-    run_file = Path(model_dir) / "train_run.json"
-    if not run_file.is_file():
-        return None
-    run_id = json.loads(run_file.read_text("utf-8")).get("run_id")
-    if not run_id:
-        return None
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from components.settings import get_settings
-
-    mlflow.set_tracking_uri(get_settings().tracking_uri)
-    try:
-        with tempfile.TemporaryDirectory(prefix="regionops-run-metrics-") as tmp:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/metrics.json",
-                                                        dst_path=tmp)
-            chosen = _chosen_in(Path(local))
-    except (MlflowException, OSError, ValueError):
-        return None  # no such run here, or it has no evaluation: not recorded
-    return (chosen, f"the evaluation logged on the model's training run {run_id}") if chosen else None
-
-
-def resolve_model(model: str, params: Params, workdir: Path, regions_from: Path | None = None) -> ModelSource:
-    """A folder or ``models:/NAME@ALIAS`` -> the export to index with and the region settings to use.
-
-    Region settings, first found: ``regions_from`` (a metrics.json or params.yaml); the registered
-    checkpoint's bundled params (its settings as chosen on val when it was registered); the
-    evaluation logged on a folder model's training run; else params.yaml, and the record says so.
-    """
-    from components.index.build import retriever_dir
-    from components.reader.io import bundled_reader_dir
-
-    match = MODEL_URI.fullmatch(model)
-    notes: list[str] = []
-    if match:
-        from components.registry.promote import download_champion
-        from components.registry.rescore import champion_eval_params
-
-        name, alias = match["name"], match["alias"]
-        lookup = params.model_copy(update={"registry": params.registry.model_copy(update={"model_name": name})})
-        bundle = download_champion(lookup, Path(workdir) / "registered", alias)
-        if bundle is None:
-            raise LookupError(f"{model}: no version of registered model {name!r} has the alias {alias!r}")
-        # The checkpoint's behaviour settings (model, index, rag, regions); this run's data/evaluate settings.
-        run_params = champion_eval_params(load_params(bundle["params_file"]), params)
-        label, model_dir, reader = f"{model} (v{bundle['version']})", Path(bundle["model_dir"]), bundle["reader_dir"]
-        regions = {"source": f"registered checkpoint {label}: the settings bundled at registration",
-                   "chosen": run_params.regions.model_dump()}
-    elif "://" in model or model.startswith("models:"):
-        raise ValueError(f"--model {model}: give a folder or models:/NAME@ALIAS (e.g. models:/regionops@champion)")
-    else:
-        model_dir = Path(model)
-        if not (retriever_dir(model_dir) / "config.json").is_file():
-            raise FileNotFoundError(f"--model {model_dir}: no exported retriever there (run `regionops train`)")
-        run_params, label, reader = params, str(model_dir), bundled_reader_dir(model_dir)
-        recorded = _chosen_on_training_run(model_dir)
-        if recorded:
-            regions = {"source": recorded[1], "chosen": recorded[0]}
-        else:
-            regions = {"source": "params.yaml (no region choice recorded for this model)",
-                       "chosen": params.regions.model_dump()}
-            notes.append("no region choice recorded for this model: params.yaml's regions settings used")
-    if regions_from is not None:
-        chosen = _chosen_in(Path(regions_from))
-        if chosen is None:
-            raise ValueError(f"--regions-from {regions_from}: no `regions.chosen` (metrics.json) or `regions` "
-                             "(params.yaml) in it")
-        regions = {"source": f"--regions-from {regions_from}", "chosen": chosen}
-        notes = [n for n in notes if not n.startswith("no region choice recorded")]
-    run_params = run_params.model_copy(update={"regions": RegionParams(**regions["chosen"])})
-    return ModelSource(label, model_dir, run_params, regions, reader, notes)
 
 
 def split_tuning_docs(docs: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -166,9 +70,8 @@ def _visual_only_note(report: dict, pages) -> str | None:
             f"channel can find them; lexical_only and the block baselines cannot): {examples}")
 
 
-def evaluate_folder(params: Params, docs: Path, questions: Path, model: str, out_dir: Path,
-                    tune_on: float | None = None, reader: Path | None = None,
-                    regions_from: Path | None = None, log=None) -> dict:
+def evaluate_folder(params: Params, docs: Path, questions: Path, source: ModelSource, out_dir: Path,
+                    tune_on: float | None = None, reader: Path | None = None, log=None) -> dict:
     """Import, index and score a folder (see the module doc); write the outputs; return metrics.json's content.
 
     ``log``: called with a line of progress per step (the CLI prints them to stderr).
@@ -182,7 +85,6 @@ def evaluate_folder(params: Params, docs: Path, questions: Path, model: str, out
 
     with tempfile.TemporaryDirectory(prefix="regionops-evalfolder-") as tmp:
         tmp = Path(tmp)
-        source = resolve_model(model, params, tmp, regions_from)
         log(f"model {source.label}; region settings from {source.regions['source']}")
         run_params, notes = source.params, list(source.notes)
         report = import_documents(Path(docs), Path(questions), tmp / "corpus", run_params, collection=COLLECTION)

@@ -5,7 +5,8 @@ page scores (``components.index.lexical.LexicalChannel.page_scores``); the regio
 the top page's lexical heatmap (term matches per cell / per layout block, at ``rag.lexical_scope``
 with ``rag.region_term_weights``, exactly the lexical half of regionops' fused map) by
 ``components.regions.extract.extract_regions`` with the same region settings and the same
-blocks, so it snaps exactly as regionops snaps. No dense vector is read: two indexes built by
+blocks, so it snaps exactly as regionops snaps; under ``regions.rule: text_blocks`` it, like
+regionops, takes the top page's best BM25+ block. No dense vector is read: two indexes built by
 different retrievers over the same pages give the same results.
 """
 
@@ -57,7 +58,8 @@ class LexicalOnly:
         pos = self._pos[page_id]
         rag = self.params.rag
         heat = self.channel.heatmaps(question, np.array([pos]), rag.lexical_scope, rag.region_term_weights)[0]
-        regions = extract_regions(heat, self.params.regions, page_id, blocks=self.blocks[pos])
+        regions = extract_regions(heat, self.params.regions, page_id, blocks=self.blocks[pos],
+                                  text_scores=self.channel.block_scores(question, pos))
         return tuple(regions[0].box) if regions else None
 
     def search(self, question: str) -> LexicalResult:

@@ -110,13 +110,14 @@ class SystemRunner:
         gold_box = None
         if gold_indexed:
             fused = index.heatmap(gold, qv, text, rag.lexical_weight, rag.lexical_scope, rag.region_term_weights)
-            regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks)
+            regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks,
+                                      text_scores=index.lexical.block_scores(text, index.position(gold)))
             gold_box = regions[0].box if regions else None
         said, answer_ms = answer(result.page_id, top_box, _ranked(result.regions[1:]))
         outputs["regionops"] = SystemOutput(
             ranking=_dedup([r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking]),
             top_page=result.page_id, top_box=top_box, gold_page_box=gold_box, answer=said,
-            latency_ms=query_ms + region_ms + answer_ms, extra={"result": result, "query": qv},
+            latency_ms=query_ms + region_ms + answer_ms, extra={"result": result, "query": qv, "hits": hits},
         )
 
         t0 = time.perf_counter()

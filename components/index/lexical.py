@@ -64,10 +64,14 @@ class LexicalChannel:
         self._cells: list[dict[str, set[int]]] = []
         # per page: [(cell indices, terms in the block)]
         self._blocks: list[list[tuple[np.ndarray, frozenset[str]]]] = []
+        # per page, per layout block (in the page's block order): the tokens printed in it
+        self._block_tokens: list[list[list[str]]] = []
+        self._block_bm25: tuple[BM25Plus | None, np.ndarray] | None = None
         docs: list[list[str]] = []
         for i, words in enumerate(pages_words):
             blocks = list(pages_blocks[i]) if pages_blocks is not None else []
             block_terms: list[set[str]] = [set() for _ in blocks]
+            block_tokens: list[list[str]] = [[] for _ in blocks]
             cells: dict[str, set[int]] = defaultdict(set)
             tokens: list[str] = []
             for text, x0, y0, x1, y1 in words:
@@ -82,6 +86,8 @@ class LexicalChannel:
                     tokens.append(token)
                     for b in inside:
                         block_terms[b].add(token)
+                        block_tokens[b].append(token)
+            self._block_tokens.append(block_tokens)
             self._cells.append(dict(cells))
             self._blocks.append([(_cells_of_box(box, grid), frozenset(terms))
                                  for box, terms in zip(blocks, block_terms) if terms])
@@ -109,6 +115,29 @@ class LexicalChannel:
             scores = scores + mask
         order = np.argsort(-scores, kind="stable")[:n]
         return order[scores[order] > 0]
+
+    def _blocks_bm25(self) -> tuple[BM25Plus | None, np.ndarray]:
+        """BM25+ with every layout block of every page as a document (built on first use), and
+        each page's first block's document number."""
+        if self._block_bm25 is None:
+            sizes = [len(blocks) for blocks in self._block_tokens]
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
+            self._block_bm25 = (bm25_plus([t for blocks in self._block_tokens for t in blocks]), offsets)
+        return self._block_bm25
+
+    def block_scores(self, question: str, pos: int) -> np.ndarray:
+        """BM25+ of each layout block of page ``pos`` (its block order) for ``question``, over
+        blocks as documents of the whole channel (``bm25_blocks``' scoring, read on one page);
+        0 for a block that prints no question term."""
+        n = len(self._block_tokens[pos])
+        terms = tokenize(question)
+        bm25, offsets = self._blocks_bm25()
+        if not n or not terms or bm25 is None:
+            return np.zeros(n, dtype=np.float64)
+        scores = np.asarray(bm25.get_batch_scores(terms, list(range(offsets[pos], offsets[pos] + n))))
+        # BM25+ adds idf·delta for every query term, printed or not: a block printing none scores 0.
+        floor = sum(float(bm25.idf.get(t, 0.0)) * bm25.delta for t in terms)
+        return np.maximum(scores - floor, 0.0)
 
     def within_page_weights(self, pos: int, weights: dict[str, float]) -> dict[str, float]:
         """``weights`` scaled by how few of page ``pos``'s blocks print each term.

@@ -163,6 +163,10 @@ class RegionIndex:
     def meta(self, page_id: str) -> PageMeta:
         return self.metas[self._pos[page_id]]
 
+    def position(self, page_id: str) -> int:
+        """The page's row in the index (its position in ``page_ids``, the lexical channel's pages)."""
+        return self._pos[page_id]
+
     def has_page(self, page_id: str) -> bool:
         return page_id in self._pos
 

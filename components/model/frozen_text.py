@@ -71,7 +71,7 @@ def traced_text_encoder(model):
             eager = model.text(**probe).last_hidden_state
             if not torch.allclose(traced(probe["input_ids"], probe["attention_mask"]), eager, atol=1e-4):
                 raise RuntimeError("traced states differ from the eager model's")
-    except Exception as err:  # any failure: fall back to the eager model, never to wrong vectors
+    except Exception as err:  # noqa: BLE001 - any tracing failure: fall back to the eager model, never to wrong vectors
         log.warning("query encoder stays eager (tracing failed: %s)", err)
         traced = None
     _TRACED[model] = traced

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.config import ModelParams
-from components.model.retriever import CellEncoder
+from components.model.cell_encoder import CellEncoder
 
 VISION_DIR = "vision_model"
 

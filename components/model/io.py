@@ -28,6 +28,13 @@ TEXT_DIR = "text_encoder"
 FORMAT_VERSION = 1
 
 
+def retriever_dir(model_dir: Path) -> Path:
+    """``<model_dir>/retriever`` (the training export layout), or ``model_dir`` itself if it is the export."""
+    model_dir = Path(model_dir)
+    nested = model_dir / "retriever"
+    return nested if (nested / CONFIG).is_file() else model_dir
+
+
 def save_retriever(model: RegionRetriever, out_dir: Path) -> Path:
     """Write weights, config and tokenizer to ``out_dir``; returns the weights path."""
     out_dir = Path(out_dir)

@@ -18,31 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from components.data.layout import group_lines
-
-TOKEN = re.compile(r"[\w][\w.,%$/-]*", re.UNICODE)
-STOP = frozenset(
-    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "is", "are", "was", "were", "be", "what", "which", "who", "whom", "whose", "when", "where", "how", "many", "much", "does", "do", "did", "this", "that", "these", "those", "it", "its", "as", "per", "value", "shown", "listed", "give", "tell", "me", "please", "according", "page", "document"]
-)
-
-
-def tokens(text: str) -> list[str]:
-    return [t.lower().strip(".,") for t in TOKEN.findall(text)]
-
-
-def content_tokens(text: str) -> set[str]:
-    return {t for t in tokens(text) if t and t not in STOP}
-
-
-def words_in_box(words: Sequence[Sequence], box: Sequence[float]) -> list[Sequence]:
-    """Words ([text, x0, y0, x1, y1]) whose centre falls inside ``box``."""
-    x0, y0, x1, y1 = box
-    out = []
-    for w in words:
-        cx, cy = (w[1] + w[3]) / 2, (w[2] + w[4]) / 2
-        if x0 <= cx <= x1 and y0 <= cy <= y1:
-            out.append(w)
-    return out
+from components.data.layout import group_lines, words_in_box
+from components.text import content_tokens, stem
 
 
 def region_text(words: Sequence[Sequence], box: Sequence[float]) -> str:
@@ -63,10 +40,6 @@ def answer_from_text_lines(question: str, lines: list[str]) -> str:
             return value.strip()
     rest = [t for t in best.split() if t.lower().strip(".,:;") not in q]
     return " ".join(rest).strip(" :;") or best.strip()
-
-
-def stem(token: str) -> str:
-    return token.lower().strip(".,:;?")[:5]
 
 
 YEAR = re.compile(r"^(1[5-9]|20)\d\d$")

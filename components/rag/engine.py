@@ -16,7 +16,7 @@ from components.config import Params
 from components.index.region_index import PageHit, RegionIndex
 from components.rag import tracing
 from components.rag.answer import answer_from_region, region_text
-from components.regions.extract import Region, extract_regions, rank_regions
+from components.retrieval import RegionRetrieval
 
 
 @dataclass
@@ -52,13 +52,11 @@ def checked_k(k, default: int) -> int:
     return int(k)
 
 
-class RagEngine:
+class RagEngine(RegionRetrieval):
+    """Question (and query image) -> encoded query -> ranked regions (``RegionRetrieval``) -> answer."""
+
     def __init__(self, retriever, index: RegionIndex, params: Params, tracing_on: bool | None = None):
-        if retriever is not None and getattr(retriever, "fingerprint", index.fingerprint) != index.fingerprint:
-            raise ValueError(
-                "the retriever's fingerprint differs from the one that built the index: rebuild the index"
-            )
-        self.retriever, self.index, self.params = retriever, index, params
+        super().__init__(retriever, index, params)
         self.reader = None  # a ReaderAnswerer (components.reader): answers from the top-k regions
         # MLflow traces of answer(): off unless asked for (components/rag/tracing.py says why)
         self.tracing_on = tracing.tracing_requested() if tracing_on is None else tracing_on
@@ -73,8 +71,7 @@ class RagEngine:
 
     @classmethod
     def from_dirs(cls, model_dir: Path, index_dir: Path, params: Params) -> RagEngine:
-        from components.index.build import retriever_dir
-        from components.model.io import load_retriever
+        from components.model.io import load_retriever, retriever_dir
         from components.reader.io import bundled_reader_dir
 
         retriever = load_retriever(retriever_dir(model_dir))
@@ -101,37 +98,6 @@ class RagEngine:
             return parts[0].astype(np.float32)
         return np.sum([p / max(np.linalg.norm(p), 1e-12) for p in parts], axis=0).astype(np.float32)
 
-    # ------------------------------------------------------------------ search
-    def search_vector(
-        self, query: np.ndarray, k_pages: int | None = None, filters: dict | None = None,
-        question: str | None = None,
-    ) -> list[PageHit]:
-        """Candidate pages with their (dense + lexical when ``question`` is given) heatmaps."""
-        c, rag = self.params.index.candidates, self.params.rag
-        return self.index.search(
-            query, k_pages or c, candidates=c, filters=filters, query_text=question,
-            lexical_weight=rag.lexical_weight, lexical_candidates=rag.lexical_candidates,
-            lexical_scope=rag.lexical_scope,
-        )
-
-    def region_maps(self, hits: list[PageHit], question: str | None = None) -> dict[str, np.ndarray]:
-        """The heatmaps regions are extracted from: the ranking maps, or, with
-        ``rag.region_term_weights: page`` and a question, their page-local re-weighting."""
-        rag = self.params.rag
-        if question and rag.region_term_weights == "page":
-            maps = self.index.region_heatmaps(hits, question, rag.lexical_weight, rag.lexical_scope)
-        else:
-            maps = [h.heatmap for h in hits]
-        return {h.page_id: m for h, m in zip(hits, maps)}
-
-    def _ranked_regions(self, maps: dict[str, np.ndarray], k: int) -> list[Region]:
-        by_page = {pid: extract_regions(heat, self.params.regions, pid, blocks=self.index.meta(pid).blocks)
-                   for pid, heat in maps.items()}
-        return rank_regions(by_page, k)
-
-    def regions_for(self, hits: list[PageHit], k: int, question: str | None = None) -> list[Region]:
-        return self._ranked_regions(self.region_maps(hits, question), k)
-
     def retrieve_pages(self, question: str, filters: dict | None = None) -> list[tuple[str, float]]:
         """Candidate pages ranked by page score (max cell), for page-level metrics."""
         hits = self.search_vector(self.encode(question), filters=filters, question=question)
@@ -147,7 +113,7 @@ class RagEngine:
             if hits is None:
                 hits = self.search_vector(query, filters=filters, question=question)
             maps = self.region_maps(hits, question)
-            regions = self._ranked_regions(maps, k)  # maps kept: the result's heatmaps are these
+            regions = self._ranked_regions(maps, k, question)  # maps kept: the result's heatmaps are these
             region_dicts = []
             for r in regions:
                 words = self.index.meta(r.page_id).words

@@ -13,27 +13,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from components.rag.answer import group_lines, words_in_box
-
-_THIS = re.compile(r"\b(this|that|the shown|the pictured)\s+(\w+)", re.IGNORECASE)
-
-
-def rewrite_question(question: str, name: str) -> str:
-    """'When was this building built?' + 'Castle of Good Hope' -> 'When was Castle of Good Hope built?'.
-
-    Without a "this <noun>" phrase the name is appended in parentheses, so it still reaches retrieval.
-    """
-    name = " ".join(str(name).split())
-    if not name:
-        return question
-    rewritten, n = _THIS.subn(name, question, count=1)
-    return rewritten if n else f"{question} ({name})"
+from components.data.layout import group_lines, words_in_box
+from components.text import rewrite_question
 
 
 def entity_name_near(words: Sequence[Sequence], box: Sequence[float]) -> str:

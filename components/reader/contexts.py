@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.rag.answer import group_lines, words_in_box
+from components.data.layout import group_lines, words_in_box
 from components.reader.refine import cell_relevance, select_cells
 from components.regions.extract import box_to_cells
 

@@ -37,16 +37,11 @@ from components.data.layout import blocks_from_words
 from components.reader.contexts import make_context
 from components.reader.model import Encoded, collate, encode, find_answer
 from components.reader.noise import NoiseSpec, Slot, sample_contexts
+from components.text import rewrite_question
 
 CONTEXT_SOURCES = ("injected", "retrieved", "top_k")
 
 log = logging.getLogger(__name__)
-
-
-def rewrite_with_entity(question: str, name: str) -> str:
-    from components.rag.two_stage import rewrite_question
-
-    return rewrite_question(question, name)
 
 
 @dataclass
@@ -79,8 +74,8 @@ def holds_evidence(page_id: str, box, words: list[str], sample: ReaderSample, ev
 class ReaderExamples:
     """Samples of some splits of one corpus and the block pools that contexts and distractors come from.
 
-    ``engine`` (a RagEngine over ``index``): when given, each sample also keeps the retriever's
-    top-``reader.contexts`` regions and which of them hold the evidence (``retrieved`` sources).
+    ``engine`` (a ``components.retrieval.RegionRetrieval`` over ``index``): when given, each sample
+    also keeps the retriever's top-``reader.contexts`` regions and which of them hold the evidence (``retrieved`` sources).
     """
 
     def __init__(self, params: Params, corpus: Corpus, index, retriever, split: str | tuple[str, ...],
@@ -118,7 +113,7 @@ class ReaderExamples:
             if gold is None:
                 self.skipped["no_gold_block"] += 1
                 continue
-            text = rewrite_with_entity(q.question, q.entity) if q.query_image and q.entity else q.question
+            text = rewrite_question(q.question, q.entity) if q.query_image and q.entity else q.question
             raw.append((q, text, gold))
         vectors = encode_queries(retriever, [t for _, t, _ in raw]) if raw else np.zeros((0, index.dim))
         self.samples = [
@@ -232,7 +227,7 @@ class ReaderDataModule(L.LightningDataModule):
 
     def __init__(self, params: Params, corpus: Corpus, index, retriever, tokenizer, real=None):
         super().__init__()
-        from components.rag.engine import RagEngine
+        from components.retrieval import RegionRetrieval
 
         p = params.reader
         self.params, self.source = params, p.train_contexts
@@ -240,7 +235,7 @@ class ReaderDataModule(L.LightningDataModule):
         retrieve = p.train_contexts != "injected"
 
         def engine_for(idx):
-            return RagEngine(retriever, idx, params) if retrieve else None
+            return RegionRetrieval(retriever, idx, params) if retrieve else None
 
         self.train_sets = [ReaderExamples(params, corpus, index, retriever, "train", engine_for(index))]
         self.val_sets = [ReaderExamples(params, corpus, index, retriever, "val", engine_for(index))]

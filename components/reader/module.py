@@ -6,8 +6,8 @@ import lightning as L
 import torch
 
 from components.config import Params
-from components.evaluation.metrics import anls, exact_match
 from components.reader.model import SpanReader, decode
+from components.text import anls, exact_match
 
 
 class ReaderModule(L.LightningModule):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.rag.answer import content_tokens, stem
+from components.text import content_tokens, stem
 
 
 def question_stems(question: str) -> set[str]:

@@ -101,21 +101,54 @@ def merge_overlapping(groups: list[np.ndarray], padding: int = 0) -> list[np.nda
     return groups
 
 
+def text_block_regions(
+    heatmap: np.ndarray, params: RegionParams, page_id: str, blocks: list,
+    block_masks: list[np.ndarray] | None, text_scores: np.ndarray,
+) -> list[Region]:
+    """``rule: text_blocks``: the page's layout blocks that print a question term, best BM25+ first.
+
+    A region's score is the page's heatmap peak less its BM25+ shortfall against the page's best
+    block (``peak - (1 - s / s_best)``): the best block carries the page's heatmap score, so the
+    heatmap still ranks the pages and their regions interleave by it.
+    """
+    if len(text_scores) != len(blocks):
+        raise ValueError(f"{len(text_scores)} text scores for {len(blocks)} blocks of page {page_id!r}")
+    masks = block_masks if block_masks is not None else block_cell_masks(blocks, heatmap.shape[0])
+    peak, best = float(heatmap.max()), float(np.max(text_scores))
+    regions = []
+    for b in np.argsort(-np.asarray(text_scores), kind="stable"):
+        if text_scores[b] <= 0 or len(regions) == params.max_regions_per_page:
+            break
+        cells = masks[b]
+        if cells.any():
+            box = tuple(float(v) for v in blocks[b])
+            regions.append(Region(page_id, box, peak - (1.0 - float(text_scores[b]) / best), int(cells.sum()), cells))
+    return regions
+
+
 def extract_regions(
     heatmap: np.ndarray, params: RegionParams, page_id: str = "",
     blocks: list | None = None, block_masks: list[np.ndarray] | None = None,
+    text_scores: np.ndarray | None = None,
 ) -> list[Region]:
     """Connected salient regions of one page's [G, G] cell-score heatmap, best first.
 
     With ``params.snap == "block"`` and the page's layout ``blocks`` ([x0, y0, x1, y1] boxes),
     each region's box is the block it lights up most; two regions that snap to the same block
-    become one (the better score stays).
+    become one (the better score stays). With ``params.rule == "text_blocks"`` and the blocks'
+    BM25+ ``text_scores`` (``LexicalChannel.block_scores``), the regions are the blocks that print
+    a question term (``text_block_regions``); a page where none does falls back to the heatmap.
     """
     heatmap = np.asarray(heatmap, dtype=np.float32)
     if heatmap.ndim != 2 or heatmap.shape[0] != heatmap.shape[1]:
         raise ValueError(f"heatmap must be a square [G, G] array, got shape {heatmap.shape}")
     if not np.isfinite(heatmap).all():
         raise ValueError(f"heatmap of page {page_id!r} holds NaN or inf")
+    if (params.rule == "text_blocks" and blocks is not None and len(blocks) and text_scores is not None
+            and len(text_scores) and float(np.max(text_scores)) > 0):
+        found = text_block_regions(heatmap, params, page_id, blocks, block_masks, np.asarray(text_scores))
+        if found:
+            return found
     mask = threshold_mask(heatmap, params.threshold, params.threshold_value)
     if not mask.any():
         # An absolute threshold above every score would leave a candidate page with no region at
@@ -172,12 +205,16 @@ def tune_region_params(
     base: RegionParams,
     iou_hit: float = 0.5,
     blocks: list[list] | None = None,
+    text_scores: list[np.ndarray] | None = None,
 ) -> tuple[RegionParams, list[dict]]:
-    """Pick threshold strategy/value, neighbour range, padding, score and snapping by top-region
-    hit@1 (IoU >= ``iou_hit``) on gold-page heatmaps, ties broken by mean IoU.
+    """Pick threshold strategy/value, neighbour range, padding, score, snapping and the region
+    rule by top-region hit@1 (IoU >= ``iou_hit``) on gold-page heatmaps, ties broken by mean IoU.
 
     ``blocks``: each heatmap's page layout blocks; without them only cell boxes are tried.
-    Call it on the validation split only; record the returned table in the run.
+    ``text_scores``: each page's blocks' BM25+ for its question; with them (and blocks) every
+    heatmap setting is also tried under ``rule: text_blocks``, where it decides only the pages on
+    which no block prints a question term. Call it on the validation split only; record the
+    returned table in the run.
     """
     from components.evaluation.metrics import iou
 
@@ -190,6 +227,17 @@ def tune_region_params(
     page_blocks = blocks or [None] * len(heatmaps)
     masks = [block_cell_masks(b, h.shape[0]) if b else None for b, h in zip(page_blocks, heatmaps)]
     snaps = ("none", "block") if blocks is not None else ("none",)
+    # rule text_blocks: the best-BM25+ block where some block prints a question term (fixed across
+    # the grid), else the heatmap setting's own top region.
+    text_iou: list[float | None] = [None] * len(heatmaps)
+    if text_scores is not None and blocks is not None:
+        if len(text_scores) != len(heatmaps):
+            raise ValueError(f"need one text score array per heatmap ({len(text_scores)} vs {len(heatmaps)})")
+        for i, (heatmap, gold, b, m, t) in enumerate(zip(heatmaps, gold_boxes, page_blocks, masks, text_scores)):
+            if b and t is not None and len(t) and float(np.max(t)) > 0:
+                found = text_block_regions(heatmap, base, "", b, m, np.asarray(t))
+                text_iou[i] = iou(found[0].box, gold) if found else 0.0
+    rules = ("heatmap", "text_blocks") if any(v is not None for v in text_iou) else (base.rule,)
     table = []
     for strategy, values in TUNING_GRID.items():
         for value in values:
@@ -206,10 +254,12 @@ def tune_region_params(
                             for heatmap, gold, b, m in zip(heatmaps, gold_boxes, page_blocks, masks):
                                 regions = extract_regions(heatmap, cand, blocks=b, block_masks=m)
                                 ious.append(iou(regions[0].box, gold) if regions else 0.0)
-                            hit = float(np.mean([v >= iou_hit for v in ious]))
-                            table.append(
-                                {**cand.model_dump(), "hit1": hit, "miou": float(np.mean(ious))}
-                            )
+                            for rule in rules:
+                                rule_ious = ious if rule == "heatmap" else [
+                                    v if t is None else t for v, t in zip(ious, text_iou)]
+                                hit = float(np.mean([v >= iou_hit for v in rule_ious]))
+                                table.append({**cand.model_dump(), "rule": rule, "hit1": hit,
+                                              "miou": float(np.mean(rule_ious))})
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
     chosen = base.model_copy(update={k: best[k] for k in base.model_dump()})
     return chosen, table

@@ -1,4 +1,5 @@
-"""The audit trail of alias moves: one JSON event per move in the registered model's tags.
+"""The audit trail of alias moves (one JSON event per move in the registered model's tags), the
+history that reads it back, and the rollback that moves ``champion`` back along it.
 
 Each event is ``audit.<seq>`` = {when, who, action, alias, from_version, to_version, reason}
 (plus ``forced`` for a rollback past a failed gate). ``record_move`` must be called under
@@ -17,8 +18,12 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.config import Params
+from components.registry.client import registry_client, registry_lock
+from components.registry.errors import RegistryError
+from components.registry.store import CHAMPION, champion_version, version_number
+
 AUDIT_TAG = "audit."
-CHAMPION = "champion"
 
 
 class AuditError(RuntimeError):
@@ -95,3 +100,55 @@ def champion_lineage(events: list[dict[str, Any]]) -> list[str]:
         else:
             stack.append(target)
     return stack
+
+
+def history(params: Params) -> list[dict[str, Any]]:
+    """Every alias move of the registered model, oldest first."""
+    return read_events(registry_client(), params.registry.model_name)
+
+
+def rollback(params: Params, to_version: str | None, reason: str, force: bool = False) -> dict[str, Any]:
+    """Move ``champion`` back to ``to_version`` (default: the champion before the current one).
+
+    Only a version whose gate passed may serve: a version whose gate failed (or that has no
+    gate record) is refused unless ``force``, and a forced rollback is recorded as an override
+    (``forced``, the gate it overrode, who, when and why) in the audit trail.
+    """
+    if not reason or not reason.strip():
+        raise RegistryError("a rollback needs a reason")
+    name = params.registry.model_name
+    client = registry_client()
+    with registry_lock(name):
+        current = champion_version(client, name)
+        if current is None:
+            raise RegistryError(f"model {name!r} has no champion to roll back")
+        if to_version is None:
+            stack = champion_lineage(read_events(client, name))
+            if len(stack) < 2:
+                raise RegistryError(f"no earlier champion of {name!r} in the audit trail; pass --to VERSION")
+            to_version = stack[-2]
+        to_version = str(to_version)
+        try:
+            target = client.get_model_version(name, to_version)
+        except MlflowException:
+            raise RegistryError(f"model {name!r} has no version {to_version}") from None
+        if to_version == version_number(current):
+            raise RegistryError(f"version {to_version} is already the champion")
+        gate_passed = target.tags.get("gate.passed")
+        extra: dict[str, Any] = {}
+        if gate_passed != "true":
+            why = (f"its gate failed ({target.tags.get('gate.reasons', '')[:300]})" if gate_passed == "false"
+                   else "it has no gate record")
+            if not force:
+                raise RegistryError(f"version {to_version} must not serve: {why}; pass --force to override "
+                                    "(the override is recorded in the audit trail)")
+            extra = {"forced": True, "overrode": f"gate.passed={gate_passed or 'missing'}: {why}"[:500]}
+        event = record_move(client, name, alias=CHAMPION, action="rollback", from_version=version_number(current),
+                            to_version=to_version, reason=reason.strip(), extra=extra)
+        client.set_model_version_tag(name, version_number(current), "rolled_back",
+                                     f"{event['when']} {reason.strip()}"[:4900])
+        if extra:
+            client.set_model_version_tag(name, to_version, "forced_champion",
+                                         f"{event['when']} by {event['who']}: {reason.strip()}"[:4900])
+    return {"status": "rolled_back", "from_version": version_number(current), "to_version": to_version,
+            "model_uri": f"models:/{name}@{CHAMPION}", "event": event, "forced": bool(extra)}

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from components.config import GateParams, Params
+from components.config import GateParams
 
 GATED_SYSTEM = "regionops"  # the system in metrics.json whose numbers are gated
 
@@ -140,14 +140,43 @@ def decide(candidate_metrics: dict, champion_metrics: dict | None, gate_params: 
                         evaluation_run_id=str(run_id) if run_id else None)
 
 
-def champion_metrics(params: Params) -> dict | None:
-    """The current champion's metrics in metrics.json shape, or None when there is no champion."""
-    from components.registry.client import registry_client
+@dataclass
+class Rescore:
+    """The champion's metrics on the candidate's evaluation set, or why there are none
+    (``rescore.rescore_champion`` measures it; the gate only reads it)."""
 
-    client = registry_client()
-    from components.registry.promote import champion_version, version_metrics
+    version: str | None
+    metrics: dict[str, Any] | None
+    notes: list[str] = field(default_factory=list)
 
-    version = champion_version(client, params.registry.model_name)
-    if version is None:
-        return None
-    return version_metrics(client, version)
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "metrics": self.metrics, "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class ChampionReference:
+    """The champion a candidate is judged against (``store.champion_reference`` reads it)."""
+
+    version: str
+    recorded: dict  # its metrics as recorded at its registration (``metric.*`` version tags)
+    rescored: dict | None = None  # its metrics re-scored now on the candidate's evaluation set
+    notes: tuple[str, ...] = ()  # what the re-score said (re-built index, params no longer load, ...)
+
+
+def judge(candidate_metrics: dict, champion: ChampionReference | None, gate_params: GateParams) -> GateDecision:
+    """The one gate path (``regionops gate``, ``register``, the promote step and ``rescore``).
+
+    Without a champion only the floors apply. With one, its re-scored metrics are the reference
+    when there are any, else the metrics recorded at its registration; the decision's reasons
+    say which, followed by the re-score's own notes.
+    """
+    if champion is None:
+        return decide(candidate_metrics, None, gate_params)
+    if champion.rescored is not None:
+        decision = decide(candidate_metrics, champion.rescored, gate_params)
+        basis = f"champion v{champion.version} re-scored on the same evaluation set"
+    else:
+        decision = decide(candidate_metrics, champion.recorded, gate_params)
+        basis = f"champion v{champion.version} compared by the metrics recorded at its registration"
+    decision.reasons.extend([basis, *champion.notes])
+    return decision

@@ -10,24 +10,12 @@ corpus first (otherwise the champion would be scored on a different page set).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.config import ConfigError, Params, load_params
 from components.data.corpus import Corpus
-
-
-@dataclass
-class Rescore:
-    """The champion's metrics on the candidate's evaluation set, or why there are none."""
-
-    version: str | None
-    metrics: dict[str, Any] | None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "metrics": self.metrics, "notes": list(self.notes)}
+from components.registry.gate import Rescore
 
 
 def champion_eval_params(champion_params: Params, candidate_params: Params) -> Params:
@@ -50,7 +38,7 @@ def rescore_champion(params: Params, corpus: Corpus, candidate_index_dir: Path, 
                      workdir: Path) -> Rescore:
     """Evaluate the champion on the candidate's evaluation set (nothing logged to MLflow)."""
     from components.evaluation.evaluate import run_evaluation
-    from components.registry.promote import download_champion
+    from components.registry.store import download_champion
 
     workdir = Path(workdir)
     champ = download_champion(params, workdir / "champion")
@@ -93,8 +81,9 @@ def rescore_champion(params: Params, corpus: Corpus, candidate_index_dir: Path, 
 
 def already_registered(params: Params, model_dir: Path, index_dir: Path, reader_dir: Path | None = None) -> str | None:
     """The version that already holds this exact candidate (then there is nothing to gate or re-score)."""
+    from components.registry.bundle import content_hash
     from components.registry.client import registry_client
-    from components.registry.promote import content_hash, find_by_hash, read_train_run
+    from components.registry.store import find_by_hash, read_train_run
 
     run_id = read_train_run(Path(model_dir)).get("run_id") or "none"
     existing = find_by_hash(registry_client(), params.registry.model_name,
@@ -113,13 +102,10 @@ def gate_and_register_rescored(params: Params, corpus: Corpus, model_dir: Path, 
     """
     import tempfile
 
+    from components.registry.bundle import served_params, served_reader
     from components.registry.client import registry_client
-    from components.registry.promote import (
-        gate_and_register,
-        read_candidate,
-        served_params,
-        served_reader,
-    )
+    from components.registry.promote import gate_and_register
+    from components.registry.store import read_candidate
 
     rescore = Rescore(None, None, ["candidate already registered: champion not re-scored"])
     # Checked against its evaluation run before minutes of re-scoring, not after.
@@ -130,8 +116,7 @@ def gate_and_register_rescored(params: Params, corpus: Corpus, model_dir: Path, 
         with tempfile.TemporaryDirectory(prefix="regionops-rescore-") as tmp:
             rescore = rescore_champion(params, corpus, Path(index_dir), candidate, Path(tmp))
     outcome = gate_and_register(params, model_dir, index_dir, metrics_path, lineage=lineage,
-                                champion_metrics=rescore.metrics, champion_scored_version=rescore.version,
-                                reader_dir=reader_dir,
+                                rescore=rescore, reader_dir=reader_dir,
                                 page_images=[(p.id, corpus.image_path(p)) for p in corpus.pages])
     return {**outcome, "rescore": rescore.to_dict() | {"metrics": None if rescore.metrics is None else {
         "systems": {"regionops": rescore.metrics["systems"]["regionops"]}, "dataset_id": rescore.metrics["dataset_id"]}}}

@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from components.boxes import region_hit
 from components.config import Params
 from components.data.corpus import Corpus
 from components.data.layout import page_blocks
-from components.evaluation.metrics import region_hit
 from components.index.lexical import LexicalChannel
 from components.regions.extract import extract_regions
 
@@ -67,7 +67,8 @@ class FusedValidation:
             if box is None:
                 continue
             local = maps[top] + w * page_lex[top]
-            found = extract_regions(local, self.params.regions, top_id, blocks=self.blocks[top])
+            found = extract_regions(local, self.params.regions, top_id, blocks=self.blocks[top],
+                                    text_scores=self.lexical.block_scores(text, top))
             regions.append(region_hit(top_id, found[0].box if found else None, gold, box,
                                       self.params.evaluate.iou_hit))
         page_r1 = float(np.mean(pages)) if pages else 0.0

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from components.bench import DEFAULT_MAX_QUERIES
-from components.bench_corpus import (
+from components.bench.corpus import (
     bench_questions,
     encode_all,
     export_dir,

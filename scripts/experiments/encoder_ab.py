@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from components.bench_corpus import encode_all
+from components.bench.corpus import encode_all
 from components.index.parallel_encode import effective_workers
 from scripts.experiments.common import bench, emit, parser
 

@@ -14,8 +14,7 @@ import logging
 from pathlib import Path
 
 from components.config import load_params
-from components.index.build import retriever_dir
-from components.model.io import load_retriever
+from components.model.io import load_retriever, retriever_dir
 from components.reader import real_pages
 from components.settings import configure_environment
 

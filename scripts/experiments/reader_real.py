@@ -34,9 +34,8 @@ from components.data.corpus import load_corpus
 from components.evaluation import metrics as M
 from components.evaluation.answering import AnsweringBench
 from components.evaluation.paired import paired_difference
-from components.index.build import retriever_dir
 from components.index.region_index import RegionIndex
-from components.model.io import load_retriever
+from components.model.io import load_retriever, retriever_dir
 from components.rag.answer import answer_from_region
 from components.rag.engine import RagEngine
 from components.reader.answerer import ReaderAnswerer

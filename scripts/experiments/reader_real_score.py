@@ -26,8 +26,7 @@ from reader_real import SPLITS, evidence_in, heuristic_scores, per_question
 from components.config import load_params
 from components.evaluation.answering import AnsweringBench
 from components.evaluation.paired import paired_difference
-from components.index.build import retriever_dir
-from components.model.io import load_retriever
+from components.model.io import load_retriever, retriever_dir
 from components.rag.engine import RagEngine
 from components.reader.answerer import ReaderAnswerer
 from components.reader.io import build_reader

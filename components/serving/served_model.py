@@ -7,6 +7,6 @@ readable in the artifact, and loading a model never unpickles anything.
 
 from mlflow.models import set_model
 
-from components.registry.checkpoint import RagCheckpoint
+from components.serving.checkpoint import RagCheckpoint
 
 set_model(RagCheckpoint())

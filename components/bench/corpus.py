@@ -15,8 +15,7 @@ from components.data.corpus import load_corpus
 
 def load_retriever_or_fresh(params: Params, model_dir: Path | None):
     """The trained retriever when there is one; otherwise a freshly initialised one (flagged)."""
-    from components.index.build import retriever_dir
-    from components.model.io import load_retriever
+    from components.model.io import load_retriever, retriever_dir
     from components.model.retriever import build_retriever
 
     if model_dir is not None and (retriever_dir(model_dir) / "config.json").exists():
@@ -28,8 +27,7 @@ def load_retriever_or_fresh(params: Params, model_dir: Path | None):
 
 def export_dir(model, model_dir: Path | None, scratch: Path) -> Path:
     """An exported retriever folder worker processes can load: the trained one, or ``model`` saved to ``scratch``."""
-    from components.index.build import retriever_dir
-    from components.model.io import save_retriever
+    from components.model.io import retriever_dir, save_retriever
 
     if model_dir is not None:
         return retriever_dir(model_dir)
