@@ -1,4 +1,7 @@
-"""The one typed view of ``params.yaml``: load it, apply ``--set`` overrides, fail on unknown keys."""
+"""The one typed view of ``params.yaml``: load it, apply ``--set`` overrides, fail on unknown keys.
+
+Over 400 lines on purpose: every section's schema sits in this one module, so the defaults that
+must equal params.yaml are read and tested together (tests/platform/test_config.py)."""
 
 from __future__ import annotations
 
@@ -118,50 +121,111 @@ class TrainParams(_Section):
     fusion_aware: bool = False
 
 
+class PqParams(_Section):
+    """``index.storage: pq``: faiss product-quantiser codes of every cell."""
+
+    m: int = Field(16, ge=1)  # sub-quantisers = code bytes per cell; must divide the vector size
+    train_cells: int = Field(65536, ge=256)  # cells sampled to train the codebooks
+
+
+class PqResidualParams(_Section):
+    """``index.storage: pq_residual`` (ADR 11, ADR 12): per page k-means centroids plus PQ residuals."""
+
+    # k-means centroids per page (scalar-quantised to coarse_bits per component) that cells are
+    # coded against, and the PQ bytes of each cell's residual
+    centroids: int = Field(96, ge=1, le=256)
+    coarse_bits: Literal[4, 6, 8] = 4
+    pq_m: int = Field(4, ge=1)
+    # bits per residual PQ code (a cell's residual = pq_m * bits / 8 bytes; ADR 12)
+    pq_bits: int = Field(8, ge=1, le=16)
+    # a cell is coded against whichever of its this many nearest page centroids reconstructs it
+    # best (1 = the nearest); build time only, the same bytes (ADR 18)
+    centroid_choices: int = Field(1, ge=1, le=256)
+    # the range each centroid component's scalar-quantiser levels span (ADR 20). minmax spends a
+    # 4-bit code's 16 levels on the outliers; meanstd (mean ± arg·std, default), quantiles (arg of
+    # each tail clipped) or optim (faiss's per-component fit) narrow it.
+    coarse_range: Literal["minmax", "meanstd", "quantiles", "optim"] = "meanstd"
+    coarse_range_arg: float = Field(2.25, gt=0.0)
+    train_cells: int = Field(65536, ge=256)  # cells sampled to train the centroid quantiser and PQ
+    # the candidate stage: a flat scan of the stored page centroids (no extra bytes; faiss=flat)
+    # or the separate candidate_vectors stage (ADR 12)
+    candidates: Literal["separate", "stored"] = "stored"
+    # candidates=stored with 4-bit centroids: scan them with faiss's SIMD fast scan (approximate
+    # scores, re-ranked exactly; the same codes, no extra bytes) unless a filter needs the exact scan (ADR 15)
+    fast_scan: bool = True
+    # the fast scan split into this many shards, scanned by one query on parallel threads (ADR 16)
+    fast_scan_threads: int = Field(2, ge=1, le=64)
+    # the fast scan over inverted lists of the stored centroids (ADR 17): at most this many lists
+    # (~√(stored centroids) on smaller corpora; 0 = scan every code), each query scanning this share
+    stage_lists: int = Field(1024, ge=0, le=65535)
+    stage_probe: float = Field(0.25, gt=0.0, le=1.0)
+
+
+class HnswParams(_Section):
+    """``index.faiss: hnsw``: the candidate stage as a faiss HNSW graph."""
+
+    m: int = Field(32, ge=4)
+    ef_search: int = Field(64, ge=1)
+
+
+class IvfParams(_Section):
+    """``index.faiss: ivf``: the candidate stage in faiss inverted lists."""
+
+    nlist: int = Field(64, ge=1)  # clamped so that each list has ~39 training points
+    nprobe: int = Field(8, ge=1)
+
+
+# The flat keys of ``index`` before its per-mode sections (issue 30) -> their (section, key) now.
+# Indexes saved before then record these in their manifest; upgrade_index_params reads them.
+LEGACY_INDEX_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "pq_m": (("pq", "m"),),
+    "pq_train_cells": (("pq", "train_cells"), ("pq_residual", "train_cells")),
+    "hnsw_m": (("hnsw", "m"),),
+    "hnsw_ef_search": (("hnsw", "ef_search"),),
+    "ivf_nlist": (("ivf", "nlist"),),
+    "ivf_nprobe": (("ivf", "nprobe"),),
+    **{f"residual_{key}": (("pq_residual", key),) for key in (
+        "centroids", "coarse_bits", "pq_m", "pq_bits", "centroid_choices", "coarse_range",
+        "coarse_range_arg", "candidates", "fast_scan", "fast_scan_threads", "stage_lists", "stage_probe")},
+}
+
+
+def upgrade_index_params(tree: dict[str, Any]) -> dict[str, Any]:
+    """``index`` parameters with the flat keys of before issue 30 moved into their sections (a
+    copy; other keys as they are), so an index saved by older code still loads."""
+    out = {key: (dict(value) if isinstance(value, dict) else value) for key, value in tree.items()
+           if key not in LEGACY_INDEX_KEYS}
+    for old, targets in LEGACY_INDEX_KEYS.items():
+        if old in tree:
+            for section, key in targets:
+                out.setdefault(section, {})[key] = tree[old]
+    return out
+
+
 class IndexParams(_Section):
     storage: Literal["float16", "pq", "binary", "pq_residual"] = "float16"
     faiss: Literal["flat", "hnsw", "ivf"] = "flat"
     candidates: int = Field(128, ge=1)
-    pq_m: int = Field(16, ge=1)
-    hnsw_m: int = Field(32, ge=4)
-    hnsw_ef_search: int = Field(64, ge=1)
-    ivf_nlist: int = Field(64, ge=1)
-    ivf_nprobe: int = Field(8, ge=1)
     candidate_vectors: Literal["pooled", "cells", "centroids"] = "centroids"
-    pq_train_cells: int = Field(65536, ge=256)
     # candidate_vectors=centroids: k-means centroids per page in the faiss stage (max over them; ADR 7)
     centroids_per_page: int = Field(8, ge=1)
     # torch intra-op threads while encoding pages (1 beats 2 on a shared 2-core machine; ADR 11)
     encode_threads: int = Field(1, ge=1)
     # processes encoding pages side by side, each on encode_threads threads (ADR 15); small corpora use fewer
     encode_workers: int = Field(2, ge=1)
-    # storage=pq_residual (ADR 11): k-means centroids per page (scalar-quantised to this many bits
-    # per component) that cells are coded against, and the PQ bytes of each cell's residual
-    residual_centroids: int = Field(96, ge=1, le=256)
-    residual_coarse_bits: Literal[4, 6, 8] = 4
-    residual_pq_m: int = Field(4, ge=1)
-    # storage=pq_residual (ADR 12): bits per residual PQ code (a cell's residual = pq_m * bits / 8 bytes),
-    # and the candidate stage: a flat scan of the stored page centroids (no extra bytes; faiss=flat)
-    # or the separate candidate_vectors stage.
-    residual_pq_bits: int = Field(8, ge=1, le=16)
-    # storage=pq_residual (ADR 18): a cell is coded against whichever of its this many nearest page
-    # centroids reconstructs it best (1 = the nearest); build time only, the same bytes
-    residual_centroid_choices: int = Field(1, ge=1, le=256)
-    # storage=pq_residual (ADR 20): the range each centroid component's scalar-quantiser levels span.
-    # minmax spends a 4-bit code's 16 levels on the outliers; meanstd (mean ± arg·std, default),
-    # quantiles (arg of each tail clipped) or optim (faiss's per-component fit) narrow it.
-    residual_coarse_range: Literal["minmax", "meanstd", "quantiles", "optim"] = "meanstd"
-    residual_coarse_range_arg: float = Field(2.25, gt=0.0)
-    residual_candidates: Literal["separate", "stored"] = "stored"
-    # residual_candidates=stored with 4-bit centroids: scan them with faiss's SIMD fast scan (approximate
-    # scores, re-ranked exactly; the same codes, no extra bytes) unless a filter needs the exact scan (ADR 15)
-    residual_fast_scan: bool = True
-    # the fast scan split into this many shards, scanned by one query on parallel threads (ADR 16)
-    residual_fast_scan_threads: int = Field(2, ge=1, le=64)
-    # the fast scan over inverted lists of the stored centroids (ADR 17): at most this many lists
-    # (~√(stored centroids) on smaller corpora; 0 = scan every code), each query scanning this share
-    residual_stage_lists: int = Field(1024, ge=0, le=65535)
-    residual_stage_probe: float = Field(0.25, gt=0.0, le=1.0)
+    # one section per storage mode that has settings, and per faiss kind
+    pq: PqParams = Field(default_factory=PqParams)
+    pq_residual: PqResidualParams = Field(default_factory=PqResidualParams)
+    hnsw: HnswParams = Field(default_factory=HnswParams)
+    ivf: IvfParams = Field(default_factory=IvfParams)
+
+    def with_updates(self, updates: dict[str, Any]) -> IndexParams:
+        """A validated copy with ``updates`` applied; keys are ``key`` or ``section.key`` (e.g.
+        ``pq_residual.candidates``), for the bench and experiments that vary one setting."""
+        tree = self.model_dump()
+        for dotted, value in updates.items():
+            _apply(tree, dotted.split("."), value)
+        return IndexParams.model_validate(tree)
 
 
 class RegionParams(_Section):

@@ -28,8 +28,8 @@ def served_engine(params: Params, model, metas: list[PageMeta], cells: np.ndarra
     """The served engine over an index of ``metas`` in ``storage`` mode, and its build seconds."""
     update = {"storage": storage}
     if params.index.faiss != "flat":  # the stored-centroid stage is a flat scan (ADR 12)
-        update["residual_candidates"] = "separate"
-    index_params = params.index.model_copy(update=update)
+        update["pq_residual.candidates"] = "separate"
+    index_params = params.index.with_updates(update)
     t0 = time.perf_counter()
     index = RegionIndex.build(metas, cells, index_params, model.fingerprint, model.grid, seed=params.seed)
     return RagEngine(model, index, params.model_copy(update={"index": index_params})), time.perf_counter() - t0

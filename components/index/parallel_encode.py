@@ -3,7 +3,7 @@
 One process on one intra-op thread is the fastest way to run the encoder on a shared machine
 (ADR 11), so the second core is used by a second process rather than a second thread. Each
 worker loads the exported retriever once, encodes parts of the page list and writes each part's
-cell vectors to a shard file (``shards.write_shard``); the parent stacks them in page order. The
+cell vectors to a shard file (``shard_files.write_shard``); the parent stacks them in page order. The
 features do not depend on how the pages were split (tests/model/test_parallel_encode.py).
 """
 
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from components.data.corpus import Corpus
 from components.data.schema import Page
-from components.index.shards import read_shard, shard_page_ids, write_shard
+from components.index.shard_files import read_shard, shard_page_ids, write_shard
 
 # A worker costs a process start plus a model load (~5 s here); below this many pages per worker
 # one process is faster, so small corpora (tests, `make run`'s pipeline on 450 pages) stay serial-ish.

@@ -59,25 +59,25 @@ class ResidualPQCodec:
     def __init__(self, dim: int, k: int, pq_m: int, coarse_bits: int = 8, pq_bits: int = 8, choices: int = 1,
                  coarse_range: str = "minmax", coarse_range_arg: float = 0.0):
         if dim % pq_m:
-            raise ValueError(f"index.residual_pq_m={pq_m} must divide the vector size {dim}")
+            raise ValueError(f"index.pq_residual.pq_m={pq_m} must divide the vector size {dim}")
         if not 1 <= pq_bits <= 16:
-            raise ValueError(f"index.residual_pq_bits must be in 1..16, got {pq_bits}")
+            raise ValueError(f"index.pq_residual.pq_bits must be in 1..16, got {pq_bits}")
         if not 1 <= k <= 256:
-            raise ValueError(f"index.residual_centroids must be in 1..256 (one byte per cell), got {k}")
+            raise ValueError(f"index.pq_residual.centroids must be in 1..256 (one byte per cell), got {k}")
         if coarse_bits not in _SQ_TYPES:
-            raise ValueError(f"index.residual_coarse_bits must be one of {sorted(_SQ_TYPES)}, got {coarse_bits}")
+            raise ValueError(f"index.pq_residual.coarse_bits must be one of {sorted(_SQ_TYPES)}, got {coarse_bits}")
         self.dim, self.k, self.pq_m, self.coarse_bits = int(dim), int(k), int(pq_m), int(coarse_bits)
         self.pq_bits = int(pq_bits)
         if choices < 1:
-            raise ValueError(f"index.residual_centroid_choices must be >= 1, got {choices}")
+            raise ValueError(f"index.pq_residual.centroid_choices must be >= 1, got {choices}")
         self.choices = int(choices)  # encoding only: codes decode the same whichever centroid was chosen
         if coarse_range not in _RANGE_STATS:
-            raise ValueError(f"index.residual_coarse_range must be one of {sorted(_RANGE_STATS)}, got {coarse_range!r}")
+            raise ValueError(f"index.pq_residual.coarse_range must be one of {sorted(_RANGE_STATS)}, got {coarse_range!r}")
         if coarse_range == "quantiles" and not 0.0 < coarse_range_arg < 0.5:
-            raise ValueError("index.residual_coarse_range=quantiles clips this share of each tail: "
-                             f"residual_coarse_range_arg must be in (0, 0.5), got {coarse_range_arg}")
+            raise ValueError("index.pq_residual.coarse_range=quantiles clips this share of each tail: "
+                             f"pq_residual.coarse_range_arg must be in (0, 0.5), got {coarse_range_arg}")
         if coarse_range == "meanstd" and coarse_range_arg <= 0:
-            raise ValueError(f"index.residual_coarse_range=meanstd needs residual_coarse_range_arg > 0 "
+            raise ValueError(f"index.pq_residual.coarse_range=meanstd needs pq_residual.coarse_range_arg > 0 "
                              f"(standard deviations), got {coarse_range_arg}")
         # training only: a trained quantiser keeps its range (it is serialised with it). faiss widens a
         # min-max range by arg × (max − min) on each side, so min-max takes arg 0.

@@ -1,7 +1,7 @@
 """Sharded page encoding for the index build: split the pages, encode each shard anywhere, build once.
 
 Each shard is a pure function of (retriever weights, corpus tables, page ids): it writes its
-cell vectors to a safetensors file (atomically) and returns a small JSON-able record, so an
+cell vectors to a shard file (shard_files.py, atomically) and returns a small JSON-able record, so an
 orchestrator can run shards on other processes or machines and cache them by content.
 ``build_index_from_shards`` stacks the shards in page order and builds the same index as
 ``build_index`` does from one serial pass.
@@ -10,30 +10,21 @@ orchestrator can run shards on other processes or machines and cache them by con
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
 from components.config import Params
 from components.data.corpus import Corpus, load_corpus
 from components.index.build import page_metas, retriever_dir
 from components.index.region_index import RegionIndex
+from components.index.shard_files import read_shard, shard_page_ids, write_shard
 
-CELLS_KEY = "cells"
-
-
-def shard_page_ids(page_ids: list[Any], n_shards: int) -> list[list[Any]]:
-    """Contiguous, near-equal shards in the given order (empty shards are dropped)."""
-    if n_shards < 1:
-        raise ValueError(f"n_shards must be >= 1, got {n_shards}")
-    bounds = np.linspace(0, len(page_ids), n_shards + 1).round().astype(int)
-    return [page_ids[a:b] for a, b in pairwise(bounds) if b > a]
+# shard_page_ids is part of this module's interface (flows/scale.py plans shards with it).
+__all__ = ["build_index_from_shards", "corpus_digest", "encode_shard", "load_index_corpus", "model_digest",
+           "read_shard", "shard_page_ids", "write_shard"]
 
 
 def model_digest(model_dir: Path) -> str:
@@ -72,29 +63,6 @@ def encode_shard(corpus_dir: Path, accepted: Path | None, model_dir: Path, page_
     write_shard(Path(out_file), cells, page_ids, model.fingerprint)
     return {"file": str(out_file), "pages": len(page_ids), "seconds": round(seconds, 3),
             "fingerprint": model.fingerprint}
-
-
-def write_shard(out_file: Path, cells: np.ndarray, page_ids: list[str], fingerprint: str) -> None:
-    """Cells [n, G*G, dim] and their page ids as one safetensors file, written atomically."""
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_file.parent, prefix=f".{out_file.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({CELLS_KEY: np.ascontiguousarray(cells)}, tmp,
-                  metadata={"pages": "\n".join(page_ids), "fingerprint": fingerprint})
-        os.replace(tmp, out_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_shard(path: Path) -> tuple[list[str], np.ndarray]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as fh:
-        page_ids = (fh.metadata() or {}).get("pages", "").split("\n")
-    return page_ids, load_file(str(path))[CELLS_KEY]
 
 
 def build_index_from_shards(params: Params, corpus: Corpus, model_dir: Path, shard_files: list[Path],

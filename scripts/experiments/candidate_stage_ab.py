@@ -3,7 +3,7 @@
 - candidate recall (ADR 7, ADR 12): how often the exhaustive float32 best page is among the C pages
   of each storage mode's stage (C = 16...128 for float16's; the configured C for every mode);
 - stage_scan_ab (ADR 15): pq_residual's stored-centroid stage scanned exactly vs by fast scan;
-- shards_ab (ADR 16): that fast scan on one shard vs ``residual_fast_scan_threads`` shards;
+- shards_ab (ADR 16): that fast scan on one shard vs ``pq_residual.fast_scan_threads`` shards;
 - lists_ab (ADR 17): every stored code vs the inverted lists.
 Scans alternate question by question on the same index, so load changes hit both alike.
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from components.bench import STORAGE_MODES
 from components.index.region_index import FAST_SCAN_FIRST_FETCH, FAST_SCAN_OVERFETCH, RegionIndex
+from components.index.storage_modes import PqResidualStorage
 from scripts.experiments.common import ab_sample, bench, build, emit, p50, parser
 
 CANDIDATE_SWEEP = (16, 32, 64, 128)
@@ -29,7 +30,7 @@ def candidate_recall(index: RegionIndex, queries: np.ndarray, exact_best: np.nda
 
 
 def stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict | None:
-    configured = index.params.residual_fast_scan
+    configured = index.params.pq_residual.fast_scan
     if not index.set_fast_scan(True):
         index.set_fast_scan(configured)
         return None
@@ -48,7 +49,7 @@ def stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> d
     index.set_fast_scan(configured)
     index.set_stage_lists(lists_on)
     medians = {name: p50(v) for name, v in ms.items()}
-    return {"queries": len(sample), "codes": int(index.candidates_index.ntotal), "p50_ms": medians,
+    return {"queries": len(sample), "codes": int(index.stage.faiss_index.ntotal), "p50_ms": medians,
             "speedup": round(medians["exact"] / medians["fast"], 2) if medians["fast"] else None,
             "same_candidates": round(same / len(sample), 4)}
 
@@ -56,12 +57,13 @@ def stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> d
 def shards_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict | None:
     from components.index.fast_scan_shards import FastScanShards
 
-    threads = index.params.residual_fast_scan_threads
-    if index.residual is None or index.coarse is None or threads < 2:
+    threads = index.params.pq_residual.fast_scan_threads
+    if not isinstance(index.storage_mode, PqResidualStorage) or threads < 2:
         return None
-    codes = index.coarse.reshape(-1, index.coarse.shape[-1])
-    stages = {"one_shard": FastScanShards(codes, index.residual.fast_scan_stage, 1),
-              "shards": FastScanShards(codes, index.residual.fast_scan_stage, threads)}
+    codes = index.storage_mode.flat_coarse()
+    codec = index.storage_mode.codec
+    stages = {"one_shard": FastScanShards(codes, codec.fast_scan_stage, 1),
+              "shards": FastScanShards(codes, codec.fast_scan_stage, threads)}
     if not all(st.available for st in stages.values()):
         return None
     fetch = min(len(codes), FAST_SCAN_OVERFETCH * FAST_SCAN_FIRST_FETCH * candidates)  # the stage's first scan

@@ -123,11 +123,11 @@ def bench(args: argparse.Namespace, encode: bool = True) -> Iterator[Bench]:
 
 
 def build(b: Bench, storage: str, **update) -> tuple[RegionIndex, float]:
-    """An index of the bench's pages in ``storage`` mode with ``update`` applied to index params, and its build seconds."""
+    """An index of the bench's pages in ``storage`` mode with ``update`` applied to index params (``key`` or ``section.key``), and its build seconds."""
     if b.params.index.faiss != "flat":  # the stored-centroid stage is a flat scan (ADR 12)
-        update.setdefault("residual_candidates", "separate")
+        update.setdefault("pq_residual.candidates", "separate")
     t0 = time.perf_counter()
-    index = RegionIndex.build(b.metas, b.cells, b.params.index.model_copy(update={"storage": storage, **update}),
+    index = RegionIndex.build(b.metas, b.cells, b.params.index.with_updates({"storage": storage, **update}),
                               b.model.fingerprint, b.model.grid, seed=b.params.seed)
     return index, time.perf_counter() - t0
 

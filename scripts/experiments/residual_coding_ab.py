@@ -1,9 +1,9 @@
 """pq_residual's coding variants side by side on the same pages and questions (ADR 18, ADR 20).
 
 - centroid_choice_ab (ADR 18): cells coded against their nearest page centroid vs the best of
-  their 8 nearest (``index.residual_centroid_choices``);
+  their 8 nearest (``index.pq_residual.centroid_choices``);
 - coarse_range_ab (ADR 20): the 4-bit page centroids over the configured clipped range vs the
-  full min-max range (``index.residual_coarse_range``).
+  full min-max range (``index.pq_residual.coarse_range``).
 Each side is an index of the same pages answering the same questions over the dense channel
 (lexical fusion off), as the ADRs measured: R@1 and region hit@1 as ratios to exact float32
 exhaustive search (R@1 with its paired interval), reconstruction error and build seconds.
@@ -57,25 +57,25 @@ def only_right(a: list, c: list) -> tuple[int, int]:
 
 
 def centroid_choice_ab(b: Bench) -> dict:
-    nearest, near_r1 = figures(b, {"residual_centroid_choices": 1})
-    best_of, best_r1 = figures(b, {"residual_centroid_choices": CHOICE_AB_ALTERNATIVE})
+    nearest, near_r1 = figures(b, {"pq_residual.centroid_choices": 1})
+    best_of, best_r1 = figures(b, {"pq_residual.centroid_choices": CHOICE_AB_ALTERNATIVE})
     best_only, nearest_only = only_right(best_r1, near_r1)
-    return {"configured": b.params.index.residual_centroid_choices, "choices": CHOICE_AB_ALTERNATIVE,
+    return {"configured": b.params.index.pq_residual.centroid_choices, "choices": CHOICE_AB_ALTERNATIVE,
             "error_pages": min(len(b.cells), CODING_AB_ERROR_PAGES), "nearest": nearest, "best_of": best_of,
             "r1_only": {"best_of": best_only, "nearest": nearest_only}}
 
 
 def coarse_range_ab(b: Bench) -> dict:
-    p = b.params.index
-    configured = {"range": p.residual_coarse_range, "arg": p.residual_coarse_range_arg}
-    if p.residual_coarse_range == "minmax":
+    p = b.params.index.pq_residual
+    configured = {"range": p.coarse_range, "arg": p.coarse_range_arg}
+    if p.coarse_range == "minmax":
         defaults = type(p)()
-        other = {"range": defaults.residual_coarse_range, "arg": defaults.residual_coarse_range_arg}
+        other = {"range": defaults.coarse_range, "arg": defaults.coarse_range_arg}
     else:
         other = {"range": "minmax", "arg": 0.0}  # min-max takes no arg (ADR 20)
     sides = {}
     for name, side in (("configured", configured), ("other", other)):
-        sides[name] = figures(b, {"residual_coarse_range": side["range"], "residual_coarse_range_arg": side["arg"]})
+        sides[name] = figures(b, {"pq_residual.coarse_range": side["range"], "pq_residual.coarse_range_arg": side["arg"]})
     mine_only, other_only = only_right(sides["configured"][1], sides["other"][1])
     return {"configured": {**configured, **sides["configured"][0]}, "other": {**other, **sides["other"][0]},
             "r1_only": {"configured": mine_only, "other": other_only},

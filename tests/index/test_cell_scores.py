@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from components.index.float16_scores import float16_scores
-from components.index.region_index import binary_scores
+from components.index.storage_modes.binary import binary_scores
 
 
 def test_float16_scores_equal_the_widened_dot_product():

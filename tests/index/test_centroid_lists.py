@@ -72,20 +72,20 @@ def test_lists_filled_from_saved_numbers_score_like_faiss_own_ivf():
 
 
 def test_probing_every_list_gives_the_exact_scans_candidates(pages, queries):
-    everything = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_stage_probe=1.0), "fp")
-    exact = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_fast_scan=False), "fp")
+    everything = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__stage_probe=1.0), "fp")
+    exact = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan=False), "fp")
     stage = everything.stats()["stage_lists"]
     assert stage == {"lists": list_count(len(pages) * K, 1024), "nprobe": stage["lists"], "in_use": True}
-    assert everything._fast_stage is None  # the lists replace the every-code shards
+    assert everything.stage.fast_stage is None  # the lists replace the every-code shards
     for c in (8, 24):
         for q in queries:
             assert list(everything.candidate_pages(q, c)) == list(exact.candidate_pages(q, c))
 
 
 def test_a_small_probe_scans_fewer_codes_and_falls_back_when_its_lists_hold_too_few_pages(pages, queries):
-    index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_stage_probe=0.01), "fp")
-    exact = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_fast_scan=False), "fp")
-    assert index._lists.nprobe == 1
+    index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__stage_probe=0.01), "fp")
+    exact = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan=False), "fp")
+    assert index.stage.lists.nprobe == 1
     # One list of 80 holds ~80 codes, so fewer than 300 pages: the exact scan answers, so C pages still come back.
     for q in queries[:10]:
         assert list(index.candidate_pages(q, 300)) == list(exact.candidate_pages(q, 300))
@@ -96,56 +96,56 @@ def test_a_small_probe_scans_fewer_codes_and_falls_back_when_its_lists_hold_too_
 
 
 def test_lists_follow_add_delete_and_load_without_retraining(pages, queries, tmp_path):
-    index = RegionIndex.build(two_page_docs(300), pages[:300], _params(residual_stage_probe=1.0), "fp")
-    trained = index.list_centroids.copy()
+    index = RegionIndex.build(two_page_docs(300), pages[:300], _params(pq_residual__stage_probe=1.0), "fp")
+    trained = index.stage.list_centroids.copy()
     index.add(two_page_docs(100, start=300), pages[300:])
-    exact = RegionIndex.build(two_page_docs(300), pages[:300], _params(residual_fast_scan=False), "fp")
+    exact = RegionIndex.build(two_page_docs(300), pages[:300], _params(pq_residual__fast_scan=False), "fp")
     exact.add(two_page_docs(100, start=300), pages[300:])
-    np.testing.assert_array_equal(index.list_centroids, trained)
-    assert index.stage_lists.shape == (400, K) and index._lists.ntotal == 400 * K
-    added = index.coarse[300:].reshape(-1, index.coarse.shape[-1])
-    np.testing.assert_array_equal(index.stage_lists[300:].reshape(-1), index._assign_lists(added, None))
+    np.testing.assert_array_equal(index.stage.list_centroids, trained)
+    assert index.stage.stage_lists.shape == (400, K) and index.stage.lists.ntotal == 400 * K
+    added = index.storage_mode.coarse[300:].reshape(-1, index.storage_mode.coarse.shape[-1])
+    np.testing.assert_array_equal(index.stage.stage_lists[300:].reshape(-1), index.stage._assign_lists(added, None))
     assert index.delete_doc("doc160.pdf") == 2 and exact.delete_doc("doc160.pdf") == 2
-    assert index._lists.ntotal == 398 * K
+    assert index.stage.lists.ntotal == 398 * K
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")
-    np.testing.assert_array_equal(loaded.list_centroids, trained)
-    np.testing.assert_array_equal(loaded.stage_lists, index.stage_lists)
+    np.testing.assert_array_equal(loaded.stage.list_centroids, trained)
+    np.testing.assert_array_equal(loaded.stage.stage_lists, index.stage.stage_lists)
     for q in queries:
         want = list(exact.candidate_pages(q, 24))
         assert list(index.candidate_pages(q, 24)) == want == list(loaded.candidate_pages(q, 24))
     assert loaded.stats()["bytes_per_page"]["candidates"] == pytest.approx(
-        (loaded.stage_lists.nbytes + loaded.list_centroids.nbytes) / 398, abs=0.1)
+        (loaded.stage.stage_lists.nbytes + loaded.stage.list_centroids.nbytes) / 398, abs=0.1)
 
 
 def test_disagreeing_lists_on_disk_are_a_clear_error_and_old_indexes_stay_flat(pages, tmp_path):
     index = RegionIndex.build(two_page_docs(300), pages[:300], _params(), "fp")
     folder = index.save(tmp_path / "idx")
-    np.save(folder / "stage_lists.npy", index.stage_lists[:-1], allow_pickle=False)
+    np.save(folder / "stage_lists.npy", index.stage.stage_lists[:-1], allow_pickle=False)
     # verify=False: past the checksums (which catch any edit), the parts' own consistency checks
     with pytest.raises(IndexFormatError, match="inverted lists"):
         RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp", verify=False)
     (folder / "stage_lists.npy").unlink()
     (folder / "stage_centroids.npy").unlink()
     flat = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp", verify=False)  # before ADR 17
-    assert flat.list_centroids is None and flat._lists is None and flat._fast_stage is not None
+    assert flat.stage.list_centroids is None and flat.stage.lists is None and flat.stage.fast_stage is not None
 
 
 def test_a_corpus_that_grows_past_the_threshold_gets_lists(pages):
     small = RegionIndex.build(two_page_docs(100), pages[:100], _params(), "fp")  # 1600 codes: flat scan
-    assert small._lists is None and small.list_centroids is None
+    assert small.stage.lists is None and small.stage.list_centroids is None
     small.add(two_page_docs(300, start=100), pages[100:])
-    assert small._lists is not None and small._lists.ntotal == 400 * K
-    assert small.stage_lists.shape == (400, K)
+    assert small.stage.lists is not None and small.stage.lists.ntotal == 400 * K
+    assert small.stage.stage_lists.shape == (400, K)
 
 
 def test_lists_experiment_times_both_stages_on_the_same_questions(pages, queries):
     from scripts.experiments.candidate_stage_ab import lists_ab
 
-    index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_stage_probe=1.0), "fp")
+    index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__stage_probe=1.0), "fp")
     best = np.array([int(np.argmax(np.einsum("pcd,d->pc", pages, q).max(1))) for q in queries])
     ab = lists_ab(index, queries, best, 24)
-    assert ab["queries"] == len(queries) and ab["nprobe"] == ab["lists"] == index._lists.lists
+    assert ab["queries"] == len(queries) and ab["nprobe"] == ab["lists"] == index.stage.lists.lists
     assert ab["same_candidates"] == 1.0  # every list probed: the pages of the every-code scan
     assert ab["candidate_recall"]["lists"] == ab["candidate_recall"]["all_codes"] >= 0.25
     assert ab["p50_ms"]["all_codes"] > 0 and ab["p50_ms"]["lists"] > 0

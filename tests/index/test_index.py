@@ -15,6 +15,7 @@ import pytest
 
 from components.config import IndexParams
 from components.index import device
+from components.index import storage as index_storage
 from components.index.region_index import (
     CURRENT,
     FingerprintMismatchError,
@@ -22,6 +23,7 @@ from components.index.region_index import (
     PageMeta,
     RegionIndex,
 )
+from tests.support.cell_vectors import index_params
 
 REPO = Path(__file__).resolve().parents[2]
 G, D = 4, 32
@@ -50,8 +52,8 @@ def _exact(cells: np.ndarray, q: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_search_finds_planted_cell_and_heatmap_is_exact(storage, kind):
     metas, cells = _corpus()
-    params = IndexParams(storage=storage, faiss=kind, candidates=40, pq_m=8, residual_centroids=4, residual_pq_m=8,
-                         residual_candidates="stored" if kind == "flat" else "separate")
+    params = index_params(storage=storage, faiss=kind, candidates=40, pq__m=8, pq_residual__centroids=4, pq_residual__pq_m=8,
+                         pq_residual__candidates="stored" if kind == "flat" else "separate")
     index = RegionIndex.build(metas, cells, params, "fp")
     q = cells[11, 5]
     hits = index.search(q, 3)
@@ -66,7 +68,7 @@ def test_search_finds_planted_cell_and_heatmap_is_exact(storage, kind):
 
 def test_pq_heatmap_equals_decoded_dot_product():
     metas, cells = _corpus()
-    index = RegionIndex.build(metas, cells, IndexParams(storage="pq", pq_m=8), "fp")
+    index = RegionIndex.build(metas, cells, index_params(storage="pq", pq__m=8), "fp")
     q = cells[3, 0]
     decoded = index.decoded_cells([3])[0]
     np.testing.assert_allclose(index.heatmap(metas[3].page_id, q).ravel(), decoded @ q, atol=1e-4)
@@ -75,7 +77,7 @@ def test_pq_heatmap_equals_decoded_dot_product():
 def test_bytes_per_page_shrink_with_compression():
     metas, cells = _corpus()
     sizes = {
-        s: RegionIndex.build(metas, cells, IndexParams(storage=s, pq_m=8), "fp").stats()["bytes_per_page"]["cells"]
+        s: RegionIndex.build(metas, cells, index_params(storage=s, pq__m=8), "fp").stats()["bytes_per_page"]["cells"]
         for s in ("float16", "pq", "binary")
     }
     assert sizes["float16"] == G * G * D * 2
@@ -137,7 +139,7 @@ def test_add_and_delete_doc(kind):
 
 def test_save_load_roundtrip_and_fingerprint_check(tmp_path):
     metas, cells = _corpus()
-    index = RegionIndex.build(metas, cells, IndexParams(storage="pq", faiss="hnsw", pq_m=8), "enc-a")
+    index = RegionIndex.build(metas, cells, index_params(storage="pq", faiss="hnsw", pq__m=8), "enc-a")
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="enc-a")
     q = cells[7, 1]
@@ -160,11 +162,11 @@ def test_crash_mid_save_keeps_previous_index(tmp_path, monkeypatch):
     good.save(tmp_path / "idx")
     bigger = RegionIndex.build(metas, cells, IndexParams(), "fp")
 
-    def boom(self, folder):
+    def boom(index, folder):
         (folder / "cells.npy").write_bytes(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(RegionIndex, "_write_parts", boom)
+    monkeypatch.setattr(index_storage, "write_parts", boom)
     with pytest.raises(OSError, match="disk full"):
         bigger.save(tmp_path / "idx")
     monkeypatch.undo()
@@ -180,17 +182,18 @@ _KILLED_SAVE = textwrap.dedent(
     import numpy as np
     from components.config import IndexParams
     from components.index import region_index as ri
+    from components.index import storage
     rng = np.random.default_rng(0)
     cells = rng.standard_normal((30, 16, 32)).astype(np.float32)
     metas = [ri.PageMeta(page_id=f"d{i}#0", doc=f"d{i}") for i in range(30)]
     index = ri.RegionIndex.build(metas, cells, IndexParams(), "fp")
-    real = ri._write_bytes_synced
+    real = storage._write_bytes_synced
     def slow(path, write):
         real(path, write)
         if path.name == "pooled.npy":
             print("WRITING", flush=True)
             time.sleep(60)
-    ri._write_bytes_synced = slow
+    storage._write_bytes_synced = slow
     index.save(sys.argv[1])
     """
 )
@@ -241,7 +244,7 @@ def test_bad_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="square grid"):
         RegionIndex.build(metas, cells[:, :15], IndexParams(), "fp")
     with pytest.raises(ValueError, match="must divide"):
-        RegionIndex.build(metas, cells, IndexParams(storage="pq", pq_m=5), "fp")
+        RegionIndex.build(metas, cells, index_params(storage="pq", pq__m=5), "fp")
     bad = cells.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):

@@ -8,7 +8,7 @@ import pytest
 from components.config import IndexParams
 from components.index.region_index import PageMeta, RegionIndex
 from components.index.summaries import page_centroids
-from tests.support.cell_vectors import clustered_pages, unit
+from tests.support.cell_vectors import clustered_pages, index_params, unit
 
 G, D = 4, 32
 
@@ -82,17 +82,17 @@ def test_centroid_index_add_delete_save_load(tmp_path):
     n = 40
     cells = _clustered_pages(n, seed=4)
     metas = _metas(n)
-    params = IndexParams(storage="pq", pq_m=8, candidates=5, candidate_vectors="centroids", centroids_per_page=3)
+    params = index_params(storage="pq", pq__m=8, candidates=5, candidate_vectors="centroids", centroids_per_page=3)
     index = RegionIndex.build(metas[:30], cells[:30], params, "fp")
     index.add(metas[30:], cells[30:])
     q = cells[35, 0]
     assert index.search(q, 1)[0].page_id == metas[35].page_id
     assert index.delete_doc(metas[35].doc) == 1
-    assert index.candidates_index.ntotal == 39 * 3
+    assert index.stage.faiss_index.ntotal == 39 * 3
     assert metas[35].page_id not in [h.page_id for h in index.search(q, 39)]
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")
-    assert loaded.candidates_index.ntotal == 39 * 3
+    assert loaded.stage.faiss_index.ntotal == 39 * 3
     q2 = cells[12, 3]
     assert [h.page_id for h in loaded.search(q2, 3)] == [h.page_id for h in index.search(q2, 3)]
 

@@ -19,7 +19,7 @@ G, D = 8, 64
 
 def _params(**kw):
     # every code scanned (ADR 15, 16); the inverted lists are tested in test_centroid_lists.py
-    return stored_stage_params(**{"residual_stage_lists": 0, **kw})
+    return stored_stage_params(**{"pq_residual.stage_lists": 0, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -34,33 +34,33 @@ def queries(pages):
 
 def test_fast_scan_reads_the_stored_codes_as_they_are(pages):
     index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(), "fp")
-    fast = index._fast_stage
+    fast = index.stage.fast_stage
     assert len(fast.shards) == 2 and all(isinstance(s, faiss.IndexPQFastScan) for s in fast.shards)
-    assert fast.ntotal == index.candidates_index.ntotal == len(pages) * 16
+    assert fast.ntotal == index.stage.faiss_index.ntotal == len(pages) * 16
     # The SQ4 codes decode identically through the PQ codebook the fast scan is built on.
-    codes = index.coarse.reshape(-1, index.coarse.shape[-1])
+    codes = index.storage_mode.coarse.reshape(-1, index.storage_mode.coarse.shape[-1])
     pq = faiss.IndexPQ(D, D, 4, faiss.METRIC_INNER_PRODUCT)
     pq.pq.centroids = fast.shards[0].pq.centroids
-    np.testing.assert_allclose(pq.sa_decode(codes[:500]), index.residual.coarse_sq.sa_decode(codes[:500]), atol=1e-6)
+    np.testing.assert_allclose(pq.sa_decode(codes[:500]), index.storage_mode.codec.coarse_sq.sa_decode(codes[:500]), atol=1e-6)
     # No bytes on disk for it: the stage's size is the exact scan's (zero extra, ADR 12).
     assert index.stats()["bytes_per_page"]["candidates"] == 0
 
 
 def test_fast_scan_returns_the_exact_scans_candidates(pages, queries):
     fast = RegionIndex.build(two_page_docs(len(pages)), pages, _params(), "fp")
-    exact = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_fast_scan=False), "fp")
-    one_shard = RegionIndex.build(two_page_docs(len(pages)), pages, _params(residual_fast_scan_threads=1), "fp")
-    assert exact._fast_stage is None and len(one_shard._fast_stage.shards) == 1
+    exact = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan=False), "fp")
+    one_shard = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan_threads=1), "fp")
+    assert exact.stage.fast_stage is None and len(one_shard.stage.fast_stage.shards) == 1
     for c in (8, 24, 64):
         for q in queries:
             want = list(exact.candidate_pages(q, c))
             assert list(fast.candidate_pages(q, c)) == want == list(one_shard.candidate_pages(q, c))
     # The approximate scores alone do disagree sometimes: the exact re-rank is what makes them equal.
-    codes = fast.coarse.reshape(-1, fast.coarse.shape[-1])
+    codes = fast.storage_mode.coarse.reshape(-1, fast.storage_mode.coarse.shape[-1])
     differ = 0
     for q in queries:
-        _, approx = fast._fast_stage.search(q, 32)
-        exact_top = np.argsort(-fast.residual.coarse_scores(codes, q), kind="stable")[:32]
+        _, approx = fast.stage.fast_stage.search(q, 32)
+        exact_top = np.argsort(-fast.storage_mode.codec.coarse_scores(codes, q), kind="stable")[:32]
         differ += int(list(approx) != list(exact_top))
     assert differ > 0
 
@@ -68,16 +68,16 @@ def test_fast_scan_returns_the_exact_scans_candidates(pages, queries):
 def test_fast_scan_follows_add_delete_and_load(pages, queries, tmp_path):
     index = RegionIndex.build(two_page_docs(300), pages[:300], _params(), "fp")
     index.add(two_page_docs(100, start=300), pages[300:])
-    fresh = RegionIndex.build(two_page_docs(300), pages[:300], _params(residual_fast_scan=False), "fp")
+    fresh = RegionIndex.build(two_page_docs(300), pages[:300], _params(pq_residual__fast_scan=False), "fp")
     fresh.add(two_page_docs(100, start=300), pages[300:])
-    assert index._fast_stage.ntotal == len(pages) * 16
+    assert index.stage.fast_stage.ntotal == len(pages) * 16
     for q in queries[:20]:
         assert list(index.candidate_pages(q, 24)) == list(fresh.candidate_pages(q, 24))
     assert index.delete_doc("doc160.pdf") == 2 and fresh.delete_doc("doc160.pdf") == 2
-    assert index._fast_stage.ntotal == (len(pages) - 2) * 16
+    assert index.stage.fast_stage.ntotal == (len(pages) - 2) * 16
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")
-    assert loaded._fast_stage is not None
+    assert loaded.stage.fast_stage is not None
     for q in queries[20:40]:
         want = list(fresh.candidate_pages(q, 24))
         assert list(index.candidate_pages(q, 24)) == want == list(loaded.candidate_pages(q, 24))
@@ -87,5 +87,5 @@ def test_filters_take_the_exact_scan_and_other_bit_widths_have_no_fast_stage(pag
     index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(), "fp")
     got = index.candidate_pages(queries[0], 10, filters={"collection": "c2"})
     assert len(got) == 10 and all(index.metas[i].collection == "c2" for i in got)
-    sq8 = RegionIndex.build(two_page_docs(40), pages[:40], _params(residual_coarse_bits=8), "fp")
-    assert sq8._fast_stage is None and sq8.candidate_pages(queries[0], 5).size == 5
+    sq8 = RegionIndex.build(two_page_docs(40), pages[:40], _params(pq_residual__coarse_bits=8), "fp")
+    assert sq8.stage.fast_stage is None and sq8.candidate_pages(queries[0], 5).size == 5

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from components.config import IndexParams
-from components.index import region_index as ri
+from components.index import storage
 from components.index.region_index import CURRENT, IndexFormatError, PageMeta, RegionIndex
 from components.index.version_folders import MARKER_NAME, UnsafeIndexTargetError
 
@@ -68,16 +68,16 @@ def test_index_save_removes_its_own_crash_debris(tmp_path, monkeypatch):
     idx = tmp_path / "idx"
     _index().save(idx)
 
-    def boom(self, folder):
+    def boom(index, folder):
         (folder / "cells.npy").write_bytes(b"half")
         raise KeyboardInterrupt  # the except branch removes the temp folder; simulate a hard kill:
 
-    real_rmtree = ri.shutil.rmtree
-    monkeypatch.setattr(ri.shutil, "rmtree", lambda *a, **k: None)
-    monkeypatch.setattr(RegionIndex, "_write_parts", boom)
+    real_rmtree = storage.shutil.rmtree
+    monkeypatch.setattr(storage.shutil, "rmtree", lambda *a, **k: None)
+    monkeypatch.setattr(storage, "write_parts", boom)
     with pytest.raises(KeyboardInterrupt):
         _index(seed=1).save(idx)
-    monkeypatch.setattr(ri.shutil, "rmtree", real_rmtree)
+    monkeypatch.setattr(storage.shutil, "rmtree", real_rmtree)
     monkeypatch.undo()
     debris = [p for p in idx.iterdir() if p.name.endswith(".tmp")]
     assert len(debris) == 1 and (debris[0] / MARKER_NAME).is_file()
@@ -86,13 +86,13 @@ def test_index_save_removes_its_own_crash_debris(tmp_path, monkeypatch):
 
 
 def _slow_save(folder: str, seed: int, start) -> None:
-    real = ri._write_bytes_synced
+    real = storage._write_bytes_synced
 
     def slow(path, write):
         real(path, write)
         time.sleep(0.15)  # widen the window in which two saves overlap
 
-    ri._write_bytes_synced = slow
+    storage._write_bytes_synced = slow
     start.wait()
     _index(seed=seed).save(Path(folder))
 

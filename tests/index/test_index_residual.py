@@ -10,7 +10,7 @@ from components.index import residual_codec
 from components.index.region_index import CURRENT, PageMeta, RegionIndex
 from components.index.summaries import page_centroids
 from components.regions.extract import extract_regions
-from tests.support.cell_vectors import clustered_pages, unit
+from tests.support.cell_vectors import clustered_pages, index_params, unit
 
 G, D, M, K = 4, 32, 8, 3
 
@@ -24,7 +24,7 @@ def _metas(n: int) -> list[PageMeta]:
 
 
 def _params(**kw) -> IndexParams:
-    return IndexParams(storage="pq_residual", residual_pq_m=M, residual_centroids=K, residual_coarse_bits=8,
+    return index_params(storage="pq_residual", pq_residual__pq_m=M, pq_residual__centroids=K, pq_residual__coarse_bits=8,
                        candidates=8, **kw)
 
 
@@ -32,10 +32,10 @@ def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch)
     n = 60
     cells, metas = _pages(n), _metas(n)
     residual = RegionIndex.build(metas, cells, _params(), "fp")
-    plain = RegionIndex.build(metas, cells, IndexParams(storage="pq", pq_m=M), "fp")
+    plain = RegionIndex.build(metas, cells, index_params(storage="pq", pq__m=M), "fp")
     decoded = residual.decoded_cells()
     assert decoded.shape == cells.shape and residual.cells.shape == (n, G * G, 1 + M)
-    assert residual.coarse.shape == (n, K, D) and residual.coarse.dtype == np.uint8
+    assert residual.storage_mode.coarse.shape == (n, K, D) and residual.storage_mode.coarse.dtype == np.uint8
     q = cells[9, 4]
     np.testing.assert_allclose(residual.heatmap(metas[9].page_id, q).ravel(), decoded[9] @ q, atol=1e-4)
     # Same PQ bytes per cell, but coded against the page's own centroids: a smaller error.
@@ -44,16 +44,16 @@ def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch)
     assert err_residual < err_plain
     # Large adds are encoded in chunks of pages; the codes do not depend on the chunking.
     monkeypatch.setattr(residual_codec, "_ENCODE_CHUNK", 7)
-    chunked = residual.residual.encode(cells)
+    chunked = residual.storage_mode.codec.encode(cells)
     monkeypatch.undo()
-    whole = residual.residual.encode(cells)
+    whole = residual.storage_mode.codec.encode(cells)
     np.testing.assert_array_equal(chunked[0], whole[0])
     np.testing.assert_array_equal(chunked[1], whole[1])
     stats = residual.stats()["bytes_per_page"]
     assert stats["cells"] == G * G * (1 + M) and stats["coarse"] == K * D
     # 4-bit centroids: half a byte per component.
-    four = RegionIndex.build(metas, cells, _params().model_copy(update={"residual_coarse_bits": 4}), "fp")
-    assert four.coarse.shape == (n, K, D // 2) and four.stats()["bytes_per_page"]["coarse"] == K * D / 2
+    four = RegionIndex.build(metas, cells, _params().with_updates({"pq_residual.coarse_bits": 4}), "fp")
+    assert four.storage_mode.coarse.shape == (n, K, D // 2) and four.stats()["bytes_per_page"]["coarse"] == K * D / 2
     np.testing.assert_allclose(four.heatmap(metas[9].page_id, q).ravel(), four.decoded_cells([9])[0] @ q, atol=1e-4)
 
 
@@ -68,7 +68,7 @@ def test_add_delete_save_load_keep_codes_and_centroids_aligned(tmp_path):
     assert index.search(q, 1)[0].page_id == metas[35].page_id
     before = index.cell_vectors(metas[37].page_id)
     assert index.delete_doc(metas[35].doc) == 2
-    assert len(index.coarse) == len(index.cells) == len(index) == 38
+    assert len(index.storage_mode.coarse) == len(index.cells) == len(index) == 38
     assert metas[35].page_id not in [h.page_id for h in index.search(q, 38)]
     # Rows after the deleted doc shifted; each still decodes with its own page's centroids.
     np.testing.assert_array_equal(index.cell_vectors(metas[37].page_id), before)
@@ -97,10 +97,10 @@ def test_regions_come_from_the_compressed_heatmap():
 
 
 def test_bad_residual_settings_are_clear_errors():
-    with pytest.raises(ValueError, match="residual_pq_m=5 must divide"):
-        RegionIndex.build(_metas(4), _pages(4), IndexParams(storage="pq_residual", residual_pq_m=5), "fp")
-    with pytest.raises(ValueError, match="residual_centroids"):
-        IndexParams(storage="pq_residual", residual_centroids=300)
+    with pytest.raises(ValueError, match="pq_residual.pq_m=5 must divide"):
+        RegionIndex.build(_metas(4), _pages(4), index_params(storage="pq_residual", pq_residual__pq_m=5), "fp")
+    with pytest.raises(ValueError, match="pq_residual.centroids"):
+        index_params(storage="pq_residual", pq_residual__centroids=300)
 
 
 @pytest.mark.parametrize("bits", [4, 6, 8])
@@ -144,17 +144,17 @@ def test_best_of_nearest_centroids_never_codes_a_cell_worse_than_the_nearest():
             > np.take_along_axis(np.matmul(cells, decoded.transpose(0, 2, 1)),
                                  codes_b[..., :1].astype(np.intp), -1)).sum(-1)
     assert rank.max() < 3 and rank.max() > 0
-    with pytest.raises(ValueError, match="residual_centroid_choices"):
+    with pytest.raises(ValueError, match="pq_residual.centroid_choices"):
         residual_codec.ResidualPQCodec(D, 6, M, choices=0)
 
 
 def test_centroid_choices_are_kept_by_a_loaded_index_for_later_adds(tmp_path):
     n = 30
     cells, metas = _pages(n), _metas(n)
-    index = RegionIndex.build(metas[:20], cells[:20], _params(residual_centroid_choices=3), "fp")
+    index = RegionIndex.build(metas[:20], cells[:20], _params(pq_residual__centroid_choices=3), "fp")
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")  # choices from its manifest
-    assert loaded.residual.choices == 3
+    assert loaded.storage_mode.codec.choices == 3
     loaded.add(metas[20:], cells[20:])
     index.add(metas[20:], cells[20:])
     np.testing.assert_array_equal(loaded.cells, index.cells)
@@ -164,34 +164,34 @@ def test_clipped_centroid_range_lowers_the_error_and_keeps_scores_and_fast_scan_
     """ADR 20: 4-bit centroid levels over mean ± k·std (or clipped quantiles) instead of min-max."""
     n, k = 120, 16
     cells, metas = clustered_pages(n, 8, D, seed=3, spread=0.3), _metas(n)
-    four = {"residual_coarse_bits": 4, "residual_centroids": k}
+    four = {"pq_residual.coarse_bits": 4, "pq_residual.centroids": k}
     centroids = page_centroids(cells, k)  # what the index clusters each page into (deterministic)
     errors = {}
     for rng_name, arg in (("minmax", 1.0), ("meanstd", 2.25), ("quantiles", 0.01), ("optim", 1.0)):
-        index = RegionIndex.build(metas, cells, _params().model_copy(update={
-            **four, "residual_coarse_range": rng_name, "residual_coarse_range_arg": arg}), "fp")
-        codec = index.residual
+        index = RegionIndex.build(metas, cells, _params().with_updates({
+            **four, "pq_residual.coarse_range": rng_name, "pq_residual.coarse_range_arg": arg}), "fp")
+        codec = index.storage_mode.codec
         if rng_name == "minmax":  # faiss would widen the range by arg × (max − min): min-max ignores arg
             assert codec.coarse_sq.sq.rangestat_arg == 0.0
         errors[rng_name] = (  # (page centroids, cells): what the range changes, and what is scored
-            float(np.linalg.norm(codec._decode_coarse(index.coarse) - centroids, axis=-1).mean()),
+            float(np.linalg.norm(codec._decode_coarse(index.storage_mode.coarse) - centroids, axis=-1).mean()),
             float(np.linalg.norm(index.decoded_cells() - cells, axis=-1).mean()))
         # The scores read straight from the codes (affine in the 4-bit levels) equal the decoded ones,
         # and the codes still double as the fast-scan stage's PQ codes.
         assert codec._coarse_affine() is not None and codec.level_codebook() is not None
         q = cells[5, 7]
-        np.testing.assert_allclose(codec.coarse_scores(index.coarse, q),
-                                   codec._decode_coarse(index.coarse) @ q, atol=1e-4)
-        assert codec.fast_scan_stage(index.coarse.reshape(-1, index.coarse.shape[-1])) is not None
+        np.testing.assert_allclose(codec.coarse_scores(index.storage_mode.coarse, q),
+                                   codec._decode_coarse(index.storage_mode.coarse) @ q, atol=1e-4)
+        assert codec.fast_scan_stage(index.storage_mode.coarse.reshape(-1, index.storage_mode.coarse.shape[-1])) is not None
     for clipped in ("meanstd", "quantiles", "optim"):
         assert errors[clipped][0] < 0.9 * errors["minmax"][0] and errors[clipped][1] < errors["minmax"][1]
     # The range is a training choice; a loaded index reports the one its quantiser was trained with.
     index.save(tmp_path / "idx")
-    loaded = RegionIndex.load(tmp_path / "idx", "fp").residual
+    loaded = RegionIndex.load(tmp_path / "idx", "fp").storage_mode.codec
     assert (loaded.coarse_range, loaded.coarse_range_arg) == ("optim", 1.0)
 
 
 @pytest.mark.parametrize("name,arg", [("quantiles", 0.5), ("quantiles", 0.7), ("spread", 1.0)])
 def test_invalid_centroid_range_is_a_clear_error(name, arg):
-    with pytest.raises(ValueError, match="residual_coarse_range"):
+    with pytest.raises(ValueError, match="pq_residual.coarse_range"):
         residual_codec.ResidualPQCodec(D, K, M, 4, 8, 1, name, arg)

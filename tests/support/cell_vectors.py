@@ -32,10 +32,16 @@ def two_page_docs(n: int, start: int = 0):
             for i in range(start, start + n)]
 
 
-def stored_stage_params(**overrides):
-    """IndexParams of a small pq_residual index whose candidate stage scans its 16 stored centroids per page."""
+def index_params(**kw):
+    """IndexParams with the given keys set; a section's key as ``section__key`` or "section.key"
+    (e.g. ``pq_residual__centroids=4``)."""
     from components.config import IndexParams
 
-    base = {"storage": "pq_residual", "residual_pq_m": 8, "residual_centroids": 16, "residual_coarse_bits": 4,
-            "residual_candidates": "stored", "candidates": 24, "pq_train_cells": 4096}
-    return IndexParams(**{**base, **overrides})
+    return IndexParams().with_updates({key.replace("__", "."): value for key, value in kw.items()})
+
+
+def stored_stage_params(**overrides):
+    """IndexParams of a small pq_residual index whose candidate stage scans its 16 stored centroids per page."""
+    base = {"storage": "pq_residual", "pq_residual.pq_m": 8, "pq_residual.centroids": 16, "pq_residual.coarse_bits": 4,
+            "pq_residual.candidates": "stored", "candidates": 24, "pq_residual.train_cells": 4096}
+    return index_params(**{**base, **overrides})
