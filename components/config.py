@@ -241,6 +241,9 @@ class RegionParams(_Section):
     # heatmap: regions are the heatmap's salient components (snapped); text_blocks: a candidate page's
     # regions are its layout blocks ranked by BM25+ over blocks, the heatmap ranking the pages (ADR 27)
     rule: Literal["heatmap", "text_blocks"] = "heatmap"
+    # true: the evaluate stage tunes the settings above on val (eval/regions.json records the choice);
+    # false: they are used exactly as written here
+    tune: bool = True
 
 
 class RagParams(_Section):

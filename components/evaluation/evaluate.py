@@ -188,7 +188,7 @@ def tune_regions_on(params: Params, questions: list, engine: RagEngine) -> tuple
     """Region-extraction settings tuned on ``questions``' gold-page fused heatmaps (those with a box,
     an indexed gold page and no query image); None when there is no such question."""
     from components.model.encode import encode_queries
-    from components.regions.extract import tune_region_params
+    from components.evaluation.region_tuning import tune_region_params
 
     usable = [q for q in questions
               if q.box and q.page_id and not q.query_image and engine.index.has_page(q.page_id)]
@@ -213,9 +213,12 @@ def tune_regions_on(params: Params, questions: list, engine: RagEngine) -> tuple
 def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> tuple[Params, dict]:
     """Region-extraction settings chosen on the validation split (never on test), and the record.
 
-    Tuned on the fused gold-page heatmaps of val questions with a box; with no such
-    questions the params.yaml settings stand, and the record says so.
+    Tuned on the fused gold-page heatmaps of val questions with a box; with ``regions.tune: false``
+    or no such questions the params.yaml settings stand, and the record says so.
     """
+    if not params.regions.tune:
+        return params, {"tuned_on": None, "chosen": params.regions.model_dump(),
+                        "note": "regions.tune is false: params.yaml's settings, untuned"}
     tuned = tune_regions_on(params, corpus.questions_in("val"), engine)
     if tuned is None:
         return params, {"tuned_on": None, "chosen": params.regions.model_dump()}
@@ -359,6 +362,7 @@ def run_evaluation(
             systems[name].update({key: values[key] for key in ("visual_tokens", "text_tokens", "tokens",
                                                                 "visual_token_ratio", "token_ratio")})
     write_outputs(out_dir, metrics, scored, corpus, engine, params)
+    _write_json(out_dir / "regions.json", region_choice)  # the declared artifact of the region choice
     if log_mlflow:
         if settings is None:
             from components.settings import get_settings

@@ -95,6 +95,16 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     assert written["regions"]["tuned_on"] in ("val", None)
     if written["regions"]["tuned_on"] == "val":
         assert written["regions"]["n_val"] > 0 and 0.0 <= written["regions"]["val_gold_page_hit1"] <= 1.0
+    # The region choice is its own declared artifact (dvc.yaml evaluate outs).
+    assert json.loads((out / "regions.json").read_text()) == written["regions"]
+    # regions.tune: false -> the settings are used exactly as written, and the record says so.
+    fixed = tiny_params.model_copy(update={"regions": tiny_params.regions.model_copy(
+        update={"tune": False, "threshold_value": 0.55, "rule": "text_blocks"})})
+    untuned = run_evaluation(fixed, tiny_corpus, model_dir, tmp_path / "index", tmp_path / "eval-fixed", settings,
+                             log_mlflow=False)
+    assert untuned["regions"]["tuned_on"] is None and "regions.tune is false" in untuned["regions"]["note"]
+    assert untuned["regions"]["chosen"] == fixed.regions.model_dump()
+    assert json.loads((tmp_path / "eval-fixed" / "regions.json").read_text())["chosen"]["threshold_value"] == 0.55
     n_test = len(tiny_corpus.questions_in(tiny_params.evaluate.split))
     assert written["n_questions"] == n_test > 0
     for name in SYSTEMS:

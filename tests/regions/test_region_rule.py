@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from components.config import RegionParams
+from components.evaluation.region_tuning import tune_region_params
 from components.index.lexical import LexicalChannel
-from components.regions.extract import extract_regions, tune_region_params
+from components.regions.extract import extract_regions
 
 G = 16
 # Three blocks: a title, a paragraph naming "gamma", a paragraph naming "delta" twice.

@@ -173,7 +173,7 @@ def test_neighbour_range_matches_chebyshev_linking(r):
 
 
 def test_tune_region_params_picks_the_setting_that_hits():
-    from components.regions.extract import tune_region_params
+    from components.evaluation.region_tuning import tune_region_params
 
     rng = np.random.default_rng(0)
     heatmaps, boxes = [], []
@@ -228,7 +228,7 @@ def test_snap_prefers_the_block_with_the_hotter_cells():
 
 
 def test_tune_region_params_chooses_snapping_when_blocks_match_gold():
-    from components.regions.extract import tune_region_params
+    from components.evaluation.region_tuning import tune_region_params
 
     heatmaps = [heat(), heat()]
     chosen, table = tune_region_params(heatmaps, [ROW, ROW], RegionParams(), blocks=[[ROW, PARAGRAPH]] * 2)
