@@ -97,7 +97,8 @@ browser:
 	bash scripts/install_browser.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check components flows tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache  # the import layers in pyproject.toml (also run by `make test`)
 
 clean:

@@ -17,7 +17,10 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def region_hit(
-    top_page: str | None, top_box: Sequence[float] | None, gold_page: str, gold_box: Sequence[float],
+    top_page: str | None,
+    top_box: Sequence[float] | None,
+    gold_page: str,
+    gold_box: Sequence[float],
     threshold: float,
 ) -> float:
     """1 when the top-ranked region is on the gold page and overlaps the gold box with IoU >= threshold."""

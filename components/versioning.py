@@ -46,7 +46,9 @@ def _dvc_bin() -> str:
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONUNBUFFERED"] = "1"  # a piped child buffers stdout: progress bars would arrive at the end
+    env["PYTHONUNBUFFERED"] = (
+        "1"  # a piped child buffers stdout: progress bars would arrive at the end
+    )
     env.update(extra or {})
     return env
 
@@ -60,10 +62,16 @@ def stage_names(project_dir: Path) -> list[str]:
 def stage_is_current(stage: str, project_dir: Path) -> bool:
     proc = subprocess.run(
         [_dvc_bin(), "status", "--json", stage],
-        cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+        cwd=project_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
-        raise StageFailed(f"dvc status {stage} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise StageFailed(
+            f"dvc status {stage} failed: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return json.loads(proc.stdout or "{}") == {}
 
 
@@ -88,8 +96,10 @@ def _pump(stream, lines: queue.Queue) -> None:
             shown = raw.rstrip(b"\r").rsplit(b"\r", 1)[-1]
             if shown.strip():
                 lines.put(shown.decode("utf-8", "replace"))
-        if len(pending) > 1 << 16:  # a bar redrawn with \r only, for a long time: keep its last frame
-            pending = pending.rsplit(b"\r", 1)[-1][-(1 << 16):]
+        if (
+            len(pending) > 1 << 16
+        ):  # a bar redrawn with \r only, for a long time: keep its last frame
+            pending = pending.rsplit(b"\r", 1)[-1][-(1 << 16) :]
     shown = pending.rsplit(b"\r", 1)[-1]
     if shown.strip():
         lines.put(shown.decode("utf-8", "replace"))
@@ -110,14 +120,22 @@ def stop_process_group(proc: subprocess.Popen, grace_seconds: float = 10.0) -> N
             proc.wait(grace_seconds)
         except subprocess.TimeoutExpired:
             pass
-    with contextlib.suppress(ProcessLookupError):  # a stage process that outlived dvc's exit, or ignored SIGTERM
+    with contextlib.suppress(
+        ProcessLookupError
+    ):  # a stage process that outlived dvc's exit, or ignored SIGTERM
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(5)
 
 
-def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], on_line: LineSink | None = None,
-                   timeout: float | None = None, tail_lines: int = 40) -> tuple[int, str]:
+def _run_streaming(
+    cmd: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    on_line: LineSink | None = None,
+    timeout: float | None = None,
+    tail_lines: int = 40,
+) -> tuple[int, str]:
     """Run ``cmd`` in its own process group, handing each output line to ``on_line``; keep its last lines.
 
     On a timeout, or any exception here (a task timeout or a cancellation raised into this
@@ -125,18 +143,31 @@ def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], on_line: Line
     """
     sink = on_line or _print_line
     tail: deque[str] = deque(maxlen=tail_lines)
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True, name="stage-output").start()
+    threading.Thread(
+        target=_pump, args=(proc.stdout, lines), daemon=True, name="stage-output"
+    ).start()
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
             if deadline is not None and time.monotonic() > deadline:
-                raise StageTimeout(f"{' '.join(cmd[1:])} ran past its {timeout:.0f} s limit and was stopped:\n"
-                                   + "\n".join(tail))
+                raise StageTimeout(
+                    f"{' '.join(cmd[1:])} ran past its {timeout:.0f} s limit and was stopped:\n"
+                    + "\n".join(tail)
+                )
             try:
-                line = lines.get(timeout=0.5)  # short waits: an exception raised into this thread lands soon
+                line = lines.get(
+                    timeout=0.5
+                )  # short waits: an exception raised into this thread lands soon
             except queue.Empty:
                 continue
             if line is None:
@@ -148,8 +179,13 @@ def _run_streaming(cmd: list[str], cwd: Path, env: dict[str, str], on_line: Line
         stop_process_group(proc)
 
 
-def repro_stage(stage: str, project_dir: Path, env: dict[str, str] | None = None, on_line: LineSink | None = None,
-                timeout: float | None = None) -> StageOutcome:
+def repro_stage(
+    stage: str,
+    project_dir: Path,
+    env: dict[str, str] | None = None,
+    on_line: LineSink | None = None,
+    timeout: float | None = None,
+) -> StageOutcome:
     """Reproduce one stage (its upstream stages must be current). Skips it when DVC says so.
 
     ``on_line`` receives each line the stage prints (stdout, stderr); ``timeout`` (seconds)
@@ -158,18 +194,29 @@ def repro_stage(stage: str, project_dir: Path, env: dict[str, str] | None = None
     project_dir = Path(project_dir)
     if stage_is_current(stage, project_dir):
         return StageOutcome(stage, ran=False)
-    code, tail = _run_streaming([_dvc_bin(), "repro", "--single-item", stage], project_dir, _env(env),
-                                on_line=on_line, timeout=timeout)
+    code, tail = _run_streaming(
+        [_dvc_bin(), "repro", "--single-item", stage],
+        project_dir,
+        _env(env),
+        on_line=on_line,
+        timeout=timeout,
+    )
     if code != 0:
         raise StageFailed(f"stage '{stage}' failed (exit {code}):\n{tail}")
     return StageOutcome(stage, ran=True)
 
 
-def ensure_remote(project_dir: Path, remote_url: str, name: str = "regionops", endpoint_url: str | None = None) -> None:
+def ensure_remote(
+    project_dir: Path, remote_url: str, name: str = "regionops", endpoint_url: str | None = None
+) -> None:
     """Make ``remote_url`` the default DVC remote in ``.dvc/config.local`` (per machine, not in git)."""
     local = subprocess.run(
         [_dvc_bin(), "remote", "add", "--local", "--force", "--default", name, str(remote_url)],
-        cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+        cwd=project_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if local.returncode != 0:
         raise StageFailed(f"dvc remote add failed: {local.stderr.strip()}")
@@ -180,7 +227,11 @@ def ensure_remote(project_dir: Path, remote_url: str, name: str = "regionops", e
     if endpoint_url:  # an S3-compatible store (MinIO); credentials come from AWS_* variables
         modify = subprocess.run(
             [_dvc_bin(), "remote", "modify", "--local", name, "endpointurl", endpoint_url],
-            cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+            cwd=project_dir,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if modify.returncode != 0:
             raise StageFailed(f"dvc remote modify endpointurl failed: {modify.stderr.strip()}")
@@ -189,7 +240,12 @@ def ensure_remote(project_dir: Path, remote_url: str, name: str = "regionops", e
 def push(project_dir: Path) -> str:
     """Push every stage output to the default remote; returns DVC's summary line."""
     proc = subprocess.run(
-        [_dvc_bin(), "push"], cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+        [_dvc_bin(), "push"],
+        cwd=project_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise StageFailed(f"dvc push failed: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -199,7 +255,12 @@ def push(project_dir: Path) -> str:
 def pull(project_dir: Path, targets: tuple[str, ...] = ()) -> str:
     """Fetch stage outputs (``targets``: stages or paths; all when empty) from the default remote."""
     proc = subprocess.run(
-        [_dvc_bin(), "pull", *targets], cwd=project_dir, env=_env(), capture_output=True, text=True, check=False,
+        [_dvc_bin(), "pull", *targets],
+        cwd=project_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise StageFailed(f"dvc pull failed: {proc.stderr.strip() or proc.stdout.strip()}")
@@ -228,7 +289,11 @@ def add(project_dir: Path, path: str) -> str:
     project_dir = Path(project_dir)
     proc = subprocess.run(
         # not --quiet: it also silences the error message StageFailed should carry
-        [_dvc_bin(), "add", path], cwd=project_dir, env=_env(), capture_output=True, text=True,
+        [_dvc_bin(), "add", path],
+        cwd=project_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
         check=False,
     )
     if proc.returncode != 0:
@@ -248,11 +313,17 @@ def tracked_hash(project_dir: Path, path: str) -> str | None:
 def commit(project_dir: Path, stage: str) -> None:
     """Record a stage's outputs, produced outside ``dvc repro`` (the sharded index build), in dvc.lock."""
     proc = subprocess.run(
-        [_dvc_bin(), "commit", "--force", stage], cwd=Path(project_dir), env=_env(), capture_output=True,
-        text=True, check=False,
+        [_dvc_bin(), "commit", "--force", stage],
+        cwd=Path(project_dir),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
-        raise StageFailed(f"dvc commit {stage} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise StageFailed(
+            f"dvc commit {stage} failed: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
 
 
 def stage_data_deps(project_dir: Path, stage: str) -> list[str]:
@@ -273,14 +344,20 @@ def stage_data_deps(project_dir: Path, stage: str) -> list[str]:
             raise KeyError(f"dvc.yaml has no stage {stage!r} (stages: {', '.join(stages)})")
         # compared as absolute paths: a .dvc file's outs are relative to its own folder
         outs = [o.fs_path.rstrip("/") for s in repo.index.stages for o in s.outs]
-        return [os.path.relpath(d.fs_path, repo.root_dir) for d in stages[stage].deps
-                if any(d.fs_path == out or d.fs_path.startswith(f"{out}/") for out in outs)]
+        return [
+            os.path.relpath(d.fs_path, repo.root_dir)
+            for d in stages[stage].deps
+            if any(d.fs_path == out or d.fs_path.startswith(f"{out}/") for out in outs)
+        ]
+
 
 if __name__ == "__main__":
     # `python -m components.versioning data-deps train`: one path a line, for `dvc pull` in a Job.
     import argparse
 
-    parser = argparse.ArgumentParser(description="The DVC-tracked dependencies of a dvc.yaml stage.")
+    parser = argparse.ArgumentParser(
+        description="The DVC-tracked dependencies of a dvc.yaml stage."
+    )
     parser.add_argument("command", choices=["data-deps"])
     parser.add_argument("stage")
     parser.add_argument("--project-dir", default=".")

@@ -20,11 +20,15 @@ def enter_project_dir() -> dict[str, str]:
     """``chdir`` into ``$REGIONOPS_PROJECT_DIR``; the flows' ``project_dir="."`` then means it."""
     named = os.environ.get(PROJECT_DIR_ENV)
     if not named:
-        raise RuntimeError(f"{PROJECT_DIR_ENV} is not set on this worker: set it to the regionops project "
-                           "folder the flow runs work in (the image's /app, or a checkout with a DVC remote)")
+        raise RuntimeError(
+            f"{PROJECT_DIR_ENV} is not set on this worker: set it to the regionops project "
+            "folder the flow runs work in (the image's /app, or a checkout with a DVC remote)"
+        )
     folder = Path(named).expanduser().resolve()
     missing = [name for name in PROJECT_FILES if not (folder / name).is_file()]
     if missing:
-        raise RuntimeError(f"{PROJECT_DIR_ENV}={named} is not a regionops project: no {', '.join(missing)}")
+        raise RuntimeError(
+            f"{PROJECT_DIR_ENV}={named} is not a regionops project: no {', '.join(missing)}"
+        )
     os.chdir(folder)
     return {"directory": str(folder)}

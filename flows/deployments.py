@@ -45,8 +45,13 @@ def ensure_work_pool(name: str, pool_type: str = "process") -> None:
             client.create_work_pool(WorkPoolCreate(name=name, type=pool_type))
 
 
-def deploy_all(project_dir: Path, work_pool: str | None = None, params_file: str = "params.yaml",
-               cron: str | None = None, watch_interval: int | None = None) -> dict[str, str]:
+def deploy_all(
+    project_dir: Path,
+    work_pool: str | None = None,
+    params_file: str = "params.yaml",
+    cron: str | None = None,
+    watch_interval: int | None = None,
+) -> dict[str, str]:
     """Create or update the three deployments; returns {deployment name: id}."""
     project_dir = Path(project_dir).resolve()
     params = load_params(project_dir / params_file)
@@ -54,24 +59,45 @@ def deploy_all(project_dir: Path, work_pool: str | None = None, params_file: str
     pool = work_pool or orchestrate.work_pool
     ensure_work_pool(pool)
     ensure_limit(orchestrate.concurrency_limit)
-    common = {"work_pool_name": pool, "entrypoint_type": EntrypointType.MODULE_PATH, "build": False,
-              "push": False, "print_next_steps": False, "tags": ["regionops"]}
+    common = {
+        "work_pool_name": pool,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+        "build": False,
+        "push": False,
+        "print_next_steps": False,
+        "tags": ["regionops"],
+    }
     project = {"project_dir": str(project_dir), "params_file": params_file}
     ids = {
         "pipeline/pipeline": pipeline.deploy(
-            name="pipeline", parameters=project, description="prepare -> train -> evaluate -> promote", **common),
+            name="pipeline",
+            parameters=project,
+            description="prepare -> train -> evaluate -> promote",
+            **common,
+        ),
         "retrain/retrain": retrain.deploy(
-            name="retrain", parameters=project, cron=cron or orchestrate.retrain_cron,
+            name="retrain",
+            parameters=project,
+            cron=cron or orchestrate.retrain_cron,
             triggers=[retrain_trigger(project_dir, params_file)],
-            description="take in the landing folder, rerun, gate, promote or keep the champion", **common),
+            description="take in the landing folder, rerun, gate, promote or keep the champion",
+            **common,
+        ),
         "landing-watch/landing-watch": watch_landing.deploy(
-            name="landing-watch", parameters=project,
+            name="landing-watch",
+            parameters=project,
             interval=watch_interval or orchestrate.watch_interval_seconds,
             # one look at a time; runs that pile up while workers are busy are cancelled, not queued
-            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-            description="fallback poll: start retrain when files sit in the landing folder", **common),
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
+            description="fallback poll: start retrain when files sit in the landing folder",
+            **common,
+        ),
     }
-    ids.update({f"automation: {name}": name for name in ensure_notifications(SETTINGS.notify_webhook_url)})
+    ids.update(
+        {f"automation: {name}": name for name in ensure_notifications(SETTINGS.notify_webhook_url)}
+    )
     return {name: str(dep_id) for name, dep_id in ids.items()}
 
 
@@ -86,14 +112,22 @@ def main() -> None:
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():  # deployments on the temporary server would vanish with it
-        raise SystemExit("PREFECT_API_URL is not set: start `prefect server start` and export "
-                         "PREFECT_API_URL=http://127.0.0.1:4200/api first")
-    ids = deploy_all(Path(args.project_dir), args.work_pool, args.params, args.cron, args.watch_interval)
+        raise SystemExit(
+            "PREFECT_API_URL is not set: start `prefect server start` and export "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api first"
+        )
+    ids = deploy_all(
+        Path(args.project_dir), args.work_pool, args.params, args.cron, args.watch_interval
+    )
     for name, dep_id in ids.items():
-        print(f"created {name}" if name.startswith("automation: ") else f"deployed {name} ({dep_id})")
+        print(
+            f"created {name}" if name.startswith("automation: ") else f"deployed {name} ({dep_id})"
+        )
     if not SETTINGS.notify_webhook_url:
-        print("notifications off: set REGIONOPS_NOTIFY_WEBHOOK_URL and rerun deploy to be told of failed "
-              "runs and kept champions")
+        print(
+            "notifications off: set REGIONOPS_NOTIFY_WEBHOOK_URL and rerun deploy to be told of failed "
+            "runs and kept champions"
+        )
 
 
 if __name__ == "__main__":

@@ -33,19 +33,29 @@ def run_chain(root: Path, params_file: str, parent: str) -> dict:
     stages += train(str(root), parent, params_file)
     stages += evaluate(str(root), parent)
     outcome = promote(str(root), params_file, parent)
-    if outcome.get("status") in ("promoted", "challenger"):  # a new version: `regionops reproduce` needs its record
+    if outcome.get("status") in (
+        "promoted",
+        "challenger",
+    ):  # a new version: `regionops reproduce` needs its record
         record_version(str(root), params_file, outcome)
     pushed = push_data(str(root), str(SETTINGS.dvc_remote))
     if not any(s["ran"] for s in stages) and outcome.get("status") == "unchanged":
-        logger.info("Nothing changed: every DVC stage was up to date and version %s is already registered.",
-                    outcome.get("version"))
+        logger.info(
+            "Nothing changed: every DVC stage was up to date and version %s is already registered.",
+            outcome.get("version"),
+        )
     else:
         logger.info("Registration: %s (version %s)", outcome.get("status"), outcome.get("version"))
     gate = outcome.get("gate") or {}
     if outcome.get("status") == "challenger":
-        logger.warning("Gate failed, champion kept (v%s): %s", outcome.get("champion_before"),
-                       "; ".join(gate.get("reasons") or []))
-        if outcome.get("champion_before"):  # no champion: the run fails, and the failed-run automation tells
+        logger.warning(
+            "Gate failed, champion kept (v%s): %s",
+            outcome.get("champion_before"),
+            "; ".join(gate.get("reasons") or []),
+        )
+        if outcome.get(
+            "champion_before"
+        ):  # no champion: the run fails, and the failed-run automation tells
             emit_kept_champion(load_params(root / params_file).registry.model_name, outcome)
     links = registration_links(load_params(root / params_file).registry.model_name, outcome)
     return {"stages": stages, "registration": outcome, "links": links, "pushed": pushed}
@@ -55,12 +65,20 @@ def run_chain(root: Path, params_file: str, parent: str) -> dict:
 def pipeline(project_dir: str = ".", params_file: str = "params.yaml"):
     """prepare -> train -> evaluate -> promote, each a subflow over its DVC stages; one at a time."""
     root = Path(project_dir).resolve()
-    params = load_params(root / params_file)  # fail at start-up on a bad parameter, before any stage runs
+    params = load_params(
+        root / params_file
+    )  # fail at start-up on a bad parameter, before any stage runs
     parent = str(flow_run.get_id() or "")
     with training_slot(params.orchestrate.concurrency_limit):
         result = run_chain(root, params_file, parent)
-    publish("pipeline-summary", "regionops pipeline", result["stages"], result["registration"],
-            links=result["links"], pushed=result["pushed"])
+    publish(
+        "pipeline-summary",
+        "regionops pipeline",
+        result["stages"],
+        result["registration"],
+        links=result["links"],
+        pushed=result["pushed"],
+    )
     return final_state(result)
 
 
@@ -78,7 +96,9 @@ def main() -> None:
     if state.is_failed():
         raise SystemExit(f"pipeline failed: {state.message}")
     registration = result["registration"]
-    print(f"registration: {registration.get('status')} version {registration.get('version')} ({state.name})")
+    print(
+        f"registration: {registration.get('status')} version {registration.get('version')} ({state.name})"
+    )
 
 
 if __name__ == "__main__":

@@ -26,16 +26,27 @@ from flows.tasks import (
 
 
 def _intake_lines(intake: dict, landed_md5: str) -> list[str]:
-    lines = [f"**Landed data (DVC md5):** `{landed_md5}`", "",
-             "| file | sha256 | result | reason |", "|---|---|---|---|"]
-    lines += [f"| {e['name']} | {e['sha256'][:12]} | {e['status']} | {e.get('reason', '')} |" for e in intake["new"]]
-    lines += [f"| {e['name']} | {e['sha256'][:12]} | duplicate, skipped | same content as {e['first_seen_as']} |"
-              for e in intake["duplicates"]]
+    lines = [
+        f"**Landed data (DVC md5):** `{landed_md5}`",
+        "",
+        "| file | sha256 | result | reason |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {e['name']} | {e['sha256'][:12]} | {e['status']} | {e.get('reason', '')} |"
+        for e in intake["new"]
+    ]
+    lines += [
+        f"| {e['name']} | {e['sha256'][:12]} | duplicate, skipped | same content as {e['first_seen_as']} |"
+        for e in intake["duplicates"]
+    ]
     return lines + [""]
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(project_dir: str = ".", params_file: str = "params.yaml", arrived: list[dict] | None = None):
+def retrain(
+    project_dir: str = ".", params_file: str = "params.yaml", arrived: list[dict] | None = None
+):
     """landing -> data contract (quarantine) -> dvc add -> affected stages -> gate vs champion -> promote or keep.
 
     ``arrived``: the new files a ``regionops.landing.files-arrived`` event reported (the
@@ -50,17 +61,30 @@ def retrain(project_dir: str = ".", params_file: str = "params.yaml", arrived: l
         intake = merge_reported_arrivals(ingest_landing_files(str(root), params_file), arrived)
         landed_md5 = version_landed(str(root)) if intake["new"] else tracked_md5
         if not intake["changed"]:
-            logger.info("No new accepted documents in the landing folder (%d new, %d duplicates): "
-                        "the stages rerun only if something else changed.", len(intake["new"]),
-                        len(intake["duplicates"]))
+            logger.info(
+                "No new accepted documents in the landing folder (%d new, %d duplicates): "
+                "the stages rerun only if something else changed.",
+                len(intake["new"]),
+                len(intake["duplicates"]),
+            )
         result = run_chain(root, params_file, parent)
         registration = result["registration"]
-        if intake["new"] and registration.get("status") in ("promoted", "challenger"):  # a new version came of it
+        if intake["new"] and registration.get("status") in (
+            "promoted",
+            "challenger",
+        ):  # a new version came of it
             record_provenance(str(root), params_file, registration, intake, landed_md5, parent)
     result["intake"] = intake
     result["landed_md5"] = landed_md5
-    publish("retrain-summary", "regionops retrain", result["stages"], registration, _intake_lines(intake, landed_md5),
-            links=result["links"], pushed=result["pushed"])
+    publish(
+        "retrain-summary",
+        "regionops retrain",
+        result["stages"],
+        registration,
+        _intake_lines(intake, landed_md5),
+        links=result["links"],
+        pushed=result["pushed"],
+    )
     return final_state(result)
 
 

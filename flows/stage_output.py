@@ -41,13 +41,20 @@ class StageOutputForwarder:
         if self._artifact_broken:
             return
         losses = ", ".join(f"{k} {v:.4g}" for k, v in sorted(progress.values.items()))
-        description = f"{self.stage}: step {progress.step}/{progress.max_steps}" + (f" ({losses})" if losses else "")
+        description = f"{self.stage}: step {progress.step}/{progress.max_steps}" + (
+            f" ({losses})" if losses else ""
+        )
         try:
             if self.artifact_id is None:
-                self.artifact_id = create_progress_artifact(progress.percent, key=progress_key(self.stage),
-                                                            description=description)
+                self.artifact_id = create_progress_artifact(
+                    progress.percent, key=progress_key(self.stage), description=description
+                )
             else:
-                update_progress_artifact(self.artifact_id, progress.percent, description=description)
+                update_progress_artifact(
+                    self.artifact_id, progress.percent, description=description
+                )
         except Exception as exc:  # noqa: BLE001 - the UI bar is a view: a failing API call must not stop training
             self._artifact_broken = True
-            self.logger.warning("progress artifact for %s not updated any more: %s", self.stage, exc)
+            self.logger.warning(
+                "progress artifact for %s not updated any more: %s", self.stage, exc
+            )

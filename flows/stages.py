@@ -29,10 +29,14 @@ def _parent(parent_run_id: str | None) -> str:
 
 
 @flow(name="prepare")
-def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id: str | None = None) -> list[dict]:
+def prepare(
+    project_dir: str = ".", dvc_remote: str | None = None, parent_run_id: str | None = None
+) -> list[dict]:
     """Synthetic or imported corpus -> validated records; data pushed to the DVC remote."""
     parent = _parent(parent_run_id)
-    ensure_landed_tracked(project_dir)  # the generate stage depends on landed/ (documents from the landing folder)
+    ensure_landed_tracked(
+        project_dir
+    )  # the generate stage depends on landed/ (documents from the landing folder)
     results = [run_stage(stage, project_dir, parent) for stage in PREPARE_STAGES]
     if dvc_remote:
         push_data(project_dir, dvc_remote)
@@ -40,7 +44,9 @@ def prepare(project_dir: str = ".", dvc_remote: str | None = None, parent_run_id
 
 
 @flow(name="train")
-def train(project_dir: str = ".", parent_run_id: str | None = None, params_file: str = "params.yaml") -> list[dict]:
+def train(
+    project_dir: str = ".", parent_run_id: str | None = None, params_file: str = "params.yaml"
+) -> list[dict]:
     """Train the retriever in Lightning, build the region index from it, then train the reader."""
     parent = _parent(parent_run_id)
     results = [run_stage("train", project_dir, parent)]
@@ -72,6 +78,8 @@ def evaluate(project_dir: str = ".", parent_run_id: str | None = None) -> list[d
 
 
 @flow(name="promote")
-def promote(project_dir: str = ".", params_file: str = "params.yaml", parent_run_id: str | None = None) -> dict:
+def promote(
+    project_dir: str = ".", params_file: str = "params.yaml", parent_run_id: str | None = None
+) -> dict:
     """Gate the candidate against floors and the champion; register it; move the aliases."""
     return gate_and_register(str(Path(project_dir)), params_file, _parent(parent_run_id))

@@ -19,8 +19,11 @@ RETRAIN_DEPLOYMENT = "retrain/retrain"
 
 
 @flow(name="landing-watch")
-def watch_landing(project_dir: str = ".", params_file: str = "params.yaml",
-                  retrain_deployment: str = RETRAIN_DEPLOYMENT) -> dict:
+def watch_landing(
+    project_dir: str = ".",
+    params_file: str = "params.yaml",
+    retrain_deployment: str = RETRAIN_DEPLOYMENT,
+) -> dict:
     logger = get_run_logger()
     root = str(Path(project_dir).resolve())
     pending = pending_landing(root, params_file)
@@ -28,8 +31,15 @@ def watch_landing(project_dir: str = ".", params_file: str = "params.yaml",
         logger.info("landing folder: nothing new")
         return {"pending": [], "retrain_flow_run_id": None}
     key = hashlib.sha256("".join(p["sha256"] for p in pending).encode()).hexdigest()[:32]
-    logger.info("landing folder: %d new file(s): %s", len(pending), ", ".join(p["name"] for p in pending))
-    run = run_deployment(retrain_deployment, parameters={"project_dir": root, "params_file": params_file},
-                         idempotency_key=f"landing-{key}", timeout=0, as_subflow=False)
+    logger.info(
+        "landing folder: %d new file(s): %s", len(pending), ", ".join(p["name"] for p in pending)
+    )
+    run = run_deployment(
+        retrain_deployment,
+        parameters={"project_dir": root, "params_file": params_file},
+        idempotency_key=f"landing-{key}",
+        timeout=0,
+        as_subflow=False,
+    )
     logger.info("started %s: flow run %s", retrain_deployment, run.id)
     return {"pending": pending, "retrain_flow_run_id": str(run.id)}

@@ -48,7 +48,9 @@ def main(corpus: Path, budget: int) -> None:
             row[0] += 1
             row[1] += need <= set(word_ids[:budget])
             row[2] += need <= window
-    print(f"| scope | questions | head cut | query lines |  (budget {budget} pieces)\n|---|---|---|---|")
+    print(
+        f"| scope | questions | head cut | query lines |  (budget {budget} pieces)\n|---|---|---|---|"
+    )
     for scope, (n, head, window) in counts.items():
         print(f"| {scope} | {n} | {head / n:.3f} | {window / n:.3f} |")
 

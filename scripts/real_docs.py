@@ -69,13 +69,19 @@ def unpack(package: str, deb: Path, out: Path) -> Path:
 
 def sources_of(package: str, deb: Path, out: Path) -> list[SourcePdf]:
     """The distinct PDFs a package ships (gzipped ones unpacked into ``out/pdfs``)."""
-    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     deb_sha = sha256_file(deb)
     tree = unpack(package, deb, out)
     seen, result = set(), []
-    files = sorted(p for p in tree.rglob("*") if p.is_file() and not p.is_symlink()
-                   and (p.name.endswith(".pdf") or p.name.endswith(".pdf.gz")))
+    files = sorted(
+        p
+        for p in tree.rglob("*")
+        if p.is_file()
+        and not p.is_symlink()
+        and (p.name.endswith(".pdf") or p.name.endswith(".pdf.gz"))
+    )
     for f in files:
         rel = f.relative_to(tree).as_posix()
         path = f
@@ -101,7 +107,9 @@ def preview(set_dir: Path, n: int, seed: int) -> None:
     from PIL import ImageDraw
 
     colours = {"cloze": "blue", "definition": "green", "caption": "red", "heading": "orange"}
-    questions = [json.loads(line) for line in (set_dir / "questions.jsonl").read_text().splitlines()]
+    questions = [
+        json.loads(line) for line in (set_dir / "questions.jsonl").read_text().splitlines()
+    ]
     pages = sorted({(q["doc"], q["page"]) for q in questions})
     out = set_dir / "preview"
     out.mkdir(exist_ok=True)
@@ -114,9 +122,14 @@ def preview(set_dir: Path, n: int, seed: int) -> None:
         for q in questions:
             if q["doc"] == doc and q["page"] == page:
                 x0, y0, x1, y1 = q["box"]
-                draw.rectangle([x0 * w, y0 * h, x1 * w, y1 * h], outline=colours[q["type"]], width=2)
-                draw.text((x0 * w, max(0, y0 * h - 11)), f"{q['type']}: {q['answers'][0]}"[:60],
-                          fill=colours[q["type"]])
+                draw.rectangle(
+                    [x0 * w, y0 * h, x1 * w, y1 * h], outline=colours[q["type"]], width=2
+                )
+                draw.text(
+                    (x0 * w, max(0, y0 * h - 11)),
+                    f"{q['type']}: {q['answers'][0]}"[:60],
+                    fill=colours[q["type"]],
+                )
         name = hashlib.sha1(f"{doc}#{page}".encode()).hexdigest()[:8]
         img.save(out / f"{doc.replace('/', '__')}-p{page}-{name}.png")
 
@@ -130,7 +143,10 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(args.params)
     cfg, seed = params.realdocs, params.seed
-    sets = {"dev": (cfg.dev_packages, cfg.dev_page_budget), "train": (cfg.train_packages, cfg.train_page_budget)}
+    sets = {
+        "dev": (cfg.dev_packages, cfg.dev_page_budget),
+        "train": (cfg.train_packages, cfg.train_page_budget),
+    }
     wanted = [s for s in args.sets.split(",") if s]
     unknown = [s for s in wanted if s not in sets]
     if unknown:

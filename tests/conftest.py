@@ -18,7 +18,11 @@ if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 # Runtime state of the whole test session goes to a temp dir, never to the user's .regionops/.
-_SESSION_HOME = Path(os.environ.get("PYTEST_REGIONOPS_HOME", "")) if os.environ.get("PYTEST_REGIONOPS_HOME") else None
+_SESSION_HOME = (
+    Path(os.environ.get("PYTEST_REGIONOPS_HOME", ""))
+    if os.environ.get("PYTEST_REGIONOPS_HOME")
+    else None
+)
 
 TINY_OVERRIDES = [
     "data.n_docs=14",
@@ -69,8 +73,10 @@ def stop_prefect_temporary_servers():
     output is still open; left to Prefect's atexit hook, the stop logs to a closed stream."""
     yield
     # Flush the log and event workers first: they post to that server.
-    for module_name, worker_name in (("prefect.logging.handlers", "APILogWorker"),
-                                     ("prefect.events.worker", "EventsWorker")):
+    for module_name, worker_name in (
+        ("prefect.logging.handlers", "APILogWorker"),
+        ("prefect.events.worker", "EventsWorker"),
+    ):
         module = sys.modules.get(module_name)
         if module is not None:
             getattr(module, worker_name).drain_all(timeout=10)

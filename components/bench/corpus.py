@@ -35,8 +35,9 @@ def export_dir(model, model_dir: Path | None, scratch: Path) -> Path:
     return scratch
 
 
-def encode_all(model, corpus, pages: list, export: Path, workers: int, threads: int,
-               progress: bool = True) -> np.ndarray:
+def encode_all(
+    model, corpus, pages: list, export: Path, workers: int, threads: int, progress: bool = True
+) -> np.ndarray:
     """The index build's encoding path (components/index/build.py): ``workers`` processes, or this one."""
     from components.index.parallel_encode import encode_pages_in_processes
     from components.model.encode import encode_pages
@@ -55,7 +56,9 @@ def spread(items: list, n: int) -> list:
 
 def bench_questions(corpus, page_ids: set[str], max_queries: int) -> tuple[list, int]:
     """Text questions with a gold box on the given pages, spread to ``max_queries``; and how many there were."""
-    available = [q for q in corpus.questions if q.page_id in page_ids and q.box and not q.query_image]
+    available = [
+        q for q in corpus.questions if q.page_id in page_ids and q.box and not q.query_image
+    ]
     return spread(available, max_queries), len(available)
 
 

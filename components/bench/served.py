@@ -23,19 +23,26 @@ from components.index.region_index import PageMeta, RegionIndex
 from components.rag.engine import RagEngine
 
 
-def served_engine(params: Params, model, metas: list[PageMeta], cells: np.ndarray,
-                  storage: str) -> tuple[RagEngine, float]:
+def served_engine(
+    params: Params, model, metas: list[PageMeta], cells: np.ndarray, storage: str
+) -> tuple[RagEngine, float]:
     """The served engine over an index of ``metas`` in ``storage`` mode, and its build seconds."""
     update = {"storage": storage}
     if params.index.faiss != "flat":  # the stored-centroid stage is a flat scan (ADR 12)
         update["pq_residual.candidates"] = "separate"
     index_params = params.index.with_updates(update)
     t0 = time.perf_counter()
-    index = RegionIndex.build(metas, cells, index_params, model.fingerprint, model.grid, seed=params.seed)
-    return RagEngine(model, index, params.model_copy(update={"index": index_params})), time.perf_counter() - t0
+    index = RegionIndex.build(
+        metas, cells, index_params, model.fingerprint, model.grid, seed=params.seed
+    )
+    return RagEngine(
+        model, index, params.model_copy(update={"index": index_params})
+    ), time.perf_counter() - t0
 
 
-def regions_timed(engine: RagEngine, question: str, vector: np.ndarray) -> tuple[float, tuple | None]:
+def regions_timed(
+    engine: RagEngine, question: str, vector: np.ndarray
+) -> tuple[float, tuple | None]:
     """Milliseconds of the served path after encoding (fused search, region extraction and ranking)
     for an encoded question, and the top region's (page, box)."""
     t0 = time.perf_counter()
@@ -64,7 +71,9 @@ def lexical_timed(lexical: LexicalOnly, question: str) -> tuple[float, tuple | N
     """Milliseconds from the question text to lexical_only's top region, and its (page, box)."""
     t0 = time.perf_counter()
     result = lexical.search(question)
-    return (time.perf_counter() - t0) * 1e3, ((result.top_page, result.top_box) if result.top_page else None)
+    return (time.perf_counter() - t0) * 1e3, (
+        (result.top_page, result.top_box) if result.top_page else None
+    )
 
 
 def _encode_ms(model, texts: list[str], threads: int) -> list[float]:
@@ -82,10 +91,15 @@ def _encode_ms(model, texts: list[str], threads: int) -> list[float]:
 
 
 def latency_percentiles(ms: list[float]) -> dict:
-    return {"p50_ms": round(float(percentile(ms, 50) or 0.0), 3), "p95_ms": round(float(percentile(ms, 95) or 0.0), 3)}
+    return {
+        "p50_ms": round(float(percentile(ms, 50) or 0.0), 3),
+        "p95_ms": round(float(percentile(ms, 95) or 0.0), 3),
+    }
 
 
-def _scored(answer, questions: list, iou_hit: float, threads: int, encode_ms: dict[int, float] | None) -> dict:
+def _scored(
+    answer, questions: list, iou_hit: float, threads: int, encode_ms: dict[int, float] | None
+) -> dict:
     """``answer(i, question) -> (ms, top)`` over every question under ``threads`` torch threads:
     per-question page R@1 and region hit@1 hits and latency percentiles. With ``encode_ms``
     (question position -> its own encoding), latency is that encoding plus ``answer``'s time on
@@ -95,7 +109,9 @@ def _scored(answer, questions: list, iou_hit: float, threads: int, encode_ms: di
     ms, r1, hit1 = [], [], []
     with torch_threads(threads):
         if questions:
-            answer(0, questions[0])  # warm-up: the first call builds lazy state (BM25, torch blocks)
+            answer(
+                0, questions[0]
+            )  # warm-up: the first call builds lazy state (BM25, torch blocks)
         for i, q in enumerate(questions):
             t, top = answer(i, q)
             ms.append(t)
@@ -106,23 +122,42 @@ def _scored(answer, questions: list, iou_hit: float, threads: int, encode_ms: di
     if encode_ms is None:
         return {**out, **latency_percentiles(ms)}
     search = latency_percentiles(ms)
-    return {**out, **latency_percentiles([encode_ms[i] + ms[i] for i in encode_ms]), "latency_questions": len(encode_ms),
-            "search_p50_ms": search["p50_ms"], "search_p95_ms": search["p95_ms"]}
+    return {
+        **out,
+        **latency_percentiles([encode_ms[i] + ms[i] for i in encode_ms]),
+        "latency_questions": len(encode_ms),
+        "search_p50_ms": search["p50_ms"],
+        "search_p95_ms": search["p95_ms"],
+    }
 
 
 def _summary(scored: dict, reference: dict | None, seed: int) -> dict:
     """Absolute metrics of one system and, against ``reference`` (float16), their paired ratios."""
-    out = {"page_r1": float(np.mean(scored["page_r1_hits"])) if scored["page_r1_hits"] else None,
-           "region_hit1": float(np.mean(scored["region_hit1_hits"])) if scored["region_hit1_hits"] else None,
-           **{k: v for k, v in scored.items() if not k.endswith("_hits")}}
+    out = {
+        "page_r1": float(np.mean(scored["page_r1_hits"])) if scored["page_r1_hits"] else None,
+        "region_hit1": float(np.mean(scored["region_hit1_hits"]))
+        if scored["region_hit1_hits"]
+        else None,
+        **{k: v for k, v in scored.items() if not k.endswith("_hits")},
+    }
     if reference is not None:
         for key in ("page_r1", "region_hit1"):
-            out[f"{key}_paired"] = paired_ratio(scored[f"{key}_hits"], reference[f"{key}_hits"], seed=seed)
+            out[f"{key}_paired"] = paired_ratio(
+                scored[f"{key}_hits"], reference[f"{key}_hits"], seed=seed
+            )
     return out
 
 
-def bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, max_queries: int,
-               threads: int = LATENCY_THREADS, latency_questions: int = DEFAULT_LATENCY_QUESTIONS) -> dict:
+def bench_size(
+    params: Params,
+    model,
+    corpus,
+    cells: np.ndarray,
+    n_pages: int,
+    max_queries: int,
+    threads: int = LATENCY_THREADS,
+    latency_questions: int = DEFAULT_LATENCY_QUESTIONS,
+) -> dict:
     """Every storage mode's served engine and ``lexical_only`` on the leading ``n_pages`` pages.
 
     Questions are encoded once (the served encoder, batched) and every mode answers the same
@@ -141,27 +176,45 @@ def bench_size(params: Params, model, corpus, cells: np.ndarray, n_pages: int, m
     modes: dict[str, dict] = {}
     for mode in STORAGE_MODES:  # float16 first: the others are rated against it
         engine, build_s = served_engine(params, model, metas, cells[:n_pages], mode)
-        scored[mode] = _scored(lambda i, q, e=engine: regions_timed(e, q.question, vectors[i]),
-                               questions, iou_hit, threads, encode_ms)
+        scored[mode] = _scored(
+            lambda i, q, e=engine: regions_timed(e, q.question, vectors[i]),
+            questions,
+            iou_hit,
+            threads,
+            encode_ms,
+        )
         stats = engine.index.stats()
         modes[mode] = {
             "bytes_per_page": stats["bytes_per_page"]["vectors_total"],
             "bytes_breakdown": stats["bytes_per_page"],
             "candidate_stage": stats["candidate_vectors"],
             "build_s": round(build_s, 2),
-            **_summary(scored[mode], scored[REFERENCE_MODE] if mode != REFERENCE_MODE else None, seed),
+            **_summary(
+                scored[mode], scored[REFERENCE_MODE] if mode != REFERENCE_MODE else None, seed
+            ),
         }
         del engine
     lexical = lexical_only(metas, model.grid, params)
-    lexical_scored = _scored(lambda i, q: lexical_timed(lexical, q.question), questions, iou_hit, threads, None)
+    lexical_scored = _scored(
+        lambda i, q: lexical_timed(lexical, q.question), questions, iou_hit, threads, None
+    )
     r = params.rag
     return {
-        "pages": len(pages), "queries": len(questions), "questions_available": n_available,
+        "pages": len(pages),
+        "queries": len(questions),
+        "questions_available": n_available,
         "query_encode_p50_ms": latency_percentiles(list(encode_ms.values()))["p50_ms"],
-        "served": {"lexical_weight": r.lexical_weight, "lexical_candidates": r.lexical_candidates,
-                   "lexical_scope": r.lexical_scope, "region_term_weights": r.region_term_weights,
-                   "snap": params.regions.snap, "candidates": params.index.candidates, "k": r.k,
-                   "threads": threads, "latency_questions": len(encode_ms)},
+        "served": {
+            "lexical_weight": r.lexical_weight,
+            "lexical_candidates": r.lexical_candidates,
+            "lexical_scope": r.lexical_scope,
+            "region_term_weights": r.region_term_weights,
+            "snap": params.regions.snap,
+            "candidates": params.index.candidates,
+            "k": r.k,
+            "threads": threads,
+            "latency_questions": len(encode_ms),
+        },
         "modes": modes,
         "lexical_only": _summary(lexical_scored, scored[REFERENCE_MODE], seed),
     }

@@ -28,7 +28,11 @@ DEFAULT_LATENCY_QUESTIONS = 200
 def targets(index: dict, encode: dict, real: dict | None) -> dict:
     """The issues' bars against the largest size's figures; ``met`` is computed, never asserted."""
     modes = index["modes"]
-    small = {m: modes[m] for m in COMPRESSED_MODES if m in modes and modes[m]["bytes_per_page"] <= TARGET_BYTES_PER_PAGE}
+    small = {
+        m: modes[m]
+        for m in COMPRESSED_MODES
+        if m in modes and modes[m]["bytes_per_page"] <= TARGET_BYTES_PER_PAGE
+    }
 
     def ratio(m: str) -> float:
         return modes[m]["page_r1_paired"]["ratio"] or 0.0
@@ -38,19 +42,41 @@ def targets(index: dict, encode: dict, real: dict | None) -> dict:
     worst = max((m["p50_ms"] for m in modes.values()), default=None)
     real_p50 = real["modes"][REFERENCE_MODE]["real"]["p50_ms"] if real else None
     # The real-page bar is set at LATENCY_THREADS threads on >= 1k pages: another run does not decide it.
-    real_decides = real_p50 is not None and real["threads"] == LATENCY_THREADS and real["pages"] >= DEFAULT_REAL_PAGES
+    real_decides = (
+        real_p50 is not None
+        and real["threads"] == LATENCY_THREADS
+        and real["pages"] >= DEFAULT_REAL_PAGES
+    )
     return {
         "pages": index["pages"],
-        "p50_ms": {"bar": TARGET_P50_MS, "worst_mode_value": worst, "met": worst is not None and worst <= TARGET_P50_MS},
-        "real_p50_ms": {"bar": TARGET_REAL_P50_MS, "mode": REFERENCE_MODE, "bar_threads": LATENCY_THREADS,
-                        "threads": real["threads"] if real else None, "pages": real["pages"] if real else None,
-                        "value": real_p50, "met": (real_p50 <= TARGET_REAL_P50_MS) if real_decides else None},
-        "compressed": {"bar_bytes_per_page": TARGET_BYTES_PER_PAGE, "bar_r1_ratio": TARGET_R1_RATIO,
-                       "reference": REFERENCE_MODE, "best_mode": best,
-                       "bytes_per_page": modes[best]["bytes_per_page"] if best else None,
-                       "r1_ratio": paired.get("ratio"),
-                       "r1_ratio_ci": [paired.get("ci_low"), paired.get("ci_high")] if best else None,
-                       "queries": index["queries"], "met": bool(best and ratio(best) >= TARGET_R1_RATIO)},
-        "encode": {"bar_pages_per_s": TARGET_ENCODE_PAGES_PER_S, "value": encode["pages_per_s"],
-                   "met": encode["pages_per_s"] >= TARGET_ENCODE_PAGES_PER_S},
+        "p50_ms": {
+            "bar": TARGET_P50_MS,
+            "worst_mode_value": worst,
+            "met": worst is not None and worst <= TARGET_P50_MS,
+        },
+        "real_p50_ms": {
+            "bar": TARGET_REAL_P50_MS,
+            "mode": REFERENCE_MODE,
+            "bar_threads": LATENCY_THREADS,
+            "threads": real["threads"] if real else None,
+            "pages": real["pages"] if real else None,
+            "value": real_p50,
+            "met": (real_p50 <= TARGET_REAL_P50_MS) if real_decides else None,
+        },
+        "compressed": {
+            "bar_bytes_per_page": TARGET_BYTES_PER_PAGE,
+            "bar_r1_ratio": TARGET_R1_RATIO,
+            "reference": REFERENCE_MODE,
+            "best_mode": best,
+            "bytes_per_page": modes[best]["bytes_per_page"] if best else None,
+            "r1_ratio": paired.get("ratio"),
+            "r1_ratio_ci": [paired.get("ci_low"), paired.get("ci_high")] if best else None,
+            "queries": index["queries"],
+            "met": bool(best and ratio(best) >= TARGET_R1_RATIO),
+        },
+        "encode": {
+            "bar_pages_per_s": TARGET_ENCODE_PAGES_PER_S,
+            "value": encode["pages_per_s"],
+            "met": encode["pages_per_s"] >= TARGET_ENCODE_PAGES_PER_S,
+        },
     }

@@ -11,8 +11,25 @@ from components.cli import bench, data, deploy, evaluate, index, registry, train
 from components.cli.common import SUB_APPS, app, results_on_stdout
 
 # `regionops --help` lists the commands in pipeline order, whichever module defines them.
-COMMAND_ORDER = ("generate", "import", "validate", "show", "train", "evaluate", "tune-regions", "train-reader", "search", "gate",
-                 "register", "rollback", "reproduce", "history", "compare", "bench", "deploy")
+COMMAND_ORDER = (
+    "generate",
+    "import",
+    "validate",
+    "show",
+    "train",
+    "evaluate",
+    "tune-regions",
+    "train-reader",
+    "search",
+    "gate",
+    "register",
+    "rollback",
+    "reproduce",
+    "history",
+    "compare",
+    "bench",
+    "deploy",
+)
 
 
 def _name(command) -> str:

@@ -23,12 +23,18 @@ from rich.console import Console
 from components.config import ConfigError, Params, load_params
 from components.paths import PROJECT
 
-app = typer.Typer(help="regionops: region-level multimodal RAG, trained, gated and served.", no_args_is_help=True)
+app = typer.Typer(
+    help="regionops: region-level multimodal RAG, trained, gated and served.", no_args_is_help=True
+)
 index_app = typer.Typer(help="Build and maintain the region index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
-ablate_app = typer.Typer(help="Ablations: train variants over seeds, mean ± std tables.", no_args_is_help=True)
+ablate_app = typer.Typer(
+    help="Ablations: train variants over seeds, mean ± std tables.", no_args_is_help=True
+)
 app.add_typer(ablate_app, name="ablate")
-landing_app = typer.Typer(help="Take in documents dropped into the landing folder.", no_args_is_help=True)
+landing_app = typer.Typer(
+    help="Take in documents dropped into the landing folder.", no_args_is_help=True
+)
 app.add_typer(landing_app, name="landing")
 SUB_APPS = (index_app, ablate_app, landing_app)
 console = Console(stderr=True)  # messages and progress; results go through emit
@@ -44,7 +50,9 @@ def _log_to_stderr() -> None:
     import logging
 
     # Other libraries stay at WARNING: their INFO chatter (HTTP clients, migrations) would bury ours.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for ours in ("components", "regionops"):
         logging.getLogger(ours).setLevel(logging.INFO)
 
@@ -105,7 +113,9 @@ def _made_by(path: str) -> str | None:
 
 
 def _missing_message(exc: FileNotFoundError) -> str:
-    if exc.filename is None:  # raised with a message of its own (e.g. load_corpus names its command)
+    if (
+        exc.filename is None
+    ):  # raised with a message of its own (e.g. load_corpus names its command)
         return str(exc)
     text = exc.strerror if "run `" in str(exc.strerror) else f"{exc.filename}: {exc.strerror}"
     hint = _made_by(str(exc.filename))
@@ -124,7 +134,9 @@ def results_on_stdout(command: Callable) -> Callable:
             with _stdout_to_stderr():
                 return command(*args, **kwargs)
         except FileNotFoundError as exc:
-            console.print(f"[red]missing file:[/red] {_missing_message(exc)}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[red]missing file:[/red] {_missing_message(exc)}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
         finally:
             pending, _results = _results, outer
@@ -154,7 +166,8 @@ def require_index(index: Path) -> None:
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="override a parameter, e.g. --set train.max_steps=50")
+    list[str] | None,
+    typer.Option("--set", help="override a parameter, e.g. --set train.max_steps=50"),
 ]
 DEFAULT_PARAMS = Path("params.yaml")
 

@@ -27,7 +27,9 @@ from components.settings import configure_environment
 
 @app.command()
 def generate(
-    out: Annotated[Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")
+    ] = None,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -44,7 +46,9 @@ def generate(
 def import_(
     docs: Annotated[Path, typer.Option(help="folder of PDFs and images")],
     name: Annotated[str, typer.Option(help="collection name")],
-    questions: Annotated[Path | None, typer.Option(help=f"questions JSONL ({DATA_CONTRACT})")] = None,
+    questions: Annotated[
+        Path | None, typer.Option(help=f"questions JSONL ({DATA_CONTRACT})")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="corpus folder to write")] = None,
     dvc: Annotated[bool, typer.Option(help="version the imported dataset with `dvc add`")] = True,
     params_path: ParamsOpt = DEFAULT_PARAMS,
@@ -69,8 +73,10 @@ def import_(
     root = Path.cwd().resolve()
     if dvc and versioning.is_dvc_project(root) and root in target.resolve().parents:
         report["dvc_md5"] = versioning.add(root, target.resolve().relative_to(root).as_posix())
-        report["next"] = (f"git add {target.as_posix()}.dvc; set data.corpus_dir: {target.as_posix()} in "
-                          "params.yaml, then `make run` or `dvc repro`")
+        report["next"] = (
+            f"git add {target.as_posix()}.dvc; set data.corpus_dir: {target.as_posix()} in "
+            "params.yaml, then `make run` or `dvc repro`"
+        )
     emit(report)
 
 
@@ -98,7 +104,9 @@ def show(
     out: Annotated[Path, typer.Option(help="PNG to write")],
     page: Annotated[str | None, typer.Option(help="page id, <doc>#<page>")] = None,
     question: Annotated[str | None, typer.Option(help="question id (alone: its gold page)")] = None,
-    corpus_dir: Annotated[Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
+    corpus_dir: Annotated[
+        Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")
+    ] = None,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -122,12 +130,22 @@ def show(
 
 @landing_app.command("ingest")
 def landing_ingest(
-    landing: Annotated[Path, typer.Option(help="folder users drop PDFs/images (+ questions .jsonl) into")] = PROJECT.landing,
-    landed: Annotated[Path, typer.Option(help="DVC-tracked folder of accepted documents")] = PROJECT.landed,
+    landing: Annotated[
+        Path, typer.Option(help="folder users drop PDFs/images (+ questions .jsonl) into")
+    ] = PROJECT.landing,
+    landed: Annotated[
+        Path, typer.Option(help="DVC-tracked folder of accepted documents")
+    ] = PROJECT.landed,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
-    emit: Annotated[bool, typer.Option("--emit/--no-emit", help="send regionops.landing.files-arrived to the "
-                                       "Prefect server (PREFECT_API_URL) when documents were accepted")] = True,
+    emit: Annotated[
+        bool,
+        typer.Option(
+            "--emit/--no-emit",
+            help="send regionops.landing.files-arrived to the "
+            "Prefect server (PREFECT_API_URL) when documents were accepted",
+        ),
+    ] = True,
 ) -> None:
     """Take in new landing files once each (by sha256), quarantining bad documents with a reason.
 
@@ -144,18 +162,35 @@ def landing_ingest(
     emit(intake)
     if emit and intake["changed"]:
         # Prefect lives in flows/, never in components/: flows.events sends the event.
-        sent = subprocess.run([sys.executable, "-m", "flows.events", "files-arrived", "--project-dir",
-                               str(landed.resolve().parent)], input=json.dumps(intake), text=True, check=False)
+        sent = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flows.events",
+                "files-arrived",
+                "--project-dir",
+                str(landed.resolve().parent),
+            ],
+            input=json.dumps(intake),
+            text=True,
+            check=False,
+        )
         if sent.returncode != 0:
-            console.print("[red]documents taken in, but the arrival event was not sent:[/red] start the retrain "
-                          "deployment by hand (prefect deployment run retrain/retrain)")
+            console.print(
+                "[red]documents taken in, but the arrival event was not sent:[/red] start the retrain "
+                "deployment by hand (prefect deployment run retrain/retrain)"
+            )
             raise typer.Exit(sent.returncode)
 
 
 @landing_app.command("merge")
 def landing_merge(
-    corpus: Annotated[Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")] = None,
-    landed: Annotated[Path, typer.Option(help="DVC-tracked folder of accepted documents")] = PROJECT.landed,
+    corpus: Annotated[
+        Path | None, typer.Option(help="corpus folder (default: data.corpus_dir)")
+    ] = None,
+    landed: Annotated[
+        Path, typer.Option(help="DVC-tracked folder of accepted documents")
+    ] = PROJECT.landed,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:

@@ -28,18 +28,44 @@ from components.settings import configure_environment
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Option(help="exported retriever folder; with --docs also models:/NAME@ALIAS")] = str(PROJECT.model),
-    index: Annotated[Path, typer.Option(help="index folder (not with --docs: the folder is indexed afresh)")] = PROJECT.index,
+    model: Annotated[
+        str, typer.Option(help="exported retriever folder; with --docs also models:/NAME@ALIAS")
+    ] = str(PROJECT.model),
+    index: Annotated[
+        Path, typer.Option(help="index folder (not with --docs: the folder is indexed afresh)")
+    ] = PROJECT.index,
     out: Annotated[Path, typer.Option(help="metrics folder")] = PROJECT.eval,
-    reader: Annotated[Path | None, typer.Option(help="exported reader folder: answer metrics (split mode); "
-                                                   "with --docs, the answerer of every system")] = None,
-    docs: Annotated[Path | None, typer.Option(help="evaluate on this folder of PDFs/images instead of the "
-                                                 "corpus split (imported and indexed in a temp folder)")] = None,
-    questions: Annotated[Path | None, typer.Option(help="questions JSONL for --docs (the import format)")] = None,
-    tune_on: Annotated[float | None, typer.Option(help="with --docs: tune region settings on this seeded "
-                                                     "share of the documents and score only the rest")] = None,
-    regions_from: Annotated[Path | None, typer.Option(help="with --docs: region settings from this "
-                                                         "metrics.json (regions.chosen) or params.yaml")] = None,
+    reader: Annotated[
+        Path | None,
+        typer.Option(
+            help="exported reader folder: answer metrics (split mode); "
+            "with --docs, the answerer of every system"
+        ),
+    ] = None,
+    docs: Annotated[
+        Path | None,
+        typer.Option(
+            help="evaluate on this folder of PDFs/images instead of the "
+            "corpus split (imported and indexed in a temp folder)"
+        ),
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option(help="questions JSONL for --docs (the import format)")
+    ] = None,
+    tune_on: Annotated[
+        float | None,
+        typer.Option(
+            help="with --docs: tune region settings on this seeded "
+            "share of the documents and score only the rest"
+        ),
+    ] = None,
+    regions_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --docs: region settings from this "
+            "metrics.json (regions.chosen) or params.yaml"
+        ),
+    ] = None,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -48,23 +74,31 @@ def evaluate(
     params = params_from(params_path, overrides)
     settings = configure_environment()
     if reader is not None and not (reader / "config.json").is_file():
-        console.print(f"[red]--reader {reader}: no exported reader there (run `regionops train-reader`)[/red]")
+        console.print(
+            f"[red]--reader {reader}: no exported reader there (run `regionops train-reader`)[/red]"
+        )
         raise typer.Exit(2)
     if docs is None and (questions is not None or tune_on is not None or regions_from is not None):
         console.print("[red]--questions, --tune-on and --regions-from go with --docs[/red]")
         raise typer.Exit(2)
     if docs is not None and questions is None:
-        console.print("[red]--docs needs --questions (a JSONL of questions on those documents)[/red]")
+        console.print(
+            "[red]--docs needs --questions (a JSONL of questions on those documents)[/red]"
+        )
         raise typer.Exit(2)
     if docs is None:
         if model.startswith("models:"):
-            console.print("[red]a models:/ URI is evaluated on a folder: add --docs and --questions[/red]")
+            console.print(
+                "[red]a models:/ URI is evaluated on a folder: add --docs and --questions[/red]"
+            )
             raise typer.Exit(2)
         require_model(Path(model))
         require_index(index)
         from components.evaluation.evaluate import run_evaluation
 
-        metrics = run_evaluation(params, project_corpus(params), Path(model), index, out, settings, reader_dir=reader)
+        metrics = run_evaluation(
+            params, project_corpus(params), Path(model), index, out, settings, reader_dir=reader
+        )
         result = {"systems": metrics["systems"], "n_questions": metrics["n_questions"]}
     else:
         import tempfile
@@ -75,23 +109,47 @@ def evaluate(
         try:
             with tempfile.TemporaryDirectory(prefix="regionops-model-") as workdir:
                 source = resolve_model(model, params, Path(workdir), regions_from)
-                metrics = evaluate_folder(params, docs, questions, source, out, tune_on, reader,
-                                          log=lambda line: console.print(line, markup=False))
+                metrics = evaluate_folder(
+                    params,
+                    docs,
+                    questions,
+                    source,
+                    out,
+                    tune_on,
+                    reader,
+                    log=lambda line: console.print(line, markup=False),
+                )
         except (ValueError, LookupError, FileNotFoundError, NotADirectoryError) as exc:
             console.print(f"[red]evaluate --docs failed:[/red] {exc}")
             raise typer.Exit(2) from None
-        keys = ("systems", "systems_text_only", "n_questions", "block_recall", "answerer", "import",
-                "regions", "tuned_on", "notes", "model")
+        keys = (
+            "systems",
+            "systems_text_only",
+            "n_questions",
+            "block_recall",
+            "answerer",
+            "import",
+            "regions",
+            "tuned_on",
+            "notes",
+            "model",
+        )
         result = {key: metrics[key] for key in keys} | {"out": str(out)}
     emit(result)
 
 
 @app.command("tune-regions")
 def tune_regions(
-    docs: Annotated[Path, typer.Option(help="folder of PDFs/images to tune on (never the set you report)")],
+    docs: Annotated[
+        Path, typer.Option(help="folder of PDFs/images to tune on (never the set you report)")
+    ],
     questions: Annotated[Path, typer.Option(help="questions JSONL for --docs (the import format)")],
-    out: Annotated[Path, typer.Option(help="JSON to write; `regionops evaluate --regions-from` reads it")],
-    model: Annotated[str, typer.Option(help="exported retriever folder or models:/NAME@ALIAS")] = str(PROJECT.model),
+    out: Annotated[
+        Path, typer.Option(help="JSON to write; `regionops evaluate --regions-from` reads it")
+    ],
+    model: Annotated[
+        str, typer.Option(help="exported retriever folder or models:/NAME@ALIAS")
+    ] = str(PROJECT.model),
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -107,7 +165,9 @@ def tune_regions(
     try:
         with tempfile.TemporaryDirectory(prefix="regionops-model-") as workdir:
             source = resolve_model(model, params, Path(workdir))
-            result = tune_folder(params, docs, questions, source, log=lambda line: console.print(line, markup=False))
+            result = tune_folder(
+                params, docs, questions, source, log=lambda line: console.print(line, markup=False)
+            )
     except (ValueError, LookupError, FileNotFoundError, NotADirectoryError) as exc:
         console.print(f"[red]tune-regions failed:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -120,7 +180,9 @@ def tune_regions(
 def search(
     question: Annotated[str, typer.Argument(help="the question")],
     k: Annotated[int, typer.Option(help="regions to return")] = 5,
-    reader: Annotated[Path | None, typer.Option(help="exported reader folder: answer with the span reader")] = None,
+    reader: Annotated[
+        Path | None, typer.Option(help="exported reader folder: answer with the span reader")
+    ] = None,
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = PROJECT.model,
     index: Annotated[Path, typer.Option(help="index folder")] = PROJECT.index,
     params_path: ParamsOpt = DEFAULT_PARAMS,
@@ -165,8 +227,13 @@ def compare(
 @ablate_app.command("retriever")
 def ablate_retriever_cmd(
     seeds: Annotated[str, typer.Option(help="comma-separated training seeds")] = "13,14,15",
-    variants: Annotated[str, typer.Option(help="comma-separated variants (global_only always runs: "
-                                          "the others are compared with it)")] = "",
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated variants (global_only always runs: "
+            "the others are compared with it)"
+        ),
+    ] = "",
     out: Annotated[Path, typer.Option(help="where the tables go")] = PROJECT.reports,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
@@ -185,11 +252,20 @@ def ablate_retriever_cmd(
     names = [v.strip() for v in variants.split(",") if v.strip()] or list(RETRIEVER_VARIANTS)
     unknown = sorted(set(names) - set(RETRIEVER_VARIANTS))
     if unknown:
-        console.print(f"[red]--variants: unknown {unknown}; choose from {list(RETRIEVER_VARIANTS)}[/red]")
+        console.print(
+            f"[red]--variants: unknown {unknown}; choose from {list(RETRIEVER_VARIANTS)}[/red]"
+        )
         raise typer.Exit(2)
     chosen = {v: RETRIEVER_VARIANTS[v] for v in [REFERENCE_VARIANT, *names]}
-    report = ablate_retriever(params, project_corpus(params), out, settings, seed_list, variants=chosen,
-                              progress=lambda row: console.print_json(json.dumps(row)))  # progress: stderr
+    report = ablate_retriever(
+        params,
+        project_corpus(params),
+        out,
+        settings,
+        seed_list,
+        variants=chosen,
+        progress=lambda row: console.print_json(json.dumps(row)),
+    )  # progress: stderr
     emit_text((out / "ablation_retriever.md").read_text())
     console.print(f"MLflow run {report['mlflow_run_id']}")
 
@@ -199,9 +275,16 @@ def ablate_reader_cmd(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = PROJECT.model,
     index: Annotated[Path, typer.Option(help="index folder")] = PROJECT.index,
     out: Annotated[Path, typer.Option(help="folder for the tables")] = PROJECT.reports,
-    seeds: Annotated[list[int] | None, typer.Option("--seed", help="seeds (default reader.ablation_seeds)")] = None,
-    rhos: Annotated[list[float] | None, typer.Option("--rho", help="noise levels (default 0, 1/3, 1/2, 2/3)")] = None,
-    modes: Annotated[list[str] | None, typer.Option("--mode", help="visual token modes, refine first (default all)")] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option("--seed", help="seeds (default reader.ablation_seeds)")
+    ] = None,
+    rhos: Annotated[
+        list[float] | None, typer.Option("--rho", help="noise levels (default 0, 1/3, 1/2, 2/3)")
+    ] = None,
+    modes: Annotated[
+        list[str] | None,
+        typer.Option("--mode", help="visual token modes, refine first (default all)"),
+    ] = None,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -212,8 +295,17 @@ def ablate_reader_cmd(
     require_index(index)
     from components.evaluation.reader_ablation import ablate_reader
 
-    result = ablate_reader(params, project_corpus(params), model, index, out, settings, seeds or params.reader.ablation_seeds,
-                           tuple(rhos or ()), tuple(modes or ()))
+    result = ablate_reader(
+        params,
+        project_corpus(params),
+        model,
+        index,
+        out,
+        settings,
+        seeds or params.reader.ablation_seeds,
+        tuple(rhos or ()),
+        tuple(modes or ()),
+    )
     emit_text(result["markdown"])
 
 
@@ -223,7 +315,9 @@ def ablate_two_stage_cmd(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = PROJECT.model,
     index: Annotated[Path, typer.Option(help="index folder")] = PROJECT.index,
     out: Annotated[Path, typer.Option(help="folder for the tables")] = PROJECT.reports,
-    splits: Annotated[list[str] | None, typer.Option("--split", help="splits to pool (default val, test)")] = None,
+    splits: Annotated[
+        list[str] | None, typer.Option("--split", help="splits to pool (default val, test)")
+    ] = None,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -239,5 +333,7 @@ def ablate_two_stage_cmd(
     if unknown:
         console.print(f"[red]--split {sorted(unknown)}: splits are train, val, test[/red]")
         raise typer.Exit(2)
-    result = run_stage_one_comparison(params, project_corpus(params), model, index, reader, chosen, out)
+    result = run_stage_one_comparison(
+        params, project_corpus(params), model, index, reader, chosen, out
+    )
     emit_text(Path(result["report"]["markdown"]).read_text())

@@ -46,11 +46,22 @@ def _read_candidate(metrics: Path, model: Path | None) -> dict:
 @app.command()
 def gate(
     metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = PROJECT.metrics,
-    index: Annotated[Path, typer.Option(help="candidate index folder (its pages define the eval set)")] = PROJECT.index,
-    model: Annotated[Path, typer.Option(help="candidate retriever folder (its train_run.json names the "
-                                             "training run the evaluation run must belong to)")] = PROJECT.model,
-    rescore: Annotated[bool, typer.Option("--rescore/--no-rescore",
-                                          help="re-score the champion on the candidate's eval set first")] = True,
+    index: Annotated[
+        Path, typer.Option(help="candidate index folder (its pages define the eval set)")
+    ] = PROJECT.index,
+    model: Annotated[
+        Path,
+        typer.Option(
+            help="candidate retriever folder (its train_run.json names the "
+            "training run the evaluation run must belong to)"
+        ),
+    ] = PROJECT.model,
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            "--rescore/--no-rescore", help="re-score the champion on the candidate's eval set first"
+        ),
+    ] = True,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -85,10 +96,16 @@ def register(
     model: Annotated[Path, typer.Option(help="exported retriever folder")] = PROJECT.model,
     index: Annotated[Path, typer.Option(help="index folder")] = PROJECT.index,
     metrics: Annotated[Path, typer.Option(help="candidate metrics.json")] = PROJECT.metrics,
-    rescore: Annotated[bool, typer.Option("--rescore/--no-rescore",
-                                          help="re-score the champion on the candidate's eval set first")] = True,
-    reader: Annotated[Path | None, typer.Option(
-        help="exported reader to bundle (default: data/reader/reader when it exists)")] = None,
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            "--rescore/--no-rescore", help="re-score the champion on the candidate's eval set first"
+        ),
+    ] = True,
+    reader: Annotated[
+        Path | None,
+        typer.Option(help="exported reader to bundle (default: data/reader/reader when it exists)"),
+    ] = None,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -103,21 +120,38 @@ def register(
 
     if reader is None and (PROJECT.reader_export / "config.json").is_file():
         reader = PROJECT.reader_export
-    _read_candidate(metrics, model)  # a metrics.json its evaluation run does not back stops here, clearly
+    _read_candidate(
+        metrics, model
+    )  # a metrics.json its evaluation run does not back stops here, clearly
     if rescore:
-        outcome = gate_and_register_rescored(params, project_corpus(params), model, index, metrics, reader_dir=reader)
+        outcome = gate_and_register_rescored(
+            params, project_corpus(params), model, index, metrics, reader_dir=reader
+        )
     else:
         corpus = project_corpus(params)
-        outcome = gate_and_register(params, model, index, metrics, reader_dir=reader,
-                                    page_images=[(p.id, corpus.image_path(p)) for p in corpus.pages])
+        outcome = gate_and_register(
+            params,
+            model,
+            index,
+            metrics,
+            reader_dir=reader,
+            page_images=[(p.id, corpus.image_path(p)) for p in corpus.pages],
+        )
     emit(outcome)
 
 
 @app.command()
 def rollback(
-    reason: Annotated[str, typer.Option("--reason", help="why champion moves back (recorded in the audit trail)")],
-    to: Annotated[str | None, typer.Option("--to", help="version to restore (default: the previous champion)")] = None,
-    force: Annotated[bool, typer.Option("--force", help="allow a version whose gate failed (recorded as an override)")] = False,
+    reason: Annotated[
+        str, typer.Option("--reason", help="why champion moves back (recorded in the audit trail)")
+    ],
+    to: Annotated[
+        str | None, typer.Option("--to", help="version to restore (default: the previous champion)")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="allow a version whose gate failed (recorded as an override)"),
+    ] = False,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
 ) -> None:
@@ -154,7 +188,9 @@ def reproduce(
     from components.reproduce import ReproduceError, reproduce_version
 
     try:
-        result = reproduce_version(registry_client(), params.registry.model_name, version, out, settings.dvc_remote)
+        result = reproduce_version(
+            registry_client(), params.registry.model_name, version, out, settings.dvc_remote
+        )
     except (ReproduceError, versioning.StageFailed) as exc:
         console.print(f"[red]reproduce failed:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -187,8 +223,15 @@ def history(
     for column in ("when", "who", "action", "alias", "from", "to", "reason"):
         table.add_column(column)
     for e in events:
-        table.add_row(e["when"], e["who"], e["action"], e["alias"], str(e["from_version"] or "—"),
-                      str(e["to_version"]), e["reason"])
+        table.add_row(
+            e["when"],
+            e["who"],
+            e["action"],
+            e["alias"],
+            str(e["from_version"] or "—"),
+            str(e["to_version"]),
+            e["reason"],
+        )
     rendered = Console(file=io.StringIO(), width=160, record=True)
     rendered.print(table)
     emit_text(rendered.export_text())

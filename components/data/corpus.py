@@ -91,10 +91,16 @@ class Corpus:
 def jsonl_lines(path: Path) -> list[tuple[int, bytes]]:
     """The non-blank lines of a JSONL file as (1-based line number, raw bytes): the numbering
     the validate stage uses in accepted.json, so a line is never mistaken for another."""
-    return [(n, line) for n, line in enumerate(Path(path).read_bytes().split(b"\n"), start=1) if line.strip()]
+    return [
+        (n, line)
+        for n, line in enumerate(Path(path).read_bytes().split(b"\n"), start=1)
+        if line.strip()
+    ]
 
 
-def _accepted_lines(lines: list[tuple[int, bytes]], keep_lines: list[int] | None, keep_ids: list[str], id_of) -> list[bytes]:
+def _accepted_lines(
+    lines: list[tuple[int, bytes]], keep_lines: list[int] | None, keep_ids: list[str], id_of
+) -> list[bytes]:
     if keep_lines is not None:
         wanted = set(keep_lines)
         return [raw for n, raw in lines if n in wanted]
@@ -120,7 +126,9 @@ def load_corpus(root: str | Path, accepted: str | Path | None = None) -> Corpus:
     root = Path(root)
     pages_file = root / "pages.jsonl"
     if not pages_file.exists():
-        raise FileNotFoundError(f"{pages_file} not found: run `regionops generate` or `regionops import` first")
+        raise FileNotFoundError(
+            f"{pages_file} not found: run `regionops generate` or `regionops import` first"
+        )
     qfile = root / "questions.jsonl"
     page_lines = jsonl_lines(pages_file)
     question_lines = jsonl_lines(qfile) if qfile.exists() else []
@@ -129,17 +137,24 @@ def load_corpus(root: str | Path, accepted: str | Path | None = None) -> Corpus:
         question_raw = [raw for _, raw in question_lines]
     else:
         keep = json.loads(Path(accepted).read_text("utf-8"))
-        page_raw = _accepted_lines(page_lines, keep.get("page_lines"), keep["pages"],
-                                   lambda r: f"{r['doc']}#{r['page']}")
-        question_raw = _accepted_lines(question_lines, keep.get("question_lines"), keep["questions"], lambda r: r["id"])
+        page_raw = _accepted_lines(
+            page_lines, keep.get("page_lines"), keep["pages"], lambda r: f"{r['doc']}#{r['page']}"
+        )
+        question_raw = _accepted_lines(
+            question_lines, keep.get("question_lines"), keep["questions"], lambda r: r["id"]
+        )
     pages = [Page.model_validate_json(raw) for raw in page_raw]
     questions = [Question.model_validate_json(raw) for raw in question_raw]
     return Corpus(root=root, pages=pages, questions=questions)
 
 
-def save_corpus_tables(root: str | Path, pages: Iterable[Page], questions: Iterable[Question]) -> tuple[int, int]:
+def save_corpus_tables(
+    root: str | Path, pages: Iterable[Page], questions: Iterable[Question]
+) -> tuple[int, int]:
     """Write pages.jsonl and questions.jsonl atomically (images are written by the producer)."""
     root = Path(root)
     n_pages = write_jsonl_atomic(root / "pages.jsonl", (p.model_dump(mode="json") for p in pages))
-    n_questions = write_jsonl_atomic(root / "questions.jsonl", (q.model_dump(mode="json") for q in questions))
+    n_questions = write_jsonl_atomic(
+        root / "questions.jsonl", (q.model_dump(mode="json") for q in questions)
+    )
     return n_pages, n_questions

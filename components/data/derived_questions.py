@@ -31,26 +31,142 @@ from pathlib import Path
 from components.data.gold_units import PageUnits, Unit, clean, page_units
 
 KINDS = ("cloze", "definition", "caption", "heading")
-SENTENCE_WORDS = (8, 40)  # a cloze/heading sentence: long enough to pin the page, short enough to read
+SENTENCE_WORDS = (
+    8,
+    40,
+)  # a cloze/heading sentence: long enough to pin the page, short enough to read
 TERM_MAX_WORDS = 6
 SNIPPET_WORDS = 20  # how much of a description or caption the question quotes
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*[A-Za-z0-9]")
 _COMMENT = re.compile(r"/\*|\*/|(?<!:)//")  # a program listing's comment: no definition list
 _SECTION_NUMBER = re.compile(r"^(?:chapter\s+)?[\dA-Z]?[\d.]*\d\.?\s+", re.IGNORECASE)
-STOPWORDS = frozenset((
-    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
-    "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both",
-    "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "either",
-    "else", "few", "for", "from", "further", "had", "has", "have", "having", "here", "how",
-    "however", "if", "in", "into", "is", "it", "its", "itself", "just", "may", "might", "more",
-    "most", "must", "no", "nor", "not", "now", "of", "off", "on", "once", "one", "only", "or",
-    "other", "our", "out", "over", "own", "same", "shall", "should", "so", "some", "such", "than",
-    "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through",
-    "thus", "to", "too", "under", "until", "up", "upon", "use", "used", "uses", "using", "very",
-    "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will",
-    "with", "would", "you", "your"
-))
+STOPWORDS = frozenset(
+    (
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "either",
+        "else",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "here",
+        "how",
+        "however",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "may",
+        "might",
+        "more",
+        "most",
+        "must",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "one",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "own",
+        "same",
+        "shall",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "thus",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "upon",
+        "use",
+        "used",
+        "uses",
+        "using",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    )
+)
 
 
 @dataclass
@@ -96,7 +212,9 @@ def _prose(sentence: str) -> bool:
 
 def _wordy(text: str) -> bool:
     tokens = text.split()
-    return sum(bool(re.fullmatch(r"[A-Za-z][a-z'’\-]*[,.;:]?", t)) for t in tokens) >= 0.6 * len(tokens)
+    return sum(bool(re.fullmatch(r"[A-Za-z][a-z'’\-]*[,.;:]?", t)) for t in tokens) >= 0.6 * len(
+        tokens
+    )
 
 
 def salient_term(sentence: str, frequency: Counter) -> str | None:
@@ -108,7 +226,13 @@ def salient_term(sentence: str, frequency: Counter) -> str | None:
     best, best_key = None, None
     for pos, tok in enumerate(tokens):
         low = tok.casefold()
-        if pos == 0 or len(tok) < 4 or low in STOPWORDS or counts[low] > 1 or not _TOKEN.fullmatch(tok):
+        if (
+            pos == 0
+            or len(tok) < 4
+            or low in STOPWORDS
+            or counts[low] > 1
+            or not _TOKEN.fullmatch(tok)
+        ):
             continue
         key = (frequency[low], -len(tok), pos)
         if best_key is None or key < best_key:
@@ -120,7 +244,9 @@ def ruled(rect, graphics) -> bool:
     """A table cell: thin horizontal rules just above and just below, across the text."""
     x0, top, x1, bottom = rect
     height = max(bottom - top, 1.0)
-    rules = [g for g in graphics if g[3] - g[1] < 2.0 and min(g[2], x1) - max(g[0], x0) > 0.5 * (x1 - x0)]
+    rules = [
+        g for g in graphics if g[3] - g[1] < 2.0 and min(g[2], x1) - max(g[0], x0) > 0.5 * (x1 - x0)
+    ]
     above = any(top - 0.6 * height - 6 <= g[3] <= top + 1 for g in rules)
     below = any(bottom - 1 <= g[1] <= bottom + 0.6 * height + 6 for g in rules)
     return above and below
@@ -137,7 +263,9 @@ def _candidates(pu: PageUnits, layer: str) -> list[tuple[str, Unit, dict] | tupl
     out: list = []
     for idx, unit in enumerate(pu.units):
         if unit.kind in ("paragraph", "entry") and ruled(unit.rect, pu.graphics):
-            out.append(("cloze" if unit.kind == "paragraph" else "definition", "inside a ruled table"))
+            out.append(
+                ("cloze" if unit.kind == "paragraph" else "definition", "inside a ruled table")
+            )
             continue
         if unit.kind == "paragraph":
             good = [s for s in sentences(unit.text) if _prose(s)]
@@ -150,8 +278,18 @@ def _candidates(pu: PageUnits, layer: str) -> list[tuple[str, Unit, dict] | tupl
                 out.append(("cloze", "no salient term"))
                 continue
             blanked = re.sub(rf"(?<![\w-]){re.escape(term)}(?![\w-])", "___", sentence, count=1)
-            out.append(("cloze", unit, {"question": f"Fill in the blank: {blanked}", "answer": term,
-                                        "key": sentence, "idx": idx}))
+            out.append(
+                (
+                    "cloze",
+                    unit,
+                    {
+                        "question": f"Fill in the blank: {blanked}",
+                        "answer": term,
+                        "key": sentence,
+                        "idx": idx,
+                    },
+                )
+            )
         elif unit.kind == "entry":
             term = (unit.term or "").strip(" :.")
             if not term:
@@ -160,7 +298,7 @@ def _candidates(pu: PageUnits, layer: str) -> list[tuple[str, Unit, dict] | tupl
             if len(term.split()) > TERM_MAX_WORDS or len(term) > 50:
                 out.append(("definition", "term too long"))
                 continue
-            description = unit.text[len(unit.term or ""):].strip(" :-\u2013\u2014")
+            description = unit.text[len(unit.term or "") :].strip(" :-\u2013\u2014")
             if _COMMENT.search(unit.text) or re.search(r"[=;]", term):
                 out.append(("definition", "code, not a definition"))
                 continue
@@ -172,8 +310,18 @@ def _candidates(pu: PageUnits, layer: str) -> list[tuple[str, Unit, dict] | tupl
             if not _wordy(quote):
                 out.append(("definition", "description is not prose"))
                 continue
-            out.append(("definition", unit, {"question": f'Which {noun} is described as "{quote}"?',
-                                             "answer": term, "key": description, "idx": idx}))
+            out.append(
+                (
+                    "definition",
+                    unit,
+                    {
+                        "question": f'Which {noun} is described as "{quote}"?',
+                        "answer": term,
+                        "key": description,
+                        "idx": idx,
+                    },
+                )
+            )
         elif unit.kind == "caption":
             if unit.area is None:
                 out.append(("caption", "no figure/table area next to the caption"))
@@ -183,20 +331,44 @@ def _candidates(pu: PageUnits, layer: str) -> list[tuple[str, Unit, dict] | tupl
                 out.append(("caption", "caption under 3 words"))
                 continue
             what = "table" if unit.term.startswith("Table") else "figure"
-            out.append(("caption", unit, {"question": f"Which {what} shows {_snippet(words, 15)}?",
-                                          "answer": unit.term, "key": unit.text, "idx": idx}))
+            out.append(
+                (
+                    "caption",
+                    unit,
+                    {
+                        "question": f"Which {what} shows {_snippet(words, 15)}?",
+                        "answer": unit.term,
+                        "key": unit.text,
+                        "idx": idx,
+                    },
+                )
+            )
         elif unit.kind == "heading":
             title = _SECTION_NUMBER.sub("", unit.text).strip()
             if not 2 <= len(title.split()) <= 10:
                 out.append(("heading", "title not 2-10 words"))
                 continue
             after = pu.units[idx + 1] if idx + 1 < len(pu.units) else None
-            body = [s for s in sentences(after.text) if _prose(s)] if after and after.kind == "paragraph" else []
+            body = (
+                [s for s in sentences(after.text) if _prose(s)]
+                if after and after.kind == "paragraph"
+                else []
+            )
             if not body:
                 out.append(("heading", "no prose paragraph under the heading"))
                 continue
-            out.append(("heading", unit, {"question": f'Which section covers "{_snippet(body[0], 25)}"?',
-                                          "answer": title, "key": body[0], "idx": idx}))
+            out.append(
+                (
+                    "heading",
+                    unit,
+                    {
+                        "question": f'Which section covers "{_snippet(body[0], 25)}"?',
+                        "answer": title,
+                        "key": body[0],
+                        "idx": idx,
+                    },
+                )
+            )
     return out
 
 
@@ -205,8 +377,16 @@ def _labelled(qid: str, seed: int, fraction: float) -> bool:
     return u < fraction
 
 
-def derive_page(pu: PageUnits, layer: str, doc: str, seed: int, labelled_fraction: float,
-                max_per_page: int, seen: set[str], result: Derivation) -> None:
+def derive_page(
+    pu: PageUnits,
+    layer: str,
+    doc: str,
+    seed: int,
+    labelled_fraction: float,
+    max_per_page: int,
+    seen: set[str],
+    result: Derivation,
+) -> None:
     """Add one page's questions to ``result`` (``seen``: normalised sentences already asked)."""
     picked: dict[str, list[tuple[Unit, dict]]] = {k: [] for k in KINDS}
     layer_key = squash(layer)
@@ -246,16 +426,29 @@ def derive_page(pu: PageUnits, layer: str, doc: str, seed: int, labelled_fractio
             result.skips[f"{kind}: over the page's question quota"] += len(picked[kind])
     for kind, q in sorted(chosen, key=lambda kq: kq[1]["idx"]):
         qid = f"{doc}#{pu.page}:{kind}:{q['idx']}"
-        result.questions.append({
-            "id": qid, "question": q["question"], "answers": [q["answer"]], "doc": doc,
-            "page": pu.page, "box": list(q["box"]), "type": kind,
-            "labelled": _labelled(qid, seed, labelled_fraction),
-        })
+        result.questions.append(
+            {
+                "id": qid,
+                "question": q["question"],
+                "answers": [q["answer"]],
+                "doc": doc,
+                "page": pu.page,
+                "box": list(q["box"]),
+                "type": kind,
+                "labelled": _labelled(qid, seed, labelled_fraction),
+            }
+        )
 
 
-def derive_questions(pdf_path: str | Path, doc: str, seed: int, labelled_fraction: float = 0.5,
-                     max_per_page: int = 4, pages: Iterable[int] | None = None,
-                     seen: set[str] | None = None) -> Derivation:
+def derive_questions(
+    pdf_path: str | Path,
+    doc: str,
+    seed: int,
+    labelled_fraction: float = 0.5,
+    max_per_page: int = 4,
+    pages: Iterable[int] | None = None,
+    seen: set[str] | None = None,
+) -> Derivation:
     """Derive questions from ``pages`` (0-based; all when None) of one PDF named ``doc`` (its
     path relative to the docs root). Pass one ``seen`` set across a collection so a sentence
     repeated on another page (running heads, boilerplate) is asked once."""
@@ -271,7 +464,9 @@ def derive_questions(pdf_path: str | Path, doc: str, seed: int, labelled_fractio
     layers = text_layer(pdf_path, [pu.page for pu in units])
     for pu in units:
         if pu.error is not None:
-            reason = "rotated page" if pu.error == "rotated page" else "pdfminer cannot lay out the page"
+            reason = (
+                "rotated page" if pu.error == "rotated page" else "pdfminer cannot lay out the page"
+            )
             result.skips[f"page: {reason}"] += 1
             continue
         if not pu.rows:

@@ -25,7 +25,9 @@ OUTDENT_EM = 3.0  # a row this far left of its block's margin starts another blo
 WORD_GAP_EM = 1.0  # pdfminer lines on one baseline closer than this are one line (a stretched
 # justified space after a sentence end is wider than a word gap, narrower than a column gutter)
 _SECTION_NUMBER = re.compile(r"^\d+(\.\d+)*\.?$")
-_BULLET = re.compile(r"^[\u2022\u25e6\u25aa\u2023\u25cf\u25cb\u25a0\u25a1\u25ba\u2013\u2014\u2219*]\s")  # a list item
+_BULLET = re.compile(
+    r"^[\u2022\u25e6\u25aa\u2023\u25cf\u25cb\u25a0\u25a1\u25ba\u2013\u2014\u2219*]\s"
+)  # a list item
 
 
 @dataclass
@@ -57,12 +59,14 @@ class Unit:
         return join_rows([r.text for r in self.rows])
 
 
-
 def union(rects: Iterable[Sequence[float]]) -> Rect:
     rs = list(rects)
-    return (min(r[0] for r in rs), min(r[1] for r in rs), max(r[2] for r in rs), max(r[3] for r in rs))
-
-
+    return (
+        min(r[0] for r in rs),
+        min(r[1] for r in rs),
+        max(r[2] for r in rs),
+        max(r[3] for r in rs),
+    )
 
 
 def join_rows(texts: Sequence[str]) -> str:
@@ -105,18 +109,34 @@ def _join_rows(rows: list[Row], width: float) -> list[Row]:
             gap = b.rect[0] - a.rect[2]
             same_col = not two_col or (b.rect[2] <= mid + a.size) == (a.rect[2] <= mid + a.size)
             # a term column is short and leaves most of the row to its description
-            short = (len(a.parts) == 1 and len(a.text.split()) <= ROW_TERM_MAX_WORDS
-                     and a.rect[2] - a.rect[0] <= 0.6 * (b.rect[2] - a.rect[0]))
+            short = (
+                len(a.parts) == 1
+                and len(a.text.split()) <= ROW_TERM_MAX_WORDS
+                and a.rect[2] - a.rect[0] <= 0.6 * (b.rect[2] - a.rect[0])
+            )
             number = len(a.parts) == 1 and _SECTION_NUMBER.match(a.text) and gap < 3 * a.size
             if same_col and (0 <= gap <= WORD_GAP_EM * a.size or number):
                 # a word gap (pdfminer cut a line at a change of face or script) or a section
                 # number set off by a quad: one line of text, glue it back
-                current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, a.lead,
-                              a.parts + b.parts, a.desc_x, a.bold and b.bold)
+                current = Row(
+                    f"{a.text} {b.text}",
+                    union([a.rect, b.rect]),
+                    a.size,
+                    a.lead,
+                    a.parts + b.parts,
+                    a.desc_x,
+                    a.bold and b.bold,
+                )
             elif short and same_col and 1.2 * a.size < gap < 15 * a.size:
                 term = a.text.rstrip(":").strip()
-                current = Row(f"{a.text} {b.text}", union([a.rect, b.rect]), a.size, term,
-                              a.parts + b.parts, b.rect[0])
+                current = Row(
+                    f"{a.text} {b.text}",
+                    union([a.rect, b.rect]),
+                    a.size,
+                    term,
+                    a.parts + b.parts,
+                    b.rect[0],
+                )
             else:
                 out.append(current)
                 current = b
@@ -146,8 +166,13 @@ def _blocks(rows: list[Row], width: float) -> list[list[Row]]:
             # a row starting far left of every row above it (an outdented term, a margin
             # label) opens a new block: indentation is read against one margin per block
             outdent = r.rect[0] < min(q.rect[0] for q in block) - OUTDENT_EM * p.size
-            if (same and not outdent and -0.5 * p.size <= gap <= 0.7 * p.size and overlap > 0
-                    and abs(r.size - p.size) < 1.5):
+            if (
+                same
+                and not outdent
+                and -0.5 * p.size <= gap <= 0.7 * p.size
+                and overlap > 0
+                and abs(r.size - p.size) < 1.5
+            ):
                 block.append(r)
                 break
         else:
@@ -169,9 +194,14 @@ def _split_block(block: list[Row]) -> list[Unit]:
             # a list item: its bullet row and the rows under it up to the next item or paragraph
             # start (rows hanging right of the bullet always continue it)
             k = i + 1
-            while k < len(block) and not _BULLET.match(block[k].text) and (
+            while (
+                k < len(block)
+                and not _BULLET.match(block[k].text)
+                and (
                     block[k].rect[0] > r.rect[0] + 0.5 * em
-                    or not _starts_paragraph(block, k, indented, right, em)):
+                    or not _starts_paragraph(block, k, indented, right, em)
+                )
+            ):
                 k += 1
             units.append(Unit("paragraph", block[i:k]))
             i = k
@@ -184,10 +214,18 @@ def _split_block(block: list[Row]) -> list[Unit]:
             j += 1
         # one hanging row is weak evidence (a run-in title over first-line-indented paragraphs
         # looks the same): then this row and the next entry's must both look like terms
-        hanging = j - i >= 3 or (j == i + 2 and _term_like(r) and (j == len(block) or (
-            j + 1 < len(block) and indented[j + 1] and _term_like(block[j]))))
-        if not indented[i] and hanging and (r.lead or len(r.text.split()) <= ROW_TERM_MAX_WORDS
-                                            or r.rect[2] < right - 2 * em):
+        hanging = j - i >= 3 or (
+            j == i + 2
+            and _term_like(r)
+            and (
+                j == len(block) or (j + 1 < len(block) and indented[j + 1] and _term_like(block[j]))
+            )
+        )
+        if (
+            not indented[i]
+            and hanging
+            and (r.lead or len(r.text.split()) <= ROW_TERM_MAX_WORDS or r.rect[2] < right - 2 * em)
+        ):
             term = r.lead or (r.text if len(r.text.split()) <= ROW_TERM_MAX_WORDS else None)
             while j < len(block) and _runs_on(block[j - 1], block[j]):
                 j += 1
@@ -198,10 +236,16 @@ def _split_block(block: list[Row]) -> list[Unit]:
             # a side-by-side entry runs on in its description column; a bold label's
             # paragraph runs on to the next paragraph start
             k = i + 1
-            if r.desc_x is not None and r.desc_x - r.rect[0] > 2 * em and (
-                    k == len(block) or abs(block[k].rect[0] - r.desc_x) <= 0.8 * em):
-                while k < len(block) and (not block[k].lead and abs(block[k].rect[0] - r.desc_x) <= 0.8 * em
-                                          or _runs_on(block[k - 1], block[k])):
+            if (
+                r.desc_x is not None
+                and r.desc_x - r.rect[0] > 2 * em
+                and (k == len(block) or abs(block[k].rect[0] - r.desc_x) <= 0.8 * em)
+            ):
+                while k < len(block) and (
+                    not block[k].lead
+                    and abs(block[k].rect[0] - r.desc_x) <= 0.8 * em
+                    or _runs_on(block[k - 1], block[k])
+                ):
                     k += 1
             else:
                 while k < len(block) and not _starts_paragraph(block, k, indented, right, em):
@@ -220,16 +264,22 @@ def _split_block(block: list[Row]) -> list[Unit]:
 def _runs_on(prev: Row, row: Row) -> bool:
     """The sentence of ``prev`` goes on in ``row``: no sentence end, and a lowercase start or a
     hyphenated break (a bullet starts a new item whatever came before)."""
-    return (not _BULLET.match(row.text) and not prev.text.endswith((".", ":", "!", "?", ";"))
-            and (row.text[:1].islower() or prev.text.endswith("-")))
+    return (
+        not _BULLET.match(row.text)
+        and not prev.text.endswith((".", ":", "!", "?", ";"))
+        and (row.text[:1].islower() or prev.text.endswith("-"))
+    )
 
 
 def _term_like(row: Row) -> bool:
-    return bool(row.lead) or (len(row.text.split()) <= ROW_TERM_MAX_WORDS
-                              and not row.text.endswith((".", ",", ";")))
+    return bool(row.lead) or (
+        len(row.text.split()) <= ROW_TERM_MAX_WORDS and not row.text.endswith((".", ",", ";"))
+    )
 
 
-def _starts_paragraph(block: list[Row], k: int, indented: list[bool], right: float, em: float) -> bool:
+def _starts_paragraph(
+    block: list[Row], k: int, indented: list[bool], right: float, em: float
+) -> bool:
     prev, row = block[k - 1], block[k]
     if _BULLET.match(row.text):
         return True
@@ -253,8 +303,13 @@ def _mark_headings(units: list[Unit], body: float) -> None:
     for u in units:
         words = u.text.split()
         big = median(r.size for r in u.rows) >= 1.15 * body or all(r.bold for r in u.rows)
-        if u.kind == "paragraph" and len(u.rows) <= 2 and 1 <= len(words) <= 14 and big \
-                and not u.text.endswith((".", ",", ";")):
+        if (
+            u.kind == "paragraph"
+            and len(u.rows) <= 2
+            and 1 <= len(words) <= 14
+            and big
+            and not u.text.endswith((".", ",", ";"))
+        ):
             u.kind = "heading"
 
 
@@ -262,13 +317,23 @@ def _is_body(u: Unit, body: float, col_width: float) -> bool:
     """Running text: body-size lines, one across most of the column, two or more of them or
     one full sentence (a figure's labels and a table's cells are neither)."""
     sentence = len(u.text.split()) >= 6 and u.text.endswith((".", ":"))
-    return (u.kind in ("paragraph", "entry", "heading") and (len(u.rows) >= 2 or sentence)
-            and abs(median(r.size for r in u.rows) - body) < 1.0
-            and max(r.rect[2] - r.rect[0] for r in u.rows) >= 0.6 * col_width)
+    return (
+        u.kind in ("paragraph", "entry", "heading")
+        and (len(u.rows) >= 2 or sentence)
+        and abs(median(r.size for r in u.rows) - body) < 1.0
+        and max(r.rect[2] - r.rect[0] for r in u.rows) >= 0.6 * col_width
+    )
 
 
-def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float,
-                 upward: bool, width: float, two_col: bool) -> Rect | None:
+def _figure_area(
+    cap: Unit,
+    units: list[Unit],
+    graphics: list[Rect],
+    body: float,
+    upward: bool,
+    width: float,
+    two_col: bool,
+) -> Rect | None:
     """Graphics and non-body text next to the caption (above for figures, below for tables),
     walking away from it until a body paragraph, a heading or a wide empty gap. A figure may be
     wider than its (centred) caption, so the walk spans the page, or the caption's column of a
@@ -282,8 +347,13 @@ def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float
         col = (mid - body, width)
     items: list[tuple[Rect, bool, Unit | None]] = [(g, True, None) for g in graphics]
     items += [(u.rect, False, u) for u in units if u is not cap]
-    inside = [it for it in items if it[0][0] >= col[0] - 1 and it[0][2] <= col[1] + 1
-              and (it[0][3] <= ctop + 1 if upward else it[0][1] >= cbottom - 1)]
+    inside = [
+        it
+        for it in items
+        if it[0][0] >= col[0] - 1
+        and it[0][2] <= col[1] + 1
+        and (it[0][3] <= ctop + 1 if upward else it[0][1] >= cbottom - 1)
+    ]
     inside.sort(key=lambda it: -it[0][3] if upward else it[0][1])
     edge = ctop if upward else cbottom
     taken: list[Rect] = []
@@ -294,10 +364,16 @@ def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float
         if gap > (5 if not taken else 2) * body:
             break
         stopper = unit is not None and (
-            unit.kind in ("heading", "caption") or _is_body(unit, body, col[1] - col[0]))
+            unit.kind in ("heading", "caption") or _is_body(unit, body, col[1] - col[0])
+        )
         # a body paragraph stops the walk unless a graphic encloses it (text in a figure)
-        if stopper and not any(g[0] <= rect[0] + 1 and g[1] <= rect[1] + 1 and g[2] >= rect[2] - 1
-                               and g[3] >= rect[3] - 1 for g in graphics):
+        if stopper and not any(
+            g[0] <= rect[0] + 1
+            and g[1] <= rect[1] + 1
+            and g[2] >= rect[2] - 1
+            and g[3] >= rect[3] - 1
+            for g in graphics
+        ):
             break
         taken.append(rect)
         has_graphic |= is_graphic
@@ -307,23 +383,29 @@ def _figure_area(cap: Unit, units: list[Unit], graphics: list[Rect], body: float
     return union([*taken, cap.rect])
 
 
-def _mark_captions(units: list[Unit], graphics: list[Rect], body: float, width: float,
-                   two_col: bool) -> None:
+def _mark_captions(
+    units: list[Unit], graphics: list[Rect], body: float, width: float, two_col: bool
+) -> None:
     for u in units:
         m = CAPTION.match(u.text)
         if not m or u.kind == "heading":
             continue
-        label = f"{m.group(1)} {m.group(2)}"  # as printed ("Fig. 3" stays): the answer is on the page
+        label = (
+            f"{m.group(1)} {m.group(2)}"  # as printed ("Fig. 3" stays): the answer is on the page
+        )
         upward = m.group(1) != "Table"  # figures sit above their caption, tables below
         area = _figure_area(u, units, graphics, body, upward, width, two_col) or _figure_area(
-            u, units, graphics, body, not upward, width, two_col)
+            u, units, graphics, body, not upward, width, two_col
+        )
         u.kind, u.term, u.area = "caption", label, area
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def layout_units(rows: list[Row], graphics: list[Rect], width: float) -> tuple[float, list[Row], list[Unit]]:
+def layout_units(
+    rows: list[Row], graphics: list[Rect], width: float
+) -> tuple[float, list[Row], list[Unit]]:
     """(body text size, joined rows, units) of one page's pdfminer lines and graphics."""
     if not rows:
         return 10.0, [], []

@@ -45,8 +45,10 @@ class PageUnits:
         x0, y0, x1, y1 = rect
         clip = lambda v, s: min(1.0, max(0.0, v / s))
         return (
-            round(clip(x0, self.width), 5), round(clip(y0, self.height), 5),
-            round(clip(x1, self.width), 5), round(clip(y1, self.height), 5),
+            round(clip(x0, self.width), 5),
+            round(clip(y0, self.height), 5),
+            round(clip(x1, self.width), 5),
+            round(clip(y1, self.height), 5),
         )
 
     def of_kind(self, kind: str) -> list[Unit]:
@@ -74,7 +76,9 @@ def _lead_run(chars: list) -> tuple[str, float] | None:
     where the rest starts (x, points)."""
     from pdfminer.layout import LTChar
 
-    styled = [(c.get_text(), _style(c.fontname) if isinstance(c, LTChar) else None, c) for c in chars]
+    styled = [
+        (c.get_text(), _style(c.fontname) if isinstance(c, LTChar) else None, c) for c in chars
+    ]
     visible = [s for t, s, _ in styled if s is not None and t.strip()]
     if len(visible) < 8 or visible[0] == "plain":
         return None
@@ -94,8 +98,11 @@ def _lead_run(chars: list) -> tuple[str, float] | None:
     run_end = max(c.x1 for _, s, c in run if s is not None)
     start, size = rest[0][2].x0, rest[0][2].size
     after = "".join(t for t, _, _ in rest).lstrip()
-    set_apart = (lead.endswith(":") or after.startswith((":", "-", "\u2013", "\u2014"))
-                 or start - run_end >= 0.8 * size)
+    set_apart = (
+        lead.endswith(":")
+        or after.startswith((":", "-", "\u2013", "\u2014"))
+        or start - run_end >= 0.8 * size
+    )
     if first == "mono" and not set_apart:
         return None  # code at the start of a sentence is no label; a bold run or a wide gap is
     term = lead.rstrip(":").strip()
@@ -137,9 +144,20 @@ def _read_layout(ltpage, crop: Sequence[float]) -> tuple[list[Row], list[Rect]]:
                 rect = flip(line.bbox)
                 lead = _lead_run(list(line))
                 visible = [c for c in chars if c.get_text().strip()]
-                bold = bool(visible) and sum(_style(c.fontname) == "bold" for c in visible) >= 0.9 * len(visible)
-                rows.append(Row(text, rect, median(c.size for c in chars), lead and lead[0], [rect],
-                                lead and lead[1], bold))
+                bold = bool(visible) and sum(
+                    _style(c.fontname) == "bold" for c in visible
+                ) >= 0.9 * len(visible)
+                rows.append(
+                    Row(
+                        text,
+                        rect,
+                        median(c.size for c in chars),
+                        lead and lead[0],
+                        [rect],
+                        lead and lead[1],
+                        bold,
+                    )
+                )
         elif isinstance(el, (LTFigure, LTImage, LTCurve)):  # LTRect and LTLine are LTCurves
             add_graphic(el.bbox)
     return rows, graphics
@@ -173,7 +191,12 @@ def page_units(pdf_path: str | Path, pages: Iterable[int] | None = None) -> list
                 continue
             try:
                 interpreter.process_page(page)
-            except (PSException, ValueError, KeyError, TypeError) as exc:  # PDFException is a PSException
+            except (
+                PSException,
+                ValueError,
+                KeyError,
+                TypeError,
+            ) as exc:  # PDFException is a PSException
                 # one broken content stream costs its page, not the document
                 out.append(PageUnits(number, width, height, 10.0, [], [], [], f"pdfminer: {exc}"))
                 continue

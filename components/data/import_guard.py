@@ -57,7 +57,11 @@ def unencodable(value: Any) -> str | None:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
-        return exc.object[max(0, exc.start - 20): exc.end + 20].encode("utf-8", "backslashreplace").decode()
+        return (
+            exc.object[max(0, exc.start - 20) : exc.end + 20]
+            .encode("utf-8", "backslashreplace")
+            .decode()
+        )
     return None
 
 
@@ -83,7 +87,9 @@ def check_folders(docs_dir: Path, out_dir: Path, questions: Path | None) -> None
             "would replace the documents being imported"
         )
     if questions is not None and out in Path(questions).resolve().parents:
-        log.info("--questions %s is inside the output folder; it is read before the swap", questions)
+        log.info(
+            "--questions %s is inside the output folder; it is read before the swap", questions
+        )
     if out.is_dir():
         foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUTS)
         if foreign:
@@ -110,7 +116,9 @@ def swap_in(staging: Path, out_dir: Path) -> None:
         shutil.rmtree(previous)  # holds only import outputs (check_folders refused anything else)
 
 
-def document_files(docs_dir: Path, suffixes: set[str], quarantine: Quarantine) -> tuple[list[Path], list[Path]]:
+def document_files(
+    docs_dir: Path, suffixes: set[str], quarantine: Quarantine
+) -> tuple[list[Path], list[Path]]:
     """Supported and unsupported files under ``docs_dir``; a link resolving outside it is quarantined."""
     supported: list[Path] = []
     unsupported: list[Path] = []
@@ -118,8 +126,12 @@ def document_files(docs_dir: Path, suffixes: set[str], quarantine: Quarantine) -
         resolved = path.resolve()
         if resolved != docs_dir and docs_dir not in resolved.parents:
             rel = path.relative_to(docs_dir).as_posix()
-            quarantine.add("documents", ESCAPES_ROOT,
-                           printable(f"{rel} links to {resolved}, outside {docs_dir}"), doc=printable(rel))
+            quarantine.add(
+                "documents",
+                ESCAPES_ROOT,
+                printable(f"{rel} links to {resolved}, outside {docs_dir}"),
+                doc=printable(rel),
+            )
             continue
         if not path.is_file():
             continue

@@ -82,7 +82,9 @@ def _pdf_words(page, width_pt: float, height_pt: float) -> list[Word]:
                     min(1.0, (crop_top - bottom) / height_pt),
                 )
                 if nb[0] < nb[2] and nb[1] < nb[3]:
-                    words.append(Word(text=utf16_text("".join(chars)), box=tuple(round(v, 5) for v in nb)))
+                    words.append(
+                        Word(text=utf16_text("".join(chars)), box=tuple(round(v, 5) for v in nb))
+                    )
             chars, box = [], None
 
         for i in range(textpage.count_chars()):
@@ -114,8 +116,9 @@ def _pdf_blocks(page, rel: str, index: int) -> tuple[list[Block], str]:
     try:
         return pdf_page_blocks(page), "pdf"
     except (ValueError, ArithmeticError, IndexError, KeyError, OSError, RuntimeError) as exc:
-        log.warning("%s page %d: PDF layout failed (%s); its words will be grouped instead",
-                    rel, index, exc)
+        log.warning(
+            "%s page %d: PDF layout failed (%s); its words will be grouped instead", rel, index, exc
+        )
         return [], "words"
 
 
@@ -182,17 +185,26 @@ def _classify_unloadable_pdf(path: Path, rel: str, message: str) -> DocumentReje
     return DocumentRejected("corrupt PDF", f"{rel} cannot be read: {message}")
 
 
-def _oversized_page(rel: str, index: int, width_pt: float, height_pt: float, scale: float) -> str | None:
+def _oversized_page(
+    rel: str, index: int, width_pt: float, height_pt: float, scale: float
+) -> str | None:
     """Why a page must not be rendered: more pixels than Pillow's bomb limit (as ``_load_image``)."""
     pixels = (width_pt * scale) * (height_pt * scale)
     if pixels > Image.MAX_IMAGE_PIXELS:
-        return (f"{rel} page {index}: {width_pt:.0f}×{height_pt:.0f} pt would render to "
-                f"{pixels / 1e6:.0f} Mpx, above the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx limit")
+        return (
+            f"{rel} page {index}: {width_pt:.0f}×{height_pt:.0f} pt would render to "
+            f"{pixels / 1e6:.0f} Mpx, above the {Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx limit"
+        )
     return None
 
 
-def _render_pdf(path: Path, rel: str, out_dir: Path, params: Params,
-                oversized: list[tuple[int, str]] | None = None) -> list[tuple[Page, bool]]:
+def _render_pdf(
+    path: Path,
+    rel: str,
+    out_dir: Path,
+    params: Params,
+    oversized: list[tuple[int, str]] | None = None,
+) -> list[tuple[Page, bool]]:
     """Render every page; a page too large to render is left out and listed in ``oversized``."""
     import pypdfium2 as pdfium
 
@@ -496,8 +508,9 @@ def import_documents(
     try:
         report = _import_into(docs_dir, questions, staging, params, collection)
         report["corpus_dir"] = str(out_dir)  # where it will be, not where it is being written
-        report["quarantine"] = {t: str(out_dir / "quarantine" / Path(p).name)
-                                for t, p in report["quarantine"].items()}
+        report["quarantine"] = {
+            t: str(out_dir / "quarantine" / Path(p).name) for t, p in report["quarantine"].items()
+        }
         (staging / "import_report.json").write_text(
             json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8"
         )
@@ -540,7 +553,9 @@ def _import_into(
         except DocumentRejected as exc:
             quarantine.add("documents", exc.reason, exc.detail, doc=rel)
             rejected[rel] = exc.detail
-            shutil.rmtree(out_dir / "images" / rel, ignore_errors=True)  # pages rendered before a failure
+            shutil.rmtree(
+                out_dir / "images" / rel, ignore_errors=True
+            )  # pages rendered before a failure
             continue
         for index, detail in oversized:  # the document's other pages go on
             quarantine.add("pages", "page too large", detail, doc=rel, page=index)

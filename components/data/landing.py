@@ -33,7 +33,9 @@ from components.config import Params
 from components.data.corpus import load_corpus, safe_join, save_corpus_tables, write_jsonl_atomic
 from components.data.importer import IMAGE_SUFFIXES, PDF_SUFFIXES, import_documents
 
-LANDED_DIR = "landed"  # accepted landing documents, `dvc add`ed (landed.dvc) and a dep of the generate stage
+LANDED_DIR = (
+    "landed"  # accepted landing documents, `dvc add`ed (landed.dvc) and a dep of the generate stage
+)
 LEDGER = "ledger.json"
 DOCS = "docs"
 QUESTIONS = "questions.jsonl"
@@ -58,7 +60,8 @@ def escaping_links(landing_dir: Path) -> list[Path]:
     if not landing_dir.is_dir():
         return []
     return [
-        path for path in sorted(landing_dir.rglob("*"))
+        path
+        for path in sorted(landing_dir.rglob("*"))
         if not any(part.startswith(".") for part in path.relative_to(landing_dir).parts)
         and _escapes(path, landing_dir)
     ]
@@ -88,7 +91,9 @@ def landing_files(landing_dir: Path, settle_seconds: float = 0.0) -> list[Path]:
     return out
 
 
-def pending_files(landing_dir: Path, landed_dir: Path, settle_seconds: float = 2.0) -> list[dict[str, str]]:
+def pending_files(
+    landing_dir: Path, landed_dir: Path, settle_seconds: float = 2.0
+) -> list[dict[str, str]]:
     """Landing files whose content has not been taken in yet (what the watcher triggers a retrain for)."""
     landing_dir = Path(landing_dir).resolve()  # landing_files returns resolved paths
     ledger = read_ledger(landed_dir)
@@ -97,7 +102,9 @@ def pending_files(landing_dir: Path, landed_dir: Path, settle_seconds: float = 2
         sha = file_sha256(path)
         if sha not in ledger:
             pending.setdefault(sha, path.relative_to(landing_dir).as_posix())
-    return sorted(({"sha256": sha, "name": name} for sha, name in pending.items()), key=lambda p: p["name"])
+    return sorted(
+        ({"sha256": sha, "name": name} for sha, name in pending.items()), key=lambda p: p["name"]
+    )
 
 
 def read_ledger(landed_dir: Path) -> dict[str, dict[str, Any]]:
@@ -142,7 +149,9 @@ def _move_processed(path: Path, landing_dir: Path, sha: str) -> None:
     os.replace(path, dest)
 
 
-def ingest_landing(landing_dir: Path, landed_dir: Path, params: Params, settle_seconds: float = 2.0) -> dict[str, Any]:
+def ingest_landing(
+    landing_dir: Path, landed_dir: Path, params: Params, settle_seconds: float = 2.0
+) -> dict[str, Any]:
     """Take in the landing folder's new files (by content hash); quarantine bad documents with a reason.
 
     Returns ``{"new": [...], "duplicates": [...], "accepted": n, "quarantined": n, "changed": bool}``.
@@ -156,11 +165,19 @@ def ingest_landing(landing_dir: Path, landed_dir: Path, params: Params, settle_s
     duplicates: list[dict[str, Any]] = []
     files: dict[str, tuple[Path, str]] = {}
     escaped = []
-    for link in escaping_links(landing_dir):  # the link itself moves aside; its target is never read
+    for link in escaping_links(
+        landing_dir
+    ):  # the link itself moves aside; its target is never read
         rel = link.relative_to(landing_dir).as_posix()
-        escaped.append({"name": rel, "status": "quarantined", "reason": "path escapes the root",
-                        "detail": f"{rel} links to {link.resolve()}, outside {landing_dir}",
-                        "received_at": now})
+        escaped.append(
+            {
+                "name": rel,
+                "status": "quarantined",
+                "reason": "path escapes the root",
+                "detail": f"{rel} links to {link.resolve()}, outside {landing_dir}",
+                "received_at": now,
+            }
+        )
         dest = landing_dir / PROCESSED / f"escaped-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{link.name}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(link, dest)
@@ -168,13 +185,21 @@ def ingest_landing(landing_dir: Path, landed_dir: Path, params: Params, settle_s
         rel = path.relative_to(landing_dir).as_posix()
         sha = file_sha256(path)
         if sha in ledger or sha in files:
-            duplicates.append({"name": rel, "sha256": sha, "first_seen_as": (ledger.get(sha) or {}).get("name", rel)})
+            duplicates.append(
+                {
+                    "name": rel,
+                    "sha256": sha,
+                    "first_seen_as": (ledger.get(sha) or {}).get("name", rel),
+                }
+            )
             _move_processed(path, landing_dir, sha)
             continue
         files[sha] = (path, rel)
 
     docs = {sha: v for sha, v in files.items() if v[0].suffix.lower() not in QUESTION_SUFFIXES}
-    question_files = {sha: v for sha, v in files.items() if v[0].suffix.lower() in QUESTION_SUFFIXES}
+    question_files = {
+        sha: v for sha, v in files.items() if v[0].suffix.lower() in QUESTION_SUFFIXES
+    }
     rejected: dict[str, dict[str, str]] = {}
     if docs:
         # The data contract decides: the importer quarantines unreadable/encrypted/empty PDFs and bombs.
@@ -188,7 +213,10 @@ def ingest_landing(landing_dir: Path, landed_dir: Path, params: Params, settle_s
             qfile = Path(tmp) / "out" / "quarantine" / "documents.jsonl"
             for line in qfile.read_text("utf-8").splitlines() if qfile.exists() else []:
                 record = json.loads(line)
-                rejected[record["doc"]] = {"reason": record["reason"], "detail": record.get("detail", "")}
+                rejected[record["doc"]] = {
+                    "reason": record["reason"],
+                    "detail": record.get("detail", ""),
+                }
 
     docs_dir = landed_dir / DOCS
     for sha, (path, rel) in docs.items():
@@ -208,12 +236,22 @@ def ingest_landing(landing_dir: Path, landed_dir: Path, params: Params, settle_s
         for sha, (path, rel) in question_files.items():
             added = [raw for raw in path.read_bytes().split(b"\n") if raw.strip()]
             lines.extend(added)
-            new.append({"name": rel, "sha256": sha, "kind": "questions", "received_at": now,
-                        "status": "accepted", "lines": len(added)})
+            new.append(
+                {
+                    "name": rel,
+                    "sha256": sha,
+                    "kind": "questions",
+                    "received_at": now,
+                    "status": "accepted",
+                    "lines": len(added),
+                }
+            )
         fd, tmp = tempfile.mkstemp(dir=landed_dir, prefix=f".{QUESTIONS}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(b"".join(raw + b"\n" for raw in lines))
-        os.replace(tmp, landed_dir / QUESTIONS)  # line-level checks happen at merge, through the importer
+        os.replace(
+            tmp, landed_dir / QUESTIONS
+        )  # line-level checks happen at merge, through the importer
 
     for entry in new:
         ledger[entry["sha256"]] = {k: v for k, v in entry.items() if k != "sha256"}
@@ -251,7 +289,9 @@ def _asked_docs(qfile: Path) -> set[str]:
     return docs
 
 
-def derive_for_unasked(docs_dir: Path, qfile: Path, params: Params) -> tuple[list[dict], dict[str, Any]]:
+def derive_for_unasked(
+    docs_dir: Path, qfile: Path, params: Params
+) -> tuple[list[dict], dict[str, Any]]:
     """Derived questions for the landed PDFs no landed question names, and a summary (per
     document: questions derived, or a note why none could be)."""
     from components.data.derived_questions import derive_questions
@@ -261,25 +301,35 @@ def derive_for_unasked(docs_dir: Path, qfile: Path, params: Params) -> tuple[lis
     questions: list[dict] = []
     per_doc: dict[str, Any] = {}
     seen: set[str] = set()
-    for path in sorted(p for p in docs_dir.rglob("*") if p.is_file() and p.suffix.lower() in PDF_SUFFIXES):
+    for path in sorted(
+        p for p in docs_dir.rglob("*") if p.is_file() and p.suffix.lower() in PDF_SUFFIXES
+    ):
         rel = path.relative_to(docs_dir).as_posix()
         if rel in asked:
             continue
         try:
-            derived = derive_questions(path, rel, params.seed, cfg.labelled_fraction,
-                                       cfg.max_questions_per_page, seen=seen)
+            derived = derive_questions(
+                path, rel, params.seed, cfg.labelled_fraction, cfg.max_questions_per_page, seen=seen
+            )
         except Exception as exc:  # noqa: BLE001 - an unreadable PDF is the importer's to quarantine
-            per_doc[rel] = {"derived": 0, "note": f"no questions derived: {type(exc).__name__}: {exc}"}
+            per_doc[rel] = {
+                "derived": 0,
+                "note": f"no questions derived: {type(exc).__name__}: {exc}",
+            }
             continue
         for q in derived.questions:
-            q["source"] = "derived"  # the split is the document's, set by the importer as for its pages
+            q["source"] = (
+                "derived"  # the split is the document's, set by the importer as for its pages
+            )
             if not q["labelled"]:
                 q["box"] = None  # page-only: the trainer pseudo-labels it
         questions += derived.questions
         per_doc[rel] = {"derived": len(derived.questions)}
         if not derived.questions:
-            per_doc[rel]["note"] = ("text layer too thin to derive questions; the document is kept "
-                                    "for the visual channel")
+            per_doc[rel]["note"] = (
+                "text layer too thin to derive questions; the document is kept "
+                "for the visual channel"
+            )
     return questions, per_doc
 
 
@@ -305,9 +355,12 @@ def merge_landed(corpus_dir: Path, landed_dir: Path, params: Params) -> dict[str
             # importer's quarantine (the landed file itself is never rewritten)
             questions_in = Path(tmp) / QUESTIONS
             own = qfile.read_bytes().rstrip(b"\n") + b"\n" if has_questions else b""
-            questions_in.write_bytes(own + b"".join(json.dumps(q).encode() + b"\n" for q in derived))
-        report = import_documents(docs_dir, questions_in, corpus_dir / MERGED_PREFIX, params,
-                                  collection=MERGED_PREFIX)
+            questions_in.write_bytes(
+                own + b"".join(json.dumps(q).encode() + b"\n" for q in derived)
+            )
+        report = import_documents(
+            docs_dir, questions_in, corpus_dir / MERGED_PREFIX, params, collection=MERGED_PREFIX
+        )
     landed = load_corpus(corpus_dir / MERGED_PREFIX)
     base = load_corpus(corpus_dir)
     base_ids = {p.id for p in base.pages}
@@ -317,10 +370,14 @@ def merge_landed(corpus_dir: Path, landed_dir: Path, params: Params) -> dict[str
         if page.id not in base_ids:
             pages.append(page)
     questions = [
-        q.model_copy(update={
-            "id": _prefixed(q.id), "doc": _prefixed(q.doc), "query_image": _prefixed(q.query_image),
-            "hard_negatives": [f"{MERGED_PREFIX}/{n}" for n in q.hard_negatives],
-        })
+        q.model_copy(
+            update={
+                "id": _prefixed(q.id),
+                "doc": _prefixed(q.doc),
+                "query_image": _prefixed(q.query_image),
+                "hard_negatives": [f"{MERGED_PREFIX}/{n}" for n in q.hard_negatives],
+            }
+        )
         for q in landed.questions
     ]
     save_corpus_tables(corpus_dir, [*base.pages, *pages], [*base.questions, *questions])

@@ -43,7 +43,6 @@ def group_lines(words: Sequence[Sequence]) -> list[list[Sequence]]:
     return [sorted(line, key=lambda w: w[1]) for line in lines]
 
 
-
 @dataclass
 class TextBlock:
     page_id: str
@@ -53,8 +52,10 @@ class TextBlock:
 
 def _union(boxes: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
     return (
-        min(b[0] for b in boxes), min(b[1] for b in boxes),
-        max(b[2] for b in boxes), max(b[3] for b in boxes),
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
     )
 
 
@@ -101,7 +102,10 @@ HEADING_SCALE = 1.2
 def words_in(box: Sequence[float], words: Sequence) -> list[bool]:
     """Whether each word (a ``Word``) belongs to ``box``: the box holds the word box's centre."""
     x0, y0, x1, y1 = box
-    return [x0 <= (w.box[0] + w.box[2]) / 2 <= x1 and y0 <= (w.box[1] + w.box[3]) / 2 <= y1 for w in words]
+    return [
+        x0 <= (w.box[0] + w.box[2]) / 2 <= x1 and y0 <= (w.box[1] + w.box[3]) / 2 <= y1
+        for w in words
+    ]
 
 
 def heading_block(page) -> TextBlock | None:

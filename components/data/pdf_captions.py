@@ -25,8 +25,9 @@ def inside(box: Box, area: Box) -> bool:
     return area[0] <= cx <= area[2] and area[1] <= cy <= area[3]
 
 
-def _take_labels(fig: Group, area: Box, rest: list[Group], taken: set[int],
-                 page_width: float, pad: float) -> set[int]:
+def _take_labels(
+    fig: Group, area: Box, rest: list[Group], taken: set[int], page_width: float, pad: float
+) -> set[int]:
     """Give a figure the text blocks lying in or against its area (labels, ticks, legends);
     returns which it took."""
     took: set[int] = set()
@@ -61,9 +62,14 @@ def _caption_gap(cap: Box, box: Box, is_table: bool, height: float) -> float | N
     return d if -2 <= d < 0.12 * height else None
 
 
-def attach_captions(groups: list[Group], areas: list[FigureArea], tables: list[Group],
-                    page: tuple[float, float], body: float,
-                    graphics: list[Box] | None = None) -> list[Group]:
+def attach_captions(
+    groups: list[Group],
+    areas: list[FigureArea],
+    tables: list[Group],
+    page: tuple[float, float],
+    body: float,
+    graphics: list[Box] | None = None,
+) -> list[Group]:
     """Drawn figure areas take in their labels; then captions and figures (or tables) pair up,
     nearest pairs first, and each caption is united with its figure or table.
 
@@ -74,12 +80,13 @@ def attach_captions(groups: list[Group], areas: list[FigureArea], tables: list[G
     pad = 1.5 * body
     rest = groups + tables
     taken: set[int] = set()
-    figures = {i: Group([], "figure", extra=[a.box])
-               for i, a in enumerate(areas) if a.drawn}
-    took = {i: _take_labels(fig, areas[i].box, rest, taken, width, pad)
-            for i, fig in figures.items()}
-    targets = [(("area", i), figures[i].box if i in figures else a.box)
-               for i, a in enumerate(areas)]
+    figures = {i: Group([], "figure", extra=[a.box]) for i, a in enumerate(areas) if a.drawn}
+    took = {
+        i: _take_labels(fig, areas[i].box, rest, taken, width, pad) for i, fig in figures.items()
+    }
+    targets = [
+        (("area", i), figures[i].box if i in figures else a.box) for i, a in enumerate(areas)
+    ]
     targets += [(("table", len(groups) + j), t.box) for j, t in enumerate(tables)]
     pairs = []
     for c, g in enumerate(groups):
@@ -125,9 +132,12 @@ def _is_running_text(h: Group, text_width: float, body: float) -> bool:
     or one full sentence (a table's cells are neither)."""
     sentence = len(h.text.split()) >= 6 and h.text.rstrip().endswith((".", ":"))
     size = sorted(ln.size for ln in h.lines)[len(h.lines) // 2]
-    return (h.kind in ("paragraph", "list_item", "definition") and (len(h.lines) >= 2 or sentence)
-            and abs(size - body) < 1.0
-            and max(ln.x1 - ln.x0 for ln in h.lines) >= TABLE_BODY_SHARE * text_width)
+    return (
+        h.kind in ("paragraph", "list_item", "definition")
+        and (len(h.lines) >= 2 or sentence)
+        and abs(size - body) < 1.0
+        and max(ln.x1 - ln.x0 for ln in h.lines) >= TABLE_BODY_SHARE * text_width
+    )
 
 
 def _grow_table(cap: Group, rest: list[Group], drawn: list[Box], body: float) -> None:
@@ -139,20 +149,31 @@ def _grow_table(cap: Group, rest: list[Group], drawn: list[Box], body: float) ->
     their own."""
     lines = [ln for h in rest for ln in h.lines]
     box = cap.box
-    text_width = (max(ln.x1 for ln in lines) - min(ln.x0 for ln in lines)) if lines else box[2] - box[0]
+    text_width = (
+        (max(ln.x1 for ln in lines) - min(ln.x0 for ln in lines)) if lines else box[2] - box[0]
+    )
     span = (box[0] - body, box[2] + body)
     items = [(b, None) for b in drawn] + [(h.box, h) for h in rest if h is not cap]
-    items = sorted((it for it in items if it[0][1] >= box[3] - 2 and it[0][0] >= span[0]
-                    and it[0][2] <= span[1]), key=lambda it: it[0][1])
+    items = sorted(
+        (
+            it
+            for it in items
+            if it[0][1] >= box[3] - 2 and it[0][0] >= span[0] and it[0][2] <= span[1]
+        ),
+        key=lambda it: it[0][1],
+    )
     edge = box[3]
     for b, h in items:
         if b[3] <= edge:
             continue  # already within the table
         if b[1] - edge > TABLE_GAP_EM * body:
             break
-        if h is not None and (h.kind in ("heading", "caption", "figure", "table") and h.extra
-                              or h.kind in ("heading", "caption", "figure")
-                              or _is_running_text(h, text_width, body)):
+        if h is not None and (
+            h.kind in ("heading", "caption", "figure", "table")
+            and h.extra
+            or h.kind in ("heading", "caption", "figure")
+            or _is_running_text(h, text_width, body)
+        ):
             break
         cap.extra.append(b)
         if h is not None and h.kind != "table_row":
@@ -172,8 +193,11 @@ def split_at_captions(areas: list[FigureArea], words: list[PdfWord]) -> list[Fig
             for x0, y0, x1, y1 in pieces:
                 across = min(cap[2], x1) > max(cap[0], x0) and y0 < (cap[1] + cap[3]) / 2 < y1
                 if across:
-                    cut += [b for b in ((x0, y0, x1, cap[1]), (x0, cap[3], x1, y1))
-                            if b[3] - b[1] > cap[3] - cap[1]]
+                    cut += [
+                        b
+                        for b in ((x0, y0, x1, cap[1]), (x0, cap[3], x1, y1))
+                        if b[3] - b[1] > cap[3] - cap[1]
+                    ]
                 else:
                     cut.append((x0, y0, x1, y1))
             pieces = cut

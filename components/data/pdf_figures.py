@@ -56,14 +56,22 @@ def figure_areas(content: PageContent) -> list[FigureArea]:
     """
     width, height = content.width, content.height
     page_area = width * height
-    graphics = [g for g in content.graphics
-                if (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]) < BACKGROUND_SHARE * page_area
-                and g.box[2] > g.box[0] and g.box[3] > g.box[1]]
+    graphics = [
+        g
+        for g in content.graphics
+        if (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]) < BACKGROUND_SHARE * page_area
+        and g.box[2] > g.box[0]
+        and g.box[3] > g.box[1]
+    ]
     if not graphics:
         return []
     # An image under text lines (a watermark, a listing's backdrop) is decoration.
-    graphics = [replace(g, plain=True) if g.kind == "image" and not g.plain
-                and _text_share(g.box, content) > IMAGE_TEXT_SHARE else g for g in graphics]
+    graphics = [
+        replace(g, plain=True)
+        if g.kind == "image" and not g.plain and _text_share(g.box, content) > IMAGE_TEXT_SHARE
+        else g
+        for g in graphics
+    ]
     shape = (int(np.ceil(height / CELL_PT)) + 1, int(np.ceil(width / CELL_PT)) + 1)
     mask = np.zeros(shape, dtype=bool)
     pad = JOIN_PT / 2
@@ -107,8 +115,9 @@ def _join_panels(areas: list[FigureArea], width: float) -> list[FigureArea]:
             band = min(ay1, by1) - max(ay0, by0)
             gap = max(ax0, bx0) - min(ax1, bx1)
             if band >= 0.5 * min(ay1 - ay0, by1 - by0) and gap <= PANEL_GAP_SHARE * width:
-                areas[i] = FigureArea((min(ax0, bx0), min(ay0, by0), max(ax1, bx1),
-                                       max(ay1, by1)), True)
+                areas[i] = FigureArea(
+                    (min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)), True
+                )
                 del areas[j]
                 changed = True
                 break
@@ -116,8 +125,12 @@ def _join_panels(areas: list[FigureArea], width: float) -> list[FigureArea]:
 
 
 def _union_box(members) -> Box:
-    return (min(g.box[0] for g in members), min(g.box[1] for g in members),
-            max(g.box[2] for g in members), max(g.box[3] for g in members))
+    return (
+        min(g.box[0] for g in members),
+        min(g.box[1] for g in members),
+        max(g.box[2] for g in members),
+        max(g.box[3] for g in members),
+    )
 
 
 def _join_rulings(groups: list[tuple[Box, list]], content: PageContent) -> list[tuple[Box, list]]:
@@ -127,9 +140,13 @@ def _join_rulings(groups: list[tuple[Box, list]], content: PageContent) -> list[
     width, height = content.width, content.height
 
     def is_rule(box: Box, members: list) -> bool:
-        return (len(members) == 1 and members[0].plain and box[3] - box[1] < 2.0
-                and box[2] - box[0] >= 0.15 * width
-                and RULE_BAND_SHARE * height < box[1] < (1 - RULE_BAND_SHARE) * height)
+        return (
+            len(members) == 1
+            and members[0].plain
+            and box[3] - box[1] < 2.0
+            and box[2] - box[0] >= 0.15 * width
+            and RULE_BAND_SHARE * height < box[1] < (1 - RULE_BAND_SHARE) * height
+        )
 
     rules = sorted((g for g in groups if is_rule(*g)), key=lambda g: g[0][1])
     others = [g for g in groups if not is_rule(*g)]
@@ -138,8 +155,11 @@ def _join_rulings(groups: list[tuple[Box, list]], content: PageContent) -> list[
         box = rule[0]
         for stack in stacks:
             top = stack[-1][0]
-            if (abs(box[0] - top[0]) <= 3 and abs(box[2] - top[2]) <= 3
-                    and box[1] - top[3] <= RULED_GAP_SHARE * height):
+            if (
+                abs(box[0] - top[0]) <= 3
+                and abs(box[2] - top[2]) <= 3
+                and box[1] - top[3] <= RULED_GAP_SHARE * height
+            ):
                 stack.append(rule)
                 break
         else:
@@ -160,8 +180,12 @@ def _merge_near(groups: list[tuple[Box, list]]) -> list[tuple[Box, list]]:
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
                 a, b = groups[i][0], groups[j][0]
-                if (a[0] - MERGE_PT < b[2] and b[0] - MERGE_PT < a[2]
-                        and a[1] - MERGE_PT < b[3] and b[1] - MERGE_PT < a[3]):
+                if (
+                    a[0] - MERGE_PT < b[2]
+                    and b[0] - MERGE_PT < a[2]
+                    and a[1] - MERGE_PT < b[3]
+                    and b[1] - MERGE_PT < a[3]
+                ):
                     members = groups[i][1] + groups[j][1]
                     groups[i] = (_union_box(members), members)
                     del groups[j]

@@ -44,8 +44,9 @@ HEADING_SCALE = 1.15
 
 
 def _is_cell_row(lines: list[Line], width: float) -> bool:
-    return len(lines) >= 2 and all(ln.x1 - ln.x0 < COLUMN_SHARE * width and not ln.caption
-                                   for ln in lines)
+    return len(lines) >= 2 and all(
+        ln.x1 - ln.x0 < COLUMN_SHARE * width and not ln.caption for ln in lines
+    )
 
 
 def _split_columns(lines: list[Line], width: float) -> list[list[Line]]:
@@ -54,7 +55,8 @@ def _split_columns(lines: list[Line], width: float) -> list[list[Line]]:
     for a, b in itertools.pairwise(lines):
         narrow = min(a.x1 - a.x0, b.x1 - b.x0)
         wide = narrow >= COLUMN_SHARE * width or (
-            narrow >= 0.6 * COLUMN_SHARE * width and min(len(a.words), len(b.words)) >= 6)
+            narrow >= 0.6 * COLUMN_SHARE * width and min(len(a.words), len(b.words)) >= 6
+        )
         parts.append([b]) if wide else parts[-1].append(b)
     return parts
 
@@ -84,8 +86,15 @@ def _leading(rows: list[list[Line]], body: float) -> float:
     steps between prose lines lie inside paragraphs)."""
     steps: Counter = Counter()
     widest = max((ln.x1 - ln.x0 for row in rows for ln in row), default=0.0)
-    lines = sorted((ln for row in rows for ln in row if abs(ln.size - body) <= 0.1 * body
-                    and ln.x1 - ln.x0 >= 0.6 * widest), key=lambda ln: ln.baseline)
+    lines = sorted(
+        (
+            ln
+            for row in rows
+            for ln in row
+            if abs(ln.size - body) <= 0.1 * body and ln.x1 - ln.x0 >= 0.6 * widest
+        ),
+        key=lambda ln: ln.baseline,
+    )
     for a, b in itertools.pairwise(lines):
         ratio = (b.baseline - a.baseline) / body
         if 1.0 <= ratio <= 2.2 and min(a.x1, b.x1) > max(a.x0, b.x0):
@@ -124,8 +133,12 @@ def _continues(group: Group, line: Line, leading: float, nxt: Line | None) -> bo
     if (line.mono != last.mono or line.bold != last.bold) and ended:
         # a bold or typewriter term on its own line, its prose description indented under it
         # (all of it: a paragraph whose next line returns to the margin is under a heading)
-        return (len(group.lines) == 1 and not line.mono and line.x0 > first.x0 + INDENT_EM * em
-                and (nxt is None or nxt.x0 > first.x0 + INDENT_EM * em))
+        return (
+            len(group.lines) == 1
+            and not line.mono
+            and line.x0 > first.x0 + INDENT_EM * em
+            and (nxt is None or nxt.x0 > first.x0 + INDENT_EM * em)
+        )
     if last.mono and line.mono:
         return True
     head = line.words[0].box
@@ -152,11 +165,17 @@ def _flow(lines: list[Line], leading: float) -> list[Group]:
         for g in groups:
             last = g.lines[-1]
             overlap = min(line.x1, g.box[2]) - max(line.x0, g.box[0])
-            if overlap > 0 and line.baseline > last.baseline and (
-                    best is None or last.baseline > best.lines[-1].baseline):
+            if (
+                overlap > 0
+                and line.baseline > last.baseline
+                and (best is None or last.baseline > best.lines[-1].baseline)
+            ):
                 best = g
-        below = (ln for ln in ordered[k + 1:] if ln.baseline > line.baseline
-                 and min(ln.x1, line.x1) > max(ln.x0, line.x0))
+        below = (
+            ln
+            for ln in ordered[k + 1 :]
+            if ln.baseline > line.baseline and min(ln.x1, line.x1) > max(ln.x0, line.x0)
+        )
         if best is not None and _continues(best, line, leading, next(below, None)):
             if len(best.lines) == 1:
                 best.pitch = line.baseline - best.lines[0].baseline
@@ -178,14 +197,21 @@ def _kind(group: Group, body: float) -> str:
     if len(lines) <= 3 and chars < 200 and size >= HEADING_SCALE * body:
         return "heading"
     if sum(ln.mono for ln in lines) >= 0.8 * len(lines):
-        return "code" if not (first.term or group.hang) or len(lines) > 1 and all(
-            ln.mono for ln in lines) else "definition"
+        return (
+            "code"
+            if not (first.term or group.hang) or len(lines) > 1 and all(ln.mono for ln in lines)
+            else "definition"
+        )
     if first.marker:
         return "list_item"
     if first.term or (group.hang is not None and group.hang > first.x0):
         return "definition"
-    if len(first.words) > 1 and first.words[0].bold and not first.bold and not lines[0].text[
-            0].isdigit():
+    if (
+        len(first.words) > 1
+        and first.words[0].bold
+        and not first.bold
+        and not lines[0].text[0].isdigit()
+    ):
         return "definition"  # a run-in bold term
     if len(lines) <= 3 and chars < 200 and all(ln.bold for ln in lines):
         return "heading"
@@ -201,16 +227,24 @@ def _margins(rows: list[list[Line]], height: float, size: float) -> tuple[set[in
     bottom = {i for i in order if rows[i][0].baseline > (1 - MARGIN_SHARE) * height}
     body = [i for i in order if i not in top | bottom]
     if len(body) >= 3:
-        for edge, nxt, band, out in ((body[0], body[1], 0.15, top),
-                                     (body[-1], body[-2], 0.85, bottom)):
+        for edge, nxt, band, out in (
+            (body[0], body[1], 0.15, top),
+            (body[-1], body[-2], 0.85, bottom),
+        ):
             y, em = rows[edge][0].baseline, rows[edge][0].size
             apart = abs(rows[nxt][0].baseline - y) > 1.8 * em
             short = sum(ln.x1 - ln.x0 for ln in rows[edge]) < 0.4 * max(
-                ln.x1 for r in rows for ln in r)
+                ln.x1 for r in rows for ln in r
+            )
             small = rows[edge][0].size <= 1.05 * size
             caption = any(ln.caption for ln in rows[edge])
-            if apart and short and small and not caption and (
-                    y < band * height if band < 0.5 else y > band * height):
+            if (
+                apart
+                and short
+                and small
+                and not caption
+                and (y < band * height if band < 0.5 else y > band * height)
+            ):
                 out.add(edge)
     return top, bottom
 
@@ -223,8 +257,11 @@ def _absorb_table_rows(tables: list[tuple[list[int], Box]], rows: list[list[Line
                 continue
             rb = union(ln.box for ln in row)
             y = row[0].baseline
-            if (rows[run[0]][0].baseline < y < rows[run[-1]][0].baseline
-                    and rb[0] >= box[0] - 2 and rb[2] <= box[2] + 2):
+            if (
+                rows[run[0]][0].baseline < y < rows[run[-1]][0].baseline
+                and rb[0] >= box[0] - 2
+                and rb[2] <= box[2] + 2
+            ):
                 run.append(i)
         run.sort()
 
@@ -249,11 +286,17 @@ def layout_blocks(content: PageContent) -> list[Block]:
     bold_chars = sum(len(w.text) for w in flow_words if w.bold)
     if bold_chars > 0.6 * sum(len(w.text) for w in flow_words):  # no contrast: bold tells nothing
         flow_words = [replace(w, bold=False) for w in flow_words]
-    rows = [part for row in segments_of(rows_of(flow_words), width)
-            for part in _split_columns(row, width)]
+    rows = [
+        part
+        for row in segments_of(rows_of(flow_words), width)
+        for part in _split_columns(row, width)
+    ]
     top, bottom = _margins(rows, height, body)
-    margin = [Group([ln], "page_header" if i in top else "page_footer")
-              for i in sorted(top | bottom) for ln in rows[i]]
+    margin = [
+        Group([ln], "page_header" if i in top else "page_footer")
+        for i in sorted(top | bottom)
+        for ln in rows[i]
+    ]
     body_rows = [row for i, row in enumerate(rows) if i not in top | bottom]
     runs = _tables(body_rows, width)
     _absorb_table_rows(runs, body_rows)
@@ -264,16 +307,26 @@ def layout_blocks(content: PageContent) -> list[Block]:
     groups = _flow(lines, _leading(body_rows, body))
     for g in groups:
         g.kind = _kind(g, body)
-    drawn = [g.box for g in content.graphics if (g.box[2] - g.box[0]) * (g.box[3] - g.box[1])
-             < 0.8 * width * height]  # a page background is no part of a table
+    drawn = [
+        g.box
+        for g in content.graphics
+        if (g.box[2] - g.box[0]) * (g.box[3] - g.box[1]) < 0.8 * width * height
+    ]  # a page background is no part of a table
     groups = attach_captions(groups, areas, tables, (width, height), body, drawn)
     figures = [g.box for g in groups if g.kind == "figure"]
     groups += margin + [e for e in entries if not any(inside(e.box, f) for f in figures)]
     blocks = []
     for g in sorted(groups, key=lambda g: (round(g.box[1]), g.box[0])):
         x0, y0, x1, y1 = g.box
-        nb = tuple(round(v, 5) for v in (max(0.0, x0 / width), max(0.0, y0 / height),
-                                         min(1.0, x1 / width), min(1.0, y1 / height)))
+        nb = tuple(
+            round(v, 5)
+            for v in (
+                max(0.0, x0 / width),
+                max(0.0, y0 / height),
+                min(1.0, x1 / width),
+                min(1.0, y1 / height),
+            )
+        )
         if nb[0] < nb[2] and nb[1] < nb[3]:
             blocks.append(Block(kind=g.kind, text=g.text, box=nb))
     return blocks

@@ -17,8 +17,10 @@ from statistics import median
 
 from components.data.pdf_objects import Box, PdfWord
 
-MARKER = re.compile(r"^([•◦▪▫‣⁃∙●○■□►▸❖✓·*–—-]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)]|"
-                    r"\(?[ivxIVX]{1,5}[.)]|\[\d{1,3}\])$")
+MARKER = re.compile(
+    r"^([•◦▪▫‣⁃∙●○■□►▸❖✓·*–—-]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)]|"
+    r"\(?[ivxIVX]{1,5}[.)]|\[\d{1,3}\])$"
+)
 BULLETS = "•◦▪▫‣⁃∙●○■□►▸❖✓"
 CAPTION = re.compile(r"^(Figure|Fig\.?|Table|Tab\.|Listing|Chart|Plate|Exhibit)$", re.IGNORECASE)
 CAPTION_NUMBER = re.compile(r"^[A-Z]?\d+([.\-]\d+)*[.:]?$|^[IVX]+[.:]?$")
@@ -28,8 +30,12 @@ ALIGNED_GAP_EM = 0.9  # a gap this wide ends a segment when it lines up over 3+ 
 
 def union(boxes) -> Box:
     boxes = list(boxes)
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
-            max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 @dataclass
@@ -98,8 +104,13 @@ def _aligned_gaps(rows: list[list[PdfWord]]) -> set[tuple[int, int]]:
     gaps = []  # per row: [(word index after the gap, x0, x1)]
     for row in rows:
         em = median(w.size for w in row)
-        gaps.append([(k, a.box[2], b.box[0]) for k, (a, b) in enumerate(itertools.pairwise(row), 1)
-                     if b.box[0] - a.box[2] >= ALIGNED_GAP_EM * em])
+        gaps.append(
+            [
+                (k, a.box[2], b.box[0])
+                for k, (a, b) in enumerate(itertools.pairwise(row), 1)
+                if b.box[0] - a.box[2] >= ALIGNED_GAP_EM * em
+            ]
+        )
     parent: dict = {}
 
     def find(node):
@@ -152,9 +163,14 @@ def _join_cells(lines: list[Line], width: float) -> list[Line]:
             prev.hang, prev.marker = line.x0, True
             continue
         span = line.x1 - prev.x0 if prev is not None else 0.0
-        if (prev is not None and not prev.term and not prev.marker
-                and prev.x1 - prev.x0 < min(0.3 * span, 0.2 * width)
-                and line.x1 - line.x0 >= 0.45 * span and line.x0 - prev.x1 < 0.25 * width):
+        if (
+            prev is not None
+            and not prev.term
+            and not prev.marker
+            and prev.x1 - prev.x0 < min(0.3 * span, 0.2 * width)
+            and line.x1 - line.x0 >= 0.45 * span
+            and line.x0 - prev.x1 < 0.25 * width
+        ):
             prev.words += line.words
             prev.hang, prev.term = line.x0, True
             continue
@@ -168,8 +184,12 @@ def _join_cells(lines: list[Line], width: float) -> list[Line]:
 
 
 def is_caption(words: list[PdfWord]) -> bool:
-    """"Figure 3: ...", "Table 2.1. ...", "Fig. 4 Sample": not "Figure 1 shows ..." in prose."""
-    if len(words) < 2 or not CAPTION.match(words[0].text) or not CAPTION_NUMBER.match(words[1].text):
+    """ "Figure 3: ...", "Table 2.1. ...", "Fig. 4 Sample": not "Figure 1 shows ..." in prose."""
+    if (
+        len(words) < 2
+        or not CAPTION.match(words[0].text)
+        or not CAPTION_NUMBER.match(words[1].text)
+    ):
         return False
     return words[1].text[-1] in ".:" or len(words) == 2 or not words[2].text[0].islower()
 

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in points, origin top-left
 
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi|cmbx|cmb\d|bx\d|-b$", re.IGNORECASE)
-_MONO_NAME = re.compile(r"mono|courier|cmtt|cmsltt|typewriter|consol|inconsolata|lmtt|txtt|"
-                        r"menlo|\btt\d", re.IGNORECASE)
+_MONO_NAME = re.compile(
+    r"mono|courier|cmtt|cmsltt|typewriter|consol|inconsolata|lmtt|txtt|"
+    r"menlo|\btt\d",
+    re.IGNORECASE,
+)
 _FIXED_PITCH = 1  # PDF font descriptor flag bit 1
 _FORCE_BOLD = 1 << 18
 _REGULAR_NAME = re.compile(r"regular|roman|book|light|-r$", re.IGNORECASE)
@@ -72,8 +75,11 @@ def _font(textpage, i: int, buf, flags) -> tuple[bool, bool]:
     pdfium_c.FPDFText_GetFontInfo(textpage, i, buf, len(buf), ctypes.byref(flags))
     name = buf.value.decode("latin-1").split("+")[-1]
     weight = pdfium_c.FPDFText_GetFontWeight(textpage, i)
-    bold = bool(_BOLD_NAME.search(name)) or bool(flags.value & _FORCE_BOLD) or (
-        weight >= _BOLD_WEIGHT and not _REGULAR_NAME.search(name))
+    bold = (
+        bool(_BOLD_NAME.search(name))
+        or bool(flags.value & _FORCE_BOLD)
+        or (weight >= _BOLD_WEIGHT and not _REGULAR_NAME.search(name))
+    )
     mono = bool(_MONO_NAME.search(name)) or bool(flags.value & _FIXED_PITCH)
     return bold, mono
 
@@ -102,9 +108,16 @@ def read_words(page) -> list[PdfWord]:
             left, bottom, right, top = box
             # the baseline most of its characters sit on (a footnote mark is raised)
             base = sorted(bases)[len(bases) // 2]
-            words.append(PdfWord(utf16_text("".join(chars)),
-                                 (left - dx, ceiling - top, right - dx, ceiling - bottom),
-                                 ceiling - base, size, bold, mono))
+            words.append(
+                PdfWord(
+                    utf16_text("".join(chars)),
+                    (left - dx, ceiling - top, right - dx, ceiling - bottom),
+                    ceiling - base,
+                    size,
+                    bold,
+                    mono,
+                )
+            )
         chars, box, style, bases[:] = [], None, [], []
 
     try:
@@ -120,8 +133,9 @@ def read_words(page) -> list[PdfWord]:
                 continue
             size = pdfium_c.FPDFText_GetFontSize(raw, i)
             pdfium_c.FPDFText_GetCharOrigin(raw, i, ox, oy)
-            if box is not None and (abs(oy.value - baseline) > 0.6 * max(size, top - bottom)
-                                    or right < box[0]):
+            if box is not None and (
+                abs(oy.value - baseline) > 0.6 * max(size, top - bottom) or right < box[0]
+            ):
                 flush()  # a word hyphenated over a line break: each part stays on its line
             chars.append(ch)
             if box is None:
@@ -182,8 +196,12 @@ def read_graphics(page) -> list[Graphic]:
             left, bottom, right, top = obj.get_bounds()
             if matrix is not None:
                 left, bottom, right, top = matrix.on_rect(left, bottom, right, top)
-            box = (max(0.0, left - dx), max(0.0, ceiling - top), min(width, right - dx),
-                   min(height, ceiling - bottom))
+            box = (
+                max(0.0, left - dx),
+                max(0.0, ceiling - top),
+                min(width, right - dx),
+                min(height, ceiling - bottom),
+            )
             if box[2] <= box[0] and box[3] <= box[1]:
                 continue
             if obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE:
@@ -197,8 +215,12 @@ def read_graphics(page) -> list[Graphic]:
                 if (box[2] - box[0]) > _WRAPPER_FORM_SHARE * width:
                     inner = obj.get_matrix()
                     visit(kids, inner if matrix is None else inner.multiply(matrix))
-                elif kinds & {pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_PATH,
-                              pdfium_c.FPDF_PAGEOBJ_FORM, pdfium_c.FPDF_PAGEOBJ_SHADING}:
+                elif kinds & {
+                    pdfium_c.FPDF_PAGEOBJ_IMAGE,
+                    pdfium_c.FPDF_PAGEOBJ_PATH,
+                    pdfium_c.FPDF_PAGEOBJ_FORM,
+                    pdfium_c.FPDF_PAGEOBJ_SHADING,
+                }:
                     out.append(Graphic("form", box, False))
             elif obj.type == pdfium_c.FPDF_PAGEOBJ_SHADING:
                 out.append(Graphic("path", box, True))

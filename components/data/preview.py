@@ -40,7 +40,9 @@ def questions_on(corpus: Corpus, page: Page) -> list[Question]:
     return [q for q in corpus.questions if q.page_id == page.id]
 
 
-def draw_page(corpus: Corpus, page_id: str, question_id: str | None = None, blocks: bool = True) -> Image.Image:
+def draw_page(
+    corpus: Corpus, page_id: str, question_id: str | None = None, blocks: bool = True
+) -> Image.Image:
     """The page with the evidence boxes of its questions (or of one question) and their ids."""
     if not corpus.has_page(page_id):
         raise KeyError(f"page {page_id!r} is not in the corpus at {corpus.root}")
@@ -87,18 +89,24 @@ def page_for_question(corpus: Corpus, question_id: str) -> str:
     raise KeyError(f"question {question_id!r} is not in the corpus at {corpus.root}")
 
 
-def montage(corpus: Corpus, n: int = 6, seed: int = 0, tile_width: int = 300, columns: int = 3) -> Image.Image:
+def montage(
+    corpus: Corpus, n: int = 6, seed: int = 0, tile_width: int = 300, columns: int = 3
+) -> Image.Image:
     """A grid of ``n`` pages sampled with ``seed`` (pages with evidence boxes first), boxes drawn."""
     if not corpus.pages:
         raise ValueError(f"corpus at {corpus.root} has no pages to draw")
-    with_boxes = sorted({q.page_id for q in corpus.questions if q.box is not None and corpus.has_page(q.page_id)})
+    with_boxes = sorted(
+        {q.page_id for q in corpus.questions if q.box is not None and corpus.has_page(q.page_id)}
+    )
     pool = with_boxes or sorted(p.id for p in corpus.pages)
     picked = random.Random(seed).sample(pool, min(n, len(pool)))
     tiles = []
     for page_id in picked:
         img = draw_page(corpus, page_id, blocks=False)
         scale = tile_width / img.size[0]
-        tile = img.resize((tile_width, max(1, round(img.size[1] * scale))), Image.Resampling.LANCZOS)
+        tile = img.resize(
+            (tile_width, max(1, round(img.size[1] * scale))), Image.Resampling.LANCZOS
+        )
         ImageDraw.Draw(tile).text((3, 3), page_id[:48], fill=(200, 0, 0))
         tiles.append(tile)
     columns = min(columns, len(tiles))

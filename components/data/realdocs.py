@@ -34,11 +34,24 @@ from components.data.corpus import write_jsonl_atomic
 from components.data.derived_questions import KINDS, STOPWORDS, derive_questions
 
 # The only packages the benchmark may come from (Debian documentation, freely licensed).
-ALLOWED_PACKAGES = frozenset({
-    "debian-faq", "doc-debian", "live-manual", "plplot-doc", "gprolog-doc", "libmpfr-doc",
-    "hmmer-doc", "texlive-latex-base-doc", "texlive-latex-recommended-doc", "texlive-science-doc",
-    "glpk-doc", "ngspice-doc", "freefem++-doc", "lilypond-doc-pdf",
-})
+ALLOWED_PACKAGES = frozenset(
+    {
+        "debian-faq",
+        "doc-debian",
+        "live-manual",
+        "plplot-doc",
+        "gprolog-doc",
+        "libmpfr-doc",
+        "hmmer-doc",
+        "texlive-latex-base-doc",
+        "texlive-latex-recommended-doc",
+        "texlive-science-doc",
+        "glpk-doc",
+        "ngspice-doc",
+        "freefem++-doc",
+        "lilypond-doc-pdf",
+    }
+)
 CAPTION_LINE = re.compile(r"(?m)^\s*(?:Figure|Fig\.|Table)\s*\d+(?:\.\d+)*\s*[:.]")
 
 
@@ -64,7 +77,9 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def page_profile(path: Path, min_words: int, min_english: float) -> tuple[list[int], list[int], int]:
+def page_profile(
+    path: Path, min_words: int, min_english: float
+) -> tuple[list[int], list[int], int]:
     """(eligible pages, eligible pages with a caption, page count) of a PDF."""
     import pypdfium2 as pdfium
 
@@ -97,8 +112,13 @@ def _doc_name(src: SourcePdf, taken: set[str]) -> str:
     return name
 
 
-def plan_set(sources: dict[str, list[SourcePdf]], packages: list[str], budget: int,
-             params: RealDocsParams, seed: int) -> tuple[list[PagePick], Counter]:
+def plan_set(
+    sources: dict[str, list[SourcePdf]],
+    packages: list[str],
+    budget: int,
+    params: RealDocsParams,
+    seed: int,
+) -> tuple[list[PagePick], Counter]:
     """Seeded page choice for one set; also counts why PDFs gave no page.
 
     Each package gets an even share of what is left of the budget. Within it, PDFs are visited
@@ -119,9 +139,13 @@ def plan_set(sources: dict[str, list[SourcePdf]], packages: list[str], budget: i
         pdfs = sorted(sources.get(package, []), key=lambda s: s.source)
         rng.shuffle(pdfs)
         chosen, profiles, left = _plan_package(pdfs, share, params, rng)
-        skipped["pdf: no page with enough English text"] += sum(not prof[0] for prof in profiles.values())
+        skipped["pdf: no page with enough English text"] += sum(
+            not prof[0] for prof in profiles.values()
+        )
         for i in sorted(chosen, key=lambda i: pdfs[i].source):
-            picks.append(PagePick(pdfs[i], _doc_name(pdfs[i], taken), sorted(chosen[i]), profiles[i][2]))
+            picks.append(
+                PagePick(pdfs[i], _doc_name(pdfs[i], taken), sorted(chosen[i]), profiles[i][2])
+            )
         remaining -= share - left
     return picks, skipped
 
@@ -133,7 +157,9 @@ def _plan_package(pdfs: list[SourcePdf], share: int, params: RealDocsParams, rng
 
     def profile(i: int) -> tuple[list[int], list[int], int]:
         if i not in profiles:
-            profiles[i] = page_profile(pdfs[i].path, params.min_page_words, params.min_english_share)
+            profiles[i] = page_profile(
+                pdfs[i].path, params.min_page_words, params.min_english_share
+            )
         return profiles[i]
 
     left = share
@@ -188,8 +214,15 @@ def derivation_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def build_set(name: str, picks: list[PagePick], out: Path, params: RealDocsParams, seed: int,
-              plan_skips: Counter | None = None, log: Callable[[str], None] = lambda _: None) -> dict:
+def build_set(
+    name: str,
+    picks: list[PagePick],
+    out: Path,
+    params: RealDocsParams,
+    seed: int,
+    plan_skips: Counter | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict:
     """Write ``out/<name>/{docs/, questions.jsonl, manifest.json, summary.json}``; the summary.
 
     Kept as it is when the same pages of the same sources were laid out by the same parameters,
@@ -200,43 +233,71 @@ def build_set(name: str, picks: list[PagePick], out: Path, params: RealDocsParam
     if (root / "manifest.json").is_file():
         old_manifest = json.loads((root / "manifest.json").read_text("utf-8"))
     old = {d["doc"]: d for d in old_manifest.get("docs", [])}
-    key = {"seed": seed, "params": params.model_dump(mode="json"), "derivation": derivation_digest()}
+    key = {
+        "seed": seed,
+        "params": params.model_dump(mode="json"),
+        "derivation": derivation_digest(),
+    }
     manifest_docs, all_kept = [], True
     for pick in picks:
         target = docs_dir / pick.doc
         source_sha = sha256_file(pick.source.path)
         before = old.get(pick.doc, {})
-        kept = (target.is_file() and before.get("source_sha256") == source_sha
-                and before.get("source_pages") == pick.pages and before.get("sha256") == sha256_file(target))
+        kept = (
+            target.is_file()
+            and before.get("source_sha256") == source_sha
+            and before.get("source_pages") == pick.pages
+            and before.get("sha256") == sha256_file(target)
+        )
         if not kept:
             write_subset(pick.source.path, pick.pages, target)
         all_kept &= kept
-        manifest_docs.append({
-            "doc": pick.doc, "package": pick.source.package, "version": pick.source.version,
-            "deb_sha256": pick.source.deb_sha256, "source": pick.source.source,
-            "source_sha256": source_sha, "source_page_count": pick.n_pages,
-            "source_pages": pick.pages, "sha256": sha256_file(target),
-        })
+        manifest_docs.append(
+            {
+                "doc": pick.doc,
+                "package": pick.source.package,
+                "version": pick.source.version,
+                "deb_sha256": pick.source.deb_sha256,
+                "source": pick.source.source,
+                "source_sha256": source_sha,
+                "source_page_count": pick.n_pages,
+                "source_pages": pick.pages,
+                "sha256": sha256_file(target),
+            }
+        )
     stale = set(old) - {d["doc"] for d in manifest_docs}
     for doc in sorted(stale):  # subset PDFs this script wrote earlier that the plan dropped
         (docs_dir / doc).unlink(missing_ok=True)
-    if (all_kept and not stale and all(old_manifest.get(k) == v for k, v in key.items())
-            and (root / "questions.jsonl").is_file() and (root / "summary.json").is_file()):
+    if (
+        all_kept
+        and not stale
+        and all(old_manifest.get(k) == v for k, v in key.items())
+        and (root / "questions.jsonl").is_file()
+        and (root / "summary.json").is_file()
+    ):
         log(f"{name}: kept ({len(manifest_docs)} documents, same pages, parameters and derivation)")
         return json.loads((root / "summary.json").read_text("utf-8"))
     questions: list[dict] = []
     skips: Counter = Counter()
     seen: set[str] = set()
     for entry in manifest_docs:
-        derived = derive_questions(docs_dir / entry["doc"], entry["doc"], seed, params.labelled_fraction,
-                                   params.max_questions_per_page, seen=seen)
+        derived = derive_questions(
+            docs_dir / entry["doc"],
+            entry["doc"],
+            seed,
+            params.labelled_fraction,
+            params.max_questions_per_page,
+            seen=seen,
+        )
         for q in derived.questions:
             if name == "dev":
                 q["split"] = "test"  # the judge: every question is an evaluation question
         questions += derived.questions
         skips.update(derived.skips)
         entry["questions"] = len(derived.questions)
-        log(f"{name}: {entry['doc']} pages {entry['source_pages']} -> {len(derived.questions)} questions")
+        log(
+            f"{name}: {entry['doc']} pages {entry['source_pages']} -> {len(derived.questions)} questions"
+        )
     write_jsonl_atomic(root / "questions.jsonl", questions)
     manifest = {"set": name, **key, "docs": manifest_docs}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")

@@ -20,7 +20,6 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 PxBox = tuple[int, int, int, int]
 
 
-
 def _bundled_font_dir() -> Path:
     """matplotlib's copy of DejaVu (found without importing matplotlib).
 

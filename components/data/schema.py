@@ -78,7 +78,9 @@ class Question(BaseModel):
     query_image: str | None = None
     type: str | None = None
     split: Split = "test"
-    labelled: bool = Field(True, strict=True)  # False: the box is withheld from training (hybrid supervision)
+    labelled: bool = Field(
+        True, strict=True
+    )  # False: the box is withheld from training (hybrid supervision)
     hard_negatives: list[str] = Field(default_factory=list)  # page ids that look alike
     entity: str | None = None  # gold entity name for image queries
 

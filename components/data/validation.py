@@ -426,7 +426,10 @@ def validate_corpus(corpus_dir: Path, out_dir: Path, params: Params) -> dict[str
     Raises ``QuarantineLimitExceeded`` (after writing every report) when the quarantined share of
     records exceeds ``validate.max_quarantine_fraction`` or a table-level expectation fails.
     """
-    corpus_dir, out_dir = Path(corpus_dir).resolve(), Path(out_dir).resolve()  # GX Data Docs need absolute paths
+    corpus_dir, out_dir = (
+        Path(corpus_dir).resolve(),
+        Path(out_dir).resolve(),
+    )  # GX Data Docs need absolute paths
     pages_file = corpus_dir / "pages.jsonl"
     if not pages_file.exists():
         raise FileNotFoundError(

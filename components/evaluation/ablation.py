@@ -28,8 +28,12 @@ RETRIEVER_VARIANTS: dict[str, str] = {
     "global_labelled_local": "labelled",
     "global_labelled_pseudo_local": "hybrid",
 }
-REPORTED = (("regionops", "page_r1"), ("regionops", "region_hit1"),
-            ("regionops_dense", "page_r1"), ("regionops_dense", "region_hit1"))
+REPORTED = (
+    ("regionops", "page_r1"),
+    ("regionops", "region_hit1"),
+    ("regionops_dense", "page_r1"),
+    ("regionops_dense", "region_hit1"),
+)
 REFERENCE_VARIANT = "global_only"  # what the paired differences are taken against
 
 
@@ -43,7 +47,8 @@ def read_per_question(eval_dir: Path) -> dict[str, dict[str, float | None]]:
 
 
 def paired_against_reference(
-    scores: dict[tuple[str, int], dict[str, dict[str, float | None]]], reference: str = REFERENCE_VARIANT,
+    scores: dict[tuple[str, int], dict[str, dict[str, float | None]]],
+    reference: str = REFERENCE_VARIANT,
 ) -> dict[str, dict[str, dict]]:
     """variant -> "<system>.<metric>" -> paired difference to ``reference`` (seeds × questions).
 
@@ -77,7 +82,10 @@ def paired_against_reference(
 def _mean_std(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"mean": None, "std": None}
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict]]:
@@ -92,32 +100,57 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict]]:
     return out
 
 
-def render_markdown(summary: dict[str, dict[str, dict]], seeds: list[int], split: str,
-                    paired: dict[str, dict[str, dict]] | None = None) -> str:
+def render_markdown(
+    summary: dict[str, dict[str, dict]],
+    seeds: list[int],
+    split: str,
+    paired: dict[str, dict[str, dict]] | None = None,
+) -> str:
     def cell(v: dict) -> str:
         return "n/a" if v["mean"] is None else f"{v['mean']:.3f} ± {v['std']:.3f}"
 
     head = [f"{s} {m}" for s, m in REPORTED]
-    lines = [f"# Retriever ablation ({split} split, seeds {', '.join(map(str, seeds))}; mean ± std)", "",
-             "| variant | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    lines = [
+        f"# Retriever ablation ({split} split, seeds {', '.join(map(str, seeds))}; mean ± std)",
+        "",
+        "| variant | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+    ]
     for variant, values in summary.items():
-        lines.append(f"| {variant} | " + " | ".join(cell(values[f'{s}.{m}']) for s, m in REPORTED) + " |")
+        lines.append(
+            f"| {variant} | " + " | ".join(cell(values[f"{s}.{m}"]) for s, m in REPORTED) + " |"
+        )
     if paired:
-        lines += ["", f"## Paired difference to {REFERENCE_VARIANT} (points; 95 % interval over seeds × questions)",
-                  "", "| variant | metric | difference | interval | per seed | only variant / only reference |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Paired difference to {REFERENCE_VARIANT} (points; 95 % interval over seeds × questions)",
+            "",
+            "| variant | metric | difference | interval | per seed | only variant / only reference |",
+            "|---|---|---|---|---|---|",
+        ]
         for variant, metrics in paired.items():
             for key, d in metrics.items():
                 per_seed = " / ".join(f"{100 * x:+.1f}" for x in d["per_seed"])
-                interval = "n/a" if d["ci_low"] is None else f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
-                lines.append(f"| {variant} | {key} | {100 * d['difference']:+.1f} | {interval} | {per_seed} | "
-                             f"{d['variant_only']} / {d['reference_only']} |")
+                interval = (
+                    "n/a"
+                    if d["ci_low"] is None
+                    else f"[{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
+                )
+                lines.append(
+                    f"| {variant} | {key} | {100 * d['difference']:+.1f} | {interval} | {per_seed} | "
+                    f"{d['variant_only']} / {d['reference_only']} |"
+                )
     return "\n".join(lines) + "\n"
 
 
 def ablate_retriever(
-    params: Params, corpus: Corpus, out_dir: Path, settings, seeds: list[int],
-    variants: dict[str, str] | None = None, progress=None,
+    params: Params,
+    corpus: Corpus,
+    out_dir: Path,
+    settings,
+    seeds: list[int],
+    variants: dict[str, str] | None = None,
+    progress=None,
 ) -> dict[str, Any]:
     """Train, index and evaluate each variant × seed; write ``ablation_retriever.{json,md}``."""
     from components.evaluation.evaluate import run_evaluation
@@ -138,21 +171,39 @@ def ablate_retriever(
                 model_dir, index_dir = Path(tmp) / "model", Path(tmp) / "index"
                 trained = train_retriever(run_params, corpus, model_dir, settings)
                 build_index(run_params, corpus, model_dir, index_dir)
-                metrics = run_evaluation(run_params, corpus, model_dir, index_dir, Path(tmp) / "eval",
-                                         settings, log_mlflow=False)
+                metrics = run_evaluation(
+                    run_params,
+                    corpus,
+                    model_dir,
+                    index_dir,
+                    Path(tmp) / "eval",
+                    settings,
+                    log_mlflow=False,
+                )
                 per_question[(variant, seed)] = read_per_question(Path(tmp) / "eval")
-            row = {"variant": variant, "local_loss": local_loss, "seed": seed, "train_run_id": trained["run_id"]}
+            row = {
+                "variant": variant,
+                "local_loss": local_loss,
+                "seed": seed,
+                "train_run_id": trained["run_id"],
+            }
             row.update({f"{s}.{m}": metrics["systems"][s][m] for s, m in REPORTED})
             rows.append(row)
             if progress is not None:
                 progress(row)
     summary = summarise(rows)
     paired = paired_against_reference(per_question)
-    report = {"split": params.evaluate.split, "seeds": list(seeds), "rows": rows, "summary": summary,
-              "paired_vs_" + REFERENCE_VARIANT: paired}
+    report = {
+        "split": params.evaluate.split,
+        "seeds": list(seeds),
+        "rows": rows,
+        "summary": summary,
+        "paired_vs_" + REFERENCE_VARIANT: paired,
+    }
     (out_dir / "ablation_retriever.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "ablation_retriever.md").write_text(
-        render_markdown(summary, list(seeds), params.evaluate.split, paired))
+        render_markdown(summary, list(seeds), params.evaluate.split, paired)
+    )
     report["mlflow_run_id"] = _log(params, settings, out_dir, summary, paired)
     return report
 
@@ -164,8 +215,11 @@ def _log(params: Params, settings, out_dir: Path, summary: dict, paired: dict) -
 
     client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
     experiment_id = ensure_experiment(client, params.registry.experiment)
-    run = client.create_run(experiment_id, run_name="ablate-retriever",
-                            tags={"regionops.stage": "ablate", "regionops.ablation": "retriever"})
+    run = client.create_run(
+        experiment_id,
+        run_name="ablate-retriever",
+        tags={"regionops.stage": "ablate", "regionops.ablation": "retriever"},
+    )
     for variant, values in summary.items():
         for key, stat in values.items():
             if stat["mean"] is not None:
@@ -173,7 +227,9 @@ def _log(params: Params, settings, out_dir: Path, summary: dict, paired: dict) -
                 client.log_metric(run.info.run_id, f"{variant}.{key}.std", stat["std"])
     for variant, metrics in paired.items():
         for key, d in metrics.items():
-            client.log_metric(run.info.run_id, f"{variant}.{key}.diff_vs_{REFERENCE_VARIANT}", d["difference"])
+            client.log_metric(
+                run.info.run_id, f"{variant}.{key}.diff_vs_{REFERENCE_VARIANT}", d["difference"]
+            )
     for name in ("ablation_retriever.json", "ablation_retriever.md"):
         client.log_artifact(run.info.run_id, str(out_dir / name), "ablation")
     client.set_terminated(run.info.run_id)

@@ -61,8 +61,16 @@ class _Item:
 class AnsweringBench:
     """Retrieval done once per question of ``split`` that has answers; contexts built per mode."""
 
-    def __init__(self, params, corpus, engine, split: str | tuple[str, ...], k: int | None = None,
-                 question_ids: set[str] | None = None, retrieved: dict[str, tuple] | None = None):
+    def __init__(
+        self,
+        params,
+        corpus,
+        engine,
+        split: str | tuple[str, ...],
+        k: int | None = None,
+        question_ids: set[str] | None = None,
+        retrieved: dict[str, tuple] | None = None,
+    ):
         """``retrieved``: question id -> (query vector, page hits) of an earlier search by the same
         engine and params (``score_questions``'s), reused for text questions instead of searching
         again: the evaluation's second retrieval pass cost as much as its first."""
@@ -72,8 +80,12 @@ class AnsweringBench:
         self.k = k or params.reader.contexts
         m = params.reader.top_m
         splits = (split,) if isinstance(split, str) else tuple(split)
-        questions = [q for s in splits for q in corpus.questions_in(s)
-                     if q.answers and (question_ids is None or q.id in question_ids)]
+        questions = [
+            q
+            for s in splits
+            for q in corpus.questions_in(s)
+            if q.answers and (question_ids is None or q.id in question_ids)
+        ]
         self.items: list[_Item] = []
         for q in questions:
             image = self._image(q)
@@ -82,14 +94,24 @@ class AnsweringBench:
             else:
                 qvec = engine.encode(q.question, image)
                 hits = engine.search_vector(qvec, question=q.question)
-            item = _Item(q, q.question, qvec, engine.regions_for(hits, self.k, q.question), [h.page_id for h in hits[: self.k]])
+            item = _Item(
+                q,
+                q.question,
+                qvec,
+                engine.regions_for(hits, self.k, q.question),
+                [h.page_id for h in hits[: self.k]],
+            )
             if image is not None:
                 trace = stage_one(engine, image, q.question)
                 vec2 = engine.encode(trace.rewritten)
                 hits2 = engine.search_vector(vec2, question=trace.rewritten)
                 keep = image_query_keep(image_query_cells(engine.retriever, image), vec2, m)
                 item.image_keep = keep
-                item.two_stage = {"trace": trace, "qvec": vec2, "regions": engine.regions_for(hits2, self.k, trace.rewritten)}
+                item.two_stage = {
+                    "trace": trace,
+                    "qvec": vec2,
+                    "regions": engine.regions_for(hits2, self.k, trace.rewritten),
+                }
             self.items.append(item)
         self.oracle = self._oracle(params, corpus, engine, split)
         if self.oracle is not None and question_ids is not None:
@@ -112,7 +134,9 @@ class AnsweringBench:
         return ex if ex.samples else None
 
     # ------------------------------------------------------------------ contexts per system
-    def contexts(self, answerer: ReaderAnswerer, system: str, mode: str) -> list[tuple[int, str, list[Context]]]:
+    def contexts(
+        self, answerer: ReaderAnswerer, system: str, mode: str
+    ) -> list[tuple[int, str, list[Context]]]:
         """(item index, question text, contexts) for one system and mode."""
         key = (system, mode)
         if key in self._cache:
@@ -122,7 +146,9 @@ class AnsweringBench:
             spec = NoiseSpec(self.k, 0.0, 0.0, 0.0)
             by_id = {it.question.id: i for i, it in enumerate(self.items)}
             for j, s in enumerate(self.oracle.samples):
-                text, ctxs, _ = self.oracle.contexts_for(j, spec, random.Random(f"{self.params.seed}:oracle:{j}"), mode)
+                text, ctxs, _ = self.oracle.contexts_for(
+                    j, spec, random.Random(f"{self.params.seed}:oracle:{j}"), mode
+                )
                 if s.question_id in by_id:
                     rows.append((by_id[s.question_id], text, ctxs))
         for i, it in enumerate(self.items):
@@ -134,20 +160,33 @@ class AnsweringBench:
                 rows.append((i, it.text, answerer.page_contexts(it.pages)))
             elif system == "two_stage" and image_q:
                 ts = it.two_stage
-                ctxs = answerer.region_contexts(ts["regions"], ts["qvec"], mode, it.image_keep, seed=i)
+                ctxs = answerer.region_contexts(
+                    ts["regions"], ts["qvec"], mode, it.image_keep, seed=i
+                )
                 rows.append((i, ts["trace"].rewritten, ctxs))
         self._cache[key] = rows
         return rows
 
-    def answers(self, answerer: ReaderAnswerer, system: str, mode: str = "refine") -> list[tuple[int, object]]:
+    def answers(
+        self, answerer: ReaderAnswerer, system: str, mode: str = "refine"
+    ) -> list[tuple[int, object]]:
         """(item index, ReaderAnswer) per question the system answers, in item order."""
         rows = self.contexts(answerer, system, mode)
-        return list(zip([i for i, _, _ in rows], answerer.read([(text, ctxs) for _, text, ctxs in rows])))
+        return list(
+            zip([i for i, _, _ in rows], answerer.read([(text, ctxs) for _, text, ctxs in rows]))
+        )
 
     def score(self, answerer: ReaderAnswerer, system: str, mode: str = "refine") -> dict:
         rows = self.contexts(answerer, system, mode)
         if not rows:
-            return {"n": 0, "anls": None, "em": None, "visual_tokens": None, "text_tokens": None, "tokens": None}
+            return {
+                "n": 0,
+                "anls": None,
+                "em": None,
+                "visual_tokens": None,
+                "text_tokens": None,
+                "tokens": None,
+            }
         answers = [a for _, a in self.answers(answerer, system, mode)]
         acc = M.MetricAccumulator()
         for (i, _, _), a in zip(rows, answers):
@@ -158,22 +197,42 @@ class AnsweringBench:
         # The tokens the reader actually received (as encoded), not notional cells.
         visual = float(np.mean([a.visual_tokens for a in answers]))
         text = float(np.mean([a.text_tokens for a in answers]))
-        return {"n": len(rows), "anls": means.get("anls"), "em": means.get("em"),
-                "visual_tokens": visual, "text_tokens": text, "tokens": visual + text}
+        return {
+            "n": len(rows),
+            "anls": means.get("anls"),
+            "em": means.get("em"),
+            "visual_tokens": visual,
+            "text_tokens": text,
+            "tokens": visual + text,
+        }
 
     def retrieval_precision(self) -> dict:
         """Stage-1 (right entity) and stage-2 (evidence in the top region) precision on image questions."""
         image_items = [it for it in self.items if it.image_keep is not None]
         if not image_items:
             return {"n_image_questions": 0}
-        stage1 = [float(_norm(it.two_stage["trace"].entity) == _norm(it.question.entity or ""))
-                  for it in image_items if it.question.entity]
-        stage2 = [evidence_hit(it.two_stage["regions"][0] if it.two_stage["regions"] else None, it.question)
-                  for it in image_items]
-        single = [evidence_hit(it.regions[0] if it.regions else None, it.question) for it in image_items]
-        at_k = [max((evidence_hit(r, it.question) for r in it.two_stage["regions"]), default=0.0)
-                for it in image_items]
-        single_k = [max((evidence_hit(r, it.question) for r in it.regions), default=0.0) for it in image_items]
+        stage1 = [
+            float(_norm(it.two_stage["trace"].entity) == _norm(it.question.entity or ""))
+            for it in image_items
+            if it.question.entity
+        ]
+        stage2 = [
+            evidence_hit(
+                it.two_stage["regions"][0] if it.two_stage["regions"] else None, it.question
+            )
+            for it in image_items
+        ]
+        single = [
+            evidence_hit(it.regions[0] if it.regions else None, it.question) for it in image_items
+        ]
+        at_k = [
+            max((evidence_hit(r, it.question) for r in it.two_stage["regions"]), default=0.0)
+            for it in image_items
+        ]
+        single_k = [
+            max((evidence_hit(r, it.question) for r in it.regions), default=0.0)
+            for it in image_items
+        ]
         return {
             "n_image_questions": len(image_items),
             "stage1_precision": float(np.mean(stage1)) if stage1 else None,
@@ -184,7 +243,9 @@ class AnsweringBench:
         }
 
 
-def evaluate_answering(bench: AnsweringBench, answerer: ReaderAnswerer, mode: str | None = None) -> dict:
+def evaluate_answering(
+    bench: AnsweringBench, answerer: ReaderAnswerer, mode: str | None = None
+) -> dict:
     """Per-system ANLS/EM/tokens passed (+ ratios against page_level) and two-stage precision.
 
     ``token_ratio``: text + visual tokens handed over / page_level's; ``visual_token_ratio``: the
@@ -197,5 +258,10 @@ def evaluate_answering(bench: AnsweringBench, answerer: ReaderAnswerer, mode: st
         for key, ratio in (("tokens", "token_ratio"), ("visual_tokens", "visual_token_ratio")):
             mine, base = values.get(key), page.get(key)
             values[ratio] = mine / base if mine is not None and base else None
-    return {"k": bench.k, "top_m": answerer.p.top_m, "visual_tokens_mode": mode, "systems": systems,
-            "two_stage": bench.retrieval_precision()}
+    return {
+        "k": bench.k,
+        "top_m": answerer.p.top_m,
+        "visual_tokens_mode": mode,
+        "systems": systems,
+        "two_stage": bench.retrieval_precision(),
+    }

@@ -86,8 +86,11 @@ class DenseBlocks:
         with torch.inference_mode():
             for i in range(0, len(texts), self.batch_size):
                 enc = self.tokenizer(
-                    texts[i : i + self.batch_size], padding=True, truncation=True,
-                    max_length=256, return_tensors="pt",
+                    texts[i : i + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=256,
+                    return_tensors="pt",
                 )
                 states = self.model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(states.dtype)

@@ -36,8 +36,12 @@ def _summary(best: list[float], threshold: float) -> dict:
     }
 
 
-def block_recall(pages: Iterable[Page], questions: Iterable[Question],
-                 threshold: float = IOU_THRESHOLD, misses: list[dict] | None = None) -> dict:
+def block_recall(
+    pages: Iterable[Page],
+    questions: Iterable[Question],
+    threshold: float = IOU_THRESHOLD,
+    misses: list[dict] | None = None,
+) -> dict:
     """Share of questions whose gold box some block of its page matches at IoU >= ``threshold``.
 
     Questions without a box are counted under ``no_box``, ones whose page is not in ``pages``
@@ -62,8 +66,17 @@ def block_recall(pages: Iterable[Page], questions: Iterable[Question],
         scored = [(iou(b.box, q.box), b) for b in blocks_of[page.id]]
         best, block = max(scored, key=lambda sb: sb[0], default=(0.0, None))
         if misses is not None and best < threshold:
-            misses.append({"id": q.id, "type": q.type, "doc": q.doc, "page": q.page, "box": list(q.box),
-                           "best_iou": round(best, 4), "best_block": list(block.box) if block else None})
+            misses.append(
+                {
+                    "id": q.id,
+                    "type": q.type,
+                    "doc": q.doc,
+                    "page": q.page,
+                    "box": list(q.box),
+                    "best_iou": round(best, 4),
+                    "best_block": list(block.box) if block else None,
+                }
+            )
         best_all.append(best)
         best_by_type[q.type or "untyped"].append(best)
     return {
@@ -76,24 +89,43 @@ def block_recall(pages: Iterable[Page], questions: Iterable[Question],
 
 
 def read_questions(path: Path) -> list[Question]:
-    return [Question.model_validate_json(line) for line in Path(path).read_text("utf-8").splitlines()
-            if line.strip()]
+    return [
+        Question.model_validate_json(line)
+        for line in Path(path).read_text("utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def main(
-    corpus: Annotated[Path, typer.Argument(help="corpus folder (pages.jsonl from `regionops import`)")],
-    questions: Annotated[Path | None, typer.Option(
-        help="questions JSONL (default: the corpus's questions.jsonl)")] = None,
-    threshold: Annotated[float, typer.Option(help="IoU a block needs to match a gold box")] = IOU_THRESHOLD,
-    json_out: Annotated[Path | None, typer.Option("--json", help="also write the result here")] = None,
-    misses_out: Annotated[Path | None, typer.Option(
-        "--misses", help="write the unmatched questions (JSONL, with their closest block) here")] = None,
+    corpus: Annotated[
+        Path, typer.Argument(help="corpus folder (pages.jsonl from `regionops import`)")
+    ],
+    questions: Annotated[
+        Path | None, typer.Option(help="questions JSONL (default: the corpus's questions.jsonl)")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="IoU a block needs to match a gold box")
+    ] = IOU_THRESHOLD,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write the result here")
+    ] = None,
+    misses_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--misses", help="write the unmatched questions (JSONL, with their closest block) here"
+        ),
+    ] = None,
 ) -> None:
     """Print block recall of a corpus's blocks against its questions' gold boxes."""
-    pages = [Page.model_validate_json(line) for line in (corpus / "pages.jsonl").read_text("utf-8").splitlines()
-             if line.strip()]
+    pages = [
+        Page.model_validate_json(line)
+        for line in (corpus / "pages.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     misses: list[dict] = []
-    result = block_recall(pages, read_questions(questions or corpus / "questions.jsonl"), threshold, misses)
+    result = block_recall(
+        pages, read_questions(questions or corpus / "questions.jsonl"), threshold, misses
+    )
     if misses_out is not None:
         misses_out.parent.mkdir(parents=True, exist_ok=True)
         misses_out.write_text("".join(json.dumps(m) + "\n" for m in misses), "utf-8")

@@ -64,8 +64,12 @@ def score_question(out: SystemOutput, question, iou_hit: float, k: int) -> dict[
         "page_r5": M.recall_at_k(out.ranking, gold_page, 5) if has_page else None,
         "ndcg5": M.ndcg_at_k(out.ranking, gold_page, k) if has_page else None,
         "mrr": M.reciprocal_rank(out.ranking, gold_page) if has_page else None,
-        "region_hit1": M.region_hit(out.top_page, out.top_box, gold_page, gold_box, iou_hit) if has_box else None,
-        "region_miou": (M.iou(out.gold_page_box, gold_box) if out.gold_page_box else 0.0) if has_box else None,
+        "region_hit1": M.region_hit(out.top_page, out.top_box, gold_page, gold_box, iou_hit)
+        if has_box
+        else None,
+        "region_miou": (M.iou(out.gold_page_box, gold_box) if out.gold_page_box else 0.0)
+        if has_box
+        else None,
         "anls": M.anls(out.answer, question.answers),
         "em": M.exact_match(out.answer, question.answers),
     }
@@ -78,11 +82,28 @@ def _write_per_question(path: Path, records: list[dict]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for record in records:
             q = record["question"]
-            outputs = {name: {"page": out.top_page, "box": None if out.top_box is None else [round(float(v), 6) for v in out.top_box],
-                              "answer": out.answer}
-                       for name, out in record["outputs"].items()}
-            f.write(json.dumps({"id": q.id, "type": q.type, "query_image": bool(q.query_image),
-                                "scores": record["scores"], "outputs": outputs}) + "\n")
+            outputs = {
+                name: {
+                    "page": out.top_page,
+                    "box": None
+                    if out.top_box is None
+                    else [round(float(v), 6) for v in out.top_box],
+                    "answer": out.answer,
+                }
+                for name, out in record["outputs"].items()
+            }
+            f.write(
+                json.dumps(
+                    {
+                        "id": q.id,
+                        "type": q.type,
+                        "query_image": bool(q.query_image),
+                        "scores": record["scores"],
+                        "outputs": outputs,
+                    }
+                )
+                + "\n"
+            )
 
 
 def _system_table(acc: dict[str, M.MetricAccumulator], latencies: dict[str, list[float]]) -> dict:
@@ -92,14 +113,23 @@ def _system_table(acc: dict[str, M.MetricAccumulator], latencies: dict[str, list
         values: dict[str, Any] = {key: means.get(key) for key in METRIC_KEYS}
         p50, p95 = M.percentile(latencies[name], 50), M.percentile(latencies[name], 95)
         values["latency_ms"] = {"p50": p50, "p95": p95}
-        values["latency_ms_p50"], values["latency_ms_p95"] = p50, p95  # flat, for MLflow and older readers
+        values["latency_ms_p50"], values["latency_ms_p95"] = (
+            p50,
+            p95,
+        )  # flat, for MLflow and older readers
         systems[name] = values
     return systems
 
 
-def score_questions(params: Params, corpus: Corpus, engine: RagEngine, questions: list,
-                    answerer: RegionAnswerer | None = None, desc: str = "evaluate",
-                    progress: bool | None = None) -> dict:
+def score_questions(
+    params: Params,
+    corpus: Corpus,
+    engine: RagEngine,
+    questions: list,
+    answerer: RegionAnswerer | None = None,
+    desc: str = "evaluate",
+    progress: bool | None = None,
+) -> dict:
     """Run and score the six systems on ``questions``.
 
     Returns ``systems`` (all questions), ``systems_text_only`` (questions without a query image),
@@ -149,8 +179,12 @@ def score_questions(params: Params, corpus: Corpus, engine: RagEngine, questions
         "n_blocks": runner.n_blocks,
     }
     type_rows = [
-        {"type": t, "system": s, "n": acc_t.counts.get("page_r1", 0), **{
-            key: acc_t.means().get(key) for key in ("page_r1", "region_hit1")}}
+        {
+            "type": t,
+            "system": s,
+            "n": acc_t.counts.get("page_r1", 0),
+            **{key: acc_t.means().get(key) for key in ("page_r1", "region_hit1")},
+        }
         for (t, s), acc_t in sorted(per_type.items())
     ]
     return {
@@ -164,8 +198,9 @@ def score_questions(params: Params, corpus: Corpus, engine: RagEngine, questions
     }
 
 
-def write_outputs(out_dir: Path, metrics: dict, scored: dict, corpus: Corpus, engine: RagEngine,
-                  params: Params) -> None:
+def write_outputs(
+    out_dir: Path, metrics: dict, scored: dict, corpus: Corpus, engine: RagEngine, params: Params
+) -> None:
     """metrics.json, per_type.{json,md}, per_question.jsonl, report.md and highlights/ into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +210,9 @@ def write_outputs(out_dir: Path, metrics: dict, scored: dict, corpus: Corpus, en
     _write_per_question(out_dir / "per_question.jsonl", records)
     (out_dir / "report.md").write_text(render_report(metrics, type_rows), encoding="utf-8")
     (out_dir / "per_type.md").write_text(render_per_type(type_rows), encoding="utf-8")
-    write_plot_data(out_dir, metrics["systems"], type_rows, _write_json)  # the series dvc.yaml's plots draw
+    write_plot_data(
+        out_dir, metrics["systems"], type_rows, _write_json
+    )  # the series dvc.yaml's plots draw
     highlights = out_dir / "highlights"
     if highlights.exists():
         for old in highlights.glob("*.png"):
@@ -184,29 +221,58 @@ def write_outputs(out_dir: Path, metrics: dict, scored: dict, corpus: Corpus, en
     write_highlights(sample, corpus, engine, highlights)
 
 
-def tune_regions_on(params: Params, questions: list, engine: RagEngine) -> tuple[Params, dict] | None:
+def tune_regions_on(
+    params: Params, questions: list, engine: RagEngine
+) -> tuple[Params, dict] | None:
     """Region-extraction settings tuned on ``questions``' gold-page fused heatmaps (those with a box,
     an indexed gold page and no query image); None when there is no such question."""
-    from components.model.encode import encode_queries
     from components.evaluation.region_tuning import tune_region_params
+    from components.model.encode import encode_queries
 
-    usable = [q for q in questions
-              if q.box and q.page_id and not q.query_image and engine.index.has_page(q.page_id)]
+    usable = [
+        q
+        for q in questions
+        if q.box and q.page_id and not q.query_image and engine.index.has_page(q.page_id)
+    ]
     if not usable:
         return None
     vectors = encode_queries(engine.retriever, [q.question for q in usable])
-    heatmaps = [engine.index.heatmap(q.page_id, v, q.question, params.rag.lexical_weight, params.rag.lexical_scope,
-                                     params.rag.region_term_weights)
-                for q, v in zip(usable, vectors)]
+    heatmaps = [
+        engine.index.heatmap(
+            q.page_id,
+            v,
+            q.question,
+            params.rag.lexical_weight,
+            params.rag.lexical_scope,
+            params.rag.region_term_weights,
+        )
+        for q, v in zip(usable, vectors)
+    ]
     blocks = [engine.index.meta(q.page_id).blocks for q in usable]
-    text_scores = [engine.index.lexical.block_scores(q.question, engine.index.position(q.page_id)) for q in usable]
-    chosen, table = tune_region_params(heatmaps, [q.box for q in usable], params.regions, params.evaluate.iou_hit,
-                                       blocks=blocks, text_scores=text_scores)
+    text_scores = [
+        engine.index.lexical.block_scores(q.question, engine.index.position(q.page_id))
+        for q in usable
+    ]
+    chosen, table = tune_region_params(
+        heatmaps,
+        [q.box for q in usable],
+        params.regions,
+        params.evaluate.iou_hit,
+        blocks=blocks,
+        text_scores=text_scores,
+    )
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
-    by_rule = {rule: max(row["hit1"] for row in table if row["rule"] == rule) for rule in {r["rule"] for r in table}}
-    record = {"n_tuned": len(usable), "chosen": chosen.model_dump(),
-              "tuned_gold_page_hit1": best["hit1"], "tuned_gold_page_miou": best["miou"],
-              "best_gold_page_hit1_per_rule": by_rule}
+    by_rule = {
+        rule: max(row["hit1"] for row in table if row["rule"] == rule)
+        for rule in {r["rule"] for r in table}
+    }
+    record = {
+        "n_tuned": len(usable),
+        "chosen": chosen.model_dump(),
+        "tuned_gold_page_hit1": best["hit1"],
+        "tuned_gold_page_miou": best["miou"],
+        "best_gold_page_hit1_per_rule": by_rule,
+    }
     return params.model_copy(update={"regions": chosen}), record
 
 
@@ -217,19 +283,33 @@ def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> t
     or no such questions the params.yaml settings stand, and the record says so.
     """
     if not params.regions.tune:
-        return params, {"tuned_on": None, "chosen": params.regions.model_dump(),
-                        "note": "regions.tune is false: params.yaml's settings, untuned"}
+        return params, {
+            "tuned_on": None,
+            "chosen": params.regions.model_dump(),
+            "note": "regions.tune is false: params.yaml's settings, untuned",
+        }
     tuned = tune_regions_on(params, corpus.questions_in("val"), engine)
     if tuned is None:
         return params, {"tuned_on": None, "chosen": params.regions.model_dump()}
     params, record = tuned
-    return params, {"tuned_on": "val", "n_val": record["n_tuned"], "chosen": record["chosen"],
-                    "val_gold_page_hit1": record["tuned_gold_page_hit1"],
-                    "val_gold_page_miou": record["tuned_gold_page_miou"]}
+    return params, {
+        "tuned_on": "val",
+        "n_val": record["n_tuned"],
+        "chosen": record["chosen"],
+        "val_gold_page_hit1": record["tuned_gold_page_hit1"],
+        "val_gold_page_miou": record["tuned_gold_page_miou"],
+    }
 
 
-def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, metrics: dict,
-                   questions: list | None = None, dataset_name: str | None = None) -> str:
+def _log_to_mlflow(
+    params: Params,
+    settings,
+    model_dir: Path,
+    out_dir: Path,
+    metrics: dict,
+    questions: list | None = None,
+    dataset_name: str | None = None,
+) -> str:
     """Log this evaluation as its own MLflow run, nested under the candidate's training run.
 
     One run per evaluation: re-evaluating (another folder, the champion, a new corpus) never
@@ -256,9 +336,14 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
                 parent = client.get_run(run_id)
             except mlflow.exceptions.MlflowException:
                 parent = None  # the run lives in another tracking store: no parent here
-    experiment = (client.get_experiment(parent.info.experiment_id).name if parent is not None
-                  else params.registry.experiment)
-    experiment_id = ensure_experiment(client, experiment)  # (also marks it: opens on runs, not traces)
+    experiment = (
+        client.get_experiment(parent.info.experiment_id).name
+        if parent is not None
+        else params.registry.experiment
+    )
+    experiment_id = ensure_experiment(
+        client, experiment
+    )  # (also marks it: opens on runs, not traces)
     name = dataset_name or params.evaluate.split
     digest = metrics["dataset_id"]
     tags = {
@@ -268,7 +353,9 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
         "regionops.eval_split": metrics["split"],
     }
     if parent is not None:
-        tags.update({PARENT_RUN_TAG: parent.info.run_id, "regionops.training_run_id": parent.info.run_id})
+        tags.update(
+            {PARENT_RUN_TAG: parent.info.run_id, "regionops.training_run_id": parent.info.run_id}
+        )
     run_name = f"evaluate {name} ({metrics['n_questions']} questions, dataset {digest[:8]})"
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = run.info.run_id
@@ -286,13 +373,28 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
         from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
-        logged_params = {"split": metrics["split"], "dataset": name, "dataset_id": digest[:32],
-                         "k": params.evaluate.k, "iou_hit": params.evaluate.iou_hit}
-        client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in flat.items()],
-                         params=[Param(key, str(value)) for key, value in logged_params.items()])
+        logged_params = {
+            "split": metrics["split"],
+            "dataset": name,
+            "dataset_id": digest[:32],
+            "k": params.evaluate.k,
+            "iou_hit": params.evaluate.iou_hit,
+        }
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in flat.items()],
+            params=[Param(key, str(value)) for key, value in logged_params.items()],
+        )
         if questions is not None:
-            log_dataset(client, run_id, question_rows(questions), name=name, digest=digest,
-                        source=out_dir, context="evaluation")
+            log_dataset(
+                client,
+                run_id,
+                question_rows(questions),
+                name=name,
+                digest=digest,
+                source=out_dir,
+                context="evaluation",
+            )
         client.log_artifacts(run_id, str(out_dir), artifact_path="evaluation")
         status = "FINISHED"
     finally:
@@ -300,8 +402,14 @@ def _log_to_mlflow(params: Params, settings, model_dir: Path, out_dir: Path, met
     return run_id
 
 
-def _reader_answering(params: Params, corpus: Corpus, engine: RagEngine, reader_dir: Path, split: str,
-                      records: list[dict] | None = None) -> dict:
+def _reader_answering(
+    params: Params,
+    corpus: Corpus,
+    engine: RagEngine,
+    reader_dir: Path,
+    split: str,
+    records: list[dict] | None = None,
+) -> dict:
     """Answers by the trained reader (issue 7): oracle vs retrieved contexts, region vs page level.
 
     ``records``: ``score_questions``'s per-question records; their text questions' query vectors
@@ -322,8 +430,15 @@ def _reader_answering(params: Params, corpus: Corpus, engine: RagEngine, reader_
 
 
 def run_evaluation(
-    params: Params, corpus: Corpus, model_dir: Path, index_dir: Path, out_dir: Path, settings=None,
-    engine: RagEngine | None = None, log_mlflow: bool = True, reader_dir: Path | None = None,
+    params: Params,
+    corpus: Corpus,
+    model_dir: Path,
+    index_dir: Path,
+    out_dir: Path,
+    settings=None,
+    engine: RagEngine | None = None,
+    log_mlflow: bool = True,
+    reader_dir: Path | None = None,
 ) -> dict:
     """Evaluate the six systems on ``params.evaluate.split``; write and log the outputs; return metrics."""
     out_dir = Path(out_dir)
@@ -331,15 +446,18 @@ def run_evaluation(
     split = params.evaluate.split
     questions = corpus.questions_in(split)
     if not questions:
-        raise ValueError(f"no questions in the {split!r} split of {corpus.root}: nothing to evaluate")
+        raise ValueError(
+            f"no questions in the {split!r} split of {corpus.root}: nothing to evaluate"
+        )
     engine = engine or RagEngine.from_dirs(Path(model_dir), Path(index_dir), params)
     params, region_choice = choose_region_params(params, corpus, engine)
     # The caller's engine keeps its settings; the answerer is the engine's own (bundled reader or text layer).
     answerer = RegionAnswerer(engine.index, engine.reader)
     engine = RagEngine(engine.retriever, engine.index, params)
     # progress=True: the stage runs under DVC/Prefect with no terminal; a line every 15 s shows it moving.
-    scored = score_questions(params, corpus, engine, questions, answerer, desc=f"evaluate {split}",
-                             progress=True)
+    scored = score_questions(
+        params, corpus, engine, questions, answerer, desc=f"evaluate {split}", progress=True
+    )
     systems = scored["systems"]
     metrics = {
         "systems": systems,
@@ -354,22 +472,44 @@ def run_evaluation(
         "regions": region_choice,
     }
     if reader_dir is not None:
-        metrics["answering"] = _reader_answering(params, corpus, engine, Path(reader_dir), split,
-                                                 scored["records"])
+        metrics["answering"] = _reader_answering(
+            params, corpus, engine, Path(reader_dir), split, scored["records"]
+        )
         for name in ("regionops", "page_level"):
             values = metrics["answering"]["systems"][name]
             systems[name].update({f"reader_{key}": values[key] for key in ("anls", "em")})
-            systems[name].update({key: values[key] for key in ("visual_tokens", "text_tokens", "tokens",
-                                                                "visual_token_ratio", "token_ratio")})
+            systems[name].update(
+                {
+                    key: values[key]
+                    for key in (
+                        "visual_tokens",
+                        "text_tokens",
+                        "tokens",
+                        "visual_token_ratio",
+                        "token_ratio",
+                    )
+                }
+            )
     write_outputs(out_dir, metrics, scored, corpus, engine, params)
-    _write_json(out_dir / "regions.json", region_choice)  # the declared artifact of the region choice
+    _write_json(
+        out_dir / "regions.json", region_choice
+    )  # the declared artifact of the region choice
     if log_mlflow:
         if settings is None:
             from components.settings import get_settings
 
             settings = get_settings()
-        run_id = _log_to_mlflow(params, settings, model_dir, out_dir, metrics, questions,
-                                f"{Path(corpus.root).name}/{split}")
+        run_id = _log_to_mlflow(
+            params,
+            settings,
+            model_dir,
+            out_dir,
+            metrics,
+            questions,
+            f"{Path(corpus.root).name}/{split}",
+        )
         metrics = {**metrics, "mlflow_run_id": run_id}
-        _write_json(out_dir / "metrics.json", metrics)  # the gate and the registry find the evaluation run
+        _write_json(
+            out_dir / "metrics.json", metrics
+        )  # the gate and the registry find the evaluation run
     return metrics

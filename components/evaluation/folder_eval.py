@@ -42,7 +42,9 @@ class ModelSource:
     label: str
     model_dir: Path
     params: Params
-    regions: dict[str, Any]  # {"source": where the settings come from, "chosen": RegionParams fields}
+    regions: dict[
+        str, Any
+    ]  # {"source": where the settings come from, "chosen": RegionParams fields}
     reader_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -63,15 +65,28 @@ def _visual_only_note(report: dict, pages) -> str | None:
     n = report["visual_only_pages"]
     if not n:
         return None
-    why = "OCR is not available (install the `ocr` extra and tesseract)" if not report["ocr_available"] \
+    why = (
+        "OCR is not available (install the `ocr` extra and tesseract)"
+        if not report["ocr_available"]
         else "OCR found no words on them"
+    )
     examples = ", ".join(p.id for p in pages if not p.words)[:300]
-    return (f"{n} page(s) have no text layer and {why}: kept as visual-only pages (only the model's visual "
-            f"channel can find them; lexical_only and the block baselines cannot): {examples}")
+    return (
+        f"{n} page(s) have no text layer and {why}: kept as visual-only pages (only the model's visual "
+        f"channel can find them; lexical_only and the block baselines cannot): {examples}"
+    )
 
 
-def evaluate_folder(params: Params, docs: Path, questions: Path, source: ModelSource, out_dir: Path,
-                    tune_on: float | None = None, reader: Path | None = None, log=None) -> dict:
+def evaluate_folder(
+    params: Params,
+    docs: Path,
+    questions: Path,
+    source: ModelSource,
+    out_dir: Path,
+    tune_on: float | None = None,
+    reader: Path | None = None,
+    log=None,
+) -> dict:
     """Import, index and score a folder (see the module doc); write the outputs; return metrics.json's content.
 
     ``log``: called with a line of progress per step (the CLI prints them to stderr).
@@ -87,16 +102,24 @@ def evaluate_folder(params: Params, docs: Path, questions: Path, source: ModelSo
         tmp = Path(tmp)
         log(f"model {source.label}; region settings from {source.regions['source']}")
         run_params, notes = source.params, list(source.notes)
-        report = import_documents(Path(docs), Path(questions), tmp / "corpus", run_params, collection=COLLECTION)
+        report = import_documents(
+            Path(docs), Path(questions), tmp / "corpus", run_params, collection=COLLECTION
+        )
         corpus = load_corpus(tmp / "corpus")
         if not corpus.pages:
-            raise ValueError(f"--docs {docs}: no document imported ({report['documents']['reasons'] or 'none found'})")
+            raise ValueError(
+                f"--docs {docs}: no document imported ({report['documents']['reasons'] or 'none found'})"
+            )
         accepted = list(corpus.questions)
         if not accepted:
-            raise ValueError(f"--questions {questions}: no question accepted ({report['questions']['reasons']})")
-        log(f"imported {report['pages']} pages of {report['documents']['accepted']} documents "
+            raise ValueError(
+                f"--questions {questions}: no question accepted ({report['questions']['reasons']})"
+            )
+        log(
+            f"imported {report['pages']} pages of {report['documents']['accepted']} documents "
             f"({report['documents']['quarantined']} quarantined), {len(accepted)} questions "
-            f"({report['questions']['quarantined']} quarantined: {report['questions']['reasons']})")
+            f"({report['questions']['quarantined']} quarantined: {report['questions']['reasons']})"
+        )
         note = _visual_only_note(report, corpus.pages)
         if note:
             notes.append(note)
@@ -110,38 +133,72 @@ def evaluate_folder(params: Params, docs: Path, questions: Path, source: ModelSo
             engine.with_reader(source.reader_dir)
         scored_questions, tuned_on, regions = accepted, None, source.regions
         if tune_on is not None:
-            tune_docs, _ = split_tuning_docs([q.doc for q in accepted if q.doc], tune_on, params.seed)
+            tune_docs, _ = split_tuning_docs(
+                [q.doc for q in accepted if q.doc], tune_on, params.seed
+            )
             tuning = [q for q in accepted if q.doc in tune_docs]
             scored_questions = [q for q in accepted if q.doc not in tune_docs]
             tuned = tune_regions_on(run_params, tuning, engine)
             if tuned is None:
-                notes.append("--tune-on: no boxed text question on the tuning documents; recorded settings kept")
+                notes.append(
+                    "--tune-on: no boxed text question on the tuning documents; recorded settings kept"
+                )
             else:
                 run_params, record = tuned
-                regions = {"source": f"tuned on {len(tune_docs)} held-out document(s) (--tune-on {tune_on})",
-                           **record}
-            tuned_on = {"docs": tune_docs, "n_questions": len(tuning), "fraction": tune_on, "seed": params.seed}
-            notes.append(f"--tune-on {tune_on}: {len(tuning)} question(s) on {len(tune_docs)} document(s) used "
-                         f"to tune region settings and not scored; {len(scored_questions)} scored")
+                regions = {
+                    "source": f"tuned on {len(tune_docs)} held-out document(s) (--tune-on {tune_on})",
+                    **record,
+                }
+            tuned_on = {
+                "docs": tune_docs,
+                "n_questions": len(tuning),
+                "fraction": tune_on,
+                "seed": params.seed,
+            }
+            notes.append(
+                f"--tune-on {tune_on}: {len(tuning)} question(s) on {len(tune_docs)} document(s) used "
+                f"to tune region settings and not scored; {len(scored_questions)} scored"
+            )
         answerer = RegionAnswerer(engine.index, engine.reader)
         engine = RagEngine(engine.retriever, engine.index, run_params)
-        log(f"scoring {len(scored_questions)} questions with six systems (answerer: {answerer.kind})")
-        scored = score_questions(run_params, corpus, engine, scored_questions, answerer, desc="evaluate folder",
-                                 progress=True)
+        log(
+            f"scoring {len(scored_questions)} questions with six systems (answerer: {answerer.kind})"
+        )
+        scored = score_questions(
+            run_params,
+            corpus,
+            engine,
+            scored_questions,
+            answerer,
+            desc="evaluate folder",
+            progress=True,
+        )
         metrics = {
             "systems": scored["systems"],
             "systems_text_only": scored["systems_text_only"],
             "n_questions": len(scored_questions),
-            "counts": scored["counts"] | {"n_visual_only_pages": report["visual_only_pages"],
-                                          "n_ocr_pages": report["ocr_pages"]},
+            "counts": scored["counts"]
+            | {
+                "n_visual_only_pages": report["visual_only_pages"],
+                "n_ocr_pages": report["ocr_pages"],
+            },
             "block_recall": scored["block_recall"],
             "answerer": scored["answerer"],
             "split": "all",
             "docs": str(docs),
             "model": source.label,
             "dataset_id": dataset_id([q.id for q in scored_questions], engine.index.page_ids),
-            "import": {key: report[key] for key in ("documents", "pages", "visual_only_pages", "ocr_pages",
-                                                     "ocr_available", "questions")},
+            "import": {
+                key: report[key]
+                for key in (
+                    "documents",
+                    "pages",
+                    "visual_only_pages",
+                    "ocr_pages",
+                    "ocr_available",
+                    "questions",
+                )
+            },
             "index": {k: v for k, v in engine.index.stats().items() if k != "bytes_per_page"},
             "regions": regions,
             "tuned_on": tuned_on,
@@ -149,7 +206,9 @@ def evaluate_folder(params: Params, docs: Path, questions: Path, source: ModelSo
         }
         write_outputs(Path(out_dir), metrics, scored, corpus, engine, run_params)
         # Which lines and documents were quarantined, and why: kept beside the metrics.
-        shutil.copytree(tmp / "corpus" / "quarantine", Path(out_dir) / "quarantine", dirs_exist_ok=True)
+        shutil.copytree(
+            tmp / "corpus" / "quarantine", Path(out_dir) / "quarantine", dirs_exist_ok=True
+        )
         shutil.copyfile(tmp / "corpus" / "import_report.json", Path(out_dir) / "import_report.json")
     return metrics
 
@@ -167,18 +226,26 @@ def tune_folder(params: Params, docs: Path, questions: Path, source: ModelSource
 
     with tempfile.TemporaryDirectory(prefix="regionops-tunefolder-") as tmp:
         tmp = Path(tmp)
-        report = import_documents(Path(docs), Path(questions), tmp / "corpus", source.params, collection=COLLECTION)
+        report = import_documents(
+            Path(docs), Path(questions), tmp / "corpus", source.params, collection=COLLECTION
+        )
         corpus = load_corpus(tmp / "corpus")
         if not corpus.pages or not corpus.questions:
-            raise ValueError(f"--docs {docs} / --questions {questions}: nothing imported "
-                             f"({report['documents']['reasons']}; {report['questions']['reasons']})")
+            raise ValueError(
+                f"--docs {docs} / --questions {questions}: nothing imported "
+                f"({report['documents']['reasons']}; {report['questions']['reasons']})"
+            )
         log(f"indexing {len(corpus.pages)} pages with {source.label}")
         build_index(source.params, corpus, source.model_dir, tmp / "index")
         engine = RagEngine.from_dirs(source.model_dir, tmp / "index", source.params)
         log(f"tuning region settings on {len(corpus.questions)} questions")
         tuned = tune_regions_on(source.params, list(corpus.questions), engine)
     if tuned is None:
-        raise ValueError(f"--questions {questions}: no boxed text question on an imported page to tune on")
+        raise ValueError(
+            f"--questions {questions}: no boxed text question on an imported page to tune on"
+        )
     _, record = tuned
-    return {"regions": {"tuned_on": f"{docs} ({record['n_tuned']} questions)", **record},
-            "model": source.label}
+    return {
+        "regions": {"tuned_on": f"{docs} ({record['n_tuned']} questions)", **record},
+        "model": source.label,
+    }

@@ -56,7 +56,9 @@ def draw_highlight(
     return img
 
 
-def with_caption(image: Image.Image, lines: Sequence[str], max_chars: int | None = None) -> Image.Image:
+def with_caption(
+    image: Image.Image, lines: Sequence[str], max_chars: int | None = None
+) -> Image.Image:
     """``image`` above a white strip with ``lines`` (question, gold answer, predicted answer), each
     wrapped to the image width, so a reviewer reads the case without opening any other file."""
     import textwrap
@@ -87,8 +89,10 @@ def highlight_sample(records: list[dict], n: int, seed: int) -> list[dict]:
     Every run over the same evaluation set draws the same questions, so two runs compare image
     by image; each image is then labelled hit or miss by this run's own outcome.
     """
-    boxed = sorted((r for r in records if r["scores"]["regionops"]["region_hit1"] is not None),
-                   key=lambda r: _question_id(r))
+    boxed = sorted(
+        (r for r in records if r["scores"]["regionops"]["region_hit1"] is not None),
+        key=lambda r: _question_id(r),
+    )
     return random.Random(seed).sample(boxed, min(n, len(boxed)))
 
 
@@ -113,13 +117,24 @@ def write_highlights(sample: list[dict], corpus, engine, folder: Path) -> list[P
                 continue
             heat = result.heatmaps.get(pid)  # the fused map the ranking used
             if heat is None:
-                heat = engine.index.heatmap(pid, qv, result.question, engine.params.rag.lexical_weight,
-                                            engine.params.rag.lexical_scope, engine.params.rag.region_term_weights)
+                heat = engine.index.heatmap(
+                    pid,
+                    qv,
+                    result.question,
+                    engine.params.rag.lexical_weight,
+                    engine.params.rag.lexical_scope,
+                    engine.params.rag.region_term_weights,
+                )
             boxes = [r["box"] for r in result.regions if r["page_id"] == pid]
             label = "gold" if pid == q.page_id else "predicted"
             panels.append(
-                draw_highlight(corpus.load_image(corpus.page(pid)), heat, boxes,
-                               q.box if pid == q.page_id else None, f"{kind.upper()} {q.id} {label}: {pid}")
+                draw_highlight(
+                    corpus.load_image(corpus.page(pid)),
+                    heat,
+                    boxes,
+                    q.box if pid == q.page_id else None,
+                    f"{kind.upper()} {q.id} {label}: {pid}",
+                )
             )
         if not panels:
             continue
@@ -129,15 +144,28 @@ def write_highlights(sample: list[dict], corpus, engine, folder: Path) -> list[P
         for panel in panels:
             canvas.paste(panel, (x, 0))
             x += panel.size[0]
-        canvas = with_caption(canvas, [f"Q ({q.type or 'untyped'}): {q.question}",
-                                       f"gold: {' | '.join(q.answers) or '(no answer)'}  on {q.page_id}",
-                                       f"predicted: {result.answer or '(none)'}  on {result.page_id}  [{kind}]"])
+        canvas = with_caption(
+            canvas,
+            [
+                f"Q ({q.type or 'untyped'}): {q.question}",
+                f"gold: {' | '.join(q.answers) or '(no answer)'}  on {q.page_id}",
+                f"predicted: {result.answer or '(none)'}  on {result.page_id}  [{kind}]",
+            ],
+        )
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in q.id)[:60]
         # Named by question only: the same file name in two runs shows the same question.
         path = folder / f"{safe}.png"
         canvas.save(path, format="PNG")
         paths.append(path)
-        index.append({"file": path.name, "question_id": q.id, "type": q.type, "outcome": kind,
-                      "gold_page": q.page_id, "predicted_page": result.page_id})
+        index.append(
+            {
+                "file": path.name,
+                "question_id": q.id,
+                "type": q.type,
+                "outcome": kind,
+                "gold_page": q.page_id,
+                "predicted_page": result.page_id,
+            }
+        )
     (folder / "sample.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return paths

@@ -24,7 +24,9 @@ from components.regions.extract import extract_regions
 
 @dataclass
 class LexicalResult:
-    ranking: list[str]  # pages with lexical evidence, best first (empty: no question term is printed anywhere)
+    ranking: list[
+        str
+    ]  # pages with lexical evidence, best first (empty: no question term is printed anywhere)
     top_page: str | None
     top_box: tuple | None
 
@@ -34,11 +36,18 @@ class LexicalOnly:
 
     name = "lexical_only"
 
-    def __init__(self, channel: LexicalChannel, page_ids: Sequence[str], blocks: Sequence[Sequence],
-                 params: Params):
+    def __init__(
+        self,
+        channel: LexicalChannel,
+        page_ids: Sequence[str],
+        blocks: Sequence[Sequence],
+        params: Params,
+    ):
         if len(channel) != len(page_ids) or len(blocks) != len(page_ids):
-            raise ValueError(f"lexical_only needs one entry per page ({len(channel)} channel pages, "
-                             f"{len(page_ids)} ids, {len(blocks)} block lists)")
+            raise ValueError(
+                f"lexical_only needs one entry per page ({len(channel)} channel pages, "
+                f"{len(page_ids)} ids, {len(blocks)} block lists)"
+            )
         self.channel, self.page_ids, self.blocks = channel, list(page_ids), list(blocks)
         self._pos = {pid: i for i, pid in enumerate(self.page_ids)}
         self.params = params
@@ -57,9 +66,16 @@ class LexicalOnly:
         """The top region's box on ``page_id``'s lexical heatmap, snapped as regionops snaps."""
         pos = self._pos[page_id]
         rag = self.params.rag
-        heat = self.channel.heatmaps(question, np.array([pos]), rag.lexical_scope, rag.region_term_weights)[0]
-        regions = extract_regions(heat, self.params.regions, page_id, blocks=self.blocks[pos],
-                                  text_scores=self.channel.block_scores(question, pos))
+        heat = self.channel.heatmaps(
+            question, np.array([pos]), rag.lexical_scope, rag.region_term_weights
+        )[0]
+        regions = extract_regions(
+            heat,
+            self.params.regions,
+            page_id,
+            blocks=self.blocks[pos],
+            text_scores=self.channel.block_scores(question, pos),
+        )
         return tuple(regions[0].box) if regions else None
 
     def search(self, question: str) -> LexicalResult:

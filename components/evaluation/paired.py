@@ -12,8 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def paired_ratio(variant: np.ndarray, reference: np.ndarray, resamples: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> dict:
+def paired_ratio(
+    variant: np.ndarray,
+    reference: np.ndarray,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """mean(variant) / mean(reference) with a paired percentile-bootstrap interval and disagreement counts.
 
     ``variant`` and ``reference`` are per-question hits (bool or 0/1) on the same questions.
@@ -27,10 +32,15 @@ def paired_ratio(variant: np.ndarray, reference: np.ndarray, resamples: int = 10
         raise ValueError(f"level must be in (0, 1), got {level}")
     out = {
         "questions": len(v),
-        "variant_only": int((v & ~r).sum()),  # questions the variant gets right and the reference not
+        "variant_only": int(
+            (v & ~r).sum()
+        ),  # questions the variant gets right and the reference not
         "reference_only": int((r & ~v).sum()),
         "ratio": float(v.sum() / r.sum()) if r.any() else None,
-        "ci_low": None, "ci_high": None, "ci_level": level, "resamples": resamples,
+        "ci_low": None,
+        "ci_high": None,
+        "ci_level": level,
+        "resamples": resamples,
     }
     if not r.any() or resamples < 1:
         return out
@@ -41,15 +51,22 @@ def paired_ratio(variant: np.ndarray, reference: np.ndarray, resamples: int = 10
     for start in range(0, resamples, block):
         rows = rng.integers(0, len(v), size=(min(block, resamples - start), len(v)))
         ref_hits = r[rows].sum(1)
-        ratios[start : start + len(rows)] = np.where(ref_hits > 0, v[rows].sum(1) / np.maximum(ref_hits, 1), np.nan)
+        ratios[start : start + len(rows)] = np.where(
+            ref_hits > 0, v[rows].sum(1) / np.maximum(ref_hits, 1), np.nan
+        )
     ratios = ratios[~np.isnan(ratios)]
     tail = (1 - level) / 2 * 100
     out["ci_low"], out["ci_high"] = (float(x) for x in np.percentile(ratios, [tail, 100 - tail]))
     return out
 
 
-def paired_difference(variant: np.ndarray, reference: np.ndarray, resamples: int = 2000, level: float = 0.95,
-                      seed: int = 0) -> dict:
+def paired_difference(
+    variant: np.ndarray,
+    reference: np.ndarray,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
     """mean(variant) − mean(reference) over seeds × questions, with a two-level bootstrap interval.
 
     ``variant`` and ``reference`` are per-question scores [seeds, questions]: row s of each comes
@@ -67,11 +84,16 @@ def paired_difference(variant: np.ndarray, reference: np.ndarray, resamples: int
     n_seeds, n_q = v.shape
     diff = v - r
     out = {
-        "seeds": n_seeds, "questions": n_q,
+        "seeds": n_seeds,
+        "questions": n_q,
         "difference": float(diff.mean()) if diff.size else None,
         "per_seed": [float(x) for x in diff.mean(1)] if n_q else [],
-        "variant_only": int((v > r).sum()), "reference_only": int((r > v).sum()),
-        "ci_low": None, "ci_high": None, "ci_level": level, "resamples": resamples,
+        "variant_only": int((v > r).sum()),
+        "reference_only": int((r > v).sum()),
+        "ci_low": None,
+        "ci_high": None,
+        "ci_level": level,
+        "resamples": resamples,
     }
     if not diff.size or resamples < 1:
         return out
@@ -82,7 +104,9 @@ def paired_difference(variant: np.ndarray, reference: np.ndarray, resamples: int
     for start in range(0, resamples, block):
         size = min(block, resamples - start)
         picks = rng.integers(0, n_q, size=(size, n_q))
-        per_seed = diff[:, picks].mean(2).T  # [size, seeds]: each seed's mean difference on those questions
+        per_seed = (
+            diff[:, picks].mean(2).T
+        )  # [size, seeds]: each seed's mean difference on those questions
         seeds = rng.integers(0, n_seeds, size=(size, n_seeds))
         stats[start : start + size] = np.take_along_axis(per_seed, seeds, 1).mean(1)
     tail = (1 - level) / 2 * 100

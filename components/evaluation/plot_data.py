@@ -24,21 +24,36 @@ def recall_at_k_rows(systems: dict[str, dict]) -> list[dict]:
     Every system gets its column, null where it has no recall: the plot names its y fields,
     and DVC refuses a plot whose field is missing from the file.
     """
-    return [{"k": k, **{name: _number(values.get(key)) for name, values in systems.items()}}
-            for k, key in RECALL_AT.items()]
+    return [
+        {"k": k, **{name: _number(values.get(key)) for name, values in systems.items()}}
+        for k, key in RECALL_AT.items()
+    ]
 
 
 def per_type_rows(type_rows: list[dict], system: str = PLOTTED_SYSTEM) -> list[dict]:
     """One row per question type for ``system``: page R@1, region hit@1 and the question count."""
-    return [{"type": r["type"], "n": r["n"], "page_r1": r.get("page_r1"), "region_hit1": r.get("region_hit1")}
-            for r in type_rows if r["system"] == system and r.get("page_r1") is not None]
+    return [
+        {
+            "type": r["type"],
+            "n": r["n"],
+            "page_r1": r.get("page_r1"),
+            "region_hit1": r.get("region_hit1"),
+        }
+        for r in type_rows
+        if r["system"] == system and r.get("page_r1") is not None
+    ]
 
 
-def write_plot_data(out_dir: Path, systems: dict[str, dict], type_rows: list[dict], write_json) -> dict[str, Path]:
+def write_plot_data(
+    out_dir: Path, systems: dict[str, dict], type_rows: list[dict], write_json
+) -> dict[str, Path]:
     """Write ``plots/recall_at_k.json`` and ``plots/per_type_regionops.json`` under ``out_dir``."""
     folder = Path(out_dir) / "plots"
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {"recall_at_k": folder / "recall_at_k.json", "per_type": folder / f"per_type_{PLOTTED_SYSTEM}.json"}
+    paths = {
+        "recall_at_k": folder / "recall_at_k.json",
+        "per_type": folder / f"per_type_{PLOTTED_SYSTEM}.json",
+    }
     write_json(paths["recall_at_k"], recall_at_k_rows(systems))
     write_json(paths["per_type"], per_type_rows(type_rows))
     return paths

@@ -24,15 +24,23 @@ class RegionAnswerer:
     """``answer(question, page_id, box, query_vec)`` by the reader when given, else the text layer."""
 
     def __init__(self, index, reader=None):
-        self.index, self.reader = index, reader  # reader: a components.reader.answerer.ReaderAnswerer
+        self.index, self.reader = (
+            index,
+            reader,
+        )  # reader: a components.reader.answerer.ReaderAnswerer
 
     @property
     def kind(self) -> str:
         return "reader" if self.reader is not None else "text"
 
-    def answer(self, question: str, page_id: str | None, box: Sequence[float] | None,
-               query_vec: np.ndarray | None = None,
-               more: Sequence[tuple[str, Sequence[float]]] = ()) -> str:
+    def answer(
+        self,
+        question: str,
+        page_id: str | None,
+        box: Sequence[float] | None,
+        query_vec: np.ndarray | None = None,
+        more: Sequence[tuple[str, Sequence[float]]] = (),
+    ) -> str:
         """The answer read from ``box`` on ``page_id`` (and, by the reader, the next ranked regions
         ``more``); "" when there is no region or the page is not indexed.
 
@@ -43,7 +51,10 @@ class RegionAnswerer:
             return ""
         if self.reader is None:
             return answer_from_region(question, self.index.meta(page_id).words, _rounded(box))
-        ranked = [(page_id, box), *((p, b) for p, b in more if p is not None and self.index.has_page(p))]
+        ranked = [
+            (page_id, box),
+            *((p, b) for p, b in more if p is not None and self.index.has_page(p)),
+        ]
         regions = []
         for pid, b in ranked[: self.reader.p.contexts]:
             b = _rounded(b)

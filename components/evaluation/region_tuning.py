@@ -53,8 +53,12 @@ def tune_region_params(
     text_iou: list[float | None] = [None] * len(heatmaps)
     if text_scores is not None and blocks is not None:
         if len(text_scores) != len(heatmaps):
-            raise ValueError(f"need one text score array per heatmap ({len(text_scores)} vs {len(heatmaps)})")
-        for i, (heatmap, gold, b, m, t) in enumerate(zip(heatmaps, gold_boxes, page_blocks, masks, text_scores)):
+            raise ValueError(
+                f"need one text score array per heatmap ({len(text_scores)} vs {len(heatmaps)})"
+            )
+        for i, (heatmap, gold, b, m, t) in enumerate(
+            zip(heatmaps, gold_boxes, page_blocks, masks, text_scores)
+        ):
             if b and t is not None and len(t) and float(np.max(t)) > 0:
                 found = text_block_regions(heatmap, base, "", b, m, np.asarray(t))
                 text_iou[i] = iou(found[0].box, gold) if found else 0.0
@@ -72,15 +76,26 @@ def tune_region_params(
                                         "snap": snap}
                             )  # fmt: skip
                             ious = []
-                            for heatmap, gold, b, m in zip(heatmaps, gold_boxes, page_blocks, masks):
+                            for heatmap, gold, b, m in zip(
+                                heatmaps, gold_boxes, page_blocks, masks
+                            ):
                                 regions = extract_regions(heatmap, cand, blocks=b, block_masks=m)
                                 ious.append(iou(regions[0].box, gold) if regions else 0.0)
                             for rule in rules:
-                                rule_ious = ious if rule == "heatmap" else [
-                                    v if t is None else t for v, t in zip(ious, text_iou)]
+                                rule_ious = (
+                                    ious
+                                    if rule == "heatmap"
+                                    else [v if t is None else t for v, t in zip(ious, text_iou)]
+                                )
                                 hit = float(np.mean([v >= iou_hit for v in rule_ious]))
-                                table.append({**cand.model_dump(), "rule": rule, "hit1": hit,
-                                              "miou": float(np.mean(rule_ious))})
+                                table.append(
+                                    {
+                                        **cand.model_dump(),
+                                        "rule": rule,
+                                        "hit1": hit,
+                                        "miou": float(np.mean(rule_ious)),
+                                    }
+                                )
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
     chosen = base.model_copy(update={k: best[k] for k in base.model_dump()})
     return chosen, table

@@ -36,7 +36,9 @@ def render_per_type(type_rows: list[dict]) -> str:
     for t in types:
         n = max((by[(t, s)]["n"] for s in systems if (t, s) in by), default=0)
         cells = [
-            f"{_fmt(by[(t, s)].get('page_r1'))} / {_fmt(by[(t, s)].get('region_hit1'))}" if (t, s) in by else "—"
+            f"{_fmt(by[(t, s)].get('page_r1'))} / {_fmt(by[(t, s)].get('region_hit1'))}"
+            if (t, s) in by
+            else "—"
             for s in systems
         ]
         lines.append(f"| {t} | {n} | " + " | ".join(cells) + " |")
@@ -49,7 +51,9 @@ def _system_rows(systems: dict) -> list[str]:
         "|---|" + "---|" * len(COLUMNS),
     ]
     for name, values in systems.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(values.get(key)) for key, _ in COLUMNS) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(_fmt(values.get(key)) for key, _ in COLUMNS) + " |"
+        )
     return lines
 
 
@@ -81,7 +85,9 @@ def render_report(metrics: dict, type_rows: list[dict] | None = None) -> str:
     recall = metrics.get("block_recall")
     if recall:  # components.evaluation.block_recall's summary
         overall = recall["overall"]
-        by_type = ", ".join(f"{t} {_fmt(v['recall'])} (n={v['n']})" for t, v in recall["by_type"].items())
+        by_type = ", ".join(
+            f"{t} {_fmt(v['recall'])} (n={v['n']})" for t, v in recall["by_type"].items()
+        )
         lines += [
             "",
             f"Block recall (gold boxes some layout block matches at IoU >= {recall['threshold']}: the "
@@ -98,8 +104,11 @@ def render_report(metrics: dict, type_rows: list[dict] | None = None) -> str:
     ]
     lines += [f"| {key} | {value} |" for key, value in counts.items()]
     answerer = metrics.get("answerer", "text")
-    answerer_text = ("the served span reader (one context: the region's words and cells)" if answerer == "reader"
-                     else "the text-layer answerer (a heuristic over the region's words)")
+    answerer_text = (
+        "the served span reader (one context: the region's words and cells)"
+        if answerer == "reader"
+        else "the text-layer answerer (a heuristic over the region's words)"
+    )
     lines += [
         "",
         "- `regionops`: the retriever at region level (top region across pages), dense + lexical fused;",

@@ -56,15 +56,28 @@ class RunDiff:
         }
 
     def to_markdown(self) -> str:
-        lines = [f"# Run diff: A = `{self.run_a}`, B = `{self.run_b}`", "",
-                 f"## Params ({len(self.params)} changed, {self.n_same_params} the same)", ""]
+        lines = [
+            f"# Run diff: A = `{self.run_a}`, B = `{self.run_b}`",
+            "",
+            f"## Params ({len(self.params)} changed, {self.n_same_params} the same)",
+            "",
+        ]
         if self.params:
             lines += ["| param | A | B |", "|---|---|---|"]
             lines += [f"| {p.key} | {_cell(p.a)} | {_cell(p.b)} |" for p in self.params]
         else:
             lines.append("No param differs.")
-        lines += ["", "## Metrics (delta = B - A)", "", "| metric | A | B | delta |", "|---|---|---|---|"]
-        lines += [f"| {m.key} | {_num(m.a)} | {_num(m.b)} | {_num(m.delta, signed=True)} |" for m in self.metrics]
+        lines += [
+            "",
+            "## Metrics (delta = B - A)",
+            "",
+            "| metric | A | B | delta |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {m.key} | {_num(m.a)} | {_num(m.b)} | {_num(m.delta, signed=True)} |"
+            for m in self.metrics
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -82,7 +95,9 @@ def _run(client: MlflowClient, run_id: str):
     try:
         return client.get_run(run_id)
     except MlflowException as exc:
-        raise RunNotFound(f"run {run_id!r} not found in the tracking store: {exc.message}") from None
+        raise RunNotFound(
+            f"run {run_id!r} not found in the tracking store: {exc.message}"
+        ) from None
 
 
 def diff_runs(client: MlflowClient, run_a: str, run_b: str) -> RunDiff:

@@ -31,7 +31,14 @@ from components.evaluation.region_answer import RegionAnswerer
 from components.rag.engine import RagEngine
 from components.regions.extract import extract_regions
 
-SYSTEMS = ("regionops", "regionops_dense", "lexical_only", "page_level", "bm25_blocks", "dense_blocks")
+SYSTEMS = (
+    "regionops",
+    "regionops_dense",
+    "lexical_only",
+    "page_level",
+    "bm25_blocks",
+    "dense_blocks",
+)
 FULL_PAGE = (0.0, 0.0, 1.0, 1.0)
 
 
@@ -63,7 +70,9 @@ class SystemRunner:
         self.params, self.corpus, self.answerer = params, corpus, answerer
         # Retrieval only: answers come from the shared answerer, never from the engine's own reader.
         self.engine = RagEngine(engine.retriever, engine.index, params)
-        dense_params = params.model_copy(update={"rag": params.rag.model_copy(update={"lexical_weight": 0.0})})
+        dense_params = params.model_copy(
+            update={"rag": params.rag.model_copy(update={"lexical_weight": 0.0})}
+        )
         self.dense_engine = RagEngine(engine.retriever, engine.index, dense_params)
         index = engine.index
         blocks = []
@@ -109,15 +118,28 @@ class SystemRunner:
         top_box = tuple(result.boxes[0]) if result.boxes else None
         gold_box = None
         if gold_indexed:
-            fused = index.heatmap(gold, qv, text, rag.lexical_weight, rag.lexical_scope, rag.region_term_weights)
-            regions = extract_regions(fused, self.params.regions, gold, blocks=index.meta(gold).blocks,
-                                      text_scores=index.lexical.block_scores(text, index.position(gold)))
+            fused = index.heatmap(
+                gold, qv, text, rag.lexical_weight, rag.lexical_scope, rag.region_term_weights
+            )
+            regions = extract_regions(
+                fused,
+                self.params.regions,
+                gold,
+                blocks=index.meta(gold).blocks,
+                text_scores=index.lexical.block_scores(text, index.position(gold)),
+            )
             gold_box = regions[0].box if regions else None
         said, answer_ms = answer(result.page_id, top_box, _ranked(result.regions[1:]))
         outputs["regionops"] = SystemOutput(
-            ranking=_dedup([r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking]),
-            top_page=result.page_id, top_box=top_box, gold_page_box=gold_box, answer=said,
-            latency_ms=query_ms + region_ms + answer_ms, extra={"result": result, "query": qv, "hits": hits},
+            ranking=_dedup(
+                [r["page_id"] for r in result.regions] + [p for p, _ in result.page_ranking]
+            ),
+            top_page=result.page_id,
+            top_box=top_box,
+            gold_page_box=gold_box,
+            answer=said,
+            latency_ms=query_ms + region_ms + answer_ms,
+            extra={"result": result, "query": qv, "hits": hits},
         )
 
         t0 = time.perf_counter()
@@ -126,13 +148,19 @@ class SystemRunner:
         dense_top = tuple(dense.boxes[0]) if dense.boxes else None
         dense_gold = None
         if gold_indexed:
-            regions = extract_regions(index.heatmap(gold, qv), self.params.regions, gold,
-                                      blocks=index.meta(gold).blocks)
+            regions = extract_regions(
+                index.heatmap(gold, qv), self.params.regions, gold, blocks=index.meta(gold).blocks
+            )
             dense_gold = regions[0].box if regions else None
         said, answer_ms = answer(dense.page_id, dense_top, _ranked(dense.regions[1:]))
         outputs["regionops_dense"] = SystemOutput(
-            ranking=_dedup([r["page_id"] for r in dense.regions] + [p for p, _ in dense.page_ranking]),
-            top_page=dense.page_id, top_box=dense_top, gold_page_box=dense_gold, answer=said,
+            ranking=_dedup(
+                [r["page_id"] for r in dense.regions] + [p for p, _ in dense.page_ranking]
+            ),
+            top_page=dense.page_id,
+            top_box=dense_top,
+            gold_page_box=dense_gold,
+            answer=said,
             latency_ms=query_ms + dense_ms + answer_ms,
         )
 
@@ -141,17 +169,25 @@ class SystemRunner:
         said, _ = answer(lexical.top_page, lexical.top_box)
         lexical_ms = _ms(t0)
         outputs["lexical_only"] = SystemOutput(
-            ranking=lexical.ranking, top_page=lexical.top_page, top_box=lexical.top_box,
+            ranking=lexical.ranking,
+            top_page=lexical.top_page,
+            top_box=lexical.top_box,
             gold_page_box=self.lexical.region_box(text, gold) if gold_indexed else None,
-            answer=said, latency_ms=lexical_ms,
+            answer=said,
+            latency_ms=lexical_ms,
         )
 
         top = hits[0].page_id if hits else None
-        said, answer_ms = answer(top, FULL_PAGE if top else None, [(h.page_id, FULL_PAGE) for h in hits[1:]])
+        said, answer_ms = answer(
+            top, FULL_PAGE if top else None, [(h.page_id, FULL_PAGE) for h in hits[1:]]
+        )
         outputs["page_level"] = SystemOutput(
-            ranking=[h.page_id for h in hits], top_page=top, top_box=FULL_PAGE if top else None,
+            ranking=[h.page_id for h in hits],
+            top_page=top,
+            top_box=FULL_PAGE if top else None,
             gold_page_box=FULL_PAGE if gold_indexed else None,
-            answer=said, latency_ms=query_ms + search_ms + answer_ms,
+            answer=said,
+            latency_ms=query_ms + search_ms + answer_ms,
         )
         outputs["bm25_blocks"] = self._run_blocks(self.bm25, question, text, answer)
         outputs["dense_blocks"] = self._run_blocks(self.dense, question, text, answer)
@@ -162,15 +198,20 @@ class SystemRunner:
         t0 = time.perf_counter()
         hits = system.search(text) if system is not None else []
         top = hits[0] if hits else None
-        said, _ = answer(top.page_id if top else None, top.block.box if top else None,
-                         [(h.page_id, h.block.box) for h in hits[1:]])
+        said, _ = answer(
+            top.page_id if top else None,
+            top.block.box if top else None,
+            [(h.page_id, h.block.box) for h in hits[1:]],
+        )
         latency = _ms(t0)
         gold_hit = next((h for h in hits if h.page_id == question.page_id), None)
         return SystemOutput(
-            ranking=[h.page_id for h in hits], top_page=top.page_id if top else None,
+            ranking=[h.page_id for h in hits],
+            top_page=top.page_id if top else None,
             top_box=top.block.box if top else None,
             gold_page_box=gold_hit.block.box if gold_hit else None,
-            answer=said, latency_ms=latency,
+            answer=said,
+            latency_ms=latency,
         )
 
 

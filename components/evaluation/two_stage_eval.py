@@ -34,35 +34,69 @@ def compare_stage_one(params: Params, corpus: Corpus, engine, answerer, splits: 
     from components.rag.engine import RagEngine
 
     params, region_choice = choose_region_params(params, corpus, engine)
-    image_only = Corpus(corpus.root, corpus.pages, [q for q in corpus.questions if q.query_image and q.answers])
+    image_only = Corpus(
+        corpus.root, corpus.pages, [q for q in corpus.questions if q.query_image and q.answers]
+    )
     rows: list[dict] = []
     for split in splits:
         single_done = False
         for method in METHODS:
             rag = params.rag.model_copy(update={"image_stage_one": method})
             run_params = params.model_copy(update={"rag": rag})
-            bench = AnsweringBench(run_params, image_only, RagEngine(engine.retriever, engine.index, run_params), split)
+            bench = AnsweringBench(
+                run_params, image_only, RagEngine(engine.retriever, engine.index, run_params), split
+            )
             if not bench.items:
                 break
             precision = bench.retrieval_precision()
             scored = bench.score(answerer, "two_stage")
-            methods_used = sorted({it.two_stage["trace"].method for it in bench.items if it.two_stage})
-            rows.append({"split": split, "system": f"two_stage:{method}", "stage_one_ran": methods_used,
-                         "n": scored["n"], "anls": scored["anls"], "em": scored["em"],
-                         **{k: precision.get(k) for k in _PRECISION}})
+            methods_used = sorted(
+                {it.two_stage["trace"].method for it in bench.items if it.two_stage}
+            )
+            rows.append(
+                {
+                    "split": split,
+                    "system": f"two_stage:{method}",
+                    "stage_one_ran": methods_used,
+                    "n": scored["n"],
+                    "anls": scored["anls"],
+                    "em": scored["em"],
+                    **{k: precision.get(k) for k in _PRECISION},
+                }
+            )
             if not single_done:
                 single = bench.score(answerer, "single_stage")
-                rows.append({"split": split, "system": "single_stage", "n": single["n"], "anls": single["anls"],
-                             "em": single["em"], "stage1_precision": None,
-                             "stage2_precision": precision["single_stage_precision"],
-                             "stage2_evidence_at_k": precision["single_stage_evidence_at_k"]})
+                rows.append(
+                    {
+                        "split": split,
+                        "system": "single_stage",
+                        "n": single["n"],
+                        "anls": single["anls"],
+                        "em": single["em"],
+                        "stage1_precision": None,
+                        "stage2_precision": precision["single_stage_precision"],
+                        "stage2_evidence_at_k": precision["single_stage_evidence_at_k"],
+                    }
+                )
                 single_done = True
     pooled = []
     for system in dict.fromkeys(r["system"] for r in rows):
         mine = [r for r in rows if r["system"] == system]
-        pooled.append({"split": "+".join(r["split"] for r in mine), "system": system, "n": sum(r["n"] for r in mine),
-                       **{k: _pool(mine, k) for k in ("anls", "em", *_PRECISION)}})
-    return {"splits": splits, "regions": region_choice, "k": answerer.p.contexts, "rows": rows, "pooled": pooled}
+        pooled.append(
+            {
+                "split": "+".join(r["split"] for r in mine),
+                "system": system,
+                "n": sum(r["n"] for r in mine),
+                **{k: _pool(mine, k) for k in ("anls", "em", *_PRECISION)},
+            }
+        )
+    return {
+        "splits": splits,
+        "regions": region_choice,
+        "k": answerer.p.contexts,
+        "rows": rows,
+        "pooled": pooled,
+    }
 
 
 def _fmt(value) -> str:
@@ -73,14 +107,20 @@ def write_report(result: dict, out_dir: Path) -> tuple[Path, Path]:
     """``two_stage_stage_one.json`` and ``.md`` under ``out_dir`` (atomic: written then renamed)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["| split | system | n | ANLS | EM | stage-1 precision | stage-2 precision | evidence in top k |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| split | system | n | ANLS | EM | stage-1 precision | stage-2 precision | evidence in top k |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["rows"] + result["pooled"]:
-        lines.append(f"| {r['split']} | {r['system']} | {r['n']} | {_fmt(r['anls'])} | {_fmt(r['em'])} | "
-                     f"{_fmt(r['stage1_precision'])} | {_fmt(r['stage2_precision'])} | {_fmt(r['stage2_evidence_at_k'])} |")
+        lines.append(
+            f"| {r['split']} | {r['system']} | {r['n']} | {_fmt(r['anls'])} | {_fmt(r['em'])} | "
+            f"{_fmt(r['stage1_precision'])} | {_fmt(r['stage2_precision'])} | {_fmt(r['stage2_evidence_at_k'])} |"
+        )
     paths = []
-    for name, text in (("two_stage_stage_one.json", json.dumps(result, indent=2, default=str)),
-                       ("two_stage_stage_one.md", "\n".join(lines) + "\n")):
+    for name, text in (
+        ("two_stage_stage_one.json", json.dumps(result, indent=2, default=str)),
+        ("two_stage_stage_one.md", "\n".join(lines) + "\n"),
+    ):
         tmp = out_dir / f".{name}.tmp"
         tmp.write_text(text)
         tmp.replace(out_dir / name)
@@ -88,8 +128,15 @@ def write_report(result: dict, out_dir: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def run_stage_one_comparison(params: Params, corpus: Corpus, model_dir: Path, index_dir: Path, reader_dir: Path,
-                             splits: list[str], out_dir: Path) -> dict:
+def run_stage_one_comparison(
+    params: Params,
+    corpus: Corpus,
+    model_dir: Path,
+    index_dir: Path,
+    reader_dir: Path,
+    splits: list[str],
+    out_dir: Path,
+) -> dict:
     """Load the retriever, index and reader, compare, and write the report; returns the result."""
     from components.rag.engine import RagEngine
     from components.reader.answerer import ReaderAnswerer

@@ -8,4 +8,6 @@ except ModuleNotFoundError as exc:
         raise
     raise ModuleNotFoundError(
         "faiss is not installed: install regionops with the `cpu` extra (pip install -e '.[cpu]') "
-        "or, on a CUDA 12 machine, the `gpu` extra (never both)", name="faiss") from exc
+        "or, on a CUDA 12 machine, the `gpu` extra (never both)",
+        name="faiss",
+    ) from exc

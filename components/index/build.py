@@ -31,10 +31,18 @@ def _encode(params: Params, corpus: Corpus, pages, model_dir: Path, progress: bo
     workers = effective_workers(len(pages), params.index.encode_workers)
     start = time.perf_counter()
     if workers > 1:
-        cells = encode_pages_in_processes(corpus, list(pages), retriever_dir(model_dir), workers,
-                                          params.index.encode_threads, progress=progress)
+        cells = encode_pages_in_processes(
+            corpus,
+            list(pages),
+            retriever_dir(model_dir),
+            workers,
+            params.index.encode_threads,
+            progress=progress,
+        )
     else:
-        cells = encode_pages(model, corpus, pages, progress=progress, threads=params.index.encode_threads)
+        cells = encode_pages(
+            model, corpus, pages, progress=progress, threads=params.index.encode_threads
+        )
     seconds = time.perf_counter() - start
     return model, cells, seconds
 
@@ -46,14 +54,21 @@ def build_index(params: Params, corpus: Corpus, model_dir: Path, out_dir: Path) 
         raise ValueError(f"corpus {corpus.root} has no pages to index")
     model, cells, seconds = _encode(params, corpus, pages, model_dir)
     index = RegionIndex.build(
-        page_metas(corpus, pages), cells, params.index, model.fingerprint, model.grid,
+        page_metas(corpus, pages),
+        cells,
+        params.index,
+        model.fingerprint,
+        model.grid,
         seed=params.seed,
     )
     folder = index.save(Path(out_dir))
     stats = index.stats()
     stats.update(
-        {"path": str(folder), "encode_seconds": round(seconds, 3),
-         "encode_pages_per_s": round(len(pages) / max(seconds, 1e-9), 2)}
+        {
+            "path": str(folder),
+            "encode_seconds": round(seconds, 3),
+            "encode_pages_per_s": round(len(pages) / max(seconds, 1e-9), 2),
+        }
     )
     return stats
 

@@ -40,7 +40,9 @@ def training_rows(n_codes: int, lists: int, seed: int = 0) -> np.ndarray:
 def train_list_centroids(sample: np.ndarray, lists: int, seed: int = 0) -> np.ndarray:
     """float32 [lists, dim] unit list centroids: spherical k-means over decoded centroids [S, dim]."""
     sample = np.ascontiguousarray(sample, dtype=np.float32)
-    kmeans = faiss.Kmeans(sample.shape[1], lists, niter=10, seed=seed, spherical=True, verbose=False)
+    kmeans = faiss.Kmeans(
+        sample.shape[1], lists, niter=10, seed=seed, spherical=True, verbose=False
+    )
     kmeans.train(sample)
     return np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
 
@@ -57,10 +59,14 @@ class CentroidLists:
             raise ValueError(f"level codebook {level_codebook.shape} != ({dim}, 16)")
         self._quantizer = faiss.IndexFlatIP(dim)
         self._quantizer.add(self.list_centroids)
-        self.index = faiss.IndexIVFPQFastScan(self._quantizer, dim, lists, dim, 4, faiss.METRIC_INNER_PRODUCT)
+        self.index = faiss.IndexIVFPQFastScan(
+            self._quantizer, dim, lists, dim, 4, faiss.METRIC_INNER_PRODUCT
+        )
         self.index.by_residual = False  # codes are the centroids themselves, as stored
-        faiss.copy_array_to_vector(np.ascontiguousarray(level_codebook, dtype=np.float32).reshape(-1),
-                                   self.index.pq.centroids)
+        faiss.copy_array_to_vector(
+            np.ascontiguousarray(level_codebook, dtype=np.float32).reshape(-1),
+            self.index.pq.centroids,
+        )
         self.index.is_trained = True
         self.index.nprobe = max(1, min(lists, math.ceil(probe * lists)))
         self._packer = self.index.get_CodePacker()
@@ -96,7 +102,9 @@ class CentroidLists:
         if len(codes) == 0:
             return
         if codes.shape[1] != self._packer.code_size:
-            raise ValueError(f"codes of {codes.shape[1]} bytes, the lists hold {self._packer.code_size}")
+            raise ValueError(
+                f"codes of {codes.shape[1]} bytes, the lists hold {self._packer.code_size}"
+            )
         if first_id != self.ntotal:
             raise ValueError(f"new ids must continue at {self.ntotal}, got {first_id}")
         if assignment.min() < 0 or assignment.max() >= self.lists:
@@ -107,8 +115,12 @@ class CentroidLists:
         for lst in np.flatnonzero(np.diff(bounds)):
             new = order[bounds[lst] : bounds[lst + 1]]
             old_ids, old_codes = self._list_contents(invlists, int(lst))
-            self._write_list(invlists, int(lst), np.concatenate([old_ids, new + first_id]),
-                             np.concatenate([old_codes, codes[new]]))
+            self._write_list(
+                invlists,
+                int(lst),
+                np.concatenate([old_ids, new + first_id]),
+                np.concatenate([old_codes, codes[new]]),
+            )
         self.index.ntotal += len(codes)
 
     def _write_list(self, invlists, lst: int, ids: np.ndarray, flat: np.ndarray) -> None:
@@ -127,11 +139,17 @@ class CentroidLists:
         """(ids, flat codes) a list holds, unpacked from its fast-scan blocks."""
         n = int(invlists.list_size(lst))
         if n == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, self._packer.code_size), dtype=np.uint8)
+            return np.zeros(0, dtype=np.int64), np.zeros(
+                (0, self._packer.code_size), dtype=np.uint8
+            )
         nvec, block = self._packer.nvec, self._packer.block_size
         n_blocks = -(-n // nvec)
         ids = faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy()
-        packed = faiss.rev_swig_ptr(invlists.get_codes(lst), n_blocks * block).copy().reshape(n_blocks, block)
+        packed = (
+            faiss.rev_swig_ptr(invlists.get_codes(lst), n_blocks * block)
+            .copy()
+            .reshape(n_blocks, block)
+        )
         flat = np.zeros((n_blocks * nvec, self._packer.code_size), dtype=np.uint8)
         for b in range(n_blocks):
             self._packer.unpack_all(faiss.swig_ptr(packed[b]), faiss.swig_ptr(flat[b * nvec :]))

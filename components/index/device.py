@@ -18,7 +18,7 @@ def gpu_count() -> int:
 
 
 def select_device(kind: str) -> str:
-    """"gpu" when faiss-gpu has a device and the index kind runs there, else "cpu"."""
+    """ "gpu" when faiss-gpu has a device and the index kind runs there, else "cpu"."""
     if kind in GPU_CAPABLE and gpu_count() > 0 and hasattr(faiss, "index_cpu_to_all_gpus"):
         return "gpu"
     return "cpu"

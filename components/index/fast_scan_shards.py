@@ -40,14 +40,19 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL[1] < workers:
-            _POOL = (ThreadPoolExecutor(max_workers=workers, thread_name_prefix="regionops-fast-scan"), workers)
+            _POOL = (
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="regionops-fast-scan"),
+                workers,
+            )
         return _POOL[0]
 
 
 class FastScanShards:
     """``shards`` fast-scan indexes over one code array, searched side by side."""
 
-    def __init__(self, codes: np.ndarray, make_shard: Callable[[np.ndarray], faiss.Index | None], shards: int):
+    def __init__(
+        self, codes: np.ndarray, make_shard: Callable[[np.ndarray], faiss.Index | None], shards: int
+    ):
         """``make_shard(codes) -> index or None`` builds one shard (None: fast scan does not apply)."""
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         n = max(1, min(int(shards), len(codes) or 1))

@@ -18,7 +18,63 @@ from rank_bm25 import BM25Plus
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 # Question words and glue carry no evidence of where an answer is printed.
 STOPWORDS = frozenset(
-    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "is", "are", "was", "were", "be", "been", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "this", "that", "these", "those", "it", "its", "as", "does", "did", "do", "has", "have", "had", "than", "per", "into", "about", "value", "shown", "listed", "according", "page", "document", "give", "tell", "me"]
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "as",
+        "does",
+        "did",
+        "do",
+        "has",
+        "have",
+        "had",
+        "than",
+        "per",
+        "into",
+        "about",
+        "value",
+        "shown",
+        "listed",
+        "according",
+        "page",
+        "document",
+        "give",
+        "tell",
+        "me",
+    ]
 )
 
 
@@ -58,8 +114,12 @@ class LexicalChannel:
     together, as in BM25 over blocks); ``mixed`` averages the two.
     """
 
-    def __init__(self, pages_words: Sequence[Sequence[Sequence]], grid: int,
-                 pages_blocks: Sequence[Sequence[Sequence[float]]] | None = None):
+    def __init__(
+        self,
+        pages_words: Sequence[Sequence[Sequence]],
+        grid: int,
+        pages_blocks: Sequence[Sequence[Sequence[float]]] | None = None,
+    ):
         self.grid = grid
         self._cells: list[dict[str, set[int]]] = []
         # per page: [(cell indices, terms in the block)]
@@ -79,8 +139,11 @@ class LexicalChannel:
                 col = min(int((x0 + x1) / 2 * grid), grid - 1)
                 row = min(int((y0 + y1) / 2 * grid), grid - 1)
                 cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-                inside = [b for b, (bx0, by0, bx1, by1) in enumerate(blocks)
-                          if bx0 <= cx <= bx1 and by0 <= cy <= by1]
+                inside = [
+                    b
+                    for b, (bx0, by0, bx1, by1) in enumerate(blocks)
+                    if bx0 <= cx <= bx1 and by0 <= cy <= by1
+                ]
                 for token in tokenize(str(text)):
                     cells[token].add(row * grid + col)
                     tokens.append(token)
@@ -89,8 +152,13 @@ class LexicalChannel:
                         block_tokens[b].append(token)
             self._block_tokens.append(block_tokens)
             self._cells.append(dict(cells))
-            self._blocks.append([(_cells_of_box(box, grid), frozenset(terms))
-                                 for box, terms in zip(blocks, block_terms) if terms])
+            self._blocks.append(
+                [
+                    (_cells_of_box(box, grid), frozenset(terms))
+                    for box, terms in zip(blocks, block_terms)
+                    if terms
+                ]
+            )
             docs.append(tokens)
         self._bm25 = bm25_plus(docs)
 
@@ -121,8 +189,15 @@ class LexicalChannel:
         each page's first block's document number."""
         if self._block_bm25 is None:
             sizes = [len(blocks) for blocks in self._block_tokens]
-            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
-            self._block_bm25 = (bm25_plus([t for blocks in self._block_tokens for t in blocks]), offsets)
+            offsets = (
+                np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+                if sizes
+                else np.zeros(0, np.int64)
+            )
+            self._block_bm25 = (
+                bm25_plus([t for blocks in self._block_tokens for t in blocks]),
+                offsets,
+            )
         return self._block_bm25
 
     def block_scores(self, question: str, pos: int) -> np.ndarray:
@@ -134,7 +209,9 @@ class LexicalChannel:
         bm25, offsets = self._blocks_bm25()
         if not n or not terms or bm25 is None:
             return np.zeros(n, dtype=np.float64)
-        scores = np.asarray(bm25.get_batch_scores(terms, list(range(offsets[pos], offsets[pos] + n))))
+        scores = np.asarray(
+            bm25.get_batch_scores(terms, list(range(offsets[pos], offsets[pos] + n)))
+        )
         # BM25+ adds idf·delta for every query term, printed or not: a block printing none scores 0.
         floor = sum(float(bm25.idf.get(t, 0.0)) * bm25.delta for t in terms)
         return np.maximum(scores - floor, 0.0)
@@ -156,8 +233,13 @@ class LexicalChannel:
             out[term] = weight / df if df else weight
         return out
 
-    def heatmaps(self, question: str, positions: np.ndarray, scope: str = "cell",
-                 term_weights: str = "corpus") -> np.ndarray:
+    def heatmaps(
+        self,
+        question: str,
+        positions: np.ndarray,
+        scope: str = "cell",
+        term_weights: str = "corpus",
+    ) -> np.ndarray:
         """[len(positions), G, G]: the idf share (0..1) of the question's terms matched per cell,
         at ``scope`` cell, block or mixed (see the class doc); ``term_weights="page"`` scales
         each term by ``within_page_weights`` (the share's denominator stays the corpus total)."""
@@ -174,7 +256,9 @@ class LexicalChannel:
         if total <= 0:
             return cell_map.reshape(-1, self.grid, self.grid)
         for row, pos in enumerate(np.asarray(positions, dtype=np.int64)):
-            page_weights = self.within_page_weights(pos, weights) if term_weights == "page" else weights
+            page_weights = (
+                self.within_page_weights(pos, weights) if term_weights == "page" else weights
+            )
             if scope != "block":
                 cells = self._cells[pos]
                 for term, weight in page_weights.items():

@@ -53,11 +53,17 @@ def _init_worker(model_dir: str, threads: int, parent_pid: int) -> None:
 def _encode_part(root: str, pages_file: str, out_file: str) -> int:
     from components.model.encode import encode_pages
 
-    pages = [Page.model_validate_json(line) for line in Path(pages_file).read_text("utf-8").splitlines()]
+    pages = [
+        Page.model_validate_json(line) for line in Path(pages_file).read_text("utf-8").splitlines()
+    ]
     corpus = Corpus(root=Path(root), pages=pages, questions=[])
     model = _worker["model"]
-    write_shard(Path(out_file), encode_pages(model, corpus, pages, progress=False), [p.id for p in pages],
-                model.fingerprint)
+    write_shard(
+        Path(out_file),
+        encode_pages(model, corpus, pages, progress=False),
+        [p.id for p in pages],
+        model.fingerprint,
+    )
     return len(pages)
 
 
@@ -68,8 +74,14 @@ def _read_part(path: Path, expected_ids: list[str]) -> np.ndarray:
     return cells
 
 
-def encode_pages_in_processes(corpus: Corpus, pages: list[Page], model_dir: Path, workers: int, threads: int = 1,
-                              progress: bool = True) -> np.ndarray:
+def encode_pages_in_processes(
+    corpus: Corpus,
+    pages: list[Page],
+    model_dir: Path,
+    workers: int,
+    threads: int = 1,
+    progress: bool = True,
+) -> np.ndarray:
     """float32 [N, G*G, dim] cell vectors of ``pages`` (in order), encoded by ``workers`` processes
     each running the exported retriever in ``model_dir`` on ``threads`` intra-op threads."""
     if not pages:
@@ -83,12 +95,25 @@ def encode_pages_in_processes(corpus: Corpus, pages: list[Page], model_dir: Path
             pages_file = Path(tmp) / f"part-{k}.jsonl"
             pages_file.write_text("\n".join(p.model_dump_json() for p in part), "utf-8")
             jobs.append((str(pages_file), str(Path(tmp) / f"part-{k}.safetensors")))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(str(model_dir), threads, os.getpid())) as pool:
-            futures = {pool.submit(_encode_part, str(corpus.root), pf, out): k for k, (pf, out) in enumerate(jobs)}
-            bar = tqdm(total=len(pages), desc=f"encode pages ({workers} processes)", unit="page",
-                       disable=not (progress and sys.stderr.isatty()))
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(str(model_dir), threads, os.getpid()),
+        ) as pool:
+            futures = {
+                pool.submit(_encode_part, str(corpus.root), pf, out): k
+                for k, (pf, out) in enumerate(jobs)
+            }
+            bar = tqdm(
+                total=len(pages),
+                desc=f"encode pages ({workers} processes)",
+                unit="page",
+                disable=not (progress and sys.stderr.isatty()),
+            )
             for future in as_completed(futures):
                 bar.update(future.result())  # re-raises a worker's error here
             bar.close()
-        return np.concatenate([_read_part(Path(out), [p.id for p in part]) for (_, out), part in zip(jobs, parts)])
+        return np.concatenate(
+            [_read_part(Path(out), [p.id for p in part]) for (_, out), part in zip(jobs, parts)]
+        )

@@ -62,7 +62,12 @@ def hue_histogram(rgb: np.ndarray) -> np.ndarray:
     sat = np.where(mx > 0, chroma / np.maximum(mx, 1e-6), 0.0)
     r, g, b = x[:, 0], x[:, 1], x[:, 2]
     safe = np.maximum(chroma, 1e-6)
-    hue = np.where(mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6
+    hue = (
+        np.where(
+            mx == r, ((g - b) / safe) % 6, np.where(mx == g, (b - r) / safe + 2, (r - g) / safe + 4)
+        )
+        / 6
+    )
     # Soft binning (linear split between the two nearest bins) so small hue shifts move little mass.
     pos = hue * HUE_BINS - 0.5
     lo = np.floor(pos).astype(int)
@@ -86,7 +91,9 @@ def encode_thumb(thumb: np.ndarray) -> str:
 def decode_thumb(text: str) -> np.ndarray:
     raw = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
     if raw.size != THUMB_H * THUMB_W * 3:
-        raise ValueError(f"a stored picture thumbnail has {raw.size} bytes, expected {THUMB_H * THUMB_W * 3}")
+        raise ValueError(
+            f"a stored picture thumbnail has {raw.size} bytes, expected {THUMB_H * THUMB_W * 3}"
+        )
     return raw.reshape(THUMB_H, THUMB_W, 3)
 
 
@@ -100,12 +107,14 @@ def find_picture_boxes(image, words: Sequence[Sequence] = ()) -> list[tuple[int,
     """
     rgb = _rgb(image)
     h, w = rgb.shape[:2]
-    background = np.median(rgb[::4, ::4].reshape(-1, 3), axis=0)  # a subsample is plenty for the mode-like page colour
-    ink = (np.abs(rgb.astype(np.int16) - background.astype(np.int16)).max(-1) > INK_DELTA)
+    background = np.median(
+        rgb[::4, ::4].reshape(-1, 3), axis=0
+    )  # a subsample is plenty for the mode-like page colour
+    ink = np.abs(rgb.astype(np.int16) - background.astype(np.int16)).max(-1) > INK_DELTA
     for word in words:  # [text, x0, y0, x1, y1] normalised
         x0, y0 = int(np.floor(float(word[1]) * w)) - 1, int(np.floor(float(word[2]) * h)) - 1
         x1, y1 = int(np.ceil(float(word[3]) * w)) + 1, int(np.ceil(float(word[4]) * h)) + 1
-        ink[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = False
+        ink[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = False
     labels, n = ndimage.label(ink)
     if n == 0:
         return []
@@ -132,12 +141,14 @@ def page_pictures(image, words: Sequence[Sequence] = ()) -> list[dict]:
     out = []
     for x0, y0, x1, y1 in find_picture_boxes(rgb, words):
         crop = rgb[y0:y1, x0:x1]
-        out.append({
-            "box": [round(x0 / w, 5), round(y0 / h, 5), round(x1 / w, 5), round(y1 / h, 5)],
-            "aspect": round((x1 - x0) / (y1 - y0), 4),
-            "thumb": encode_thumb(thumbnail(crop)),
-            "hist": [round(float(v), 5) for v in hue_histogram(crop)],
-        })
+        out.append(
+            {
+                "box": [round(x0 / w, 5), round(y0 / h, 5), round(x1 / w, 5), round(y1 / h, 5)],
+                "aspect": round((x1 - x0) / (y1 - y0), 4),
+                "thumb": encode_thumb(thumbnail(crop)),
+                "hist": [round(float(v), 5) for v in hue_histogram(crop)],
+            }
+        )
     return out
 
 
@@ -153,8 +164,9 @@ def _box_sums(a: np.ndarray, wh: int, ww: int) -> np.ndarray:
     return c[wh:, ww:] - c[:-wh, ww:] - c[wh:, :-ww] + c[:-wh, :-ww]
 
 
-def correlate(query_rgb: np.ndarray, thumb: np.ndarray, picture_aspect: float,
-              query_cache: dict | None = None) -> float:
+def correlate(
+    query_rgb: np.ndarray, thumb: np.ndarray, picture_aspect: float, query_cache: dict | None = None
+) -> float:
     """Best normalised cross-correlation of the query against windows of a picture thumbnail.
 
     A window keeps the query's aspect ratio in picture pixels; its height is each of
@@ -166,7 +178,9 @@ def correlate(query_rgb: np.ndarray, thumb: np.ndarray, picture_aspect: float,
     query_cache = {} if query_cache is None else query_cache
     qh, qw = query_rgb.shape[:2]
     query_aspect = qw / max(qh, 1)
-    thumb = thumb.astype(np.float64)  # float64: the integral image of squares must not lose precision
+    thumb = thumb.astype(
+        np.float64
+    )  # float64: the integral image of squares must not lose precision
     best = -1.0
     for scale in WINDOW_SCALES:
         wh = max(4, round(scale * THUMB_H))
@@ -176,7 +190,9 @@ def correlate(query_rgb: np.ndarray, thumb: np.ndarray, picture_aspect: float,
             continue
         q = query_cache.get((ww, wh))
         if q is None:
-            q = query_cache[(ww, wh)] = _standardise(thumbnail(query_rgb, (ww, wh)).astype(np.float32), (0, 1))
+            q = query_cache[(ww, wh)] = _standardise(
+                thumbnail(query_rgb, (ww, wh)).astype(np.float32), (0, 1)
+            )
         windows = np.lib.stride_tricks.sliding_window_view(thumb, (wh, ww), axis=(0, 1))
         # q is zero-mean, so <q, w - mean(w)> = <q, w>: only each window's std is needed, from box sums.
         dot = np.einsum("yxcij,ijc->yxc", windows, q)
@@ -212,7 +228,8 @@ class PictureIndex:
         matches, cache = [], {}
         for i in cand:
             page_id, box, aspect, thumb = self.refs[i]
-            matches.append(PictureMatch(page_id, box, correlate(rgb, decode_thumb(thumb), aspect, cache)))
+            matches.append(
+                PictureMatch(page_id, box, correlate(rgb, decode_thumb(thumb), aspect, cache))
+            )
         matches.sort(key=lambda m: -m.score)
         return matches[:k]
-

@@ -38,9 +38,19 @@ from components.index.storage_modes.binary import binary_scores
 from components.index.version_folders import CURRENT
 
 # Names other modules and scripts import from here.
-__all__ = ["CURRENT", "FAST_SCAN_FIRST_FETCH", "FAST_SCAN_OVERFETCH", "FORMAT_VERSION",
-           "FingerprintMismatchError", "IndexError_", "IndexFormatError", "PageHit", "PageMeta",
-           "RegionIndex", "binary_scores"]
+__all__ = [
+    "CURRENT",
+    "FAST_SCAN_FIRST_FETCH",
+    "FAST_SCAN_OVERFETCH",
+    "FORMAT_VERSION",
+    "FingerprintMismatchError",
+    "IndexError_",
+    "IndexFormatError",
+    "PageHit",
+    "PageMeta",
+    "RegionIndex",
+    "binary_scores",
+]
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -59,7 +69,9 @@ class RegionIndex:
         self.pooled = np.zeros((0, self.stage.pooled_width), dtype=np.float32)
         self._pos: dict[str, int] = {}
         self._lexical: LexicalChannel | None = None  # built from the text layers on first use
-        self._pictures = None  # PictureIndex over the stored picture descriptors, built on first use
+        self._pictures = (
+            None  # PictureIndex over the stored picture descriptors, built on first use
+        )
 
     @property
     def cells(self) -> np.ndarray:
@@ -116,7 +128,9 @@ class RegionIndex:
         seen = set(self._pos)
         for m in metas:
             if m.page_id in seen:
-                raise ValueError(f"page {m.page_id!r} is already in the index (delete its doc first)")
+                raise ValueError(
+                    f"page {m.page_id!r} is already in the index (delete its doc first)"
+                )
             seen.add(m.page_id)
         if not metas:
             return 0
@@ -124,7 +138,9 @@ class RegionIndex:
             self.storage_mode.train(cell_vectors, 0)
         start = len(self.metas)
         self.storage_mode.append(cell_vectors)
-        self.pooled = np.concatenate([self.pooled, _normalise(cell_vectors.mean(1))[:, : self.stage.pooled_width]])
+        self.pooled = np.concatenate(
+            [self.pooled, _normalise(cell_vectors.mean(1))[:, : self.stage.pooled_width]]
+        )
         self.metas.extend(metas)
         self._pos = {m.page_id: i for i, m in enumerate(self.metas)}
         self._lexical = None
@@ -232,23 +248,36 @@ class RegionIndex:
         return scores.reshape(-1, self.grid, self.grid).astype(np.float32, copy=False)
 
     def heatmap(
-        self, page_id: str, query: np.ndarray, query_text: str | None = None, lexical_weight: float = 0.0,
-        lexical_scope: str = "cell", term_weights: str = "corpus",
+        self,
+        page_id: str,
+        query: np.ndarray,
+        query_text: str | None = None,
+        lexical_weight: float = 0.0,
+        lexical_scope: str = "cell",
+        term_weights: str = "corpus",
     ) -> np.ndarray:
         """One page's heatmap, fused with the lexical channel exactly as ``search`` does
         (``term_weights="page"``: as ``region_heatmaps`` re-weighs it for picking regions)."""
         positions = np.array([self._pos[page_id]])
         dense = self.heatmaps(positions, query)[0]
         if query_text and lexical_weight > 0:
-            fused = dense + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)[0]
+            fused = (
+                dense
+                + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)[0]
+            )
             if term_weights == "corpus":
                 return fused
-            return self._rebase(fused, dense + lexical_weight * self.lexical.heatmaps(
-                query_text, positions, lexical_scope, term_weights)[0])
+            return self._rebase(
+                fused,
+                dense
+                + lexical_weight
+                * self.lexical.heatmaps(query_text, positions, lexical_scope, term_weights)[0],
+            )
         return dense
 
-    def region_heatmaps(self, hits: list[PageHit], query_text: str, lexical_weight: float,
-                        lexical_scope: str) -> list[np.ndarray]:
+    def region_heatmaps(
+        self, hits: list[PageHit], query_text: str, lexical_weight: float, lexical_scope: str
+    ) -> list[np.ndarray]:
         """The hits' heatmaps with page-local term weights, for picking regions on each page.
 
         Each map is shifted so that its peak equals the page's score: pages keep their corpus
@@ -260,8 +289,10 @@ class RegionIndex:
         positions = np.array([self._pos[h.page_id] for h in hits])
         corpus = self.lexical.heatmaps(query_text, positions, lexical_scope)
         local = self.lexical.heatmaps(query_text, positions, lexical_scope, "page")
-        return [self._rebase(h.heatmap, h.heatmap + lexical_weight * (loc - cor))
-                for h, cor, loc in zip(hits, corpus, local)]
+        return [
+            self._rebase(h.heatmap, h.heatmap + lexical_weight * (loc - cor))
+            for h, cor, loc in zip(hits, corpus, local)
+        ]
 
     @staticmethod
     def _rebase(ranked: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -271,8 +302,9 @@ class RegionIndex:
     def lexical(self) -> LexicalChannel:
         """BM25 + term-to-cell maps over the stored text layers (derived, so never persisted)."""
         if self._lexical is None:
-            self._lexical = LexicalChannel([m.words for m in self.metas], self.grid,
-                                           [m.blocks for m in self.metas])
+            self._lexical = LexicalChannel(
+                [m.words for m in self.metas], self.grid, [m.blocks for m in self.metas]
+            )
         return self._lexical
 
     @property
@@ -314,13 +346,17 @@ class RegionIndex:
             c = max(candidates or self.params.candidates, k_pages)
             positions = self.candidate_pages(query, c, filters)
             if use_lexical and lexical_candidates > 0:
-                sparse = self.lexical.top_pages(query_text, lexical_candidates, self._allowed(filters))
+                sparse = self.lexical.top_pages(
+                    query_text, lexical_candidates, self._allowed(filters)
+                )
                 positions = np.concatenate([positions, sparse[~np.isin(sparse, positions)]])
         if len(positions) == 0:
             return []
         maps = self.heatmaps(positions, query)
         if use_lexical:
-            maps = maps + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)
+            maps = maps + lexical_weight * self.lexical.heatmaps(
+                query_text, positions, lexical_scope
+            )
         page_scores = maps.reshape(len(positions), -1).max(1)
         order = np.argsort(-page_scores, kind="stable")[:k_pages]
         return [
@@ -366,8 +402,9 @@ class RegionIndex:
         return save_index(self, out_dir)
 
     @classmethod
-    def load(cls, index_dir: Path, expected_fingerprint: str | None = None,
-             verify: bool = True) -> RegionIndex:
+    def load(
+        cls, index_dir: Path, expected_fingerprint: str | None = None, verify: bool = True
+    ) -> RegionIndex:
         """Load the live version of ``index_dir`` (storage.load_index); damage raises
         ``IndexFormatError`` naming the file."""
         return load_index(cls, index_dir, expected_fingerprint, verify)

@@ -35,8 +35,11 @@ def write_shard(out_file: Path, cells: np.ndarray, page_ids: list[str], fingerpr
     fd, tmp = tempfile.mkstemp(dir=out_file.parent, prefix=f".{out_file.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file({CELLS_KEY: np.ascontiguousarray(cells)}, tmp,
-                  metadata={"pages": "\n".join(page_ids), "fingerprint": fingerprint})
+        save_file(
+            {CELLS_KEY: np.ascontiguousarray(cells)},
+            tmp,
+            metadata={"pages": "\n".join(page_ids), "fingerprint": fingerprint},
+        )
         os.replace(tmp, out_file)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

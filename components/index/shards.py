@@ -23,8 +23,16 @@ from components.index.region_index import RegionIndex
 from components.index.shard_files import read_shard, shard_page_ids, write_shard
 
 # shard_page_ids is part of this module's interface (flows/scale.py plans shards with it).
-__all__ = ["build_index_from_shards", "corpus_digest", "encode_shard", "load_index_corpus", "model_digest",
-           "read_shard", "shard_page_ids", "write_shard"]
+__all__ = [
+    "build_index_from_shards",
+    "corpus_digest",
+    "encode_shard",
+    "load_index_corpus",
+    "model_digest",
+    "read_shard",
+    "shard_page_ids",
+    "write_shard",
+]
 
 
 def model_digest(model_dir: Path) -> str:
@@ -44,11 +52,19 @@ def corpus_digest(corpus_dir: Path, accepted: Path | None) -> str:
 
 
 def load_index_corpus(corpus_dir: Path, accepted: Path | None) -> Corpus:
-    return load_corpus(corpus_dir, accepted if accepted is not None and Path(accepted).exists() else None)
+    return load_corpus(
+        corpus_dir, accepted if accepted is not None and Path(accepted).exists() else None
+    )
 
 
-def encode_shard(corpus_dir: Path, accepted: Path | None, model_dir: Path, page_ids: list[str],
-                 out_file: Path, threads: int | None = None) -> dict[str, Any]:
+def encode_shard(
+    corpus_dir: Path,
+    accepted: Path | None,
+    model_dir: Path,
+    page_ids: list[str],
+    out_file: Path,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Encode ``page_ids`` with the exported retriever on ``threads`` intra-op threads (None: torch's
     default); write float32 cells [n, G*G, dim] to ``out_file``."""
     from components.model.encode import encode_pages
@@ -61,12 +77,17 @@ def encode_shard(corpus_dir: Path, accepted: Path | None, model_dir: Path, page_
     cells = encode_pages(model, corpus, pages, progress=False, threads=threads)
     seconds = time.perf_counter() - start
     write_shard(Path(out_file), cells, page_ids, model.fingerprint)
-    return {"file": str(out_file), "pages": len(page_ids), "seconds": round(seconds, 3),
-            "fingerprint": model.fingerprint}
+    return {
+        "file": str(out_file),
+        "pages": len(page_ids),
+        "seconds": round(seconds, 3),
+        "fingerprint": model.fingerprint,
+    }
 
 
-def build_index_from_shards(params: Params, corpus: Corpus, model_dir: Path, shard_files: list[Path],
-                            out_dir: Path) -> dict[str, Any]:
+def build_index_from_shards(
+    params: Params, corpus: Corpus, model_dir: Path, shard_files: list[Path], out_dir: Path
+) -> dict[str, Any]:
     """Stack the shards (checked against the corpus page order) and save the index atomically."""
     fingerprint = model_digest(model_dir)
     ids: list[str] = []
@@ -79,11 +100,19 @@ def build_index_from_shards(params: Params, corpus: Corpus, model_dir: Path, sha
         parts.append(cells)
     expected = [p.id for p in corpus.pages]
     if ids != expected:
-        raise ValueError(f"shards cover {len(ids)} pages, the corpus has {len(expected)} (or in another order)")
+        raise ValueError(
+            f"shards cover {len(ids)} pages, the corpus has {len(expected)} (or in another order)"
+        )
     from components.model.io import read_retriever_config
 
     grid = read_retriever_config(retriever_dir(Path(model_dir)))["model"]["grid"]
-    index = RegionIndex.build(page_metas(corpus, corpus.pages), np.concatenate(parts), params.index,
-                              fingerprint, grid, seed=params.seed)
+    index = RegionIndex.build(
+        page_metas(corpus, corpus.pages),
+        np.concatenate(parts),
+        params.index,
+        fingerprint,
+        grid,
+        seed=params.seed,
+    )
     folder = index.save(Path(out_dir))
     return {**index.stats(), "path": str(folder), "shards": len(shard_files)}

@@ -131,8 +131,9 @@ def write_parts(index: Any, folder: Path) -> None:
     write("manifest.json", json.dumps(manifest, indent=2, sort_keys=True).encode())
 
 
-def load_index(cls: type[IndexT], index_dir: Path, expected_fingerprint: str | None = None,
-               verify: bool = True) -> IndexT:
+def load_index(
+    cls: type[IndexT], index_dir: Path, expected_fingerprint: str | None = None, verify: bool = True
+) -> IndexT:
     """Load the version ``CURRENT`` names; with ``verify`` every file's sha256 is checked first.
 
     Damage (byte flips, truncation, bad JSON, a missing file) raises ``IndexFormatError``
@@ -147,7 +148,9 @@ def load_index(cls: type[IndexT], index_dir: Path, expected_fingerprint: str | N
     version = pointer.read_text().strip()
     folder = index_dir / version
     if "/" in version or not (folder / "manifest.json").is_file():
-        raise IndexFormatError(f"{index_dir}: {CURRENT} points at an incomplete version {version!r}")
+        raise IndexFormatError(
+            f"{index_dir}: {CURRENT} points at an incomplete version {version!r}"
+        )
 
     def part(name: str, read: Callable[[Path], Any]):
         try:
@@ -169,12 +172,20 @@ def load_index(cls: type[IndexT], index_dir: Path, expected_fingerprint: str | N
             raise IndexFormatError(f"{exc}; rebuild the index") from exc
     # Errors past the per-file reads (a key the manifest lacks, parts that do not fit) name
     # the manifest, which describes them.
-    return part("manifest.json", lambda _: _from_parts(cls, folder, manifest, index_dir,
-                                                       expected_fingerprint, part))
+    return part(
+        "manifest.json",
+        lambda _: _from_parts(cls, folder, manifest, index_dir, expected_fingerprint, part),
+    )
 
 
-def _from_parts(cls: type[IndexT], folder: Path, manifest: dict, index_dir: Path,
-                expected_fingerprint: str | None, part) -> IndexT:
+def _from_parts(
+    cls: type[IndexT],
+    folder: Path,
+    manifest: dict,
+    index_dir: Path,
+    expected_fingerprint: str | None,
+    part,
+) -> IndexT:
     from components.index.pages import PageMeta
 
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -192,7 +203,9 @@ def _from_parts(cls: type[IndexT], folder: Path, manifest: dict, index_dir: Path
     cells = part("cells.npy", read_npy)
     # An index saved when every mode kept them drops the unused mean vectors.
     index.pooled = part("pooled.npy", read_npy)[:, : index.stage.pooled_width]
-    index.metas = part("pages.json", lambda p: [PageMeta(**m) for m in json.loads(p.read_text("utf-8"))])
+    index.metas = part(
+        "pages.json", lambda p: [PageMeta(**m) for m in json.loads(p.read_text("utf-8"))]
+    )
     for m in index.metas:  # an index saved before blocks were stored: group them from the words
         if not m.blocks and m.words:
             from components.data.layout import blocks_from_words
@@ -201,6 +214,6 @@ def _from_parts(cls: type[IndexT], folder: Path, manifest: dict, index_dir: Path
     index._pos = {m.page_id: i for i, m in enumerate(index.metas)}
     index.storage_mode.read_parts(part, cells, folder)
     index.stage.read_parts(part, index, folder)
-    if (len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas)):
+    if len(index.metas) != manifest["n_pages"] or len(index.cells) != len(index.metas):
         raise IndexFormatError(f"{folder}: parts disagree on the page count; rebuild the index")
     return index

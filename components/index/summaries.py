@@ -20,7 +20,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def page_centroids(cells: np.ndarray, k: int, iterations: int = 10, chunk: int = 1024) -> np.ndarray:
+def page_centroids(
+    cells: np.ndarray, k: int, iterations: int = 10, chunk: int = 1024
+) -> np.ndarray:
     """float32 [N, k, dim] unit centroids of each page's cells [N, C, dim] (k capped at C)."""
     cells = np.asarray(cells, dtype=np.float32)
     if cells.ndim != 3:

@@ -80,7 +80,9 @@ def _marked(folder: Path, version: str) -> bool:
     # A version saved before markers existed: its manifest names the index format.
     manifest = folder / "manifest.json"
     try:
-        return manifest.is_file() and f'"format": "{MANIFEST_FORMAT}"' in manifest.read_text("utf-8")
+        return manifest.is_file() and f'"format": "{MANIFEST_FORMAT}"' in manifest.read_text(
+            "utf-8"
+        )
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -134,7 +136,9 @@ def index_lock(out_dir: Path) -> Iterator[None]:
             break
         except Timeout:
             waited += _LOCK_LOG_EVERY
-            log.warning("index %s: another save holds %s; waited %.0f s", out_dir, LOCK_NAME, waited)
+            log.warning(
+                "index %s: another save holds %s; waited %.0f s", out_dir, LOCK_NAME, waited
+            )
     try:
         yield
     finally:

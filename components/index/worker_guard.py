@@ -44,5 +44,6 @@ def die_with_parent(parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # the parent died before the guard was armed
         os.kill(os.getpid(), signal.SIGKILL)
     if not armed:
-        threading.Thread(target=_poll_parent, args=(parent_pid,), daemon=True,
-                         name="die-with-parent").start()
+        threading.Thread(
+            target=_poll_parent, args=(parent_pid,), daemon=True, name="die-with-parent"
+        ).start()

@@ -117,7 +117,9 @@ def hybrid_loss(
         # Positives sit in the gold page's slice of the flattened [P·N] row; every other cell negative.
         on_gold = F.one_hot(targets[use], cell_score.shape[1]).bool().unsqueeze(-1)  # [U, P, 1]
         wide = on_gold & positives[use].unsqueeze(1)
-        local = multi_positive_infonce(cell_score[use].flatten(1), wide.flatten(1), tau_local).mean()
+        local = multi_positive_infonce(
+            cell_score[use].flatten(1), wide.flatten(1), tau_local
+        ).mean()
     else:
         local = multi_positive_infonce(gold[use], positives[use], tau_local).mean()
     return LossOutput(global_ + lambda_local * local, global_, local, int(has_box.sum()), n_pseudo)

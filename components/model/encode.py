@@ -27,14 +27,21 @@ class _PageBatches(Dataset):
     """
 
     def __init__(self, model: RegionRetriever, corpus: Corpus, pages: list[Page], batch_size: int):
-        self.featurizer, self.corpus, self.pages, self.batch_size = model.featurizer, corpus, pages, batch_size
+        self.featurizer, self.corpus, self.pages, self.batch_size = (
+            model.featurizer,
+            corpus,
+            pages,
+            batch_size,
+        )
 
     def __len__(self) -> int:
         return (len(self.pages) + self.batch_size - 1) // self.batch_size
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         pages = self.pages[i * self.batch_size : (i + 1) * self.batch_size]
-        return collate_pages(self.featurizer.many(pages, [self.corpus.load_image(p) for p in pages]))
+        return collate_pages(
+            self.featurizer.many(pages, [self.corpus.load_image(p) for p in pages])
+        )
 
 
 def _eval_mode(model: RegionRetriever) -> None:

@@ -63,11 +63,15 @@ class PageFeaturizer:
         self.grid = grid
         self.image_size = image_size
         self.max_tokens = max_tokens_per_cell
-        self.text_model = text_model  # frozen MiniLM for contextual cell text; None = word pieces only
+        self.text_model = (
+            text_model  # frozen MiniLM for contextual cell text; None = word pieces only
+        )
         self.chunk_tokens = chunk_tokens
         self.block_context = block_context
         self.heading_context = heading_context
-        self.context_unit = context_unit  # page: chunks of the page's reading order | block: each block alone
+        self.context_unit = (
+            context_unit  # page: chunks of the page's reading order | block: each block alone
+        )
         self.group_chunks = 8  # chunks per MiniLM pass when featurizing a batch of pages
 
     def cell_tokens(self, page: Page) -> torch.Tensor:
@@ -101,19 +105,30 @@ class PageFeaturizer:
         """
         model = self.text_model
         if model is None:
-            raise RuntimeError("contextual cell text needs the text encoder (PageFeaturizer.text_model)")
+            raise RuntimeError(
+                "contextual cell text needs the text encoder (PageFeaturizer.text_model)"
+            )
         if model.training:
-            raise RuntimeError("the text encoder must be in eval mode for cached contextual features")
+            raise RuntimeError(
+                "the text encoder must be in eval mode for cached contextual features"
+            )
         n_cells, width = self.grid * self.grid, model.config.hidden_size
         cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         plans, all_chunks = [], []
         for page in pages:
-            pieces = (self.tokenizer([w.text for w in page.words], add_special_tokens=False)["input_ids"]
-                      if page.words else [])
+            pieces = (
+                self.tokenizer([w.text for w in page.words], add_special_tokens=False)["input_ids"]
+                if page.words
+                else []
+            )
             ids = [t for word in pieces for t in word]
             cells = [c for c, word in zip(word_cells(page, self.grid), pieces) for _ in word]
             # Reading order, or (context_unit=block) each layout block's pieces read on their own.
-            order = self._piece_order(page, pieces) if self.context_unit == "block" else [list(range(len(ids)))]
+            order = (
+                self._piece_order(page, pieces)
+                if self.context_unit == "block"
+                else [list(range(len(ids)))]
+            )
             chunks, perm = [], []
             for run in order:
                 if not run:
@@ -133,13 +148,17 @@ class PageFeaturizer:
         for g in range(0, len(order), self.group_chunks):
             group = order[g : g + self.group_chunks]
             length = len(all_chunks[group[-1]]) + 2
-            input_ids = torch.zeros(len(group), length, dtype=torch.long)  # 0 = [PAD] in MiniLM's vocab
+            input_ids = torch.zeros(
+                len(group), length, dtype=torch.long
+            )  # 0 = [PAD] in MiniLM's vocab
             mask = torch.zeros(len(group), length, dtype=torch.long)
             for row, i in enumerate(group):
                 chunk = all_chunks[i]
                 input_ids[row, : len(chunk) + 2] = torch.tensor([cls, *chunk, sep])
                 mask[row, : len(chunk) + 2] = 1
-            states = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            states = model(
+                input_ids=input_ids.to(device), attention_mask=mask.to(device)
+            ).last_hidden_state
             for row, i in enumerate(group):
                 hidden[i] = states[row].float().cpu()
         outs = []
@@ -150,7 +169,9 @@ class PageFeaturizer:
                 continue
             # The states of the real pieces (drop [CLS], [SEP] and padding), back in reading order.
             mine = all_chunks[first : first + n_chunks]
-            read = torch.cat([hidden[first + i][1 : len(chunk) + 1] for i, chunk in enumerate(mine)])
+            read = torch.cat(
+                [hidden[first + i][1 : len(chunk) + 1] for i, chunk in enumerate(mine)]
+            )
             flat = torch.empty_like(read)
             flat[torch.tensor(perm, dtype=torch.long)] = read
             index = torch.tensor(cells, dtype=torch.long)
@@ -173,8 +194,14 @@ class PageFeaturizer:
         k = 0
         for word, word_pieces in zip(page.words, pieces):
             x, y = (word.box[0] + word.box[2]) / 2, (word.box[1] + word.box[3]) / 2
-            owner = next((b for b, block in enumerate(page.blocks)
-                          if block.box[0] <= x <= block.box[2] and block.box[1] <= y <= block.box[3]), -1)
+            owner = next(
+                (
+                    b
+                    for b, block in enumerate(page.blocks)
+                    if block.box[0] <= x <= block.box[2] and block.box[1] <= y <= block.box[3]
+                ),
+                -1,
+            )
             runs.setdefault(owner, []).extend(range(k, k + len(word_pieces)))
             k += len(word_pieces)
         return [runs[b] for b in sorted(runs, key=lambda b: (b < 0, b))]
@@ -190,19 +217,31 @@ class PageFeaturizer:
 
         w = self.block_context
         # Which block holds each word piece (by its word's centre), as one [blocks, pieces] mask.
-        centres = torch.tensor([((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (wd.box for wd in page.words)],
-                               dtype=torch.float64)  # float64: the same edge decisions as Python floats
+        centres = torch.tensor(
+            [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in (wd.box for wd in page.words)],
+            dtype=torch.float64,
+        )  # float64: the same edge decisions as Python floats
         boxes = torch.tensor([list(block.box) for block in page.blocks], dtype=torch.float64)
-        inside = ((boxes[:, None, 0] <= centres[None, :, 0]) & (centres[None, :, 0] <= boxes[:, None, 2])
-                  & (boxes[:, None, 1] <= centres[None, :, 1]) & (centres[None, :, 1] <= boxes[:, None, 3]))
+        inside = (
+            (boxes[:, None, 0] <= centres[None, :, 0])
+            & (centres[None, :, 0] <= boxes[:, None, 2])
+            & (boxes[:, None, 1] <= centres[None, :, 1])
+            & (centres[None, :, 1] <= boxes[:, None, 3])
+        )
         owner = torch.tensor([k for k, word in enumerate(pieces) for _ in word], dtype=torch.long)
         piece_in = inside[:, owner].to(flat.dtype)  # [B, P]
         n_in = piece_in.sum(1, keepdim=True)
         used = n_in.squeeze(1) > 0  # blocks without any word piece add nothing
         block_mean = (piece_in @ flat) / n_in.clamp_min(1)  # [B, E]
-        covers = torch.stack([
-            torch.from_numpy(box_to_cells(block.box, self.grid).reshape(-1)) for block in page.blocks
-        ]).to(flat.dtype) * used[:, None]  # [B, G*G]
+        covers = (
+            torch.stack(
+                [
+                    torch.from_numpy(box_to_cells(block.box, self.grid).reshape(-1))
+                    for block in page.blocks
+                ]
+            ).to(flat.dtype)
+            * used[:, None]
+        )  # [B, G*G]
         block_sum = covers.T @ block_mean
         block_n = covers.sum(0).unsqueeze(-1)
         in_block = block_n.squeeze(-1) > 0
@@ -225,7 +264,9 @@ class PageFeaturizer:
         if heading is None:
             return cells
         in_heading = words_in(heading.box, page.words)
-        rows = torch.tensor([k for k, word in enumerate(pieces) for _ in word if in_heading[k]], dtype=torch.long)
+        rows = torch.tensor(
+            [k for k, word in enumerate(pieces) for _ in word if in_heading[k]], dtype=torch.long
+        )
         if not len(rows):
             return cells
         state = flat[rows].mean(0)
@@ -240,8 +281,11 @@ class PageFeaturizer:
         """Features of several pages; the contextual text of all of them runs as one MiniLM batch."""
         texts = self.cell_text_many(pages) if self.text_model is not None else [None] * len(pages)
         return [
-            PageFeatures(pixels=image_to_pixels(image, self.image_size), cell_tokens=self.cell_tokens(page),
-                         cell_text=text)
+            PageFeatures(
+                pixels=image_to_pixels(image, self.image_size),
+                cell_tokens=self.cell_tokens(page),
+                cell_text=text,
+            )
             for page, image, text in zip(pages, images, texts)
         ]
 

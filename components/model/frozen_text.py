@@ -47,8 +47,11 @@ class _LastHiddenState(nn.Module):
 
 def applies(model) -> bool:
     """Frozen text encoder, inference mode, on the CPU."""
-    return (model.params.finetune_text_layers == 0 and not model.training
-            and next(model.text.parameters()).device.type == "cpu")
+    return (
+        model.params.finetune_text_layers == 0
+        and not model.training
+        and next(model.text.parameters()).device.type == "cpu"
+    )
 
 
 def traced_text_encoder(model):
@@ -63,13 +66,20 @@ def traced_text_encoder(model):
         example = model.tokenize_queries(["which value is shown for the total"])
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent Python branches
-            graph = torch.jit.trace(_LastHiddenState(model.text).eval(),
-                                    (example["input_ids"], example["attention_mask"]), check_trace=False)
+            graph = torch.jit.trace(
+                _LastHiddenState(model.text).eval(),
+                (example["input_ids"], example["attention_mask"]),
+                check_trace=False,
+            )
             traced = torch.jit.optimize_for_inference(torch.jit.freeze(graph.eval()))
             # The traced graph must give the eager states on another length and batch size.
-            probe = model.tokenize_queries(["a", "what is the net income of the company in the year 2019"])
+            probe = model.tokenize_queries(
+                ["a", "what is the net income of the company in the year 2019"]
+            )
             eager = model.text(**probe).last_hidden_state
-            if not torch.allclose(traced(probe["input_ids"], probe["attention_mask"]), eager, atol=1e-4):
+            if not torch.allclose(
+                traced(probe["input_ids"], probe["attention_mask"]), eager, atol=1e-4
+            ):
                 raise RuntimeError("traced states differ from the eager model's")
     except Exception as err:  # noqa: BLE001 - any tracing failure: fall back to the eager model, never to wrong vectors
         log.warning("query encoder stays eager (tracing failed: %s)", err)

@@ -64,10 +64,14 @@ class RegionRetriever(nn.Module):
         self.pretrained = p.space == "pretrained"
         if self.pretrained:
             if p.backbone != "cells" or not contextual:
-                raise ValueError("model.space=pretrained needs model.backbone=cells and model.cell_text=contextual")
+                raise ValueError(
+                    "model.space=pretrained needs model.backbone=cells and model.cell_text=contextual"
+                )
             if p.dim != width:
-                raise ValueError(f"model.space=pretrained: model.dim ({p.dim}) must equal the text "
-                                 f"encoder's width ({width})")
+                raise ValueError(
+                    f"model.space=pretrained: model.dim ({p.dim}) must equal the text "
+                    f"encoder's width ({width})"
+                )
             # MiniLM's own space plus zero-initialised residuals (ADR 23); the skips are moot there.
             self.query_proj = PretrainedQueryTokens(width)
             self.lexical = self.context = None
@@ -199,7 +203,9 @@ class RegionRetriever(nn.Module):
     ) -> torch.Tensor:
         """Cell vectors; ``cell_text`` (from the featurizer) is required when cell_text=contextual."""
         if self.contextual and cell_text is None:
-            raise ValueError("model.cell_text=contextual: encode_cells needs the featurizer's cell_text")
+            raise ValueError(
+                "model.cell_text=contextual: encode_cells needs the featurizer's cell_text"
+            )
         if not self.contextual:
             cell_text = None
         if self.pretrained:

@@ -73,7 +73,12 @@ def answer_from_words(question: str, words: Sequence[Sequence]) -> str:
     if best_kv is not None:
         return best_kv
     # 3. value-like words near the question's words.
-    matched = [(li, wi, w) for li, line in enumerate(lines) for wi, w in enumerate(line) if stem(w[0]) in q_stems]
+    matched = [
+        (li, wi, w)
+        for li, line in enumerate(lines)
+        for wi, w in enumerate(line)
+        if stem(w[0]) in q_stems
+    ]
     fits = _expected(question)
     best, best_score = None, 0.0
     for li, line in enumerate(lines):
@@ -89,7 +94,9 @@ def answer_from_words(question: str, words: Sequence[Sequence]) -> str:
             if score > best_score:
                 best, best_score = w[0], score
     if best is None:  # nothing near the question's words: the first value of the expected type
-        best = next((w[0] for line in lines for w in line if stem(w[0]) not in q_stems and fits(w[0])), None)
+        best = next(
+            (w[0] for line in lines for w in line if stem(w[0]) not in q_stems and fits(w[0])), None
+        )
     if best is not None:
         return best.strip(",;:")
     # 4. fallback: the best line minus the question's words.

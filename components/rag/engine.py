@@ -55,7 +55,9 @@ def checked_k(k, default: int) -> int:
 class RagEngine(RegionRetrieval):
     """Question (and query image) -> encoded query -> ranked regions (``RegionRetrieval``) -> answer."""
 
-    def __init__(self, retriever, index: RegionIndex, params: Params, tracing_on: bool | None = None):
+    def __init__(
+        self, retriever, index: RegionIndex, params: Params, tracing_on: bool | None = None
+    ):
         super().__init__(retriever, index, params)
         self.reader = None  # a ReaderAnswerer (components.reader): answers from the top-k regions
         # MLflow traces of answer(): off unless asked for (components/rag/tracing.py says why)
@@ -104,22 +106,35 @@ class RagEngine(RegionRetrieval):
         return [(h.page_id, h.score) for h in hits]
 
     def answer_vector(
-        self, question: str, query: np.ndarray, k: int | None = None, filters: dict | None = None,
+        self,
+        question: str,
+        query: np.ndarray,
+        k: int | None = None,
+        filters: dict | None = None,
         hits: list[PageHit] | None = None,
     ) -> RagResult:
         """Regions and answer for an encoded query (``hits``: reuse an earlier search's pages)."""
         k = checked_k(k, self.params.rag.k)
-        with tracing.span(self.tracing_on, "retrieve regions", "RETRIEVER", {"question": question, "k": k}) as span:
+        with tracing.span(
+            self.tracing_on, "retrieve regions", "RETRIEVER", {"question": question, "k": k}
+        ) as span:
             if hits is None:
                 hits = self.search_vector(query, filters=filters, question=question)
             maps = self.region_maps(hits, question)
-            regions = self._ranked_regions(maps, k, question)  # maps kept: the result's heatmaps are these
+            regions = self._ranked_regions(
+                maps, k, question
+            )  # maps kept: the result's heatmaps are these
             region_dicts = []
             for r in regions:
                 words = self.index.meta(r.page_id).words
                 region_dicts.append(
-                    {"page_id": r.page_id, "box": [round(float(v), 6) for v in r.box],
-                     "score": float(r.score), "n_cells": r.n_cells, "text": region_text(words, r.box)}
+                    {
+                        "page_id": r.page_id,
+                        "box": [round(float(v), 6) for v in r.box],
+                        "score": float(r.score),
+                        "n_cells": r.n_cells,
+                        "text": region_text(words, r.box),
+                    }
                 )
             span.set_attributes({"candidate_pages": [h.page_id for h in hits]})
             span.set_outputs(tracing.region_documents(region_dicts))
@@ -127,12 +142,20 @@ class RagEngine(RegionRetrieval):
         if regions:
             top_page = regions[0].page_id
             kind = "reader" if self.reader is not None else "text layer"
-            with tracing.span(self.tracing_on, f"answer ({kind})", "PARSER",
-                              {"question": question, "top_region": region_dicts[0]}) as span:
+            with tracing.span(
+                self.tracing_on,
+                f"answer ({kind})",
+                "PARSER",
+                {"question": question, "top_region": region_dicts[0]},
+            ) as span:
                 if self.reader is not None:
-                    answer = self.reader.answer(question, self.reader.region_contexts(regions, query)).answer
+                    answer = self.reader.answer(
+                        question, self.reader.region_contexts(regions, query)
+                    ).answer
                 else:
-                    answer = answer_from_region(question, self.index.meta(top_page).words, regions[0].box)
+                    answer = answer_from_region(
+                        question, self.index.meta(top_page).words, regions[0].box
+                    )
                 span.set_outputs({"answer": answer, "page_id": top_page})
         return RagResult(
             question=question,
@@ -152,7 +175,12 @@ class RagEngine(RegionRetrieval):
         and the question rewritten with that name is encoded alone (``components.rag.two_stage``);
         when stage 1 names nothing, or with ``fused``, text and image vectors are summed.
         """
-        if query_image is not None and question and question.strip() and self.params.rag.image_query == "two_stage":
+        if (
+            query_image is not None
+            and question
+            and question.strip()
+            and self.params.rag.image_query == "two_stage"
+        ):
             from components.rag.two_stage import stage_one
 
             trace = stage_one(self, query_image, question)
@@ -166,7 +194,9 @@ class RagEngine(RegionRetrieval):
         k = checked_k(k, self.params.rag.k)  # before any encoding work
         inputs = {"question": question, "k": k, "query_image": query_image is not None}
         with tracing.span(self.tracing_on, "rag answer", "CHAIN", inputs) as span:
-            with tracing.span(self.tracing_on, "encode query", "EMBEDDING", {"question": question}) as enc:
+            with tracing.span(
+                self.tracing_on, "encode query", "EMBEDDING", {"question": question}
+            ) as enc:
                 text, vector = self.query(question, query_image)
                 enc.set_outputs({"question_used": text, "dim": int(vector.shape[-1])})
             result = self.answer_vector(text, vector, k, filters)

@@ -52,5 +52,10 @@ def span(enabled: bool, name: str, span_type: str, inputs: Any = None) -> Iterat
 
 def region_documents(regions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Regions as MLflow retriever documents: the region's text, and where it is (page, box, score)."""
-    return [{"page_content": r.get("text", ""), "metadata": {"page_id": r["page_id"], "box": r["box"],
-                                                            "score": r["score"]}} for r in regions]
+    return [
+        {
+            "page_content": r.get("text", ""),
+            "metadata": {"page_id": r["page_id"], "box": r["box"], "score": r["score"]},
+        }
+        for r in regions
+    ]

@@ -33,7 +33,9 @@ def entity_name_near(words: Sequence[Sequence], box: Sequence[float]) -> str:
     return " ".join(w[0] for w in lines[0]) if lines else ""
 
 
-def _whole_line(words: Sequence[Sequence], seed: list[Sequence], max_gap: float = 0.02) -> list[Sequence]:
+def _whole_line(
+    words: Sequence[Sequence], seed: list[Sequence], max_gap: float = 0.02
+) -> list[Sequence]:
     """``seed`` words grown along their line by neighbours at most ``max_gap`` apart (one column)."""
     top, bottom = min(w[2] for w in seed), max(w[4] for w in seed)
     row = sorted((w for w in words if top <= (w[2] + w[4]) / 2 <= bottom), key=lambda w: w[1])
@@ -73,8 +75,14 @@ def _stage_one_pictures(index, image, question: str) -> TwoStageTrace:
         return TwoStageTrace("", None, None, question, "pictures")
     best = matches[0]
     name = entity_name_near(index.meta(best.page_id).words, best.box)
-    return TwoStageTrace(name, best.page_id, tuple(best.box), rewrite_question(question, name), "pictures",
-                         best.score)
+    return TwoStageTrace(
+        name,
+        best.page_id,
+        tuple(best.box),
+        rewrite_question(question, name),
+        "pictures",
+        best.score,
+    )
 
 
 def _stage_one_pixels(engine, image, question: str) -> TwoStageTrace:
@@ -82,15 +90,22 @@ def _stage_one_pixels(engine, image, question: str) -> TwoStageTrace:
     from components.model.encode import encode_image_queries
 
     image_vec = encode_image_queries(engine.retriever, [image])[0]
-    hits = engine.index.search(image_vec, engine.params.index.candidates,
-                               candidates=engine.params.index.candidates)  # image only: no lexical channel
+    hits = engine.index.search(
+        image_vec, engine.params.index.candidates, candidates=engine.params.index.candidates
+    )  # image only: no lexical channel
     regions = engine.regions_for(hits, 1)
     if not regions:
         return TwoStageTrace("", None, None, question, "pixels")
     best = regions[0]
     name = entity_name_near(engine.index.meta(best.page_id).words, best.box)
-    return TwoStageTrace(name, best.page_id, tuple(best.box), rewrite_question(question, name), "pixels",
-                         float(best.score))
+    return TwoStageTrace(
+        name,
+        best.page_id,
+        tuple(best.box),
+        rewrite_question(question, name),
+        "pixels",
+        float(best.score),
+    )
 
 
 def image_query_cells(retriever, image) -> np.ndarray:

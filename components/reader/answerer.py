@@ -44,14 +44,30 @@ class ReaderAnswerer:
         self.p = reader.params
 
     # ------------------------------------------------------------------ contexts
-    def region_contexts(self, regions, query_vec: np.ndarray | None, mode: str | None = None,
-                        image_keep: np.ndarray | None = None, seed: int = 0) -> list[Context]:
+    def region_contexts(
+        self,
+        regions,
+        query_vec: np.ndarray | None,
+        mode: str | None = None,
+        image_keep: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> list[Context]:
         """Contexts from ``components.regions.extract.Region`` objects (their own cell masks)."""
         rng = np.random.default_rng(seed)
         return [
-            make_context(r.page_id, r.box, self.index.meta(r.page_id).words, self.index.cell_vectors(r.page_id),
-                         self.index.grid, self.p.top_m, mode or self.p.visual_tokens, query_vec, image_keep,
-                         cell_mask=r.cells, rng=rng)
+            make_context(
+                r.page_id,
+                r.box,
+                self.index.meta(r.page_id).words,
+                self.index.cell_vectors(r.page_id),
+                self.index.grid,
+                self.p.top_m,
+                mode or self.p.visual_tokens,
+                query_vec,
+                image_keep,
+                cell_mask=r.cells,
+                rng=rng,
+            )
             for r in regions
         ]
 
@@ -59,8 +75,18 @@ class ReaderAnswerer:
         """Page-level baseline: each whole page as one context under the same budget rule as a
         region (its best lines up to ``max_context_tokens`` pieces, its cells pooled into
         ``top_m`` visual tokens)."""
-        return [make_context(pid, FULL_PAGE, self.index.meta(pid).words, self.index.cell_vectors(pid),
-                             self.index.grid, self.p.top_m, "avgpool") for pid in page_ids]
+        return [
+            make_context(
+                pid,
+                FULL_PAGE,
+                self.index.meta(pid).words,
+                self.index.cell_vectors(pid),
+                self.index.grid,
+                self.p.top_m,
+                "avgpool",
+            )
+            for pid in page_ids
+        ]
 
     # ------------------------------------------------------------------ reading
     @torch.inference_mode()
@@ -72,7 +98,9 @@ class ReaderAnswerer:
         """
         tok = self.reader.tokenizer
         encoded = [encode(tok, q, ctxs, self.p, self.reader.cell_dim) for q, ctxs in items]
-        order = sorted(range(len(encoded)), key=lambda i: (_longest(encoded[i]), len(encoded[i].seq_starts)))
+        order = sorted(
+            range(len(encoded)), key=lambda i: (_longest(encoded[i]), len(encoded[i].seq_starts))
+        )
         out: list[ReaderAnswer | None] = [None] * len(encoded)
         for b in range(0, len(order), self.batch_size):
             rows = order[b : b + self.batch_size]

@@ -67,5 +67,11 @@ def make_context(
     visual = select_cells(cells, m, mode, relevance, rng)
     box = tuple(float(v) for v in box)
     lines = reading_order_lines(page_words, box)
-    return Context(page_id, box, [w for line in lines for w in line], visual, is_gold,
-                   [i for i, line in enumerate(lines) for _ in line])
+    return Context(
+        page_id,
+        box,
+        [w for line in lines for w in line],
+        visual,
+        is_gold,
+        [i for i, line in enumerate(lines) for _ in line],
+    )

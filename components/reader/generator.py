@@ -29,17 +29,27 @@ class GeneratorAnswerer:
 
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
-            raise FileNotFoundError(f"generator model folder {model_dir} does not exist (only local folders load)")
+            raise FileNotFoundError(
+                f"generator model folder {model_dir} does not exist (only local folders load)"
+            )
         self.processor = AutoProcessor.from_pretrained(str(model_dir), local_files_only=True)
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            str(model_dir), local_files_only=True, use_safetensors=True).to(device).eval()
+        self.model = (
+            AutoModelForImageTextToText.from_pretrained(
+                str(model_dir), local_files_only=True, use_safetensors=True
+            )
+            .to(device)
+            .eval()
+        )
         self.max_new_tokens, self.device = max_new_tokens, device
 
     def _prompt(self, question: str, n_images: int) -> str:
-        content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": question}]
+        content = [{"type": "image"} for _ in range(n_images)] + [
+            {"type": "text", "text": question}
+        ]
         if getattr(self.processor, "chat_template", None):
-            return self.processor.apply_chat_template([{"role": "user", "content": content}],
-                                                      add_generation_prompt=True)
+            return self.processor.apply_chat_template(
+                [{"role": "user", "content": content}], add_generation_prompt=True
+            )
         token = getattr(self.processor, "image_token", "<image>")
         return token * n_images + question
 
@@ -49,10 +59,13 @@ class GeneratorAnswerer:
 
         if len(crops) != len(contexts):
             raise ValueError(f"{len(crops)} crops for {len(contexts)} contexts")
-        inputs = self.processor(images=crops or None, text=self._prompt(question, len(crops)),
-                                return_tensors="pt").to(self.device)
+        inputs = self.processor(
+            images=crops or None, text=self._prompt(question, len(crops)), return_tensors="pt"
+        ).to(self.device)
         with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        new = out[0, inputs["input_ids"].shape[1]:]
+        new = out[0, inputs["input_ids"].shape[1] :]
         text = self.processor.decode(new, skip_special_tokens=True).strip()
-        return Answered(text, None, sum(c.n_visual for c in contexts), ReaderAnswer(text, None, 0.0, 0.0))
+        return Answered(
+            text, None, sum(c.n_visual for c in contexts), ReaderAnswer(text, None, 0.0, 0.0)
+        )

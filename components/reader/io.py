@@ -48,7 +48,9 @@ def save_reader(reader: SpanReader, out_dir: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".reader.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={"format": "regionops-reader", "version": str(FORMAT_VERSION)})
+        save_file(
+            state, tmp, metadata={"format": "regionops-reader", "version": str(FORMAT_VERSION)}
+        )
         os.replace(tmp, out_dir / WEIGHTS)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -75,7 +77,9 @@ def load_reader(model_dir: Path) -> SpanReader:
     model_dir = Path(model_dir)
     cfg_path = model_dir / CONFIG
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path} not found: {model_dir} is not an exported reader (run `regionops train-reader`)")
+        raise FileNotFoundError(
+            f"{cfg_path} not found: {model_dir} is not an exported reader (run `regionops train-reader`)"
+        )
     config = json.loads(cfg_path.read_text("utf-8"))
     weights = model_dir / WEIGHTS
     if sha256_file(weights) != config["sha256"]:
@@ -83,10 +87,16 @@ def load_reader(model_dir: Path) -> SpanReader:
     text_config = AutoConfig.from_pretrained(str(model_dir / TEXT_DIR), local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TEXT_DIR), local_files_only=True)
     te = config["text_encoder"]
-    reader = SpanReader(ReaderParams.model_validate(config["reader"]), AutoModel.from_config(text_config),
-                        tokenizer, TextEncoderInfo(te["name"], model_dir / TEXT_DIR, te["sha256"]),
-                        int(config["cell_dim"]))
+    reader = SpanReader(
+        ReaderParams.model_validate(config["reader"]),
+        AutoModel.from_config(text_config),
+        tokenizer,
+        TextEncoderInfo(te["name"], model_dir / TEXT_DIR, te["sha256"]),
+        int(config["cell_dim"]),
+    )
     missing, unexpected = reader.load_state_dict(load_file(str(weights)), strict=False)
     if missing or unexpected:
-        raise ValueError(f"{weights} does not fit the reader: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"{weights} does not fit the reader: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return reader.eval()

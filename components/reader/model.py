@@ -84,8 +84,13 @@ def sequence_length_limit(p: ReaderParams) -> int:
 
 
 def encode(
-    tokenizer, question: str, contexts: list[Context], p: ReaderParams, cell_dim: int,
-    answer: tuple[int, int, int] | None = None, supervise: bool = False,
+    tokenizer,
+    question: str,
+    contexts: list[Context],
+    p: ReaderParams,
+    cell_dim: int,
+    answer: tuple[int, int, int] | None = None,
+    supervise: bool = False,
 ) -> Encoded:
     """Tokenise one question with its contexts. ``answer`` = (context, first word, last word).
 
@@ -98,13 +103,18 @@ def encode(
     """
     limit = getattr(tokenizer, "model_max_length", None)
     if limit and limit < 100_000 and sequence_length_limit(p) > limit:
-        raise ValueError(f"reader budget {sequence_length_limit(p)} tokens per context (question "
-                         f"{p.max_question_tokens} + visual {p.top_m} + text {p.max_context_tokens} + 3) "
-                         f"exceeds the encoder's {limit} positions")
+        raise ValueError(
+            f"reader budget {sequence_length_limit(p)} tokens per context (question "
+            f"{p.max_question_tokens} + visual {p.top_m} + text {p.max_context_tokens} + 3) "
+            f"exceeds the encoder's {limit} positions"
+        )
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    placeholder = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.unk_token_id
-    q_ids = tokenizer(question, add_special_tokens=False, truncation=True,
-                      max_length=p.max_question_tokens)["input_ids"]
+    placeholder = (
+        tokenizer.mask_token_id if tokenizer.mask_token_id is not None else tokenizer.unk_token_id
+    )
+    q_ids = tokenizer(
+        question, add_special_tokens=False, truncation=True, max_length=p.max_question_tokens
+    )["input_ids"]
     head = [cls, *q_ids, sep]
     ids, types, piece_ctx, piece_word, seq_starts = [], [], [], [], []
     visual, visual_pos = [], []
@@ -146,22 +156,37 @@ def encode(
         piece_ctx.append(-1)
         piece_word.append(-1)
     vis = np.stack(visual).astype(np.float32) if visual else np.zeros((0, cell_dim), np.float32)
-    return Encoded(ids, types, vis, visual_pos, piece_ctx, piece_word,
-                   [ctx.words for ctx in contexts] or [[]], seq_starts, start, end,
-                   text_tokens, len(visual_pos))
+    return Encoded(
+        ids,
+        types,
+        vis,
+        visual_pos,
+        piece_ctx,
+        piece_word,
+        [ctx.words for ctx in contexts] or [[]],
+        seq_starts,
+        start,
+        end,
+        text_tokens,
+        len(visual_pos),
+    )
 
 
 def _padded_positions(e: Encoded, length: int) -> np.ndarray:
     """Flat position in ``e`` -> position in the padded [k * length] layout."""
     ends = [*e.seq_starts[1:], len(e.input_ids)]
-    return np.concatenate([np.arange(b - a) + s * length for s, (a, b) in enumerate(zip(e.seq_starts, ends))])
+    return np.concatenate(
+        [np.arange(b - a) + s * length for s, (a, b) in enumerate(zip(e.seq_starts, ends))]
+    )
 
 
 def collate(batch: list[Encoded], pad_id: int, cell_dim: int) -> dict[str, torch.Tensor]:
     """Pad to [n, k, L] (k contexts, L the longest sequence); span tensors are flat [n, k * L]."""
     n = len(batch)
     k = max(len(e.seq_starts) for e in batch)
-    length = max(b - a for e in batch for a, b in zip(e.seq_starts, [*e.seq_starts[1:], len(e.input_ids)]))
+    length = max(
+        b - a for e in batch for a, b in zip(e.seq_starts, [*e.seq_starts[1:], len(e.input_ids)])
+    )
     input_ids = torch.full((n, k * length), pad_id, dtype=torch.long)
     types = torch.zeros((n, k * length), dtype=torch.long)
     attention = torch.zeros((n, k * length), dtype=torch.long)
@@ -187,24 +212,41 @@ def collate(batch: list[Encoded], pad_id: int, cell_dim: int) -> dict[str, torch
     span_ok[:, 0] = True  # the first sequence's [CLS] = "no answer"
     shape = (n, k, length)
     return {
-        "input_ids": input_ids.view(shape), "token_type_ids": types.view(shape),
-        "attention_mask": attention.view(shape), "visual": visual.view(*shape, cell_dim),
-        "visual_mask": visual_mask.view(shape), "span_ok": span_ok, "ctx": ctx, "word": word,
-        "start": torch.tensor(starts), "end": torch.tensor(ends),
+        "input_ids": input_ids.view(shape),
+        "token_type_ids": types.view(shape),
+        "attention_mask": attention.view(shape),
+        "visual": visual.view(*shape, cell_dim),
+        "visual_mask": visual_mask.view(shape),
+        "span_ok": span_ok,
+        "ctx": ctx,
+        "word": word,
+        "start": torch.tensor(starts),
+        "end": torch.tensor(ends),
     }
 
 
 class SpanReader(nn.Module):
-    def __init__(self, p: ReaderParams, text_model: nn.Module, tokenizer, text_info: TextEncoderInfo,
-                 cell_dim: int):
+    def __init__(
+        self,
+        p: ReaderParams,
+        text_model: nn.Module,
+        tokenizer,
+        text_info: TextEncoderInfo,
+        cell_dim: int,
+    ):
         super().__init__()
-        self.params, self.tokenizer, self.text_info, self.cell_dim = p, tokenizer, text_info, cell_dim
+        self.params, self.tokenizer, self.text_info, self.cell_dim = (
+            p,
+            tokenizer,
+            text_info,
+            cell_dim,
+        )
         self.encoder = text_model
         hidden = text_model.config.hidden_size
         self.visual_proj = nn.Sequential(nn.Linear(cell_dim, hidden), nn.LayerNorm(hidden))
         self.span_head = nn.Linear(hidden, 2)
         layers = list(text_model.encoder.layer)
-        trainable = layers[len(layers) - p.finetune_layers:] if p.finetune_layers else []
+        trainable = layers[len(layers) - p.finetune_layers :] if p.finetune_layers else []
         for param in text_model.parameters():
             param.requires_grad = False
         for layer in trainable:
@@ -221,8 +263,11 @@ class SpanReader(nn.Module):
         visual = self.visual_proj(batch["visual"].reshape(n * k, length, -1)[used].to(words.dtype))
         mask = batch["visual_mask"].reshape(n * k, length)[used]
         embeds = torch.where(mask.unsqueeze(-1), visual, words)
-        states = self.encoder(inputs_embeds=embeds, attention_mask=attention[used],
-                              token_type_ids=batch["token_type_ids"].reshape(n * k, length)[used]).last_hidden_state
+        states = self.encoder(
+            inputs_embeds=embeds,
+            attention_mask=attention[used],
+            token_type_ids=batch["token_type_ids"].reshape(n * k, length)[used],
+        ).last_hidden_state
         logits = states.new_zeros((n * k, length, 2))
         logits[used] = self.span_head(states)
         logits = logits.reshape(n, k * length, 2)
@@ -231,8 +276,10 @@ class SpanReader(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         start, end = self(batch)
-        return (F.cross_entropy(start, batch["start"], ignore_index=IGNORE)
-                + F.cross_entropy(end, batch["end"], ignore_index=IGNORE)) / 2
+        return (
+            F.cross_entropy(start, batch["start"], ignore_index=IGNORE)
+            + F.cross_entropy(end, batch["end"], ignore_index=IGNORE)
+        ) / 2
 
 
 @dataclass
@@ -245,8 +292,13 @@ class ReaderAnswer:
     visual_tokens: int = 0  # visual tokens the contexts handed over
 
 
-def decode(start: torch.Tensor, end: torch.Tensor, batch: dict[str, torch.Tensor], encoded: list[Encoded],
-           max_answer_words: int) -> list[ReaderAnswer]:
+def decode(
+    start: torch.Tensor,
+    end: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    encoded: list[Encoded],
+    max_answer_words: int,
+) -> list[ReaderAnswer]:
     """Best span per question (same context, start <= end, at most ``max_answer_words`` words) or no answer."""
     out = []
     for i, e in enumerate(encoded):
@@ -260,8 +312,11 @@ def decode(start: torch.Tensor, end: torch.Tensor, batch: dict[str, torch.Tensor
             continue
         ss, tt, cc, ww = s[spans], t[spans], ctx[spans], words[spans]
         pair = ss[:, None] + tt[None, :]
-        valid = ((cc[:, None] == cc[None, :]) & torch.triu(torch.ones_like(pair, dtype=torch.bool))
-                 & ((ww[None, :] - ww[:, None]) < max_answer_words))
+        valid = (
+            (cc[:, None] == cc[None, :])
+            & torch.triu(torch.ones_like(pair, dtype=torch.bool))
+            & ((ww[None, :] - ww[:, None]) < max_answer_words)
+        )
         pair = pair.masked_fill(~valid, float("-inf"))
         flat = int(pair.argmax())
         a, b = divmod(flat, pair.shape[1])
@@ -270,6 +325,9 @@ def decode(start: torch.Tensor, end: torch.Tensor, batch: dict[str, torch.Tensor
             out.append(ReaderAnswer("", None, best, null, e.text_tokens, e.visual_tokens))
             continue
         c, w0, w1 = int(cc[a]), int(ww[a]), int(ww[b])
-        out.append(ReaderAnswer(" ".join(e.words[c][w0 : w1 + 1]), c, best, null,
-                                e.text_tokens, e.visual_tokens))
+        out.append(
+            ReaderAnswer(
+                " ".join(e.words[c][w0 : w1 + 1]), c, best, null, e.text_tokens, e.visual_tokens
+            )
+        )
     return out

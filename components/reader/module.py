@@ -11,7 +11,9 @@ from components.text import anls, exact_match
 
 
 class ReaderModule(L.LightningModule):
-    def __init__(self, params: Params, reader: SpanReader, answers: dict[int, list[str]] | None = None):
+    def __init__(
+        self, params: Params, reader: SpanReader, answers: dict[int, list[str]] | None = None
+    ):
         super().__init__()
         self.params, self.reader = params, reader
         self._val: list[tuple[float, float]] = []
@@ -43,7 +45,9 @@ class ReaderModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self._val:
-            self.log("reader/val_anls", sum(a for a, _ in self._val) / len(self._val), prog_bar=True)
+            self.log(
+                "reader/val_anls", sum(a for a, _ in self._val) / len(self._val), prog_bar=True
+            )
             self.log("reader/val_em", sum(e for _, e in self._val) / len(self._val))
 
     def configure_optimizers(self):
@@ -51,8 +55,13 @@ class ReaderModule(L.LightningModule):
         trainable = [x for x in self.reader.parameters() if x.requires_grad]
         decay = [x for x in trainable if x.ndim >= 2]
         no_decay = [x for x in trainable if x.ndim < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": p.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=p.lr)
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": p.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=p.lr,
+        )
         warmup = max(1, int(0.1 * p.max_steps))
 
         def schedule(step: int) -> float:
@@ -60,5 +69,10 @@ class ReaderModule(L.LightningModule):
                 return (step + 1) / warmup
             return max(0.05, 1.0 - (step - warmup) / max(1, p.max_steps - warmup))
 
-        return {"optimizer": opt,
-                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule), "interval": "step"}}
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {
+                "scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
+                "interval": "step",
+            },
+        }

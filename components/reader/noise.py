@@ -52,7 +52,11 @@ def sample_contexts(
         raise ValueError("no distractor pool: noise injection needs blocks of other pages")
     no_answer = spec.no_answer_fraction > 0 and rng.random() < spec.no_answer_fraction
     n_noise = spec.k if no_answer else spec.n_distractors(rng)
-    clean = [] if no_answer else [gold] + rng.sample(same_page, min(len(same_page), spec.k - 1 - n_noise))
+    clean = (
+        []
+        if no_answer
+        else [gold] + rng.sample(same_page, min(len(same_page), spec.k - 1 - n_noise))
+    )
     # Too few blocks on the gold page: the remaining slots are distractors too.
     n_noise = spec.k - len(clean)
     noise: list[Slot] = []

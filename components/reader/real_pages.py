@@ -37,7 +37,9 @@ def check_trainable(set_dir: Path) -> None:
     if summary.is_file():
         name = json.loads(summary.read_text("utf-8")).get("set")
         if name in FORBIDDEN_SETS:
-            raise ValueError(f"{set_dir} is the real {name} set (the judge): the reader never trains on it")
+            raise ValueError(
+                f"{set_dir} is the real {name} set (the judge): the reader never trains on it"
+            )
 
 
 def pages_key(params: Params, set_dir: Path, retriever_fingerprint: str) -> str:
@@ -48,14 +50,26 @@ def pages_key(params: Params, set_dir: Path, retriever_fingerprint: str) -> str:
     for pdf in sorted((set_dir / "docs").rglob("*")):
         if pdf.is_file():
             st = pdf.stat()
-            h.update(f"{pdf.relative_to(set_dir).as_posix()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            h.update(
+                f"{pdf.relative_to(set_dir).as_posix()}:{st.st_size}:{st.st_mtime_ns}\n".encode()
+            )
     tree = {k: v for k, v in params.to_dict().items() if k != "reader"}
-    h.update(json.dumps({"params": tree, "retriever": retriever_fingerprint}, sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            {"params": tree, "retriever": retriever_fingerprint}, sort_keys=True, default=str
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 
-def prepare_real_pages(params: Params, set_dir: Path, model_dir: Path, retriever_fingerprint: str,
-                       cache_root: Path, for_training: bool = True):
+def prepare_real_pages(
+    params: Params,
+    set_dir: Path,
+    model_dir: Path,
+    retriever_fingerprint: str,
+    cache_root: Path,
+    for_training: bool = True,
+):
     """(corpus, index) of a real question set (``docs/`` + ``questions.jsonl``), built once per key.
 
     ``for_training`` refuses the judge's sets (``check_trainable``); scoring passes False.
@@ -70,7 +84,9 @@ def prepare_real_pages(params: Params, set_dir: Path, model_dir: Path, retriever
 
     set_dir = Path(set_dir)
     if not (set_dir / "questions.jsonl").is_file() or not (set_dir / "docs").is_dir():
-        raise FileNotFoundError(f"{set_dir} has no docs/ and questions.jsonl (scripts/real_docs.py builds them)")
+        raise FileNotFoundError(
+            f"{set_dir} has no docs/ and questions.jsonl (scripts/real_docs.py builds them)"
+        )
     if for_training:
         check_trainable(set_dir)
     final = Path(cache_root) / pages_key(params, set_dir, retriever_fingerprint)
@@ -78,8 +94,16 @@ def prepare_real_pages(params: Params, set_dir: Path, model_dir: Path, retriever
         tmp = final.with_name(final.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        log.warning("reader: importing and indexing the real pages of %s (cached in %s)", set_dir, final)
-        import_documents(set_dir / "docs", set_dir / "questions.jsonl", tmp / "corpus", params, collection=COLLECTION)
+        log.warning(
+            "reader: importing and indexing the real pages of %s (cached in %s)", set_dir, final
+        )
+        import_documents(
+            set_dir / "docs",
+            set_dir / "questions.jsonl",
+            tmp / "corpus",
+            params,
+            collection=COLLECTION,
+        )
         build_index(params, load_corpus(tmp / "corpus"), Path(model_dir), tmp / "index")
         (tmp / "DONE").write_text(str(set_dir) + "\n", encoding="utf-8")
         shutil.rmtree(final, ignore_errors=True)  # an unfinished earlier build of the same key

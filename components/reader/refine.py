@@ -20,14 +20,18 @@ import numpy as np
 MODES = ("refine", "avgpool", "random")
 
 
-def image_query_keep(image_cells: np.ndarray, question_vec: np.ndarray | None, m: int) -> np.ndarray:
+def image_query_keep(
+    image_cells: np.ndarray, question_vec: np.ndarray | None, m: int
+) -> np.ndarray:
     """The query image's kept cells [<=m, D]: its m cells most relevant to the question text.
 
     Without a question vector (an image alone) the image's cells closest to their own mean are kept.
     """
     image_cells = np.asarray(image_cells, dtype=np.float32)
     if image_cells.ndim != 2 or len(image_cells) == 0:
-        raise ValueError(f"image_cells must be a non-empty [N, D] array, got shape {image_cells.shape}")
+        raise ValueError(
+            f"image_cells must be a non-empty [N, D] array, got shape {image_cells.shape}"
+        )
     anchor = question_vec if question_vec is not None else image_cells.mean(0)
     order = np.argsort(-(image_cells @ np.asarray(anchor, dtype=np.float32)), kind="stable")
     return image_cells[order[: max(1, m)]]

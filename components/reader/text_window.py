@@ -25,8 +25,10 @@ def line_scores(lines: Sequence[Sequence[str]], stems: set[str]) -> list[float]:
     its answer on the following line (measured on the make-run corpus: 87.5 % -> 90.0 % of gold
     blocks keep the whole answer at 40 pieces)."""
     own = [len(stems & {stem(t) for w in line for t in content_tokens(w)}) for line in lines]
-    return [score + 0.5 * (own[i - 1] if i else 0) + 0.25 * (own[i + 1] if i + 1 < len(own) else 0)
-            for i, score in enumerate(own)]
+    return [
+        score + 0.5 * (own[i - 1] if i else 0) + 0.25 * (own[i + 1] if i + 1 < len(own) else 0)
+        for i, score in enumerate(own)
+    ]
 
 
 def keep_lines(scores: Sequence[float], costs: Sequence[int], budget: int) -> list[int]:
@@ -45,8 +47,13 @@ def keep_lines(scores: Sequence[float], costs: Sequence[int], budget: int) -> li
     return sorted(kept)
 
 
-def kept_pieces(words: Sequence[str], lines: Sequence[Sequence[int]], piece_words: Sequence[int],
-                stems: set[str], budget: int) -> list[int]:
+def kept_pieces(
+    words: Sequence[str],
+    lines: Sequence[Sequence[int]],
+    piece_words: Sequence[int],
+    stems: set[str],
+    budget: int,
+) -> list[int]:
     """Indices of the word pieces the reader sees: those of the kept lines, at most ``budget``.
 
     ``lines`` = word indices per line in reading order; ``piece_words`` = the word of each piece.
@@ -55,5 +62,9 @@ def kept_pieces(words: Sequence[str], lines: Sequence[Sequence[int]], piece_word
     costs = [0] * len(lines)
     for w in piece_words:
         costs[line_of[w]] += 1
-    kept = set(keep_lines(line_scores([[words[w] for w in members] for members in lines], stems), costs, budget))
+    kept = set(
+        keep_lines(
+            line_scores([[words[w] for w in members] for members in lines], stems), costs, budget
+        )
+    )
     return [i for i, w in enumerate(piece_words) if line_of[w] in kept][:budget]

@@ -15,7 +15,14 @@ from components.config import RegionParams
 from components.regions.grid import box_to_cells, cells_to_box
 from components.regions.snap import block_cell_masks, snap_box
 
-__all__ = ["Region", "box_to_cells", "cells_to_box", "extract_regions", "rank_regions", "text_block_regions"]
+__all__ = [
+    "Region",
+    "box_to_cells",
+    "cells_to_box",
+    "extract_regions",
+    "rank_regions",
+    "text_block_regions",
+]
 
 
 @dataclass
@@ -102,8 +109,12 @@ def merge_overlapping(groups: list[np.ndarray], padding: int = 0) -> list[np.nda
 
 
 def text_block_regions(
-    heatmap: np.ndarray, params: RegionParams, page_id: str, blocks: list,
-    block_masks: list[np.ndarray] | None, text_scores: np.ndarray,
+    heatmap: np.ndarray,
+    params: RegionParams,
+    page_id: str,
+    blocks: list,
+    block_masks: list[np.ndarray] | None,
+    text_scores: np.ndarray,
 ) -> list[Region]:
     """``rule: text_blocks``: the page's layout blocks that print a question term, best BM25+ first.
 
@@ -112,7 +123,9 @@ def text_block_regions(
     heatmap still ranks the pages and their regions interleave by it.
     """
     if len(text_scores) != len(blocks):
-        raise ValueError(f"{len(text_scores)} text scores for {len(blocks)} blocks of page {page_id!r}")
+        raise ValueError(
+            f"{len(text_scores)} text scores for {len(blocks)} blocks of page {page_id!r}"
+        )
     masks = block_masks if block_masks is not None else block_cell_masks(blocks, heatmap.shape[0])
     peak, best = float(heatmap.max()), float(np.max(text_scores))
     regions = []
@@ -122,13 +135,24 @@ def text_block_regions(
         cells = masks[b]
         if cells.any():
             box = tuple(float(v) for v in blocks[b])
-            regions.append(Region(page_id, box, peak - (1.0 - float(text_scores[b]) / best), int(cells.sum()), cells))
+            regions.append(
+                Region(
+                    page_id,
+                    box,
+                    peak - (1.0 - float(text_scores[b]) / best),
+                    int(cells.sum()),
+                    cells,
+                )
+            )
     return regions
 
 
 def extract_regions(
-    heatmap: np.ndarray, params: RegionParams, page_id: str = "",
-    blocks: list | None = None, block_masks: list[np.ndarray] | None = None,
+    heatmap: np.ndarray,
+    params: RegionParams,
+    page_id: str = "",
+    blocks: list | None = None,
+    block_masks: list[np.ndarray] | None = None,
     text_scores: np.ndarray | None = None,
 ) -> list[Region]:
     """Connected salient regions of one page's [G, G] cell-score heatmap, best first.
@@ -144,9 +168,17 @@ def extract_regions(
         raise ValueError(f"heatmap must be a square [G, G] array, got shape {heatmap.shape}")
     if not np.isfinite(heatmap).all():
         raise ValueError(f"heatmap of page {page_id!r} holds NaN or inf")
-    if (params.rule == "text_blocks" and blocks is not None and len(blocks) and text_scores is not None
-            and len(text_scores) and float(np.max(text_scores)) > 0):
-        found = text_block_regions(heatmap, params, page_id, blocks, block_masks, np.asarray(text_scores))
+    if (
+        params.rule == "text_blocks"
+        and blocks is not None
+        and len(blocks)
+        and text_scores is not None
+        and len(text_scores)
+        and float(np.max(text_scores)) > 0
+    ):
+        found = text_block_regions(
+            heatmap, params, page_id, blocks, block_masks, np.asarray(text_scores)
+        )
         if found:
             return found
     mask = threshold_mask(heatmap, params.threshold, params.threshold_value)

@@ -36,7 +36,7 @@ def events_from_tags(tags: dict[str, str]) -> list[dict[str, Any]]:
     for key, value in tags.items():
         if key.startswith(AUDIT_TAG):
             event = json.loads(value)
-            event["seq"] = int(key[len(AUDIT_TAG):])
+            event["seq"] = int(key[len(AUDIT_TAG) :])
             events.append(event)
     return sorted(events, key=lambda e: e["seq"])
 
@@ -61,8 +61,17 @@ def last_move(events: list[dict[str, Any]], alias: str) -> dict[str, Any] | None
     return moves[-1] if moves else None
 
 
-def record_move(client: MlflowClient, name: str, *, alias: str, action: str, from_version: str | None,
-                to_version: str, reason: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def record_move(
+    client: MlflowClient,
+    name: str,
+    *,
+    alias: str,
+    action: str,
+    from_version: str | None,
+    to_version: str,
+    reason: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Move ``alias`` to ``to_version`` and append the audit event (the caller holds the registry lock).
 
     The sequence number is taken from the trail re-read here, inside the lock; writing an
@@ -96,7 +105,7 @@ def champion_lineage(events: list[dict[str, Any]]) -> list[str]:
             continue
         target = str(event["to_version"])
         if event["action"] == "rollback" and target in stack:
-            del stack[len(stack) - stack[::-1].index(target):]
+            del stack[len(stack) - stack[::-1].index(target) :]
         else:
             stack.append(target)
     return stack
@@ -107,7 +116,9 @@ def history(params: Params) -> list[dict[str, Any]]:
     return read_events(registry_client(), params.registry.model_name)
 
 
-def rollback(params: Params, to_version: str | None, reason: str, force: bool = False) -> dict[str, Any]:
+def rollback(
+    params: Params, to_version: str | None, reason: str, force: bool = False
+) -> dict[str, Any]:
     """Move ``champion`` back to ``to_version`` (default: the champion before the current one).
 
     Only a version whose gate passed may serve: a version whose gate failed (or that has no
@@ -125,7 +136,9 @@ def rollback(params: Params, to_version: str | None, reason: str, force: bool = 
         if to_version is None:
             stack = champion_lineage(read_events(client, name))
             if len(stack) < 2:
-                raise RegistryError(f"no earlier champion of {name!r} in the audit trail; pass --to VERSION")
+                raise RegistryError(
+                    f"no earlier champion of {name!r} in the audit trail; pass --to VERSION"
+                )
             to_version = stack[-2]
         to_version = str(to_version)
         try:
@@ -137,18 +150,45 @@ def rollback(params: Params, to_version: str | None, reason: str, force: bool = 
         gate_passed = target.tags.get("gate.passed")
         extra: dict[str, Any] = {}
         if gate_passed != "true":
-            why = (f"its gate failed ({target.tags.get('gate.reasons', '')[:300]})" if gate_passed == "false"
-                   else "it has no gate record")
+            why = (
+                f"its gate failed ({target.tags.get('gate.reasons', '')[:300]})"
+                if gate_passed == "false"
+                else "it has no gate record"
+            )
             if not force:
-                raise RegistryError(f"version {to_version} must not serve: {why}; pass --force to override "
-                                    "(the override is recorded in the audit trail)")
-            extra = {"forced": True, "overrode": f"gate.passed={gate_passed or 'missing'}: {why}"[:500]}
-        event = record_move(client, name, alias=CHAMPION, action="rollback", from_version=version_number(current),
-                            to_version=to_version, reason=reason.strip(), extra=extra)
-        client.set_model_version_tag(name, version_number(current), "rolled_back",
-                                     f"{event['when']} {reason.strip()}"[:4900])
+                raise RegistryError(
+                    f"version {to_version} must not serve: {why}; pass --force to override "
+                    "(the override is recorded in the audit trail)"
+                )
+            extra = {
+                "forced": True,
+                "overrode": f"gate.passed={gate_passed or 'missing'}: {why}"[:500],
+            }
+        event = record_move(
+            client,
+            name,
+            alias=CHAMPION,
+            action="rollback",
+            from_version=version_number(current),
+            to_version=to_version,
+            reason=reason.strip(),
+            extra=extra,
+        )
+        client.set_model_version_tag(
+            name, version_number(current), "rolled_back", f"{event['when']} {reason.strip()}"[:4900]
+        )
         if extra:
-            client.set_model_version_tag(name, to_version, "forced_champion",
-                                         f"{event['when']} by {event['who']}: {reason.strip()}"[:4900])
-    return {"status": "rolled_back", "from_version": version_number(current), "to_version": to_version,
-            "model_uri": f"models:/{name}@{CHAMPION}", "event": event, "forced": bool(extra)}
+            client.set_model_version_tag(
+                name,
+                to_version,
+                "forced_champion",
+                f"{event['when']} by {event['who']}: {reason.strip()}"[:4900],
+            )
+    return {
+        "status": "rolled_back",
+        "from_version": version_number(current),
+        "to_version": to_version,
+        "model_uri": f"models:/{name}@{CHAMPION}",
+        "event": event,
+        "forced": bool(extra),
+    }

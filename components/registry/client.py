@@ -40,7 +40,9 @@ def _libpq_url(uri: str) -> str:
 
 def advisory_key(name: str) -> int:
     """A stable signed 64-bit key for ``pg_advisory_lock`` (Python's hash() differs per process)."""
-    return int.from_bytes(hashlib.sha256(f"regionops.registry:{name}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"regionops.registry:{name}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 @contextlib.contextmanager
@@ -50,7 +52,9 @@ def _postgres_lock(url: str, name: str) -> Iterator[None]:
     try:
         import psycopg2
     except ImportError as exc:  # the [production] extra
-        raise RuntimeError("the registry lock on PostgreSQL needs psycopg2: pip install 'regionops[production]'") from exc
+        raise RuntimeError(
+            "the registry lock on PostgreSQL needs psycopg2: pip install 'regionops[production]'"
+        ) from exc
     connection = psycopg2.connect(_libpq_url(url), application_name="regionops-registry-lock")
     connection.autocommit = True  # the lock is the session's, not a transaction's
     try:
@@ -90,7 +94,7 @@ def lock_location(settings: Settings, name: str) -> tuple[str, str]:
     if settings.registry_lock_url:
         return "postgres", settings.registry_lock_url
     if uri.startswith("sqlite:///"):
-        database = Path(uri[len("sqlite:///"):])
+        database = Path(uri[len("sqlite:///") :])
         return "file", str(database.parent / f"{database.name}.locks" / lock_file)
     return "file", str(settings.home / "locks" / lock_file)
 
@@ -110,8 +114,12 @@ def registry_lock(name: str) -> Iterator[None]:
             yield
         return
     if not settings.uses_embedded_mlflow and not _is_postgres(settings.tracking_uri):
-        log.warning("registry lock for %s is a file under %s: set REGIONOPS_REGISTRY_LOCK_URL to serialise "
-                    "writers on other machines", name, settings.home)
+        log.warning(
+            "registry lock for %s is a file under %s: set REGIONOPS_REGISTRY_LOCK_URL to serialise "
+            "writers on other machines",
+            name,
+            settings.home,
+        )
     with _file_lock(Path(where)):
         yield
 

@@ -36,9 +36,12 @@ def _numeric(value: Any) -> bool:
 
 def logged_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The MLflow metrics an evaluation logs for a metrics.json: ``<system>.<metric>`` and the count."""
-    flat = {f"{system}.{key}": float(value)
-            for system, values in (metrics.get("systems") or {}).items()
-            for key, value in (values or {}).items() if _numeric(value)}
+    flat = {
+        f"{system}.{key}": float(value)
+        for system, values in (metrics.get("systems") or {}).items()
+        for key, value in (values or {}).items()
+        if _numeric(value)
+    }
     if _numeric(metrics.get("n_questions")):
         flat[COUNT_METRIC] = float(metrics["n_questions"])
     return flat
@@ -63,7 +66,9 @@ def systems_from_run(run_metrics: dict[str, float]) -> dict[str, dict[str, float
 def _same(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)  # MLflow stores doubles: exact, bar rounding
+    return math.isclose(
+        a, b, rel_tol=1e-9, abs_tol=1e-12
+    )  # MLflow stores doubles: exact, bar rounding
 
 
 def differences(file_metrics: dict[str, Any], run_metrics: dict[str, float]) -> list[str]:
@@ -85,8 +90,12 @@ def differences(file_metrics: dict[str, Any], run_metrics: dict[str, float]) -> 
     return out
 
 
-def candidate_evaluation(client: MlflowClient, file_metrics: dict[str, Any],
-                         training_run_id: str | None = None, source: str = "metrics.json") -> dict[str, Any]:
+def candidate_evaluation(
+    client: MlflowClient,
+    file_metrics: dict[str, Any],
+    training_run_id: str | None = None,
+    source: str = "metrics.json",
+) -> dict[str, Any]:
     """The candidate's metrics as its evaluation run recorded them, checked against metrics.json.
 
     Returns metrics.json's shape with ``systems`` rebuilt from the run's metrics and
@@ -97,30 +106,44 @@ def candidate_evaluation(client: MlflowClient, file_metrics: dict[str, Any],
     """
     run_id = file_metrics.get(RUN_ID_KEY)
     if not run_id:
-        raise EvaluationRunError(f"{source} names no evaluation run ({RUN_ID_KEY}): the gate reads the "
-                                 f"candidate's metrics from its MLflow evaluation run; {MAKE_IT}")
+        raise EvaluationRunError(
+            f"{source} names no evaluation run ({RUN_ID_KEY}): the gate reads the "
+            f"candidate's metrics from its MLflow evaluation run; {MAKE_IT}"
+        )
     try:
         run = client.get_run(str(run_id))
     except MlflowException as exc:
-        raise EvaluationRunError(f"evaluation run {run_id} named by {source} is not in the tracking store "
-                                 f"{client.tracking_uri}: {MAKE_IT}") from exc
+        raise EvaluationRunError(
+            f"evaluation run {run_id} named by {source} is not in the tracking store "
+            f"{client.tracking_uri}: {MAKE_IT}"
+        ) from exc
     tags = run.data.tags
     if tags.get(STAGE_TAG) != STAGE:
-        raise EvaluationRunError(f"run {run_id} named by {source} is not an evaluation run "
-                                 f"({STAGE_TAG}={tags.get(STAGE_TAG)!r})")
+        raise EvaluationRunError(
+            f"run {run_id} named by {source} is not an evaluation run "
+            f"({STAGE_TAG}={tags.get(STAGE_TAG)!r})"
+        )
     if run.info.status != "FINISHED":
-        raise EvaluationRunError(f"evaluation run {run_id} did not finish (status {run.info.status}): {MAKE_IT}")
+        raise EvaluationRunError(
+            f"evaluation run {run_id} did not finish (status {run.info.status}): {MAKE_IT}"
+        )
     dataset = tags.get(DATASET_TAG)
     if dataset is not None and dataset != str(file_metrics.get("dataset_id")):
-        raise EvaluationRunError(f"evaluation run {run_id} scored dataset {dataset[:12]}, {source} says "
-                                 f"{str(file_metrics.get('dataset_id'))[:12]}: not the same evaluation")
+        raise EvaluationRunError(
+            f"evaluation run {run_id} scored dataset {dataset[:12]}, {source} says "
+            f"{str(file_metrics.get('dataset_id'))[:12]}: not the same evaluation"
+        )
     evaluated = tags.get(TRAINING_RUN_TAG)
     if training_run_id and evaluated and evaluated != training_run_id:
-        raise EvaluationRunError(f"evaluation run {run_id} evaluated training run {evaluated}, the candidate "
-                                 f"is training run {training_run_id}: {MAKE_IT}")
+        raise EvaluationRunError(
+            f"evaluation run {run_id} evaluated training run {evaluated}, the candidate "
+            f"is training run {training_run_id}: {MAKE_IT}"
+        )
     diff = differences(file_metrics, run.data.metrics)
     if diff:
         shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
-        raise EvaluationRunError(f"{source} disagrees with its evaluation run {run_id} on {len(diff)} "
-                                 f"metric(s): {shown}. The gate refuses to choose; {MAKE_IT}")
+        raise EvaluationRunError(
+            f"{source} disagrees with its evaluation run {run_id} on {len(diff)} "
+            f"metric(s): {shown}. The gate refuses to choose; {MAKE_IT}"
+        )
     return {**file_metrics, "systems": systems_from_run(run.data.metrics), RUN_ID_KEY: str(run_id)}

@@ -32,11 +32,17 @@ class GateDecision:
     passed: bool
     rules: list[RuleOutcome] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # why it failed, plus notes (e.g. no champion)
-    evaluation_run_id: str | None = None  # the MLflow evaluation run the candidate's numbers came from
+    evaluation_run_id: str | None = (
+        None  # the MLflow evaluation run the candidate's numbers came from
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "rules": [asdict(r) for r in self.rules], "reasons": list(self.reasons),
-                "evaluation_run_id": self.evaluation_run_id}
+        return {
+            "passed": self.passed,
+            "rules": [asdict(r) for r in self.rules],
+            "reasons": list(self.reasons),
+            "evaluation_run_id": self.evaluation_run_id,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -60,8 +66,10 @@ class GateDecision:
 
     def tags(self, prefix: str = "gate") -> dict[str, str]:
         """Flat string tags for an MLflow run / model version (one per rule)."""
-        out = {f"{prefix}.passed": str(self.passed).lower(),
-               f"{prefix}.evaluation_run_id": self.evaluation_run_id or "none"}
+        out = {
+            f"{prefix}.passed": str(self.passed).lower(),
+            f"{prefix}.evaluation_run_id": self.evaluation_run_id or "none",
+        }
         for r in self.rules:
             out[f"{prefix}.{r.kind}.{r.metric}"] = (
                 f"{'pass' if r.passed else 'FAIL'} value={_fmt(r.value)} bound={_fmt(r.bound)}"
@@ -89,7 +97,9 @@ def _number(metrics: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def decide(candidate_metrics: dict, champion_metrics: dict | None, gate_params: GateParams) -> GateDecision:
+def decide(
+    candidate_metrics: dict, champion_metrics: dict | None, gate_params: GateParams
+) -> GateDecision:
     """Apply the floors, then non-regression against the champion (if there is one).
 
     ``candidate_metrics``: as ``evaluation_run.candidate_evaluation`` read them back from the
@@ -102,12 +112,28 @@ def decide(candidate_metrics: dict, champion_metrics: dict | None, gate_params: 
     for metric, floor in sorted(gate_params.floors.items()):
         value = _number(cand, metric)
         if value is None:
-            rules.append(RuleOutcome(metric, "floor", None, floor, False,
-                                     f"candidate has no numeric {GATED_SYSTEM}.{metric}"))
+            rules.append(
+                RuleOutcome(
+                    metric,
+                    "floor",
+                    None,
+                    floor,
+                    False,
+                    f"candidate has no numeric {GATED_SYSTEM}.{metric}",
+                )
+            )
         else:
             ok = value >= floor
-            rules.append(RuleOutcome(metric, "floor", value, floor, ok,
-                                     f"{value:.4f} {'>=' if ok else '<'} floor {floor:.4f}"))
+            rules.append(
+                RuleOutcome(
+                    metric,
+                    "floor",
+                    value,
+                    floor,
+                    ok,
+                    f"{value:.4f} {'>=' if ok else '<'} floor {floor:.4f}",
+                )
+            )
 
     champ = system_metrics(champion_metrics)
     if champion_metrics is None:
@@ -117,27 +143,53 @@ def decide(candidate_metrics: dict, champion_metrics: dict | None, gate_params: 
             value = _number(cand, metric)
             reference = _number(champ, metric)
             if value is None:
-                rules.append(RuleOutcome(metric, "non_regression", None, None, False,
-                                         f"candidate has no numeric {GATED_SYSTEM}.{metric}"))
+                rules.append(
+                    RuleOutcome(
+                        metric,
+                        "non_regression",
+                        None,
+                        None,
+                        False,
+                        f"candidate has no numeric {GATED_SYSTEM}.{metric}",
+                    )
+                )
             elif reference is None:
                 # The champion predates this metric: nothing to regress against; say so, do not fail.
-                rules.append(RuleOutcome(metric, "non_regression", value, None, True,
-                                         f"champion has no {metric}; rule not applicable"))
+                rules.append(
+                    RuleOutcome(
+                        metric,
+                        "non_regression",
+                        value,
+                        None,
+                        True,
+                        f"champion has no {metric}; rule not applicable",
+                    )
+                )
             else:
                 bound = reference - tolerance
                 ok = value >= bound
-                rules.append(RuleOutcome(
-                    metric, "non_regression", value, bound, ok,
-                    f"{value:.4f} vs champion {reference:.4f} (tolerance {tolerance:.4f})"
-                    + ("" if ok else f": dropped by {reference - value:.4f}"),
-                ))
+                rules.append(
+                    RuleOutcome(
+                        metric,
+                        "non_regression",
+                        value,
+                        bound,
+                        ok,
+                        f"{value:.4f} vs champion {reference:.4f} (tolerance {tolerance:.4f})"
+                        + ("" if ok else f": dropped by {reference - value:.4f}"),
+                    )
+                )
 
     failed = [f"{r.kind} {r.metric}: {r.reason}" for r in rules if not r.passed]
     if not gate_params.floors and not gate_params.tolerance:
         notes.append("no gate rules configured")
     run_id = (candidate_metrics or {}).get("mlflow_run_id")
-    return GateDecision(passed=not failed, rules=rules, reasons=failed + notes,
-                        evaluation_run_id=str(run_id) if run_id else None)
+    return GateDecision(
+        passed=not failed,
+        rules=rules,
+        reasons=failed + notes,
+        evaluation_run_id=str(run_id) if run_id else None,
+    )
 
 
 @dataclass
@@ -160,10 +212,14 @@ class ChampionReference:
     version: str
     recorded: dict  # its metrics as recorded at its registration (``metric.*`` version tags)
     rescored: dict | None = None  # its metrics re-scored now on the candidate's evaluation set
-    notes: tuple[str, ...] = ()  # what the re-score said (re-built index, params no longer load, ...)
+    notes: tuple[
+        str, ...
+    ] = ()  # what the re-score said (re-built index, params no longer load, ...)
 
 
-def judge(candidate_metrics: dict, champion: ChampionReference | None, gate_params: GateParams) -> GateDecision:
+def judge(
+    candidate_metrics: dict, champion: ChampionReference | None, gate_params: GateParams
+) -> GateDecision:
     """The one gate path (``regionops gate``, ``register``, the promote step and ``rescore``).
 
     Without a champion only the floors apply. With one, its re-scored metrics are the reference

@@ -18,10 +18,22 @@ REPO = Path(__file__).resolve().parents[2]
 def git_commit(repo: Path = REPO) -> str:
     """HEAD's commit ("unknown" outside a git checkout), with "+dirty" when files are modified."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}+dirty" if dirty else head
@@ -44,8 +56,12 @@ def eval_dataset_id(metrics: dict[str, Any]) -> str:
     return str(metrics.get("dataset_id") or "unknown")
 
 
-def collect(params: Params, metrics: dict[str, Any], extra: dict[str, Any] | None = None,
-            project_dir: Path | None = None) -> dict[str, str]:
+def collect(
+    params: Params,
+    metrics: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    project_dir: Path | None = None,
+) -> dict[str, str]:
     """Lineage tags (all strings). ``extra`` (from the Prefect task) wins over what is found here.
 
     The commit is the code's (this checkout); dvc.lock is read from ``project_dir``, default
@@ -71,20 +87,29 @@ def as_tags(lineage: dict[str, str], prefix: str = "lineage") -> dict[str, str]:
     return {f"{prefix}.{key}": str(value) for key, value in lineage.items()}
 
 
-def version_description(candidate: dict[str, Any], decision: Any, train_run_name: str | None,
-                        answerer: str, answerer_reason: str) -> str:
+def version_description(
+    candidate: dict[str, Any],
+    decision: Any,
+    train_run_name: str | None,
+    answerer: str,
+    answerer_reason: str,
+) -> str:
     """The model version's description (markdown, shown on its page in the MLflow UI): what was
     trained, what it scored on which evaluation set, why the gate decided as it did, who answers."""
     system = (candidate.get("systems") or {}).get("regionops") or {}
     shown = ("page_r1", "page_r5", "region_hit1", "region_miou", "anls", "reader_anls")
-    scores = ", ".join(f"{k} {float(system[k]):.3f}" for k in shown if isinstance(system.get(k), (int, float)))
+    scores = ", ".join(
+        f"{k} {float(system[k]):.3f}" for k in shown if isinstance(system.get(k), (int, float))
+    )
     verdict = "Gate passed" if decision.passed else "Gate failed"
     dataset = str(candidate.get("dataset_id", "unknown"))[:12]
     lines = [
         f"**{verdict}**: trained by run `{train_run_name or 'unknown'}`.",
         "",
-        (f"- evaluation: {candidate.get('split', '?')} split, {candidate.get('n_questions', '?')} questions, "
-         f"dataset `{dataset}` (run `{candidate.get('mlflow_run_id', 'none')}`)"),
+        (
+            f"- evaluation: {candidate.get('split', '?')} split, {candidate.get('n_questions', '?')} questions, "
+            f"dataset `{dataset}` (run `{candidate.get('mlflow_run_id', 'none')}`)"
+        ),
         f"- regionops: {scores or 'no metrics'}",
         f"- answers from: {answerer} ({answerer_reason})",
     ]

@@ -53,15 +53,20 @@ def _chosen_on_training_run(model_dir: Path) -> tuple[dict, str] | None:
     mlflow.set_tracking_uri(get_settings().tracking_uri)
     try:
         with tempfile.TemporaryDirectory(prefix="regionops-run-metrics-") as tmp:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation/metrics.json",
-                                                        dst_path=tmp)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="evaluation/metrics.json", dst_path=tmp
+            )
             chosen = _chosen_in(Path(local))
     except (MlflowException, OSError, ValueError):
         return None  # no such run here, or it has no evaluation: not recorded
-    return (chosen, f"the evaluation logged on the model's training run {run_id}") if chosen else None
+    return (
+        (chosen, f"the evaluation logged on the model's training run {run_id}") if chosen else None
+    )
 
 
-def resolve_model(model: str, params: Params, workdir: Path, regions_from: Path | None = None) -> ModelSource:
+def resolve_model(
+    model: str, params: Params, workdir: Path, regions_from: Path | None = None
+) -> ModelSource:
     """A folder or ``models:/NAME@ALIAS`` -> the export to index with and the region settings to use.
 
     Region settings, first found: ``regions_from`` (a metrics.json or params.yaml); the registered
@@ -78,34 +83,54 @@ def resolve_model(model: str, params: Params, workdir: Path, regions_from: Path 
         from components.registry.store import download_champion
 
         name, alias = match["name"], match["alias"]
-        lookup = params.model_copy(update={"registry": params.registry.model_copy(update={"model_name": name})})
+        lookup = params.model_copy(
+            update={"registry": params.registry.model_copy(update={"model_name": name})}
+        )
         bundle = download_champion(lookup, Path(workdir) / "registered", alias)
         if bundle is None:
-            raise LookupError(f"{model}: no version of registered model {name!r} has the alias {alias!r}")
+            raise LookupError(
+                f"{model}: no version of registered model {name!r} has the alias {alias!r}"
+            )
         # The checkpoint's behaviour settings (model, index, rag, regions); this run's data/evaluate settings.
         run_params = champion_eval_params(load_params(bundle["params_file"]), params)
-        label, model_dir, reader = f"{model} (v{bundle['version']})", Path(bundle["model_dir"]), bundle["reader_dir"]
-        regions = {"source": f"registered checkpoint {label}: the settings bundled at registration",
-                   "chosen": run_params.regions.model_dump()}
+        label, model_dir, reader = (
+            f"{model} (v{bundle['version']})",
+            Path(bundle["model_dir"]),
+            bundle["reader_dir"],
+        )
+        regions = {
+            "source": f"registered checkpoint {label}: the settings bundled at registration",
+            "chosen": run_params.regions.model_dump(),
+        }
     elif "://" in model or model.startswith("models:"):
-        raise ValueError(f"--model {model}: give a folder or models:/NAME@ALIAS (e.g. models:/regionops@champion)")
+        raise ValueError(
+            f"--model {model}: give a folder or models:/NAME@ALIAS (e.g. models:/regionops@champion)"
+        )
     else:
         model_dir = Path(model)
         if not (retriever_dir(model_dir) / "config.json").is_file():
-            raise FileNotFoundError(f"--model {model_dir}: no exported retriever there (run `regionops train`)")
+            raise FileNotFoundError(
+                f"--model {model_dir}: no exported retriever there (run `regionops train`)"
+            )
         run_params, label, reader = params, str(model_dir), bundled_reader_dir(model_dir)
         recorded = _chosen_on_training_run(model_dir)
         if recorded:
             regions = {"source": recorded[1], "chosen": recorded[0]}
         else:
-            regions = {"source": "params.yaml (no region choice recorded for this model)",
-                       "chosen": params.regions.model_dump()}
-            notes.append("no region choice recorded for this model: params.yaml's regions settings used")
+            regions = {
+                "source": "params.yaml (no region choice recorded for this model)",
+                "chosen": params.regions.model_dump(),
+            }
+            notes.append(
+                "no region choice recorded for this model: params.yaml's regions settings used"
+            )
     if regions_from is not None:
         chosen = _chosen_in(Path(regions_from))
         if chosen is None:
-            raise ValueError(f"--regions-from {regions_from}: no `regions.chosen` (metrics.json) or `regions` "
-                             "(params.yaml) in it")
+            raise ValueError(
+                f"--regions-from {regions_from}: no `regions.chosen` (metrics.json) or `regions` "
+                "(params.yaml) in it"
+            )
         regions = {"source": f"--regions-from {regions_from}", "chosen": chosen}
         notes = [n for n in notes if not n.startswith("no region choice recorded")]
     run_params = run_params.model_copy(update={"regions": RegionParams(**regions["chosen"])})

@@ -53,7 +53,9 @@ from components.registry.store import (
 from components.registry.store import version_number as _v
 
 
-def _resolve_run(client: MlflowClient, params: Params, train_run: dict[str, Any]) -> tuple[str, bool]:
+def _resolve_run(
+    client: MlflowClient, params: Params, train_run: dict[str, Any]
+) -> tuple[str, bool]:
     """The training run to log into; a fresh run when it is unknown to this tracking store."""
     run_id = train_run.get("run_id")
     if run_id:
@@ -63,8 +65,11 @@ def _resolve_run(client: MlflowClient, params: Params, train_run: dict[str, Any]
         except MlflowException:
             pass
     experiment_id = ensure_experiment(client, params.registry.experiment)
-    run = client.create_run(experiment_id, run_name="register",
-                            tags={"regionops.note": f"training run {run_id or '(none)'} not found in this store"})
+    run = client.create_run(
+        experiment_id,
+        run_name="register",
+        tags={"regionops.note": f"training run {run_id or '(none)'} not found in this store"},
+    )
     client.set_terminated(run.info.run_id)
     return run.info.run_id, False
 
@@ -77,15 +82,25 @@ def _metric_tags(candidate: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _retag_decision(client: MlflowClient, name: str, version: str, decision: GateDecision,
-                    champion: ModelVersion | None) -> None:
-    tags = {**decision.tags(), "gate.decision": decision.to_json()[:4900], GATE_CHAMPION_TAG: _v(champion) or "none"}
+def _retag_decision(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    decision: GateDecision,
+    champion: ModelVersion | None,
+) -> None:
+    tags = {
+        **decision.tags(),
+        "gate.decision": decision.to_json()[:4900],
+        GATE_CHAMPION_TAG: _v(champion) or "none",
+    }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
 
 
-def _finish_registration(client: MlflowClient, params: Params, existing: ModelVersion, candidate: dict,
-                         digest: str) -> dict[str, Any]:
+def _finish_registration(
+    client: MlflowClient, params: Params, existing: ModelVersion, candidate: dict, digest: str
+) -> dict[str, Any]:
     """The candidate is already version ``existing``: make sure its alias move was made (caller holds the lock).
 
     A run can stop between ``register_model`` and the alias move (a crash, or a transient error
@@ -99,40 +114,76 @@ def _finish_registration(client: MlflowClient, params: Params, existing: ModelVe
     passed = existing.tags.get("gate.passed") == "true"
     gate = json.loads(existing.tags.get("gate.decision", "{}") or "{}")
     outcome = {
-        "status": "unchanged", "version": version, "model_uri": f"models:/{name}@{CHAMPION}",
-        "gate": gate, "content_hash": digest, "run_id": existing.run_id,
+        "status": "unchanged",
+        "version": version,
+        "model_uri": f"models:/{name}@{CHAMPION}",
+        "gate": gate,
+        "content_hash": digest,
+        "run_id": existing.run_id,
         "message": f"version {version} already holds this candidate (same run, weights, index, params)",
     }
     events = read_events(client, name)
-    if any(str(e.get("to_version")) == version and e.get("alias") in (CHAMPION, CHALLENGER) for e in events):
+    if any(
+        str(e.get("to_version")) == version and e.get("alias") in (CHAMPION, CHALLENGER)
+        for e in events
+    ):
         return {**outcome, "aliases": aliases_of(client, name, version)}
 
     champion = champion_version(client, name)
-    if passed and existing.tags.get(GATE_CHAMPION_TAG) != (_v(champion) or "none") and _v(champion) != version:
+    if (
+        passed
+        and existing.tags.get(GATE_CHAMPION_TAG) != (_v(champion) or "none")
+        and _v(champion) != version
+    ):
         decision = judge(candidate, champion_reference(client, champion), params.gate)
-        decision.reasons.append(f"decided again when completing v{version}'s move: the champion is v{_v(champion)} now")
+        decision.reasons.append(
+            f"decided again when completing v{version}'s move: the champion is v{_v(champion)} now"
+        )
         _retag_decision(client, name, version, decision, champion)
         passed, gate = decision.passed, decision.to_dict()
     alias = CHAMPION if passed else CHALLENGER
     holder = champion_version(client, name, alias)
     if holder is not None and int(holder.version) > int(version):
-        return {**outcome, "gate": gate, "aliases": aliases_of(client, name, version),
-                "message": f"version {version} already holds this candidate; its {alias} move was never made "
-                           f"and the newer v{holder.version} holds {alias} now, so it stays as is"}
+        return {
+            **outcome,
+            "gate": gate,
+            "aliases": aliases_of(client, name, version),
+            "message": f"version {version} already holds this candidate; its {alias} move was never made "
+            f"and the newer v{holder.version} holds {alias} now, so it stays as is",
+        }
     previous = (last_move(events, alias) or {}).get("to_version")
     verdict = "; ".join(r["reason"] for r in gate.get("rules", []) if r["passed"] == passed)[:400]
-    record_move(client, name, alias=alias, action="promote" if passed else "challenger",
-                from_version=previous if _v(holder) == version else _v(holder), to_version=version,
-                reason=f"completing v{version}'s registration (its run stopped before the alias move): "
-                       f"gate {'passed' if passed else 'failed'}: {verdict}")
-    return {**outcome, "status": "promoted" if passed else "challenger", "gate": gate, "aliases": [alias],
-            "champion_before": _v(champion), "completed_move": True,
-            "message": f"version {version} was registered but never moved to {alias}; moved now"}
+    record_move(
+        client,
+        name,
+        alias=alias,
+        action="promote" if passed else "challenger",
+        from_version=previous if _v(holder) == version else _v(holder),
+        to_version=version,
+        reason=f"completing v{version}'s registration (its run stopped before the alias move): "
+        f"gate {'passed' if passed else 'failed'}: {verdict}",
+    )
+    return {
+        **outcome,
+        "status": "promoted" if passed else "challenger",
+        "gate": gate,
+        "aliases": [alias],
+        "champion_before": _v(champion),
+        "completed_move": True,
+        "message": f"version {version} was registered but never moved to {alias}; moved now",
+    }
 
 
-def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_path: Path,
-                      lineage: dict | None = None, rescore: Rescore | None = None, reader_dir: Path | None = None,
-                      page_images: PageImages | None = None) -> dict[str, Any]:
+def gate_and_register(
+    params: Params,
+    model_dir: Path,
+    index_dir: Path,
+    metrics_path: Path,
+    lineage: dict | None = None,
+    rescore: Rescore | None = None,
+    reader_dir: Path | None = None,
+    page_images: PageImages | None = None,
+) -> dict[str, Any]:
     """Gate the candidate against floors and the champion, register it, move ``champion``/``challenger``.
 
     The candidate's metrics are read back from its MLflow evaluation run (``mlflow_run_id`` in
@@ -152,7 +203,9 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         if not required.exists():
             raise FileNotFoundError(f"cannot register: {required} does not exist")
     client = registry_client()
-    candidate = read_candidate(client, metrics_path, model_dir)  # the gate's numbers: the evaluation run's
+    candidate = read_candidate(
+        client, metrics_path, model_dir
+    )  # the gate's numbers: the evaluation run's
     params = served_params(params, candidate)
     reader_dir, answerer_reason = served_reader(params, candidate, reader_dir)
     name = params.registry.model_name
@@ -160,7 +213,9 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
 
     with registry_lock(name):
         run_id, found = _resolve_run(client, params, train_run)
-        digest = content_hash(model_dir, index_dir, params, train_run.get("run_id") or "none", reader_dir)
+        digest = content_hash(
+            model_dir, index_dir, params, train_run.get("run_id") or "none", reader_dir
+        )
         existing = find_by_hash(client, name, digest)
         if existing is not None:
             return _finish_registration(client, params, existing, candidate, digest)
@@ -170,7 +225,9 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
         lineage_tags = lineage_mod.as_tags(lineage_mod.collect(params, candidate, lineage))
 
         with tempfile.TemporaryDirectory(prefix="regionops-register-") as tmp:
-            artifacts = stage_artifacts(params, model_dir, index_dir, Path(tmp), reader_dir, page_images)
+            artifacts = stage_artifacts(
+                params, model_dir, index_dir, Path(tmp), reader_dir, page_images
+            )
             smoke_check(artifacts)
             with mlflow.start_run(run_id=run_id):
                 info = log_bundle(artifacts)
@@ -179,16 +236,29 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
                 mlflow.set_tags({**decision.tags(), **lineage_tags, HASH_TAG: digest})
 
         version_tags = {
-            **decision.tags(), **lineage_tags, **_metric_tags(candidate), HASH_TAG: digest,
-            "gate.decision": decision.to_json()[:4900], "train_run_found": str(found).lower(),
+            **decision.tags(),
+            **lineage_tags,
+            **_metric_tags(candidate),
+            HASH_TAG: digest,
+            "gate.decision": decision.to_json()[:4900],
+            "train_run_found": str(found).lower(),
             GATE_CHAMPION_TAG: _v(champion) or "none",
             "reader.bundled": str(reader_dir is not None).lower(),
-            "answerer": "reader" if reader_dir is not None else "text", "answerer.reason": answerer_reason[:4900],
+            "answerer": "reader" if reader_dir is not None else "text",
+            "answerer.reason": answerer_reason[:4900],
         }
         mv = mlflow.register_model(info.model_uri, name, tags=version_tags)
-        client.update_model_version(name, str(mv.version), description=lineage_mod.version_description(
-            candidate, decision, client.get_run(run_id).info.run_name,
-            "reader" if reader_dir is not None else "text layer", answerer_reason))
+        client.update_model_version(
+            name,
+            str(mv.version),
+            description=lineage_mod.version_description(
+                candidate,
+                decision,
+                client.get_run(run_id).info.run_name,
+                "reader" if reader_dir is not None else "text layer",
+                answerer_reason,
+            ),
+        )
 
         # Re-read the champion right before moving it: if it changed (a promotion from another
         # machine that bypassed our lock), re-decide against the champion that is there now.
@@ -200,20 +270,38 @@ def gate_and_register(params: Params, model_dir: Path, index_dir: Path, metrics_
 
         if decision.passed:
             reason = "gate passed: " + "; ".join(r.reason for r in decision.rules if r.passed)[:500]
-            record_move(client, name, alias=CHAMPION, action="promote",
-                         from_version=_v(champion), to_version=str(mv.version), reason=reason)
+            record_move(
+                client,
+                name,
+                alias=CHAMPION,
+                action="promote",
+                from_version=_v(champion),
+                to_version=str(mv.version),
+                reason=reason,
+            )
             status = "promoted"
         else:
             previous = champion_version(client, name, CHALLENGER)
-            record_move(client, name, alias=CHALLENGER, action="challenger",
-                         from_version=_v(previous), to_version=str(mv.version),
-                         reason="gate failed: " + "; ".join(decision.reasons)[:500])
+            record_move(
+                client,
+                name,
+                alias=CHALLENGER,
+                action="challenger",
+                from_version=_v(previous),
+                to_version=str(mv.version),
+                reason="gate failed: " + "; ".join(decision.reasons)[:500],
+            )
             status = "challenger"
 
     return {
-        "status": status, "version": str(mv.version), "model_uri": f"models:/{name}@{CHAMPION}",
-        "aliases": [CHAMPION if decision.passed else CHALLENGER], "gate": decision.to_dict(),
-        "content_hash": digest, "run_id": run_id,
+        "status": status,
+        "version": str(mv.version),
+        "model_uri": f"models:/{name}@{CHAMPION}",
+        "aliases": [CHAMPION if decision.passed else CHALLENGER],
+        "gate": decision.to_dict(),
+        "content_hash": digest,
+        "run_id": run_id,
         "champion_before": _v(champion),
-        "answerer": "reader" if reader_dir is not None else "text", "answerer_reason": answerer_reason,
+        "answerer": "reader" if reader_dir is not None else "text",
+        "answerer_reason": answerer_reason,
     }

@@ -27,7 +27,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 HASH_TAG = "regionops.content_hash"
 METRIC_TAG = "metric."  # version tags metric.<name> = the gated system's metrics
-GATE_CHAMPION_TAG = "gate.champion_version"  # the champion the gate compared against ("none": no champion)
+GATE_CHAMPION_TAG = (
+    "gate.champion_version"  # the champion the gate compared against ("none": no champion)
+)
 
 
 def version_number(version: ModelVersion | None) -> str | None:
@@ -46,8 +48,11 @@ def champion_version(client: MlflowClient, name: str, alias: str = CHAMPION) -> 
 def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, Any]:
     """A version's gated metrics, rebuilt in metrics.json shape from its ``metric.*`` tags."""
     tags = client.get_model_version(version.name, version.version).tags
-    values = {k[len(METRIC_TAG):]: float(v) for k, v in tags.items() if k.startswith(METRIC_TAG)}
-    return {"systems": {GATED_SYSTEM: values}, "dataset_id": tags.get("lineage.eval_dataset_id", "unknown")}
+    values = {k[len(METRIC_TAG) :]: float(v) for k, v in tags.items() if k.startswith(METRIC_TAG)}
+    return {
+        "systems": {GATED_SYSTEM: values},
+        "dataset_id": tags.get("lineage.eval_dataset_id", "unknown"),
+    }
 
 
 def champion_metrics(client: MlflowClient, name: str) -> dict | None:
@@ -56,8 +61,9 @@ def champion_metrics(client: MlflowClient, name: str) -> dict | None:
     return None if version is None else version_metrics(client, version)
 
 
-def champion_reference(client: MlflowClient, champion: ModelVersion | None,
-                       rescore: Rescore | None = None) -> ChampionReference | None:
+def champion_reference(
+    client: MlflowClient, champion: ModelVersion | None, rescore: Rescore | None = None
+) -> ChampionReference | None:
     """What the gate compares ``champion`` by: its recorded metrics, plus ``rescore`` when that
     re-scored this very version; None when there is no champion."""
     if champion is None:
@@ -95,7 +101,9 @@ def read_train_run(model_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def read_candidate(client: MlflowClient, metrics_path: Path, model_dir: Path | None = None) -> dict[str, Any]:
+def read_candidate(
+    client: MlflowClient, metrics_path: Path, model_dir: Path | None = None
+) -> dict[str, Any]:
     """The candidate's metrics from its MLflow evaluation run, which ``metrics_path`` must agree with.
 
     Raises ``EvaluationRunError`` when metrics.json names no run, the run is missing or is
@@ -103,9 +111,13 @@ def read_candidate(client: MlflowClient, metrics_path: Path, model_dir: Path | N
     """
     metrics_path = Path(metrics_path)
     if not metrics_path.is_file():
-        raise FileNotFoundError(f"cannot gate: {metrics_path} does not exist (`dvc repro evaluate` writes it)")
+        raise FileNotFoundError(
+            f"cannot gate: {metrics_path} does not exist (`dvc repro evaluate` writes it)"
+        )
     training_run = read_train_run(Path(model_dir)).get("run_id") if model_dir is not None else None
-    return candidate_evaluation(client, json.loads(metrics_path.read_text()), training_run, str(metrics_path))
+    return candidate_evaluation(
+        client, json.loads(metrics_path.read_text()), training_run, str(metrics_path)
+    )
 
 
 def download_champion(params: Params, dest: Path, alias: str = CHAMPION) -> dict[str, Any] | None:
@@ -119,13 +131,21 @@ def download_champion(params: Params, dest: Path, alias: str = CHAMPION) -> dict
     version = champion_version(client, params.registry.model_name, alias)
     if version is None:
         return None
-    local = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{params.registry.model_name}/{version_number(version)}", dst_path=str(dest)))
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{params.registry.model_name}/{version_number(version)}",
+            dst_path=str(dest),
+        )
+    )
     spec = yaml.safe_load((local / "MLmodel").read_text())
     saved = spec["flavors"]["python_function"]["artifacts"]
     path = lambda key: local / saved[key]["path"]
     from components.reader.io import bundled_reader_dir
 
-    return {"version": version_number(version), "model_dir": path(checkpoint.ARTIFACT_MODEL),
-            "reader_dir": bundled_reader_dir(path(checkpoint.ARTIFACT_MODEL)),
-            "index_dir": path(checkpoint.ARTIFACT_INDEX), "params_file": path(checkpoint.ARTIFACT_PARAMS)}
+    return {
+        "version": version_number(version),
+        "model_dir": path(checkpoint.ARTIFACT_MODEL),
+        "reader_dir": bundled_reader_dir(path(checkpoint.ARTIFACT_MODEL)),
+        "index_dir": path(checkpoint.ARTIFACT_INDEX),
+        "params_file": path(checkpoint.ARTIFACT_PARAMS),
+    }

@@ -31,10 +31,14 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
 # Artifact keys of the logged model (registry/bundle.py stages them, load_context reads them).
-ARTIFACT_MODEL = "model"  # the exported model folder: retriever/ (safetensors + config.json), reader/ ...
+ARTIFACT_MODEL = (
+    "model"  # the exported model folder: retriever/ (safetensors + config.json), reader/ ...
+)
 ARTIFACT_INDEX = "index"  # the region index folder
 ARTIFACT_PARAMS = "params"  # params.yaml the candidate was trained and evaluated with
-ARTIFACT_PAGES = "pages"  # optional: page images for highlight crops (components.serving.highlights)
+ARTIFACT_PAGES = (
+    "pages"  # optional: page images for highlight crops (components.serving.highlights)
+)
 OUTPUT_COLUMNS = ["answer", "page_id", "boxes", "scores", "highlights"]
 
 MAX_QUESTION_CHARS = 2000
@@ -59,19 +63,23 @@ def bad_request(message: str) -> MlflowException:
 
 
 def signature() -> ModelSignature:
-    inputs = Schema([
-        ColSpec(DataType.string, "question"),
-        ColSpec(DataType.string, "query_image", required=False),
-        ColSpec(DataType.long, "k", required=False),
-        ColSpec(DataType.boolean, "highlights", required=False),
-    ])
-    outputs = Schema([
-        ColSpec(DataType.string, "answer"),
-        ColSpec(DataType.string, "page_id"),
-        ColSpec(Array(Array(DataType.double)), "boxes"),
-        ColSpec(Array(DataType.double), "scores"),
-        ColSpec(Array(DataType.string), "highlights", required=False),
-    ])
+    inputs = Schema(
+        [
+            ColSpec(DataType.string, "question"),
+            ColSpec(DataType.string, "query_image", required=False),
+            ColSpec(DataType.long, "k", required=False),
+            ColSpec(DataType.boolean, "highlights", required=False),
+        ]
+    )
+    outputs = Schema(
+        [
+            ColSpec(DataType.string, "answer"),
+            ColSpec(DataType.string, "page_id"),
+            ColSpec(Array(Array(DataType.double)), "boxes"),
+            ColSpec(Array(DataType.double), "scores"),
+            ColSpec(Array(DataType.string), "highlights", required=False),
+        ]
+    )
     # k may also come as a request-level param (applies to every row without its own k).
     params = ParamSchema([ParamSpec("k", DataType.long, 5)])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
@@ -120,7 +128,11 @@ def parse_k(value: Any, default: int | None, row: int) -> int | None:
     if _missing(value):
         return default
     # pandas turns an int column with gaps into floats: accept integral floats, nothing else.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not value.is_integer())
+    ):
         raise bad_request(f"row {row}: 'k' must be an integer, got {value!r}")
     k = int(value)
     if not 1 <= k <= MAX_K:
@@ -153,7 +165,9 @@ def parse_query_image(value: Any, max_pixels: int, row: int, image_root: str | N
     if _missing(value) or value == "":
         return None
     if not isinstance(value, str):
-        raise bad_request(f"row {row}: 'query_image' must be a base64 string or a path, got {type(value).__name__}")
+        raise bad_request(
+            f"row {row}: 'query_image' must be a base64 string or a path, got {type(value).__name__}"
+        )
     text = value.strip()
     if text.startswith("data:"):
         _, _, text = text.partition(",")
@@ -165,7 +179,9 @@ def parse_query_image(value: Any, max_pixels: int, row: int, image_root: str | N
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise bad_request(f"row {row}: query_image is neither valid base64 nor a path to an image file") from None
+        raise bad_request(
+            f"row {row}: query_image is neither valid base64 nor a path to an image file"
+        ) from None
     if not data:
         raise bad_request(f"row {row}: query_image decodes to no bytes")
     return _open_image(data, max_pixels, row)
@@ -182,10 +198,14 @@ def _allowed_path(text: str, row: int, image_root: str | None) -> Path:
     root_path = Path(root).resolve()
     candidate = Path(text)
     try:
-        relative = str(candidate.resolve().relative_to(root_path)) if candidate.is_absolute() else text
+        relative = (
+            str(candidate.resolve().relative_to(root_path)) if candidate.is_absolute() else text
+        )
         path = safe_join(root_path, relative)
     except (UnsafePathError, ValueError):
-        raise bad_request(f"row {row}: query_image path {text!r} is outside the allowed root") from None
+        raise bad_request(
+            f"row {row}: query_image path {text!r} is outside the allowed root"
+        ) from None
     if not path.is_file():
         raise bad_request(f"row {row}: query_image path {text!r} does not exist")
     return path
@@ -209,7 +229,9 @@ def result_row(result: Any) -> dict[str, Any]:
     boxes = [_floats(box) for box in data.get("boxes") or []]
     for box in boxes:
         if len(box) != 4 or not all(0.0 <= v <= 1.0 for v in box):
-            raise MlflowException(f"engine returned a box that is not normalised [x0,y0,x1,y1]: {box}")
+            raise MlflowException(
+                f"engine returned a box that is not normalised [x0,y0,x1,y1]: {box}"
+            )
     return {
         "answer": str(data.get("answer") or ""),
         "page_id": str(data.get("page_id") or ""),
@@ -229,8 +251,11 @@ class RagCheckpoint(mlflow.pyfunc.PythonModel):
         self.max_pixels = int(self.params.registry.max_query_image_pixels)
         self.max_rows = int(self.params.registry.max_rows_per_request)
         factory = ENGINE_FACTORY or _default_engine_factory
-        self.engine = factory(Path(context.artifacts[ARTIFACT_MODEL]), Path(context.artifacts[ARTIFACT_INDEX]),
-                              self.params)
+        self.engine = factory(
+            Path(context.artifacts[ARTIFACT_MODEL]),
+            Path(context.artifacts[ARTIFACT_INDEX]),
+            self.params,
+        )
         pages = context.artifacts.get(ARTIFACT_PAGES)
         self.crops = None
         if pages:
@@ -251,7 +276,9 @@ class RagCheckpoint(mlflow.pyfunc.PythonModel):
 
     # The DataFrame hint tells MLflow not to infer a schema from hints (the explicit signature
     # rules); direct callers may still pass a record or a list of records.
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         rows = _rows(model_input)
         if not rows:
             raise bad_request("no input rows")
@@ -264,12 +291,14 @@ class RagCheckpoint(mlflow.pyfunc.PythonModel):
         # Validate every row before answering any, so a bad batch costs no retrieval work.
         parsed = []
         for i, row in enumerate(rows):
-            parsed.append((
-                parse_question(row.get("question"), i),
-                parse_k(row.get("k"), default_k, i),
-                parse_query_image(row.get("query_image"), self.max_pixels, i),
-                parse_flag(row.get("highlights"), i, "highlights"),
-            ))
+            parsed.append(
+                (
+                    parse_question(row.get("question"), i),
+                    parse_k(row.get("k"), default_k, i),
+                    parse_query_image(row.get("query_image"), self.max_pixels, i),
+                    parse_flag(row.get("highlights"), i, "highlights"),
+                )
+            )
         out = []
         for question, k, image, want_highlights in parsed:
             result = self.engine.answer(question, k=k, query_image=image)

@@ -42,7 +42,9 @@ class PageCrops:
 
     def __init__(self, folder: Path, max_side: int):
         self.folder, self.max_side = Path(folder), int(max_side)
-        self.manifest: dict[str, str] = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+        self.manifest: dict[str, str] = json.loads(
+            (self.folder / MANIFEST).read_text(encoding="utf-8")
+        )
 
     def __contains__(self, page_id: str) -> bool:
         return page_id in self.manifest

@@ -112,13 +112,19 @@ class SplitLexical:
     def heatmaps(self, texts: list[str], page_ids: list[str]) -> torch.Tensor:
         """float32 [B, P, G*G]: the served lexical heatmap of each text on each page."""
         positions = np.array([self.position[pid] for pid in page_ids])
-        maps = [self.channel.heatmaps(t, positions, self.scope).reshape(len(page_ids), -1) for t in texts]
+        maps = [
+            self.channel.heatmaps(t, positions, self.scope).reshape(len(page_ids), -1)
+            for t in texts
+        ]
         return torch.from_numpy(np.stack(maps).astype(np.float32))
 
 
 class RetrievalCollate:
     def __init__(
-        self, model: RegionRetriever, features: PageFeatureCache, hard_negatives_per_query: int,
+        self,
+        model: RegionRetriever,
+        features: PageFeatureCache,
+        hard_negatives_per_query: int,
         lexical: SplitLexical | None = None,
     ):
         self.model, self.features, self.n_hard = model, features, hard_negatives_per_query
@@ -176,14 +182,21 @@ class RetrievalDataModule(L.LightningDataModule):
         features = PageFeatureCache(model, corpus)
         fusion = params.train.fusion_aware
         self.train_collate = RetrievalCollate(
-            model, features, hard_negatives_per_query if hard else 0,
+            model,
+            features,
+            hard_negatives_per_query if hard else 0,
             SplitLexical(params, corpus, "train") if fusion else None,
         )
         self.val_collate = RetrievalCollate(
-            model, features, 0, SplitLexical(params, corpus, "val") if fusion and self.val_samples else None
+            model,
+            features,
+            0,
+            SplitLexical(params, corpus, "val") if fusion and self.val_samples else None,
         )
         # What the export selects on: the served fusion of dense and lexical over the val pages.
-        self.fused_val = FusedValidation(params, corpus, self.val_samples) if self.val_samples else None
+        self.fused_val = (
+            FusedValidation(params, corpus, self.val_samples) if self.val_samples else None
+        )
 
     def counts(self) -> dict[str, int]:
         return {

@@ -44,8 +44,12 @@ class FusedValidation:
         if self._lexical_maps is None:
             rag, positions = self.params.rag, np.arange(len(self.page_ids))
             self._lexical_maps = [
-                (self.lexical.heatmaps(text, positions, rag.lexical_scope),
-                 self.lexical.heatmaps(text, positions, rag.lexical_scope, rag.region_term_weights))
+                (
+                    self.lexical.heatmaps(text, positions, rag.lexical_scope),
+                    self.lexical.heatmaps(
+                        text, positions, rag.lexical_scope, rag.region_term_weights
+                    ),
+                )
                 for text, _, _ in self.questions
             ]
         return self._lexical_maps
@@ -54,12 +58,20 @@ class FusedValidation:
         """queries [Q, D] in sample order, page_cells {page id: [G*G, D]} -> fused page R@1,
         region hit@1 and their sum (``fused``)."""
         if len(queries) != len(self.questions):
-            raise ValueError(f"{len(queries)} query vectors for {len(self.questions)} val questions")
+            raise ValueError(
+                f"{len(queries)} query vectors for {len(self.questions)} val questions"
+            )
         g, w = self.params.model.grid, self.params.rag.lexical_weight
         cells = torch.stack([page_cells[pid] for pid in self.page_ids]).float()
-        dense = torch.einsum("qd,pnd->qpn", queries.float(), cells).reshape(len(queries), -1, g, g).numpy()
+        dense = (
+            torch.einsum("qd,pnd->qpn", queries.float(), cells)
+            .reshape(len(queries), -1, g, g)
+            .numpy()
+        )
         pages, regions = [], []
-        for (text, gold, box), maps, (corpus_lex, page_lex) in zip(self.questions, dense, self._lexical()):
+        for (text, gold, box), maps, (corpus_lex, page_lex) in zip(
+            self.questions, dense, self._lexical()
+        ):
             fused = maps + w * corpus_lex
             top = int(fused.reshape(len(self.page_ids), -1).max(1).argmax())
             top_id = self.page_ids[top]
@@ -67,10 +79,18 @@ class FusedValidation:
             if box is None:
                 continue
             local = maps[top] + w * page_lex[top]
-            found = extract_regions(local, self.params.regions, top_id, blocks=self.blocks[top],
-                                    text_scores=self.lexical.block_scores(text, top))
-            regions.append(region_hit(top_id, found[0].box if found else None, gold, box,
-                                      self.params.evaluate.iou_hit))
+            found = extract_regions(
+                local,
+                self.params.regions,
+                top_id,
+                blocks=self.blocks[top],
+                text_scores=self.lexical.block_scores(text, top),
+            )
+            regions.append(
+                region_hit(
+                    top_id, found[0].box if found else None, gold, box, self.params.evaluate.iou_hit
+                )
+            )
         page_r1 = float(np.mean(pages)) if pages else 0.0
         hit1 = float(np.mean(regions)) if regions else 0.0
         return {"fused_page_r1": page_r1, "fused_region_hit1": hit1, "fused": page_r1 + hit1}

@@ -34,7 +34,9 @@ class RetrieverModule(L.LightningModule):
         mask = batch["attention_mask"]
         tokens = self.model.encode_query_token_vectors(batch["input_ids"], mask)
         queries = mean_query_vector(tokens, mask)
-        cells = self.model.encode_cells(batch["pixels"], batch["cell_tokens"], batch.get("cell_text"))
+        cells = self.model.encode_cells(
+            batch["pixels"], batch["cell_tokens"], batch.get("cell_text")
+        )
         scores = cell_scores(queries, cells)
         late = t.global_score == "late_interaction"
         page_score = late_interaction_page_scores(tokens, mask, cells) if late else None
@@ -42,7 +44,9 @@ class RetrieverModule(L.LightningModule):
         if t.fusion_aware and lexical is not None:
             # The served page score is the best cell of dense + w·lexical: a fixed bias in the logits.
             bias = self.params.rag.lexical_weight * lexical.to(scores.dtype)
-            page_score = (page_score + bias.max(-1).values) if late else (scores + bias).max(-1).values
+            page_score = (
+                (page_score + bias.max(-1).values) if late else (scores + bias).max(-1).values
+            )
         out = hybrid_loss(
             scores,
             batch["targets"],
@@ -97,7 +101,9 @@ class RetrieverModule(L.LightningModule):
         t = self.params.train
         select = sum(hits) / len(hits)
         if self.fused_val is not None:
-            fused = self.fused_val.score(queries.cpu(), {k: v.cpu() for k, v in self._val_pages.items()})
+            fused = self.fused_val.score(
+                queries.cpu(), {k: v.cpu() for k, v in self._val_pages.items()}
+            )
             for name, value in fused.items():
                 self.log(f"val/{name}", value, prog_bar=name == "fused")
             if t.select_on == "fused":

@@ -20,7 +20,9 @@ log = logging.getLogger("regionops.progress")
 class StepProgress(Callback):
     """Log ``step/max_steps`` and the logged losses every ``every_n_steps`` steps and at the end."""
 
-    def __init__(self, stage: str, every_n_steps: int, prefixes: tuple[str, ...] = ("train/", "val/")):
+    def __init__(
+        self, stage: str, every_n_steps: int, prefixes: tuple[str, ...] = ("train/", "val/")
+    ):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.stage = stage

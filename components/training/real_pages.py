@@ -26,17 +26,24 @@ class JoinedCorpus(Corpus):
     def __init__(self, parts: list[Corpus]):
         ids = [p.id for part in parts for p in part.pages]
         if len(ids) != len(set(ids)):
-            raise ValueError("joined corpora share page ids: the real training folder collides with the corpus")
+            raise ValueError(
+                "joined corpora share page ids: the real training folder collides with the corpus"
+            )
         self._roots = {p.id: part.root for part in parts for p in part.pages}
-        super().__init__(root=parts[0].root, pages=[p for part in parts for p in part.pages],
-                         questions=[q for part in parts for q in part.questions])
+        super().__init__(
+            root=parts[0].root,
+            pages=[p for part in parts for p in part.pages],
+            questions=[q for part in parts for q in part.questions],
+        )
 
     def image_path(self, page: Page) -> Path:
         return safe_join(self._roots.get(page.id, self.root), page.image)
 
 
 def _folder_digest(docs: Path, questions: Path, params: Params) -> str:
-    digest = hashlib.sha256(json.dumps(params.data.model_dump(mode="json"), sort_keys=True).encode())
+    digest = hashlib.sha256(
+        json.dumps(params.data.model_dump(mode="json"), sort_keys=True).encode()
+    )
     digest.update(str(params.seed).encode())
     for path in sorted(p for p in docs.rglob("*") if p.is_file()):
         digest.update(f"{path.relative_to(docs)}:{path.stat().st_size}".encode())
@@ -54,7 +61,9 @@ def real_training_corpus(params: Params, home: Path) -> Corpus | None:
     docs, questions = folder / "docs", folder / "questions.jsonl"
     if not docs.is_dir() or not questions.is_file():
         raise FileNotFoundError(f"data.real_train_dir={folder}: needs docs/ and questions.jsonl")
-    import_params = params.model_copy(update={"data": params.data.model_copy(update={"test_fraction": 0.0})})
+    import_params = params.model_copy(
+        update={"data": params.data.model_copy(update={"test_fraction": 0.0})}
+    )
     cache = Path(home) / "real_train" / _folder_digest(docs, questions, import_params)
     if not (cache / "corpus" / "pages.jsonl").is_file():
         import_documents(docs, questions, cache / "corpus", import_params, collection="real_train")

@@ -33,7 +33,11 @@ def checkpoint_problem(path: Path, expected_state: dict, max_steps: int) -> str 
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is unusable
         return f"unreadable checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
-    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict) or "global_step" not in state:
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("state_dict"), dict)
+        or "global_step" not in state
+    ):
         return "not a Lightning training checkpoint (no state_dict/global_step)"
     weights = state["state_dict"]
     if set(weights) != set(expected_state):
@@ -58,5 +62,7 @@ def resumable(last: Path, expected_state: dict, max_steps: int) -> tuple[Path | 
         return last, None
     aside = last.with_name(f"{last.name}.rejected-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
     os.replace(last, aside)
-    log.warning("not resuming from %s: %s; moved it to %s and starting fresh", last, problem, aside.name)
+    log.warning(
+        "not resuming from %s: %s; moved it to %s and starting fresh", last, problem, aside.name
+    )
     return None, f"{problem}; moved to {aside.name}"

@@ -46,8 +46,15 @@ log = logging.getLogger(__name__)
 
 PARENT_RUN_ENV = "REGIONOPS_PARENT_RUN_ID"
 # Keys every training's run record starts with (each trainer adds its own after them).
-RUN_RECORD_KEYS = ("run_id", "experiment_id", "tracking_uri", "steps", "resumed_from", "resume_rejected",
-                   "seconds")
+RUN_RECORD_KEYS = (
+    "run_id",
+    "experiment_id",
+    "tracking_uri",
+    "steps",
+    "resumed_from",
+    "resume_rejected",
+    "seconds",
+)
 
 
 def corpus_digest(corpus: Corpus) -> str:
@@ -64,10 +71,24 @@ def log_corpus_inputs(client, run_id: str, corpus: Corpus) -> None:
     """The corpus the run trained on, as MLflow dataset inputs (pages and questions, one digest)."""
     digest = corpus_digest(corpus)
     name = Path(corpus.root).name
-    log_dataset(client, run_id, page_rows(corpus.pages), name=f"{name}/pages", digest=digest,
-                source=corpus.root, context="training")
-    log_dataset(client, run_id, question_rows(corpus.questions), name=f"{name}/questions", digest=digest,
-                source=corpus.root, context="training")
+    log_dataset(
+        client,
+        run_id,
+        page_rows(corpus.pages),
+        name=f"{name}/pages",
+        digest=digest,
+        source=corpus.root,
+        context="training",
+    )
+    log_dataset(
+        client,
+        run_id,
+        question_rows(corpus.questions),
+        name=f"{name}/questions",
+        digest=digest,
+        source=corpus.root,
+        context="training",
+    )
 
 
 def quiet_expected_warnings() -> None:
@@ -84,16 +105,24 @@ class RunSpec:
     stage: str  # "train" | "train-reader": the regionops.stage tag and the progress lines' name
     experiment: str
     run_name: str
-    corpus: Corpus  # logged as the run's dataset inputs; its digest is the regionops.data_digest tag
+    corpus: (
+        Corpus  # logged as the run's dataset inputs; its digest is the regionops.data_digest tag
+    )
     params_digest: str
     max_steps: int  # 0: no fit (the untrained weights are what the caller exports)
     checkpoint_every_n_steps: int
     log_every_n_steps: int
-    tags: dict[str, str] = field(default_factory=dict)  # the trainer's own tags, beside the shared ones
+    tags: dict[str, str] = field(
+        default_factory=dict
+    )  # the trainer's own tags, beside the shared ones
     hyperparams: dict[str, Any] = field(default_factory=dict)
-    callbacks: Sequence[Callback] = ()  # beside the last.ckpt checkpoint and the step progress lines
+    callbacks: Sequence[
+        Callback
+    ] = ()  # beside the last.ckpt checkpoint and the step progress lines
     trainer_options: dict[str, Any] = field(default_factory=dict)  # other L.Trainer arguments
-    save_last_at_end: bool = False  # last.ckpt at the final step, not the last multiple of the cadence
+    save_last_at_end: bool = (
+        False  # last.ckpt at the final step, not the last multiple of the cadence
+    )
 
 
 @dataclass
@@ -112,8 +141,14 @@ def checkpoint_dir(settings: Settings, resume_key: str) -> Path:
     return settings.home / "checkpoints" / resume_key
 
 
-def run_training(module: L.LightningModule, datamodule: L.LightningDataModule, trainer_section, run: RunSpec,
-                 resume_key: str, settings: Settings) -> TrainingRun:
+def run_training(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    trainer_section,
+    run: RunSpec,
+    resume_key: str,
+    settings: Settings,
+) -> TrainingRun:
     """Fit ``module`` on ``datamodule`` (or resume), logged to MLflow; returns the run and its record.
 
     ``trainer_section`` is a params section with ``accelerator``, ``devices``, ``strategy`` and
@@ -124,7 +159,9 @@ def run_training(module: L.LightningModule, datamodule: L.LightningDataModule, t
     ckpt_dir = checkpoint_dir(settings, resume_key)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     last = ckpt_dir / "last.ckpt"
-    resume_from, rejected = resumable(last, module.state_dict(), run.max_steps) if run.max_steps else (None, None)
+    resume_from, rejected = (
+        resumable(last, module.state_dict(), run.max_steps) if run.max_steps else (None, None)
+    )
 
     tags = {
         "regionops.stage": run.stage,
@@ -137,7 +174,9 @@ def run_training(module: L.LightningModule, datamodule: L.LightningDataModule, t
         tags["regionops.parent_run_id"] = os.environ[PARENT_RUN_ENV]
     if rejected:
         tags["regionops.resume_rejected"] = rejected
-    previous_run = ckpt_dir.with_name(f"{ckpt_dir.name}.mlflow_run.json")  # beside, not in, the checkpoint dir
+    previous_run = ckpt_dir.with_name(
+        f"{ckpt_dir.name}.mlflow_run.json"
+    )  # beside, not in, the checkpoint dir
     if resume_from is not None:
         tags["regionops.resumed_from"] = str(resume_from)
         if previous_run.is_file():
@@ -146,14 +185,25 @@ def run_training(module: L.LightningModule, datamodule: L.LightningDataModule, t
 
     # Created here, not by the logger: marked as model development (the UI opens on the runs).
     ensure_experiment(MlflowClient(tracking_uri=settings.tracking_uri), run.experiment)
-    logger = MLFlowLogger(experiment_name=run.experiment, tracking_uri=settings.tracking_uri,
-                          artifact_location=settings.artifact_location, run_name=run.run_name, tags=tags)
+    logger = MLFlowLogger(
+        experiment_name=run.experiment,
+        tracking_uri=settings.tracking_uri,
+        artifact_location=settings.artifact_location,
+        run_name=run.run_name,
+        tags=tags,
+    )
     logger.log_hyperparams(run.hyperparams)
     log_corpus_inputs(logger.experiment, logger.run_id, run.corpus)
     previous_run.write_text(json.dumps({"run_id": logger.run_id}))
 
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="step{step}", save_last=True, save_top_k=1,
-                                 every_n_train_steps=run.checkpoint_every_n_steps, auto_insert_metric_name=False)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="step{step}",
+        save_last=True,
+        save_top_k=1,
+        every_n_train_steps=run.checkpoint_every_n_steps,
+        auto_insert_metric_name=False,
+    )
     trainer = L.Trainer(
         max_steps=run.max_steps,
         accelerator=trainer_section.accelerator,
@@ -174,8 +224,12 @@ def run_training(module: L.LightningModule, datamodule: L.LightningDataModule, t
         log.warning("%s: resuming from %s", run.stage, resume_from)
     with system_metrics(logger.run_id, settings.tracking_uri):  # CPU, memory, disk: system/* charts
         if run.max_steps:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
-                        weights_only=True)
+            trainer.fit(
+                module,
+                datamodule=datamodule,
+                ckpt_path=str(resume_from) if resume_from else None,
+                weights_only=True,
+            )
     seconds = time.perf_counter() - started
     if run.save_last_at_end and run.max_steps:
         trainer.save_checkpoint(last)  # a rerun asking for the same steps then has nothing to redo
@@ -188,7 +242,9 @@ def run_training(module: L.LightningModule, datamodule: L.LightningDataModule, t
         "resume_rejected": rejected,
         "seconds": round(seconds, 2),
     }
-    return TrainingRun(trainer=trainer, logger=logger, checkpoint_dir=ckpt_dir, seconds=seconds, record=record)
+    return TrainingRun(
+        trainer=trainer, logger=logger, checkpoint_dir=ckpt_dir, seconds=seconds, record=record
+    )
 
 
 def write_run_record(record: dict[str, Any], path: Path) -> None:

@@ -76,8 +76,13 @@ def checkpoint_key(params: Params, corpus: Corpus, code: str | None = None) -> s
         if k.startswith(_TRAINING_SECTIONS) and k not in _NOT_TRAJECTORY
     }
     blob = json.dumps(
-        {"params": flat, "data": corpus_digest(corpus), "code": code if code is not None else code_digest()},
-        sort_keys=True, default=str,
+        {
+            "params": flat,
+            "data": corpus_digest(corpus),
+            "code": code if code is not None else code_digest(),
+        },
+        sort_keys=True,
+        default=str,
     ).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -118,34 +123,45 @@ def train_retriever(params: Params, corpus: Corpus, out_dir: Path, settings: Set
         save_last=False,
         enable_version_counter=False,
     )
-    run = run_training(module, data, t, RunSpec(
-        stage="train",
-        experiment=params.registry.experiment,
-        run_name=changed_params_name("train", params),  # what this run changed, not a digest
-        corpus=corpus,
-        params_digest=params.digest(),
-        max_steps=t.max_steps,
-        checkpoint_every_n_steps=t.checkpoint_every_n_steps,
-        log_every_n_steps=t.log_every_n_steps,
-        tags={f"regionops.{k}": v for k, v in module.model.text_info.tags().items()},
-        hyperparams={**params.flat(), **{f"dataset.{k}": v for k, v in data.counts().items()}},
-        callbacks=[best],
-        trainer_options={
-            # Validate every N optimizer steps across epochs (epochs are short and uneven).
-            "val_check_interval": max(1, min(t.val_check_interval, t.max_steps)),
-            "enable_model_summary": True,
-            # A bar only on a terminal: piped (dvc repro under Prefect) its redraws would be noise;
-            # StepProgress logs the same figures as lines there.
-            "enable_progress_bar": sys.stderr.isatty(),
-        },
-    ), resume_key=key, settings=settings)
+    run = run_training(
+        module,
+        data,
+        t,
+        RunSpec(
+            stage="train",
+            experiment=params.registry.experiment,
+            run_name=changed_params_name("train", params),  # what this run changed, not a digest
+            corpus=corpus,
+            params_digest=params.digest(),
+            max_steps=t.max_steps,
+            checkpoint_every_n_steps=t.checkpoint_every_n_steps,
+            log_every_n_steps=t.log_every_n_steps,
+            tags={f"regionops.{k}": v for k, v in module.model.text_info.tags().items()},
+            hyperparams={**params.flat(), **{f"dataset.{k}": v for k, v in data.counts().items()}},
+            callbacks=[best],
+            trainer_options={
+                # Validate every N optimizer steps across epochs (epochs are short and uneven).
+                "val_check_interval": max(1, min(t.val_check_interval, t.max_steps)),
+                "enable_model_summary": True,
+                # A bar only on a terminal: piped (dvc repro under Prefect) its redraws would be noise;
+                # StepProgress logs the same figures as lines there.
+                "enable_progress_bar": sys.stderr.isatty(),
+            },
+        ),
+        resume_key=key,
+        settings=settings,
+    )
     # max_steps=0: no fit; the untrained weights are validated and exported as they are (ADR 23)
     trainer, logger = run.trainer, run.logger
     final = dict(trainer.callback_metrics)
     exported_step = int(trainer.global_step)
     if t.export == "best" and best.best_model_path and Path(best.best_model_path).is_file():
         exported_step = _load_weights(module, Path(best.best_model_path))
-        log.info("exporting the best val/select weights (%s, step %s)", best.best_model_score, exported_step)
+        log.info(
+            "exporting the best val/select weights (%s, step %s)",
+            best.best_model_score,
+            exported_step,
+        )
     if data.val_samples:
         # Final figures on the validation split for the exported weights (best or last step).
         final.update(trainer.validate(module, datamodule=data, verbose=False)[0])

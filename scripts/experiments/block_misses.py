@@ -51,14 +51,20 @@ def gold_text(docs: Path, q: dict, cache: dict) -> str:
 
 
 def scan(root: Path, questions: Path | None = None) -> tuple[list[dict], dict]:
-    qs = [json.loads(line) for line in (questions or root / "questions.jsonl").read_text().splitlines()
-          if line.strip()]
+    qs = [
+        json.loads(line)
+        for line in (questions or root / "questions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     qs = [q for q in qs if q.get("box")]
     wanted: dict[str, set[int]] = defaultdict(set)
     for q in qs:
         wanted[q["doc"]].add(q["page"])
-    blocks = {(doc, p): b for doc, pages in wanted.items()
-              for p, b in page_blocks_of(root / "docs", doc, pages).items()}
+    blocks = {
+        (doc, p): b
+        for doc, pages in wanted.items()
+        for p, b in page_blocks_of(root / "docs", doc, pages).items()
+    }
     rows = []
     for q in qs:
         scored = [(iou(b.box, q["box"]), b) for b in blocks[(q["doc"], q["page"])]]
@@ -113,16 +119,28 @@ def main() -> None:
     result = summary(rows)
     print(json.dumps(result, indent=1))
     misses = [r for r in rows if r["iou"] < IOU_THRESHOLD and (args.kind in (None, r["q"]["type"]))]
-    print("best-block kinds of misses:", dict(Counter(
-        (r["q"]["type"], r["block"].kind if r["block"] else None) for r in misses).most_common()))
+    print(
+        "best-block kinds of misses:",
+        dict(
+            Counter(
+                (r["q"]["type"], r["block"].kind if r["block"] else None) for r in misses
+            ).most_common()
+        ),
+    )
     cache: dict = {}
     records = []
     for r in misses:
         q, b = r["q"], r["block"]
-        rec = {"id": q["id"], "type": q["type"], "iou": round(r["iou"], 3), "gold_box": q["box"],
-               "gold_text": gold_text(args.root / "docs", q, cache)[:300],
-               "block_kind": b.kind if b else None, "block_box": list(b.box) if b else None,
-               "block_text": b.text[:300] if b else None}
+        rec = {
+            "id": q["id"],
+            "type": q["type"],
+            "iou": round(r["iou"], 3),
+            "gold_box": q["box"],
+            "gold_text": gold_text(args.root / "docs", q, cache)[:300],
+            "block_kind": b.kind if b else None,
+            "block_box": list(b.box) if b else None,
+            "block_text": b.text[:300] if b else None,
+        }
         records.append(rec)
         if args.list:
             print(json.dumps(rec, ensure_ascii=False))

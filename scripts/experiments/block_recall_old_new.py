@@ -19,16 +19,21 @@ from components.evaluation.block_recall import block_recall, read_questions
 
 
 def main(corpus: Path, questions: Path | None = None) -> dict:
-    pages = [Page.model_validate_json(line)
-             for line in (corpus / "pages.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    pages = [
+        Page.model_validate_json(line)
+        for line in (corpus / "pages.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     qs = read_questions(questions or corpus / "questions.jsonl")
     old_pages = [p.model_copy(update={"blocks": []}) for p in pages]
     new, old = block_recall(pages, qs), block_recall(old_pages, qs)
     rows = {"overall": (old["overall"], new["overall"])}
     rows.update({k: (old["by_type"][k], v) for k, v in new["by_type"].items()})
     for name, (o, n) in rows.items():
-        print(f"{name:12s} n={n['n']:4d}  old recall={o['recall']}  new recall={n['recall']}"
-              f"  (mean best IoU {o['mean_best_iou']} -> {n['mean_best_iou']})")
+        print(
+            f"{name:12s} n={n['n']:4d}  old recall={o['recall']}  new recall={n['recall']}"
+            f"  (mean best IoU {o['mean_best_iou']} -> {n['mean_best_iou']})"
+        )
     return {"old": old, "new": new}
 
 
@@ -37,7 +42,7 @@ if __name__ == "__main__":
     out = None
     if "--json" in args:
         at = args.index("--json")
-        out, args = Path(args[at + 1]), args[:at] + args[at + 2:]
+        out, args = Path(args[at + 1]), args[:at] + args[at + 2 :]
     result = main(Path(args[0]), Path(args[1]) if len(args) > 1 else None)
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")

@@ -22,8 +22,11 @@ from scripts.experiments.bm25_blocks_old_new import hits
 
 
 def pages_of(corpus: Path) -> list[Page]:
-    return [Page.model_validate_json(line)
-            for line in (corpus / "pages.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    return [
+        Page.model_validate_json(line)
+        for line in (corpus / "pages.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def main(a: Path, b: Path, question_files: list[Path]) -> None:
@@ -32,7 +35,9 @@ def main(a: Path, b: Path, question_files: list[Path]) -> None:
         questions = read_questions(qfile)
         for name, pages in corpora.items():
             page_hit, region_hit, n = hits(pages, questions)
-            print(f"{qfile}  blocks={name}: n={n} page hit@1={page_hit:.4f} region hit@1={region_hit:.4f}")
+            print(
+                f"{qfile}  blocks={name}: n={n} page hit@1={page_hit:.4f} region hit@1={region_hit:.4f}"
+            )
 
 
 if __name__ == "__main__":

@@ -35,11 +35,16 @@ def hits(pages: list[Page], questions) -> tuple[float, float, int]:
 
 
 def main(corpus: Path) -> None:
-    pages = [Page.model_validate_json(line)
-             for line in (corpus / "pages.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    pages = [
+        Page.model_validate_json(line)
+        for line in (corpus / "pages.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     questions = read_questions(corpus / "questions.jsonl")
-    for name, subset in (("old", [p.model_copy(update={"blocks": []}) for p in pages]),
-                         ("new", pages)):
+    for name, subset in (
+        ("old", [p.model_copy(update={"blocks": []}) for p in pages]),
+        ("new", pages),
+    ):
         page_hit, region_hit, n = hits(subset, questions)
         print(f"{name}: n={n} page hit@1={page_hit:.4f} region hit@1={region_hit:.4f}")
 

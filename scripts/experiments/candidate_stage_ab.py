@@ -24,9 +24,20 @@ from scripts.experiments.common import ab_sample, bench, build, emit, p50, parse
 CANDIDATE_SWEEP = (16, 32, 64, 128)
 
 
-def candidate_recall(index: RegionIndex, queries: np.ndarray, exact_best: np.ndarray, cs) -> dict[str, float]:
-    return {str(c): float(np.mean([int(b) in set(index.candidate_pages(v, c).tolist())
-                                   for b, v in zip(exact_best, queries)])) for c in sorted(cs)}
+def candidate_recall(
+    index: RegionIndex, queries: np.ndarray, exact_best: np.ndarray, cs
+) -> dict[str, float]:
+    return {
+        str(c): float(
+            np.mean(
+                [
+                    int(b) in set(index.candidate_pages(v, c).tolist())
+                    for b, v in zip(exact_best, queries)
+                ]
+            )
+        )
+        for c in sorted(cs)
+    }
 
 
 def stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict | None:
@@ -49,9 +60,13 @@ def stage_scan_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> d
     index.set_fast_scan(configured)
     index.set_stage_lists(lists_on)
     medians = {name: p50(v) for name, v in ms.items()}
-    return {"queries": len(sample), "codes": int(index.stage.faiss_index.ntotal), "p50_ms": medians,
-            "speedup": round(medians["exact"] / medians["fast"], 2) if medians["fast"] else None,
-            "same_candidates": round(same / len(sample), 4)}
+    return {
+        "queries": len(sample),
+        "codes": int(index.stage.faiss_index.ntotal),
+        "p50_ms": medians,
+        "speedup": round(medians["exact"] / medians["fast"], 2) if medians["fast"] else None,
+        "same_candidates": round(same / len(sample), 4),
+    }
 
 
 def shards_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict | None:
@@ -62,11 +77,15 @@ def shards_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict 
         return None
     codes = index.storage_mode.flat_coarse()
     codec = index.storage_mode.codec
-    stages = {"one_shard": FastScanShards(codes, codec.fast_scan_stage, 1),
-              "shards": FastScanShards(codes, codec.fast_scan_stage, threads)}
+    stages = {
+        "one_shard": FastScanShards(codes, codec.fast_scan_stage, 1),
+        "shards": FastScanShards(codes, codec.fast_scan_stage, threads),
+    }
     if not all(st.available for st in stages.values()):
         return None
-    fetch = min(len(codes), FAST_SCAN_OVERFETCH * FAST_SCAN_FIRST_FETCH * candidates)  # the stage's first scan
+    fetch = min(
+        len(codes), FAST_SCAN_OVERFETCH * FAST_SCAN_FIRST_FETCH * candidates
+    )  # the stage's first scan
     ms: dict[str, list[float]] = {name: [] for name in stages}
     same = 0
     sample = ab_sample(queries)
@@ -78,15 +97,29 @@ def shards_ab(index: RegionIndex, queries: np.ndarray, candidates: int) -> dict 
             ms[name].append((time.perf_counter() - t0) * 1e3)
         same += int(np.array_equal(scores["one_shard"], scores["shards"]))
     medians = {name: p50(v) for name, v in ms.items()}
-    return {"queries": len(sample), "codes": len(codes), "k": fetch, "shards": threads, "p50_ms": medians,
-            "speedup": round(medians["one_shard"] / medians["shards"], 2) if medians["shards"] else None,
-            "same_scores": round(same / len(sample), 4)}
+    return {
+        "queries": len(sample),
+        "codes": len(codes),
+        "k": fetch,
+        "shards": threads,
+        "p50_ms": medians,
+        "speedup": round(medians["one_shard"] / medians["shards"], 2)
+        if medians["shards"]
+        else None,
+        "same_scores": round(same / len(sample), 4),
+    }
 
 
-def lists_ab(index: RegionIndex, queries: np.ndarray, exact_best: np.ndarray, candidates: int) -> dict | None:
+def lists_ab(
+    index: RegionIndex, queries: np.ndarray, exact_best: np.ndarray, candidates: int
+) -> dict | None:
     if not index.set_stage_lists(True):
         return None
-    picks = np.linspace(0, len(queries) - 1, min(len(queries), len(ab_sample(queries)))).round().astype(int)
+    picks = (
+        np.linspace(0, len(queries) - 1, min(len(queries), len(ab_sample(queries))))
+        .round()
+        .astype(int)
+    )
     ms: dict[str, list[float]] = {"all_codes": [], "lists": []}
     found = {name: 0 for name in ms}
     same = 0
@@ -102,27 +135,42 @@ def lists_ab(index: RegionIndex, queries: np.ndarray, exact_best: np.ndarray, ca
     index.set_stage_lists(True)
     medians = {name: p50(v) for name, v in ms.items()}
     stage = index.stats()["stage_lists"]
-    return {"queries": len(picks), "lists": stage["lists"], "nprobe": stage["nprobe"], "p50_ms": medians,
-            "speedup": round(medians["all_codes"] / medians["lists"], 2) if medians["lists"] else None,
-            "candidate_recall": {name: round(n / len(picks), 4) for name, n in found.items()},
-            "same_candidates": round(same / len(picks), 4)}
+    return {
+        "queries": len(picks),
+        "lists": stage["lists"],
+        "nprobe": stage["nprobe"],
+        "p50_ms": medians,
+        "speedup": round(medians["all_codes"] / medians["lists"], 2) if medians["lists"] else None,
+        "candidate_recall": {name: round(n / len(picks), 4) for name, n in found.items()},
+        "same_candidates": round(same / len(picks), 4),
+    }
 
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     with bench(args) as b:
         c = b.params.index.candidates
-        out: dict = {"pages": len(b.metas), "queries": len(b.questions), "candidates": c, "trained_model": b.trained,
-                     "exact_float32_r1": float(b.exact_r1.mean()) if len(b.exact_r1) else None, "modes": {}}
+        out: dict = {
+            "pages": len(b.metas),
+            "queries": len(b.questions),
+            "candidates": c,
+            "trained_model": b.trained,
+            "exact_float32_r1": float(b.exact_r1.mean()) if len(b.exact_r1) else None,
+            "modes": {},
+        }
         for mode in STORAGE_MODES:
             index, _ = build(b, mode)
             sweep = {*CANDIDATE_SWEEP, c} if mode == "float16" else {c}
-            out["modes"][mode] = {"candidate_stage": index.stats()["candidate_vectors"],
-                                  "candidate_recall_by_c": candidate_recall(index, b.queries, b.exact_best, sweep)}
+            out["modes"][mode] = {
+                "candidate_stage": index.stats()["candidate_vectors"],
+                "candidate_recall_by_c": candidate_recall(index, b.queries, b.exact_best, sweep),
+            }
             if mode == "pq_residual":
-                out["modes"][mode].update(stage_scan_ab=stage_scan_ab(index, b.queries, c),
-                                          shards_ab=shards_ab(index, b.queries, c),
-                                          lists_ab=lists_ab(index, b.queries, b.exact_best, c))
+                out["modes"][mode].update(
+                    stage_scan_ab=stage_scan_ab(index, b.queries, c),
+                    shards_ab=shards_ab(index, b.queries, c),
+                    lists_ab=lists_ab(index, b.queries, b.exact_best, c),
+                )
             del index
         emit(args, out)
 

@@ -60,23 +60,40 @@ class Bench:
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--pages", type=int, default=1000, help="synthetic pages (as `regionops bench --pages`)")
-    p.add_argument("--model", type=Path, default=Path("data/model"), help="trained retriever (fresh if absent)")
+    p.add_argument(
+        "--pages", type=int, default=1000, help="synthetic pages (as `regionops bench --pages`)"
+    )
+    p.add_argument(
+        "--model", type=Path, default=Path("data/model"), help="trained retriever (fresh if absent)"
+    )
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    p.add_argument("--queries", type=int, default=DEFAULT_MAX_QUERIES, help="questions (spread over the pages)")
-    p.add_argument("--set", action="append", default=None, help="override a parameter, e.g. index.candidates=64")
-    p.add_argument("--out", type=Path, default=None, help="JSON file for the figures (printed either way)")
+    p.add_argument(
+        "--queries", type=int, default=DEFAULT_MAX_QUERIES, help="questions (spread over the pages)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=None,
+        help="override a parameter, e.g. index.candidates=64",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON file for the figures (printed either way)"
+    )
     return p
 
 
-def exact(cells: np.ndarray, queries: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def exact(
+    cells: np.ndarray, queries: np.ndarray, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Exhaustive float32 reference: best page and its heatmap per query (pages in chunks to bound memory)."""
     n, c, d = cells.shape
     best_score = np.full(len(queries), -np.inf, dtype=np.float32)
     best = np.zeros(len(queries), dtype=np.int64)
     for start in range(0, n, chunk):
         block = cells[start : start + chunk].astype(np.float32)
-        page_scores = (block.reshape(-1, d) @ queries.T).reshape(len(block), c, -1).max(1).T  # [Q, chunk]
+        page_scores = (
+            (block.reshape(-1, d) @ queries.T).reshape(len(block), c, -1).max(1).T
+        )  # [Q, chunk]
         top = page_scores.argmax(-1)
         score = page_scores[np.arange(len(queries)), top]
         better = score > best_score
@@ -98,8 +115,10 @@ def bench(args: argparse.Namespace, encode: bool = True) -> Iterator[Bench]:
 
     configure_environment()
     params = load_params(args.params, args.set)
-    with (tempfile.TemporaryDirectory(prefix="regionops-exp-") as tmp,
-          tempfile.TemporaryDirectory(prefix="regionops-exp-model-") as model_tmp):
+    with (
+        tempfile.TemporaryDirectory(prefix="regionops-exp-") as tmp,
+        tempfile.TemporaryDirectory(prefix="regionops-exp-model-") as model_tmp,
+    ):
         corpus, _ = synthetic_corpus(params, args.pages, Path(tmp))
         model, trained = load_retriever_or_fresh(params, args.model)
         export = export_dir(model, args.model if trained else None, Path(model_tmp))
@@ -108,8 +127,20 @@ def bench(args: argparse.Namespace, encode: bool = True) -> Iterator[Bench]:
         questions, _ = bench_questions(corpus, {p.id for p in pages}, args.queries)
         empty = np.zeros((0,), dtype=bool)
         if not encode:
-            yield Bench(params, model, trained, corpus, export, np.zeros((0,)), metas, questions,
-                        np.zeros((0,)), empty, empty, empty)
+            yield Bench(
+                params,
+                model,
+                trained,
+                corpus,
+                export,
+                np.zeros((0,)),
+                metas,
+                questions,
+                np.zeros((0,)),
+                empty,
+                empty,
+                empty,
+            )
             return
         workers = effective_workers(len(pages), params.index.encode_workers)
         cells = encode_all(model, corpus, pages, export, workers, params.index.encode_threads)
@@ -117,9 +148,17 @@ def bench(args: argparse.Namespace, encode: bool = True) -> Iterator[Bench]:
         best, heat = exact(cells, queries)
         ids = [m.page_id for m in metas]
         r1 = np.array([ids[b] == q.page_id for b, q in zip(best, questions)], dtype=bool)
-        hit1 = np.array([ids[b] == q.page_id and _top_region_iou(h, params, q.box, metas[b].blocks)
-                         >= params.evaluate.iou_hit for b, h, q in zip(best, heat, questions)], dtype=bool)
-        yield Bench(params, model, trained, corpus, export, cells, metas, questions, queries, best, r1, hit1)
+        hit1 = np.array(
+            [
+                ids[b] == q.page_id
+                and _top_region_iou(h, params, q.box, metas[b].blocks) >= params.evaluate.iou_hit
+                for b, h, q in zip(best, heat, questions)
+            ],
+            dtype=bool,
+        )
+        yield Bench(
+            params, model, trained, corpus, export, cells, metas, questions, queries, best, r1, hit1
+        )
 
 
 def build(b: Bench, storage: str, **update) -> tuple[RegionIndex, float]:
@@ -127,8 +166,14 @@ def build(b: Bench, storage: str, **update) -> tuple[RegionIndex, float]:
     if b.params.index.faiss != "flat":  # the stored-centroid stage is a flat scan (ADR 12)
         update.setdefault("pq_residual.candidates", "separate")
     t0 = time.perf_counter()
-    index = RegionIndex.build(b.metas, b.cells, b.params.index.with_updates({"storage": storage, **update}),
-                              b.model.fingerprint, b.model.grid, seed=b.params.seed)
+    index = RegionIndex.build(
+        b.metas,
+        b.cells,
+        b.params.index.with_updates({"storage": storage, **update}),
+        b.model.fingerprint,
+        b.model.grid,
+        seed=b.params.seed,
+    )
     return index, time.perf_counter() - t0
 
 

@@ -38,9 +38,14 @@ def threads_ab(model, corpus, pages: list, threads: int) -> dict:
             outputs[name] = encode_pages(model, corpus, pages, progress=False, threads=n)
             seconds[name] += time.perf_counter() - start
     rate = {name: round(len(pages) * THREADS_AB_ROUNDS / s, 2) for name, s in seconds.items()}
-    return {"pages": len(pages), "rounds": THREADS_AB_ROUNDS, "threads": settings, "pages_per_s": rate,
-            "speedup": round(rate["configured"] / rate["default"], 2),
-            "max_abs_feature_diff": float(np.abs(outputs["default"] - outputs["configured"]).max())}
+    return {
+        "pages": len(pages),
+        "rounds": THREADS_AB_ROUNDS,
+        "threads": settings,
+        "pages_per_s": rate,
+        "speedup": round(rate["configured"] / rate["default"], 2),
+        "max_abs_feature_diff": float(np.abs(outputs["default"] - outputs["configured"]).max()),
+    }
 
 
 def workers_ab(model, corpus, pages: list, export, workers: int, threads: int) -> dict | None:
@@ -51,22 +56,43 @@ def workers_ab(model, corpus, pages: list, export, workers: int, threads: int) -
     outputs = {}
     for name in ("serial", "parallel", "parallel", "serial"):
         start = time.perf_counter()
-        outputs[name] = encode_all(model, corpus, pages, export, 1 if name == "serial" else n, threads, progress=False)
+        outputs[name] = encode_all(
+            model, corpus, pages, export, 1 if name == "serial" else n, threads, progress=False
+        )
         seconds[name] += time.perf_counter() - start
     rate = {name: round(2 * len(pages) / s, 2) for name, s in seconds.items()}
-    return {"pages": len(pages), "rounds": 2, "workers": n, "threads": threads, "pages_per_s": rate,
-            "speedup": round(rate["parallel"] / rate["serial"], 2),
-            "max_abs_feature_diff": float(np.abs(outputs["serial"] - outputs["parallel"]).max())}
+    return {
+        "pages": len(pages),
+        "rounds": 2,
+        "workers": n,
+        "threads": threads,
+        "pages_per_s": rate,
+        "speedup": round(rate["parallel"] / rate["serial"], 2),
+        "max_abs_feature_diff": float(np.abs(outputs["serial"] - outputs["parallel"]).max()),
+    }
 
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     with bench(args, encode=False) as b:
         pages, ix = b.corpus.pages, b.params.index
-        emit(args, {"trained_model": b.trained,
-                    "threads_ab": threads_ab(b.model, b.corpus, pages[:THREADS_AB_PAGES], ix.encode_threads),
-                    "workers_ab": workers_ab(b.model, b.corpus, pages[:WORKERS_AB_PAGES], b.export,
-                                             ix.encode_workers, ix.encode_threads)})
+        emit(
+            args,
+            {
+                "trained_model": b.trained,
+                "threads_ab": threads_ab(
+                    b.model, b.corpus, pages[:THREADS_AB_PAGES], ix.encode_threads
+                ),
+                "workers_ab": workers_ab(
+                    b.model,
+                    b.corpus,
+                    pages[:WORKERS_AB_PAGES],
+                    b.export,
+                    ix.encode_workers,
+                    ix.encode_threads,
+                ),
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def answer_inside(words: list[dict], answer: str, box: list[float]) -> bool:
 
     for i in range(len(texts) - len(tokens) + 1):
         if all(tok in texts[i + k] for k, tok in enumerate(tokens)) and all(
-                inside(words[i + k]) for k in range(len(tokens))):
+            inside(words[i + k]) for k in range(len(tokens))
+        ):
             return True
     return False
 
@@ -51,9 +52,18 @@ def main(corpus: Path) -> None:
         if q.get("box") is None or not q.get("answers"):
             continue
         total[q["type"]] += 1
-        held[q["type"]] += answer_inside(pages[f"{q['doc']}#{q['page']}"], q["answers"][0], q["box"])
-    print(json.dumps({t: {"n": n, "held": held[t], "share": round(held[t] / n, 4)}
-                      for t, n in sorted(total.items())}, indent=2))
+        held[q["type"]] += answer_inside(
+            pages[f"{q['doc']}#{q['page']}"], q["answers"][0], q["box"]
+        )
+    print(
+        json.dumps(
+            {
+                t: {"n": n, "held": held[t], "share": round(held[t] / n, 4)}
+                for t, n in sorted(total.items())
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ pu = page_units(pdf, [page])[0]
 inband = lambda r: lo * pu.height <= r[1] <= hi * pu.height
 for r in pu.rows:
     if inband(r.rect):
-        print(f"ROW {[round(v, 1) for v in r.rect]} size={r.size:.1f} lead={r.lead!r} bold={r.bold}"
-              f" desc_x={r.desc_x} | {r.text[:90]}")
+        print(
+            f"ROW {[round(v, 1) for v in r.rect]} size={r.size:.1f} lead={r.lead!r} bold={r.bold}"
+            f" desc_x={r.desc_x} | {r.text[:90]}"
+        )
 for k, u in enumerate(pu.units):
     if inband(u.rect):
         print(f"UNIT {k} {u.kind} rows={len(u.rows)} term={u.term!r} | {u.text[:100]}")

@@ -60,26 +60,51 @@ print(json.dumps({"page_id": out.loc[0, "page_id"], "boxes": len(out.loc[0, "box
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--old-repo", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=REPO / ".regionops" / "old-checkpoint")
     args = parser.parse_args()
-    args.work = args.work.resolve()  # the logging subprocess runs in the old checkout: no relative paths
+    args.work = (
+        args.work.resolve()
+    )  # the logging subprocess runs in the old checkout: no relative paths
     args.work.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{(args.work / 'mlflow.db').resolve()}"
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "REGIONOPS_HOME": str(args.work.resolve())}
-    logged = subprocess.run([sys.executable, "-c", LOG_WITH_OLD_CODE, uri, str(args.model.resolve()), str(args.index.resolve()),
-                             str(args.work / "artifacts")],
-                            cwd=args.old_repo, env={**env, "PYTHONPATH": str(args.old_repo)},
-                            capture_output=True, text=True, check=True)
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "REGIONOPS_HOME": str(args.work.resolve()),
+    }
+    logged = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOG_WITH_OLD_CODE,
+            uri,
+            str(args.model.resolve()),
+            str(args.index.resolve()),
+            str(args.work / "artifacts"),
+        ],
+        cwd=args.old_repo,
+        env={**env, "PYTHONPATH": str(args.old_repo)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     record = json.loads(logged.stdout.strip().splitlines()[-1])
     print("logged with", args.old_repo, record)
     for first in ("nothing", "components"):
-        loaded = subprocess.run([sys.executable, "-c", LOAD_WITH_NEW_CODE, uri, record["model_uri"], first],
-                                cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
-                                check=False)
+        loaded = subprocess.run(
+            [sys.executable, "-c", LOAD_WITH_NEW_CODE, uri, record["model_uri"], first],
+            cwd=REPO,
+            env={**env, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if loaded.returncode != 0:
             print(f"import {first} first: FAILED\n{loaded.stderr[-3000:]}")
             sys.exit(1)

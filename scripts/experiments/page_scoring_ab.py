@@ -34,13 +34,17 @@ from components.model.io import load_retriever
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", required=True, help="training export (with retriever/) or retriever folder")
+    ap.add_argument(
+        "--model", required=True, help="training export (with retriever/) or retriever folder"
+    )
     ap.add_argument("--docs", required=True, type=Path)
     ap.add_argument("--questions", required=True, type=Path)
     ap.add_argument("--work", required=True, type=Path, help="cache folder for the imported corpus")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     ap.add_argument("--block-context", type=float, help="override the model's model.block_context")
-    ap.add_argument("--max-cell-only", action="store_true", help="skip MaxSim (its einsum dominates)")
+    ap.add_argument(
+        "--max-cell-only", action="store_true", help="skip MaxSim (its einsum dominates)"
+    )
     ap.add_argument("--context-unit", choices=["page", "block"], help="override model.context_unit")
     args = ap.parse_args()
     params = load_params(Path("params.yaml"))
@@ -49,7 +53,9 @@ def main() -> None:
         import_documents(args.docs, args.questions, corpus_dir, params, collection="eval")
     corpus = load_corpus(corpus_dir)
     model_dir = Path(args.model)
-    model = load_retriever(model_dir / "retriever" if (model_dir / "retriever").is_dir() else model_dir)
+    model = load_retriever(
+        model_dir / "retriever" if (model_dir / "retriever").is_dir() else model_dir
+    )
     if args.block_context is not None:
         model.featurizer.block_context = args.block_context
     if args.context_unit is not None:
@@ -74,7 +80,9 @@ def main() -> None:
                 maxsim = (per_token * mask[:, None, :]).sum(-1) / mask.sum(-1)[:, None]
             # The query as sentence-transformers embeds it: normalize(mean of the raw token states).
             states = model.text(**enc).last_hidden_state
-            sentence = F.normalize((states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), dim=-1)
+            sentence = F.normalize(
+                (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), dim=-1
+            )
             max_cell_sentence = torch.einsum("bd,pnd->bpn", sentence, cells).max(-1).values
             gold = torch.tensor([row[q.page_id] for q in chunk])
             hits["max_cell_sentence"] += (max_cell_sentence.argmax(-1) == gold).tolist()
@@ -84,10 +92,16 @@ def main() -> None:
         del hits["maxsim"]
         hits["maxsim"] = hits["max_cell"]  # so the overlap counts below stay defined (all "both")
     result = {
-        "model": str(model_dir), "block_context": model.featurizer.block_context,
-        "context_unit": model.featurizer.context_unit, "pages": len(pages), "questions": len(questions),
-        "page_r1": {rule: float(np.mean(h)) for rule, h in hits.items()
-                    if not (args.max_cell_only and rule == "maxsim")},
+        "model": str(model_dir),
+        "block_context": model.featurizer.block_context,
+        "context_unit": model.featurizer.context_unit,
+        "pages": len(pages),
+        "questions": len(questions),
+        "page_r1": {
+            rule: float(np.mean(h))
+            for rule, h in hits.items()
+            if not (args.max_cell_only and rule == "maxsim")
+        },
         "both_right": int(np.sum(np.array(hits["max_cell"]) & np.array(hits["maxsim"]))),
         "only_max_cell": int(np.sum(np.array(hits["max_cell"]) & ~np.array(hits["maxsim"]))),
         "only_maxsim": int(np.sum(~np.array(hits["max_cell"]) & np.array(hits["maxsim"]))),

@@ -32,15 +32,26 @@ def query_encode_ab(model, texts: list[str]) -> dict:
             times.append((time.perf_counter() - t0) * 1e3)
         diff = max(diff, float(np.abs(out["eager"] - out["traced"]).max()))
     medians = {name: p50(v) for name, v in ms.items()}
-    return {"questions": len(texts), "p50_ms": medians, "speedup": round(medians["eager"] / medians["traced"], 2),
-            "max_abs_vector_diff": diff}
+    return {
+        "questions": len(texts),
+        "p50_ms": medians,
+        "speedup": round(medians["eager"] / medians["traced"], 2),
+        "max_abs_vector_diff": diff,
+    }
 
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     with bench(args, encode=False) as b:
-        emit(args, {"trained_model": b.trained,
-                    "query_encode_ab": query_encode_ab(b.model, [q.question for q in ab_sample(b.questions)])})
+        emit(
+            args,
+            {
+                "trained_model": b.trained,
+                "query_encode_ab": query_encode_ab(
+                    b.model, [q.question for q in ab_sample(b.questions)]
+                ),
+            },
+        )
 
 
 if __name__ == "__main__":

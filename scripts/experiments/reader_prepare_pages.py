@@ -29,8 +29,9 @@ def main() -> None:
     params, settings = load_params(), configure_environment()
     retriever = load_retriever(retriever_dir(args.model))
     cache = settings.home / ("reader-eval-pages" if args.eval else "reader-pages")
-    corpus, _ = real_pages.prepare_real_pages(params, args.set, args.model, retriever.fingerprint, cache,
-                                              for_training=not args.eval)
+    corpus, _ = real_pages.prepare_real_pages(
+        params, args.set, args.model, retriever.fingerprint, cache, for_training=not args.eval
+    )
     print(f"{len(corpus.pages)} pages, {len(corpus.questions)} questions -> {cache}")
 
 

@@ -41,7 +41,11 @@ def main() -> None:
     ap.add_argument("--dev-set", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--systems", default="regionops,page_level,oracle")
-    ap.add_argument("--modes", default="", help="visual-token modes to try besides refine, e.g. avgpool,random,none")
+    ap.add_argument(
+        "--modes",
+        default="",
+        help="visual-token modes to try besides refine, e.g. avgpool,random,none",
+    )
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -52,19 +56,31 @@ def main() -> None:
         updates[key] = type(getattr(params.reader, key))(value)
     params = params.model_copy(update={"reader": params.reader.model_copy(update=updates)})
     retriever = load_retriever(retriever_dir(args.model))
-    dev_corpus, dev_index = prepare_real_pages(params, args.dev_set, args.model, retriever.fingerprint,
-                                               settings.home / "reader-eval-pages", for_training=False)
+    dev_corpus, dev_index = prepare_real_pages(
+        params,
+        args.dev_set,
+        args.model,
+        retriever.fingerprint,
+        settings.home / "reader-eval-pages",
+        for_training=False,
+    )
     reader = build_reader(params.reader, params.model, dev_index.dim)
     state = torch.load(args.ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    missing, unexpected = reader.load_state_dict({k.removeprefix("reader."): v for k, v in state.items()}, strict=False)
+    missing, unexpected = reader.load_state_dict(
+        {k.removeprefix("reader."): v for k, v in state.items()}, strict=False
+    )
     if missing or unexpected:
-        raise ValueError(f"{args.ckpt} does not fit the reader: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"{args.ckpt} does not fit the reader: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     reader.eval()
     ids = None
     if args.limit:
         answerable = sorted(q.id for q in dev_corpus.questions if q.answers)
         ids = set(random.Random(params.seed).sample(answerable, min(args.limit, len(answerable))))
-    bench = AnsweringBench(params, dev_corpus, RagEngine(retriever, dev_index, params), SPLITS, question_ids=ids)
+    bench = AnsweringBench(
+        params, dev_corpus, RagEngine(retriever, dev_index, params), SPLITS, question_ids=ids
+    )
     answerer = ReaderAnswerer(reader, dev_index)
     scores, rows = {"heuristic": heuristic_scores(bench, dev_index)}, []
     rows.append({"system": "heuristic (top region)", "anls": float(scores["heuristic"].mean())})
@@ -74,7 +90,9 @@ def main() -> None:
         rows.append({"system": system, "mode": "refine", "anls": float(s.mean()), **tokens})
         print(json.dumps(rows[-1]), flush=True)
     for mode in [m for m in args.modes.split(",") if m]:
-        if mode == "none":  # the same contexts, their visual tokens not handed over (encode keeps top_m)
+        if (
+            mode == "none"
+        ):  # the same contexts, their visual tokens not handed over (encode keeps top_m)
             blind = ReaderAnswerer(reader, dev_index)
             blind.p = params.reader.model_copy(update={"top_m": 0})
             s, tokens = per_question(bench, blind, "regionops", "refine")
@@ -84,23 +102,45 @@ def main() -> None:
         rows.append({"system": "regionops", "mode": mode, "anls": float(s.mean()), **tokens})
         print(json.dumps(rows[-1]), flush=True)
     comparisons = []
-    for variant, reference in [("regionops", "heuristic"), ("regionops", "page_level"), ("oracle", "regionops"),
-                               *(("regionops", f"regionops:{m}") for m in args.modes.split(",") if m)]:
+    for variant, reference in [
+        ("regionops", "heuristic"),
+        ("regionops", "page_level"),
+        ("oracle", "regionops"),
+        *(("regionops", f"regionops:{m}") for m in args.modes.split(",") if m),
+    ]:
         if variant in scores and reference in scores:
-            comparisons.append({"variant": variant, "reference": reference,
-                                **paired_difference(scores[variant][None], scores[reference][None])})
+            comparisons.append(
+                {
+                    "variant": variant,
+                    "reference": reference,
+                    **paired_difference(scores[variant][None], scores[reference][None]),
+                }
+            )
     by_kind: dict[str, dict[str, float]] = {}
     for name in ("regionops", "heuristic"):
         if name in scores:
             for kind in sorted({getattr(it.question, "type", None) or "?" for it in bench.items}):
-                mask = np.array([(getattr(it.question, "type", None) or "?") == kind for it in bench.items])
-                by_kind.setdefault(kind, {"n": int(mask.sum())})[name] = float(scores[name][mask].mean())
+                mask = np.array(
+                    [(getattr(it.question, "type", None) or "?") == kind for it in bench.items]
+                )
+                by_kind.setdefault(kind, {"n": int(mask.sum())})[name] = float(
+                    scores[name][mask].mean()
+                )
     result = {
-        "ckpt": str(args.ckpt), "dev_questions": len(bench.items), "limit": args.limit,
-        "evidence_at_1": float(np.mean([bool(it.regions) and evidence_in(it.regions[0], it.question)
-                                        for it in bench.items])),
-        "evidence_at_k": float(np.mean([any(evidence_in(r, it.question) for r in it.regions) for it in bench.items])),
-        "rows": rows, "comparisons": comparisons, "by_kind": by_kind,
+        "ckpt": str(args.ckpt),
+        "dev_questions": len(bench.items),
+        "limit": args.limit,
+        "evidence_at_1": float(
+            np.mean(
+                [bool(it.regions) and evidence_in(it.regions[0], it.question) for it in bench.items]
+            )
+        ),
+        "evidence_at_k": float(
+            np.mean([any(evidence_in(r, it.question) for r in it.regions) for it in bench.items])
+        ),
+        "rows": rows,
+        "comparisons": comparisons,
+        "by_kind": by_kind,
         "reader_params": {k: v for k, v in params.flat().items() if k.startswith("reader.")},
     }
     args.out.mkdir(parents=True, exist_ok=True)

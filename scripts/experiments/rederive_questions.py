@@ -34,9 +34,14 @@ def main(src: Path, out: Path) -> dict:
     skips: Counter = Counter()
     seen: set[str] = set()
     for entry in manifest["docs"]:
-        derived = derive_questions(src / "docs" / entry["doc"], entry["doc"], manifest["seed"],
-                                   params["labelled_fraction"], params["max_questions_per_page"],
-                                   seen=seen)
+        derived = derive_questions(
+            src / "docs" / entry["doc"],
+            entry["doc"],
+            manifest["seed"],
+            params["labelled_fraction"],
+            params["max_questions_per_page"],
+            seen=seen,
+        )
         for q in derived.questions:
             if manifest["set"] == "dev":
                 q["split"] = "test"
@@ -44,9 +49,12 @@ def main(src: Path, out: Path) -> dict:
         skips.update(derived.skips)
     write_jsonl_atomic(out / "questions.jsonl", questions)
     by_kind = Counter(q["type"] for q in questions)
-    summary = {"set": manifest["set"], "questions": len(questions),
-               "questions_by_kind": {k: by_kind.get(k, 0) for k in KINDS},
-               "skips": dict(sorted(skips.items()))}
+    summary = {
+        "set": manifest["set"],
+        "questions": len(questions),
+        "questions_by_kind": {k: by_kind.get(k, 0) for k in KINDS},
+        "skips": dict(sorted(skips.items())),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
     return summary
 

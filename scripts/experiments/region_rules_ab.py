@@ -46,9 +46,13 @@ def main() -> None:
     ap.add_argument("--model", required=True, type=Path, help="training export (with retriever/)")
     ap.add_argument("--docs", required=True, type=Path)
     ap.add_argument("--questions", required=True, type=Path)
-    ap.add_argument("--work", required=True, type=Path, help="cache folder: imported corpus + index")
+    ap.add_argument(
+        "--work", required=True, type=Path, help="cache folder: imported corpus + index"
+    )
     ap.add_argument("--pages", type=int, default=3, help="candidate pages whose blocks compete")
-    ap.add_argument("--limit", type=int, default=0, help="score only the first N questions (0 = all)")
+    ap.add_argument(
+        "--limit", type=int, default=0, help="score only the first N questions (0 = all)"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     params = load_params(Path("params.yaml"))
@@ -86,10 +90,16 @@ def main() -> None:
         record("served", served.page_id, served.boxes[0] if served.boxes else None, q)
         scores = bm25.scores(text)
         best = int(np.argmax(scores)) if scores.any() else None
-        record("bm25_blocks", flat[best].page_id if best is not None else None,
-               flat[best].box if best is not None else None, q)
+        record(
+            "bm25_blocks",
+            flat[best].page_id if best is not None else None,
+            flat[best].box if best is not None else None,
+            q,
+        )
         maps = engine.region_maps(hits, text)
-        top = [h.page_id for h in sorted(hits, key=lambda h: -float(maps[h.page_id].max()))][: args.pages]
+        top = [h.page_id for h in sorted(hits, key=lambda h: -float(maps[h.page_id].max()))][
+            : args.pages
+        ]
         if top and len(block_rows[top[0]]):
             rows = block_rows[top[0]]
             b = flat[rows[int(np.argmax(scores[rows]))]]
@@ -106,21 +116,36 @@ def main() -> None:
         dense_maps = dict(zip(top, index.heatmaps(positions, qv)))
 
         def block_values(source, reduce, cand=cand):
-            return np.array([float(reduce(source[pid][cells[id(b)]])) if cells[id(b)].any() else -1.0
-                             for pid, b in cand])
+            return np.array(
+                [
+                    float(reduce(source[pid][cells[id(b)]])) if cells[id(b)].any() else -1.0
+                    for pid, b in cand
+                ]
+            )
 
-        lex = np.array([scores[block_rows[pid][j]] for pid in top for j in range(len(block_rows[pid]))])
+        lex = np.array(
+            [scores[block_rows[pid][j]] for pid in top for j in range(len(block_rows[pid]))]
+        )
         lex = lex / lex.max() if lex.max() > 0 else lex
-        for name, dense in (("blocks", block_values(maps, np.max)), ("mean", block_values(maps, np.mean)),
-                            ("dense", block_values(dense_maps, np.max))):
+        for name, dense in (
+            ("blocks", block_values(maps, np.max)),
+            ("mean", block_values(maps, np.mean)),
+            ("dense", block_values(dense_maps, np.max)),
+        ):
             for w in WEIGHTS:
                 pick = int(np.argmax(dense + w * lex))
                 record(f"{name}_w{w}", cand[pick][0], cand[pick][1].box, q)
         if (i + 1) % 100 == 0:
-            print(i + 1, {r: round(float(np.mean(v)), 3) for r, v in hits_by_rule.items()}, flush=True)
+            print(
+                i + 1, {r: round(float(np.mean(v)), 3) for r, v in hits_by_rule.items()}, flush=True
+            )
     table = {r: round(float(np.mean(v)), 4) for r, v in hits_by_rule.items()}
-    out = {"n_questions": len(questions), "pages": args.pages, "region_hit1": table,
-           "hits": {r: [int(x) for x in v] for r, v in hits_by_rule.items()}}
+    out = {
+        "n_questions": len(questions),
+        "pages": args.pages,
+        "region_hit1": table,
+        "hits": {r: [int(x) for x in v] for r, v in hits_by_rule.items()},
+    }
     print(json.dumps({k: v for k, v in out.items() if k != "hits"}, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

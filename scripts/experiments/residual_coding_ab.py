@@ -29,11 +29,25 @@ def answers(b: Bench, index) -> tuple[list[bool], list[bool]]:
     r1, hit1 = [], []
     for q, vec in zip(b.questions, b.queries):
         hits = index.search(vec, 1)
-        regions = (extract_regions(hits[0].heatmap, b.params.regions, hits[0].page_id,
-                                   blocks=index.meta(hits[0].page_id).blocks) if hits else [])
+        regions = (
+            extract_regions(
+                hits[0].heatmap,
+                b.params.regions,
+                hits[0].page_id,
+                blocks=index.meta(hits[0].page_id).blocks,
+            )
+            if hits
+            else []
+        )
         top = hits[0].page_id if hits else None
         r1.append(top == q.page_id)
-        hit1.append(bool(top == q.page_id and regions and iou(regions[0].box, q.box) >= b.params.evaluate.iou_hit))
+        hit1.append(
+            bool(
+                top == q.page_id
+                and regions
+                and iou(regions[0].box, q.box) >= b.params.evaluate.iou_hit
+            )
+        )
     return r1, hit1
 
 
@@ -47,7 +61,8 @@ def figures(b: Bench, update: dict) -> tuple[dict, list[bool]]:
         "r1_ratio": float(np.mean(r1) / b.exact_r1.mean()) if b.exact_r1.any() else None,
         "hit1_ratio": float(np.mean(hit1) / b.exact_hit1.mean()) if b.exact_hit1.any() else None,
         "r1_paired": paired_ratio(r1, b.exact_r1, seed=b.params.seed),
-        "reconstruction_error": round(error, 5), "build_s": round(build_s, 2),
+        "reconstruction_error": round(error, 5),
+        "build_s": round(build_s, 2),
     }, r1
 
 
@@ -60,9 +75,14 @@ def centroid_choice_ab(b: Bench) -> dict:
     nearest, near_r1 = figures(b, {"pq_residual.centroid_choices": 1})
     best_of, best_r1 = figures(b, {"pq_residual.centroid_choices": CHOICE_AB_ALTERNATIVE})
     best_only, nearest_only = only_right(best_r1, near_r1)
-    return {"configured": b.params.index.pq_residual.centroid_choices, "choices": CHOICE_AB_ALTERNATIVE,
-            "error_pages": min(len(b.cells), CODING_AB_ERROR_PAGES), "nearest": nearest, "best_of": best_of,
-            "r1_only": {"best_of": best_only, "nearest": nearest_only}}
+    return {
+        "configured": b.params.index.pq_residual.centroid_choices,
+        "choices": CHOICE_AB_ALTERNATIVE,
+        "error_pages": min(len(b.cells), CODING_AB_ERROR_PAGES),
+        "nearest": nearest,
+        "best_of": best_of,
+        "r1_only": {"best_of": best_only, "nearest": nearest_only},
+    }
 
 
 def coarse_range_ab(b: Bench) -> dict:
@@ -75,19 +95,39 @@ def coarse_range_ab(b: Bench) -> dict:
         other = {"range": "minmax", "arg": 0.0}  # min-max takes no arg (ADR 20)
     sides = {}
     for name, side in (("configured", configured), ("other", other)):
-        sides[name] = figures(b, {"pq_residual.coarse_range": side["range"], "pq_residual.coarse_range_arg": side["arg"]})
+        sides[name] = figures(
+            b,
+            {
+                "pq_residual.coarse_range": side["range"],
+                "pq_residual.coarse_range_arg": side["arg"],
+            },
+        )
     mine_only, other_only = only_right(sides["configured"][1], sides["other"][1])
-    return {"configured": {**configured, **sides["configured"][0]}, "other": {**other, **sides["other"][0]},
-            "r1_only": {"configured": mine_only, "other": other_only},
-            "error_pages": min(len(b.cells), CODING_AB_ERROR_PAGES)}
+    return {
+        "configured": {**configured, **sides["configured"][0]},
+        "other": {**other, **sides["other"][0]},
+        "r1_only": {"configured": mine_only, "other": other_only},
+        "error_pages": min(len(b.cells), CODING_AB_ERROR_PAGES),
+    }
 
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     with bench(args) as b:
-        emit(args, {"pages": len(b.metas), "queries": len(b.questions), "trained_model": b.trained,
-                    "exact_float32": {"r1": float(b.exact_r1.mean()), "hit1": float(b.exact_hit1.mean())},
-                    "centroid_choice_ab": centroid_choice_ab(b), "coarse_range_ab": coarse_range_ab(b)})
+        emit(
+            args,
+            {
+                "pages": len(b.metas),
+                "queries": len(b.questions),
+                "trained_model": b.trained,
+                "exact_float32": {
+                    "r1": float(b.exact_r1.mean()),
+                    "hit1": float(b.exact_hit1.mean()),
+                },
+                "centroid_choice_ab": centroid_choice_ab(b),
+                "coarse_range_ab": coarse_range_ab(b),
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -36,15 +36,22 @@ def main(train_contexts: str = "retrieved") -> dict:
     from components.training.train import train_retriever
 
     settings = configure_environment()
-    params = load_params(REPO / "params.yaml",
-                         [*TINY_OVERRIDES, f"reader.train_contexts={train_contexts}", "reader.real_train_dir=null"])
+    params = load_params(
+        REPO / "params.yaml",
+        [*TINY_OVERRIDES, f"reader.train_contexts={train_contexts}", "reader.real_train_dir=null"],
+    )
     generate_corpus(params, root / "corpus")
     corpus = load_corpus(root / "corpus")
     retriever = train_retriever(params, corpus, root / "model", settings)
     build_index(params, corpus, root / "model", root / "index")
-    reader, _ = train_reader(params, corpus, root / "model", root / "index", root / "reader", settings)
+    reader, _ = train_reader(
+        params, corpus, root / "model", root / "index", root / "reader", settings
+    )
     keep = ("steps", "exported_step", "final", "fingerprint", "counts")
-    return {"retriever": {k: retriever.get(k) for k in keep}, "reader": {k: reader.get(k) for k in keep}}
+    return {
+        "retriever": {k: retriever.get(k) for k in keep},
+        "reader": {k: reader.get(k) for k in keep},
+    }
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--model", type=Path)
     parser.add_argument("--index", type=Path)
@@ -89,8 +91,9 @@ def main() -> None:
         "p95_ms": {k: round(percentile(v, 95), 2) for k, v in times.items()},
     }
     report["ratio_of_medians"] = round(report["median_ms"]["on"] / report["median_ms"]["off"], 3)
-    report["median_per_question_ratio"] = round(statistics.median(
-        a / b for a, b in zip(times["on"], times["off"])), 3)
+    report["median_per_question_ratio"] = round(
+        statistics.median(a / b for a, b in zip(times["on"], times["off"])), 3
+    )
     report["traces_logged"] = len(mlflow.search_traces(return_type="list", max_results=10_000))
     print(json.dumps(report, indent=2))
 

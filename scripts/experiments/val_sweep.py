@@ -22,20 +22,38 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--key", required=True, help="parameter to sweep, e.g. train.lambda_local")
     ap.add_argument("--values", required=True, help="comma-separated values")
-    ap.add_argument("--out", required=True, type=Path, help="one training export per value goes here")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", help="extra --set for every run")
+    ap.add_argument(
+        "--out", required=True, type=Path, help="one training export per value goes here"
+    )
+    ap.add_argument(
+        "--set", action="append", default=[], dest="overrides", help="extra --set for every run"
+    )
     args = ap.parse_args()
     rows = []
     for value in args.values.split(","):
         run_dir = args.out / f"{args.key.split('.')[-1]}={value}"
         if not (run_dir / "train_run.json").is_file():
-            cmd = [sys.executable, "-m", "components.cli", "train", "--out", str(run_dir),
-                   "--set", f"{args.key}={value}", *[a for o in args.overrides for a in ("--set", o)]]
+            cmd = [
+                sys.executable,
+                "-m",
+                "components.cli",
+                "train",
+                "--out",
+                str(run_dir),
+                "--set",
+                f"{args.key}={value}",
+                *[a for o in args.overrides for a in ("--set", o)],
+            ]
             print(" ".join(cmd), file=sys.stderr, flush=True)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         run = json.loads((run_dir / "train_run.json").read_text())
-        rows.append({"value": value, "exported_step": run["exported_step"],
-                     **{k: run["final"].get(k) for k in FIGURES}})
+        rows.append(
+            {
+                "value": value,
+                "exported_step": run["exported_step"],
+                **{k: run["final"].get(k) for k in FIGURES},
+            }
+        )
     best = max(rows, key=lambda r: r["val/fused"] if r["val/fused"] is not None else -1)
     result = {"key": args.key, "overrides": args.overrides, "rows": rows, "chosen": best["value"]}
     (args.out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -42,8 +42,10 @@ def test_bad_override_fails_with_the_key_named():
 
 def test_ablate_retriever_rejects_an_unknown_variant(tmp_path, monkeypatch):
     monkeypatch.setenv("REGIONOPS_HOME", str(tmp_path / "home"))
-    result = runner.invoke(app, ["ablate", "retriever", "--variants", "global_only,hybird",
-                                 "--out", str(tmp_path / "out")])
+    result = runner.invoke(
+        app,
+        ["ablate", "retriever", "--variants", "global_only,hybird", "--out", str(tmp_path / "out")],
+    )
     assert result.exit_code == 2
     assert "hybird" in result.output and "global_labelled_pseudo_local" in result.output
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
@@ -54,8 +56,15 @@ def test_ablate_retriever_rejects_an_unknown_variant(tmp_path, monkeypatch):
 
 def _cli(args: list[str], cwd, home) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "REGIONOPS_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "components.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "components.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
 
 
 def test_library_prints_and_child_processes_go_to_stderr_results_to_stdout(tmp_path):
@@ -71,9 +80,17 @@ def test_library_prints_and_child_processes_go_to_stderr_results_to_stdout(tmp_p
         "    subprocess.run(['echo', 'child chatter'], check=True)\n"
         "    cli.emit({'answer': 42})\n"
         "app.registered_commands[0].callback = cli.results_on_stdout(app.registered_commands[0].callback)\n"
-        "app()\n")
-    proc = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+        "app()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"answer": 42}
     assert "library chatter" in proc.stderr and "child chatter" in proc.stderr
@@ -94,8 +111,17 @@ def test_missing_index_names_the_file_and_the_command_that_makes_it(tmp_path):
 
 
 def test_missing_corpus_names_the_command_that_makes_it(tmp_path):
-    proc = _cli(["train", "--params", str(REPO / "params.yaml"), "--set", f"data.corpus_dir={tmp_path}/nowhere"],
-                tmp_path, tmp_path / "home")
+    proc = _cli(
+        [
+            "train",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--set",
+            f"data.corpus_dir={tmp_path}/nowhere",
+        ],
+        tmp_path,
+        tmp_path / "home",
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert "pages.jsonl not found" in proc.stderr and "regionops generate" in proc.stderr
 
@@ -107,18 +133,38 @@ def test_import_help_cites_the_data_contract():
 
 
 @pytest.mark.slow
-def test_evaluate_stdout_is_json_that_jq_can_read(tiny_params, tiny_corpus, tmp_path, regionops_home):
+def test_evaluate_stdout_is_json_that_jq_can_read(
+    tiny_params, tiny_corpus, tmp_path, regionops_home
+):
     """`regionops evaluate | jq` used to get nothing: the JSON went to stderr with the logs."""
     from components.index.build import build_index
     from components.model.io import save_retriever
     from components.model.retriever import build_retriever
 
     model_dir, index_dir = tmp_path / "model", tmp_path / "index"
-    save_retriever(build_retriever(tiny_params.model), model_dir / "retriever")  # untrained is enough here
+    save_retriever(
+        build_retriever(tiny_params.model), model_dir / "retriever"
+    )  # untrained is enough here
     build_index(tiny_params, tiny_corpus, model_dir, index_dir)
-    overrides = [a for o in TINY_OVERRIDES + [f"data.corpus_dir={tiny_corpus.root}"] for a in ("--set", o)]
-    proc = _cli(["evaluate", "--model", str(model_dir), "--index", str(index_dir), "--out", str(tmp_path / "eval"),
-                 "--params", str(REPO / "params.yaml"), *overrides], tmp_path, regionops_home)
+    overrides = [
+        a for o in TINY_OVERRIDES + [f"data.corpus_dir={tiny_corpus.root}"] for a in ("--set", o)
+    ]
+    proc = _cli(
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--index",
+            str(index_dir),
+            "--out",
+            str(tmp_path / "eval"),
+            "--params",
+            str(REPO / "params.yaml"),
+            *overrides,
+        ],
+        tmp_path,
+        regionops_home,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert set(result["systems"]) >= {"regionops", "bm25_blocks"} and result["n_questions"] > 0

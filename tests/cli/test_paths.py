@@ -22,7 +22,10 @@ STAGES = {
     "train": {"outs": [P.model], "deps": [P.accepted]},
     "index": {"outs": [P.index], "deps": [P.accepted, P.model]},
     "train-reader": {"outs": [P.reader], "deps": [P.accepted, P.model, P.index]},
-    "evaluate": {"outs": None, "deps": [P.accepted, P.model, P.index, P.reader]},  # outs: the test below
+    "evaluate": {
+        "outs": None,
+        "deps": [P.accepted, P.model, P.index, P.reader],
+    },  # outs: the test below
 }
 
 
@@ -87,7 +90,16 @@ def _cli_option_defaults(words: tuple[str, ...]) -> dict[str, object]:
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_commands_pass_the_paths_the_cli_defaults_to(name):
     """Each flag a stage passes is the paths object's folder, and the CLI's default where it has one."""
-    expected = {P.corpus, P.landed, P.validation, P.model, P.index, P.reader, P.reader_export, P.eval}
+    expected = {
+        P.corpus,
+        P.landed,
+        P.validation,
+        P.model,
+        P.index,
+        P.reader,
+        P.reader_export,
+        P.eval,
+    }
     for argv in _commands(_stages()[name]):
         words, flags = _flags(argv)
         assert argv[0] == "regionops"
@@ -96,12 +108,16 @@ def test_stage_commands_pass_the_paths_the_cli_defaults_to(name):
             assert Path(value) in expected, f"{name}: --{flag} {value} is not a ProjectPaths folder"
             default = defaults[flag.replace("-", "_")]
             if default is not None:
-                assert Path(default) == Path(value), f"{name}: --{flag} {value} but the CLI defaults to {default}"
+                assert Path(default) == Path(value), (
+                    f"{name}: --{flag} {value} but the CLI defaults to {default}"
+                )
 
 
 def test_from_root_puts_every_folder_under_the_root(tmp_path):
     paths = ProjectPaths.from_root(tmp_path)
-    assert paths.model == tmp_path / "data/model" and paths.metrics == tmp_path / "eval/metrics.json"
+    assert (
+        paths.model == tmp_path / "data/model" and paths.metrics == tmp_path / "eval/metrics.json"
+    )
     assert paths.reader_export == tmp_path / "data/reader/reader"
     assert paths.accepted == tmp_path / "data/validation/accepted.json"
     assert PROJECT == ProjectPaths.from_root(".") and not PROJECT.model.is_absolute()

@@ -22,7 +22,10 @@ PARAGRAPH = [
 ]
 ENTRIES = [
     ("--verbose", ["print every command before running it and report", "the time each step takes"]),
-    ("--prefix", ["install all files below the given directory instead", "of the system default location"]),
+    (
+        "--prefix",
+        ["install all files below the given directory instead", "of the system default location"],
+    ),
 ]
 CAPTION = "Figure 1: Build time of the runtime library per language"
 AXES = (0.25, 0.40, 0.5, 0.22)  # matplotlib figure fractions: left, bottom, width, height
@@ -93,8 +96,12 @@ def _answer_boxes(pdf_path, page: int, answer: str) -> list[tuple[float, float, 
 
 
 def _inside(inner, outer, slack: float = 0.004) -> bool:
-    return (inner[0] >= outer[0] - slack and inner[1] >= outer[1] - slack
-            and inner[2] <= outer[2] + slack and inner[3] <= outer[3] + slack)
+    return (
+        inner[0] >= outer[0] - slack
+        and inner[1] >= outer[1] - slack
+        and inner[2] <= outer[2] + slack
+        and inner[3] <= outer[3] + slack
+    )
 
 
 def test_derivation_is_deterministic_for_a_seed(manual_pdf):
@@ -137,8 +144,11 @@ def test_definition_unit_is_the_whole_entry(manual_pdf):
 
 
 def test_cloze_unit_is_the_whole_paragraph(manual_pdf):
-    (unit,) = [u for u in page_units(manual_pdf)[0].units
-               if u.kind == "paragraph" and "installer" in u.text]
+    (unit,) = [
+        u
+        for u in page_units(manual_pdf)[0].units
+        if u.kind == "paragraph" and "installer" in u.text
+    ]
     assert len(unit.rows) == len(PARAGRAPH)
     assert unit.text == " ".join(PARAGRAPH)
 
@@ -168,13 +178,21 @@ def test_labelled_share_follows_the_fraction(manual_pdf):
     every = derive_questions(manual_pdf, "m.pdf", seed=7, labelled_fraction=1.0, max_per_page=10)
     assert not any(q["labelled"] for q in none.questions)
     assert all(q["labelled"] for q in every.questions)
-    assert all(q["box"] is not None for q in none.questions)  # withheld from training, kept for eval
+    assert all(
+        q["box"] is not None for q in none.questions
+    )  # withheld from training, kept for eval
 
 
 # --------------------------------------------------------------------------- block recall
 def _page(blocks: list[tuple[float, float, float, float]]) -> Page:
-    return Page(doc="d.pdf", page=0, image="images/d.pdf/0.png", width=100, height=100,
-                blocks=[Block(kind="paragraph", text=f"b{i}", box=b) for i, b in enumerate(blocks)])
+    return Page(
+        doc="d.pdf",
+        page=0,
+        image="images/d.pdf/0.png",
+        width=100,
+        height=100,
+        blocks=[Block(kind="paragraph", text=f"b{i}", box=b) for i, b in enumerate(blocks)],
+    )
 
 
 def _q(qid: str, box, kind: str) -> Question:
@@ -188,7 +206,9 @@ def test_block_recall_counts_units_matched_at_iou_half():
         _q("miss", (0.1, 0.5, 0.95, 0.6), "definition"),  # IoU 0.04 / 0.085 = 0.47 with block 1
         _q("split", (0.1, 0.1, 0.9, 0.7), "caption"),  # spans both blocks: no single block matches
         Question(id="nobox", question="q?", doc="d.pdf", page=0, type="cloze"),
-        Question(id="other", question="q?", doc="e.pdf", page=0, box=(0.1, 0.1, 0.2, 0.2), type="cloze"),
+        Question(
+            id="other", question="q?", doc="e.pdf", page=0, box=(0.1, 0.1, 0.2, 0.2), type="cloze"
+        ),
     ]
     misses: list[dict] = []
     result = block_recall([page], questions, misses=misses)
@@ -214,7 +234,9 @@ def test_a_page_pdfminer_cannot_interpret_is_skipped_and_counted(tmp_path, monke
     from pdfminer.psexceptions import PSSyntaxError
 
     path = tmp_path / "two.pdf"
-    _make_pdf(path, [("2 Installing the package", PARAGRAPH), ("3 Removing the package", PARAGRAPH[:2])])
+    _make_pdf(
+        path, [("2 Installing the package", PARAGRAPH), ("3 Removing the package", PARAGRAPH[:2])]
+    )
     real = PDFPageInterpreter.process_page
     calls = []
 

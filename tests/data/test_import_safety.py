@@ -27,7 +27,9 @@ def _docs(root: Path) -> Path:
 
 
 def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
+    )
 
 
 def _pdf_with_page_sizes(sizes: list[tuple[float, float]]) -> bytes:
@@ -49,8 +51,19 @@ def test_import_refuses_a_collection_name_that_is_not_a_slug(tmp_path, name, mon
     work = tmp_path / "deep" / "er" / "work"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
-    result = CliRunner().invoke(app, ["import", "--docs", str(docs), "--name", name, "--no-dvc",
-                                      "--params", str(REPO / "params.yaml")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "import",
+            "--docs",
+            str(docs),
+            "--name",
+            name,
+            "--no-dvc",
+            "--params",
+            str(REPO / "params.yaml"),
+        ],
+    )
     assert result.exit_code == 2 and "slug" in result.output
     assert not (tmp_path / "victim").exists() and not (work / "data").exists()
 
@@ -71,7 +84,9 @@ def test_import_refuses_an_output_folder_holding_foreign_files(tmp_path, tiny_pa
     (out / "pages.jsonl").write_text("my own table\n")
     with pytest.raises(UnsafeImportError, match="notes.txt"):
         import_documents(docs, None, out, tiny_params, collection="mine")
-    assert (out / "notes.txt").read_text() == "mine" and (out / "pages.jsonl").read_text() == "my own table\n"
+    assert (out / "notes.txt").read_text() == "mine" and (
+        out / "pages.jsonl"
+    ).read_text() == "my own table\n"
 
 
 def test_a_failed_reimport_leaves_the_previous_corpus_whole(tmp_path, tiny_params, monkeypatch):
@@ -91,7 +106,9 @@ def test_a_failed_reimport_leaves_the_previous_corpus_whole(tmp_path, tiny_param
     assert after == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine"]  # no staging debris
     monkeypatch.undo()
-    report = import_documents(docs, None, out, tiny_params, collection="mine")  # a re-import replaces it
+    report = import_documents(
+        docs, None, out, tiny_params, collection="mine"
+    )  # a re-import replaces it
     assert report["pages"] == 3 and report["corpus_dir"] == str(out)
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine"]
 
@@ -134,7 +151,9 @@ def test_landing_quarantines_links_escaping_the_landing_root(tmp_path, tiny_para
     assert (outside / "private.pdf").read_bytes() == GOOD_PDF  # the target is never touched
 
 
-def test_oversized_pdf_page_is_quarantined_and_the_other_pages_go_on(tmp_path, tiny_params, monkeypatch):
+def test_oversized_pdf_page_is_quarantined_and_the_other_pages_go_on(
+    tmp_path, tiny_params, monkeypatch
+):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # 2000 pt at 96 dpi: 7.1 Mpx
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -205,7 +224,10 @@ def test_import_report_names_the_final_folder_not_the_staging_one(tmp_path, tiny
     import_documents(_docs(tmp_path / "docs"), None, out, tiny_params, collection="mine")
     report = json.loads((out / "import_report.json").read_text())
     assert report["corpus_dir"] == str(out)
-    assert all(Path(p).parent == out / "quarantine" and Path(p).is_file() for p in report["quarantine"].values())
+    assert all(
+        Path(p).parent == out / "quarantine" and Path(p).is_file()
+        for p in report["quarantine"].values()
+    )
 
 
 def test_pending_landing_files_work_with_a_relative_landing_folder(tmp_path, monkeypatch):
@@ -214,5 +236,9 @@ def test_pending_landing_files_work_with_a_relative_landing_folder(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "landing").mkdir()
     (tmp_path / "landing" / "ok.pdf").write_bytes(GOOD_PDF)
-    (tmp_path / "landing" / "escape.pdf").symlink_to(tmp_path / "landing" / ".." / ".." / "etc-passwd.pdf")
-    assert [p["name"] for p in pending_files(Path("landing"), Path("landed"), settle_seconds=0)] == ["ok.pdf"]
+    (tmp_path / "landing" / "escape.pdf").symlink_to(
+        tmp_path / "landing" / ".." / ".." / "etc-passwd.pdf"
+    )
+    assert [
+        p["name"] for p in pending_files(Path("landing"), Path("landed"), settle_seconds=0)
+    ] == ["ok.pdf"]

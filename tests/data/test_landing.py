@@ -30,8 +30,18 @@ def _drop(landing: Path, name: str, data: bytes) -> Path:
 
 
 GOOD_PDF = make_pdf([[(20, 150, "Invoice total 1234"), (20, 100, "Paid in March")]])
-QUESTIONS = (json.dumps({"id": "q1", "question": "What is the invoice total?", "answers": ["1234"],
-                         "doc": "invoice.pdf", "page": 0}) + "\n").encode()
+QUESTIONS = (
+    json.dumps(
+        {
+            "id": "q1",
+            "question": "What is the invoice total?",
+            "answers": ["1234"],
+            "doc": "invoice.pdf",
+            "page": 0,
+        }
+    )
+    + "\n"
+).encode()
 
 
 def test_same_file_dropped_twice_is_taken_in_once(tmp_path, tiny_params):

@@ -22,13 +22,22 @@ SECOND = [
     "the market hall opens before dawn. Buyers inspect the catch on long tables",
     "while gulls circle above the cranes that lift crates from the narrow decks.",
 ]
-PROSE_PDF = make_pdf([
-    [(72, 700 - 14 * i, t) for i, t in enumerate(PROSE)]
-    + [(72, 600 - 14 * i, t) for i, t in enumerate(SECOND)],
-], size=(612, 792))
+PROSE_PDF = make_pdf(
+    [
+        [(72, 700 - 14 * i, t) for i, t in enumerate(PROSE)]
+        + [(72, 600 - 14 * i, t) for i, t in enumerate(SECOND)],
+    ],
+    size=(612, 792),
+)
 THIN_PDF = make_pdf([[(20, 150, "Invoice total 1234"), (20, 100, "Paid in March")]])
-OWN_QUESTION = {"id": "mine-1", "question": "Which station assigns the berth?", "answers": ["pilot station"],
-                "doc": "harbour.pdf", "page": 0, "type": "handmade"}
+OWN_QUESTION = {
+    "id": "mine-1",
+    "question": "Which station assigns the berth?",
+    "answers": ["pilot station"],
+    "doc": "harbour.pdf",
+    "page": 0,
+    "type": "handmade",
+}
 
 
 def _merge(tmp_path, params, tiny_corpus, files: dict[str, bytes]):
@@ -41,7 +50,9 @@ def _merge(tmp_path, params, tiny_corpus, files: dict[str, bytes]):
     return summary, load_corpus(corpus_dir)
 
 
-def test_landed_pdf_without_questions_gets_derived_questions_in_the_corpus(tmp_path, tiny_params, tiny_corpus):
+def test_landed_pdf_without_questions_gets_derived_questions_in_the_corpus(
+    tmp_path, tiny_params, tiny_corpus
+):
     summary, corpus = _merge(tmp_path, tiny_params, tiny_corpus, {"harbour.pdf": PROSE_PDF})
     derived = [q for q in corpus.questions if q.doc == "landed/harbour.pdf"]
     assert derived, "a landed PDF with a text layer and no questions gets derived questions"
@@ -56,22 +67,32 @@ def test_landed_pdf_without_questions_gets_derived_questions_in_the_corpus(tmp_p
         assert q.split == page.split, "a derived question takes its document's split"
 
 
-def test_labelled_fraction_zero_leaves_every_derived_question_page_only(tmp_path, tiny_params, tiny_corpus):
+def test_labelled_fraction_zero_leaves_every_derived_question_page_only(
+    tmp_path, tiny_params, tiny_corpus
+):
     params = tiny_params.model_copy(
-        update={"realdocs": tiny_params.realdocs.model_copy(update={"labelled_fraction": 0.0})})
+        update={"realdocs": tiny_params.realdocs.model_copy(update={"labelled_fraction": 0.0})}
+    )
     _, corpus = _merge(tmp_path, params, tiny_corpus, {"harbour.pdf": PROSE_PDF})
     derived = [q for q in corpus.questions if q.doc == "landed/harbour.pdf"]
     assert derived and all(q.box is None and not q.labelled for q in derived)
 
 
 def test_landed_pdf_with_its_own_questions_keeps_them_untouched(tmp_path, tiny_params, tiny_corpus):
-    files = {"harbour.pdf": PROSE_PDF, "questions.jsonl": (json.dumps(OWN_QUESTION) + "\n").encode()}
+    files = {
+        "harbour.pdf": PROSE_PDF,
+        "questions.jsonl": (json.dumps(OWN_QUESTION) + "\n").encode(),
+    }
     summary, corpus = _merge(tmp_path, tiny_params, tiny_corpus, files)
     mine = [q for q in corpus.questions if q.doc == "landed/harbour.pdf"]
     assert [q.id for q in mine] == ["landed/mine-1"], "no derived question beside the user's own"
     q = mine[0]
     assert (q.question, q.answers, q.page, q.type) == (
-        OWN_QUESTION["question"], OWN_QUESTION["answers"], 0, "handmade")
+        OWN_QUESTION["question"],
+        OWN_QUESTION["answers"],
+        0,
+        "handmade",
+    )
     assert "source" not in q.meta
     assert summary["landed_questions_derived"] == 0 and summary["derived_by_document"] == {}
 

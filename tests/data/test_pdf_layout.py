@@ -18,8 +18,10 @@ from components.data.pdf_objects import PageContent, PdfWord
 from components.evaluation.metrics import iou
 
 W, H = 600.0, 800.0
-FULL = ("Layout analysis groups the words of a page into the units that a reader would "
-        "highlight as evidence")
+FULL = (
+    "Layout analysis groups the words of a page into the units that a reader would "
+    "highlight as evidence"
+)
 
 
 class PdfBuilder:
@@ -62,8 +64,12 @@ class PdfBuilder:
 
 
 def union(*boxes):
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
-            max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def norm(box):
@@ -74,26 +80,49 @@ def sample_page(path: Path) -> tuple[Path, dict[str, list]]:
     """Heading, two paragraphs, a bullet list, an option list, a captioned figure, a two-column
     section and a folio; returns the PDF and the true box of every unit by kind."""
     b = PdfBuilder()
-    truth: dict[str, list] = {k: [] for k in ("heading", "paragraph", "list_item", "definition",
-                                             "figure", "page_footer")}
+    truth: dict[str, list] = {
+        k: [] for k in ("heading", "paragraph", "list_item", "definition", "figure", "page_footer")
+    }
     truth["heading"].append(b.text(72, 80, "1 Introduction", "Helvetica-Bold", 16))
-    truth["paragraph"].append(union(b.text(72, 110, FULL), b.text(72, 122, FULL),
-                                    b.text(72, 134, "and it keeps them apart.")))
+    truth["paragraph"].append(
+        union(
+            b.text(72, 110, FULL),
+            b.text(72, 122, FULL),
+            b.text(72, 134, "and it keeps them apart."),
+        )
+    )
     truth["paragraph"].append(union(b.text(72, 160, FULL), b.text(72, 172, "on every page.")))
-    for top, lines in ((200, ["The first item of the list."]),
-                       (214, ["The second item, long enough that it wraps onto a second line",
-                              "under its own text."]),
-                       (240, ["The third item."])):
+    for top, lines in (
+        (200, ["The first item of the list."]),
+        (
+            214,
+            [
+                "The second item, long enough that it wraps onto a second line",
+                "under its own text.",
+            ],
+        ),
+        (240, ["The third item."]),
+    ):
         boxes = [b.text(80, top, "\u2022")]
         boxes += [b.text(92, top + 12 * k, line) for k, line in enumerate(lines)]
         truth["list_item"].append(union(*boxes))
-    truth["definition"].append(union(b.text(72, 270, "-v, --verbose", "Courier"),
-                                     b.text(200, 270, "Print each file name as it is processed.")))
-    truth["definition"].append(union(b.text(72, 284, "-q, --quiet", "Courier"),
-                                     b.text(200, 284, "Suppress all normal output; only errors are"),
-                                     b.text(200, 296, "reported on the standard error stream.")))
-    drawing = union(b.curve([(150, 330), (150, 450), (450, 450), (440, 345)]),
-                    b.curve([(170, 440), (260, 400), (330, 380), (420, 360)]))
+    truth["definition"].append(
+        union(
+            b.text(72, 270, "-v, --verbose", "Courier"),
+            b.text(200, 270, "Print each file name as it is processed."),
+        )
+    )
+    truth["definition"].append(
+        union(
+            b.text(72, 284, "-q, --quiet", "Courier"),
+            b.text(200, 284, "Suppress all normal output; only errors are"),
+            b.text(200, 296, "reported on the standard error stream."),
+        )
+    )
+    drawing = union(
+        b.curve([(150, 330), (150, 450), (450, 450), (440, 345)]),
+        b.curve([(170, 440), (260, 400), (330, 380), (420, 360)]),
+    )
     caption = b.text(200, 472, "Figure 1: Growth of the sample over time.")
     truth["figure"].append(union(drawing, caption))
     column = "Two columns of text set side by side on a page"
@@ -135,8 +164,16 @@ def _words(x: float, baseline: float, text: str, size: float = 10.0, **style) ->
     out = []
     for token in text.split():
         w = 0.5 * size * len(token)
-        out.append(PdfWord(token, (x, baseline - 0.8 * size, x + w, baseline + 0.2 * size),
-                           baseline, size, style.get("bold", False), style.get("mono", False)))
+        out.append(
+            PdfWord(
+                token,
+                (x, baseline - 0.8 * size, x + w, baseline + 0.2 * size),
+                baseline,
+                size,
+                style.get("bold", False),
+                style.get("mono", False),
+            )
+        )
         x += w + 0.3 * size
     return out
 
@@ -148,8 +185,12 @@ def _content(*lines: list[PdfWord]) -> PageContent:
 def test_a_first_line_indent_starts_a_new_paragraph():
     long = "x" * 8 + " word" * 14
     content = _content(
-        _words(87, 200, long), _words(72, 212, long), _words(72, 224, "ends here."),
-        _words(87, 236, long), _words(72, 248, long), _words(72, 260, "and stops."),
+        _words(87, 200, long),
+        _words(72, 212, long),
+        _words(72, 224, "ends here."),
+        _words(87, 236, long),
+        _words(72, 248, long),
+        _words(72, 260, "and stops."),
     )
     blocks = layout_blocks(content)
     assert [b.kind for b in blocks] == ["paragraph", "paragraph"]
@@ -157,8 +198,12 @@ def test_a_first_line_indent_starts_a_new_paragraph():
 
 
 def test_rows_of_aligned_short_cells_form_one_table_with_its_rows_nested():
-    rows = [_words(72, 300 + 14 * k, f"name{k}") + _words(200, 300 + 14 * k, f"{k * 7}")
-            + _words(330, 300 + 14 * k, f"unit{k}") for k in range(4)]
+    rows = [
+        _words(72, 300 + 14 * k, f"name{k}")
+        + _words(200, 300 + 14 * k, f"{k * 7}")
+        + _words(330, 300 + 14 * k, f"unit{k}")
+        for k in range(4)
+    ]
     blocks = layout_blocks(_content(*rows))
     (table,) = [b for b in blocks if b.kind == "table"]
     assert all(f"name{k}" in table.text and f"unit{k}" in table.text for k in range(4))
@@ -189,7 +234,8 @@ def test_a_word_hyphenated_over_a_line_break_stays_on_its_lines(tmp_path):
 
 
 def test_import_records_pdf_blocks_and_image_pages_keep_the_word_fallback(
-        sample, tmp_path, tiny_params):
+    sample, tmp_path, tiny_params
+):
     from components.data.importer import import_documents
 
     path, truth = sample
@@ -237,7 +283,7 @@ def test_show_outlines_each_block_in_its_kind_colour(sample, tmp_path, tiny_para
         if block.kind not in KIND_COLOURS:
             continue
         x0, y0, x1 = int(block.box[0] * w), int(block.box[1] * h), int(block.box[2] * w)
-        edge = img[y0, x0:x1 + 1]  # the top edge of the outline
+        edge = img[y0, x0 : x1 + 1]  # the top edge of the outline
         share = np.mean(np.all(np.abs(edge - np.array(KIND_COLOURS[block.kind])) <= 10, axis=-1))
         assert share > 0.5, block.kind
 
@@ -263,8 +309,12 @@ def test_boxes_are_relative_to_the_crop_box_the_page_is_rendered_from(tmp_path):
     width, height = page.get_size()
     assert (width, height) == (500, 700)
     # crop top is y=740 in PDF space, i.e. 60 pt below the media box's top edge
-    expected = ((ink[0] - 50) / width, (ink[1] - 60) / height, (ink[2] - 50) / width,
-                (ink[3] - 60) / height)
+    expected = (
+        (ink[0] - 50) / width,
+        (ink[1] - 60) / height,
+        (ink[2] - 50) / width,
+        (ink[3] - 60) / height,
+    )
     (block,) = pdf_page_blocks(page)
     assert iou(block.box, expected) >= 0.75
     words = _pdf_words(page, width, height)
@@ -287,8 +337,10 @@ def test_stacked_figures_in_one_frame_each_keep_their_caption(tmp_path):
     b.text(200, 318, "Figure 2: The second drawing.")
     blocks = pdf_page_blocks(pdfium.PdfDocument(b.save(tmp_path / "two.pdf"))[0])
     figures = sorted((blk for blk in blocks if blk.kind == "figure"), key=lambda blk: blk.box[1])
-    assert [f.text.split("\n")[0] for f in figures] == ["Figure 1: The first drawing.",
-                                                       "Figure 2: The second drawing."]
+    assert [f.text.split("\n")[0] for f in figures] == [
+        "Figure 1: The first drawing.",
+        "Figure 2: The second drawing.",
+    ]
     assert figures[0].box[3] < figures[1].box[3]
     assert not [blk for blk in blocks if blk.kind == "caption"]
 
@@ -305,8 +357,10 @@ def test_a_ruled_table_named_by_its_caption_keeps_its_entries_nested(tmp_path):
     caption = b.text(150, 100, "Table 1: Options of the tool.")
     _rule(b, 100, 500, 110)
     _rule(b, 100, 500, 128)
-    entries = [union(b.text(110, 145, "verbose"), b.text(220, 145, "Print each file as it is read.")),
-               union(b.text(110, 165, "quiet"), b.text(220, 165, "Print nothing but the errors."))]
+    entries = [
+        union(b.text(110, 145, "verbose"), b.text(220, 145, "Print each file as it is read.")),
+        union(b.text(110, 165, "quiet"), b.text(220, 165, "Print nothing but the errors.")),
+    ]
     _rule(b, 100, 500, 175)
     blocks = pdf_page_blocks(pdfium.PdfDocument(b.save(tmp_path / "table.pdf"))[0])
     (table,) = [blk for blk in blocks if blk.kind == "table"]
@@ -323,10 +377,13 @@ def test_a_captioned_table_takes_in_the_rows_below_a_spanning_cell():
     body = "The running text after the table goes on across the whole column as prose does"
     content = _content(
         _words(150, 100, "Table 3. Symbols chosen by each option."),
-        cells(120, "Option", "energy", "moles"), cells(134, "plain", "E", "n"),
+        cells(120, "Option", "energy", "moles"),
+        cells(134, "plain", "E", "n"),
         _words(100, 148, "(synonym for plain)"),
-        cells(162, "total", "U", "N"), cells(176, "molar", "A", "m"),
-        _words(72, 210, body), _words(72, 222, body + "."),
+        cells(162, "total", "U", "N"),
+        cells(176, "molar", "A", "m"),
+        _words(72, 210, body),
+        _words(72, 222, body + "."),
     )
     blocks = layout_blocks(content)
     (table,) = [b for b in blocks if b.kind == "table" and b.text.startswith("Table 3.")]

@@ -36,11 +36,18 @@ def _make_pdf(path, n_pages: int, caption_pages: set[int], tag: str) -> None:
             fig.text(0.1, 0.92, f"{i + 1} Section {tag} {i}", fontsize=15, weight="bold")
             for j, line in enumerate(PROSE * 2):
                 # each page's prose differs (page number and tag), so no sentence repeats
-                fig.text(0.1, 0.86 - j * 0.018, f"{line} {tag}{i}" if j % 4 == 3 else line, fontsize=10)
+                fig.text(
+                    0.1, 0.86 - j * 0.018, f"{line} {tag}{i}" if j % 4 == 3 else line, fontsize=10
+                )
             if i in caption_pages:
                 ax = fig.add_axes((0.25, 0.35, 0.5, 0.2))
                 ax.plot([0, 1], [0, i])
-                fig.text(0.2, 0.3, f"Figure {i + 1}: Build time of package {tag} on page {i}", fontsize=10)
+                fig.text(
+                    0.2,
+                    0.3,
+                    f"Figure {i + 1}: Build time of package {tag} on page {i}",
+                    fontsize=10,
+                )
             pdf.savefig(fig)
             plt.close(fig)
 
@@ -54,12 +61,19 @@ def sources(tmp_path_factory):
         for k in range(n_pdfs):
             path = root / f"{package}-{k}.pdf"
             _make_pdf(path, 5, {1, 3}, f"{package[0]}{k}")
-            out[package].append(SourcePdf(package, "1.0", "0" * 64, path, f"usr/share/doc/{package}/m{k}.pdf"))
+            out[package].append(
+                SourcePdf(package, "1.0", "0" * 64, path, f"usr/share/doc/{package}/m{k}.pdf")
+            )
     return out
 
 
-PARAMS = RealDocsParams(dev_packages=["alpha-doc", "beta-doc"], train_packages=[], max_pages_per_pdf=3,
-                        min_page_words=20, caption_page_share=0.5)
+PARAMS = RealDocsParams(
+    dev_packages=["alpha-doc", "beta-doc"],
+    train_packages=[],
+    max_pages_per_pdf=3,
+    min_page_words=20,
+    caption_page_share=0.5,
+)
 
 
 def test_page_plan_is_seeded_capped_and_within_budget(sources):
@@ -75,8 +89,14 @@ def test_page_plan_is_seeded_capped_and_within_budget(sources):
 
 def test_package_shortfall_goes_to_the_next_package(sources):
     picks, _ = plan_set(sources, ["beta-doc", "alpha-doc"], 10, PARAMS, seed=5)
-    per = {pkg: sum(len(p.pages) for p in picks if p.source.package == pkg) for pkg in ("alpha-doc", "beta-doc")}
-    assert per == {"beta-doc": 3, "alpha-doc": 6}  # beta has one PDF: capped at 3, alpha takes the rest
+    per = {
+        pkg: sum(len(p.pages) for p in picks if p.source.package == pkg)
+        for pkg in ("alpha-doc", "beta-doc")
+    }
+    assert per == {
+        "beta-doc": 3,
+        "alpha-doc": 6,
+    }  # beta has one PDF: capped at 3, alpha takes the rest
 
 
 def test_subset_pdf_holds_exactly_the_chosen_pages(sources, tmp_path):
@@ -94,7 +114,9 @@ def test_build_set_writes_docs_questions_and_provenance_and_is_idempotent(source
     picks, skips = plan_set(sources, ["alpha-doc", "beta-doc"], 6, PARAMS, seed=5)
     summary = build_set("dev", picks, tmp_path, PARAMS, seed=5, plan_skips=skips)
     manifest = json.loads((tmp_path / "dev" / "manifest.json").read_text())
-    questions = [json.loads(x) for x in (tmp_path / "dev" / "questions.jsonl").read_text().splitlines()]
+    questions = [
+        json.loads(x) for x in (tmp_path / "dev" / "questions.jsonl").read_text().splitlines()
+    ]
     assert summary["pages"] == 6 and summary["questions"] == len(questions) > 0
     assert sum(summary["questions_by_kind"].values()) == len(questions)
     for d in manifest["docs"]:

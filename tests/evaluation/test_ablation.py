@@ -18,10 +18,20 @@ from components.evaluation.ablation import (
 
 def test_summarise_means_and_stds_per_variant():
     rows = [
-        {"variant": "a", "regionops.page_r1": 0.5, "regionops.region_hit1": 0.2,
-         "regionops_dense.page_r1": 0.1, "regionops_dense.region_hit1": None},
-        {"variant": "a", "regionops.page_r1": 0.7, "regionops.region_hit1": 0.4,
-         "regionops_dense.page_r1": 0.3, "regionops_dense.region_hit1": None},
+        {
+            "variant": "a",
+            "regionops.page_r1": 0.5,
+            "regionops.region_hit1": 0.2,
+            "regionops_dense.page_r1": 0.1,
+            "regionops_dense.region_hit1": None,
+        },
+        {
+            "variant": "a",
+            "regionops.page_r1": 0.7,
+            "regionops.region_hit1": 0.4,
+            "regionops_dense.page_r1": 0.3,
+            "regionops_dense.region_hit1": None,
+        },
     ]
     summary = summarise(rows)["a"]
     assert summary["regionops.page_r1"]["mean"] == pytest.approx(0.6)
@@ -31,14 +41,23 @@ def test_summarise_means_and_stds_per_variant():
 
 def test_paired_against_reference_pairs_seeds_and_common_questions():
     """Differences pair each seed with the same seed of global_only, over questions both scored."""
+
     def scores(hits, dense=None):
-        return {f"q{i}": {"regionops.page_r1": h, "regionops.region_hit1": None if dense is None else h,
-                          "regionops_dense.page_r1": h, "regionops_dense.region_hit1": None}
-                for i, h in enumerate(hits)}
+        return {
+            f"q{i}": {
+                "regionops.page_r1": h,
+                "regionops.region_hit1": None if dense is None else h,
+                "regionops_dense.page_r1": h,
+                "regionops_dense.region_hit1": None,
+            }
+            for i, h in enumerate(hits)
+        }
 
     per_question = {
-        ("global_only", 1): scores([1, 0, 0, 0]), ("global_only", 2): scores([1, 1, 0, 0]),
-        ("hybrid", 1): scores([1, 1, 0, 0]), ("hybrid", 2): scores([1, 1, 1, 1]),
+        ("global_only", 1): scores([1, 0, 0, 0]),
+        ("global_only", 2): scores([1, 1, 0, 0]),
+        ("hybrid", 1): scores([1, 1, 0, 0]),
+        ("hybrid", 2): scores([1, 1, 1, 1]),
         ("hybrid", 3): scores([0, 0, 0, 0]),  # no global_only seed 3: not paired
     }
     paired = paired_against_reference(per_question)
@@ -74,7 +93,9 @@ def test_ablation_trains_each_variant_and_writes_tables(tiny_params, tiny_corpus
         row = next(r for r in report["rows"] if r["variant"] == variant)
         reference = next(r for r in report["rows"] if r["variant"] == "global_only")
         # The paired mean difference is the difference of the two runs' reported means.
-        assert d["difference"] == pytest.approx(row["regionops.page_r1"] - reference["regionops.page_r1"])
+        assert d["difference"] == pytest.approx(
+            row["regionops.page_r1"] - reference["regionops.page_r1"]
+        )
     assert "Paired difference to global_only" in table
 
     from mlflow import MlflowClient

@@ -11,21 +11,42 @@ from components.evaluation.evaluate import SYSTEMS, SystemOutput, _highlight_sam
 
 
 def _out(**kw) -> SystemOutput:
-    base = {"ranking": ["a#0", "b#0"], "top_page": "a#0", "top_box": (0.1, 0.1, 0.3, 0.3),
-            "gold_page_box": (0.1, 0.1, 0.3, 0.3), "answer": "42", "latency_ms": 1.0}
+    base = {
+        "ranking": ["a#0", "b#0"],
+        "top_page": "a#0",
+        "top_box": (0.1, 0.1, 0.3, 0.3),
+        "gold_page_box": (0.1, 0.1, 0.3, 0.3),
+        "answer": "42",
+        "latency_ms": 1.0,
+    }
     base.update(kw)
     return SystemOutput(**base)
 
 
 def test_score_question_skips_metrics_whose_gold_field_is_missing():
-    full = Question(id="q1", question="?", answers=["42"], doc="a", page=0, box=(0.1, 0.1, 0.3, 0.3))
+    full = Question(
+        id="q1", question="?", answers=["42"], doc="a", page=0, box=(0.1, 0.1, 0.3, 0.3)
+    )
     s = score_question(_out(), full, 0.5, 5)
-    assert s == {"page_r1": 1.0, "page_r5": 1.0, "ndcg5": 1.0, "mrr": 1.0, "region_hit1": 1.0,
-                 "region_miou": 1.0, "anls": 1.0, "em": 1.0}
+    assert s == {
+        "page_r1": 1.0,
+        "page_r5": 1.0,
+        "ndcg5": 1.0,
+        "mrr": 1.0,
+        "region_hit1": 1.0,
+        "region_miou": 1.0,
+        "anls": 1.0,
+        "em": 1.0,
+    }
     no_box = Question(id="q2", question="?", doc="b", page=0)
     s = score_question(_out(), no_box, 0.5, 5)
     assert s["page_r1"] == 0.0 and s["mrr"] == 0.5
-    assert s["region_hit1"] is None and s["region_miou"] is None and s["anls"] is None and s["em"] is None
+    assert (
+        s["region_hit1"] is None
+        and s["region_miou"] is None
+        and s["anls"] is None
+        and s["em"] is None
+    )
     nothing = Question(id="q3", question="?")
     assert all(v is None for v in score_question(_out(), nothing, 0.5, 5).values())
     # No region on the gold page: mIoU counts 0 for that question (a real localisation miss).
@@ -34,29 +55,45 @@ def test_score_question_skips_metrics_whose_gold_field_is_missing():
 
 def test_highlight_sample_is_the_same_questions_whatever_the_outcomes():
     def recs(hit_rule):
-        return [{"id": f"q{i:02d}", "scores": {"regionops": {"region_hit1": hit_rule(i) if i < 12 else None}}}
-                for i in range(14)]
+        return [
+            {
+                "id": f"q{i:02d}",
+                "scores": {"regionops": {"region_hit1": hit_rule(i) if i < 12 else None}},
+            }
+            for i in range(14)
+        ]
 
     run_a = recs(lambda i: float(i % 3 == 0))
     run_b = list(reversed(recs(lambda i: float(i % 2 == 0))))  # another model, another record order
     a, b = _highlight_sample(run_a, 6, 13), _highlight_sample(run_b, 6, 13)
     assert len(a) == 6 and sorted(r["id"] for r in a) == sorted(r["id"] for r in b)
-    assert all(r["scores"]["regionops"]["region_hit1"] is not None for r in a)  # only boxed questions
-    assert [r["id"] for r in _highlight_sample(run_a, 6, 14)] != [r["id"] for r in a]  # the seed decides
+    assert all(
+        r["scores"]["regionops"]["region_hit1"] is not None for r in a
+    )  # only boxed questions
+    assert [r["id"] for r in _highlight_sample(run_a, 6, 14)] != [
+        r["id"] for r in a
+    ]  # the seed decides
     assert len(_highlight_sample(run_a[:3], 6, 13)) == 3  # fewer boxed questions than asked
 
 
 def test_per_type_table_in_markdown():
     from components.evaluation.report import render_per_type, render_report
 
-    rows = [{"type": "table", "system": "regionops", "n": 4, "page_r1": 0.5, "region_hit1": 0.25},
-            {"type": "table", "system": "bm25_blocks", "n": 4, "page_r1": 0.75, "region_hit1": None},
-            {"type": "chart", "system": "regionops", "n": 2, "page_r1": 1.0, "region_hit1": 0.0}]
+    rows = [
+        {"type": "table", "system": "regionops", "n": 4, "page_r1": 0.5, "region_hit1": 0.25},
+        {"type": "table", "system": "bm25_blocks", "n": 4, "page_r1": 0.75, "region_hit1": None},
+        {"type": "chart", "system": "regionops", "n": 2, "page_r1": 1.0, "region_hit1": 0.0},
+    ]
     md = render_per_type(rows)
     assert "| type | n | regionops | bm25_blocks |" in md
     assert "| table | 4 | 0.500 / 0.250 | 0.750 / — |" in md
     assert "| chart | 2 | 1.000 / 0.000 | — |" in md
-    metrics = {"systems": {"regionops": {"page_r1": 0.5}}, "split": "test", "n_questions": 6, "dataset_id": "x" * 64}
+    metrics = {
+        "systems": {"regionops": {"page_r1": 0.5}},
+        "split": "test",
+        "n_questions": 6,
+        "dataset_id": "x" * 64,
+    }
     assert md.strip() in render_report(metrics, rows)
 
 
@@ -94,17 +131,40 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     # Region settings are chosen on val, never on the evaluated test split, and recorded.
     assert written["regions"]["tuned_on"] in ("val", None)
     if written["regions"]["tuned_on"] == "val":
-        assert written["regions"]["n_val"] > 0 and 0.0 <= written["regions"]["val_gold_page_hit1"] <= 1.0
+        assert (
+            written["regions"]["n_val"] > 0
+            and 0.0 <= written["regions"]["val_gold_page_hit1"] <= 1.0
+        )
     # The region choice is its own declared artifact (dvc.yaml evaluate outs).
     assert json.loads((out / "regions.json").read_text()) == written["regions"]
     # regions.tune: false -> the settings are used exactly as written, and the record says so.
-    fixed = tiny_params.model_copy(update={"regions": tiny_params.regions.model_copy(
-        update={"tune": False, "threshold_value": 0.55, "rule": "text_blocks"})})
-    untuned = run_evaluation(fixed, tiny_corpus, model_dir, tmp_path / "index", tmp_path / "eval-fixed", settings,
-                             log_mlflow=False)
-    assert untuned["regions"]["tuned_on"] is None and "regions.tune is false" in untuned["regions"]["note"]
+    fixed = tiny_params.model_copy(
+        update={
+            "regions": tiny_params.regions.model_copy(
+                update={"tune": False, "threshold_value": 0.55, "rule": "text_blocks"}
+            )
+        }
+    )
+    untuned = run_evaluation(
+        fixed,
+        tiny_corpus,
+        model_dir,
+        tmp_path / "index",
+        tmp_path / "eval-fixed",
+        settings,
+        log_mlflow=False,
+    )
+    assert (
+        untuned["regions"]["tuned_on"] is None
+        and "regions.tune is false" in untuned["regions"]["note"]
+    )
     assert untuned["regions"]["chosen"] == fixed.regions.model_dump()
-    assert json.loads((tmp_path / "eval-fixed" / "regions.json").read_text())["chosen"]["threshold_value"] == 0.55
+    assert (
+        json.loads((tmp_path / "eval-fixed" / "regions.json").read_text())["chosen"][
+            "threshold_value"
+        ]
+        == 0.55
+    )
     n_test = len(tiny_corpus.questions_in(tiny_params.evaluate.split))
     assert written["n_questions"] == n_test > 0
     for name in SYSTEMS:
@@ -112,7 +172,10 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
         for key in ("page_r1", "page_r5", "ndcg5", "mrr", "region_hit1", "region_miou"):
             assert 0.0 <= values[key] <= 1.0, (name, key)
         assert values["latency_ms_p50"] > 0
-        assert values["latency_ms"] == {"p50": values["latency_ms_p50"], "p95": values["latency_ms_p95"]}
+        assert values["latency_ms"] == {
+            "p50": values["latency_ms_p50"],
+            "p95": values["latency_ms_p95"],
+        }
     assert "lexical_only" in SYSTEMS  # the no-model bar runs in the DVC stage too
     n_image = sum(1 for q in tiny_corpus.questions_in(tiny_params.evaluate.split) if q.query_image)
     assert written["counts"]["n_text_only"] == n_test - n_image
@@ -133,9 +196,13 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     assert "| type | n |" in (out / "per_type.md").read_text()
     # Per-question scores: one line per question, and their means are the reported metrics.
     lines = [json.loads(line) for line in (out / "per_question.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in lines] == [q.id for q in tiny_corpus.questions_in(tiny_params.evaluate.split)]
+    assert [r["id"] for r in lines] == [
+        q.id for q in tiny_corpus.questions_in(tiny_params.evaluate.split)
+    ]
     for name in SYSTEMS:
-        hits = [r["scores"][name]["page_r1"] for r in lines if r["scores"][name]["page_r1"] is not None]
+        hits = [
+            r["scores"][name]["page_r1"] for r in lines if r["scores"][name]["page_r1"] is not None
+        ]
         assert abs(sum(hits) / len(hits) - written["systems"][name]["page_r1"]) < 1e-9
     pngs = list((out / "highlights").glob("*.png"))
     assert 0 < len(pngs) <= tiny_params.evaluate.n_highlights
@@ -151,15 +218,24 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
     assert logged.data.tags["mlflow.parentRunId"] == train_run_id
     assert logged.info.experiment_id == experiment_id and logged.info.status == "FINISHED"
     assert logged.data.tags["regionops.eval_dataset_id"] == written["dataset_id"]
-    assert logged.data.metrics["bm25_blocks.page_r1"] == pytest.approx(written["systems"]["bm25_blocks"]["page_r1"])
-    assert not [m for m in client.get_run(train_run_id).data.metrics if m.startswith("bm25_blocks.")]
+    assert logged.data.metrics["bm25_blocks.page_r1"] == pytest.approx(
+        written["systems"]["bm25_blocks"]["page_r1"]
+    )
+    assert not [
+        m for m in client.get_run(train_run_id).data.metrics if m.startswith("bm25_blocks.")
+    ]
     (dataset_input,) = logged.inputs.dataset_inputs
     assert dataset_input.dataset.name == f"{tiny_corpus.root.name}/{tiny_params.evaluate.split}"
     assert dataset_input.dataset.digest == written["dataset_id"][:32]
     assert {t.value for t in dataset_input.tags} == {"evaluation"}
     artifacts = {a.path for a in client.list_artifacts(eval_run_id, "evaluation")}
-    assert {"evaluation/metrics.json", "evaluation/report.md", "evaluation/per_type.json",
-            "evaluation/per_type.md", "evaluation/highlights"} <= artifacts
+    assert {
+        "evaluation/metrics.json",
+        "evaluation/report.md",
+        "evaluation/per_type.json",
+        "evaluation/per_type.md",
+        "evaluation/highlights",
+    } <= artifacts
 
     # Maintenance through the CLI-level helpers: delete a doc, then add it back incrementally.
     doc = tiny_corpus.pages[0].doc
@@ -176,8 +252,14 @@ def test_highlight_caption_shows_question_and_answers_below_the_page():
     from components.evaluation.highlights import with_caption
 
     page = Image.new("RGB", (120, 80), (200, 10, 10))
-    lines = ["Q (table): what is the total of the third quarter revenue?", "gold: 1,204", "predicted: 1,204"]
+    lines = [
+        "Q (table): what is the total of the third quarter revenue?",
+        "gold: 1,204",
+        "predicted: 1,204",
+    ]
     out = np.asarray(with_caption(page, lines))
-    assert out.shape[1] == 120 and out.shape[0] > 80 + 3 * 12  # the long question wraps onto 2+ lines
+    assert (
+        out.shape[1] == 120 and out.shape[0] > 80 + 3 * 12
+    )  # the long question wraps onto 2+ lines
     assert (out[:80] == (200, 10, 10)).all()  # the page itself is untouched
     assert (out[80:] < 128).any()  # dark text in the white strip

@@ -75,7 +75,8 @@ def _words(line_y: float, x0: float, texts: list[str]) -> list[list]:
 
 def test_blocks_from_words_separates_columns_and_paragraphs():
     words = (
-        _words(0.10, 0.05, ["alpha", "beta"]) + _words(0.10, 0.60, ["gamma", "delta"])
+        _words(0.10, 0.05, ["alpha", "beta"])
+        + _words(0.10, 0.60, ["gamma", "delta"])
         + _words(0.125, 0.05, ["epsilon"])  # continues the left paragraph (gap 0.005)
         + _words(0.50, 0.05, ["zeta", "eta"])  # far below: a new block
     )

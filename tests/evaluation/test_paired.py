@@ -78,4 +78,6 @@ def test_paired_difference_of_one_seed_is_the_question_bootstrap():
     got = paired_difference(a, b, resamples=2000)
     d = a.astype(float) - b
     se = d.std(ddof=1) / np.sqrt(len(d))
-    assert got["seeds"] == 1 and got["ci_high"] - got["ci_low"] == pytest.approx(2 * 1.96 * se, rel=0.15)
+    assert got["seeds"] == 1 and got["ci_high"] - got["ci_low"] == pytest.approx(
+        2 * 1.96 * se, rel=0.15
+    )

@@ -24,7 +24,9 @@ def two_runs(regionops_home):
         rid = run.info.run_id
         client.log_param(rid, "train.lr", lr)
         client.log_param(rid, "train.max_steps", steps)
-        client.log_metric(rid, "regionops.page_r1", 0.1)  # an earlier value: the latest one is compared
+        client.log_metric(
+            rid, "regionops.page_r1", 0.1
+        )  # an earlier value: the latest one is compared
         client.log_metric(rid, "regionops.page_r1", r1)
         client.log_metric(rid, "regionops.region_hit1", 0.3)
         if extra:
@@ -38,8 +40,10 @@ def two_runs(regionops_home):
 def test_diff_lists_changed_params_and_metric_deltas(two_runs):
     a, b = two_runs
     diff = diff_runs(registry_client(), a, b)
-    assert [(p.key, p.a, p.b) for p in diff.params] == [("rag.lexical_weight", None, "0.5"),
-                                                        ("train.lr", "0.001", "0.0003")]
+    assert [(p.key, p.a, p.b) for p in diff.params] == [
+        ("rag.lexical_weight", None, "0.5"),
+        ("train.lr", "0.001", "0.0003"),
+    ]
     assert diff.n_same_params == 1
     rows = {m.key: m for m in diff.metrics}
     assert rows["regionops.page_r1"].delta == pytest.approx(0.12)
@@ -57,7 +61,9 @@ def test_compare_command_prints_tables_and_json(two_runs):
     assert "| rag.lexical_weight | (absent) | 0.5 |" in out.output
     as_json = json.loads(runner.invoke(app, ["compare", a, b, "--json"]).output)
     assert as_json["run_a"] == a and as_json["n_same_params"] == 1
-    assert {m["key"]: m["delta"] for m in as_json["metrics"]}["regionops.page_r1"] == pytest.approx(0.12)
+    assert {m["key"]: m["delta"] for m in as_json["metrics"]}["regionops.page_r1"] == pytest.approx(
+        0.12
+    )
 
 
 def test_unknown_run_is_a_clear_error(two_runs):

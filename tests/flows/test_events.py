@@ -13,12 +13,28 @@ from components.events import (
 )
 
 INTAKE = {
-    "new": [{"name": "a.pdf", "sha256": "1" * 64, "kind": "document", "status": "accepted", "stored_as": "a.pdf",
-             "received_at": "2026-12-06T20:00:00+00:00"},
-            {"name": "b.pdf", "sha256": "2" * 64, "kind": "document", "status": "quarantined", "reason": "encrypted",
-             "detail": "a long detail the event does not need"}],
+    "new": [
+        {
+            "name": "a.pdf",
+            "sha256": "1" * 64,
+            "kind": "document",
+            "status": "accepted",
+            "stored_as": "a.pdf",
+            "received_at": "2026-12-06T20:00:00+00:00",
+        },
+        {
+            "name": "b.pdf",
+            "sha256": "2" * 64,
+            "kind": "document",
+            "status": "quarantined",
+            "reason": "encrypted",
+            "detail": "a long detail the event does not need",
+        },
+    ],
     "duplicates": [{"name": "c.pdf", "sha256": "1" * 64, "first_seen_as": "a.pdf"}],
-    "accepted": 1, "quarantined": 1, "changed": True,
+    "accepted": 1,
+    "quarantined": 1,
+    "changed": True,
 }
 
 
@@ -51,10 +67,20 @@ def test_no_report_leaves_the_intake_alone():
 
 
 def test_kept_champion_payload_names_both_versions_and_the_reasons():
-    payload = kept_champion_payload({"version": "5", "champion_before": "4", "run_id": "r",
-                                     "gate": {"reasons": ["floor page_r1: 0.1 < 0.3"]}})
-    assert payload == {"candidate_version": "5", "champion_version": "4", "reasons": ["floor page_r1: 0.1 < 0.3"],
-                       "run_id": "r"}
+    payload = kept_champion_payload(
+        {
+            "version": "5",
+            "champion_before": "4",
+            "run_id": "r",
+            "gate": {"reasons": ["floor page_r1: 0.1 < 0.3"]},
+        }
+    )
+    assert payload == {
+        "candidate_version": "5",
+        "champion_version": "4",
+        "reasons": ["floor page_r1: 0.1 < 0.3"],
+        "run_id": "r",
+    }
 
 
 def test_retrain_trigger_renders_the_reported_files_into_the_arrived_parameter(tmp_path: Path):
@@ -66,7 +92,9 @@ def test_retrain_trigger_renders_the_reported_files_into_the_arrived_parameter(t
     assert trigger.expect == {FILES_ARRIVED}
     assert trigger.match.model_dump()["prefect.resource.id"] == landing_resource_id(tmp_path)
     event = {"event": FILES_ARRIVED, "payload": arrival_payload(INTAKE)}
-    rendered = hydrate(trigger.parameters, HydrationContext(render_jinja=True, jinja_context={"event": event}))
+    rendered = hydrate(
+        trigger.parameters, HydrationContext(render_jinja=True, jinja_context={"event": event})
+    )
     assert rendered["project_dir"] == str(tmp_path.resolve())
     assert rendered["arrived"] == arrival_payload(INTAKE)["new"]
 
@@ -78,6 +106,8 @@ def test_an_event_without_a_file_list_starts_retrain_with_none_reported(tmp_path
     from flows.events import retrain_trigger
 
     event = {"event": FILES_ARRIVED, "payload": {"accepted": 2}}
-    rendered = hydrate(retrain_trigger(tmp_path, "params.yaml").parameters,
-                       HydrationContext(render_jinja=True, jinja_context={"event": event}))
+    rendered = hydrate(
+        retrain_trigger(tmp_path, "params.yaml").parameters,
+        HydrationContext(render_jinja=True, jinja_context={"event": event}),
+    )
     assert rendered["arrived"] == []

@@ -38,12 +38,24 @@ def prefect_api(tmp_path_factory):
     root = tmp_path_factory.mktemp("notify")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
-    env.update(PREFECT_HOME=str(root / "prefect"), PREFECT_SERVER_API_HOST="127.0.0.1",
-               PREFECT_SERVER_API_PORT=str(port), PREFECT_SERVER_UI_ENABLED="false",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="true")
-    server = start("prefect server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                                      "--port", str(port)], root / "server.log", env, api)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")
+    }
+    env.update(
+        PREFECT_HOME=str(root / "prefect"),
+        PREFECT_SERVER_API_HOST="127.0.0.1",
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_SERVER_UI_ENABLED="false",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        DO_NOT_TRACK="true",
+    )
+    server = start(
+        "prefect server",
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        root / "server.log",
+        env,
+        api,
+    )
     try:
         wait_until(server, lambda: http_ok(f"{api}/health"), 180)
         with temporary_settings(updates={PREFECT_API_URL: api}):
@@ -69,7 +81,9 @@ def test_failed_pipeline_run_calls_the_webhook_with_its_name_and_state(prefect_a
     url, received = webhook
     assert FAILED_AUTOMATION in ensure_notifications(url)  # what `regionops deploy` creates
     with get_client(sync_client=True) as client:
-        assert [a.name for a in client.read_automations_by_name(FAILED_AUTOMATION)] == [FAILED_AUTOMATION]
+        assert [a.name for a in client.read_automations_by_name(FAILED_AUTOMATION)] == [
+            FAILED_AUTOMATION
+        ]
 
     state = pipeline(project_dir=str(_failing_project(prefect_api["root"])), return_state=True)
     assert state.is_failed(), state
@@ -78,11 +92,15 @@ def test_failed_pipeline_run_calls_the_webhook_with_its_name_and_state(prefect_a
     assert run.state is not None and run.state.is_failed()  # the server recorded the failure
 
     deadline = time.monotonic() + NOTIFY_DEADLINE
-    while time.monotonic() < deadline and not any(b.get("flow_run_id") == str(run.id) for b in received):
+    while time.monotonic() < deadline and not any(
+        b.get("flow_run_id") == str(run.id) for b in received
+    ):
         time.sleep(1)
     bodies = [b for b in received if b.get("flow_run_id") == str(run.id)]
-    assert bodies, (f"no webhook call for failed run {run.name} within {NOTIFY_DEADLINE:.0f} s: {received}\n"
-                    + prefect_api["server"].tail())
+    assert bodies, (
+        f"no webhook call for failed run {run.name} within {NOTIFY_DEADLINE:.0f} s: {received}\n"
+        + prefect_api["server"].tail()
+    )
     body = bodies[0]
     assert body["event"] == "prefect.flow-run.Failed"
     assert f"flow run {run.name} of pipeline ended Failed" in body["text"]

@@ -18,16 +18,30 @@ GATE_FAILED = {
 
 
 def test_failed_gate_with_a_champion_ends_kept_champion_with_the_reasons():
-    result = {"stages": [], "registration": {"status": "challenger", "version": "4", "champion_before": "3",
-                                             "gate": GATE_FAILED}}
+    result = {
+        "stages": [],
+        "registration": {
+            "status": "challenger",
+            "version": "4",
+            "champion_before": "3",
+            "gate": GATE_FAILED,
+        },
+    }
     state = final_state(result)
     assert state.is_completed() and state.name == KEPT_CHAMPION
     assert "kept champion v3" in state.message and "page_r1" in state.message
 
 
 def test_failed_gate_without_a_champion_fails_the_run():
-    result = {"stages": [], "registration": {"status": "challenger", "version": "1", "champion_before": None,
-                                             "gate": GATE_FAILED}}
+    result = {
+        "stages": [],
+        "registration": {
+            "status": "challenger",
+            "version": "1",
+            "champion_before": None,
+            "gate": GATE_FAILED,
+        },
+    }
     state = final_state(result)
     assert state.is_failed() and "no champion" in state.message
 
@@ -35,8 +49,10 @@ def test_failed_gate_without_a_champion_fails_the_run():
 def test_passed_gate_returns_the_plain_result_and_the_artifact_has_the_gate_table():
     gate = {**GATE_FAILED, "passed": True, "reasons": [], "evaluation_run_id": "abc123"}
     gate["rules"] = [{**gate["rules"][0], "value": 0.5, "passed": True}]
-    result = {"stages": [{"stage": "train", "ran": True}], "registration": {"status": "promoted", "version": "2",
-                                                                          "gate": gate}}
+    result = {
+        "stages": [{"stage": "train", "ran": True}],
+        "registration": {"status": "promoted", "version": "2", "gate": gate},
+    }
     assert final_state(result) is result
     markdown = summary_markdown("t", result["stages"], result["registration"])
     assert "| floor | page_r1 | 0.5 | 0.3 | True |" in markdown and "| train | ran |" in markdown

@@ -30,7 +30,9 @@ GIT = ["git", "-c", "user.email=test@regionops", "-c", "user.name=test"]
 
 def _fresh_clone(root: Path) -> Path:
     """The tracked files of this working tree, committed into a new git repository."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout
     root.mkdir(parents=True)
     for name in filter(None, files.decode().split("\0")):
         source = REPO / name
@@ -58,16 +60,31 @@ def _documents(corpus, out: Path) -> tuple[Path, Path]:
     width, height = corpus.pages[0].width, corpus.pages[0].height
     for doc, pages in by_doc.items():
         names[doc] = doc.replace("/", "_").removesuffix(".pdf") + ".pdf"
-        lines = [[(int(w.box[0] * width), int((1 - w.box[3]) * height), _pdf_text(w.text))
-                  for w in p.words if _pdf_text(w.text)] for p in pages]
+        lines = [
+            [
+                (int(w.box[0] * width), int((1 - w.box[3]) * height), _pdf_text(w.text))
+                for w in p.words
+                if _pdf_text(w.text)
+            ]
+            for p in pages
+        ]
         (docs / names[doc]).write_bytes(make_pdf(lines, size=(width, height)))
     questions = out / "questions.jsonl"
     rows = []
     for q in corpus.questions:
         if q.query_image or q.doc not in names:
             continue
-        rows.append({"id": q.id, "question": q.question, "answers": q.answers, "doc": names[q.doc],
-                     "page": q.page, "box": list(q.box) if q.box else None, "labelled": q.labelled})
+        rows.append(
+            {
+                "id": q.id,
+                "question": q.question,
+                "answers": q.answers,
+                "doc": names[q.doc],
+                "page": q.page,
+                "box": list(q.box) if q.box else None,
+                "labelled": q.labelled,
+            }
+        )
     questions.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
     return docs, questions
 
@@ -80,20 +97,52 @@ def test_readme_own_documents_path_runs_from_a_fresh_clone(tmp_path, tiny_corpus
     home = tmp_path / "state"
     # The stages' `regionops` (the venv's console script) must run this tree's code, as in a clone.
     monkeypatch.setenv("PYTHONPATH", str(clone))
-    env = dict(os.environ, REGIONOPS_HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env = dict(
+        os.environ,
+        REGIONOPS_HOME=str(home),
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
 
     imported = subprocess.run(
-        [sys.executable, "-m", "components.cli", "import", "--docs", str(docs), "--questions", str(questions),
-         "--name", "mine"], check=False, cwd=clone, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "components.cli",
+            "import",
+            "--docs",
+            str(docs),
+            "--questions",
+            str(questions),
+            "--name",
+            "mine",
+        ],
+        check=False,
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert imported.returncode == 0, imported.stdout[-3000:] + imported.stderr[-3000:]
     report = json.loads((clone / "data" / "imports" / "mine" / "import_report.json").read_text())
-    dvc_md5 = yaml.safe_load((clone / "data" / "imports" / "mine.dvc").read_text())["outs"][0]["md5"]
+    dvc_md5 = yaml.safe_load((clone / "data" / "imports" / "mine.dvc").read_text())["outs"][0][
+        "md5"
+    ]
     assert dvc_md5 in imported.stdout and report["pages"] == len(tiny_corpus.pages)
     assert report["questions"]["accepted"] > 0 and report["questions"]["quarantined"] == 0
     # git versions the dataset's .dvc file (it is not ignored); the data itself stays out of git
-    assert subprocess.run(["git", "check-ignore", "-q", "data/imports/mine.dvc"], check=False, cwd=clone).returncode == 1
-    assert subprocess.run(["git", "check-ignore", "-q", "data/imports/mine/pages.jsonl"], check=False,
-                          cwd=clone).returncode == 0
+    assert (
+        subprocess.run(
+            ["git", "check-ignore", "-q", "data/imports/mine.dvc"], check=False, cwd=clone
+        ).returncode
+        == 1
+    )
+    assert (
+        subprocess.run(
+            ["git", "check-ignore", "-q", "data/imports/mine/pages.jsonl"], check=False, cwd=clone
+        ).returncode
+        == 0
+    )
 
     spec = yaml.safe_load((clone / "params.yaml").read_text())
     spec["data"]["corpus_dir"] = "data/imports/mine"

@@ -30,16 +30,25 @@ def _make_project(root: Path, overrides: list[str]) -> Path:
 
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    shutil.copytree(REPO / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__")
+    )
     params = load_params(REPO / "params.yaml", TINY_OVERRIDES + overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
-    subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "--no-scm", "-q"], cwd=root, check=True)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), "init", "--no-scm", "-q"], cwd=root, check=True
+    )
     return root
 
 
 def _env(home: Path) -> dict[str, str]:
     # PYTHONPATH: the stages' `regionops` console script runs this checkout's code, not an installed copy.
-    env = dict(os.environ, REGIONOPS_HOME=str(home), PREFECT_HOME=str(home / "prefect"), PYTHONPATH=str(REPO))
+    env = dict(
+        os.environ,
+        REGIONOPS_HOME=str(home),
+        PREFECT_HOME=str(home / "prefect"),
+        PYTHONPATH=str(REPO),
+    )
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("MLFLOW_REGISTRY_URI", None)  # mlflow.set_registry_uri() in this process exports it
     return env
@@ -48,7 +57,12 @@ def _env(home: Path) -> dict[str, str]:
 def _run_pipeline(project: Path, home: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "flows.pipeline", "--project-dir", str(project)],
-        cwd=REPO, env=_env(home), capture_output=True, text=True, timeout=1800, check=False,
+        cwd=REPO,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
 
 
@@ -70,8 +84,13 @@ def test_pipeline_registers_a_champion_that_answers_and_a_rerun_changes_nothing(
     assert any((home / "dvc-remote").rglob("*")), "dvc push left the local remote empty"
     dvc = str(Path(sys.executable).parent / "dvc")
     # One push after the last stage: nothing the run made (model, index, reader, eval) is left unpushed.
-    cloud = subprocess.run([dvc, "status", "--cloud", "--json"], cwd=project, capture_output=True, text=True,
-                           check=True)
+    cloud = subprocess.run(
+        [dvc, "status", "--cloud", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(cloud.stdout or "{}") == {}, cloud.stdout
     # Each stage's own output reaches the Prefect run log, training progress lines included.
     log = first.stdout + first.stderr
@@ -82,10 +101,24 @@ def test_pipeline_registers_a_champion_that_answers_and_a_rerun_changes_nothing(
     # recorded dvc.lock, then re-scored to the same metrics (the command exits 1 when they differ).
     assert champion_tags_have_record(_client(home), project)
     reproduced = subprocess.run(
-        [sys.executable, "-m", "components.cli", "reproduce",
-         str(_client(home).get_model_version_by_alias("regionops", "champion").version),
-         "--out", str(tmp_path / "reproduced"), "--params", str(project / "params.yaml")],
-        cwd=REPO, env=_env(home), capture_output=True, text=True, timeout=1800, check=False)
+        [
+            sys.executable,
+            "-m",
+            "components.cli",
+            "reproduce",
+            str(_client(home).get_model_version_by_alias("regionops", "champion").version),
+            "--out",
+            str(tmp_path / "reproduced"),
+            "--params",
+            str(project / "params.yaml"),
+        ],
+        cwd=REPO,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     assert reproduced.returncode == 0, reproduced.stdout[-3000:] + reproduced.stderr[-3000:]
     assert (tmp_path / "reproduced" / "data" / "index").is_dir()
 
@@ -101,17 +134,25 @@ def test_pipeline_registers_a_champion_that_answers_and_a_rerun_changes_nothing(
     # the answerer with the higher ANLS in this run's evaluation serves: the bundled reader or the text layer
     metrics = json.loads((project / "eval" / "metrics.json").read_text())["systems"]["regionops"]
     reader_wins = metrics["reader_anls"] > metrics["anls"]
-    assert champion.tags["answerer"] == ("reader" if reader_wins else "text"), champion.tags["answerer.reason"]
+    assert champion.tags["answerer"] == ("reader" if reader_wins else "text"), champion.tags[
+        "answerer.reason"
+    ]
     assert (model.unwrap_python_model().engine.reader is not None) == reader_wins
-    answer = model.predict([{"question": "What is the total revenue in the table?", "highlights": True}])
+    answer = model.predict(
+        [{"question": "What is the total revenue in the table?", "highlights": True}]
+    )
     row = answer[0] if isinstance(answer, list) else answer.iloc[0].to_dict()
     assert isinstance(row["page_id"], str) and "#" in row["page_id"]
     box = list(row["boxes"][0])
     assert len(box) == 4 and 0.0 <= box[0] < box[2] <= 1.0 and 0.0 <= box[1] < box[3] <= 1.0
     assert "answer" in row
-    assert len(row["highlights"]) == len(row["boxes"])  # one crop per box, from the bundled page images
+    assert len(row["highlights"]) == len(
+        row["boxes"]
+    )  # one crop per box, from the bundled page images
 
-    status = subprocess.run([dvc, "status", "--json"], cwd=project, capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        [dvc, "status", "--json"], cwd=project, capture_output=True, text=True, check=True
+    )
     assert status.stdout.strip() in ("{}", ""), status.stdout
 
     second = _run_pipeline(project, home)

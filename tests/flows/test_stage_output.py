@@ -30,7 +30,11 @@ def _project(root: Path, sleep_seconds: float) -> Path:
     root.mkdir()
     subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=root, check=True)
     (root / "trainer.py").write_text(TRAINER)
-    stage = {"cmd": f"{sys.executable} trainer.py {sleep_seconds}", "deps": ["trainer.py"], "outs": ["out.txt"]}
+    stage = {
+        "cmd": f"{sys.executable} trainer.py {sleep_seconds}",
+        "deps": ["trainer.py"],
+        "outs": ["out.txt"],
+    }
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stage}}))
     return root
 
@@ -60,7 +64,9 @@ def test_stage_output_reaches_the_run_log_and_a_progress_artifact(tmp_path: Path
     assert result["ran"] is True and result["seconds"] >= 0
     APILogWorker.drain_all(timeout=30)  # logs go to the server in batches
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        logs = client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
         bars = [a for a in client.read_artifacts() if a.key == "train-progress"]
     messages = [log.message for log in logs]
     assert "[train] a warning on stderr" in messages

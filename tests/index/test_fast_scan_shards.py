@@ -19,6 +19,7 @@ def _shard_maker(codebook: np.ndarray):
         if len(codes):
             pq.add_sa_codes(np.ascontiguousarray(codes))
         return faiss.IndexPQFastScan(pq)
+
     return make
 
 
@@ -57,7 +58,9 @@ def test_add_appends_to_the_last_shard_and_keeps_global_ids(data):
     stage = FastScanShards(codes[:3000], make, 2)
     pq = faiss.IndexPQ(D, D, 4, faiss.METRIC_INNER_PRODUCT)
     faiss.copy_array_to_vector(codebook.reshape(-1), pq.pq.centroids)
-    decoded = pq.sa_decode(np.ascontiguousarray(codes[3000:]))  # codebook entries re-encode to the same codes
+    decoded = pq.sa_decode(
+        np.ascontiguousarray(codes[3000:])
+    )  # codebook entries re-encode to the same codes
     stage.add(decoded)
     assert stage.ntotal == len(codes) and stage.shards[-1].ntotal == len(codes) - 1500
     whole = FastScanShards(codes, make, 1)

@@ -35,9 +35,13 @@ def _corpus(n: int = 40, seed: int = 0):
     cells /= np.linalg.norm(cells, axis=-1, keepdims=True)
     metas = [
         PageMeta(
-            page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf",
-            collection="left" if i < n // 2 else "right", tags=["odd"] if i % 2 else [],
-            width=100, height=130, words=[[f"w{i}", 0.1, 0.1, 0.2, 0.15]],
+            page_id=f"doc{i // 2}.pdf#{i % 2}",
+            doc=f"doc{i // 2}.pdf",
+            collection="left" if i < n // 2 else "right",
+            tags=["odd"] if i % 2 else [],
+            width=100,
+            height=130,
+            words=[[f"w{i}", 0.1, 0.1, 0.2, 0.15]],
         )
         for i in range(n)
     ]
@@ -52,8 +56,15 @@ def _exact(cells: np.ndarray, q: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_search_finds_planted_cell_and_heatmap_is_exact(storage, kind):
     metas, cells = _corpus()
-    params = index_params(storage=storage, faiss=kind, candidates=40, pq__m=8, pq_residual__centroids=4, pq_residual__pq_m=8,
-                         pq_residual__candidates="stored" if kind == "flat" else "separate")
+    params = index_params(
+        storage=storage,
+        faiss=kind,
+        candidates=40,
+        pq__m=8,
+        pq_residual__centroids=4,
+        pq_residual__pq_m=8,
+        pq_residual__candidates="stored" if kind == "flat" else "separate",
+    )
     index = RegionIndex.build(metas, cells, params, "fp")
     q = cells[11, 5]
     hits = index.search(q, 3)
@@ -77,7 +88,9 @@ def test_pq_heatmap_equals_decoded_dot_product():
 def test_bytes_per_page_shrink_with_compression():
     metas, cells = _corpus()
     sizes = {
-        s: RegionIndex.build(metas, cells, index_params(storage=s, pq__m=8), "fp").stats()["bytes_per_page"]["cells"]
+        s: RegionIndex.build(metas, cells, index_params(storage=s, pq__m=8), "fp").stats()[
+            "bytes_per_page"
+        ]["cells"]
         for s in ("float16", "pq", "binary")
     }
     assert sizes["float16"] == G * G * D * 2
@@ -110,8 +123,12 @@ def test_filters_apply_inside_the_search_not_after_top_k():
         meta = index.meta(h.page_id)
         assert meta.collection == "right" and "odd" in meta.tags
     # 10 pages pass the filter, more than the 6 candidates: the faiss stage ran with the selector.
-    expected = [i for i in np.argsort(-_exact(cells, q)) if metas[i].collection == "right" and metas[i].tags][:5]
-    exhaustive = index.search(q, 5, filters={"collection": "right", "tags": ["odd"]}, exhaustive=True)
+    expected = [
+        i for i in np.argsort(-_exact(cells, q)) if metas[i].collection == "right" and metas[i].tags
+    ][:5]
+    exhaustive = index.search(
+        q, 5, filters={"collection": "right", "tags": ["odd"]}, exhaustive=True
+    )
     assert [h.page_id for h in exhaustive] == [metas[i].page_id for i in expected]
     assert hits[0].page_id == exhaustive[0].page_id
     only = index.search(q, 5, filters={"doc": "doc3.pdf"})
@@ -139,7 +156,9 @@ def test_add_and_delete_doc(kind):
 
 def test_save_load_roundtrip_and_fingerprint_check(tmp_path):
     metas, cells = _corpus()
-    index = RegionIndex.build(metas, cells, index_params(storage="pq", faiss="hnsw", pq__m=8), "enc-a")
+    index = RegionIndex.build(
+        metas, cells, index_params(storage="pq", faiss="hnsw", pq__m=8), "enc-a"
+    )
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="enc-a")
     q = cells[7, 1]
@@ -152,7 +171,13 @@ def test_save_load_roundtrip_and_fingerprint_check(tmp_path):
     # Only safe formats on disk: .npy without pickle, JSON, faiss.
     folder = tmp_path / "idx" / (tmp_path / "idx" / CURRENT).read_text()
     assert sorted(p.name for p in folder.iterdir()) == [
-        ".regionops-index-version", "candidates.faiss", "cells.npy", "manifest.json", "pages.json", "pooled.npy", "pq.faiss"
+        ".regionops-index-version",
+        "candidates.faiss",
+        "cells.npy",
+        "manifest.json",
+        "pages.json",
+        "pooled.npy",
+        "pq.faiss",
     ]
 
 
@@ -205,7 +230,10 @@ def test_real_kill_mid_save_keeps_previous_index(tmp_path):
     RegionIndex.build(metas, cells, IndexParams(), "fp").save(tmp_path / "idx")
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLED_SAVE, str(tmp_path / "idx")],
-        cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         assert proc.stdout.readline().strip() == "WRITING"
@@ -223,7 +251,13 @@ def test_stats_report_bytes_per_part(tmp_path):
     metas, cells = _corpus()
     stats = RegionIndex.build(metas, cells, IndexParams(storage="binary"), "fp").stats()
     assert stats["pages"] == 40 and stats["storage"] == "binary" and stats["fingerprint"] == "fp"
-    assert set(stats["bytes_per_page"]) >= {"cells", "pooled", "candidates", "text_layer", "vectors_total"}
+    assert set(stats["bytes_per_page"]) >= {
+        "cells",
+        "pooled",
+        "candidates",
+        "text_layer",
+        "vectors_total",
+    }
     json.dumps(stats)
 
 
@@ -231,7 +265,9 @@ def test_gpu_selected_only_when_faiss_sees_gpus(monkeypatch):
     monkeypatch.setattr(device.faiss, "get_num_gpus", lambda: 0)
     assert device.select_device("flat") == "cpu"
     monkeypatch.setattr(device.faiss, "get_num_gpus", lambda: 2)
-    monkeypatch.setattr(device.faiss, "index_cpu_to_all_gpus", lambda index: ("on-gpu", index), raising=False)
+    monkeypatch.setattr(
+        device.faiss, "index_cpu_to_all_gpus", lambda index: ("on-gpu", index), raising=False
+    )
     assert device.select_device("flat") == "gpu"
     assert device.select_device("ivf") == "gpu"
     assert device.select_device("hnsw") == "cpu"  # faiss has no GPU HNSW

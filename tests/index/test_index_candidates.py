@@ -50,7 +50,9 @@ def test_centroids_find_a_small_answer_block_the_pooled_mean_misses():
     assert exact_best == target
     recall = {}
     for vectors in ("pooled", "centroids"):
-        params = IndexParams(faiss="flat", candidates=4, candidate_vectors=vectors, centroids_per_page=4)
+        params = IndexParams(
+            faiss="flat", candidates=4, candidate_vectors=vectors, centroids_per_page=4
+        )
         index = RegionIndex.build(_metas(n), cells, params, "fp")
         recall[vectors] = target in index.candidate_pages(q, 4).tolist()
         if vectors == "centroids":
@@ -64,9 +66,17 @@ def test_centroids_find_a_small_answer_block_the_pooled_mean_misses():
 def test_centroid_stage_returns_c_distinct_pages_and_honours_filters(kind):
     n = 60
     cells = _clustered_pages(n, seed=3)
-    metas = [PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf",
-                      collection="left" if i < n // 2 else "right") for i in range(n)]
-    params = IndexParams(faiss=kind, candidates=10, candidate_vectors="centroids", centroids_per_page=3)
+    metas = [
+        PageMeta(
+            page_id=f"doc{i // 2}.pdf#{i % 2}",
+            doc=f"doc{i // 2}.pdf",
+            collection="left" if i < n // 2 else "right",
+        )
+        for i in range(n)
+    ]
+    params = IndexParams(
+        faiss=kind, candidates=10, candidate_vectors="centroids", centroids_per_page=3
+    )
     index = RegionIndex.build(metas, cells, params, "fp")
     q = cells[41, 7]
     cand = index.candidate_pages(q, 10)
@@ -82,7 +92,9 @@ def test_centroid_index_add_delete_save_load(tmp_path):
     n = 40
     cells = _clustered_pages(n, seed=4)
     metas = _metas(n)
-    params = index_params(storage="pq", pq__m=8, candidates=5, candidate_vectors="centroids", centroids_per_page=3)
+    params = index_params(
+        storage="pq", pq__m=8, candidates=5, candidate_vectors="centroids", centroids_per_page=3
+    )
     index = RegionIndex.build(metas[:30], cells[:30], params, "fp")
     index.add(metas[30:], cells[30:])
     q = cells[35, 0]

@@ -41,15 +41,23 @@ def test_fast_scan_reads_the_stored_codes_as_they_are(pages):
     codes = index.storage_mode.coarse.reshape(-1, index.storage_mode.coarse.shape[-1])
     pq = faiss.IndexPQ(D, D, 4, faiss.METRIC_INNER_PRODUCT)
     pq.pq.centroids = fast.shards[0].pq.centroids
-    np.testing.assert_allclose(pq.sa_decode(codes[:500]), index.storage_mode.codec.coarse_sq.sa_decode(codes[:500]), atol=1e-6)
+    np.testing.assert_allclose(
+        pq.sa_decode(codes[:500]),
+        index.storage_mode.codec.coarse_sq.sa_decode(codes[:500]),
+        atol=1e-6,
+    )
     # No bytes on disk for it: the stage's size is the exact scan's (zero extra, ADR 12).
     assert index.stats()["bytes_per_page"]["candidates"] == 0
 
 
 def test_fast_scan_returns_the_exact_scans_candidates(pages, queries):
     fast = RegionIndex.build(two_page_docs(len(pages)), pages, _params(), "fp")
-    exact = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan=False), "fp")
-    one_shard = RegionIndex.build(two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan_threads=1), "fp")
+    exact = RegionIndex.build(
+        two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan=False), "fp"
+    )
+    one_shard = RegionIndex.build(
+        two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan_threads=1), "fp"
+    )
     assert exact.stage.fast_stage is None and len(one_shard.stage.fast_stage.shards) == 1
     for c in (8, 24, 64):
         for q in queries:
@@ -68,7 +76,9 @@ def test_fast_scan_returns_the_exact_scans_candidates(pages, queries):
 def test_fast_scan_follows_add_delete_and_load(pages, queries, tmp_path):
     index = RegionIndex.build(two_page_docs(300), pages[:300], _params(), "fp")
     index.add(two_page_docs(100, start=300), pages[300:])
-    fresh = RegionIndex.build(two_page_docs(300), pages[:300], _params(pq_residual__fast_scan=False), "fp")
+    fresh = RegionIndex.build(
+        two_page_docs(300), pages[:300], _params(pq_residual__fast_scan=False), "fp"
+    )
     fresh.add(two_page_docs(100, start=300), pages[300:])
     assert index.stage.fast_stage.ntotal == len(pages) * 16
     for q in queries[:20]:
@@ -87,5 +97,7 @@ def test_filters_take_the_exact_scan_and_other_bit_widths_have_no_fast_stage(pag
     index = RegionIndex.build(two_page_docs(len(pages)), pages, _params(), "fp")
     got = index.candidate_pages(queries[0], 10, filters={"collection": "c2"})
     assert len(got) == 10 and all(index.metas[i].collection == "c2" for i in got)
-    sq8 = RegionIndex.build(two_page_docs(40), pages[:40], _params(pq_residual__coarse_bits=8), "fp")
+    sq8 = RegionIndex.build(
+        two_page_docs(40), pages[:40], _params(pq_residual__coarse_bits=8), "fp"
+    )
     assert sq8.stage.fast_stage is None and sq8.candidate_pages(queries[0], 5).size == 5

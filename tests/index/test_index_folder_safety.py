@@ -183,7 +183,18 @@ def test_index_build_refuses_a_working_directory_before_encoding(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.py").write_text("print('mine')")
     params = Path(__file__).resolve().parents[2] / "params.yaml"
-    result = CliRunner().invoke(app, ["index", "build", "--out", str(tmp_path), "--params", str(params),
-                                      "--model", str(tmp_path / "no-model")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "index",
+            "build",
+            "--out",
+            str(tmp_path),
+            "--params",
+            str(params),
+            "--model",
+            str(tmp_path / "no-model"),
+        ],
+    )
     assert result.exit_code == 2 and "holds no region index" in result.output
     assert (tmp_path / "src" / "main.py").read_text() == "print('mine')"

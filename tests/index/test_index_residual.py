@@ -24,8 +24,14 @@ def _metas(n: int) -> list[PageMeta]:
 
 
 def _params(**kw) -> IndexParams:
-    return index_params(storage="pq_residual", pq_residual__pq_m=M, pq_residual__centroids=K, pq_residual__coarse_bits=8,
-                       candidates=8, **kw)
+    return index_params(
+        storage="pq_residual",
+        pq_residual__pq_m=M,
+        pq_residual__centroids=K,
+        pq_residual__coarse_bits=8,
+        candidates=8,
+        **kw,
+    )
 
 
 def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch):
@@ -35,9 +41,14 @@ def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch)
     plain = RegionIndex.build(metas, cells, index_params(storage="pq", pq__m=M), "fp")
     decoded = residual.decoded_cells()
     assert decoded.shape == cells.shape and residual.cells.shape == (n, G * G, 1 + M)
-    assert residual.storage_mode.coarse.shape == (n, K, D) and residual.storage_mode.coarse.dtype == np.uint8
+    assert (
+        residual.storage_mode.coarse.shape == (n, K, D)
+        and residual.storage_mode.coarse.dtype == np.uint8
+    )
     q = cells[9, 4]
-    np.testing.assert_allclose(residual.heatmap(metas[9].page_id, q).ravel(), decoded[9] @ q, atol=1e-4)
+    np.testing.assert_allclose(
+        residual.heatmap(metas[9].page_id, q).ravel(), decoded[9] @ q, atol=1e-4
+    )
     # Same PQ bytes per cell, but coded against the page's own centroids: a smaller error.
     err_residual = np.linalg.norm(decoded - cells, axis=-1).mean()
     err_plain = np.linalg.norm(plain.decoded_cells() - cells, axis=-1).mean()
@@ -52,18 +63,28 @@ def test_heatmap_is_the_decoded_dot_product_and_finer_than_plain_pq(monkeypatch)
     stats = residual.stats()["bytes_per_page"]
     assert stats["cells"] == G * G * (1 + M) and stats["coarse"] == K * D
     # 4-bit centroids: half a byte per component.
-    four = RegionIndex.build(metas, cells, _params().with_updates({"pq_residual.coarse_bits": 4}), "fp")
-    assert four.storage_mode.coarse.shape == (n, K, D // 2) and four.stats()["bytes_per_page"]["coarse"] == K * D / 2
-    np.testing.assert_allclose(four.heatmap(metas[9].page_id, q).ravel(), four.decoded_cells([9])[0] @ q, atol=1e-4)
+    four = RegionIndex.build(
+        metas, cells, _params().with_updates({"pq_residual.coarse_bits": 4}), "fp"
+    )
+    assert (
+        four.storage_mode.coarse.shape == (n, K, D // 2)
+        and four.stats()["bytes_per_page"]["coarse"] == K * D / 2
+    )
+    np.testing.assert_allclose(
+        four.heatmap(metas[9].page_id, q).ravel(), four.decoded_cells([9])[0] @ q, atol=1e-4
+    )
 
 
 def test_add_delete_save_load_keep_codes_and_centroids_aligned(tmp_path):
     n = 40
     cells, metas = _pages(n, seed=3), _metas(n)
-    index = RegionIndex.build(metas[:30], cells[:30], _params(candidate_vectors="centroids", centroids_per_page=2),
-                              "fp")
+    index = RegionIndex.build(
+        metas[:30], cells[:30], _params(candidate_vectors="centroids", centroids_per_page=2), "fp"
+    )
     index.add(metas[30:], cells[30:])
-    assert index.stats()["bytes_per_page"]["pooled"] == 0  # mean vectors are not the candidate stage here
+    assert (
+        index.stats()["bytes_per_page"]["pooled"] == 0
+    )  # mean vectors are not the candidate stage here
     q = cells[35, 2]
     assert index.search(q, 1)[0].page_id == metas[35].page_id
     before = index.cell_vectors(metas[37].page_id)
@@ -74,13 +95,17 @@ def test_add_delete_save_load_keep_codes_and_centroids_aligned(tmp_path):
     np.testing.assert_array_equal(index.cell_vectors(metas[37].page_id), before)
     index.save(tmp_path / "idx")
     folder = tmp_path / "idx" / (tmp_path / "idx" / CURRENT).read_text()
-    assert {"coarse.npy", "coarse_sq.faiss", "residual_pq.faiss"} <= {p.name for p in folder.iterdir()}
+    assert {"coarse.npy", "coarse_sq.faiss", "residual_pq.faiss"} <= {
+        p.name for p in folder.iterdir()
+    }
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")
     q2 = cells[12, 5]
     got, want = loaded.search(q2, 3), index.search(q2, 3)
     assert [h.page_id for h in got] == [h.page_id for h in want]
     np.testing.assert_allclose(got[0].heatmap, want[0].heatmap, atol=1e-6)
-    loaded.add(metas[34:36], cells[34:36])  # a loaded index takes new pages with the stored codebooks
+    loaded.add(
+        metas[34:36], cells[34:36]
+    )  # a loaded index takes new pages with the stored codebooks
     assert loaded.search(q, 1)[0].page_id == metas[35].page_id
 
 
@@ -98,7 +123,9 @@ def test_regions_come_from_the_compressed_heatmap():
 
 def test_bad_residual_settings_are_clear_errors():
     with pytest.raises(ValueError, match="pq_residual.pq_m=5 must divide"):
-        RegionIndex.build(_metas(4), _pages(4), index_params(storage="pq_residual", pq_residual__pq_m=5), "fp")
+        RegionIndex.build(
+            _metas(4), _pages(4), index_params(storage="pq_residual", pq_residual__pq_m=5), "fp"
+        )
     with pytest.raises(ValueError, match="pq_residual.centroids"):
         index_params(storage="pq_residual", pq_residual__centroids=300)
 
@@ -122,7 +149,9 @@ def test_centroid_scores_from_the_integer_codes_equal_faiss_decoding(bits):
 def test_best_of_nearest_centroids_never_codes_a_cell_worse_than_the_nearest():
     # ADR 18: the nearest centroid is the first choice, and another replaces it only when its
     # centroid + PQ residual reconstructs the cell strictly better, so no cell gets worse.
-    cells = clustered_pages(40, 8, D, seed=8, spread=0.5)  # 64 cells per page, 4 centroids: cells share them
+    cells = clustered_pages(
+        40, 8, D, seed=8, spread=0.5
+    )  # 64 cells per page, 4 centroids: cells share them
     # Coarse residual codes (4 sub-quantisers of 3 bits) so that the centroid choice matters.
     nearest = residual_codec.ResidualPQCodec(D, 4, 4, coarse_bits=4, pq_bits=3)
     nearest.train(cells, max_train_cells=10_000)
@@ -140,9 +169,12 @@ def test_best_of_nearest_centroids_never_codes_a_cell_worse_than_the_nearest():
     assert np.all(err_b[moved] < err_n[moved])
     # Every chosen centroid is among the cell's 3 nearest decoded centroids.
     decoded = nearest._decode_coarse(coarse_n)
-    rank = (np.matmul(cells, decoded.transpose(0, 2, 1))
-            > np.take_along_axis(np.matmul(cells, decoded.transpose(0, 2, 1)),
-                                 codes_b[..., :1].astype(np.intp), -1)).sum(-1)
+    rank = (
+        np.matmul(cells, decoded.transpose(0, 2, 1))
+        > np.take_along_axis(
+            np.matmul(cells, decoded.transpose(0, 2, 1)), codes_b[..., :1].astype(np.intp), -1
+        )
+    ).sum(-1)
     assert rank.max() < 3 and rank.max() > 0
     with pytest.raises(ValueError, match="pq_residual.centroid_choices"):
         residual_codec.ResidualPQCodec(D, 6, M, choices=0)
@@ -151,9 +183,13 @@ def test_best_of_nearest_centroids_never_codes_a_cell_worse_than_the_nearest():
 def test_centroid_choices_are_kept_by_a_loaded_index_for_later_adds(tmp_path):
     n = 30
     cells, metas = _pages(n), _metas(n)
-    index = RegionIndex.build(metas[:20], cells[:20], _params(pq_residual__centroid_choices=3), "fp")
+    index = RegionIndex.build(
+        metas[:20], cells[:20], _params(pq_residual__centroid_choices=3), "fp"
+    )
     index.save(tmp_path / "idx")
-    loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")  # choices from its manifest
+    loaded = RegionIndex.load(
+        tmp_path / "idx", expected_fingerprint="fp"
+    )  # choices from its manifest
     assert loaded.storage_mode.codec.choices == 3
     loaded.add(metas[20:], cells[20:])
     index.add(metas[20:], cells[20:])
@@ -168,23 +204,47 @@ def test_clipped_centroid_range_lowers_the_error_and_keeps_scores_and_fast_scan_
     centroids = page_centroids(cells, k)  # what the index clusters each page into (deterministic)
     errors = {}
     for rng_name, arg in (("minmax", 1.0), ("meanstd", 2.25), ("quantiles", 0.01), ("optim", 1.0)):
-        index = RegionIndex.build(metas, cells, _params().with_updates({
-            **four, "pq_residual.coarse_range": rng_name, "pq_residual.coarse_range_arg": arg}), "fp")
+        index = RegionIndex.build(
+            metas,
+            cells,
+            _params().with_updates(
+                {**four, "pq_residual.coarse_range": rng_name, "pq_residual.coarse_range_arg": arg}
+            ),
+            "fp",
+        )
         codec = index.storage_mode.codec
-        if rng_name == "minmax":  # faiss would widen the range by arg × (max − min): min-max ignores arg
+        if (
+            rng_name == "minmax"
+        ):  # faiss would widen the range by arg × (max − min): min-max ignores arg
             assert codec.coarse_sq.sq.rangestat_arg == 0.0
         errors[rng_name] = (  # (page centroids, cells): what the range changes, and what is scored
-            float(np.linalg.norm(codec._decode_coarse(index.storage_mode.coarse) - centroids, axis=-1).mean()),
-            float(np.linalg.norm(index.decoded_cells() - cells, axis=-1).mean()))
+            float(
+                np.linalg.norm(
+                    codec._decode_coarse(index.storage_mode.coarse) - centroids, axis=-1
+                ).mean()
+            ),
+            float(np.linalg.norm(index.decoded_cells() - cells, axis=-1).mean()),
+        )
         # The scores read straight from the codes (affine in the 4-bit levels) equal the decoded ones,
         # and the codes still double as the fast-scan stage's PQ codes.
         assert codec._coarse_affine() is not None and codec.level_codebook() is not None
         q = cells[5, 7]
-        np.testing.assert_allclose(codec.coarse_scores(index.storage_mode.coarse, q),
-                                   codec._decode_coarse(index.storage_mode.coarse) @ q, atol=1e-4)
-        assert codec.fast_scan_stage(index.storage_mode.coarse.reshape(-1, index.storage_mode.coarse.shape[-1])) is not None
+        np.testing.assert_allclose(
+            codec.coarse_scores(index.storage_mode.coarse, q),
+            codec._decode_coarse(index.storage_mode.coarse) @ q,
+            atol=1e-4,
+        )
+        assert (
+            codec.fast_scan_stage(
+                index.storage_mode.coarse.reshape(-1, index.storage_mode.coarse.shape[-1])
+            )
+            is not None
+        )
     for clipped in ("meanstd", "quantiles", "optim"):
-        assert errors[clipped][0] < 0.9 * errors["minmax"][0] and errors[clipped][1] < errors["minmax"][1]
+        assert (
+            errors[clipped][0] < 0.9 * errors["minmax"][0]
+            and errors[clipped][1] < errors["minmax"][1]
+        )
     # The range is a training choice; a loaded index reports the one its quantiser was trained with.
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", "fp").storage_mode.codec

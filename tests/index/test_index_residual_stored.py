@@ -15,13 +15,21 @@ G, D, M, K = 4, 32, 8, 3
 
 
 def _metas(n: int) -> list[PageMeta]:
-    return [PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf", collection=f"c{i % 3}")
-            for i in range(n)]
+    return [
+        PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf", collection=f"c{i % 3}")
+        for i in range(n)
+    ]
 
 
 def _params(**kw) -> IndexParams:
-    base = {"storage": "pq_residual", "pq_residual.pq_m": M, "pq_residual.centroids": K, "pq_residual.coarse_bits": 4,
-            "pq_residual.candidates": "stored", "candidates": 6}
+    base = {
+        "storage": "pq_residual",
+        "pq_residual.pq_m": M,
+        "pq_residual.centroids": K,
+        "pq_residual.coarse_bits": 4,
+        "pq_residual.candidates": "stored",
+        "candidates": 6,
+    }
     return index_params(**{**base, **kw})
 
 
@@ -32,11 +40,15 @@ def _expected_candidates(index: RegionIndex, query: np.ndarray, c: int) -> list[
     return list(np.argsort(-best, kind="stable")[:c])
 
 
-@pytest.mark.parametrize("bits", [6, 9])  # 9: codes straddle bytes (960 training cells cap bits at 9)
+@pytest.mark.parametrize(
+    "bits", [6, 9]
+)  # 9: codes straddle bytes (960 training cells cap bits at 9)
 def test_packed_residual_codes_score_as_their_decoded_cells(bits):
     n = 60
     cells, metas = clustered_pages(n, G, D, seed=1, spread=0.3), _metas(n)
-    index = RegionIndex.build(metas, cells, _params(pq_residual__pq_bits=bits, pq_residual__candidates="separate"), "fp")
+    index = RegionIndex.build(
+        metas, cells, _params(pq_residual__pq_bits=bits, pq_residual__candidates="separate"), "fp"
+    )
     assert index.storage_mode.codec.pq.pq.nbits == bits
     assert index.cells.shape == (n, G * G, 1 + M * bits // 8)
     assert index.stats()["bytes_per_page"]["cells"] == G * G * (1 + M * bits // 8)
@@ -45,19 +57,33 @@ def test_packed_residual_codes_score_as_their_decoded_cells(bits):
     idx = unpack_codes(codes, M, bits)
     pq = index.storage_mode.codec.pq.pq
     table = faiss.vector_to_array(pq.centroids).reshape(M, pq.ksub, -1)
-    np.testing.assert_allclose(table[np.arange(M), idx].reshape(len(codes), -1), pq.decode(codes), atol=1e-6)
+    np.testing.assert_allclose(
+        table[np.arange(M), idx].reshape(len(codes), -1), pq.decode(codes), atol=1e-6
+    )
     q = cells[9, 4]
-    np.testing.assert_allclose(index.heatmap(metas[9].page_id, q).ravel(), index.decoded_cells([9])[0] @ q, atol=1e-4)
+    np.testing.assert_allclose(
+        index.heatmap(metas[9].page_id, q).ravel(), index.decoded_cells([9])[0] @ q, atol=1e-4
+    )
 
 
 def test_stored_stage_ranks_pages_by_their_stored_centroids_and_costs_no_bytes():
     n = 40
     cells, metas = clustered_pages(n, G, D, seed=2, spread=0.3), _metas(n)
     stored = RegionIndex.build(metas, cells, _params(), "fp")
-    separate = RegionIndex.build(metas, cells, _params(pq_residual__candidates="separate",
-                                                      candidate_vectors="centroids", centroids_per_page=2), "fp")
+    separate = RegionIndex.build(
+        metas,
+        cells,
+        _params(
+            pq_residual__candidates="separate", candidate_vectors="centroids", centroids_per_page=2
+        ),
+        "fp",
+    )
     assert stored.stats()["candidate_vectors"] == "stored"
-    assert stored.stats()["bytes_per_page"]["candidates"] == 0 < separate.stats()["bytes_per_page"]["candidates"]
+    assert (
+        stored.stats()["bytes_per_page"]["candidates"]
+        == 0
+        < separate.stats()["bytes_per_page"]["candidates"]
+    )
     assert stored.stage.faiss_index.ntotal == n * K
     rng = np.random.default_rng(3)
     for q in (cells[11, 3], cells[30, 0], rng.standard_normal(D).astype(np.float32)):

@@ -10,7 +10,11 @@ from components.index.region_index import PageMeta, RegionIndex
 GRID = 4
 # Page 0 prints "Revenue 2021" in its top-left cell; page 1 prints other words; page 2 "Revenue" bottom-right.
 PAGES = [
-    [["Revenue", 0.01, 0.01, 0.1, 0.05], ["2021", 0.12, 0.01, 0.2, 0.05], ["filler", 0.6, 0.6, 0.7, 0.65]],
+    [
+        ["Revenue", 0.01, 0.01, 0.1, 0.05],
+        ["2021", 0.12, 0.01, 0.2, 0.05],
+        ["filler", 0.6, 0.6, 0.7, 0.65],
+    ],
     [["Headcount", 0.3, 0.3, 0.4, 0.35], ["2019", 0.5, 0.3, 0.6, 0.35]],
     [["revenue", 0.8, 0.8, 0.9, 0.85], ["2018", 0.8, 0.9, 0.9, 0.95]],
 ]
@@ -44,14 +48,26 @@ def test_index_search_fuses_lexical_evidence_into_heatmaps():
     # A small query pointing at page 1: faiss alone proposes only d1, the page without the terms.
     query = 1e-3 * cells[1].mean(0)
     assert [h.page_id for h in index.search(query, 1, candidates=1)] == ["d1#0"]
-    fused = index.search(query, 1, candidates=1, query_text="revenue 2021",
-                         lexical_weight=1.0, lexical_candidates=2)
+    fused = index.search(
+        query, 1, candidates=1, query_text="revenue 2021", lexical_weight=1.0, lexical_candidates=2
+    )
     assert fused[0].page_id == "d0#0"
     assert np.unravel_index(np.argmax(fused[0].heatmap), (GRID, GRID)) == (0, 0)
-    np.testing.assert_allclose(index.heatmap("d0#0", query, "revenue 2021", 1.0), fused[0].heatmap, rtol=1e-6)
+    np.testing.assert_allclose(
+        index.heatmap("d0#0", query, "revenue 2021", 1.0), fused[0].heatmap, rtol=1e-6
+    )
     index.delete_doc("d0")
-    assert index.search(query, 1, candidates=1, query_text="revenue 2021", lexical_weight=1.0,
-                        lexical_candidates=2)[0].page_id == "d2#0"
+    assert (
+        index.search(
+            query,
+            1,
+            candidates=1,
+            query_text="revenue 2021",
+            lexical_weight=1.0,
+            lexical_candidates=2,
+        )[0].page_id
+        == "d2#0"
+    )
 
 
 def test_block_scope_credits_terms_printed_anywhere_in_the_block():
@@ -64,8 +80,12 @@ def test_block_scope_credits_terms_printed_anywhere_in_the_block():
     block = channel.heatmaps(q, pos, "block")
     mixed = channel.heatmaps(q, pos, "mixed")
     assert cell[0].max() < 0.99  # no single cell prints both terms
-    assert block[0, 1, 0] > 0.99 and block[0, 1, 2] > 0.99  # every cell of the row gets the whole share
-    assert block[0, 0].max() == 0.0 and block[1].max() == 0.0  # outside the block, and the empty page
+    assert (
+        block[0, 1, 0] > 0.99 and block[0, 1, 2] > 0.99
+    )  # every cell of the row gets the whole share
+    assert (
+        block[0, 0].max() == 0.0 and block[1].max() == 0.0
+    )  # outside the block, and the empty page
     np.testing.assert_allclose(mixed, 0.5 * (cell + block), rtol=1e-6)
     # Without blocks the block scope has nothing to credit.
     assert LexicalChannel(words, GRID).heatmaps(q, pos, "block").max() == 0.0
@@ -78,26 +98,45 @@ def test_page_term_weights_pick_the_block_with_the_page_rare_term():
     term weights the shared terms count 1/3 each on this page and the table wins, while the
     page's own score (its peak) stays what the ranking gave it.
     """
-    def row(r, *texts):  # words printed in grid row r (GRID = 4 rows of 0.25)
-        return [[t, 0.05 + 0.2 * i, 0.25 * r + 0.05, 0.2 + 0.2 * i, 0.25 * r + 0.15] for i, t in enumerate(texts)]
 
-    page0 = row(0, "Acme", "2021") + row(1, "Acme", "2021", "opened") + row(2, "Acme", "2021", "users") + row(3, "capex")
+    def row(r, *texts):  # words printed in grid row r (GRID = 4 rows of 0.25)
+        return [
+            [t, 0.05 + 0.2 * i, 0.25 * r + 0.05, 0.2 + 0.2 * i, 0.25 * r + 0.15]
+            for i, t in enumerate(texts)
+        ]
+
+    page0 = (
+        row(0, "Acme", "2021")
+        + row(1, "Acme", "2021", "opened")
+        + row(2, "Acme", "2021", "users")
+        + row(3, "capex")
+    )
     blocks0 = [[0.0, 0.25 * r + 0.02, 0.8, 0.25 * r + 0.2] for r in range(4)]
     other = row(0, "Zeta", "2019") + row(1, "headcount")
-    pages, blocks = [page0, other, other], [blocks0, [[0.0, 0.02, 0.8, 0.2]], [[0.0, 0.02, 0.8, 0.2]]]
+    pages, blocks = (
+        [page0, other, other],
+        [blocks0, [[0.0, 0.02, 0.8, 0.2]], [[0.0, 0.02, 0.8, 0.2]]],
+    )
     channel = LexicalChannel(pages, GRID, blocks)
     weights = {t: channel._idf(t) for t in ("acme", "2021", "capex")}
     page = channel.within_page_weights(0, weights)
-    assert page["acme"] == pytest.approx(weights["acme"] / 3) and page["2021"] == pytest.approx(weights["2021"] / 3)
+    assert page["acme"] == pytest.approx(weights["acme"] / 3) and page["2021"] == pytest.approx(
+        weights["2021"] / 3
+    )
     assert page["capex"] == weights["capex"]
 
     q = "Acme capex in 2021"
     corpus_map = channel.heatmaps(q, np.array([0]), "block")[0]
     page_map = channel.heatmaps(q, np.array([0]), "block", "page")[0]
-    assert corpus_map[0].max() > corpus_map[3].max()  # the title row beats the table row by corpus idf
+    assert (
+        corpus_map[0].max() > corpus_map[3].max()
+    )  # the title row beats the table row by corpus idf
     assert page_map[3].max() > page_map[0].max()  # the table wins within the page
 
-    metas = [PageMeta(page_id=f"d{i}#0", doc=f"d{i}", words=w, blocks=b) for i, (w, b) in enumerate(zip(pages, blocks))]
+    metas = [
+        PageMeta(page_id=f"d{i}#0", doc=f"d{i}", words=w, blocks=b)
+        for i, (w, b) in enumerate(zip(pages, blocks))
+    ]
     cells = np.zeros((3, GRID * GRID, 8), dtype=np.float32)
     cells[..., 0] = 1.0  # a flat dense channel: only the terms decide
     index = RegionIndex.build(metas, cells, IndexParams(candidates=3), fingerprint="fp")
@@ -108,6 +147,8 @@ def test_page_term_weights_pick_the_block_with_the_page_rare_term():
     for hit, heat in zip(hits, regional):
         assert heat.max() == pytest.approx(hit.score)  # pages keep their ranking scores
     assert regional[0][3].max() > regional[0][0].max()
-    np.testing.assert_allclose(index.heatmap("d0#0", query, q, 1.0, "block", "page"), regional[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        index.heatmap("d0#0", query, q, 1.0, "block", "page"), regional[0], rtol=1e-6
+    )
     with pytest.raises(ValueError, match="unknown term weights"):
         channel.heatmaps(q, np.array([0]), "block", "bm25")

@@ -22,10 +22,16 @@ W, H = 600, 800
 PIC_W, PIC_H = 160, 96
 # Two pages of three entity cards each: (name, picture seed, picture top-left in pixels).
 CARDS = {
-    "cat#0": [("MS Junstead", "13:MS Junstead", (40, 60)), ("The Storm at Ulvwick", "13:Storm", (220, 60)),
-              ("Castle of Good Hope", "13:Castle", (400, 60))],
-    "cat#1": [("Harbour Osprey", "13:Osprey", (40, 300)), ("Pier of Lund", "13:Pier", (220, 300)),
-              ("Mount Kelda", "13:Kelda", (400, 300))],
+    "cat#0": [
+        ("MS Junstead", "13:MS Junstead", (40, 60)),
+        ("The Storm at Ulvwick", "13:Storm", (220, 60)),
+        ("Castle of Good Hope", "13:Castle", (400, 60)),
+    ],
+    "cat#1": [
+        ("Harbour Osprey", "13:Osprey", (40, 300)),
+        ("Pier of Lund", "13:Pier", (220, 300)),
+        ("Mount Kelda", "13:Kelda", (400, 300)),
+    ],
 }
 
 
@@ -37,7 +43,9 @@ def _page(cards) -> tuple[Image.Image, list[list], list[tuple[int, int, int, int
     for name, seed, (x, y) in cards:
         img.paste(entity_picture(seed, (PIC_W, PIC_H)), (x, y))
         boxes.append((x, y, x + PIC_W, y + PIC_H))
-        draw.rectangle([x - 3, y - 3, x + PIC_W + 3, y + PIC_H + 40], outline=(120, 120, 120))  # card frame
+        draw.rectangle(
+            [x - 3, y - 3, x + PIC_W + 3, y + PIC_H + 40], outline=(120, 120, 120)
+        )  # card frame
         cx = x
         for token in name.split():
             tw = draw.textlength(token)
@@ -56,8 +64,16 @@ def picture_index():
     metas, expected = [], {}
     for page_id, cards in CARDS.items():
         img, words, boxes = _page(cards)
-        metas.append(PageMeta(page_id=page_id, doc=page_id.split("#")[0] + page_id[-1], words=words,
-                              width=W, height=H, pictures=page_pictures(img, words)))
+        metas.append(
+            PageMeta(
+                page_id=page_id,
+                doc=page_id.split("#")[0] + page_id[-1],
+                words=words,
+                width=W,
+                height=H,
+                pictures=page_pictures(img, words),
+            )
+        )
         expected[page_id] = boxes
     cells = np.random.default_rng(0).standard_normal((len(metas), G * G, D)).astype(np.float32)
     return RegionIndex.build(metas, cells, IndexParams(candidates=2), "fp"), expected
@@ -71,9 +87,14 @@ class _FakeRetriever:
 def test_pictures_are_the_pasted_images_not_bars_frames_or_text(picture_index):
     index, expected = picture_index
     for page_id, boxes in expected.items():
-        found = sorted(tuple(round(v * s) for v, s in zip(p["box"], (W, H, W, H))) for p in index.meta(page_id).pictures)
+        found = sorted(
+            tuple(round(v * s) for v, s in zip(p["box"], (W, H, W, H)))
+            for p in index.meta(page_id).pictures
+        )
         assert found == sorted(boxes)
-        assert all(decode_thumb(p["thumb"]).shape == (24, 40, 3) for p in index.meta(page_id).pictures)
+        assert all(
+            decode_thumb(p["thumb"]).shape == (24, 40, 3) for p in index.meta(page_id).pictures
+        )
     img, words, boxes = _page(CARDS["cat#0"])
     assert len(find_picture_boxes(img, words)) == 3
     # Without the text layer the caption is ink too, but each caption word is too small to count.
@@ -81,7 +102,9 @@ def test_pictures_are_the_pasted_images_not_bars_frames_or_text(picture_index):
 
 
 @pytest.mark.parametrize("trial", range(3))
-def test_stage_one_finds_the_perturbed_pictures_entity_and_rewrites(picture_index, tiny_params, trial):
+def test_stage_one_finds_the_perturbed_pictures_entity_and_rewrites(
+    picture_index, tiny_params, trial
+):
     index, expected = picture_index
     engine = RagEngine(_FakeRetriever(), index, tiny_params)
     for page_id, cards in CARDS.items():
@@ -95,7 +118,9 @@ def test_stage_one_finds_the_perturbed_pictures_entity_and_rewrites(picture_inde
             assert trace.score > 0.5
 
 
-def test_engine_answers_an_image_question_two_stage_as_served(picture_index, tiny_params, monkeypatch):
+def test_engine_answers_an_image_question_two_stage_as_served(
+    picture_index, tiny_params, monkeypatch
+):
     """RagEngine.query (used by answer, i.e. serving, and by evaluation) rewrites with the entity's
     name and encodes the text alone; ``rag.image_query: fused`` keeps the summed text+image vector."""
     index, _ = picture_index
@@ -112,10 +137,14 @@ def test_engine_answers_an_image_question_two_stage_as_served(picture_index, tin
     assert text == "Where is Harbour Osprey registered?" and encoded == [(text, False)]
     assert engine.answer("Where is this ship registered?", k=1, query_image=query).question == text
 
-    fused = tiny_params.model_copy(update={"rag": tiny_params.rag.model_copy(update={"image_query": "fused"})})
+    fused = tiny_params.model_copy(
+        update={"rag": tiny_params.rag.model_copy(update={"image_query": "fused"})}
+    )
     engine.params = fused
     encoded.clear()
-    assert engine.query("Where is this ship registered?", query)[0] == "Where is this ship registered?"
+    assert (
+        engine.query("Where is this ship registered?", query)[0] == "Where is this ship registered?"
+    )
     assert encoded == [("Where is this ship registered?", True)]
 
 
@@ -128,8 +157,9 @@ def test_a_picture_that_is_not_in_the_index_scores_low(picture_index):
         decode_thumb(base64.b64encode(bytes(10)).decode())
 
 
-def test_pictures_survive_save_load_and_an_old_index_falls_back_to_pixels(picture_index, tiny_params, tmp_path,
-                                                                         monkeypatch):
+def test_pictures_survive_save_load_and_an_old_index_falls_back_to_pixels(
+    picture_index, tiny_params, tmp_path, monkeypatch
+):
     index, _ = picture_index
     folder = index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx")
@@ -146,18 +176,31 @@ def test_pictures_survive_save_load_and_an_old_index_falls_back_to_pixels(pictur
     (folder / "manifest.json").write_text(json.dumps(manifest))
     old = RegionIndex.load(tmp_path / "idx")
     assert len(old.pictures) == 0 and all(m.pictures == [] for m in old.metas)
-    planted = old.cell_vectors("cat#1")[5]  # the pixel path's query vector, planted on a cell of cat#1
+    planted = old.cell_vectors("cat#1")[
+        5
+    ]  # the pixel path's query vector, planted on a cell of cat#1
     from components.model import encode
 
     monkeypatch.setattr(encode, "encode_image_queries", lambda retriever, images: planted[None, :])
-    trace = stage_one(RagEngine(_FakeRetriever(), old, tiny_params), entity_picture("13:Kelda", (PIC_W, PIC_H)),
-                      "Where is this mountain?")
+    trace = stage_one(
+        RagEngine(_FakeRetriever(), old, tiny_params),
+        entity_picture("13:Kelda", (PIC_W, PIC_H)),
+        "Where is this mountain?",
+    )
     assert trace.method == "pixels" and trace.entity_page == "cat#1"
 
     # rag.image_stage_one=pixels chooses the pixel path even when pictures are stored.
-    pixels = tiny_params.model_copy(update={"rag": tiny_params.rag.model_copy(update={"image_stage_one": "pixels"})})
-    assert stage_one(RagEngine(_FakeRetriever(), loaded, pixels), entity_picture("13:Kelda", (PIC_W, PIC_H)),
-                     "Where is this mountain?").method == "pixels"
+    pixels = tiny_params.model_copy(
+        update={"rag": tiny_params.rag.model_copy(update={"image_stage_one": "pixels"})}
+    )
+    assert (
+        stage_one(
+            RagEngine(_FakeRetriever(), loaded, pixels),
+            entity_picture("13:Kelda", (PIC_W, PIC_H)),
+            "Where is this mountain?",
+        ).method
+        == "pixels"
+    )
 
 
 def test_generated_corpus_image_questions_find_their_entity(tiny_corpus):

@@ -147,6 +147,10 @@ def test_global_loss_ranks_the_page_scores_it_is_given():
     common = _one_labelled_query(tau_local=0.25, lambda_local=0.0, local_mode="none")
     by_cell = hybrid_loss(scores, **common)
     given = hybrid_loss(scores, page_score=torch.tensor([[0.8, 0.3]]), **common)
-    assert float(by_cell.global_) == pytest.approx(float(global_infonce(torch.tensor([[0.2, 0.9]]), common["targets"], 0.02)))
-    assert float(given.global_) == pytest.approx(float(global_infonce(torch.tensor([[0.8, 0.3]]), common["targets"], 0.02)))
+    assert float(by_cell.global_) == pytest.approx(
+        float(global_infonce(torch.tensor([[0.2, 0.9]]), common["targets"], 0.02))
+    )
+    assert float(given.global_) == pytest.approx(
+        float(global_infonce(torch.tensor([[0.8, 0.3]]), common["targets"], 0.02))
+    )
     assert float(given.global_) < 1e-3 < float(by_cell.global_)

@@ -19,7 +19,9 @@ def test_batched_features_equal_per_page_features(tiny_params, tiny_corpus):
     batched = model.featurizer.many(pages, images)
     for page, image, got in zip(pages, images, batched):
         alone = model.featurizer(page, image)
-        assert torch.equal(got.pixels, alone.pixels) and torch.equal(got.cell_tokens, alone.cell_tokens)
+        assert torch.equal(got.pixels, alone.pixels) and torch.equal(
+            got.cell_tokens, alone.cell_tokens
+        )
         assert got.cell_text.abs().sum() > 0
         torch.testing.assert_close(got.cell_text, alone.cell_text, atol=2e-5, rtol=1e-4)
     one_by_one = encode_pages(model, tiny_corpus, pages, batch_size=1, progress=False)

@@ -43,23 +43,35 @@ def _gone(pids: list[int], seconds: float) -> list[int]:
     deadline = time.monotonic() + seconds
     alive = pids
     while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            p
+            for p in alive
+            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
         time.sleep(0.2)
     return alive
 
 
 @pytest.mark.slow
 def test_killed_index_build_leaves_no_encoder_processes(tiny_corpus, model_dir):
-    build = subprocess.Popen([sys.executable, "-c", _BUILD, str(tiny_corpus.root), str(model_dir)],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                             start_new_session=True)
+    build = subprocess.Popen(
+        [sys.executable, "-c", _BUILD, str(tiny_corpus.root), str(model_dir)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     workers: list[int] = []
     try:
         assert build.stdout.readline().strip() == "STARTED"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(workers) < 2:  # both encoders started
-            workers = [c.pid for c in psutil.Process(build.pid).children(recursive=True)
-                       if "resource_tracker" not in " ".join(c.cmdline())]
+            workers = [
+                c.pid
+                for c in psutil.Process(build.pid).children(recursive=True)
+                if "resource_tracker" not in " ".join(c.cmdline())
+            ]
             time.sleep(0.2)
         assert len(workers) >= 2, "the build never started its encoder processes"
         time.sleep(3)  # past the workers' start-up: they are encoding

@@ -9,7 +9,11 @@ from components.model import frozen_text
 from components.model.encode import encode_queries
 from components.model.retriever import build_retriever
 
-QUESTIONS = ["total revenue of Acme Corp in 2019", "which chart", "what does the table on page two list for 2021 sales"]
+QUESTIONS = [
+    "total revenue of Acme Corp in 2019",
+    "which chart",
+    "what does the table on page two list for 2021 sales",
+]
 
 
 @pytest.fixture()

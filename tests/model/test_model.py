@@ -282,8 +282,12 @@ def test_hf_vision_backbone_from_tiny_local_config(family, tiny_params, handmade
     )
     model_cls(config).save_pretrained(tmp_path / "tower")
     p = tiny_params.model.model_copy(
-        update={"backbone": "hf_vision", "vision_model": str(tmp_path / "tower"), "space": "learned",
-                "dim": 128}
+        update={
+            "backbone": "hf_vision",
+            "vision_model": str(tmp_path / "tower"),
+            "space": "learned",
+            "dim": 128,
+        }
     )
     model = build_retriever(p)
     g, d = p.grid, p.dim
@@ -310,7 +314,9 @@ def test_hf_vision_backbone_from_tiny_local_config(family, tiny_params, handmade
 
 def test_hf_vision_backbone_needs_a_folder(tiny_params):
     with pytest.raises(ValueError, match="vision_model"):
-        ModelParams.model_validate({**tiny_params.model.model_dump(), "backbone": "hf_vision", "space": "learned"})
+        ModelParams.model_validate(
+            {**tiny_params.model.model_dump(), "backbone": "hf_vision", "space": "learned"}
+        )
 
 
 def test_dual_encoder_checkpoint_is_split_to_its_vision_tower(tmp_path):
@@ -339,7 +345,9 @@ def test_dual_encoder_checkpoint_is_split_to_its_vision_tower(tmp_path):
 
 def test_lexical_skip_links_query_words_to_their_cells(tiny_params):
     """With the lexical channel dominant, a query's word lights up the cell holding that word."""
-    model = build_retriever(tiny_params.model.model_copy(update={"space": "learned", "dim": 128})).eval()
+    model = build_retriever(
+        tiny_params.model.model_copy(update={"space": "learned", "dim": 128})
+    ).eval()
     assert model.lexical is not None
     g = tiny_params.model.grid
     page = Page(doc="d", page=0, image="x.png", width=100, height=100, words=[
@@ -437,7 +445,9 @@ def test_contextual_needs_a_frozen_text_encoder(tiny_params):
 def test_step0_score_prefers_the_page_with_the_query_words(tiny_params, lexical):
     """Untrained, the shared projections already rank a page holding the query's words first."""
     torch.manual_seed(0)
-    p = tiny_params.model.model_copy(update={"lexical_skip": lexical, "space": "learned", "dim": 128})
+    p = tiny_params.model.model_copy(
+        update={"lexical_skip": lexical, "space": "learned", "dim": 128}
+    )
     model = build_retriever(p).eval()
     relevant = _page([("auditor", (0.1, 0.1, 0.3, 0.15)), ("ulvmont", (0.3, 0.1, 0.5, 0.15)),
                       ("works", (0.5, 0.1, 0.6, 0.15)), ("garhaven", (0.1, 0.5, 0.3, 0.55))])  # fmt: skip
@@ -506,8 +516,12 @@ def test_heading_context_blends_the_heading_into_every_text_cell(tiny_params):
 
     g = tiny_params.model.grid
     update = {"block_context": 0.0}
-    plain = build_retriever(tiny_params.model.model_copy(update={**update, "heading_context": 0.0})).eval()
-    mixed_model = build_retriever(tiny_params.model.model_copy(update={**update, "heading_context": 0.25})).eval()
+    plain = build_retriever(
+        tiny_params.model.model_copy(update={**update, "heading_context": 0.0})
+    ).eval()
+    mixed_model = build_retriever(
+        tiny_params.model.model_copy(update={**update, "heading_context": 0.25})
+    ).eval()
     mixed_model.load_state_dict(plain.state_dict())
     words = [("castle", (0.0, 0.0, 0.3, 0.1)), ("river", (0.9, 0.9, 1.0, 0.92))]
     page = _page(words).model_copy(update={"blocks": [
@@ -517,7 +531,9 @@ def test_heading_context_blends_the_heading_into_every_text_cell(tiny_params):
     own = plain.featurizer.cell_text(page)
     mixed = mixed_model.featurizer.cell_text(page)
     tok = text_tokenizer(plain)
-    assert len(tok("castle", add_special_tokens=False)["input_ids"]) == 1  # one piece: its state is the mean
+    assert (
+        len(tok("castle", add_special_tokens=False)["input_ids"]) == 1
+    )  # one piece: its state is the mean
     from components.model.featurize import word_cells
 
     castle, river = word_cells(page, g)
@@ -538,7 +554,9 @@ def test_query_vector_is_the_mean_of_its_token_vectors(retriever):
     assert torch.allclose(tokens[mask].norm(dim=-1), torch.ones(int(mask.sum())), atol=1e-5)
     assert float(tokens[~mask].abs().sum()) == 0.0  # "river" is padded
     assert torch.allclose(query[1], tokens[1][mask[1]].mean(0), atol=1e-6)
-    assert np.allclose(encode_queries(retriever, ["where is the castle", "river"]), query.numpy(), atol=1e-5)
+    assert np.allclose(
+        encode_queries(retriever, ["where is the castle", "river"]), query.numpy(), atol=1e-5
+    )
 
 
 def test_late_interaction_lets_tokens_settle_on_different_cells():

@@ -40,10 +40,14 @@ def test_processes_encode_what_one_process_encodes(tiny_corpus, model_dir, monke
     from components.model.encode import encode_pages
     from components.model.io import load_retriever
 
-    monkeypatch.setattr(parallel_encode, "PART_PAGES", 5)  # several parts per worker, finished out of order
+    monkeypatch.setattr(
+        parallel_encode, "PART_PAGES", 5
+    )  # several parts per worker, finished out of order
     pages = list(tiny_corpus.pages)
     serial = encode_pages(load_retriever(model_dir), tiny_corpus, pages, progress=False, threads=1)
-    parallel = encode_pages_in_processes(tiny_corpus, pages, model_dir, workers=2, threads=1, progress=False)
+    parallel = encode_pages_in_processes(
+        tiny_corpus, pages, model_dir, workers=2, threads=1, progress=False
+    )
     assert parallel.shape == serial.shape and parallel.dtype == np.float32
     np.testing.assert_allclose(parallel, serial, atol=1e-5)
 

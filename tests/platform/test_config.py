@@ -19,7 +19,9 @@ def test_repo_params_yaml_is_valid_and_complete():
 
 
 def test_override_parses_yaml_types():
-    params = load_params(REPO / "params.yaml", ["train.max_steps=50", "data.page_size=[100, 200]", "train.lr=1e-3"])
+    params = load_params(
+        REPO / "params.yaml", ["train.max_steps=50", "data.page_size=[100, 200]", "train.lr=1e-3"]
+    )
     assert params.train.max_steps == 50
     assert params.data.page_size == (100, 200)
     assert params.train.lr == pytest.approx(1e-3)
@@ -44,7 +46,9 @@ def test_unknown_key_in_file_is_named(tmp_path):
 
 def test_invalid_value_is_explained():
     with pytest.raises(ConfigError, match="train.max_steps"):
-        load_params(REPO / "params.yaml", ["train.max_steps=-1"])  # 0 is the untrained export (ADR 23)
+        load_params(
+            REPO / "params.yaml", ["train.max_steps=-1"]
+        )  # 0 is the untrained export (ADR 23)
     with pytest.raises(ConfigError, match="multiple of model.grid"):
         load_params(REPO / "params.yaml", ["model.grid=7"])
 
@@ -64,7 +68,10 @@ def test_digest_tracks_every_parameter():
 
 def test_behaviour_digest_ignores_gate_and_registry_settings():
     a = load_params(REPO / "params.yaml")
-    assert a.behaviour_digest() == load_params(REPO / "params.yaml", ["gate.floors={page_r1: 0.9}"]).behaviour_digest()
+    assert (
+        a.behaviour_digest()
+        == load_params(REPO / "params.yaml", ["gate.floors={page_r1: 0.9}"]).behaviour_digest()
+    )
     assert a.behaviour_digest() != load_params(REPO / "params.yaml", ["rag.k=2"]).behaviour_digest()
 
 

@@ -35,18 +35,45 @@ K8S_SECRETS = {
 }
 # Which secret variables of infra/.env each compose service may read.
 COMPOSE_SECRETS = {
-    "postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "MLFLOW_DB_PASSWORD", "PREFECT_DB_PASSWORD",
-                 "REGIONOPS_LOCK_DB_PASSWORD"},
+    "postgres": {
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "MLFLOW_DB_PASSWORD",
+        "PREFECT_DB_PASSWORD",
+        "REGIONOPS_LOCK_DB_PASSWORD",
+    },
     "minio": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"},
-    "minio-setup": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "MLFLOW_S3_ACCESS_KEY", "MLFLOW_S3_SECRET_KEY",
-                    "PIPELINE_S3_ACCESS_KEY", "PIPELINE_S3_SECRET_KEY"},
-    "mlflow": {"MLFLOW_DB_PASSWORD", "MLFLOW_S3_ACCESS_KEY", "MLFLOW_S3_SECRET_KEY", "MLFLOW_AUTH_ADMIN_USERNAME",
-               "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"},
-    "mlflow-users": {"MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "PIPELINE_MLFLOW_USERNAME",
-                     "PIPELINE_MLFLOW_PASSWORD"},
+    "minio-setup": {
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+        "MLFLOW_S3_ACCESS_KEY",
+        "MLFLOW_S3_SECRET_KEY",
+        "PIPELINE_S3_ACCESS_KEY",
+        "PIPELINE_S3_SECRET_KEY",
+    },
+    "mlflow": {
+        "MLFLOW_DB_PASSWORD",
+        "MLFLOW_S3_ACCESS_KEY",
+        "MLFLOW_S3_SECRET_KEY",
+        "MLFLOW_AUTH_ADMIN_USERNAME",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    },
+    "mlflow-users": {
+        "MLFLOW_AUTH_ADMIN_USERNAME",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "PIPELINE_MLFLOW_USERNAME",
+        "PIPELINE_MLFLOW_PASSWORD",
+    },
     "prefect-server": {"PREFECT_DB_PASSWORD", "PREFECT_API_AUTH_STRING"},
-    "prefect-worker": {"PIPELINE_MLFLOW_USERNAME", "PIPELINE_MLFLOW_PASSWORD", "PIPELINE_S3_ACCESS_KEY",
-                       "PIPELINE_S3_SECRET_KEY", "REGIONOPS_LOCK_DB_PASSWORD", "PREFECT_API_AUTH_STRING"},
+    "prefect-worker": {
+        "PIPELINE_MLFLOW_USERNAME",
+        "PIPELINE_MLFLOW_PASSWORD",
+        "PIPELINE_S3_ACCESS_KEY",
+        "PIPELINE_S3_SECRET_KEY",
+        "REGIONOPS_LOCK_DB_PASSWORD",
+        "PREFECT_API_AUTH_STRING",
+    },
 }
 # Who may open a connection to which server (port): everything else is denied.
 CLIENTS = {
@@ -69,10 +96,15 @@ def _env_example() -> dict[str, str]:
 def _secret_variables() -> set[str]:
     """The variables of .env.example that hold credentials (everything above the regionops side)."""
     text = (INFRA / ".env.example").read_text().split("# regionops side")[0]
-    return {line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    return {
+        line.split("=", 1)[0]
+        for line in text.splitlines()
+        if "=" in line and not line.startswith("#")
+    }
 
 
 # ---------- Kubernetes: workloads and their Secrets ----------
+
 
 def _documents() -> list[dict]:
     docs = []
@@ -103,9 +135,15 @@ def _labels(pod: dict) -> dict[str, str]:
 
 def _secret_refs(container: dict) -> set[tuple[str, str | None]]:
     """(Secret, key) pairs a container reads; key None: the whole Secret (envFrom)."""
-    refs = {(source["secretRef"]["name"], None) for source in container.get("envFrom", []) if "secretRef" in source}
+    refs = {
+        (source["secretRef"]["name"], None)
+        for source in container.get("envFrom", [])
+        if "secretRef" in source
+    }
     env = container.get("env", [])
-    for var in env if isinstance(env, list) else []:  # the work pool's "{{ env }}": the deployment's, no Secret
+    for var in (
+        env if isinstance(env, list) else []
+    ):  # the work pool's "{{ env }}": the deployment's, no Secret
         ref = (var.get("valueFrom") or {}).get("secretKeyRef")
         if ref:
             refs.add((ref["name"], ref["key"]))
@@ -114,7 +152,11 @@ def _secret_refs(container: dict) -> set[tuple[str, str | None]]:
 
 def _pod_secrets(pod: dict) -> set[str]:
     spec = pod["spec"]
-    return {name for c in spec.get("initContainers", []) + spec["containers"] for name, _ in _secret_refs(c)}
+    return {
+        name
+        for c in spec.get("initContainers", []) + spec["containers"]
+        for name, _ in _secret_refs(c)
+    }
 
 
 def _create_secrets_table() -> dict[str, dict[str, str]]:
@@ -142,9 +184,15 @@ def test_every_secret_key_a_pod_reads_is_made_by_create_secrets():
     for name, pod in _pods().items():
         for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
             for secret, key in _secret_refs(container):
-                assert secret in table, f"{name} reads Secret {secret}, which create-secrets.sh does not make"
-                assert key is None or key in table[secret], f"{name} reads {secret}/{key}: no such key"
-    assert set(table) == set().union(*K8S_SECRETS.values()), "create-secrets.sh makes a Secret no pod reads"
+                assert secret in table, (
+                    f"{name} reads Secret {secret}, which create-secrets.sh does not make"
+                )
+                assert key is None or key in table[secret], (
+                    f"{name} reads {secret}/{key}: no such key"
+                )
+    assert set(table) == set().union(*K8S_SECRETS.values()), (
+        "create-secrets.sh makes a Secret no pod reads"
+    )
     assert {v for keys in table.values() for v in keys.values()} == _secret_variables()
 
 
@@ -158,17 +206,24 @@ def test_no_secret_is_shared_beyond_its_clients():
 
 def test_every_pod_with_secrets_checks_them_for_placeholders_first():
     config = {d["metadata"]["name"]: d for d in _documents() if d["kind"] == "ConfigMap"}
-    assert config["check-secrets"]["data"]["check-secrets.sh"] == (INFRA / "check-secrets.sh").read_text()
+    assert (
+        config["check-secrets"]["data"]["check-secrets.sh"]
+        == (INFRA / "check-secrets.sh").read_text()
+    )
     for name, pod in _pods().items():
         spec = pod["spec"]
         first = (spec.get("initContainers") or [{}])[0]
-        assert first.get("name") == "check-secrets", f"{name}: no check-secrets init container first"
+        assert first.get("name") == "check-secrets", (
+            f"{name}: no check-secrets init container first"
+        )
         assert first["command"] == ["sh", "/checks/check-secrets.sh"]
         mount = next(m for m in first["volumeMounts"] if m["mountPath"] == "/checks")
         volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
         assert volume["configMap"]["name"] == "check-secrets"
         for container in spec["containers"]:
-            assert _secret_refs(container) <= _secret_refs(first), f"{name}/{container['name']}: unchecked secrets"
+            assert _secret_refs(container) <= _secret_refs(first), (
+                f"{name}/{container['name']}: unchecked secrets"
+            )
 
 
 def test_config_maps_carry_the_infra_scripts_verbatim():
@@ -181,14 +236,25 @@ def test_config_maps_carry_the_infra_scripts_verbatim():
 
 # ---------- the placeholder guards, run ----------
 
+
 def _run_check(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", str(INFRA / "check-secrets.sh")], env={"PATH": os.environ["PATH"], **env},
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["sh", str(INFRA / "check-secrets.sh")],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_check_secrets_refuses_a_placeholder_and_names_it_without_its_value():
-    refused = _run_check({"POSTGRES_PASSWORD": "change-me", "MINIO_ROOT_PASSWORD": "change-me-minio-root",
-                          "MLFLOW_DB_PASSWORD": "s3cret-value"})
+    refused = _run_check(
+        {
+            "POSTGRES_PASSWORD": "change-me",
+            "MINIO_ROOT_PASSWORD": "change-me-minio-root",
+            "MLFLOW_DB_PASSWORD": "s3cret-value",
+        }
+    )
     assert refused.returncode == 1
     assert "POSTGRES_PASSWORD" in refused.stderr and "MINIO_ROOT_PASSWORD" in refused.stderr
     assert "MLFLOW_DB_PASSWORD" not in refused.stderr and "s3cret-value" not in refused.stderr
@@ -198,9 +264,15 @@ def test_check_secrets_refuses_a_placeholder_and_names_it_without_its_value():
 
 
 def test_every_placeholder_in_env_example_would_be_refused():
-    placeholders = {k: v for k, v in _env_example().items() if k in _secret_variables() and v.startswith("change-me")}
+    placeholders = {
+        k: v
+        for k, v in _env_example().items()
+        if k in _secret_variables() and v.startswith("change-me")
+    }
     secret_like = {k for k in _secret_variables() if re.search(r"PASSWORD|SECRET|AUTH_STRING", k)}
-    assert secret_like <= set(placeholders), f"shipped with a usable value: {secret_like - set(placeholders)}"
+    assert secret_like <= set(placeholders), (
+        f"shipped with a usable value: {secret_like - set(placeholders)}"
+    )
     refused = _run_check(placeholders)
     assert refused.returncode == 1 and all(k in refused.stderr for k in placeholders)
 
@@ -211,14 +283,22 @@ def fake_kubectl(tmp_path):
     bin_dir, calls = tmp_path / "bin", tmp_path / "kubectl.calls"
     bin_dir.mkdir()
     script = bin_dir / "kubectl"
-    script.write_text(f'#!/bin/sh\necho "$*" >> {calls}\ncase "$*" in *apply*) cat > /dev/null ;; esac\n')
+    script.write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\ncase "$*" in *apply*) cat > /dev/null ;; esac\n'
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return bin_dir, calls
 
 
 def _create_secrets(env_file: Path, bin_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(K8S / "create-secrets.sh"), str(env_file)], capture_output=True, text=True,
-                          env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        ["bash", str(K8S / "create-secrets.sh"), str(env_file)],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_create_secrets_refuses_placeholders_before_touching_the_cluster(tmp_path, fake_kubectl):
@@ -230,7 +310,10 @@ def test_create_secrets_refuses_placeholders_before_touching_the_cluster(tmp_pat
 
 def test_create_secrets_makes_one_secret_per_scope_from_the_env_file(tmp_path, fake_kubectl):
     bin_dir, calls = fake_kubectl
-    env = {k: (f"real-{k.lower()}" if k in _secret_variables() else v) for k, v in _env_example().items()}
+    env = {
+        k: (f"real-{k.lower()}" if k in _secret_variables() else v)
+        for k, v in _env_example().items()
+    }
     env_file = tmp_path / ".env"
     env_file.write_text("\n".join(f"{k}={v}" for k, v in env.items()) + "\n")
     made = _create_secrets(env_file, bin_dir)
@@ -240,14 +323,21 @@ def test_create_secrets_makes_one_secret_per_scope_from_the_env_file(tmp_path, f
         words = line.split()
         if "create" in words:
             name = words[words.index("generic") + 1]
-            created[name] = dict(w[len("--from-literal="):].split("=", 1) for w in words if w.startswith("--from-literal="))
+            created[name] = dict(
+                w[len("--from-literal=") :].split("=", 1)
+                for w in words
+                if w.startswith("--from-literal=")
+            )
     assert set(created) == set().union(*K8S_SECRETS.values())
-    assert created["pipeline-s3"] == {"AWS_ACCESS_KEY_ID": "real-pipeline_s3_access_key",
-                                      "AWS_SECRET_ACCESS_KEY": "real-pipeline_s3_secret_key"}
+    assert created["pipeline-s3"] == {
+        "AWS_ACCESS_KEY_ID": "real-pipeline_s3_access_key",
+        "AWS_SECRET_ACCESS_KEY": "real-pipeline_s3_secret_key",
+    }
     assert created["registry-lock-db"] == {"PGPASSWORD": "real-regionops_lock_db_password"}
 
 
 # ---------- compose ----------
+
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
@@ -265,10 +355,14 @@ def test_compose_gives_each_service_only_the_secrets_it_uses(compose):
     for name, expected in COMPOSE_SECRETS.items():
         assert _compose_reads(services[name]) & secrets == expected, name
     # the check sees every secret; every other service reads only what the table grants
-    assert _compose_reads(services["secrets-check"]) >= secrets - {"POSTGRES_USER", "MINIO_ROOT_USER",
-                                                                    "MLFLOW_S3_ACCESS_KEY", "PIPELINE_S3_ACCESS_KEY",
-                                                                    "MLFLOW_AUTH_ADMIN_USERNAME",
-                                                                    "PIPELINE_MLFLOW_USERNAME"}
+    assert _compose_reads(services["secrets-check"]) >= secrets - {
+        "POSTGRES_USER",
+        "MINIO_ROOT_USER",
+        "MLFLOW_S3_ACCESS_KEY",
+        "PIPELINE_S3_ACCESS_KEY",
+        "MLFLOW_AUTH_ADMIN_USERNAME",
+        "PIPELINE_MLFLOW_USERNAME",
+    }
     assert set(services) == set(COMPOSE_SECRETS) | {"secrets-check"}
 
 
@@ -291,18 +385,25 @@ def test_no_compose_service_starts_before_the_placeholder_check(compose):
 def test_prefect_api_needs_its_login_and_every_client_sends_it(compose):
     services = compose["services"]
     assert services["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"].startswith(
-        "${PREFECT_API_AUTH_STRING")
-    assert services["prefect-worker"]["environment"]["PREFECT_API_AUTH_STRING"] == "${PREFECT_API_AUTH_STRING}"
+        "${PREFECT_API_AUTH_STRING"
+    )
+    assert (
+        services["prefect-worker"]["environment"]["PREFECT_API_AUTH_STRING"]
+        == "${PREFECT_API_AUTH_STRING}"
+    )
     pods = _pods()
     server_env = {v["name"]: v for v in pods["prefect-server"]["spec"]["containers"][0]["env"]}
     assert server_env["PREFECT_SERVER_API_AUTH_STRING"]["valueFrom"]["secretKeyRef"] == {
-        "name": "prefect-auth", "key": "PREFECT_API_AUTH_STRING"}
+        "name": "prefect-auth",
+        "key": "PREFECT_API_AUTH_STRING",
+    }
     assert "PREFECT_API_AUTH_STRING" in _create_secrets_table()["prefect-auth"]
     for client in ("prefect-worker", "flow-run"):
         assert "prefect-auth" in _pod_secrets(pods[client]), client
 
 
 # ---------- MinIO: a user per client, its own bucket only ----------
+
 
 def test_minio_users_reach_only_their_own_bucket():
     destinations = {"mlflow": "regionops-mlflow", "dvc": "regionops-dvc"}
@@ -319,11 +420,16 @@ def test_minio_users_reach_only_their_own_bucket():
     # what each user writes to is its own bucket
     mlflow = " ".join(_pods()["mlflow"]["spec"]["containers"][0]["args"])
     assert "--artifacts-destination s3://regionops-mlflow/" in mlflow
-    config = next(d for d in _documents() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "regionops-config")
+    config = next(
+        d
+        for d in _documents()
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "regionops-config"
+    )
     assert config["data"]["REGIONOPS_DVC_REMOTE"].startswith("s3://regionops-dvc/")
 
 
 # ---------- NetworkPolicies ----------
+
 
 def _selects(selector: dict, labels: dict[str, str]) -> bool:
     if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
@@ -341,7 +447,9 @@ def _selects(selector: dict, labels: dict[str, str]) -> bool:
     return True
 
 
-def _admits(policies: list[dict], client: dict[str, str], server: dict[str, str], port: int) -> bool:
+def _admits(
+    policies: list[dict], client: dict[str, str], server: dict[str, str], port: int
+) -> bool:
     for policy in policies:
         if not _selects(policy["spec"]["podSelector"], server):
             continue
@@ -350,8 +458,12 @@ def _admits(policies: list[dict], client: dict[str, str], server: dict[str, str]
             peers = rule.get("from")
             if ports and port not in ports:
                 continue
-            if peers is None or any("podSelector" in peer and "namespaceSelector" not in peer
-                                    and _selects(peer["podSelector"], client) for peer in peers):
+            if peers is None or any(
+                "podSelector" in peer
+                and "namespaceSelector" not in peer
+                and _selects(peer["podSelector"], client)
+                for peer in peers
+            ):
                 return True
     return False
 
@@ -364,9 +476,19 @@ def test_network_policies_admit_exactly_the_clients_of_each_server():
     for (server, port), clients in CLIENTS.items():
         for name, pod in pods.items():
             allowed = _admits(policies, _labels(pod), _labels(pods[server]), port)
-            assert allowed == (name in clients), f"{name} -> {server}:{port}: {'allowed' if allowed else 'denied'}"
+            assert allowed == (name in clients), (
+                f"{name} -> {server}:{port}: {'allowed' if allowed else 'denied'}"
+            )
     # servers nobody should reach are reached by nobody
     for name, pod in pods.items():
-        for target in ("prefect-worker", "minio-setup", "mlflow-users", "flow-run", "regionops-train"):
-            assert not any(_admits(policies, _labels(pod), _labels(pods[target]), port)
-                           for port in (5432, 9000, 5000, 4200)), f"{name} -> {target}"
+        for target in (
+            "prefect-worker",
+            "minio-setup",
+            "mlflow-users",
+            "flow-run",
+            "regionops-train",
+        ):
+            assert not any(
+                _admits(policies, _labels(pod), _labels(pods[target]), port)
+                for port in (5432, 9000, 5000, 4200)
+            ), f"{name} -> {target}"

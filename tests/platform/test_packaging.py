@@ -25,7 +25,9 @@ def test_faiss_builds_are_alternative_extras_never_both_in_one_install():
     extras = project["optional-dependencies"]
     assert not _names(project["dependencies"]) & {"faiss-cpu", "faiss-gpu-cu12"}
     assert "faiss-cpu" in _names(extras["cpu"]) and "faiss-gpu-cu12" in _names(extras["gpu"])
-    assert not _names(extras["dev"]) & {"faiss-cpu", "faiss-gpu-cu12"}, "dev must not force a faiss build"
+    assert not _names(extras["dev"]) & {"faiss-cpu", "faiss-gpu-cu12"}, (
+        "dev must not force a faiss build"
+    )
     assert "prefect-dask" not in _names(project["dependencies"])
     assert "prefect-dask" in _names(extras["dask"])
     makefile = (REPO / "Makefile").read_text()
@@ -34,7 +36,14 @@ def test_faiss_builds_are_alternative_extras_never_both_in_one_install():
 
 def test_missing_faiss_names_the_extra_to_install():
     code = "import sys; sys.modules['faiss'] = None; import components.index.region_index"
-    proc = subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "the `cpu` extra" in proc.stderr and "pip install -e '.[cpu]'" in proc.stderr
 

@@ -39,8 +39,10 @@ def stack(tmp_path_factory):
         servers.append(s3)
         # The two slow starters (30-90 s each on a shared 2-core machine) start side by side.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            starting = [pool.submit(rs.start_mlflow, root / "mlflow", postgres, s3),
-                        pool.submit(rs.start_prefect, root / "prefect", postgres)]
+            starting = [
+                pool.submit(rs.start_mlflow, root / "mlflow", postgres, s3),
+                pool.submit(rs.start_prefect, root / "prefect", postgres),
+            ]
             wait(starting)
         servers += [f.result() for f in starting if f.exception() is None]
         for future in starting:
@@ -79,7 +81,9 @@ def _production_env(stack, home: Path) -> dict[str, str]:
         "REGIONOPS_DVC_REMOTE": f"s3://{rs.DVC_BUCKET}/store",
         "AWS_ENDPOINT_URL": stack["s3"].url,
         # the lock role of infra/postgres-roles.sh, its password from libpq's PGPASSWORD as in infra/
-        "REGIONOPS_REGISTRY_LOCK_URL": lock_url.replace(f":{rs.DB_PASSWORDS['REGIONOPS_LOCK_DB_PASSWORD']}@", "@"),
+        "REGIONOPS_REGISTRY_LOCK_URL": lock_url.replace(
+            f":{rs.DB_PASSWORDS['REGIONOPS_LOCK_DB_PASSWORD']}@", "@"
+        ),
         "PGPASSWORD": rs.DB_PASSWORDS["REGIONOPS_LOCK_DB_PASSWORD"],
     }
 
@@ -87,8 +91,13 @@ def _production_env(stack, home: Path) -> dict[str, str]:
 def _s3(stack):
     import boto3
 
-    return boto3.client("s3", endpoint_url=stack["s3"].url, aws_access_key_id=rs.S3_KEY,
-                        aws_secret_access_key=rs.S3_SECRET, region_name="us-east-1")
+    return boto3.client(
+        "s3",
+        endpoint_url=stack["s3"].url,
+        aws_access_key_id=rs.S3_KEY,
+        aws_secret_access_key=rs.S3_SECRET,
+        region_name="us-east-1",
+    )
 
 
 def _keys(stack, bucket: str) -> list[str]:
@@ -99,14 +108,20 @@ def _keys(stack, bucket: str) -> list[str]:
 def _sql(stack, database: str, query: str) -> list[tuple]:
     import psycopg2
 
-    with psycopg2.connect(f"{stack['postgres'].url}/{database}") as connection, connection.cursor() as cursor:
+    with (
+        psycopg2.connect(f"{stack['postgres'].url}/{database}") as connection,
+        connection.cursor() as cursor,
+    ):
         cursor.execute(query)
         return cursor.fetchall()
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +133,12 @@ def pipeline_run(stack, tmp_path_factory):
     env = {**os.environ, **_production_env(stack, root / "state")}
     result = subprocess.run(
         [sys.executable, "-m", "flows.pipeline", "--project-dir", str(project)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=1200, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return {"project": project, "env": env, "log": result.stdout + result.stderr}
@@ -129,7 +149,9 @@ def test_unauthenticated_requests_are_refused_by_the_tracking_server(stack):
     import urllib.request
 
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{stack['mlflow'].url}/api/2.0/mlflow/experiments/search?max_results=1")
+        urllib.request.urlopen(
+            f"{stack['mlflow'].url}/api/2.0/mlflow/experiments/search?max_results=1"
+        )
     assert refused.value.code == 401
 
 
@@ -139,21 +161,35 @@ def test_unauthenticated_requests_are_refused_by_the_prefect_server(stack):
     import urllib.request
 
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(urllib.request.Request(f"{stack['prefect'].url}/flows/filter", data=b"{}",
-                                                      method="POST", headers={"Content-Type": "application/json"}))
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{stack['prefect'].url}/flows/filter",
+                data=b"{}",
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+        )
     assert refused.value.code == 401
     login = base64.b64encode(rs.PREFECT_AUTH.encode()).decode()
-    allowed = urllib.request.urlopen(urllib.request.Request(
-        f"{stack['prefect'].url}/flows/filter", data=b"{}", method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Basic {login}"}))
+    allowed = urllib.request.urlopen(
+        urllib.request.Request(
+            f"{stack['prefect'].url}/flows/filter",
+            data=b"{}",
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {login}"},
+        )
+    )
     assert allowed.status == 200
 
 
 def test_each_database_login_reaches_only_its_own_database(stack):
     import psycopg2
 
-    for role, own, foreign in (("regionops_lock", "regionops_locks", "mlflow"), ("mlflow", "mlflow", "prefect"),
-                               ("prefect", "prefect", "mlflow_auth")):
+    for role, own, foreign in (
+        ("regionops_lock", "regionops_locks", "mlflow"),
+        ("mlflow", "mlflow", "prefect"),
+        ("prefect", "prefect", "mlflow_auth"),
+    ):
         psycopg2.connect(rs.role_url(stack["postgres"], role, own)).close()
         with pytest.raises(psycopg2.OperationalError, match="permission denied"):
             psycopg2.connect(rs.role_url(stack["postgres"], role, foreign))
@@ -176,7 +212,11 @@ def test_the_pipeline_login_is_not_an_mlflow_admin(stack):
 
 
 def test_pipeline_completes_as_a_flow_run_stored_in_postgres(stack, pipeline_run):
-    rows = _sql(stack, "prefect", "SELECT f.name, r.state_type FROM flow_run r JOIN flow f ON f.id = r.flow_id")
+    rows = _sql(
+        stack,
+        "prefect",
+        "SELECT f.name, r.state_type FROM flow_run r JOIN flow f ON f.id = r.flow_id",
+    )
     states = {}
     for name, state in rows:
         states.setdefault(name, set()).add(state)
@@ -249,16 +289,20 @@ def test_racing_rollbacks_from_two_machines_serialise_on_postgres(stack, tmp_pat
     outcomes = race_rollbacks(name, envs, versions)
     events = read_events(client, name)
     assert_one_chain(events, outcomes, versions[-1])
-    assert str(client.get_model_version_by_alias(name, "champion").version) == events[-1]["to_version"]
+    assert (
+        str(client.get_model_version_by_alias(name, "champion").version) == events[-1]["to_version"]
+    )
     # the lock is an advisory lock in the lock database, seen from any other session while held
     from components.registry.client import lock_location, registry_lock
     from components.settings import get_settings
 
     assert lock_location(get_settings(), name) == ("postgres", env["REGIONOPS_REGISTRY_LOCK_URL"])
     key = advisory_key(name) & 0xFFFFFFFFFFFFFFFF
-    held = ("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = "
-            f"'advisory' AND l.granted AND d.datname = 'regionops_locks' AND l.classid = {key >> 32} "
-            f"AND l.objid = {key & 0xFFFFFFFF}")
+    held = (
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = "
+        f"'advisory' AND l.granted AND d.datname = 'regionops_locks' AND l.classid = {key >> 32} "
+        f"AND l.objid = {key & 0xFFFFFFFF}"
+    )
     with registry_lock(name):
         assert _sql(stack, "postgres", held) == [(1,)]
     assert _sql(stack, "postgres", held) == [(0,)]

@@ -11,8 +11,12 @@ from components.reproduce import ReproduceError, code_state, compare_metrics, ve
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
 
 
 def _project(root: Path) -> Path:
@@ -30,7 +34,11 @@ def test_clean_checkout_records_its_commit_and_no_diff(tmp_path: Path):
     _git(project, "add", ".")
     _git(project, "commit", "-qm", "x")
     state = code_state(project)
-    assert len(state["git_commit"]) == 40 and state["git_dirty"] is False and state["git_diff_sha256"] is None
+    assert (
+        len(state["git_commit"]) == 40
+        and state["git_dirty"] is False
+        and state["git_diff_sha256"] is None
+    )
 
 
 def test_dirty_checkout_is_flagged_with_a_digest_that_follows_the_diff(tmp_path: Path):
@@ -77,7 +85,9 @@ def test_record_round_trips_through_mlflow(tmp_path: Path):
     experiment = client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
     run = client.create_run(experiment)
     client.create_registered_model("m")
-    mv = client.create_model_version("m", source=(tmp_path / "artifacts").as_uri(), run_id=run.info.run_id)
+    mv = client.create_model_version(
+        "m", source=(tmp_path / "artifacts").as_uri(), run_id=run.info.run_id
+    )
     project = _project(tmp_path / "p")
     record = record_version(client, "m", mv.version, run.info.run_id, project)
     out = tmp_path / "out"
@@ -87,6 +97,8 @@ def test_record_round_trips_through_mlflow(tmp_path: Path):
     assert (out / "dvc.lock").read_text() == "dvc.lock: 1\n"
     assert (out / "recorded_metrics.json").read_text() == '{"systems": {}}\n'
     # a version registered without the record is refused with the reason
-    bare = client.create_model_version("m", source=(tmp_path / "artifacts").as_uri(), run_id=run.info.run_id)
+    bare = client.create_model_version(
+        "m", source=(tmp_path / "artifacts").as_uri(), run_id=run.info.run_id
+    )
     with pytest.raises(ReproduceError, match="no reproduction record"):
         _fetch_record(client, "m", bare.version, tmp_path)

@@ -6,8 +6,10 @@ from components.run_links import registration_links
 def test_embedded_store_links_to_make_ui_and_a_server_to_itself():
     outcome = {"run_id": "abc", "version": "4"}
     local = registration_links("sqlite:////x/mlflow.db", "regionops", outcome, "7")
-    assert local == {"run": "http://127.0.0.1:5000/#/experiments/7/runs/abc",
-                     "model_version": "http://127.0.0.1:5000/#/models/regionops/versions/4"}
+    assert local == {
+        "run": "http://127.0.0.1:5000/#/experiments/7/runs/abc",
+        "model_version": "http://127.0.0.1:5000/#/models/regionops/versions/4",
+    }
     served = registration_links("https://mlflow.example/", "my model", outcome, "7")
     assert served["model_version"] == "https://mlflow.example/#/models/my%20model/versions/4"
 

@@ -12,7 +12,9 @@ from components.tracking import TAG, log_validation_report
 def test_validation_report_is_logged_once(tmp_path):
     settings = get_settings()
     mlflow.set_tracking_uri(settings.tracking_uri)
-    exp = MlflowClient().create_experiment("tracking-test", artifact_location=(tmp_path / "art").as_uri())
+    exp = MlflowClient().create_experiment(
+        "tracking-test", artifact_location=(tmp_path / "art").as_uri()
+    )
     run_id = MlflowClient().create_run(exp).info.run_id
     model_dir, validation = tmp_path / "model", tmp_path / "validation"
     model_dir.mkdir()
@@ -22,7 +24,9 @@ def test_validation_report_is_logged_once(tmp_path):
     report = {
         "pages": {"accepted": 9, "quarantined": 1, "total": 10},
         "questions": {"accepted": 20, "quarantined": 2, "total": 22},
-        "quarantine_fraction": 3 / 32, "passed": True, "top_reasons": [["box out of range", 2]],
+        "quarantine_fraction": 3 / 32,
+        "passed": True,
+        "top_reasons": [["box out of range", 2]],
     }
     (validation / "report.json").write_text(json.dumps(report))
 
@@ -44,8 +48,10 @@ def test_run_name_says_what_differs_from_params_yaml():
 
     base = load_params(REPO / "params.yaml")
     assert changed_params_name("train", base) == f"train seed={base.seed}"
-    changed = load_params(REPO / "params.yaml", ["seed=13", "train.lambda_local=2", "train.weight_decay=0.5",
-                                                 "reader.weight_decay=0.2"])
+    changed = load_params(
+        REPO / "params.yaml",
+        ["seed=13", "train.lambda_local=2", "train.weight_decay=0.5", "reader.weight_decay=0.2"],
+    )
     name = changed_params_name("train", changed)
     # both weight_decay keys changed: their short names would be ambiguous, so the keys are kept
     assert name == "train seed=13 reader.weight_decay=0.2 lambda_local=2.0 train.weight_decay=0.5"

@@ -20,7 +20,11 @@ def dvc_project(tmp_path: Path) -> Path:
     fail = "import sys; sys.exit('the stage says: corpus is empty')"
     stages = {
         "copy": {"cmd": f'{sys.executable} -c "{copy}"', "deps": ["src.txt"], "outs": ["out.txt"]},
-        "broken": {"cmd": f'{sys.executable} -c "{fail}"', "deps": ["out.txt"], "outs": ["never.txt"]},
+        "broken": {
+            "cmd": f'{sys.executable} -c "{fail}"',
+            "deps": ["out.txt"],
+            "outs": ["never.txt"],
+        },
     }
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     return tmp_path
@@ -67,7 +71,11 @@ open('slow.txt', 'w').write('done')
 def slow_project(dvc_project: Path) -> Path:
     (dvc_project / "sleeper.py").write_text(SLEEPER)
     spec = yaml.safe_load((dvc_project / "dvc.yaml").read_text())
-    spec["stages"]["slow"] = {"cmd": f"{sys.executable} sleeper.py", "deps": ["sleeper.py"], "outs": ["slow.txt"]}
+    spec["stages"]["slow"] = {
+        "cmd": f"{sys.executable} sleeper.py",
+        "deps": ["sleeper.py"],
+        "outs": ["slow.txt"],
+    }
     (dvc_project / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return dvc_project
 
@@ -91,10 +99,16 @@ def _wait_gone(pid: int, seconds: float = 10) -> bool:
 
 
 def test_stage_lines_reach_the_sink_stdout_and_stderr(dvc_project: Path):
-    (dvc_project / "talk.py").write_text("import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
-                                         "open('said.txt', 'w').write('x')\n")
+    (dvc_project / "talk.py").write_text(
+        "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
+        "open('said.txt', 'w').write('x')\n"
+    )
     spec = yaml.safe_load((dvc_project / "dvc.yaml").read_text())
-    spec["stages"]["talk"] = {"cmd": f"{sys.executable} talk.py", "deps": ["talk.py"], "outs": ["said.txt"]}
+    spec["stages"]["talk"] = {
+        "cmd": f"{sys.executable} talk.py",
+        "deps": ["talk.py"],
+        "outs": ["said.txt"],
+    }
     (dvc_project / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     lines: list[str] = []
     assert versioning.repro_stage("talk", dvc_project, on_line=lines.append).ran

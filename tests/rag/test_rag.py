@@ -26,11 +26,15 @@ def _engine(tiny_params, monkeypatch, query: np.ndarray):
     # Page 2, cells (row 0, cols 2-3), holds the answer: a 2-cell region aligned with the query.
     cells[2, 2] = cells[2, 3] = query
     words = [
-        ["Filing", 0.55, 0.05, 0.70, 0.10], ["number:", 0.72, 0.05, 0.85, 0.10],
-        ["FN-1234", 0.86, 0.05, 0.98, 0.10], ["unrelated", 0.05, 0.80, 0.30, 0.85],
+        ["Filing", 0.55, 0.05, 0.70, 0.10],
+        ["number:", 0.72, 0.05, 0.85, 0.10],
+        ["FN-1234", 0.86, 0.05, 0.98, 0.10],
+        ["unrelated", 0.05, 0.80, 0.30, 0.85],
     ]
     metas = [
-        PageMeta(page_id=f"doc{i}#0", doc=f"doc{i}", words=words if i == 2 else [], width=100, height=100)
+        PageMeta(
+            page_id=f"doc{i}#0", doc=f"doc{i}", words=words if i == 2 else [], width=100, height=100
+        )
         for i in range(6)
     ]
     index = RegionIndex.build(metas, cells, IndexParams(candidates=3), "fp")
@@ -78,28 +82,45 @@ def test_group_lines_and_region_text_in_reading_order():
 
 
 def test_answerer_heuristics():
-    kv = [["Launched:", 0.1, 0.1, 0.3, 0.15], ["1985", 0.32, 0.1, 0.4, 0.15],
-          ["Length:", 0.1, 0.2, 0.3, 0.25], ["115", 0.32, 0.2, 0.4, 0.25], ["m", 0.41, 0.2, 0.45, 0.25]]
+    kv = [
+        ["Launched:", 0.1, 0.1, 0.3, 0.15],
+        ["1985", 0.32, 0.1, 0.4, 0.15],
+        ["Length:", 0.1, 0.2, 0.3, 0.25],
+        ["115", 0.32, 0.2, 0.4, 0.25],
+        ["m", 0.41, 0.2, 0.45, 0.25],
+    ]
     assert answer_from_words("What is the length of the ship?", kv) == "115 m"
     assert answer_from_words("When did this ship first go to sea?", kv) == "1985"  # typed fallback
     table = [
-        ["Metric", 0.1, 0.1, 0.2, 0.12], ["Q1", 0.4, 0.1, 0.45, 0.12], ["Q2", 0.6, 0.1, 0.65, 0.12],
-        ["Orders", 0.1, 0.2, 0.2, 0.22], ["5,351", 0.4, 0.2, 0.46, 0.22], ["19,537", 0.6, 0.2, 0.66, 0.22],
-        ["Revenue", 0.1, 0.3, 0.2, 0.32], ["64,770", 0.4, 0.3, 0.46, 0.32], ["23,996", 0.6, 0.3, 0.66, 0.32],
+        ["Metric", 0.1, 0.1, 0.2, 0.12],
+        ["Q1", 0.4, 0.1, 0.45, 0.12],
+        ["Q2", 0.6, 0.1, 0.65, 0.12],
+        ["Orders", 0.1, 0.2, 0.2, 0.22],
+        ["5,351", 0.4, 0.2, 0.46, 0.22],
+        ["19,537", 0.6, 0.2, 0.66, 0.22],
+        ["Revenue", 0.1, 0.3, 0.2, 0.32],
+        ["64,770", 0.4, 0.3, 0.46, 0.32],
+        ["23,996", 0.6, 0.3, 0.66, 0.32],
     ]
     assert answer_from_words("What revenue did they report for Q2?", table) == "23,996"
     assert answer_from_region("anything", table, (0.9, 0.9, 1.0, 1.0)) == ""
 
 
-def test_traced_answer_records_retriever_pages_boxes_and_answer_spans(tiny_params, monkeypatch, tmp_path, request):
+def test_traced_answer_records_retriever_pages_boxes_and_answer_spans(
+    tiny_params, monkeypatch, tmp_path, request
+):
     import mlflow
 
     previous = mlflow.get_tracking_uri()
-    request.addfinalizer(lambda: mlflow.set_tracking_uri(previous))  # later tests keep the session store
+    request.addfinalizer(
+        lambda: mlflow.set_tracking_uri(previous)
+    )  # later tests keep the session store
 
     from components.rag.tracing import TRACING_ENV
 
-    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")  # the trace is stored when answer returns
+    monkeypatch.setenv(
+        "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false"
+    )  # the trace is stored when answer returns
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'traces.db'}")
     mlflow.set_experiment("regionops-traces-test")
     # ...and no active experiment after it: a later start_run(run_id=...) of another experiment
@@ -125,7 +146,9 @@ def test_traced_answer_records_retriever_pages_boxes_and_answer_spans(tiny_param
     assert retrieved.outputs[0]["metadata"]["page_id"] == "doc2#0"
     assert "doc2#0" in retrieved.attributes["candidate_pages"]
     assert spans["answer (text layer)"].outputs["answer"] == "FN-1234"
-    assert spans["rag answer"].parent_id is None and retrieved.parent_id == spans["rag answer"].span_id
+    assert (
+        spans["rag answer"].parent_id is None and retrieved.parent_id == spans["rag answer"].span_id
+    )
 
 
 def test_text_blocks_rule_serves_the_top_pages_best_bm25_block(tiny_params, monkeypatch):
@@ -136,15 +159,30 @@ def test_text_blocks_rule_serves_the_top_pages_best_bm25_block(tiny_params, monk
     rng = np.random.default_rng(1)
     cells = rng.standard_normal((4, G * G, D)).astype(np.float32) * 0.1
     cells[1, 0] = cells[1, 1] = query  # page 1's top-left cells light up (its title block)
-    words = [["Reference", 0.05, 0.05, 0.45, 0.2], ["the", 0.05, 0.55, 0.2, 0.7],
-             ["retention", 0.25, 0.55, 0.45, 0.7], ["period", 0.05, 0.8, 0.3, 0.95]]
+    words = [
+        ["Reference", 0.05, 0.05, 0.45, 0.2],
+        ["the", 0.05, 0.55, 0.2, 0.7],
+        ["retention", 0.25, 0.55, 0.45, 0.7],
+        ["period", 0.05, 0.8, 0.3, 0.95],
+    ]
     blocks = [[0.0, 0.0, 0.5, 0.25], [0.0, 0.5, 0.5, 1.0]]
-    metas = [PageMeta(page_id=f"d{i}#0", doc=f"d{i}", words=words if i == 1 else [], blocks=blocks if i == 1 else [],
-                      width=100, height=100) for i in range(4)]
+    metas = [
+        PageMeta(
+            page_id=f"d{i}#0",
+            doc=f"d{i}",
+            words=words if i == 1 else [],
+            blocks=blocks if i == 1 else [],
+            width=100,
+            height=100,
+        )
+        for i in range(4)
+    ]
     index = RegionIndex.build(metas, cells, IndexParams(candidates=4), "fp")
 
     def engine(rule: str) -> RagEngine:
-        params = tiny_params.model_copy(update={"regions": tiny_params.regions.model_copy(update={"rule": rule})})
+        params = tiny_params.model_copy(
+            update={"regions": tiny_params.regions.model_copy(update={"rule": rule})}
+        )
         e = RagEngine(_FakeRetriever(), index, params)
         monkeypatch.setattr(e, "encode", lambda question, query_image=None: query)
         return e

@@ -17,21 +17,45 @@ from components.reader.real_pages import check_trainable, pages_key
 from components.regions.extract import Region
 
 # Page "p": a definition paragraph at the top (the question's unit), a heading and a caption below.
-P_WORDS = [("The", .1, .10, .15, .12), ("retention", .16, .10, .3, .12), ("field", .31, .10, .4, .12),
-           ("counts", .1, .13, .2, .15), ("heartbeats", .21, .13, .35, .15),
-           ("Overview", .1, .40, .3, .42), ("Figure", .1, .70, .2, .72), ("3", .21, .70, .25, .72)]
-Q_WORDS = [("Unrelated", .1, .10, .3, .12), ("heartbeats", .1, .50, .3, .52), ("text", .1, .70, .3, .72)]
+P_WORDS = [
+    ("The", 0.1, 0.10, 0.15, 0.12),
+    ("retention", 0.16, 0.10, 0.3, 0.12),
+    ("field", 0.31, 0.10, 0.4, 0.12),
+    ("counts", 0.1, 0.13, 0.2, 0.15),
+    ("heartbeats", 0.21, 0.13, 0.35, 0.15),
+    ("Overview", 0.1, 0.40, 0.3, 0.42),
+    ("Figure", 0.1, 0.70, 0.2, 0.72),
+    ("3", 0.21, 0.70, 0.25, 0.72),
+]
+Q_WORDS = [
+    ("Unrelated", 0.1, 0.10, 0.3, 0.12),
+    ("heartbeats", 0.1, 0.50, 0.3, 0.52),
+    ("text", 0.1, 0.70, 0.3, 0.72),
+]
 
 
 def _page(pid, words, split="train"):
-    return SimpleNamespace(id=pid, split=split, blocks=[],
-                           words=[SimpleNamespace(text=t, box=(x0, y0, x1, y1)) for t, x0, y0, x1, y1 in words])
+    return SimpleNamespace(
+        id=pid,
+        split=split,
+        blocks=[],
+        words=[SimpleNamespace(text=t, box=(x0, y0, x1, y1)) for t, x0, y0, x1, y1 in words],
+    )
 
 
 def _question(qid, box, answers=("heartbeats",)):
-    return SimpleNamespace(id=qid, page_id="p", answers=list(answers), box=list(box), split="train",
-                           question="Fill in the blank: the retention field counts ___", query_image=None,
-                           entity=None, hard_negatives=[], meta={})
+    return SimpleNamespace(
+        id=qid,
+        page_id="p",
+        answers=list(answers),
+        box=list(box),
+        split="train",
+        question="Fill in the blank: the retention field counts ___",
+        query_image=None,
+        entity=None,
+        hard_negatives=[],
+        meta={},
+    )
 
 
 class _Corpus:
@@ -59,7 +83,7 @@ class _Index:
 
 def _region(pid, box):
     cells = np.zeros((4, 4), bool)
-    cells[int(box[1] * 4): int(np.ceil(box[3] * 4)), :] = True
+    cells[int(box[1] * 4) : int(np.ceil(box[3] * 4)), :] = True
     return Region(pid, box, 1.0, int(cells.sum()), cells)
 
 
@@ -70,16 +94,23 @@ class _Engine:
         return ["hits"]
 
     def regions_for(self, hits, k, question=None):
-        return [_region("q", (0.0, 0.45, 1.0, 0.55)), _region("p", (0.0, 0.05, 1.0, 0.2)),
-                _region("p", (0.0, 0.65, 1.0, 0.75))][:k]
+        return [
+            _region("q", (0.0, 0.45, 1.0, 0.55)),
+            _region("p", (0.0, 0.05, 1.0, 0.2)),
+            _region("p", (0.0, 0.65, 1.0, 0.75)),
+        ][:k]
 
 
 @pytest.fixture
 def examples(monkeypatch):
     import components.model.encode as enc
 
-    monkeypatch.setattr(enc, "encode_queries", lambda retriever, texts: np.ones((len(texts), 4), np.float32))
-    params = Params().model_copy(update={"reader": Params().reader.model_copy(update={"contexts": 3, "top_m": 2})})
+    monkeypatch.setattr(
+        enc, "encode_queries", lambda retriever, texts: np.ones((len(texts), 4), np.float32)
+    )
+    params = Params().model_copy(
+        update={"reader": Params().reader.model_copy(update={"contexts": 3, "top_m": 2})}
+    )
     unit = (0.05, 0.09, 0.5, 0.16)  # the derived paragraph's box: not any block's box
     corpus = _Corpus([_page("p", P_WORDS), _page("q", Q_WORDS)], [_question("q1", unit)])
     return ReaderExamples(params, corpus, _Index(), None, "train", engine=_Engine(), source="real")
@@ -107,14 +138,22 @@ def test_retrieved_contexts_take_their_distractors_from_the_retrievers_own_mista
         slots, flags = examples.slots_for(0, NoiseSpec(3, 2 / 3, 0.0, 0.0), rng, "retrieved")
         assert sum(flags) == 1 and slots[flags.index(True)][:2] == examples.samples[0].gold
         distractors = {(pid, tuple(box)) for (pid, box, _), g in zip(slots, flags) if not g}
-        assert len(distractors) >= 1 and distractors <= wrong  # never a random page while mistakes exist
+        assert (
+            len(distractors) >= 1 and distractors <= wrong
+        )  # never a random page while mistakes exist
 
 
 def test_top_k_contexts_are_the_retrieved_regions_as_returned(examples):
-    _, contexts, answer = examples.contexts_for(0, NoiseSpec(3, 0.0), random.Random(0), source="top_k")
+    _, contexts, answer = examples.contexts_for(
+        0, NoiseSpec(3, 0.0), random.Random(0), source="top_k"
+    )
     assert [c.page_id for c in contexts] == ["q", "p", "p"]
     assert answer is not None and answer[0] == 1 and contexts[1].words[answer[1]] == "heartbeats"
-    examples.samples[0].retrieved_gold = [False, False, False]  # evidence not retrieved: "no answer"
+    examples.samples[0].retrieved_gold = [
+        False,
+        False,
+        False,
+    ]  # evidence not retrieved: "no answer"
     assert examples.contexts_for(0, NoiseSpec(3, 0.0), random.Random(0), source="top_k")[2] is None
 
 
@@ -140,7 +179,9 @@ def test_real_pages_cache_key_follows_questions_docs_and_retriever_not_reader_pa
     (tmp_path / "questions.jsonl").write_text('{"id": "1"}\n')
     params = Params()
     key = pages_key(params, tmp_path, "fp1")
-    reader_changed = params.model_copy(update={"reader": params.reader.model_copy(update={"max_steps": 7})})
+    reader_changed = params.model_copy(
+        update={"reader": params.reader.model_copy(update={"max_steps": 7})}
+    )
     assert pages_key(reader_changed, tmp_path, "fp1") == key
     assert pages_key(params, tmp_path, "fp2") != key
     (tmp_path / "questions.jsonl").write_text('{"id": "2"}\n')
@@ -175,21 +216,33 @@ def test_the_reader_is_scored_over_a_systems_top_k_regions_the_heuristic_over_it
             return SimpleNamespace(answer="heartbeats")
 
     more = [("q", (0.0, 0.45, 1.0, 0.55)), ("p", (0.0, 0.65, 1.0, 0.75)), ("zz", (0, 0, 1, 1))]
-    said = RegionAnswerer(_MetaIndex(), _Reader()).answer("q?", "p", (0.0, 0.05, 1.0, 0.2), None, more)
+    said = RegionAnswerer(_MetaIndex(), _Reader()).answer(
+        "q?", "p", (0.0, 0.05, 1.0, 0.2), None, more
+    )
     assert said == "heartbeats"
-    assert seen == [[("p", (0.0, 0.05, 1.0, 0.2)), ("q", (0.0, 0.45, 1.0, 0.55))]]  # top-2, in rank order
-    text = RegionAnswerer(_MetaIndex(), None).answer("What counts heartbeats?", "p", (0.0, 0.05, 1.0, 0.2), None, more)
+    assert seen == [
+        [("p", (0.0, 0.05, 1.0, 0.2)), ("q", (0.0, 0.45, 1.0, 0.55))]
+    ]  # top-2, in rank order
+    text = RegionAnswerer(_MetaIndex(), None).answer(
+        "What counts heartbeats?", "p", (0.0, 0.05, 1.0, 0.2), None, more
+    )
     assert "Overview" not in text and "Unrelated" not in text  # heuristic: the top region only
 
 
 def test_questions_outside_the_retrieved_subset_get_injected_distractors(monkeypatch):
     import components.model.encode as enc
 
-    monkeypatch.setattr(enc, "encode_queries", lambda retriever, texts: np.ones((len(texts), 4), np.float32))
-    reader = Params().reader.model_copy(update={"contexts": 3, "top_m": 2, "max_retrieved_questions": 1})
+    monkeypatch.setattr(
+        enc, "encode_queries", lambda retriever, texts: np.ones((len(texts), 4), np.float32)
+    )
+    reader = Params().reader.model_copy(
+        update={"contexts": 3, "top_m": 2, "max_retrieved_questions": 1}
+    )
     params = Params().model_copy(update={"reader": reader})
     unit = (0.05, 0.09, 0.5, 0.16)
-    corpus = _Corpus([_page("p", P_WORDS), _page("q", Q_WORDS)], [_question("q1", unit), _question("q2", unit)])
+    corpus = _Corpus(
+        [_page("p", P_WORDS), _page("q", Q_WORDS)], [_question("q1", unit), _question("q2", unit)]
+    )
     ex = ReaderExamples(params, corpus, _Index(), None, "train", engine=_Engine(), source="real")
     assert sorted(bool(s.retrieved) for s in ex.samples) == [False, True]  # the cap: one retrieved
     plain = next(i for i, s in enumerate(ex.samples) if not s.retrieved)

@@ -14,8 +14,12 @@ G = 16
 # Three blocks: a title, a paragraph naming "gamma", a paragraph naming "delta" twice.
 BLOCKS = [[0.05, 0.02, 0.95, 0.10], [0.05, 0.30, 0.95, 0.45], [0.05, 0.60, 0.95, 0.80]]
 WORDS = [
-    ["Manual", 0.1, 0.03, 0.3, 0.08], ["gamma", 0.1, 0.32, 0.2, 0.36], ["setting", 0.3, 0.32, 0.4, 0.36],
-    ["delta", 0.1, 0.62, 0.2, 0.66], ["delta", 0.3, 0.62, 0.4, 0.66], ["option", 0.5, 0.62, 0.6, 0.66],
+    ["Manual", 0.1, 0.03, 0.3, 0.08],
+    ["gamma", 0.1, 0.32, 0.2, 0.36],
+    ["setting", 0.3, 0.32, 0.4, 0.36],
+    ["delta", 0.1, 0.62, 0.2, 0.66],
+    ["delta", 0.3, 0.62, 0.4, 0.66],
+    ["option", 0.5, 0.62, 0.6, 0.66],
 ]
 
 
@@ -61,14 +65,16 @@ def test_tuner_chooses_text_blocks_when_the_text_finds_the_gold_block_and_the_he
     channel = LexicalChannel([WORDS], G, [BLOCKS])
     heat = _heatmap_peaking_on_the_title()
     text = [channel.block_scores("delta option", 0)] * 3
-    chosen, table = tune_region_params([heat] * 3, [tuple(BLOCKS[2])] * 3, RegionParams(), blocks=[BLOCKS] * 3,
-                                       text_scores=text)
+    chosen, table = tune_region_params(
+        [heat] * 3, [tuple(BLOCKS[2])] * 3, RegionParams(), blocks=[BLOCKS] * 3, text_scores=text
+    )
     assert chosen.rule == "text_blocks"
     assert {row["rule"] for row in table} == {"heatmap", "text_blocks"}
     assert max(row["hit1"] for row in table if row["rule"] == "heatmap") == 0.0
     # The gold block is the title: the heatmap finds it, the text (which names the other block) does not.
-    chosen, _ = tune_region_params([heat] * 3, [tuple(BLOCKS[0])] * 3, RegionParams(), blocks=[BLOCKS] * 3,
-                                   text_scores=text)
+    chosen, _ = tune_region_params(
+        [heat] * 3, [tuple(BLOCKS[0])] * 3, RegionParams(), blocks=[BLOCKS] * 3, text_scores=text
+    )
     assert chosen.rule == "heatmap"
     # Without text scores only the base rule is tried.
     _, table = tune_region_params([heat], [tuple(BLOCKS[0])], RegionParams(), blocks=[BLOCKS])

@@ -114,9 +114,13 @@ def test_extract_regions_rejects_bad_heatmaps():
 def test_page_below_an_absolute_threshold_still_yields_its_best_cell():
     h = np.full((4, 4), -0.2, dtype=np.float32)
     h[1, 2] = 0.1  # every score under the threshold; this one is the page's best
-    regions = extract_regions(h, RegionParams(threshold="absolute", threshold_value=0.5, snap="none"))
+    regions = extract_regions(
+        h, RegionParams(threshold="absolute", threshold_value=0.5, snap="none")
+    )
     assert len(regions) == 1 and regions[0].n_cells == 1
-    assert regions[0].score == pytest.approx(0.1) and regions[0].box == pytest.approx((0.5, 0.25, 0.75, 0.5))
+    assert regions[0].score == pytest.approx(0.1) and regions[0].box == pytest.approx(
+        (0.5, 0.25, 0.75, 0.5)
+    )
 
 
 def test_rank_regions_across_pages():
@@ -231,7 +235,9 @@ def test_tune_region_params_chooses_snapping_when_blocks_match_gold():
     from components.evaluation.region_tuning import tune_region_params
 
     heatmaps = [heat(), heat()]
-    chosen, table = tune_region_params(heatmaps, [ROW, ROW], RegionParams(), blocks=[[ROW, PARAGRAPH]] * 2)
+    chosen, table = tune_region_params(
+        heatmaps, [ROW, ROW], RegionParams(), blocks=[[ROW, PARAGRAPH]] * 2
+    )
     assert chosen.snap == "block"
     assert {row["snap"] for row in table} == {"none", "block"}
     best_none = max(r["hit1"] for r in table if r["snap"] == "none")

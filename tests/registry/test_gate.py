@@ -13,7 +13,9 @@ def metrics(**values) -> dict:
     return {"systems": {"regionops": values, "bm25_blocks": {"page_r1": 0.9}}, "n_questions": 10}
 
 
-GATE = GateParams(floors={"page_r1": 0.3, "region_hit1": 0.15}, tolerance={"page_r1": 0.02, "region_hit1": 0.02})
+GATE = GateParams(
+    floors={"page_r1": 0.3, "region_hit1": 0.15}, tolerance={"page_r1": 0.02, "region_hit1": 0.02}
+)
 
 
 def rule(decision, kind, metric):
@@ -101,7 +103,9 @@ def test_gate_command_without_champion_applies_floors(tmp_path, regionops_home):
         path = tmp_path / f"metrics{page_r1}.json"
         path.write_text(json.dumps(metrics(page_r1=page_r1, region_hit1=0.2)))
         log_evaluation_run(path)
-        out = runner.invoke(app, ["gate", "--metrics", str(path), "--set", f"registry.model_name={name}"])
+        out = runner.invoke(
+            app, ["gate", "--metrics", str(path), "--set", f"registry.model_name={name}"]
+        )
         assert out.exit_code == code, out.output
         decision = printed_json(out.output)
         assert decision["passed"] is (code == 0)
@@ -111,14 +115,15 @@ def test_gate_command_without_champion_applies_floors(tmp_path, regionops_home):
 def printed_json(output: str) -> dict:
     """The JSON document a command printed (MLflow may log lines before it on the same stream)."""
     lines = output.splitlines()
-    return json.loads("\n".join(lines[lines.index("{"):]))
+    return json.loads("\n".join(lines[lines.index("{") :]))
 
 
 def test_served_params_take_the_region_settings_chosen_on_val(tiny_params):
     from components.registry.bundle import served_params
 
-    chosen = tiny_params.regions.model_copy(update={"threshold": "quantile", "threshold_value": 0.9,
-                                                    "snap": "none"}).model_dump()
+    chosen = tiny_params.regions.model_copy(
+        update={"threshold": "quantile", "threshold_value": 0.9, "snap": "none"}
+    ).model_dump()
     served = served_params(tiny_params, {"regions": {"tuned_on": "val", "chosen": chosen}})
     assert served.regions.threshold == "quantile" and served.regions.snap == "none"
     assert served.model == tiny_params.model and served.rag == tiny_params.rag

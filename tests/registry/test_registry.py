@@ -59,8 +59,16 @@ def model(tmp_path, tiny_params, monkeypatch):
     page.save(tmp_path / "page.png")
     stage_page_images([("docs/a.pdf#0", tmp_path / "page.png")], tmp_path / "pages")
     m = checkpoint.RagCheckpoint()
-    m.load_context(SimpleNamespace(artifacts={"model": str(tmp_path / "model"), "index": str(tmp_path / "index"),
-                                              "params": str(params_file), "pages": str(tmp_path / "pages")}))
+    m.load_context(
+        SimpleNamespace(
+            artifacts={
+                "model": str(tmp_path / "model"),
+                "index": str(tmp_path / "index"),
+                "params": str(params_file),
+                "pages": str(tmp_path / "pages"),
+            }
+        )
+    )
     return m
 
 
@@ -75,10 +83,14 @@ def test_predict_returns_answer_page_boxes_scores(model):
 
 
 def test_predict_accepts_records_params_k_and_base64_image(model):
-    out = model.predict(None, [{"question": "this building?", "query_image": png_b64()}], params={"k": 2})
+    out = model.predict(
+        None, [{"question": "this building?", "query_image": png_b64()}], params={"k": 2}
+    )
     assert len(out) == 1
     assert model.engine.calls[0] == ("this building?", 2, (8, 6))
-    model.predict(None, {"question": "q", "query_image": "data:image/png;base64," + png_b64((3, 4))})
+    model.predict(
+        None, {"question": "q", "query_image": "data:image/png;base64," + png_b64((3, 4))}
+    )
     assert model.engine.calls[-1][2] == (3, 4)
 
 
@@ -92,27 +104,36 @@ def test_highlights_are_crops_of_each_box_from_the_bundled_page(model):
     # box [0.1, 0.2, 0.5, 0.4] of a 400x600 page: ~176x132 px (with margins), downscaled to <= 64 a side
     assert max(crops[0].size) == 64 and crops[0].size[0] > crops[0].size[1]
     # it straddles the red/blue boundary at x = 0.5; the full-width box [0, 0, 1, 0.25] is mostly both
-    left, right = crops[0].convert("RGB").getpixel((2, 10)), crops[0].convert("RGB").getpixel((crops[0].size[0] - 1, 10))
+    left, right = (
+        crops[0].convert("RGB").getpixel((2, 10)),
+        crops[0].convert("RGB").getpixel((crops[0].size[0] - 1, 10)),
+    )
     assert left == (255, 0, 0) and right[2] > 200
     # a page without a bundled image gets no crops, not an error
     model.crops.manifest.clear()
     assert model.predict(None, [{"question": "q", "highlights": True}]).loc[0, "highlights"] == []
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"question": ""}, "'question' is empty"),
-    ({"question": "   "}, "'question' is empty"),
-    ({"question": 5}, "'question' must be a string"),
-    ({"k": 2}, "'question' is required"),
-    ({"question": "q", "k": 0}, "'k' must be between"),
-    ({"question": "q", "k": 2.5}, "'k' must be an integer"),
-    ({"question": "q", "k": "3"}, "'k' must be an integer"),
-    ({"question": "q", "query_image": "not base64!!"}, "neither valid base64"),
-    ({"question": "q", "query_image": base64.b64encode(b"hello world").decode()}, "not a readable image"),
-    ({"question": "q", "query_image": 12}, "'query_image' must be"),
-    ({"question": "q", "query_image": "../../etc/x.png"}, "paths are disabled"),
-    ({"question": "q", "highlights": "yes"}, "'highlights' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"question": ""}, "'question' is empty"),
+        ({"question": "   "}, "'question' is empty"),
+        ({"question": 5}, "'question' must be a string"),
+        ({"k": 2}, "'question' is required"),
+        ({"question": "q", "k": 0}, "'k' must be between"),
+        ({"question": "q", "k": 2.5}, "'k' must be an integer"),
+        ({"question": "q", "k": "3"}, "'k' must be an integer"),
+        ({"question": "q", "query_image": "not base64!!"}, "neither valid base64"),
+        (
+            {"question": "q", "query_image": base64.b64encode(b"hello world").decode()},
+            "not a readable image",
+        ),
+        ({"question": "q", "query_image": 12}, "'query_image' must be"),
+        ({"question": "q", "query_image": "../../etc/x.png"}, "paths are disabled"),
+        ({"question": "q", "highlights": "yes"}, "'highlights' must be true or false"),
+    ],
+)
 def test_bad_rows_raise_invalid_parameter(model, row, message):
     with pytest.raises(MlflowException) as err:
         model.predict(None, [row])
@@ -145,13 +166,17 @@ def test_image_paths_only_under_allowed_root(model, tmp_path, monkeypatch):
 
 def test_non_normalised_engine_box_is_an_error():
     with pytest.raises(MlflowException, match="not normalised"):
-        checkpoint.result_row({"answer": "a", "page_id": "p", "boxes": [[0, 0, 2, 1]], "scores": [1]})
+        checkpoint.result_row(
+            {"answer": "a", "page_id": "p", "boxes": [[0, 0, 2, 1]], "scores": [1]}
+        )
 
 
 # ------------------------------------------------------------------ registry story (MLflow, slow)
 
 
-def make_candidate(root: Path, *, seed: int, page_r1: float, region_hit1: float, experiment: str) -> dict:
+def make_candidate(
+    root: Path, *, seed: int, page_r1: float, region_hit1: float, experiment: str
+) -> dict:
     """A candidate as the train/index/evaluate stages leave it: weights, train_run.json, index, metrics."""
     from components.registry.client import ensure_experiment, registry_client
 
@@ -162,20 +187,38 @@ def make_candidate(root: Path, *, seed: int, page_r1: float, region_hit1: float,
     model_dir, index_dir = root / f"model{seed}", root / f"index{seed}"
     (model_dir / "retriever").mkdir(parents=True)
     rng = np.random.default_rng(seed)
-    save_file({"w": rng.standard_normal((4, 4)).astype(np.float32)}, str(model_dir / "retriever/model.safetensors"))
+    save_file(
+        {"w": rng.standard_normal((4, 4)).astype(np.float32)},
+        str(model_dir / "retriever/model.safetensors"),
+    )
     (model_dir / "retriever/config.json").write_text(json.dumps({"fingerprint": f"fp{seed}"}))
     (model_dir / "last.ckpt").write_bytes(b"pickled trainer state")
-    (model_dir / "train_run.json").write_text(json.dumps({"run_id": run.info.run_id, "experiment_id": exp_id}))
+    (model_dir / "train_run.json").write_text(
+        json.dumps({"run_id": run.info.run_id, "experiment_id": exp_id})
+    )
     index_dir.mkdir()
     (index_dir / "index.faiss").write_bytes(rng.bytes(64))
     metrics_path = root / f"metrics{seed}.json"
-    metrics_path.write_text(json.dumps({
-        "systems": {"regionops": {"page_r1": page_r1, "page_r5": 0.9, "region_hit1": region_hit1},
-                    "bm25_blocks": {"page_r1": 0.1}},
-        "n_questions": 20, "dataset_id": f"test-split-{seed}"}))
+    metrics_path.write_text(
+        json.dumps(
+            {
+                "systems": {
+                    "regionops": {"page_r1": page_r1, "page_r5": 0.9, "region_hit1": region_hit1},
+                    "bm25_blocks": {"page_r1": 0.1},
+                },
+                "n_questions": 20,
+                "dataset_id": f"test-split-{seed}",
+            }
+        )
+    )
     log_evaluation_run(metrics_path, model_dir)  # the gate reads its numbers from this run
-    return {"model_dir": model_dir, "index_dir": index_dir, "metrics_path": metrics_path, "run_id": run.info.run_id,
-            "eval_run_id": json.loads(metrics_path.read_text())["mlflow_run_id"]}
+    return {
+        "model_dir": model_dir,
+        "index_dir": index_dir,
+        "metrics_path": metrics_path,
+        "run_id": run.info.run_id,
+        "eval_run_id": json.loads(metrics_path.read_text())["mlflow_run_id"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -185,13 +228,17 @@ def story(tmp_path_factory, regionops_home):
     from components.registry.client import registry_client
 
     name = f"regionops-test-{uuid.uuid4().hex[:6]}"
-    params = load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"])
+    params = load_params(
+        REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"]
+    )
     root = tmp_path_factory.mktemp("candidates")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
         mp.setenv("REGIONOPS_PARENT_RUN_ID", "flow-run-123")
         c1 = make_candidate(root, seed=1, page_r1=0.6, region_hit1=0.4, experiment=name)
-        c2 = make_candidate(root, seed=2, page_r1=0.5, region_hit1=0.4, experiment=name)  # regresses page_r1
+        c2 = make_candidate(
+            root, seed=2, page_r1=0.5, region_hit1=0.4, experiment=name
+        )  # regresses page_r1
         c3 = make_candidate(root, seed=3, page_r1=0.65, region_hit1=0.45, experiment=name)
         args = lambda c: (params, c["model_dir"], c["index_dir"], c["metrics_path"])
         first = promote.gate_and_register(*args(c1), lineage={"data_hash": "abc123"})
@@ -200,9 +247,18 @@ def story(tmp_path_factory, regionops_home):
         champion_after_worse = str(store.champion_version(registry_client(), name).version)
         better = promote.gate_and_register(*args(c3))
         rolled = audit.rollback(params, None, "v3 misbehaves in production")
-        yield SimpleNamespace(params=params, name=name, c1=c1, first=first, again=again, worse=worse,
-                              better=better, rolled=rolled, champion_after_worse=champion_after_worse,
-                              history=audit.history(params))
+        yield SimpleNamespace(
+            params=params,
+            name=name,
+            c1=c1,
+            first=first,
+            again=again,
+            worse=worse,
+            better=better,
+            rolled=rolled,
+            champion_after_worse=champion_after_worse,
+            history=audit.history(params),
+        )
 
 
 @pytest.mark.slow
@@ -235,7 +291,9 @@ def test_version_and_run_carry_gate_lineage_and_artifacts(story):
     assert mv.tags["gate.evaluation_run_id"] == story.c1["eval_run_id"]
     assert json.loads(mv.tags["gate.decision"])["evaluation_run_id"] == story.c1["eval_run_id"]
     eval_run = client.get_run(story.c1["eval_run_id"])
-    assert eval_run.data.tags["mlflow.parentRunId"] == story.c1["run_id"]  # nested under the training run
+    assert (
+        eval_run.data.tags["mlflow.parentRunId"] == story.c1["run_id"]
+    )  # nested under the training run
     assert mv.tags["gate.floor.page_r1"].startswith("pass")
     assert mv.tags["lineage.parent_run_id"] == "flow-run-123"
     assert mv.tags["lineage.data_hash"] == "abc123"
@@ -289,7 +347,11 @@ def test_history_records_every_alias_move(story):
         ("rollback", "champion", "3", "1"),
     ]
     last = story.history[-1]
-    assert last["reason"] == "v3 misbehaves in production" and last["who"] and last["when"].endswith("+00:00")
+    assert (
+        last["reason"] == "v3 misbehaves in production"
+        and last["who"]
+        and last["when"].endswith("+00:00")
+    )
 
 
 @pytest.mark.slow
@@ -323,12 +385,15 @@ def _race_worker(model_name: str, candidate: dict, barrier, results) -> None:
     from components.serving import checkpoint as ckpt
 
     ckpt.ENGINE_FACTORY = fake_factory
-    params = load_params(REPO / "params.yaml", [f"registry.model_name={model_name}",
-                                                f"registry.experiment={model_name}"])
+    params = load_params(
+        REPO / "params.yaml",
+        [f"registry.model_name={model_name}", f"registry.experiment={model_name}"],
+    )
     barrier.wait(timeout=60)
     try:
-        outcome = gate_and_register(params, candidate["model_dir"], candidate["index_dir"],
-                                    candidate["metrics_path"])
+        outcome = gate_and_register(
+            params, candidate["model_dir"], candidate["index_dir"], candidate["metrics_path"]
+        )
         results.put({"status": outcome["status"], "version": outcome["version"]})
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test with it
         results.put({"error": repr(exc)})
@@ -339,7 +404,9 @@ def _race(model_name: str, candidates: list[dict]) -> list[dict]:
 
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(len(candidates)), ctx.Queue()
-    procs = [ctx.Process(target=_race_worker, args=(model_name, c, barrier, results)) for c in candidates]
+    procs = [
+        ctx.Process(target=_race_worker, args=(model_name, c, barrier, results)) for c in candidates
+    ]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=180) for _ in procs]
@@ -365,7 +432,9 @@ def test_two_processes_racing_leave_one_consistent_champion(tmp_path):
     events = _events(client.get_registered_model(name).tags)
     # serialised: the second promotion saw the first one's champion, never "no champion"
     assert [e["from_version"] for e in events] == [None, events[0]["to_version"]]
-    assert str(client.get_model_version_by_alias(name, "champion").version) == events[-1]["to_version"]
+    assert (
+        str(client.get_model_version_by_alias(name, "champion").version) == events[-1]["to_version"]
+    )
     assert champion_lineage(events) == [events[0]["to_version"], events[1]["to_version"]]
 
     # the same candidate racing itself registers exactly one version
@@ -394,16 +463,26 @@ def test_champion_rescored_on_same_eval_set_drives_the_gate(story, tmp_path):
     rescored = {"systems": {"regionops": {"page_r1": 0.8, "region_hit1": 0.42}}}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
-        out = gate_and_register(story.params, c4["model_dir"], c4["index_dir"], c4["metrics_path"],
-                                rescore=Rescore("1", rescored))
+        out = gate_and_register(
+            story.params,
+            c4["model_dir"],
+            c4["index_dir"],
+            c4["metrics_path"],
+            rescore=Rescore("1", rescored),
+        )
     assert out["status"] == "challenger"
     assert any("re-scored" in r for r in out["gate"]["reasons"])
     # a re-score of a version that is no longer champion is ignored, and the decision says so
     c5 = make_candidate(tmp_path, seed=5, page_r1=0.62, region_hit1=0.42, experiment=story.name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
-        out = gate_and_register(story.params, c5["model_dir"], c5["index_dir"], c5["metrics_path"],
-                                rescore=Rescore("3", rescored))
+        out = gate_and_register(
+            story.params,
+            c5["model_dir"],
+            c5["index_dir"],
+            c5["metrics_path"],
+            rescore=Rescore("3", rescored),
+        )
     assert out["status"] == "promoted"
     assert any("recorded at its registration" in r for r in out["gate"]["reasons"])
 
@@ -419,27 +498,47 @@ def test_served_champion_answers_and_survives_bad_requests(tmp_path, regionops_h
     from tests.support.serving import serve
 
     name = f"regionops-serve-{uuid.uuid4().hex[:6]}"
-    params = load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}",
-                                                "registry.max_query_image_pixels=2500"])
+    params = load_params(
+        REPO / "params.yaml",
+        [
+            f"registry.model_name={name}",
+            f"registry.experiment={name}",
+            "registry.max_query_image_pixels=2500",
+        ],
+    )
     cand = make_candidate(tmp_path, seed=21, page_r1=0.6, region_hit1=0.4, experiment=name)
     with pytest.MonkeyPatch.context() as mp:
         # models-from-code: the real pyfunc logic over the fake engine
         mp.setattr(bundle, "MODEL_CODE", REPO / "tests" / "support" / "fake_served_model.py")
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
-        assert promote.gate_and_register(params, cand["model_dir"], cand["index_dir"],
-                                         cand["metrics_path"])["status"] == "promoted"
+        assert (
+            promote.gate_and_register(
+                params, cand["model_dir"], cand["index_dir"], cand["metrics_path"]
+            )["status"]
+            == "promoted"
+        )
 
     with serve(f"models:/{name}@champion", tmp_path / "serve.log") as server:
         good = [{"question": "what is the total?", "k": 3}]
         status, body = server.post(good)
         assert status == 200, body
         row = body["predictions"][0]
-        assert row["page_id"] == "docs/a.pdf#0" and row["boxes"][0] == [0.1, 0.2, 0.5, 0.4] and row["answer"]
+        assert (
+            row["page_id"] == "docs/a.pdf#0"
+            and row["boxes"][0] == [0.1, 0.2, 0.5, 0.4]
+            and row["answer"]
+        )
 
         bad_requests = {
             "empty question": ([{"question": ""}], "'question' is empty"),
-            "invalid base64": ([{"question": "q", "query_image": "@@not-base64@@"}], "neither valid base64"),
-            "oversized image": ([{"question": "q", "query_image": png_b64((60, 60))}], "limit is 2500"),
+            "invalid base64": (
+                [{"question": "q", "query_image": "@@not-base64@@"}],
+                "neither valid base64",
+            ),
+            "oversized image": (
+                [{"question": "q", "query_image": png_b64((60, 60))}],
+                "limit is 2500",
+            ),
             "wrong type": ([{"question": "q", "k": "three"}], ""),
         }
         for label, (records, message) in bad_requests.items():
@@ -455,7 +554,11 @@ def test_served_champion_answers_and_survives_bad_requests(tmp_path, regionops_h
 @pytest.mark.slow
 def test_real_engine_checkpoint_registers_loads_and_answers(tiny_params, tmp_path, request):
     """Train (tiny) -> index -> register -> load models:/<name>@champion -> predict, with the real engine."""
-    for module in ("components.data.synthetic", "components.training.train", "components.rag.engine"):
+    for module in (
+        "components.data.synthetic",
+        "components.training.train",
+        "components.rag.engine",
+    ):
         pytest.importorskip(module, reason=f"{module} not merged yet")
     build = pytest.importorskip("components.index.build", reason="index builder not merged yet")
     tiny_corpus = request.getfixturevalue("tiny_corpus")
@@ -472,8 +575,11 @@ def test_real_engine_checkpoint_registers_loads_and_answers(tiny_params, tmp_pat
     train_retriever(params, tiny_corpus, model_dir, get_settings())
     build.build_index(params, tiny_corpus, model_dir, index_dir)
     metrics = tmp_path / "metrics.json"  # gate input only: floors are 0 in the tiny params
-    metrics.write_text(json.dumps({"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}},
-                                   "dataset_id": "tiny"}))
+    metrics.write_text(
+        json.dumps(
+            {"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}}, "dataset_id": "tiny"}
+        )
+    )
     log_evaluation_run(metrics, model_dir, params)
     out = gate_and_register(params, model_dir, index_dir, metrics)
     assert out["status"] == "promoted"
@@ -492,7 +598,9 @@ def test_checkpoint_that_cannot_answer_is_never_registered(tmp_path):
     from components.registry.promote import gate_and_register
 
     name = f"regionops-broken-{uuid.uuid4().hex[:6]}"
-    params = load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"])
+    params = load_params(
+        REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"]
+    )
     cand = make_candidate(tmp_path, seed=31, page_r1=0.9, region_hit1=0.9, experiment=name)
 
     def broken(model_dir, index_dir, params):
@@ -515,12 +623,21 @@ def test_history_and_rollback_commands(story):
     from components.cli import app
 
     runner = CliRunner()
-    sets = ["--set", f"registry.model_name={story.name}", "--set", f"registry.experiment={story.name}"]
+    sets = [
+        "--set",
+        f"registry.model_name={story.name}",
+        "--set",
+        f"registry.experiment={story.name}",
+    ]
     printed = runner.invoke(app, ["history", "--json", *sets])
     assert printed.exit_code == 0, printed.output
     events = json.loads(printed.output)
     assert [(e["action"], e["from_version"], e["to_version"]) for e in events[:4]] == [
-        ("promote", None, "1"), ("challenger", None, "2"), ("promote", "1", "3"), ("rollback", "3", "1")]
+        ("promote", None, "1"),
+        ("challenger", None, "2"),
+        ("promote", "1", "3"),
+        ("rollback", "3", "1"),
+    ]
     table = runner.invoke(app, ["history", *sets], terminal_width=200)
     assert table.exit_code == 0 and "rollback" in table.output and "v3 misbehaves" in table.output
 
@@ -543,9 +660,16 @@ def test_served_reader_is_the_answerer_that_measured_better(tmp_path, tiny_param
     better, reason = served_reader(tiny_params, metrics(anls=0.2, reader_anls=0.3), reader)
     assert better == reader and "0.300 > text-layer ANLS 0.200" in reason
     assert served_reader(tiny_params, metrics(anls=0.3, reader_anls=0.1), reader)[0] is None
-    assert served_reader(tiny_params, metrics(anls=0.3), reader)[0] is None  # nothing measured: text
-    assert served_reader(tiny_params, metrics(anls=0.3, reader_anls=0.9), None) == (None, "no reader trained")
-    forced = tiny_params.model_copy(update={"registry": tiny_params.registry.model_copy(update={"answerer": "reader"})})
+    assert (
+        served_reader(tiny_params, metrics(anls=0.3), reader)[0] is None
+    )  # nothing measured: text
+    assert served_reader(tiny_params, metrics(anls=0.3, reader_anls=0.9), None) == (
+        None,
+        "no reader trained",
+    )
+    forced = tiny_params.model_copy(
+        update={"registry": tiny_params.registry.model_copy(update={"answerer": "reader"})}
+    )
     assert served_reader(forced, metrics(anls=0.3, reader_anls=0.1), reader)[0] == reader
     with pytest.raises(FileNotFoundError, match="no reader.safetensors"):
         served_reader(tiny_params, metrics(), tmp_path)

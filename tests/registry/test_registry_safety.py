@@ -14,14 +14,16 @@ from mlflow.exceptions import MlflowException
 from components.config import load_params
 from components.serving import checkpoint
 from components.settings import get_settings
-from tests.support.registry_fakes import fake_factory
 from tests.registry.test_registry import make_candidate
+from tests.support.registry_fakes import fake_factory
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _params(name: str):
-    return load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"])
+    return load_params(
+        REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"]
+    )
 
 
 def _fail_next_alias_move(mp: pytest.MonkeyPatch) -> None:
@@ -101,8 +103,18 @@ def test_rollback_to_a_version_whose_gate_failed_is_refused_unless_forced(tmp_pa
     worse = make_candidate(tmp_path, seed=52, page_r1=0.3, region_hit1=0.4, experiment=name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(checkpoint, "ENGINE_FACTORY", fake_factory)
-        assert gate_and_register(params, good["model_dir"], good["index_dir"], good["metrics_path"])["status"] == "promoted"
-        assert gate_and_register(params, worse["model_dir"], worse["index_dir"], worse["metrics_path"])["status"] == "challenger"
+        assert (
+            gate_and_register(params, good["model_dir"], good["index_dir"], good["metrics_path"])[
+                "status"
+            ]
+            == "promoted"
+        )
+        assert (
+            gate_and_register(
+                params, worse["model_dir"], worse["index_dir"], worse["metrics_path"]
+            )["status"]
+            == "challenger"
+        )
 
     with pytest.raises(RegistryError, match="version 2 must not serve: its gate failed"):
         rollback(params, "2", "the new one looks fine to me")
@@ -113,12 +125,16 @@ def test_rollback_to_a_version_whose_gate_failed_is_refused_unless_forced(tmp_pa
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
     assert [e["action"] for e in history(params)] == ["promote", "challenger"]
 
-    forced = CliRunner().invoke(app, ["rollback", "--to", "2", "--force", "--reason", "v1 crashes on PDFs", *sets])
+    forced = CliRunner().invoke(
+        app, ["rollback", "--to", "2", "--force", "--reason", "v1 crashes on PDFs", *sets]
+    )
     assert forced.exit_code == 0, forced.output
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     override = history(params)[-1]
     assert override["action"] == "rollback" and override["forced"] is True
-    assert override["overrode"].startswith("gate.passed=false") and "page_r1" in override["overrode"]
+    assert (
+        override["overrode"].startswith("gate.passed=false") and "page_r1" in override["overrode"]
+    )
     assert override["reason"] == "v1 crashes on PDFs" and override["who"] and override["when"]
     assert "v1 crashes on PDFs" in client.get_model_version(name, "2").tags["forced_champion"]
     # back to a version whose gate passed: no force needed, nothing marked forced
@@ -146,10 +162,16 @@ def test_postgres_registries_lock_in_the_database(tmp_path, monkeypatch):
 
     monkeypatch.setenv("REGIONOPS_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://u@db:5432/mlflow")
-    assert lock_location(get_settings(), "m") == ("postgres", "postgresql+psycopg2://u@db:5432/mlflow")
+    assert lock_location(get_settings(), "m") == (
+        "postgres",
+        "postgresql+psycopg2://u@db:5432/mlflow",
+    )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     monkeypatch.setenv("REGIONOPS_REGISTRY_LOCK_URL", "postgresql://lock@db:5432/regionops_locks")
-    assert lock_location(get_settings(), "m") == ("postgres", "postgresql://lock@db:5432/regionops_locks")
+    assert lock_location(get_settings(), "m") == (
+        "postgres",
+        "postgresql://lock@db:5432/regionops_locks",
+    )
     # one key per model, the same in every process (Python's hash() would not be)
     assert advisory_key("m") == advisory_key("m") != advisory_key("n")
     assert -(2**63) <= advisory_key("m") < 2**63
@@ -165,9 +187,17 @@ def test_racing_rollbacks_from_two_homes_keep_one_consecutive_audit_chain(tmp_pa
     (tmp_path / "store").mkdir()
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     versions = make_versions(client, name, 3)
-    envs = [{"REGIONOPS_HOME": str(tmp_path / f"home-{i}"), "MLFLOW_TRACKING_URI": uri,
-             "MLFLOW_REGISTRY_URI": uri} for i in range(2)]
+    envs = [
+        {
+            "REGIONOPS_HOME": str(tmp_path / f"home-{i}"),
+            "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_REGISTRY_URI": uri,
+        }
+        for i in range(2)
+    ]
     outcomes = race_rollbacks(name, envs, versions)
     events = read_events(client, name)
     assert_one_chain(events, outcomes, versions[-1])
-    assert str(client.get_model_version_by_alias(name, "champion").version) == events[-1]["to_version"]
+    assert (
+        str(client.get_model_version_by_alias(name, "champion").version) == events[-1]["to_version"]
+    )

@@ -26,8 +26,12 @@ def _candidate(params, corpus, root: Path) -> tuple[Path, dict]:
 
     save_retriever(build_retriever(params.model), root / "model" / "retriever")
     build_index(params, corpus, root / "model", root / "index")
-    metrics = run_evaluation(params, corpus, root / "model", root / "index", root / "eval", log_mlflow=False)
-    log_evaluation_run(root / "eval" / "metrics.json", root / "model", params)  # what the gate reads
+    metrics = run_evaluation(
+        params, corpus, root / "model", root / "index", root / "eval", log_mlflow=False
+    )
+    log_evaluation_run(
+        root / "eval" / "metrics.json", root / "model", params
+    )  # what the gate reads
     return root, metrics
 
 
@@ -41,9 +45,14 @@ def _regressed_copy(a: Path, b: Path, metrics: dict, metric: str, drop: float, p
 
     shutil.copytree(a / "model", b / "model")
     shutil.copytree(a / "index", b / "index")
-    (b / "model" / "train_run.json").write_text(json.dumps({"run_id": f"candidate-b-{uuid.uuid4().hex[:6]}"}))
+    (b / "model" / "train_run.json").write_text(
+        json.dumps({"run_id": f"candidate-b-{uuid.uuid4().hex[:6]}"})
+    )
     system = metrics["systems"]["regionops"]
-    worse = {**metrics, "systems": {**metrics["systems"], "regionops": {**system, metric: system[metric] - drop}}}
+    worse = {
+        **metrics,
+        "systems": {**metrics["systems"], "regionops": {**system, metric: system[metric] - drop}},
+    }
     (b / "eval").mkdir(parents=True)
     (b / "eval" / "metrics.json").write_text(json.dumps(worse))
     log_evaluation_run(b / "eval" / "metrics.json", b / "model", params)  # B's own evaluation run
@@ -71,19 +80,32 @@ def rescored(tiny_params, tiny_corpus, tmp_path_factory, regionops_home):
     client = registry_client()
     client.set_model_version_tag(name, first["version"], "metric.mrr", "0.0")
 
-    assert a_metrics["systems"]["regionops"]["mrr"] >= 0.05, "precondition: the tiny champion finds gold pages"
+    assert a_metrics["systems"]["regionops"]["mrr"] >= 0.05, (
+        "precondition: the tiny champion finds gold pages"
+    )
     b = _regressed_copy(a, root / "b", a_metrics, "mrr", 0.05, params)
     second = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
     again = rescore.gate_and_register_rescored(params, tiny_corpus, *files(b))
     champion_now = str(client.get_model_version_by_alias(name, "champion").version)
-    return {"name": name, "first": first, "second": second, "again": again, "a_metrics": a_metrics,
-            "champion_now": champion_now, "client": client, "b": b, "corpus_root": tiny_corpus.root}
+    return {
+        "name": name,
+        "first": first,
+        "second": second,
+        "again": again,
+        "a_metrics": a_metrics,
+        "champion_now": champion_now,
+        "client": client,
+        "b": b,
+        "corpus_root": tiny_corpus.root,
+    }
 
 
 def test_first_candidate_has_no_champion_to_rescore(rescored):
     first = rescored["first"]
     assert first["status"] == "promoted"
-    assert first["rescore"]["version"] is None and first["rescore"]["notes"] == ["no champion to re-score"]
+    assert first["rescore"]["version"] is None and first["rescore"]["notes"] == [
+        "no champion to re-score"
+    ]
 
 
 def test_champion_rescored_equals_its_own_evaluation(rescored):
@@ -103,7 +125,9 @@ def test_regression_against_the_rescored_champion_makes_a_challenger(rescored):
     assert rescored["champion_now"] == rescored["first"]["version"]  # champion untouched
     failed = [r for r in second["gate"]["rules"] if not r["passed"]]
     assert [(r["kind"], r["metric"]) for r in failed] == [("non_regression", "mrr")]
-    assert failed[0]["bound"] == pytest.approx(rescored["a_metrics"]["systems"]["regionops"]["mrr"] - 0.01)
+    assert failed[0]["bound"] == pytest.approx(
+        rescored["a_metrics"]["systems"]["regionops"]["mrr"] - 0.01
+    )
     assert any("re-scored on the same evaluation set" in r for r in second["gate"]["reasons"])
     tags = rescored["client"].get_model_version(rescored["name"], second["version"]).tags
     assert tags["gate.passed"] == "false" and "mrr" in tags["gate.reasons"]
@@ -124,10 +148,21 @@ def test_gate_command_rescores_the_champion(rescored):
     from components.cli import app
     from tests.conftest import TINY_OVERRIDES
 
-    overrides = [*TINY_OVERRIDES, f"registry.model_name={rescored['name']}", f"registry.experiment={rescored['name']}",
-                 "gate.floors={}", "gate.tolerance={mrr: 0.01}", f"data.corpus_dir={rescored['corpus_root']}"]
-    args = ["gate", "--metrics", str(rescored["b"] / "eval" / "metrics.json"),
-            "--index", str(rescored["b"] / "index")]
+    overrides = [
+        *TINY_OVERRIDES,
+        f"registry.model_name={rescored['name']}",
+        f"registry.experiment={rescored['name']}",
+        "gate.floors={}",
+        "gate.tolerance={mrr: 0.01}",
+        f"data.corpus_dir={rescored['corpus_root']}",
+    ]
+    args = [
+        "gate",
+        "--metrics",
+        str(rescored["b"] / "eval" / "metrics.json"),
+        "--index",
+        str(rescored["b"] / "index"),
+    ]
     for override in overrides:
         args += ["--set", override]
     runner = CliRunner()
@@ -140,7 +175,6 @@ def test_gate_command_rescores_the_champion(rescored):
     stale = runner.invoke(app, [*args, "--no-rescore"])
     assert stale.exit_code == 0, stale.output
     assert any("recorded at its registration" in r for r in printed_json(stale.output)["reasons"])
-
 
 
 @pytest.mark.integration
@@ -156,15 +190,19 @@ def test_served_real_champion_answers_with_page_and_boxes(rescored, tiny_corpus,
         row = body["predictions"][0]
         assert row["page_id"] in page_ids
         assert 1 <= len(row["boxes"]) <= 3 and len(row["scores"]) == len(row["boxes"])
-        assert all(len(b) == 4 and 0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1 for b in row["boxes"])
+        assert all(
+            len(b) == 4 and 0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1 for b in row["boxes"]
+        )
         assert isinstance(row["answer"], str)
         status, body = server.post([{"question": "   "}])
         assert status == 400 and "'question' is empty" in body["message"]
         status, again = server.post([{"question": question, "k": 3}])
-        assert status == 200 and again["predictions"][0] == row  # still answering, deterministically
+        assert (
+            status == 200 and again["predictions"][0] == row
+        )  # still answering, deterministically
 
 
 def printed_json(output: str) -> dict:
     """The JSON document a command printed (MLflow may log lines before it on the same stream)."""
     lines = output.splitlines()
-    return json.loads("\n".join(lines[lines.index("{"):]))
+    return json.loads("\n".join(lines[lines.index("{") :]))

@@ -31,15 +31,20 @@ def _register_real_champion(params, corpus, root):
     save_retriever(build_retriever(params.model), model_dir / "retriever")
     build_index(params, corpus, model_dir, index_dir)
     metrics = root / "metrics.json"  # gate input only: the tiny params' floors are 0
-    metrics.write_text(json.dumps({"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}},
-                                   "dataset_id": "tiny"}))
+    metrics.write_text(
+        json.dumps(
+            {"systems": {"regionops": {"page_r1": 0.5, "region_hit1": 0.5}}, "dataset_id": "tiny"}
+        )
+    )
     log_evaluation_run(metrics, model_dir, params)
     return gate_and_register(params, model_dir, index_dir, metrics)
 
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_champion_serves_from_an_isolated_virtualenv(tiny_params, tiny_corpus, tmp_path, regionops_home):
+def test_champion_serves_from_an_isolated_virtualenv(
+    tiny_params, tiny_corpus, tmp_path, regionops_home
+):
     """models-from-code (no pickle), requirements without +cpu, `--env-manager virtualenv` on 127.0.0.1.
 
     The first run builds the environment from the package index (minutes); MLflow keeps it under
@@ -54,8 +59,9 @@ def test_champion_serves_from_an_isolated_virtualenv(tiny_params, tiny_corpus, t
     outcome = _register_real_champion(params, tiny_corpus, tmp_path)
     assert outcome["status"] == "promoted", outcome
 
-    mlflow.artifacts.download_artifacts(f"models:/{params.registry.model_name}@champion",
-                                        dst_path=str(tmp_path / "downloaded"))
+    mlflow.artifacts.download_artifacts(
+        f"models:/{params.registry.model_name}@champion", dst_path=str(tmp_path / "downloaded")
+    )
     spec = yaml.safe_load((tmp_path / "downloaded" / "MLmodel").read_text())
     pyfunc = spec["flavors"]["python_function"]
     assert pyfunc.get("model_code_path"), "the model must be logged from code, not cloudpickled"
@@ -64,8 +70,12 @@ def test_champion_serves_from_an_isolated_virtualenv(tiny_params, tiny_corpus, t
     assert "+cpu" not in requirements and "torch==" in requirements, requirements
 
     question = tiny_corpus.questions[0].question
-    with serve(f"models:/{params.registry.model_name}@champion", tmp_path / "serve.log", timeout_s=1800,
-               env_manager="virtualenv") as server:
+    with serve(
+        f"models:/{params.registry.model_name}@champion",
+        tmp_path / "serve.log",
+        timeout_s=1800,
+        env_manager="virtualenv",
+    ) as server:
         status, body = server.post([{"question": question, "k": 3}])
         assert status == 200, body
         row = body["predictions"][0]
@@ -74,4 +84,6 @@ def test_champion_serves_from_an_isolated_virtualenv(tiny_params, tiny_corpus, t
         status, body = server.post([{"question": ""}])
         assert status == 400 and "'question' is empty" in body.get("message", "")
     log = (tmp_path / "serve.log").read_text()
-    assert "environment" in log.lower() and "/envs/mlflow-" in log, log[-2000:]  # MLflow's own venv served it
+    assert "environment" in log.lower() and "/envs/mlflow-" in log, log[
+        -2000:
+    ]  # MLflow's own venv served it

@@ -29,9 +29,15 @@ def served(tmp_path, tiny_params, monkeypatch):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(tiny_params.to_dict()))
     model = checkpoint.RagCheckpoint()
-    model.load_context(SimpleNamespace(artifacts={"model": str(tmp_path / "model"),
-                                                  "index": str(tmp_path / "index"),
-                                                  "params": str(params_file)}))
+    model.load_context(
+        SimpleNamespace(
+            artifacts={
+                "model": str(tmp_path / "model"),
+                "index": str(tmp_path / "index"),
+                "params": str(params_file),
+            }
+        )
+    )
     return model
 
 
@@ -44,12 +50,15 @@ def test_predict_refuses_more_rows_than_max_rows_per_request(served):
     assert len(served.predict(None, pd.DataFrame([{"question": f"q{i}"} for i in range(64)]))) == 64
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"question": "q", "k": 2.9}, "'k' must be an integer"),
-    ({"question": "q", "k": True}, "'k' must be an integer"),
-    ({"question": "q", "highlights": "false"}, "'highlights' must be true or false"),
-    ({"question": "q", "highlights": 0}, "'highlights' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"question": "q", "k": 2.9}, "'k' must be an integer"),
+        ({"question": "q", "k": True}, "'k' must be an integer"),
+        ({"question": "q", "highlights": "false"}, "'highlights' must be true or false"),
+        ({"question": "q", "highlights": 0}, "'highlights' must be true or false"),
+    ],
+)
 def test_predict_rejects_loose_k_and_flag_types(served, row, message):
     with pytest.raises(MlflowException) as err:
         served.predict(None, [row])
@@ -61,15 +70,19 @@ def test_predict_rejects_loose_k_and_flag_types(served, row, message):
 def test_max_rows_per_request_default_matches_params_yaml():
     from components.config import RegistryParams
 
-    assert load_params(REPO / "params.yaml").registry.max_rows_per_request == RegistryParams().max_rows_per_request
+    assert (
+        load_params(REPO / "params.yaml").registry.max_rows_per_request
+        == RegistryParams().max_rows_per_request
+    )
 
 
 @pytest.mark.parametrize("k", [2.9, 0, -1, True, "3", np.float64(2.0)])
 def test_engine_rejects_k_that_is_not_a_positive_integer(tiny_params, k):
     rng = np.random.default_rng(0)
     cells = rng.standard_normal((6, 16, 32)).astype(np.float32)
-    index = RegionIndex.build([PageMeta(page_id=f"d{i}#0", doc=f"d{i}") for i in range(6)], cells,
-                              IndexParams(), "fp")
+    index = RegionIndex.build(
+        [PageMeta(page_id=f"d{i}#0", doc=f"d{i}") for i in range(6)], cells, IndexParams(), "fp"
+    )
     engine = RagEngine(None, index, tiny_params)
     with pytest.raises(ValueError, match="k must be a positive integer"):
         engine.answer_vector("q", cells[0, 0], k=k)
@@ -85,4 +98,7 @@ def test_models_logged_before_the_move_to_serving_still_load_their_checkpoint():
     )
 
     assert RagCheckpoint is checkpoint.RagCheckpoint
-    assert old_path.ARTIFACT_MODEL == checkpoint.ARTIFACT_MODEL and old_path.signature is checkpoint.signature
+    assert (
+        old_path.ARTIFACT_MODEL == checkpoint.ARTIFACT_MODEL
+        and old_path.signature is checkpoint.signature
+    )

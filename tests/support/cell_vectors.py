@@ -14,7 +14,9 @@ def clustered_pages(n: int, grid: int, dim: int, seed: int = 0, spread: float = 
     rng = np.random.default_rng(seed)
     centres = unit(rng.standard_normal((n, 3, dim)))
     assign = rng.integers(0, 3, size=(n, grid * grid))
-    return unit(centres[np.arange(n)[:, None], assign] + spread * rng.standard_normal((n, grid * grid, dim)))
+    return unit(
+        centres[np.arange(n)[:, None], assign] + spread * rng.standard_normal((n, grid * grid, dim))
+    )
 
 
 def queries_near_cells(pages: np.ndarray, n: int, seed: int, noise: float = 0.3) -> np.ndarray:
@@ -28,8 +30,10 @@ def two_page_docs(n: int, start: int = 0):
     """PageMeta of pages ``start``… in docs of two pages each, in three collections."""
     from components.index.region_index import PageMeta
 
-    return [PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf", collection=f"c{i % 3}")
-            for i in range(start, start + n)]
+    return [
+        PageMeta(page_id=f"doc{i // 2}.pdf#{i % 2}", doc=f"doc{i // 2}.pdf", collection=f"c{i % 3}")
+        for i in range(start, start + n)
+    ]
 
 
 def index_params(**kw):
@@ -42,6 +46,13 @@ def index_params(**kw):
 
 def stored_stage_params(**overrides):
     """IndexParams of a small pq_residual index whose candidate stage scans its 16 stored centroids per page."""
-    base = {"storage": "pq_residual", "pq_residual.pq_m": 8, "pq_residual.centroids": 16, "pq_residual.coarse_bits": 4,
-            "pq_residual.candidates": "stored", "candidates": 24, "pq_residual.train_cells": 4096}
+    base = {
+        "storage": "pq_residual",
+        "pq_residual.pq_m": 8,
+        "pq_residual.centroids": 16,
+        "pq_residual.coarse_bits": 4,
+        "pq_residual.candidates": "stored",
+        "candidates": 24,
+        "pq_residual.train_cells": 4096,
+    }
     return index_params(**{**base, **overrides})

@@ -30,7 +30,9 @@ def log_evaluation_run(metrics_path: Path, model_dir: Path | None = None, params
     with tempfile.TemporaryDirectory(prefix="eval-run-") as tmp:
         out = Path(tmp)
         (out / "metrics.json").write_text(json.dumps(metrics))
-        run_id = _log_to_mlflow(params, get_settings(), Path(model_dir) if model_dir else out, out, metrics)
+        run_id = _log_to_mlflow(
+            params, get_settings(), Path(model_dir) if model_dir else out, out, metrics
+        )
     metrics["mlflow_run_id"] = run_id
     metrics_path.write_text(json.dumps(metrics))
     return run_id

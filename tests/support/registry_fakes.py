@@ -15,9 +15,15 @@ class FakeResult:
     image_size: tuple[int, int] | None
 
     def to_dict(self) -> dict:
-        return {"answer": f"answer to {self.question}", "page_id": "docs/a.pdf#0",
-                "boxes": [[0.1, 0.2, 0.5, 0.4], [0.0, 0.0, 1.0, 0.25]], "scores": [0.9, 0.5],
-                "regions": [], "k": self.k, "image_size": self.image_size}
+        return {
+            "answer": f"answer to {self.question}",
+            "page_id": "docs/a.pdf#0",
+            "boxes": [[0.1, 0.2, 0.5, 0.4], [0.0, 0.0, 1.0, 0.25]],
+            "scores": [0.9, 0.5],
+            "regions": [],
+            "k": self.k,
+            "image_size": self.image_size,
+        }
 
 
 @dataclass

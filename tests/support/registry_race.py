@@ -26,8 +26,12 @@ def make_versions(client: MlflowClient, name: str, count: int) -> list[str]:
         run = client.create_run(experiment_id, run_name=f"race-{i}")
         client.log_text(run.info.run_id, f"version {i}", "model/MLmodel")
         client.set_terminated(run.info.run_id)
-        mv = client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
-                                         tags={"gate.passed": "true"})
+        mv = client.create_model_version(
+            name,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run.info.run_id,
+            tags={"gate.passed": "true"},
+        )
         versions.append(str(mv.version))
     client.set_registered_model_alias(name, "champion", versions[-1])
     return versions
@@ -39,7 +43,9 @@ def _rollback_worker(env: dict[str, str], name: str, targets: list[str], barrier
     from components.registry.audit import rollback
     from components.registry.errors import RegistryError
 
-    params = load_params(REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"])
+    params = load_params(
+        REPO / "params.yaml", [f"registry.model_name={name}", f"registry.experiment={name}"]
+    )
     barrier.wait(timeout=120)
     moved = refused = 0
     try:
@@ -64,7 +70,9 @@ def race_rollbacks(name: str, envs: list[dict[str, str]], versions: list[str]) -
     for i, env in enumerate(envs):
         order = versions if i % 2 == 0 else versions[::-1]
         targets = [order[r % len(order)] for r in range(ROUNDS)]
-        procs.append(ctx.Process(target=_rollback_worker, args=(env, name, targets, barrier, results)))
+        procs.append(
+            ctx.Process(target=_rollback_worker, args=(env, name, targets, barrier, results))
+        )
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=600) for _ in procs]
@@ -80,7 +88,9 @@ def assert_one_chain(events: list[dict], outcomes: list[dict], first_champion: s
     moves = sum(o["moved"] for o in outcomes)
     assert moves >= 2, outcomes
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), [e["seq"] for e in events]
-    assert len(events) == moves, f"{moves} rollbacks but {len(events)} audit events: some overwrote others"
+    assert len(events) == moves, (
+        f"{moves} rollbacks but {len(events)} audit events: some overwrote others"
+    )
     holder = first_champion
     for event in events:
         assert event["from_version"] == holder, (event, holder)

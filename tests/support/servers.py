@@ -103,11 +103,20 @@ class Server:
                 child.kill()
 
 
-def start(name: str, cmd: list[str], log: Path, env: dict[str, str], url: str = "", **kwargs) -> Server:
+def start(
+    name: str, cmd: list[str], log: Path, env: dict[str, str], url: str = "", **kwargs
+) -> Server:
     """``cmd`` in a new session (its own process group), output appended to ``log``."""
     with open(log, "ab") as handle:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True, **kwargs)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            **kwargs,
+        )
     return Server(name, proc, Path(log), url)
 
 
@@ -116,7 +125,9 @@ def wait_until(server: Server, ready: Callable[[], bool], timeout: float) -> Ser
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
+            raise RuntimeError(
+                f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}"
+            )
         if ready():
             return server
         time.sleep(0.5)
@@ -125,8 +136,15 @@ def wait_until(server: Server, ready: Callable[[], bool], timeout: float) -> Ser
 
 
 @contextlib.contextmanager
-def running(name: str, cmd: list[str], log: Path, env: dict[str, str], url: str, health_path: str,
-            timeout: float = 180):
+def running(
+    name: str,
+    cmd: list[str],
+    log: Path,
+    env: dict[str, str],
+    url: str,
+    health_path: str,
+    timeout: float = 180,
+):
     """A server that is up (``url + health_path`` answers 200) for the ``with`` block, stopped after."""
     server = start(name, cmd, log, env, url)
     try:

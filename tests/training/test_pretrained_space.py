@@ -38,7 +38,9 @@ def test_step0_cells_are_the_normalised_pooled_minilm_states(model):
     page = _page([("castle", (0.0, 0.0, 0.1, 0.1)), ("river", (0.5, 0.5, 0.6, 0.6))])
     feats = model.featurizer(page, Image.new("RGB", (64, 64), "white"))
     with torch.no_grad():
-        cells = model.encode_cells(feats.pixels[None], feats.cell_tokens[None], feats.cell_text[None])[0]
+        cells = model.encode_cells(
+            feats.pixels[None], feats.cell_tokens[None], feats.cell_text[None]
+        )[0]
     assert torch.allclose(cells, F.normalize(feats.cell_text, dim=-1), atol=1e-6)
     assert int((cells.norm(dim=-1) > 0).sum()) == 2  # only the two cells with words
 
@@ -76,18 +78,28 @@ def test_checkpoint_key_changes_with_the_training_code(tiny_params, tiny_corpus,
     (tmp_path / "components/loss/a.py").write_text("x = 2\n")
     after = code_digest(tmp_path)
     assert before != after
-    assert checkpoint_key(tiny_params, tiny_corpus, before) != checkpoint_key(tiny_params, tiny_corpus, after)
-    assert checkpoint_key(tiny_params, tiny_corpus) == checkpoint_key(tiny_params, tiny_corpus, code_digest())
+    assert checkpoint_key(tiny_params, tiny_corpus, before) != checkpoint_key(
+        tiny_params, tiny_corpus, after
+    )
+    assert checkpoint_key(tiny_params, tiny_corpus) == checkpoint_key(
+        tiny_params, tiny_corpus, code_digest()
+    )
 
 
-def test_fused_validation_follows_the_lexical_channel_when_dense_is_silent(tiny_params, tiny_corpus):
+def test_fused_validation_follows_the_lexical_channel_when_dense_is_silent(
+    tiny_params, tiny_corpus
+):
     samples, _ = build_samples(tiny_corpus, "val", tiny_params.model.grid, False)
     fused = FusedValidation(tiny_params, tiny_corpus, samples)
-    n = tiny_params.model.grid ** 2
+    n = tiny_params.model.grid**2
     cells = {pid: torch.zeros(n, 8) for pid in fused.page_ids}
     silent = fused.score(torch.zeros(len(samples), 8), cells)
-    lexical_top = [fused.page_ids[int(np.argmax([m.max() for m in maps]))] for maps, _ in fused._lexical()]
-    assert silent["fused_page_r1"] == pytest.approx(np.mean([t == s.page_id for t, s in zip(lexical_top, samples)]))
+    lexical_top = [
+        fused.page_ids[int(np.argmax([m.max() for m in maps]))] for maps, _ in fused._lexical()
+    ]
+    assert silent["fused_page_r1"] == pytest.approx(
+        np.mean([t == s.page_id for t, s in zip(lexical_top, samples)])
+    )
     # A dense channel that points every question at its own gold page wins page R@1 outright.
     eye = torch.eye(len(fused.page_ids))
     cells = {pid: eye[i].expand(n, -1).clone() for i, pid in enumerate(fused.page_ids)}
@@ -96,12 +108,18 @@ def test_fused_validation_follows_the_lexical_channel_when_dense_is_silent(tiny_
     assert fused.score(queries, cells)["fused"] >= 1.0
 
 
-def test_fusion_aware_loss_adds_the_lexical_bias_to_the_global_logits(tiny_params, tiny_corpus, model):
+def test_fusion_aware_loss_adds_the_lexical_bias_to_the_global_logits(
+    tiny_params, tiny_corpus, model
+):
     params = tiny_params.model_copy(deep=True)
     params.train.fusion_aware = True
     data = RetrievalDataModule(params, tiny_corpus, model)
     batch = next(iter(data.train_dataloader()))
-    assert batch["lexical_cells"].shape == (len(batch["targets"]), len(batch["page_ids"]), params.model.grid ** 2)
+    assert batch["lexical_cells"].shape == (
+        len(batch["targets"]),
+        len(batch["page_ids"]),
+        params.model.grid**2,
+    )
     aware, plain = RetrieverModule(params, model), RetrieverModule(tiny_params, model)
     with torch.no_grad():
         out_aware, queries, cells = aware._loss(batch)
@@ -114,7 +132,7 @@ def test_fusion_aware_loss_adds_the_lexical_bias_to_the_global_logits(tiny_param
 
 def test_selection_ignores_checks_before_pseudo_labels(tiny_params, tiny_corpus, model):
     params = tiny_params.model_copy(deep=True)
-    params.train.pseudo_label_warmup_steps = 10 ** 6
+    params.train.pseudo_label_warmup_steps = 10**6
     module = RetrieverModule(params, model)
     logged = {}
     module.log = lambda name, value, **kw: logged.__setitem__(name, value)
@@ -125,13 +143,17 @@ def test_selection_ignores_checks_before_pseudo_labels(tiny_params, tiny_corpus,
 
 
 @pytest.mark.slow
-def test_max_steps_zero_exports_the_untrained_pretrained_model(tiny_params, tiny_corpus, tmp_path, monkeypatch):
+def test_max_steps_zero_exports_the_untrained_pretrained_model(
+    tiny_params, tiny_corpus, tmp_path, monkeypatch
+):
     monkeypatch.setenv("REGIONOPS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = get_settings()
     settings.home.mkdir(parents=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
-    params = Params.model_validate({**tiny_params.model_dump(), "train": {**tiny_params.train.model_dump(), "max_steps": 0}})
+    params = Params.model_validate(
+        {**tiny_params.model_dump(), "train": {**tiny_params.train.model_dump(), "max_steps": 0}}
+    )
     result = train_retriever(params, tiny_corpus, tmp_path / "out", settings)
     assert result["steps"] == result["exported_step"] == 0 and "val/fused" in result["final"]
     exported = load_retriever(tmp_path / "out" / "retriever")
@@ -146,12 +168,19 @@ def test_joined_corpus_reads_each_page_image_from_its_own_folder(tmp_path):
     for name in ("synthetic", "real"):
         root = tmp_path / name
         (root / "images").mkdir(parents=True)
-        Image.new("RGB", (8, 8), "red" if name == "real" else "blue").save(root / "images" / "p.png")
-        page = Page(doc=f"{name}.pdf", page=0, image="images/p.png", width=8, height=8, split="train")
+        Image.new("RGB", (8, 8), "red" if name == "real" else "blue").save(
+            root / "images" / "p.png"
+        )
+        page = Page(
+            doc=f"{name}.pdf", page=0, image="images/p.png", width=8, height=8, split="train"
+        )
         save_corpus_tables(root, [page], [])
         parts.append(Corpus(root=root, pages=[page]))
     joined = JoinedCorpus(parts)
-    assert [joined.load_image(p).getpixel((0, 0)) for p in joined.pages] == [(0, 0, 255), (255, 0, 0)]
+    assert [joined.load_image(p).getpixel((0, 0)) for p in joined.pages] == [
+        (0, 0, 255),
+        (255, 0, 0),
+    ]
     with pytest.raises(ValueError, match="share page ids"):
         JoinedCorpus([parts[0], parts[0]])
 
@@ -176,4 +205,6 @@ def test_block_context_unit_reads_each_block_without_its_neighbours(model):
     cell = 4 * 8 + 4  # the cell holding "river"'s centre on the 8x8 grid
     expected = alone[1 : 1 + len(river)].mean(0)
     assert torch.allclose(feats["block"][cell], expected, atol=1e-5)
-    assert not torch.allclose(feats["page"][cell], expected, atol=1e-3)  # read with the castle's words
+    assert not torch.allclose(
+        feats["page"][cell], expected, atol=1e-3
+    )  # read with the castle's words

@@ -101,8 +101,14 @@ def test_train_tiny_exports_and_logs(corpus, tiny_params, settings, tmp_path, mo
     result = train_retriever(tiny_params, corpus, tmp_path / "model", settings)
     assert result["steps"] == tiny_params.train.max_steps and result["resumed_from"] is None
     assert json.loads((tmp_path / "model" / "train_run.json").read_text()) == result
-    assert {"train/loss", "val/loss", "val/page_r1", "val/fused", "val/fused_page_r1",
-            "val/fused_region_hit1"} <= set(result["final"])
+    assert {
+        "train/loss",
+        "val/loss",
+        "val/page_r1",
+        "val/fused",
+        "val/fused_page_r1",
+        "val/fused_region_hit1",
+    } <= set(result["final"])
     model = load_retriever(tmp_path / "model" / "retriever")
     assert model.fingerprint == result["fingerprint"]
 
@@ -118,12 +124,16 @@ def test_train_tiny_exports_and_logs(corpus, tiny_params, settings, tmp_path, mo
     assert "train/loss" in run.data.metrics and "val/page_r1" in run.data.metrics
     # lineage: a name that says what the run changed, the corpus as dataset inputs, system metrics
     assert tags["mlflow.runName"].startswith(f"train seed={tiny_params.seed} ")
-    assert "n_docs=14" in tags["mlflow.runName"] and len(tags["mlflow.runName"]) <= 120  # a TINY override
+    assert (
+        "n_docs=14" in tags["mlflow.runName"] and len(tags["mlflow.runName"]) <= 120
+    )  # a TINY override
     inputs = {d.dataset.name.rsplit("/", 1)[-1]: d for d in run.inputs.dataset_inputs}
     assert set(inputs) == {"pages", "questions"}
     assert inputs["pages"].dataset.digest == corpus_digest(corpus)
     assert {t.value for t in inputs["pages"].tags} == {"training"}
-    assert any(m.startswith("system/cpu_utilization") for m in run.data.metrics), sorted(run.data.metrics)
+    assert any(m.startswith("system/cpu_utilization") for m in run.data.metrics), sorted(
+        run.data.metrics
+    )
     experiment = mlflow.MlflowClient(settings.tracking_uri).get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on runs
     ckpt_dir = settings.home / "checkpoints" / checkpoint_key(tiny_params, corpus)

@@ -31,11 +31,17 @@ def test_checkpoint_problem_names_what_is_wrong(tmp_path):
     assert "unreadable checkpoint" in checkpoint_problem(tmp_path / "garbage.ckpt", STATE, 5)
     foreign = _save(tmp_path / "foreign.ckpt", {"encoder.layer.weight": torch.zeros(2)})
     assert "foreign checkpoint" in checkpoint_problem(foreign, STATE, 5)
-    reshaped = _save(tmp_path / "shape.ckpt", {"model.w": torch.zeros(3, 3), "model.b": torch.zeros(3)})
+    reshaped = _save(
+        tmp_path / "shape.ckpt", {"model.w": torch.zeros(3, 3), "model.b": torch.zeros(3)}
+    )
     assert "has shape (3, 3)" in checkpoint_problem(reshaped, STATE, 5)
-    assert "past max_steps=5" in checkpoint_problem(_save(tmp_path / "long.ckpt", STATE, step=9), STATE, 5)
+    assert "past max_steps=5" in checkpoint_problem(
+        _save(tmp_path / "long.ckpt", STATE, step=9), STATE, 5
+    )
     torch.save([1, 2, 3], tmp_path / "list.ckpt")
-    assert "not a Lightning training checkpoint" in checkpoint_problem(tmp_path / "list.ckpt", STATE, 5)
+    assert "not a Lightning training checkpoint" in checkpoint_problem(
+        tmp_path / "list.ckpt", STATE, 5
+    )
 
 
 def test_a_checkpoint_pickle_that_runs_code_is_refused_without_running_it(tmp_path):
@@ -59,7 +65,9 @@ def test_rejected_checkpoint_is_moved_aside_not_deleted(tmp_path):
 
 def test_checkpoint_key_ignores_max_steps_by_design(tiny_params, tiny_corpus):
     """Intended: more steps continue the same run (components.training.resume explains the caveat)."""
-    longer = tiny_params.model_copy(update={"train": tiny_params.train.model_copy(update={"max_steps": 999})})
+    longer = tiny_params.model_copy(
+        update={"train": tiny_params.train.model_copy(update={"max_steps": 999})}
+    )
     assert checkpoint_key(longer, tiny_corpus) == checkpoint_key(tiny_params, tiny_corpus)
 
 
@@ -83,7 +91,9 @@ def test_corrupt_last_ckpt_falls_back_to_a_fresh_run(tiny_params, tiny_corpus, s
     result = train_retriever(tiny_params, tiny_corpus, tmp_path / "model", settings)
     assert result["resumed_from"] is None and "unreadable checkpoint" in result["resume_rejected"]
     assert result["steps"] == tiny_params.train.max_steps
-    assert [p.read_bytes() for p in ckpt_dir.glob("last.ckpt.rejected-*")] == [b"PK\x03\x04 truncated by a crash"]
+    assert [p.read_bytes() for p in ckpt_dir.glob("last.ckpt.rejected-*")] == [
+        b"PK\x03\x04 truncated by a crash"
+    ]
     run = mlflow.MlflowClient(settings.tracking_uri).get_run(result["run_id"])
     assert "unreadable checkpoint" in run.data.tags["regionops.resume_rejected"]
 
@@ -92,7 +102,11 @@ def test_corrupt_last_ckpt_falls_back_to_a_fresh_run(tiny_params, tiny_corpus, s
 def test_checkpoint_past_max_steps_is_not_resumed(tiny_params, tiny_corpus, settings, tmp_path):
     n = tiny_params.train.max_steps
     train_retriever(tiny_params, tiny_corpus, tmp_path / "long", settings)
-    shorter = tiny_params.model_copy(update={"train": tiny_params.train.model_copy(update={"max_steps": n // 2})})
+    shorter = tiny_params.model_copy(
+        update={"train": tiny_params.train.model_copy(update={"max_steps": n // 2})}
+    )
     result = train_retriever(shorter, tiny_corpus, tmp_path / "short", settings)
-    assert result["steps"] == n // 2 and result["resumed_from"] is None  # not n: asked for fewer steps
+    assert (
+        result["steps"] == n // 2 and result["resumed_from"] is None
+    )  # not n: asked for fewer steps
     assert f"past max_steps={n // 2}" in result["resume_rejected"]

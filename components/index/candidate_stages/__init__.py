@@ -21,5 +21,12 @@ def candidate_stage(params: IndexParams, grid: int, dim: int, store: StorageMode
     return FaissStage(params, grid, dim)
 
 
-__all__ = ["FAST_SCAN_FIRST_FETCH", "FAST_SCAN_OVERFETCH", "CandidateStage", "FaissStage",
-           "StoredCentroidStage", "candidate_stage", "distinct_pages"]
+__all__ = [
+    "FAST_SCAN_FIRST_FETCH",
+    "FAST_SCAN_OVERFETCH",
+    "CandidateStage",
+    "FaissStage",
+    "StoredCentroidStage",
+    "candidate_stage",
+    "distinct_pages",
+]

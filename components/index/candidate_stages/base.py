@@ -64,10 +64,14 @@ class CandidateStage(ABC):
 
     def needs_rebuild(self) -> bool:
         """No faiss index yet, or an IVF one that could not be trained on too few vectors."""
-        return self.faiss_index is None or (self.params.faiss == "ivf" and not self.faiss_index.is_trained)
+        return self.faiss_index is None or (
+            self.params.faiss == "ivf" and not self.faiss_index.is_trained
+        )
 
     @abstractmethod
-    def rebuild(self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
+    def rebuild(
+        self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True
+    ) -> None:
         """A fresh stage over every page of ``index``; ``exact`` = float32 cells of all pages when at hand."""
 
     @abstractmethod
@@ -100,20 +104,28 @@ class CandidateStage(ABC):
         return params
 
     @abstractmethod
-    def pages(self, query: np.ndarray, candidates: int, allowed: np.ndarray | None, n_pages: int) -> np.ndarray:
+    def pages(
+        self, query: np.ndarray, candidates: int, allowed: np.ndarray | None, n_pages: int
+    ) -> np.ndarray:
         """Row positions of up to ``candidates`` pages for ``query`` [1, dim] among ``allowed``
         (None: all ``n_pages``)."""
 
     def nbytes(self) -> int:
         """Serialized bytes of the stage (``stats``' ``candidates``)."""
-        return len(faiss.serialize_index(to_cpu(self.faiss_index, self.device))) if self.faiss_index is not None else 0
+        return (
+            len(faiss.serialize_index(to_cpu(self.faiss_index, self.device)))
+            if self.faiss_index is not None
+            else 0
+        )
 
     def stats(self) -> dict | None:
         """The stage's own figures for ``stats`` (``stage_lists``), if any."""
         return None
 
     def write_parts(self, write: WritePart) -> None:
-        write(CANDIDATES_FILE, faiss.serialize_index(to_cpu(self.faiss_index, self.device)).tobytes())
+        write(
+            CANDIDATES_FILE, faiss.serialize_index(to_cpu(self.faiss_index, self.device)).tobytes()
+        )
 
     @abstractmethod
     def read_parts(self, read: ReadPart, index: IndexRows, folder) -> None:

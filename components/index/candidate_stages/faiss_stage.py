@@ -79,11 +79,14 @@ class FaissStage(CandidateStage):
         if p.faiss == "hnsw":
             faiss.downcast_index(index).hnsw.efSearch = p.hnsw.ef_search
         elif p.faiss == "ivf":
-            faiss.extract_index_ivf(index).nprobe = min(p.ivf.nprobe, faiss.extract_index_ivf(index).nlist)
+            faiss.extract_index_ivf(index).nprobe = min(
+                p.ivf.nprobe, faiss.extract_index_ivf(index).nlist
+            )
         return index
 
-    def vectors(self, index: IndexRows, positions: np.ndarray | None = None,
-                exact: np.ndarray | None = None) -> np.ndarray:
+    def vectors(
+        self, index: IndexRows, positions: np.ndarray | None = None, exact: np.ndarray | None = None
+    ) -> np.ndarray:
         """Stage vectors of the given rows; ``exact`` = their float32 cells when at hand (add)."""
         if self.kind == "pooled":
             return index.pooled if positions is None else index.pooled[positions]
@@ -94,7 +97,9 @@ class FaissStage(CandidateStage):
             return np.ascontiguousarray(page_centroids(cells, self.per_page).reshape(-1, self.dim))
         return np.ascontiguousarray(index.decoded_cells(sel).reshape(-1, self.dim))
 
-    def rebuild(self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
+    def rebuild(
+        self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True
+    ) -> None:
         vectors = self.vectors(index, exact=exact)
         stage = self._new_index(vectors)
         if len(vectors):
@@ -105,7 +110,9 @@ class FaissStage(CandidateStage):
         new_rows = np.arange(start, len(index))
         self.faiss_index.add(self.vectors(index, new_rows, exact=exact).astype(np.float32))
 
-    def pages(self, query: np.ndarray, candidates: int, allowed: np.ndarray | None, n_pages: int) -> np.ndarray:
+    def pages(
+        self, query: np.ndarray, candidates: int, allowed: np.ndarray | None, n_pages: int
+    ) -> np.ndarray:
         params = self.search_params(allowed)
         if self.kind == "pooled":
             _, ids = self.faiss_index.search(query, candidates, params=params)
@@ -123,5 +130,7 @@ class FaissStage(CandidateStage):
         if self.params.faiss == "hnsw":
             faiss.downcast_index(stage).hnsw.efSearch = self.params.hnsw.ef_search
         if stage.ntotal != len(index) * self.per_page:
-            raise IndexFormatError(f"{folder}: candidate stage and pages disagree; rebuild the index")
+            raise IndexFormatError(
+                f"{folder}: candidate stage and pages disagree; rebuild the index"
+            )
         self.faiss_index, self.device = to_device(stage, self.params.faiss)

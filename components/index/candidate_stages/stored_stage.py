@@ -50,8 +50,10 @@ class StoredCentroidStage(CandidateStage):
 
     def __init__(self, params, grid: int, dim: int, store: PqResidualStorage):
         if params.faiss != "flat":
-            raise ValueError("index.pq_residual.candidates=stored scans the stored page centroids (faiss: flat); "
-                             f"got faiss={params.faiss} (use pq_residual.candidates=separate for hnsw/ivf)")
+            raise ValueError(
+                "index.pq_residual.candidates=stored scans the stored page centroids (faiss: flat); "
+                f"got faiss={params.faiss} (use pq_residual.candidates=separate for hnsw/ivf)"
+            )
         super().__init__(params, grid, dim)
         self.store = store
         self.fast_scan = params.pq_residual.fast_scan
@@ -76,7 +78,9 @@ class StoredCentroidStage(CandidateStage):
             index.add_sa_codes(np.ascontiguousarray(self.store.flat_coarse()))
         return index
 
-    def rebuild(self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True) -> None:
+    def rebuild(
+        self, index: IndexRows, exact: np.ndarray | None = None, train_lists: bool = True
+    ) -> None:
         """``train_lists=False``: no new inverted lists (loading an index saved without them stays flat)."""
         self.faiss_index, self.device = to_device(self._flat_index(), self.params.faiss)
         use = self.fast_scan and (train_lists or self.list_centroids is not None)
@@ -86,9 +90,15 @@ class StoredCentroidStage(CandidateStage):
 
     def add(self, index: IndexRows, start: int, exact: np.ndarray) -> None:
         coarse = self.store.coarse[start:]
-        if (self.list_centroids is None and self.fast_scan and self.device == "cpu"
-                and list_count(self.store.coarse.shape[0] * self.store.coarse.shape[1],
-                               self.params.pq_residual.stage_lists)):
+        if (
+            self.list_centroids is None
+            and self.fast_scan
+            and self.device == "cpu"
+            and list_count(
+                self.store.coarse.shape[0] * self.store.coarse.shape[1],
+                self.params.pq_residual.stage_lists,
+            )
+        ):
             self.rebuild(index)  # the corpus has grown enough for inverted lists: train them
             return
         codes = np.ascontiguousarray(coarse.reshape(-1, coarse.shape[-1]))
@@ -98,14 +108,18 @@ class StoredCentroidStage(CandidateStage):
             self.stage_lists = np.concatenate([self.stage_lists, new_lists])
             if self.lists is not None:
                 self.lists.fill(codes, new_lists.reshape(-1), first_id=start * coarse.shape[1])
-        if self.fast_stage is not None:  # decoded SQ4 values are codebook entries: they re-encode to `codes`
+        if (
+            self.fast_stage is not None
+        ):  # decoded SQ4 values are codebook entries: they re-encode to `codes`
             self.fast_stage.add(self.store.codec.coarse_sq.sa_decode(codes))
 
     def keep(self, rows: np.ndarray) -> None:
         if self.stage_lists is not None:
             self.stage_lists = self.stage_lists[rows]
 
-    def pages(self, query: np.ndarray, candidates: int, allowed: np.ndarray | None, n_pages: int) -> np.ndarray:
+    def pages(
+        self, query: np.ndarray, candidates: int, allowed: np.ndarray | None, n_pages: int
+    ) -> np.ndarray:
         """First C distinct pages by their best stored centroid. Fetching C*K centroids would
         guarantee C pages but makes faiss keep a C*K heap (a synthetic 640k-code SQ4 scan: 33 ms at
         k = 8192 vs 21 ms at k = 128), so fetch 4*C (fast scan: 8*C) and double until C distinct
@@ -126,10 +140,15 @@ class StoredCentroidStage(CandidateStage):
         # Fast scan's cost barely grows with k (a 960k-code scan: 7.0 ms at k = 1024, 8.6 ms at 4096),
         # so it starts at 8*C: on the bench's 10k pages 4*C needed a second scan for 6 % of questions
         # (p95 9.8 ms against 7.4 ms at 8*C, p50 5.1 against 5.5 ms; ADR 16).
-        fetch = min(self.faiss_index.ntotal, (FAST_SCAN_FIRST_FETCH if fast is not None else 4) * candidates)
+        fetch = min(
+            self.faiss_index.ntotal, (FAST_SCAN_FIRST_FETCH if fast is not None else 4) * candidates
+        )
         while True:
-            ids = self._fast_top(fast, query, fetch) if fast is not None else \
-                self.faiss_index.search(query, fetch, params=params)[1][0]
+            ids = (
+                self._fast_top(fast, query, fetch)
+                if fast is not None
+                else self.faiss_index.search(query, fetch, params=params)[1][0]
+            )
             pages = distinct_pages(ids, k)
             if len(pages) >= want or fetch >= min(self.faiss_index.ntotal, n_allowed * k):
                 return pages[:candidates]
@@ -137,7 +156,9 @@ class StoredCentroidStage(CandidateStage):
 
     def set_fast_scan(self, enabled: bool) -> bool:
         self.fast_scan = bool(enabled)
-        if enabled and self.fast_stage is None:  # switching off keeps it built (and kept up to date by add)
+        if (
+            enabled and self.fast_stage is None
+        ):  # switching off keeps it built (and kept up to date by add)
             self.fast_stage = self._new_fast_stage()
         return bool(enabled) and self.fast_stage is not None
 
@@ -149,15 +170,21 @@ class StoredCentroidStage(CandidateStage):
             self.fast_stage = self._new_fast_stage()
         return bool(enabled) and self.lists is not None
 
-    def _assign_lists(self, codes: np.ndarray, stage: CentroidLists | None, chunk: int = 65536) -> np.ndarray:
+    def _assign_lists(
+        self, codes: np.ndarray, stage: CentroidLists | None, chunk: int = 65536
+    ) -> np.ndarray:
         """uint16 list number of each centroid code [M, code bytes] by ``stage``'s list centroids (None:
         lists not built here, e.g. fast scan off: a stage only for its quantiser); decoded in chunks
         (490 MB at 10k pages)."""
         codec = self.store.codec
         if stage is None:
-            stage = CentroidLists(self.list_centroids, codec.level_codebook(), self.params.pq_residual.stage_probe)
-        parts = [stage.assign(codec.coarse_sq.sa_decode(np.ascontiguousarray(codes[i : i + chunk])))
-                 for i in range(0, len(codes), chunk)]
+            stage = CentroidLists(
+                self.list_centroids, codec.level_codebook(), self.params.pq_residual.stage_probe
+            )
+        parts = [
+            stage.assign(codec.coarse_sq.sa_decode(np.ascontiguousarray(codes[i : i + chunk])))
+            for i in range(0, len(codes), chunk)
+        ]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
 
     def _new_lists(self, seed: int = 0) -> CentroidLists | None:
@@ -188,11 +215,16 @@ class StoredCentroidStage(CandidateStage):
         only; None where fast scan does not apply)."""
         if self.device != "cpu":
             return None
-        stage = FastScanShards(self.store.flat_coarse(), self.store.codec.fast_scan_stage,
-                               self.params.pq_residual.fast_scan_threads)
+        stage = FastScanShards(
+            self.store.flat_coarse(),
+            self.store.codec.fast_scan_stage,
+            self.params.pq_residual.fast_scan_threads,
+        )
         return stage if stage.available else None
 
-    def _fast_top(self, stage: FastScanShards | CentroidLists, query: np.ndarray, fetch: int) -> np.ndarray:
+    def _fast_top(
+        self, stage: FastScanShards | CentroidLists, query: np.ndarray, fetch: int
+    ) -> np.ndarray:
         """Ids of the ``fetch`` best stored centroids a fast-scan stage finds: it fetches twice as many
         by its approximate (8-bit table) scores, then they are re-ranked by their exact SQ4 scores, so
         the result matches the exact scan's top ``fetch`` over what the stage scanned (ADR 15)."""
@@ -223,7 +255,9 @@ class StoredCentroidStage(CandidateStage):
 
     def read_parts(self, read: ReadPart, index: IndexRows, folder) -> None:
         self._read_lists(read, folder)
-        read(CANDIDATES_FILE, lambda p: faiss.read_index(str(p)))  # the trained quantiser; it must load
+        read(
+            CANDIDATES_FILE, lambda p: faiss.read_index(str(p))
+        )  # the trained quantiser; it must load
         self.rebuild(index, train_lists=False)
 
     def _read_lists(self, read: ReadPart, folder) -> None:
@@ -233,8 +267,13 @@ class StoredCentroidStage(CandidateStage):
         self.list_centroids = read(LIST_CENTROIDS_FILE, lambda p: np.load(p, allow_pickle=False))
         self.stage_lists = read(LISTS_FILE, lambda p: np.load(p, allow_pickle=False))
         coarse = self.store.coarse
-        if (self.stage_lists.shape != coarse.shape[:2] or self.list_centroids.ndim != 2
-                or self.list_centroids.shape[1] != self.dim
-                or (self.stage_lists.size and self.stage_lists.max() >= len(self.list_centroids))):
-            raise IndexFormatError(f"{folder}: the stage's inverted lists and the page centroids "
-                                   "disagree; rebuild the index")
+        if (
+            self.stage_lists.shape != coarse.shape[:2]
+            or self.list_centroids.ndim != 2
+            or self.list_centroids.shape[1] != self.dim
+            or (self.stage_lists.size and self.stage_lists.max() >= len(self.list_centroids))
+        ):
+            raise IndexFormatError(
+                f"{folder}: the stage's inverted lists and the page centroids "
+                "disagree; rebuild the index"
+            )

@@ -19,5 +19,12 @@ def storage_mode(params: IndexParams, grid: int, dim: int) -> StorageMode:
     return STORAGE_MODES[params.storage](params, grid, dim)
 
 
-__all__ = ["STORAGE_MODES", "BinaryStorage", "Float16Storage", "PqResidualStorage", "PqStorage",
-           "StorageMode", "storage_mode"]
+__all__ = [
+    "STORAGE_MODES",
+    "BinaryStorage",
+    "Float16Storage",
+    "PqResidualStorage",
+    "PqStorage",
+    "StorageMode",
+    "storage_mode",
+]

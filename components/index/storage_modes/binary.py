@@ -22,7 +22,9 @@ def binary_scores(packed: np.ndarray, query: np.ndarray) -> np.ndarray:
     """
     query = np.asarray(query, dtype=np.float32).reshape(-1)
     n_bytes = packed.shape[-1]
-    padded = np.zeros(n_bytes * 8, dtype=np.float32)  # padding bits are 0 in the codes and weigh 0 here
+    padded = np.zeros(
+        n_bytes * 8, dtype=np.float32
+    )  # padding bits are 0 in the codes and weigh 0 here
     padded[: query.shape[0]] = query
     table = padded.reshape(n_bytes, 8) @ _BYTE_BITS.T  # [bytes, 256]
     set_bits = table[np.arange(n_bytes), packed].sum(-1, dtype=np.float32)
@@ -44,7 +46,9 @@ class BinaryStorage(StorageMode):
         return np.packbits(cells > 0, axis=-1)
 
     def decode(self, rows) -> np.ndarray:
-        signs = np.unpackbits(self.codes[rows], axis=-1, count=self.dim).astype(np.float32) * 2.0 - 1.0
+        signs = (
+            np.unpackbits(self.codes[rows], axis=-1, count=self.dim).astype(np.float32) * 2.0 - 1.0
+        )
         return signs / math.sqrt(self.dim)
 
     def scores(self, positions: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -35,17 +35,26 @@ class PqStorage(StorageMode):
         return self.pq is not None
 
     def train(self, cells: np.ndarray, seed: int) -> None:
-        self.pq = train_pq(cells.reshape(-1, self.dim), self.params.pq.m, self.params.pq.train_cells,
-                           np.random.default_rng(seed), seed)
+        self.pq = train_pq(
+            cells.reshape(-1, self.dim),
+            self.params.pq.m,
+            self.params.pq.train_cells,
+            np.random.default_rng(seed),
+            seed,
+        )
 
     def encode(self, cells: np.ndarray) -> np.ndarray:
         n, c, d = cells.shape
-        return self.pq.pq.compute_codes(np.ascontiguousarray(cells.reshape(-1, d))).reshape(n, c, -1)
+        return self.pq.pq.compute_codes(np.ascontiguousarray(cells.reshape(-1, d))).reshape(
+            n, c, -1
+        )
 
     def decode(self, rows) -> np.ndarray:
         stored = self.codes[rows]
         n, c = stored.shape[:2]
-        return self.pq.pq.decode(np.ascontiguousarray(stored.reshape(n * c, -1))).reshape(n, c, self.dim)
+        return self.pq.pq.decode(np.ascontiguousarray(stored.reshape(n * c, -1))).reshape(
+            n, c, self.dim
+        )
 
     def scores(self, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
         stored = self.codes[positions]

@@ -25,8 +25,16 @@ class PqResidualStorage(StorageMode):
 
     def __init__(self, params: IndexParams, grid: int, dim: int):
         p = params.pq_residual
-        self.codec = ResidualPQCodec(dim, min(p.centroids, grid * grid), p.pq_m, p.coarse_bits, p.pq_bits,
-                                     p.centroid_choices, p.coarse_range, p.coarse_range_arg)
+        self.codec = ResidualPQCodec(
+            dim,
+            min(p.centroids, grid * grid),
+            p.pq_m,
+            p.coarse_bits,
+            p.pq_bits,
+            p.centroid_choices,
+            p.coarse_range,
+            p.coarse_range_arg,
+        )
         super().__init__(params, grid, dim)
         self.coarse = np.zeros((0, self.codec.k, self.codec.coarse_code_size), dtype=np.uint8)
 
@@ -79,8 +87,16 @@ class PqResidualStorage(StorageMode):
         self.codes = codes
         self.coarse = read(COARSE_FILE, lambda path: np.load(path, allow_pickle=False))
         self.codec = ResidualPQCodec.from_serialized(
-            self.dim, self.coarse.shape[1], p.pq_m, p.coarse_bits, p.pq_bits,
+            self.dim,
+            self.coarse.shape[1],
+            p.pq_m,
+            p.coarse_bits,
+            p.pq_bits,
             read(CODEC_FILES[0], lambda path: path.read_bytes()),
-            read(CODEC_FILES[1], lambda path: path.read_bytes()), p.centroid_choices)
+            read(CODEC_FILES[1], lambda path: path.read_bytes()),
+            p.centroid_choices,
+        )
         if len(self.coarse) != len(self.codes):
-            raise IndexFormatError(f"{folder}: page centroids and cells disagree; rebuild the index")
+            raise IndexFormatError(
+                f"{folder}: page centroids and cells disagree; rebuild the index"
+            )
