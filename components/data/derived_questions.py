@@ -16,6 +16,9 @@ block grouping, so block recall against them is a fair check. Records follow the
 JSONL of docs/data-contract.md (``components.data.schema.Question``). A candidate that would make
 a degenerate question is skipped and counted under ``"<kind>: <reason>"``; nothing is dropped
 silently.
+
+Over 400 lines on purpose: each question kind (cloze, definition, heading, caption) is a short
+generator over the same page model, kept side by side so their seeding and filters stay alike.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ the margin, a change between bold and regular) and at definition entries (a line
 whose continuation lines hang indented, or a row whose leading term stands apart by a wide gap
 or a bold/monospace face). A caption's area is the graphics and non-body text walking away from
 it (figures upward, tables downward) until running text, a heading or a wide gap.
+
+Over 400 lines on purpose: the unit rules (sentence ends, margins, bullets, captions, tables)
+act on the same row model in sequence and are read and tested together (ADR 25).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Output (all deterministic for a seed + params; no timestamps)::
 
     images/<doc>/<page>.png, query_images/<question id>.png,
     pages.jsonl, questions.jsonl, manifest.json
+
+Over 400 lines on purpose: the page templates (tables, charts, forms, prose) and their question
+writers share one seeded layout model; each template is a short function.
 """
 
 from __future__ import annotations

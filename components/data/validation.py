@@ -5,6 +5,9 @@ Each JSONL line becomes one row of a pandas frame. Checks that need Python (JSON
 the pydantic schema, opening the image) fill helper columns; every accept/reject decision is
 then made by a GX expectation, and a rejected row's reasons are the expectations it failed
 (read from GX's ``unexpected_index_list``).
+
+Over 400 lines on purpose: the page and question suites and the quarantine they feed are one
+gate, and their expectations are read and changed together.
 """
 
 from __future__ import annotations

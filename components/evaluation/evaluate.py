@@ -15,6 +15,9 @@ metrics and ``latency_ms: {p50, p95}``; the same for text-only questions in
 output folder, plus ``plots/`` (series for dvc.yaml's plots); ``run_evaluation`` also logs them
 (plus ``<system>.<metric>`` metrics) to an MLflow run of its own, nested under the candidate's
 training run.
+
+Over 400 lines on purpose: scoring, writing the declared outputs and logging the evaluation run
+are one stage's steps, and the gate reads exactly what this module writes.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ query still returns up to k matching pages instead of k minus the filtered ones.
 How the cells are stored is the storage mode's business (storage_modes/: float16, pq, binary,
 pq_residual, each with its own ``index`` section); how the index is saved and loaded, in
 versioned folders with a manifest, is storage.py's.
+
+Over 400 lines on purpose: building, searching and maintaining one index share its state (pages,
+stored cells, candidate stage, lexical channel); the storage codecs, candidate stages and
+persistence already live in their own modules.
 """
 
 from __future__ import annotations

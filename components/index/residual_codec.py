@@ -11,6 +11,10 @@ the raw cells (measured in ADR 11).
 
 Scores stay exact for the stored code: ⟨q, centroid⟩ per page centroid plus an asymmetric
 distance table ⟨q_m, pq_centroid⟩ looked up per cell, so heatmaps never materialise vectors.
+
+Over 400 lines on purpose: training, encoding, decoding and scoring share one code layout
+(coarse levels, centroid choices, residual codebooks), and splitting them would spread that
+layout over modules.
 """
 
 from __future__ import annotations
