@@ -275,6 +275,25 @@ class IndexParams(_Section):
         return IndexParams.model_validate(tree)
 
 
+class RegionSearch(_Section):
+    """The grid ``regions.tune`` searches on val (components/evaluation/region_tuning.py)."""
+
+    absolute: list[float] = [0.2, 0.3, 0.4, 0.5, 0.6]  # threshold_value candidates per strategy
+    relative: list[float] = [0.5, 0.6, 0.7, 0.8, 0.9]
+    quantile: list[float] = [0.8, 0.9, 0.95, 0.98]
+    neighbour_range: list[int] = [1, 2]
+    padding: list[int] = [0, 1]
+    score: list[Literal["max", "mean"]] = ["max", "mean"]
+    snap: list[Literal["none", "block"]] = [
+        "none",
+        "block",
+    ]  # block is tried only with layout blocks
+    rule: list[Literal["heatmap", "text_blocks"]] = [
+        "heatmap",
+        "text_blocks",
+    ]  # text_blocks: with text scores
+
+
 class RegionParams(_Section):
     threshold: Literal["absolute", "relative", "quantile"] = "relative"
     threshold_value: float = 0.8
@@ -291,6 +310,7 @@ class RegionParams(_Section):
     # true: the evaluate stage tunes the settings above on val (eval/regions.json records the choice);
     # false: they are used exactly as written here
     tune: bool = True
+    search: RegionSearch = Field(default_factory=RegionSearch)
 
 
 class RagParams(_Section):

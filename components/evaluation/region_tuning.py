@@ -14,13 +14,6 @@ from components.config import RegionParams
 from components.regions.extract import extract_regions, text_block_regions
 from components.regions.snap import block_cell_masks
 
-# Candidate settings searched by ``tune_region_params`` (validation split only, never test).
-TUNING_GRID: dict[str, tuple[float, ...]] = {
-    "absolute": (0.2, 0.3, 0.4, 0.5, 0.6),
-    "relative": (0.5, 0.6, 0.7, 0.8, 0.9),
-    "quantile": (0.8, 0.9, 0.95, 0.98),
-}
-
 
 def tune_region_params(
     heatmaps: list[np.ndarray],
@@ -47,7 +40,12 @@ def tune_region_params(
         raise ValueError(f"need one block list per heatmap ({len(blocks)} vs {len(heatmaps)})")
     page_blocks = blocks or [None] * len(heatmaps)
     masks = [block_cell_masks(b, h.shape[0]) if b else None for b, h in zip(page_blocks, heatmaps)]
-    snaps = ("none", "block") if blocks is not None else ("none",)
+    grid = base.search  # params.yaml regions.search
+    snaps = (
+        tuple(grid.snap)
+        if blocks is not None
+        else tuple(s for s in grid.snap if s == "none") or ("none",)
+    )
     # rule text_blocks: the best-BM25+ block where some block prints a question term (fixed across
     # the grid), else the heatmap setting's own top region.
     text_iou: list[float | None] = [None] * len(heatmaps)
@@ -62,13 +60,15 @@ def tune_region_params(
             if b and t is not None and len(t) and float(np.max(t)) > 0:
                 found = text_block_regions(heatmap, base, "", b, m, np.asarray(t))
                 text_iou[i] = iou(found[0].box, gold) if found else 0.0
-    rules = ("heatmap", "text_blocks") if any(v is not None for v in text_iou) else (base.rule,)
+    with_text = any(v is not None for v in text_iou)
+    rules = tuple(r for r in grid.rule if with_text or r == "heatmap") or (base.rule,)
     table = []
-    for strategy, values in TUNING_GRID.items():
+    strategies = {"absolute": grid.absolute, "relative": grid.relative, "quantile": grid.quantile}
+    for strategy, values in strategies.items():
         for value in values:
-            for rng in (1, 2):
-                for padding in (0, 1):
-                    for score in ("max", "mean"):
+            for rng in grid.neighbour_range:
+                for padding in grid.padding:
+                    for score in grid.score:
                         for snap in snaps:
                             cand = base.model_copy(
                                 update={"threshold": strategy, "threshold_value": value,
@@ -96,6 +96,8 @@ def tune_region_params(
                                         "miou": float(np.mean(rule_ious)),
                                     }
                                 )
+    if not table:
+        raise ValueError("regions.search holds no candidate setting: nothing to tune")
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
     chosen = base.model_copy(update={k: best[k] for k in base.model_dump()})
     return chosen, table

@@ -79,3 +79,22 @@ def test_tuner_chooses_text_blocks_when_the_text_finds_the_gold_block_and_the_he
     # Without text scores only the base rule is tried.
     _, table = tune_region_params([heat], [tuple(BLOCKS[0])], RegionParams(), blocks=[BLOCKS])
     assert {row["rule"] for row in table} == {"heatmap"}
+
+
+def test_the_search_space_is_params_yaml_regions_search():
+    """Editing regions.search changes what the tuner tries (and an empty grid is refused)."""
+    channel = LexicalChannel([WORDS], G, [BLOCKS])
+    heat = _heatmap_peaking_on_the_title()
+    text = [channel.block_scores("delta option", 0)]
+    narrow = RegionParams().model_copy(deep=True)
+    narrow.search.rule = ["heatmap"]
+    narrow.search.absolute, narrow.search.quantile, narrow.search.relative = [], [], [0.7]
+    narrow.search.padding, narrow.search.neighbour_range, narrow.search.score = [0], [1], ["max"]
+    chosen, table = tune_region_params(
+        [heat], [tuple(BLOCKS[2])], narrow, blocks=[BLOCKS], text_scores=text
+    )
+    assert len(table) == 2 and {row["rule"] for row in table} == {"heatmap"}  # snap none | block
+    assert chosen.threshold == "relative" and chosen.threshold_value == 0.7
+    narrow.search.relative = []
+    with pytest.raises(ValueError, match="no candidate setting"):
+        tune_region_params([heat], [tuple(BLOCKS[2])], narrow, blocks=[BLOCKS], text_scores=text)
