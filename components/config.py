@@ -112,7 +112,7 @@ class ModelParams(_Section):
 
 class TrainParams(_Section):
     max_steps: int = Field(
-        100, ge=0
+        50, ge=0
     )  # 0: export the untrained model (space=pretrained: MiniLM itself; ADR 23)
     batch_size: int = Field(16, ge=2)
     lr: float = Field(3e-4, gt=0)
@@ -420,7 +420,7 @@ class ReaderParams(_Section):
         "realdocs/train"  # real question set to train on too (relative: under $REGIONOPS_HOME)
     )
     finetune_layers: int = Field(6, ge=0)  # last N MiniLM layers trained (the span head always is)
-    max_steps: int = Field(150, ge=1)
+    max_steps: int = Field(100, ge=1)
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)

@@ -2,7 +2,8 @@
 
   regionops        the retriever + index at region level (top region across candidate pages),
                    dense and lexical channels fused (``rag.lexical_weight``);
-  regionops_dense  the same with the lexical channel off: each channel's contribution;
+  regionops_dense  the same with the lexical channel off, regions from the dense heatmap (never
+                   the text-block rule): each channel's contribution;
   lexical_only     the lexical channel alone, no learned model (``lexical_only.py``): the bar
                    every learned component must clear;
   page_level       the same model and page ranking as regionops, region = the whole top page;
@@ -63,6 +64,17 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
+def dense_only(params: Params) -> Params:
+    """``regionops_dense``'s settings: no lexical term map, and regions from the dense heatmap
+    (under ``regions.rule: text_blocks`` the blocks' BM25+ would pick them: lexical evidence)."""
+    return params.model_copy(
+        update={
+            "rag": params.rag.model_copy(update={"lexical_weight": 0.0}),
+            "regions": params.regions.model_copy(update={"rule": "heatmap"}),
+        }
+    )
+
+
 class SystemRunner:
     """Runs the six systems on a question; built once per evaluation (blocks, BM25, MiniLM)."""
 
@@ -70,10 +82,7 @@ class SystemRunner:
         self.params, self.corpus, self.answerer = params, corpus, answerer
         # Retrieval only: answers come from the shared answerer, never from the engine's own reader.
         self.engine = RagEngine(engine.retriever, engine.index, params)
-        dense_params = params.model_copy(
-            update={"rag": params.rag.model_copy(update={"lexical_weight": 0.0})}
-        )
-        self.dense_engine = RagEngine(engine.retriever, engine.index, dense_params)
+        self.dense_engine = RagEngine(engine.retriever, engine.index, dense_only(params))
         index = engine.index
         blocks = []
         for pid in index.page_ids:

@@ -263,3 +263,15 @@ def test_highlight_caption_shows_question_and_answers_below_the_page():
     )  # the long question wraps onto 2+ lines
     assert (out[:80] == (200, 10, 10)).all()  # the page itself is untouched
     assert (out[80:] < 128).any()  # dark text in the white strip
+
+
+def test_the_dense_system_reads_no_lexical_evidence_under_either_region_rule(tiny_params):
+    from components.evaluation.systems import dense_only
+
+    for rule in ("heatmap", "text_blocks"):
+        params = tiny_params.model_copy(
+            update={"regions": tiny_params.regions.model_copy(update={"rule": rule})}
+        )
+        dense = dense_only(params)
+        assert dense.rag.lexical_weight == 0.0 and dense.regions.rule == "heatmap"
+        assert params.regions.rule == rule  # the served settings are left as they were
