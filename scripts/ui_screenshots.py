@@ -16,6 +16,9 @@ texts it had to show, which of them it showed, and its visible text) and ``ui_ex
 (what the APIs hold for the same run: stage logs, artifacts, datasets, linked runs, version).
 A page whose expected text never appears is still captured and listed under ``missing``;
 the exit code is 1 when anything is missing (``--allow-missing``: 0).
+
+Over 400 lines on purpose: one script a user runs (`make ui-screenshots`): starting the servers,
+driving the browser and checking every page stay together.
 """
 
 from __future__ import annotations

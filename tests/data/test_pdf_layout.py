@@ -1,4 +1,8 @@
-"""Layout blocks of born-digital PDF pages (components.data.pdf_layout) and their import."""
+"""Layout blocks of born-digital PDF pages (components.data.pdf_layout) and their import.
+
+Over 400 lines on purpose: every layout rule is tested on the same generated PDFs, built once
+here.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ Fast: the block baselines' BM25 is the lexical channel's BM25+; lexical_only rea
 Slow: the command end to end on PDFs made here with a tiny untrained model (stdout
 is the results JSON alone, every accepted question scored, quarantine and visual-only pages
 reported, the same region gives the same answer whichever system found it), and --tune-on.
+
+Over 400 lines on purpose: import, indexing, tuning and scoring of a folder share one module-
+scoped folder and model.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 One stack per module (the server takes 7-15 s to start, docs/design.md §8), on 127.0.0.1 and a free
 port, each process in its own process group and stopped by PID. The project is the tiny
 config in a temp folder, as in test_pipeline_integration.
+
+Over 400 lines on purpose: the deployments, automations and schedules share one real Prefect
+server.
 """
 
 from __future__ import annotations

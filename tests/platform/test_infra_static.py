@@ -5,6 +5,9 @@ checked without them: compose references resolve, every Kubernetes object valida
 against the Kubernetes JSON schemas (kubernetes-validate ships them; no network), the
 Prefect work pool's job template renders to a valid Job, and ``.env.example`` names every
 variable the settings layer reads.
+
+Over 400 lines on purpose: the static checks of every infra file share their parsers and the
+rendered manifests.
 """
 
 from __future__ import annotations

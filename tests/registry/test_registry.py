@@ -4,6 +4,9 @@ The registry story runs once per module (logging a pyfunc takes seconds) against
 session's temp MLflow (sqlite under $REGIONOPS_HOME), with a small stand-in engine
 injected through ``checkpoint.ENGINE_FACTORY``; the last test uses the real engine when
 the upstream modules and artifacts exist.
+
+Over 400 lines on purpose: gate, promotion, rollback and audit share one MLflow store and its
+candidates.
 """
 
 from __future__ import annotations
