@@ -32,8 +32,12 @@ def ensure_pipeline_user(tracking_uri: str, username: str, password: str) -> str
 def main() -> None:
     username = os.environ["PIPELINE_MLFLOW_USERNAME"]
     if username == os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        sys.exit("PIPELINE_MLFLOW_USERNAME must not be the admin login: flow runs would hold admin rights")
-    outcome = ensure_pipeline_user(os.environ["MLFLOW_TRACKING_URI"], username, os.environ["PIPELINE_MLFLOW_PASSWORD"])
+        sys.exit(
+            "PIPELINE_MLFLOW_USERNAME must not be the admin login: flow runs would hold admin rights"
+        )
+    outcome = ensure_pipeline_user(
+        os.environ["MLFLOW_TRACKING_URI"], username, os.environ["PIPELINE_MLFLOW_PASSWORD"]
+    )
     print(f"MLflow login {username!r}: {outcome}")
 
 
