@@ -138,7 +138,7 @@ def landing_ingest(
     ] = PROJECT.landed,
     params_path: ParamsOpt = DEFAULT_PARAMS,
     overrides: SetOpt = None,
-    emit: Annotated[
+    send_event: Annotated[
         bool,
         typer.Option(
             "--emit/--no-emit",
@@ -160,7 +160,7 @@ def landing_ingest(
 
     intake = ingest_landing(landing, landed, params)
     emit(intake)
-    if emit and intake["changed"]:
+    if send_event and intake["changed"]:
         # Prefect lives in flows/, never in components/: flows.events sends the event.
         sent = subprocess.run(
             [

@@ -134,3 +134,21 @@ def test_only_the_landing_folder_is_scanned(tmp_path):
     landing.mkdir()
     _drop(tmp_path, "escape.pdf", GOOD_PDF)  # a sibling of the landing folder, never scanned
     assert pending_files(landing, tmp_path / "landed") == []
+
+
+def test_landing_ingest_command_prints_the_intake_and_sends_no_event_with_no_emit(tmp_path):
+    """`regionops landing ingest --no-emit` (its `--emit` flag once shadowed the output function)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    landing, landed = tmp_path / "landing", tmp_path / "landed"
+    _drop(landing, "memo.pdf", make_pdf([[(20, 150, "Memo 12 approved")]]))
+    cmd = [sys.executable, "-m", "components.cli", "landing", "ingest", "--landing", str(landing)]
+    cmd += ["--landed", str(landed), "--params", str(REPO / "params.yaml"), "--no-emit"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    intake = json.loads(proc.stdout)
+    assert intake["changed"] and [e["name"] for e in intake["new"]] == ["memo.pdf"]
+    assert "arrival event" not in proc.stderr
