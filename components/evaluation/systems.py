@@ -65,13 +65,18 @@ def _ms(t0: float) -> float:
 
 
 def dense_only(params: Params) -> Params:
-    """``regionops_dense``'s settings: no lexical term map, and regions from the dense heatmap
-    (under ``regions.rule: text_blocks`` the blocks' BM25+ would pick them: lexical evidence)."""
+    """``regionops_dense``'s settings: no lexical term map, and regions from the dense heatmap.
+
+    Under ``regions.rule: text_blocks`` the blocks' BM25+ would pick the regions (lexical
+    evidence), so the dense system takes the heatmap rule; its regions are then ranked by their
+    best cell (``score: max``), as its pages are: the heatmap settings tuned as text_blocks'
+    fallback (a mean score, say) would reorder its pages by region means.
+    """
+    regions = params.regions
+    if regions.rule != "heatmap":
+        regions = regions.model_copy(update={"rule": "heatmap", "score": "max"})
     return params.model_copy(
-        update={
-            "rag": params.rag.model_copy(update={"lexical_weight": 0.0}),
-            "regions": params.regions.model_copy(update={"rule": "heatmap"}),
-        }
+        update={"rag": params.rag.model_copy(update={"lexical_weight": 0.0}), "regions": regions}
     )
 
 
