@@ -77,6 +77,37 @@ def _visual_only_note(report: dict, pages) -> str | None:
     )
 
 
+def _import_folder(docs: Path, questions: Path, tmp: Path, params: Params):
+    """``regionops import``'s path into ``tmp/corpus``: (import report, corpus); refuses a folder
+    from which no document or no question was accepted."""
+    from components.data.corpus import load_corpus
+    from components.data.importer import import_documents
+
+    report = import_documents(
+        Path(docs), Path(questions), tmp / "corpus", params, collection=COLLECTION
+    )
+    corpus = load_corpus(tmp / "corpus")
+    if not corpus.pages:
+        raise ValueError(
+            f"--docs {docs}: no document imported ({report['documents']['reasons'] or 'none found'})"
+        )
+    if not corpus.questions:
+        raise ValueError(
+            f"--questions {questions}: no question accepted ({report['questions']['reasons']})"
+        )
+    return report, corpus
+
+
+def _index_folder(corpus, source: ModelSource, tmp: Path, log):
+    """``regionops index build``'s code over the imported corpus, and the engine on it."""
+    from components.index.build import build_index
+    from components.rag.engine import RagEngine
+
+    log(f"indexing {len(corpus.pages)} pages with {source.label}")
+    build_index(source.params, corpus, source.model_dir, tmp / "index")
+    return RagEngine.from_dirs(source.model_dir, tmp / "index", source.params)
+
+
 def evaluate_folder(
     params: Params,
     docs: Path,
@@ -92,29 +123,15 @@ def evaluate_folder(
     ``log``: called with a line of progress per step (the CLI prints them to stderr).
     """
     log = log or (lambda message: None)
-    from components.data.corpus import load_corpus
-    from components.data.importer import import_documents
     from components.evaluation.region_answer import RegionAnswerer
-    from components.index.build import build_index
     from components.rag.engine import RagEngine
 
     with tempfile.TemporaryDirectory(prefix="regionops-evalfolder-") as tmp:
         tmp = Path(tmp)
         log(f"model {source.label}; region settings from {source.regions['source']}")
         run_params, notes = source.params, list(source.notes)
-        report = import_documents(
-            Path(docs), Path(questions), tmp / "corpus", run_params, collection=COLLECTION
-        )
-        corpus = load_corpus(tmp / "corpus")
-        if not corpus.pages:
-            raise ValueError(
-                f"--docs {docs}: no document imported ({report['documents']['reasons'] or 'none found'})"
-            )
+        report, corpus = _import_folder(docs, questions, tmp, run_params)
         accepted = list(corpus.questions)
-        if not accepted:
-            raise ValueError(
-                f"--questions {questions}: no question accepted ({report['questions']['reasons']})"
-            )
         log(
             f"imported {report['pages']} pages of {report['documents']['accepted']} documents "
             f"({report['documents']['quarantined']} quarantined), {len(accepted)} questions "
@@ -124,9 +141,7 @@ def evaluate_folder(
         if note:
             notes.append(note)
             log(note)
-        log(f"indexing {len(corpus.pages)} pages with {source.label}")
-        build_index(run_params, corpus, source.model_dir, tmp / "index")
-        engine = RagEngine.from_dirs(source.model_dir, tmp / "index", run_params)
+        engine = _index_folder(corpus, source, tmp, log)
         if reader is not None:
             engine.with_reader(Path(reader))
         elif source.reader_dir is not None and engine.reader is None:
@@ -219,25 +234,11 @@ def tune_folder(params: Params, docs: Path, questions: Path, source: ModelSource
     ``--regions-from`` reads. Tune on a set you will not score (the real *train* set), never on
     the one you report."""
     log = log or (lambda message: None)
-    from components.data.corpus import load_corpus
-    from components.data.importer import import_documents
-    from components.index.build import build_index
-    from components.rag.engine import RagEngine
 
     with tempfile.TemporaryDirectory(prefix="regionops-tunefolder-") as tmp:
         tmp = Path(tmp)
-        report = import_documents(
-            Path(docs), Path(questions), tmp / "corpus", source.params, collection=COLLECTION
-        )
-        corpus = load_corpus(tmp / "corpus")
-        if not corpus.pages or not corpus.questions:
-            raise ValueError(
-                f"--docs {docs} / --questions {questions}: nothing imported "
-                f"({report['documents']['reasons']}; {report['questions']['reasons']})"
-            )
-        log(f"indexing {len(corpus.pages)} pages with {source.label}")
-        build_index(source.params, corpus, source.model_dir, tmp / "index")
-        engine = RagEngine.from_dirs(source.model_dir, tmp / "index", source.params)
+        _, corpus = _import_folder(docs, questions, tmp, source.params)
+        engine = _index_folder(corpus, source, tmp, log)
         log(f"tuning region settings on {len(corpus.questions)} questions")
         tuned = tune_regions_on(source.params, list(corpus.questions), engine)
     if tuned is None:

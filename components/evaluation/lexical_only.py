@@ -74,7 +74,9 @@ class LexicalOnly:
             self.params.regions,
             page_id,
             blocks=self.blocks[pos],
-            text_scores=self.channel.block_scores(question, pos),
+            text_scores=self.channel.block_scores(question, pos)
+            if self.params.regions.rule == "text_blocks"
+            else None,
         )
         return tuple(regions[0].box) if regions else None
 

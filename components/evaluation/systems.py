@@ -140,7 +140,9 @@ class SystemRunner:
                 self.params.regions,
                 gold,
                 blocks=index.meta(gold).blocks,
-                text_scores=index.lexical.block_scores(text, index.position(gold)),
+                text_scores=index.lexical.block_scores(text, index.position(gold))
+                if self.params.regions.rule == "text_blocks"
+                else None,
             )
             gold_box = regions[0].box if regions else None
         said, answer_ms = answer(result.page_id, top_box, _ranked(result.regions[1:]))

@@ -84,7 +84,9 @@ class FusedValidation:
                 self.params.regions,
                 top_id,
                 blocks=self.blocks[top],
-                text_scores=self.lexical.block_scores(text, top),
+                text_scores=self.lexical.block_scores(text, top)
+                if self.params.regions.rule == "text_blocks"
+                else None,
             )
             regions.append(
                 region_hit(
