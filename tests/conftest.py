@@ -24,7 +24,26 @@ _SESSION_HOME = (
     else None
 )
 
+# Tests use a tiny random BERT (4 MB) in place of the packaged 87 MB MiniLM: every model copy a
+# test writes holds the encoder (tests/support/tiny_text_encoder.py). Tests of the pretrained
+# space itself use PRETRAINED_OVERRIDES on top.
+from tests.support.tiny_text_encoder import WIDTH as _TINY_WIDTH
+from tests.support.tiny_text_encoder import tiny_text_encoder_dir
+
+TINY_ENCODER_OVERRIDES = [
+    f"model.text_encoder={tiny_text_encoder_dir()}",
+    "model.text_encoder_sha256=null",
+    f"model.dim={_TINY_WIDTH}",
+]
+# The packaged MiniLM back (its pinned sha256 and width), for tests of the pretrained space.
+PRETRAINED_OVERRIDES = [
+    "model.text_encoder=null",
+    "model.text_encoder_sha256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "model.dim=384",
+]
+
 TINY_OVERRIDES = [
+    *TINY_ENCODER_OVERRIDES,
     "data.n_docs=14",
     "data.max_pages_per_doc=2",
     "data.questions_per_page=2",
@@ -84,6 +103,18 @@ def stop_prefect_temporary_servers():
     if server_module is not None:
         for server in list(server_module.SubprocessASGIServer._instances.values()):
             server.stop()
+
+
+def pytest_report_header(config):
+    """Free disk where the tests write, in every CI log (a full disk fails tests far from the cause)."""
+    import shutil
+    import tempfile
+
+    free = {
+        "tmp": shutil.disk_usage(tempfile.gettempdir()).free,
+        "repo": shutil.disk_usage(REPO).free,
+    }
+    return "free disk: " + ", ".join(f"{name} {b / 2**30:.1f} GiB" for name, b in free.items())
 
 
 @pytest.fixture(scope="session")
