@@ -432,6 +432,16 @@ def _reader_answering(
     return evaluate_answering(bench, ReaderAnswerer(reader, engine.index))
 
 
+def _real_answering(pipeline_params, params, home, model_dir, engine, reader_dir) -> dict:
+    """Reader vs text layer on the real set's held-out documents (``real_answering``)."""
+    from components.evaluation.real_answering import score_real_answering
+    from components.reader.io import load_reader
+
+    return score_real_answering(
+        pipeline_params, params, home, model_dir, engine.retriever, load_reader(reader_dir)
+    )
+
+
 def run_evaluation(
     params: Params,
     corpus: Corpus,
@@ -453,6 +463,7 @@ def run_evaluation(
             f"no questions in the {split!r} split of {corpus.root}: nothing to evaluate"
         )
     engine = engine or RagEngine.from_dirs(Path(model_dir), Path(index_dir), params)
+    pipeline_params = params  # keys the reader's real-pages cache as its training did
     params, region_choice = choose_region_params(params, corpus, engine)
     # The caller's engine keeps its settings; the answerer is the engine's own (bundled reader or text layer).
     answerer = RegionAnswerer(engine.index, engine.reader)
@@ -491,6 +502,20 @@ def run_evaluation(
                         "visual_token_ratio",
                         "token_ratio",
                     )
+                }
+            )
+        if settings is None:
+            from components.settings import get_settings
+
+            settings = get_settings()
+        metrics["answering_real"] = _real_answering(
+            pipeline_params, params, settings.home, Path(model_dir), engine, Path(reader_dir)
+        )
+        if metrics["answering_real"]["measured"]:  # logged with the run, read back by the gate
+            systems["regionops"].update(
+                {
+                    "real_reader_anls": metrics["answering_real"]["reader_anls"],
+                    "real_text_anls": metrics["answering_real"]["text_anls"],
                 }
             )
     write_outputs(out_dir, metrics, scored, corpus, engine, params)

@@ -102,8 +102,10 @@ def served_reader(
     """The reader to bundle (or None: answers come from the top region's text layer), and why.
 
     ``registry.answerer: auto`` bundles the reader only when the candidate's evaluation measured
-    its ANLS (``reader_anls``) above the text-layer answer's (``anls``) on the same questions:
-    a reader that answers worse must not replace a better answerer at serving time.
+    its ANLS above the text-layer answer's on the same questions: a reader that answers worse
+    must not replace a better answerer at serving time. Real pages decide when the evaluation
+    measured them (``real_reader_anls`` / ``real_text_anls``, the real set's held-out documents,
+    ``components.evaluation.real_answering``); else the synthetic split (``reader_anls`` / ``anls``).
     """
     reader_dir = check_reader_dir(reader_dir)
     choice = params.registry.answerer
@@ -114,18 +116,27 @@ def served_reader(
     if choice == "text":
         return None, "registry.answerer: text"
     system = system_metrics(candidate)
-    reader_anls, text_anls = system.get("reader_anls"), system.get("anls")
-    if reader_anls is None or text_anls is None:
-        return None, "auto: the evaluation measured no reader ANLS to compare; text-layer answers"
-    if float(reader_anls) > float(text_anls):
-        return (
-            reader_dir,
-            f"auto: reader ANLS {float(reader_anls):.3f} > text-layer ANLS {float(text_anls):.3f}",
+    synthetic = (system.get("reader_anls"), system.get("anls"))
+    real = (system.get("real_reader_anls"), system.get("real_text_anls"))
+    if None not in real:
+        (reader_anls, text_anls), where = real, "on real pages"
+        if None not in synthetic:
+            where += (
+                f" (synthetic: reader {float(synthetic[0]):.3f}, text {float(synthetic[1]):.3f})"
+            )
+    elif None not in synthetic:
+        (reader_anls, text_anls), where = (
+            synthetic,
+            "on the synthetic split (no real pages measured)",
         )
-    return (
-        None,
-        f"auto: reader ANLS {float(reader_anls):.3f} <= text-layer ANLS {float(text_anls):.3f}",
+    else:
+        return None, "auto: the evaluation measured no reader ANLS to compare; text-layer answers"
+    better = float(reader_anls) > float(text_anls)
+    reason = (
+        f"auto: reader ANLS {float(reader_anls):.3f} {'>' if better else '<='} "
+        f"text-layer ANLS {float(text_anls):.3f} {where}"
     )
+    return (reader_dir if better else None), reason
 
 
 def served_params(params: Params, metrics: dict[str, Any]) -> Params:

@@ -9,10 +9,10 @@ Studies (``--studies``, each reader trained from scratch per seed; retrieval on 
 Paired intervals: components/evaluation/paired.py (seeds x questions bootstrap) against the
 reference condition of each study. Writes reports/reader_real.json and reports/reader_real.md.
 
-    PYTHONPATH=$PWD python scripts/experiments/reader_real.py --model /work/main/data/model \\
-        --synthetic /work/main/data/corpus --synthetic-index /work/main/data/index \\
-        --train-set /work/data/realdocs/train --dev-set /work/data/realdocs/dev \\
-        --studies main --seeds 13 --steps 300 --limit 300
+    PYTHONPATH=$PWD python scripts/experiments/reader_real.py --model MODEL \\
+        --synthetic data/corpus --synthetic-index INDEX_OF_MODEL \\
+        --train-set REALDOCS/train --dev-set REALDOCS/dev --regions-from real_regions.json \\
+        --studies main,noise --rhos 0 --seeds 13,14,15 --steps 150 --limit 0
 
 The dev set is only scored (its cache is reader-eval-pages/, which training never reads).
 """
@@ -93,6 +93,11 @@ def main() -> None:
         "--set", action="append", default=[], help="reader param override, e.g. contexts=3"
     )
     ap.add_argument("--out", type=Path, default=Path("reports"))
+    ap.add_argument(
+        "--regions-from",
+        type=Path,
+        help="region settings chosen on the real train set (`regionops tune-regions --out`)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params, settings = load_params(), configure_environment()
@@ -105,6 +110,14 @@ def main() -> None:
             else value
         )
     params = params.model_copy(update={"reader": params.reader.model_copy(update=updates)})
+    if args.regions_from:
+        from components.config import RegionParams
+        from components.registry.model_source import _chosen_in
+
+        chosen = _chosen_in(args.regions_from)
+        if chosen is None:
+            raise SystemExit(f"--regions-from {args.regions_from}: no region settings in it")
+        params = params.model_copy(update={"regions": RegionParams(**chosen)})
     retriever = load_retriever(retriever_dir(args.model))
     syn_index = RegionIndex.load(args.synthetic_index, expected_fingerprint=retriever.fingerprint)
     syn_corpus = load_corpus(args.synthetic)
@@ -180,6 +193,102 @@ def main() -> None:
             )
             print(json.dumps(rows[-1]), flush=True)
 
+    def report(seeds_done: list[int]) -> None:
+        comparisons = []
+
+        def compare(variant: tuple[str, str], reference: tuple[str, str]):
+            have = [
+                s
+                for s in seeds_done
+                if (variant[0], variant[1], s) in scores
+                and (reference[0], reference[1], s) in scores
+            ]
+            if have:
+                v = np.stack([scores[(*variant, s)] for s in have])
+                r = np.stack([scores[(*reference, s)] for s in have])
+                comparisons.append(
+                    {
+                        "variant": "/".join(variant),
+                        "reference": "/".join(reference),
+                        **paired_difference(v, r),
+                    }
+                )
+
+        if "main" in studies:
+            compare(("main", "regionops"), ("main", "page_level"))
+            for s in seeds_done:
+                scores[("heuristic", "regionops", s)] = heuristic
+            compare(("main", "regionops"), ("heuristic", "regionops"))
+        if "tokens" in studies and "main" in studies:
+            for mode in ("avgpool", "random", "none"):
+                compare(("main", "regionops"), (f"tokens={mode}", "regionops"))
+        if "noise" in studies:
+            rhos = [float(r) for r in args.rhos.split(",")]
+            for rho in rhos[1:]:
+                for system in ("regionops", "oracle"):
+                    compare((f"rho={rho:.2f}", system), (f"rho={rhos[0]:.2f}", system))
+            if "main" in studies:  # the configured rho (main) against each swept one
+                for rho in rhos:
+                    for system in ("regionops", "oracle"):
+                        compare(("main", system), (f"rho={rho:.2f}", system))
+        result = {
+            "dev_questions": len(bench.items),
+            "limit": args.limit,
+            "seeds": seeds_done,
+            "retrieval_seconds": round(retrieval_seconds, 1),
+            "evidence_at_1": float(np.mean(evidence_at_1)),
+            "evidence_at_k": float(np.mean(evidence_at_k)),
+            "dev_retrieved_rho": 1
+            - float(
+                np.mean(
+                    [
+                        np.mean([evidence_in(r, it.question) for r in it.regions])
+                        for it in bench.items
+                        if it.regions
+                    ]
+                )
+            ),
+            "heuristic_top1_anls": float(heuristic.mean()),
+            "reader_params": {k: v for k, v in params.flat().items() if k.startswith("reader.")},
+            "rows": rows,
+            "comparisons": comparisons,
+            "question_ids": [it.question.id for it in bench.items],
+            "per_question": {
+                f"{c}|{sy}|{se}": [round(float(x), 4) for x in v]
+                for (c, sy, se), v in scores.items()
+            },
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        name = "reader_real" + ("" if studies == ["main"] else "_" + "_".join(studies))
+        tmp = args.out / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, args.out / f"{name}.json")
+        lines = [
+            f"# Reader on real dev ({len(bench.items)} questions, seeds {seeds_done})",
+            "",
+            (
+                f"evidence@1 {result['evidence_at_1']:.3f}, evidence@k {result['evidence_at_k']:.3f}, "
+                f"measured rho of the top-k {result['dev_retrieved_rho']:.3f}, "
+                f"heuristic (top region) ANLS {result['heuristic_top1_anls']:.4f}"
+            ),
+            "",
+            "| condition | system | seed | ANLS | text tok | visual tok | steps | train s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['condition']} | {r['system']} | {r['seed']} | {r['anls']:.4f} | {r['text_tokens']:.1f} | "
+                f"{r['visual_tokens']:.1f} | {r['steps']} | {r['train_seconds']} |"
+            )
+        lines += ["", "| variant | reference | diff | 95% CI | seeds |", "|---|---|---|---|---|"]
+        for c in comparisons:
+            ci = f"[{c['ci_low']:.4f}, {c['ci_high']:.4f}]" if c["ci_low"] is not None else ""
+            lines.append(
+                f"| {c['variant']} | {c['reference']} | {c['difference']:.4f} | {ci} | {c['seeds']} |"
+            )
+        (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+
     for seed in seeds:
         if "main" in studies:
             run("main", seed, ("regionops", "page_level", "oracle"))
@@ -190,95 +299,7 @@ def main() -> None:
         if "noise" in studies:
             for rho in (float(r) for r in args.rhos.split(",")):
                 run(f"rho={rho:.2f}", seed, ("oracle", "regionops"), noise_rho=rho)
-
-    comparisons = []
-
-    def compare(variant: tuple[str, str], reference: tuple[str, str]):
-        have = [
-            s
-            for s in seeds
-            if (variant[0], variant[1], s) in scores and (reference[0], reference[1], s) in scores
-        ]
-        if have:
-            v = np.stack([scores[(*variant, s)] for s in have])
-            r = np.stack([scores[(*reference, s)] for s in have])
-            comparisons.append(
-                {
-                    "variant": "/".join(variant),
-                    "reference": "/".join(reference),
-                    **paired_difference(v, r),
-                }
-            )
-
-    if "main" in studies:
-        compare(("main", "regionops"), ("main", "page_level"))
-        for s in seeds:
-            scores[("heuristic", "regionops", s)] = heuristic
-        compare(("main", "regionops"), ("heuristic", "regionops"))
-    if "tokens" in studies and "main" in studies:
-        for mode in ("avgpool", "random", "none"):
-            compare(("main", "regionops"), (f"tokens={mode}", "regionops"))
-    if "noise" in studies:
-        rhos = [float(r) for r in args.rhos.split(",")]
-        for rho in rhos[1:]:
-            for system in ("regionops", "oracle"):
-                compare((f"rho={rho:.2f}", system), (f"rho={rhos[0]:.2f}", system))
-    result = {
-        "dev_questions": len(bench.items),
-        "limit": args.limit,
-        "seeds": seeds,
-        "retrieval_seconds": round(retrieval_seconds, 1),
-        "evidence_at_1": float(np.mean(evidence_at_1)),
-        "evidence_at_k": float(np.mean(evidence_at_k)),
-        "dev_retrieved_rho": 1
-        - float(
-            np.mean(
-                [
-                    np.mean([evidence_in(r, it.question) for r in it.regions])
-                    for it in bench.items
-                    if it.regions
-                ]
-            )
-        ),
-        "heuristic_top1_anls": float(heuristic.mean()),
-        "reader_params": {k: v for k, v in params.flat().items() if k.startswith("reader.")},
-        "rows": rows,
-        "comparisons": comparisons,
-        "question_ids": [it.question.id for it in bench.items],
-        "per_question": {
-            f"{c}|{sy}|{se}": [round(float(x), 4) for x in v] for (c, sy, se), v in scores.items()
-        },
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "reader_real" + ("" if studies == ["main"] else "_" + "_".join(studies))
-    tmp = args.out / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, args.out / f"{name}.json")
-    lines = [
-        f"# Reader on real dev ({len(bench.items)} questions, seeds {seeds})",
-        "",
-        (
-            f"evidence@1 {result['evidence_at_1']:.3f}, evidence@k {result['evidence_at_k']:.3f}, "
-            f"measured rho of the top-k {result['dev_retrieved_rho']:.3f}, "
-            f"heuristic (top region) ANLS {result['heuristic_top1_anls']:.4f}"
-        ),
-        "",
-        "| condition | system | seed | ANLS | text tok | visual tok | steps | train s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['condition']} | {r['system']} | {r['seed']} | {r['anls']:.4f} | {r['text_tokens']:.1f} | "
-            f"{r['visual_tokens']:.1f} | {r['steps']} | {r['train_seconds']} |"
-        )
-    lines += ["", "| variant | reference | diff | 95% CI | seeds |", "|---|---|---|---|---|"]
-    for c in comparisons:
-        ci = f"[{c['ci_low']:.4f}, {c['ci_high']:.4f}]" if c["ci_low"] is not None else ""
-        lines.append(
-            f"| {c['variant']} | {c['reference']} | {c['difference']:.4f} | {ci} | {c['seeds']} |"
-        )
-    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        report(seeds[: seeds.index(seed) + 1])  # partial results survive a stop
 
 
 def evidence_in(region, question) -> bool:

@@ -450,3 +450,60 @@ def test_ablate_two_stage_compares_stage_one_methods(built, tiny_corpus, tmp_pat
     # the stored pictures find every generated query image's entity (a 6-step retriever's pixel path does not need to)
     assert pooled["two_stage:pictures"]["stage1_precision"] == 1.0
     assert "| two_stage:pictures |" in (tmp_path / "rep" / "two_stage_stage_one.md").read_text()
+
+
+@pytest.mark.slow
+def test_real_answering_scores_both_answerers_on_the_real_sets_val_questions_only(built, tmp_path):
+    """The gate's real-page figures: the reader and the text layer on the real set's ``val``
+    questions (the reader trains on the others); the set's pages come from one cached import."""
+    from components.evaluation.real_answering import score_real_answering
+    from components.model.io import load_retriever, retriever_dir
+    from tests.data.test_data_import import make_pdf
+
+    params, _, root, _, reader = built
+    retriever = load_retriever(retriever_dir(root / "model"))
+    home = tmp_path / "home"
+    missing = score_real_answering(params, params, home, root / "model", retriever, reader)
+    assert missing["measured"] is False and "scripts/real_docs.py" in missing["reason"]
+
+    set_dir = home / "realset"
+    (set_dir / "docs").mkdir(parents=True)
+    (set_dir / "docs" / "manual.pdf").write_bytes(
+        make_pdf(
+            [
+                [(20, 170, "Installation guide"), (20, 120, "Version: 4.2")],
+                [(20, 170, "Licence terms"), (20, 100, "Licence: GPL")],
+            ]
+        )
+    )
+    rows = [
+        ("v1", "What is the version?", "4.2", 0, "val"),
+        ("v2", "What is the licence?", "GPL", 1, "val"),
+        ("t1", "Which guide is this?", "Installation guide", 0, "train"),
+    ]
+    (set_dir / "questions.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": i,
+                    "question": q,
+                    "answers": [a],
+                    "doc": "manual.pdf",
+                    "page": pg,
+                    "split": s,
+                }
+            )
+            + "\n"
+            for i, q, a, pg, s in rows
+        )
+    )
+    real = params.model_copy(
+        update={"reader": params.reader.model_copy(update={"real_train_dir": "realset"})}
+    )
+    scored = score_real_answering(real, real, home, root / "model", retriever, reader)
+    assert scored["measured"] is True, scored
+    assert scored["split"] == "val" and scored["n_questions"] == 2  # not the train question
+    assert 0.0 <= scored["reader_anls"] <= 1.0 and 0.0 <= scored["text_anls"] <= 1.0
+    again = score_real_answering(real, real, home, root / "model", retriever, reader)
+    assert again == scored  # the same cached pages, the same answers
+    assert len([d for d in (home / "reader-pages").iterdir() if d.is_dir()]) == 1

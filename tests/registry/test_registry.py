@@ -676,3 +676,27 @@ def test_served_reader_is_the_answerer_that_measured_better(tmp_path, tiny_param
     assert served_reader(forced, metrics(anls=0.3, reader_anls=0.1), reader)[0] == reader
     with pytest.raises(FileNotFoundError, match="no reader.safetensors"):
         served_reader(tiny_params, metrics(), tmp_path)
+
+
+def test_real_pages_decide_the_answerer_when_they_were_measured(tmp_path, tiny_params):
+    """The synthetic split prefers the text layer, the real held-out pages the reader: the real
+    pages decide, and the reason shows both; without real figures the synthetic split decides."""
+    from components.registry.bundle import served_reader
+
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / "config.json").write_text("{}")
+    (reader / "reader.safetensors").write_bytes(b"x")
+    synthetic = {"anls": 0.38, "reader_anls": 0.30}
+    both = {
+        "systems": {"regionops": {**synthetic, "real_reader_anls": 0.5, "real_text_anls": 0.04}}
+    }
+    chosen, reason = served_reader(tiny_params, both, reader)
+    assert chosen == reader
+    assert "0.500 > text-layer ANLS 0.040 on real pages" in reason and "synthetic" in reason
+    chosen, reason = served_reader(tiny_params, {"systems": {"regionops": synthetic}}, reader)
+    assert chosen is None and "on the synthetic split" in reason
+    worse = {
+        "systems": {"regionops": {**synthetic, "real_reader_anls": 0.1, "real_text_anls": 0.2}}
+    }
+    assert served_reader(tiny_params, worse, reader)[0] is None
