@@ -30,6 +30,7 @@ class RetrieverModule(L.LightningModule):
         self.model = model if model is not None else build_retriever(params.model)
         # The export serves pages by the rule the global loss ranked them by (ADR 28).
         self.model.page_score = page_score_rule(params.train.global_score)
+        self.late = params.train.global_score == "late_interaction"
         self._val_queries: list[torch.Tensor] = []
         self._val_gold: list[str] = []
         self._val_pages: dict[str, torch.Tensor] = {}
@@ -46,7 +47,7 @@ class RetrieverModule(L.LightningModule):
             batch["pixels"], batch["cell_tokens"], batch.get("cell_text")
         )
         scores = cell_scores(queries, cells)
-        late = t.global_score == "late_interaction"
+        late = self.late
         per_token = token_cell_scores(tokens, cells) if late else None  # [B, P, L, N]
         page_score = maxsim_page_scores(per_token, mask) if late else None
         lexical = batch.get("lexical_cells")
@@ -99,7 +100,7 @@ class RetrieverModule(L.LightningModule):
         for j, pid in enumerate(page_ids):
             self._val_pages.setdefault(pid, cells[j].detach())
         self._val_queries.append(queries.detach())
-        if self.model.page_score == "maxsim":  # each question's real token vectors
+        if self.late:  # each question's real token vectors
             keep = batch["attention_mask"].bool()
             self._val_tokens += [t[k].detach() for t, k in zip(tokens, keep)]
         self._val_gold += [page_ids[i] for i in batch["targets"].tolist()]
@@ -110,7 +111,7 @@ class RetrieverModule(L.LightningModule):
         ids = list(self._val_pages)
         pages = torch.stack([self._val_pages[i] for i in ids])
         queries = torch.cat(self._val_queries)
-        maxsim = self.model.page_score == "maxsim"  # val ranks pages as the export will serve them
+        maxsim = self.late  # val ranks pages as the export will serve them
         if maxsim:
             best = torch.stack(
                 [maxsim_page_scores(token_cell_scores(t, pages)) for t in self._val_tokens]
