@@ -2,7 +2,7 @@
 
 Every val question ranks every val gold page by the best cell of the fused heatmap, dense cell
 scores + ``rag.lexical_weight`` × the lexical channel's heatmap (``rag.lexical_scope``), as
-``RegionIndex.search`` does; the top page's region comes from the same map re-weighted with
+``RegionIndex.search`` does (a late-interaction model: MaxSim's heatmap, ADR 28); the top page's region comes from the same map re-weighted with
 page-local term weights (``rag.region_term_weights``, as ``region_heatmaps``), through
 ``extract_regions`` with the params' region settings and block snapping. Region hit@1 is over the
 questions with a gold box (IoU ≥ ``evaluate.iou_hit``), as the evaluation scores it.
