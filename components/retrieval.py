@@ -7,6 +7,8 @@ import of the RAG engine that serves it.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from components.config import Params
@@ -28,18 +30,22 @@ class RegionRetrieval:
         # page_score; ADR 28): maxsim scores pages by the question's token vectors.
         self.page_score = getattr(retriever, "page_score", "max_cell")
         self._tokens: dict[str, np.ndarray] = {}  # question -> token vectors (maxsim only)
+        self._tokens_lock = threading.Lock()
 
     # ------------------------------------------------------------------ query (ADR 28)
     def query_tokens(self, question: str) -> np.ndarray:
         """float32 [L, dim]: the question's token vectors (kept for the last questions, so the
         vector and the search of one question share one encoder pass)."""
-        if question not in self._tokens:
+        tokens = self._tokens.get(question)
+        if tokens is None:
             from components.model.encode import encode_query_token_matrices
 
-            if len(self._tokens) >= 64:
-                self._tokens.pop(next(iter(self._tokens)))
-            self._tokens[question] = encode_query_token_matrices(self.retriever, [question])[0]
-        return self._tokens[question]
+            tokens = encode_query_token_matrices(self.retriever, [question])[0]
+            with self._tokens_lock:  # a served engine may answer from several threads
+                if len(self._tokens) >= 64:
+                    self._tokens.pop(next(iter(self._tokens)))
+                self._tokens[question] = tokens
+        return tokens
 
     def text_query_vector(self, question: str) -> np.ndarray:
         """The question's query vector: the mean of its token vectors."""
