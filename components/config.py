@@ -125,8 +125,8 @@ class TrainParams(_Section):
     # every candidate page's cells, so the local loss also ranks pages (ADR 14).
     local_negatives: Literal["gold_page", "candidates"] = "gold_page"
     # What the global loss ranks pages by: max_cell (the best cell's heatmap score, as served) or
-    # late_interaction (each query token's best cell, averaged; ADR 21). Training only: serving and
-    # val/page_r1 keep the heatmap's max cell.
+    # late_interaction (each query token's best cell, averaged; ADR 21). The export records the
+    # rule (page_score max_cell | maxsim) and the index serves pages by it (ADR 28).
     global_score: Literal["max_cell", "late_interaction"] = "max_cell"
     pseudo_label_warmup_steps: int = Field(
         20, ge=0
@@ -328,6 +328,9 @@ class RagParams(_Section):
     # A question with a query image: two-stage (image -> entity name -> rewritten question, RORA-VLM;
     # served and evaluated alike) or one query of the summed text and image vectors.
     image_query: Literal["two_stage", "fused"] = "two_stage"
+    # A maxsim model's heatmap from its per-token cell scores (ADR 28): each cell's mean over the
+    # query tokens, or each cell's share of the MaxSim score (the tokens it is the best cell of).
+    maxsim_heatmap: Literal["mean", "vote"] = "mean"
 
 
 class EvaluateParams(_Section):

@@ -243,7 +243,7 @@ def tune_regions_on(
     heatmaps = [
         engine.index.heatmap(
             q.page_id,
-            v,
+            engine.index_query(v, q.question),
             q.question,
             params.rag.lexical_weight,
             params.rag.lexical_scope,

@@ -119,7 +119,7 @@ def write_highlights(sample: list[dict], corpus, engine, folder: Path) -> list[P
             if heat is None:
                 heat = engine.index.heatmap(
                     pid,
-                    qv,
+                    engine.index_query(qv, result.question),
                     result.question,
                     engine.params.rag.lexical_weight,
                     engine.params.rag.lexical_scope,

@@ -133,7 +133,12 @@ class SystemRunner:
         gold_box = None
         if gold_indexed:
             fused = index.heatmap(
-                gold, qv, text, rag.lexical_weight, rag.lexical_scope, rag.region_term_weights
+                gold,
+                engine.index_query(qv, text),
+                text,
+                rag.lexical_weight,
+                rag.lexical_scope,
+                rag.region_term_weights,
             )
             regions = extract_regions(
                 fused,
@@ -165,7 +170,10 @@ class SystemRunner:
         dense_gold = None
         if gold_indexed:
             regions = extract_regions(
-                index.heatmap(gold, qv), self.params.regions, gold, blocks=index.meta(gold).blocks
+                index.heatmap(gold, self.dense_engine.index_query(qv, text)),
+                self.params.regions,
+                gold,
+                blocks=index.meta(gold).blocks,
             )
             dense_gold = regions[0].box if regions else None
         said, answer_ms = answer(dense.page_id, dense_top, _ranked(dense.regions[1:]))

@@ -31,3 +31,21 @@ def float16_scores(cells: np.ndarray, query: np.ndarray) -> np.ndarray:
             stop = start + _BLOCK_ROWS
             torch.mv(rows[start:stop].float(), q, out=out[start:stop])
     return out.numpy().reshape(cells.shape[:-1])
+
+
+def float16_token_scores(cells: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """float32 ⟨cell, token⟩ for float16 ``cells`` [..., dim] and float32 ``tokens`` [L, dim]:
+    shape [..., L] (MaxSim's exact stage; widened block by block as ``float16_scores`` does)."""
+    if cells.dtype != np.float16:
+        raise TypeError(f"float16_token_scores takes float16 cells, got {cells.dtype}")
+    dim = cells.shape[-1]
+    t = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.float32))
+    if t.ndim != 2 or t.shape[1] != dim:
+        raise ValueError(f"tokens have shape {tuple(t.shape)}, the cells {dim} dims")
+    rows = torch.from_numpy(np.ascontiguousarray(cells).reshape(-1, dim))
+    out = torch.empty(rows.shape[0], t.shape[0], dtype=torch.float32)
+    with torch.inference_mode():
+        for start in range(0, rows.shape[0], _BLOCK_ROWS):
+            stop = start + _BLOCK_ROWS
+            torch.mm(rows[start:stop].float(), t.T, out=out[start:stop])
+    return out.numpy().reshape(*cells.shape[:-1], t.shape[0])

@@ -35,6 +35,7 @@ from components.index.candidate_stages import (
 )
 from components.index.errors import FingerprintMismatchError, IndexError_, IndexFormatError
 from components.index.lexical import LexicalChannel
+from components.index.maxsim import TokenQuery, candidate_vector, maxsim_maps
 from components.index.pages import PageHit, PageMeta
 from components.index.storage import FORMAT_VERSION, load_index, save_index
 from components.index.storage_modes import StorageMode, storage_mode
@@ -53,6 +54,7 @@ __all__ = [
     "PageHit",
     "PageMeta",
     "RegionIndex",
+    "TokenQuery",
     "binary_scores",
 ]
 
@@ -243,8 +245,11 @@ class RegionIndex:
         bench compares both); returns whether the lists are in use."""
         return self.stage.set_stage_lists(enabled)
 
-    def heatmaps(self, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """Exact [len(positions), G, G] heatmaps of ``query`` on the given pages."""
+    def heatmaps(self, positions: np.ndarray, query: np.ndarray | TokenQuery) -> np.ndarray:
+        """Exact [len(positions), G, G] heatmaps of ``query`` on the given pages (a TokenQuery:
+        MaxSim's heatmaps, whose peaks are the pages' MaxSim scores; maxsim.py)."""
+        if isinstance(query, TokenQuery):
+            return maxsim_maps(self.storage_mode, np.asarray(positions), query, self.grid)
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if query.shape[0] != self.dim:
             raise ValueError(f"query has {query.shape[0]} dims, the index holds {self.dim}")
@@ -322,7 +327,7 @@ class RegionIndex:
 
     def search(
         self,
-        query_vec: np.ndarray,
+        query_vec: np.ndarray | TokenQuery,
         k_pages: int,
         candidates: int | None = None,
         filters: dict | None = None,
@@ -332,7 +337,9 @@ class RegionIndex:
         lexical_candidates: int = 0,
         lexical_scope: str = "cell",
     ) -> list[PageHit]:
-        """Top ``k_pages`` pages by exact max-cell score among the candidate pages.
+        """Top ``k_pages`` pages by their heatmap's peak among the candidate pages: the exact
+        max-cell score for a query vector, the MaxSim score for a ``TokenQuery`` (whose mean
+        vector finds the candidates).
 
         Candidates come from the faiss stage and, when ``query_text`` is given, also from
         BM25 (``lexical_candidates`` pages). With ``lexical_weight`` > 0 each heatmap is
@@ -341,7 +348,7 @@ class RegionIndex:
         """
         if not self.metas or k_pages <= 0:
             return []
-        query = np.asarray(query_vec, dtype=np.float32).reshape(-1)
+        query = candidate_vector(query_vec)
         use_lexical = bool(query_text) and lexical_weight > 0
         if exhaustive:
             allowed = self._allowed(filters)
@@ -356,7 +363,7 @@ class RegionIndex:
                 positions = np.concatenate([positions, sparse[~np.isin(sparse, positions)]])
         if len(positions) == 0:
             return []
-        maps = self.heatmaps(positions, query)
+        maps = self.heatmaps(positions, query_vec)
         if use_lexical:
             maps = maps + lexical_weight * self.lexical.heatmaps(
                 query_text, positions, lexical_scope

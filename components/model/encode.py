@@ -138,6 +138,25 @@ def encode_queries(model: RegionRetriever, texts: list[str], batch_size: int = 6
 
 
 @torch.inference_mode()
+def encode_query_token_matrices(model: RegionRetriever, texts: list[str]) -> list[np.ndarray]:
+    """Per text, float32 [L, dim]: its real tokens' unit vectors (no padding rows), what MaxSim
+    scores (ADR 28); their mean is ``encode_queries``' vector."""
+    _eval_mode(model)
+    if not texts:
+        return []
+    device = _device(model)
+    enc = model.tokenize_queries(list(texts))
+    ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+    traced = traced_text_encoder(model)
+    if traced is not None:
+        tokens = model.project_query_token_vectors(traced(ids, mask), ids, mask)
+    else:
+        tokens = model.encode_query_token_vectors(ids, mask)
+    tokens, keep = tokens.float().cpu().numpy(), mask.bool().cpu().numpy()
+    return [t[k] for t, k in zip(tokens, keep)]
+
+
+@torch.inference_mode()
 def encode_image_queries(
     model: RegionRetriever, images: list[Image.Image], batch_size: int = 32
 ) -> np.ndarray:

@@ -3,7 +3,8 @@
 Layout of an export folder::
 
     model.safetensors   every weight (cell encoder, projections, MiniLM)
-    config.json         model params, text encoder name + sha256, fingerprint (sha256 of the weights)
+    config.json         model params, text encoder name + sha256, fingerprint (sha256 of the weights),
+                        page_score (max_cell | maxsim: the rule it was trained and is served by)
     text_encoder/       the MiniLM config and tokenizer files, so the export loads on its own
     vision_model/       the vision tower's config (backbone = hf_vision only)
 """
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from components.config import ModelParams
 from components.model.hf_backbone import VISION_DIR, vision_tower_from_config
+from components.model.late_interaction import PAGE_SCORE_RULES
 from components.model.retriever import RegionRetriever
 from components.model.text_encoder import TextEncoderInfo, sha256_file
 
@@ -62,6 +64,7 @@ def save_retriever(model: RegionRetriever, out_dir: Path) -> Path:
         "model": model.params.model_dump(mode="json"),
         "text_encoder": {"name": model.text_info.name, "sha256": model.text_info.sha256},
         "fingerprint": fingerprint,
+        "page_score": model.page_score,
     }
     (out_dir / CONFIG).write_text(
         json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -100,6 +103,12 @@ def load_retriever(model_dir: Path) -> RegionRetriever:
     saved.setdefault("space", "learned")  # exported before the pretrained space existed (ADR 23)
     saved.setdefault("heading_context", 0.0)  # exported before heading context existed (ADR 19)
     params = ModelParams.model_validate(saved)
+    # Exported before the served rule was recorded: those models served (and trained) max_cell.
+    page_score = config.get("page_score", "max_cell")
+    if page_score not in PAGE_SCORE_RULES:
+        raise ValueError(
+            f"{model_dir / CONFIG}: page_score {page_score!r} is not one of {PAGE_SCORE_RULES}"
+        )
     text_config = AutoConfig.from_pretrained(str(model_dir / TEXT_DIR), local_files_only=True)
     text_model = AutoModel.from_config(text_config)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir / TEXT_DIR), local_files_only=True)
@@ -120,4 +129,5 @@ def load_retriever(model_dir: Path) -> RegionRetriever:
             f"{weights} does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     model._fingerprint = fingerprint
+    model.page_score = page_score
     return model.eval()

@@ -15,6 +15,11 @@ from torch import nn
 from components.config import ModelParams
 from components.model.cell_encoder import CellEncoder
 from components.model.featurize import PageFeaturizer
+from components.model.late_interaction import (
+    PageScoreRule,
+    maxsim_page_scores,
+    token_cell_scores,
+)
 from components.model.pretrained_cells import (
     PretrainedCellEncoder,
     PretrainedQueryTokens,
@@ -97,6 +102,9 @@ class RegionRetriever(nn.Module):
             context_unit=p.context_unit,
         )  # fmt: skip
         self._fingerprint: str | None = None
+        # How a page scores against a query when served: the rule training ranked pages by
+        # (train.global_score; the export records it, ADR 28).
+        self.page_score: PageScoreRule = "max_cell"
         self._freeze_text(p.finetune_text_layers)
 
     # -- identity -------------------------------------------------------------------------
@@ -248,12 +256,10 @@ def late_interaction_page_scores(
 
     ColBERT's MaxSim: each query token takes its best cell, the page scores their mean. Different
     tokens may settle on different cells (a name on the title, a figure in a table), whereas
-    ``page_scores`` asks one cell to carry the whole query. The mean over tokens of any single
-    cell's scores is still that cell's heatmap score, so the heatmap is unchanged.
+    ``page_scores`` asks one cell to carry the whole query. The index serves the same rule
+    (components.model.late_interaction; ADR 28).
     """
-    best = torch.einsum("bld,pnd->bpln", tokens, cells).max(-1).values  # [B, P, L]
-    mask = attention_mask.to(best.dtype).unsqueeze(1)
-    return (best * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+    return maxsim_page_scores(token_cell_scores(tokens, cells), attention_mask)
 
 
 def build_retriever(p: ModelParams) -> RegionRetriever:

@@ -87,11 +87,11 @@ class RagEngine(RegionRetrieval):
     def encode(self, question: str, query_image=None) -> np.ndarray:
         """The query vector. With an image, text and image vectors are normalised and summed
         (the ``fused`` way; ``query`` runs the two-stage way first)."""
-        from components.model.encode import encode_image_queries, encode_queries
+        from components.model.encode import encode_image_queries
 
         parts = []
         if question and question.strip():
-            parts.append(encode_queries(self.retriever, [question])[0])
+            parts.append(self.text_query_vector(question))
         if query_image is not None:
             parts.append(encode_image_queries(self.retriever, [query_image])[0])
         if not parts:

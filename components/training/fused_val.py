@@ -2,7 +2,7 @@
 
 Every val question ranks every val gold page by the best cell of the fused heatmap, dense cell
 scores + ``rag.lexical_weight`` × the lexical channel's heatmap (``rag.lexical_scope``), as
-``RegionIndex.search`` does; the top page's region comes from the same map re-weighted with
+``RegionIndex.search`` does (a late-interaction model: MaxSim's heatmap, ADR 28); the top page's region comes from the same map re-weighted with
 page-local term weights (``rag.region_term_weights``, as ``region_heatmaps``), through
 ``extract_regions`` with the params' region settings and block snapping. Region hit@1 is over the
 questions with a gold box (IoU ≥ ``evaluate.iou_hit``), as the evaluation scores it.
@@ -21,6 +21,7 @@ from components.config import Params
 from components.data.corpus import Corpus
 from components.data.layout import page_blocks
 from components.index.lexical import LexicalChannel
+from components.model.late_interaction import maxsim_heatmaps, token_cell_scores
 from components.regions.extract import extract_regions
 
 
@@ -54,20 +55,32 @@ class FusedValidation:
             ]
         return self._lexical_maps
 
-    def score(self, queries: torch.Tensor, page_cells: dict[str, torch.Tensor]) -> dict[str, float]:
+    def score(
+        self,
+        queries: torch.Tensor,
+        page_cells: dict[str, torch.Tensor],
+        query_tokens: list[torch.Tensor] | None = None,
+    ) -> dict[str, float]:
         """queries [Q, D] in sample order, page_cells {page id: [G*G, D]} -> fused page R@1,
-        region hit@1 and their sum (``fused``)."""
+        region hit@1 and their sum (``fused``). With ``query_tokens`` (per question [L, D]; a
+        maxsim model) the dense maps are MaxSim's heatmaps (``rag.maxsim_heatmap``), as served."""
         if len(queries) != len(self.questions):
             raise ValueError(
                 f"{len(queries)} query vectors for {len(self.questions)} val questions"
             )
         g, w = self.params.model.grid, self.params.rag.lexical_weight
         cells = torch.stack([page_cells[pid] for pid in self.page_ids]).float()
-        dense = (
-            torch.einsum("qd,pnd->qpn", queries.float(), cells)
-            .reshape(len(queries), -1, g, g)
-            .numpy()
-        )
+        if query_tokens is not None:
+            rule = self.params.rag.maxsim_heatmap
+            dense = torch.stack(
+                [
+                    maxsim_heatmaps(token_cell_scores(t.float(), cells), None, rule)
+                    for t in query_tokens
+                ]
+            )
+        else:
+            dense = torch.einsum("qd,pnd->qpn", queries.float(), cells)
+        dense = dense.reshape(len(queries), -1, g, g).numpy()
         pages, regions = [], []
         for (text, gold, box), maps, (corpus_lex, page_lex) in zip(
             self.questions, dense, self._lexical()

@@ -122,8 +122,8 @@ def test_fusion_aware_loss_adds_the_lexical_bias_to_the_global_logits(
     )
     aware, plain = RetrieverModule(params, model), RetrieverModule(tiny_params, model)
     with torch.no_grad():
-        out_aware, queries, cells = aware._loss(batch)
-        out_plain, _, _ = plain._loss(batch)
+        out_aware, queries, cells, _ = aware._loss(batch)
+        out_plain, _, _, _ = plain._loss(batch)
     fused = cell_scores(queries, cells) + params.rag.lexical_weight * batch["lexical_cells"]
     expected = F.cross_entropy(fused.max(-1).values / params.train.tau_global, batch["targets"])
     assert float(out_aware.global_) == pytest.approx(float(expected), rel=1e-5)

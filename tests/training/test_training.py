@@ -84,8 +84,8 @@ def test_samples_and_batches(corpus, tiny_params):
     late = RetrieverModule(late_params, model)
     module.eval(), late.eval()  # no dropout: both see the same vectors
     with torch.no_grad():
-        by_cell, _, cells = module._loss(batch)
-        by_tokens, _, _ = late._loss(batch)
+        by_cell, _, cells, _ = module._loss(batch)
+        by_tokens, _, _, _ = late._loss(batch)
         tokens = model.encode_query_token_vectors(batch["input_ids"], batch["attention_mask"])
     page = late_interaction_page_scores(tokens, batch["attention_mask"], cells)
     expected = global_infonce(page, batch["targets"], tiny_params.train.tau_global)
