@@ -232,7 +232,9 @@ def run_training(
             )
     seconds = time.perf_counter() - started
     if run.save_last_at_end and run.max_steps:
-        trainer.save_checkpoint(last)  # a rerun asking for the same steps then has nothing to redo
+        # A rerun asking for the same steps then has nothing to redo; the full state (optimizer
+        # and loops too, not weights only) so that a rerun asking for more steps resumes exactly.
+        trainer.save_checkpoint(last, weights_only=False)
     record = {
         "run_id": logger.run_id,
         "experiment_id": logger.experiment_id,
