@@ -16,7 +16,8 @@ the served path for each question under ``--threads`` torch threads:
   extract       region extraction and ranking
 
 ``total`` is the served path end to end (``answer_timed``: encode + search_vector + regions_for),
-timed separately. With ``--profile FILE`` the end-to-end path of every question also runs under
+timed separately, with the process's CPU milliseconds (``total_cpu``: every thread's, so at
+two threads it includes their waits; it moves less with other jobs than the wall time). With ``--profile FILE`` the end-to-end path of every question also runs under
 pyinstrument (an optional tool, not a project dependency) and its text report goes to FILE.
 Run from the repository root, e.g.
 ``python -m scripts.experiments.real_latency_profile --model /work/model_run1
@@ -187,6 +188,7 @@ def main() -> None:
     texts = [q.question for q in spread([q for q in corpus.questions if q.question], args.n)]
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     total: list[float] = []
+    total_cpu: list[float] = []  # the process's CPU time (every thread's; spinning included)
     untrimmed: list[float] = []
     differ: list[str] = []
     load_start = os.getloadavg()
@@ -194,7 +196,9 @@ def main() -> None:
         answer_timed(engine, texts[0])  # warm-up: lazy BM25 and torch state
         staged(engine, texts[0])
         for text in texts:
+            cpu0 = time.process_time()
             total.append(answer_timed(engine, text)[0])
+            total_cpu.append((time.process_time() - cpu0) * 1e3)
             times, regions, old, old_ms = staged(engine, text)
             for name, ms in times.items():
                 stages[name].append(ms)
@@ -219,6 +223,7 @@ def main() -> None:
         "regions": params.regions.model_dump(exclude={"search", "tune"}),
         "build_s": round(build_s, 2),
         "total": latency_percentiles(total),
+        "total_cpu": latency_percentiles(total_cpu),
         "stages_p50_ms": {s: latency_percentiles(v)["p50_ms"] for s, v in stages.items()},
         "stages_mean_ms": {s: round(float(np.mean(v)), 3) for s, v in stages.items()},
         "regions_untrimmed": latency_percentiles(untrimmed),
