@@ -126,6 +126,7 @@ class LexicalChannel:
         self._cells: list[dict[str, set[int]]] = []
         # per page: [(cell indices, terms in the block)]
         self._blocks: list[list[tuple[np.ndarray, frozenset[str]]]] = []
+        self._term_blocks: list[dict[str, list[int]]] = []
         # per page, per layout block (in the page's block order): the tokens printed in it
         self._block_tokens: list[list[list[str]]] = []
         self._block_bm25: tuple[BM25PlusPostings | None, np.ndarray] | None = None
@@ -161,6 +162,13 @@ class LexicalChannel:
                     if terms
                 ]
             )
+            # term -> the entries of self._blocks[i] printing it, so a question's block shares
+            # are summed over its terms' blocks instead of testing every term on every block
+            term_blocks: dict[str, list[int]] = defaultdict(list)
+            for b, (_, terms) in enumerate(self._blocks[-1]):
+                for term in terms:
+                    term_blocks[term].append(b)
+            self._term_blocks.append(dict(term_blocks))
             docs.append(tokens)
         self._bm25 = bm25_plus(docs)
         self._page_postings = BM25PlusPostings(self._bm25) if self._bm25 is not None else None
@@ -273,9 +281,17 @@ class LexicalChannel:
                     for cell in cells.get(term, ()):
                         cell_map[row, cell] += weight
             if scope != "cell":
-                for block_cells, block_terms in self._blocks[pos]:
-                    share = sum(w for t, w in page_weights.items() if t in block_terms)
+                # Each block's share adds its terms' weights in page_weights' order, as summing
+                # over the terms it prints would (the same floats, the same order; ADR 29).
+                shares: dict[int, float] = {}
+                blocks_of = self._term_blocks[pos]
+                for term, weight in page_weights.items():
+                    for b in blocks_of.get(term, ()):
+                        shares[b] = shares.get(b, 0) + weight
+                blocks = self._blocks[pos]
+                for b, share in shares.items():
                     if share > 0:
+                        block_cells = blocks[b][0]
                         block_map[row, block_cells] = np.maximum(block_map[row, block_cells], share)
         out = {"cell": cell_map, "block": block_map, "mixed": 0.5 * (cell_map + block_map)}[scope]
         return (out / total).reshape(-1, self.grid, self.grid)
