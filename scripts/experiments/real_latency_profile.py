@@ -18,7 +18,7 @@ the served path for each question under ``--threads`` torch threads:
 ``total`` is the served path end to end (``answer_timed``: encode + search_vector + regions_for),
 timed separately, with the process's CPU milliseconds (``total_cpu``: every thread's, so at
 two threads it includes their waits; it moves less with other jobs than the wall time). With ``--profile FILE`` the end-to-end path of every question also runs under
-pyinstrument (an optional tool, not a project dependency) and its text report goes to FILE.
+pyinstrument (the ``profile`` extra in pyproject.toml) and its text report goes to FILE.
 Run from the repository root, e.g.
 ``python -m scripts.experiments.real_latency_profile --model /work/model_run1
 --docs /work/data/realdocs/dev/docs --questions /work/data/rd4/dev/questions.jsonl
@@ -206,7 +206,12 @@ def main() -> None:
             if not same_regions(regions, old):
                 differ.append(text)
         if args.profile is not None:
-            from pyinstrument import Profiler
+            try:
+                from pyinstrument import Profiler
+            except ImportError as err:
+                raise SystemExit(
+                    "--profile needs pyinstrument: pip install -e '.[profile]'"
+                ) from err
 
             profiler = Profiler(interval=0.0005)
             with profiler:
