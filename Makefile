@@ -57,8 +57,16 @@ test-fast: $(STAMP)
 # trained model evaluated on dev/. `make bench` times question -> regions on dev/ when it is built.
 REALDOCS ?= $(REGIONOPS_HOME)/realdocs
 
+# Real-page latency (issue 25) is timed beside the synthetic figure in the same run, with the region
+# settings chosen on the real train set (`make bench-real` writes them) when they exist. Override,
+# e.g.: make bench BENCH_MODEL=/path/to/export REAL_QUESTIONS=... REGIONS_FROM=... (ADR 29).
+BENCH_MODEL ?= data/model
+REAL_QUESTIONS ?= $(REALDOCS)/dev/questions.jsonl
+REGIONS_FROM ?= $(wildcard reports/real_regions.json)
+
 bench: $(STAMP)
-	$(VENV)/bin/regionops bench --out reports $(if $(wildcard $(REALDOCS)/dev/questions.jsonl),--real-docs $(REALDOCS)/dev/docs --real-questions $(REALDOCS)/dev/questions.jsonl)
+	@test -f $(REAL_QUESTIONS) || echo "make bench: no real pages ($(REAL_QUESTIONS) is missing; make bench-real builds it): latency on real pages is not measured"
+	$(VENV)/bin/regionops bench --out reports --model $(BENCH_MODEL) $(if $(REGIONS_FROM),--regions-from $(REGIONS_FROM)) $(if $(wildcard $(REAL_QUESTIONS)),--real-docs $(REALDOCS)/dev/docs --real-questions $(REAL_QUESTIONS))
 
 # Region settings (the region rule included) are chosen on the real train set, never on dev (ADR 27).
 bench-real: $(STAMP)

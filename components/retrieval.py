@@ -13,7 +13,8 @@ import numpy as np
 
 from components.config import Params
 from components.index.region_index import PageHit, RegionIndex, TokenQuery
-from components.regions.extract import Region, extract_regions, rank_regions
+from components.regions.extract import Region, extract_regions
+from components.regions.top_k import top_regions
 
 
 class RegionRetrieval:
@@ -91,7 +92,8 @@ class RegionRetrieval:
         self, hits: list[PageHit], question: str | None = None
     ) -> dict[str, np.ndarray]:
         """The heatmaps regions are extracted from: the ranking maps, or, with
-        ``rag.region_term_weights: page`` and a question, their page-local re-weighting."""
+        ``rag.region_term_weights: page`` and a question, their page-local re-weighting (shifted
+        onto the ranking map's peak, so each map's peak is its hit's heatmap peak)."""
         rag = self.params.rag
         if question and rag.region_term_weights == "page":
             maps = self.index.region_heatmaps(hits, question, rag.lexical_weight, rag.lexical_scope)
@@ -99,27 +101,45 @@ class RegionRetrieval:
             maps = [h.heatmap for h in hits]
         return {h.page_id: m for h, m in zip(hits, maps)}
 
-    def _ranked_regions(
-        self, maps: dict[str, np.ndarray], k: int, question: str | None = None
-    ) -> list[Region]:
-        """Every candidate page's regions, best first across pages (``regions.rule`` decides
-        whether a page's regions are its heatmap's components or its best BM25+ blocks)."""
-        text_blocks = self.params.regions.rule == "text_blocks" and bool(question)
-        by_page = {}
-        for pid, heat in maps.items():
-            scores = (
-                self.index.lexical.block_scores(question, self.index.position(pid))
-                if text_blocks
-                else None
-            )
-            by_page[pid] = extract_regions(
-                heat,
-                self.params.regions,
-                pid,
-                blocks=self.index.meta(pid).blocks,
-                text_scores=scores,
-            )
-        return rank_regions(by_page, k)
+    def regions_and_maps(
+        self, hits: list[PageHit], k: int | None, question: str | None = None
+    ) -> tuple[list[Region], dict[str, np.ndarray]]:
+        """The ``k`` best regions across the hits' pages and the maps of the pages read for them.
 
-    def regions_for(self, hits: list[PageHit], k: int, question: str | None = None) -> list[Region]:
-        return self._ranked_regions(self.region_maps(hits, question), k, question)
+        ``regions.rule`` decides whether a page's regions are its heatmap's components or its best
+        BM25+ blocks. No region outscores its page map's peak, so pages are read in the hits'
+        order in chunks of ``k`` and the reading stops once no page left can place a region in the
+        top k (``top_regions``): the regions are those of every page, and the unread pages' maps
+        and block scores are never computed (ADR 29).
+        """
+        text_blocks = self.params.regions.rule == "text_blocks" and bool(question)
+        maps: dict[str, np.ndarray] = {}
+
+        def regions_of(pages: list[int]) -> list[list[Region]]:
+            chunk = [hits[i] for i in pages]
+            maps.update(self.region_maps(chunk, question))
+            positions = [self.index.position(h.page_id) for h in chunk]
+            scores = (
+                self.index.lexical.pages_block_scores(question, positions)
+                if text_blocks
+                else [None] * len(chunk)
+            )
+            return [
+                extract_regions(
+                    maps[h.page_id],
+                    self.params.regions,
+                    h.page_id,
+                    blocks=self.index.meta(h.page_id).blocks,
+                    text_scores=s,
+                )
+                for h, s in zip(chunk, scores)
+            ]
+
+        peaks = [float(h.heatmap.max()) for h in hits]
+        regions, _ = top_regions(peaks, regions_of, k, chunk=max(k or len(hits), 1))
+        return regions, maps
+
+    def regions_for(
+        self, hits: list[PageHit], k: int | None, question: str | None = None
+    ) -> list[Region]:
+        return self.regions_and_maps(hits, k, question)[0]

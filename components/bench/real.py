@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from components.bench.corpus import encode_all, spread
-from components.bench.served import answer_timed, latency_percentiles, served_engine
+from components.bench.served import (
+    answer_timed,
+    latency_percentiles,
+    regions_timed,
+    served_engine,
+)
 from components.bench.targets import (
     COMPRESSED_DEFAULT,
     DEFAULT_LATENCY_QUESTIONS,
@@ -35,6 +41,16 @@ def replicated(
         for m in metas
     ][:n]
     return out, np.concatenate([cells] * copies)[:n]
+
+
+def _encode_and_regions_ms(engine, question: str) -> tuple[float, float]:
+    """``answer_timed``'s path (question text -> ranked regions) in milliseconds, and the part of
+    it spent encoding the question."""
+    t0 = time.perf_counter()
+    vector = engine.encode(question)
+    encode_ms = (time.perf_counter() - t0) * 1e3
+    regions_timed(engine, question, vector)
+    return (time.perf_counter() - t0) * 1e3, encode_ms
 
 
 def real_corpus_dir(
@@ -102,6 +118,8 @@ def real_latency(
     sides = {"real": spread(real_questions, n), "synthetic": spread(syn_questions, n)}
     n = min(len(v) for v in sides.values())
     out = {
+        "loadavg_start": [round(v, 2) for v in os.getloadavg()],
+        "regions": params.regions.model_dump(exclude={"search", "tune"}),
         "real_pages": len(corpus.pages),
         "real_questions": len(real_questions),
         "pages": len(real_metas),
@@ -117,12 +135,32 @@ def real_latency(
             "synthetic": served_engine(params, model, syn_pages, syn_cells, mode)[0],
         }
         ms: dict[str, list[float]] = {side: [] for side in engines}
+        enc: dict[str, list[float]] = {side: [] for side in engines}
         with torch_threads(threads):
             for side, engine in engines.items():
                 answer_timed(engine, sides[side][0].question)  # warm-up
             for i in range(n):
                 for side in ("real", "synthetic") if i % 2 == 0 else ("synthetic", "real"):
-                    ms[side].append(answer_timed(engines[side], sides[side][i].question)[0])
-        out["modes"][mode] = {side: latency_percentiles(v) for side, v in ms.items()}
+                    total, encode = _encode_and_regions_ms(engines[side], sides[side][i].question)
+                    ms[side].append(total)
+                    enc[side].append(encode)
+        out["modes"][mode] = {
+            side: {
+                **latency_percentiles(v),
+                # the question's encoding alone, and the rest (fused search, regions) alone
+                "encode_p50_ms": latency_percentiles(enc[side])["p50_ms"],
+                "search_regions_p50_ms": latency_percentiles([t - e for t, e in zip(v, enc[side])])[
+                    "p50_ms"
+                ],
+            }
+            for side, v in ms.items()
+        }
+        # Both sides ran in turn under the same load: their ratio is the figure a loaded machine
+        # still compares (absolute figures move with the load, noted in bench.json's machine).
+        real_p50, syn_p50 = (out["modes"][mode][side]["p50_ms"] for side in ("real", "synthetic"))
+        out["modes"][mode]["real_over_synthetic_p50"] = (
+            round(real_p50 / syn_p50, 3) if syn_p50 > 0 else None
+        )
         del engines
+    out["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return out

@@ -64,7 +64,15 @@ def _size_lines(size: str, idx: dict) -> list[str]:
 
 def _real_lines(real: dict | None) -> list[str]:
     if not real:
-        return ["", "## Latency on real pages", "", "Not measured (no `--real-docs`)."]
+        return [
+            "",
+            "## Latency on real pages",
+            "",
+            (
+                "Not measured: no real pages were given (`--real-docs`; `make bench` passes "
+                "`$(REALDOCS)/dev` when its questions file exists, `make bench-real` builds it)."
+            ),
+        ]
     lines = [
         "",
         f"## Latency on real pages ({real['pages']} pages)",
@@ -85,14 +93,33 @@ def _real_lines(real: dict | None) -> list[str]:
             if (imp := real.get("imported"))
             else []
         ),
+        *(
+            [
+                (
+                    f"- region rule {r['rule']} (threshold {r['threshold']} {r['threshold_value']}, "
+                    f"score {r['score']}, snap {r['snap']}); load average {real['loadavg_start']} "
+                    f"at the start of this part, {real['loadavg_end']} at its end: absolute "
+                    "figures move with the load, the real/synthetic ratio is measured under the same"
+                )
+            ]
+            if (r := real.get("regions")) and real.get("loadavg_end")
+            else []
+        ),
         "",
-        "| storage | real p50 ms | real p95 ms | synthetic p50 ms | synthetic p95 ms |",
-        "|---|---|---|---|---|",
+        (
+            "| storage | real p50 ms | real p95 ms | synthetic p50 ms | synthetic p95 ms | "
+            "real / synthetic p50 | real: encode p50 ms | real: search + regions p50 ms | "
+            "synthetic: encode p50 ms | synthetic: search + regions p50 ms |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, m in real["modes"].items():
+        rr, sy = m["real"], m["synthetic"]
         lines.append(
-            f"| {mode} | {m['real']['p50_ms']} | {m['real']['p95_ms']} | "
-            f"{m['synthetic']['p50_ms']} | {m['synthetic']['p95_ms']} |"
+            f"| {mode} | {rr['p50_ms']} | {rr['p95_ms']} | {sy['p50_ms']} | {sy['p95_ms']} | "
+            f"{m.get('real_over_synthetic_p50', 'n/a')} | {rr.get('encode_p50_ms', 'n/a')} | "
+            f"{rr.get('search_regions_p50_ms', 'n/a')} | {sy.get('encode_p50_ms', 'n/a')} | "
+            f"{sy.get('search_regions_p50_ms', 'n/a')} |"
         )
     return lines
 

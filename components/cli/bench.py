@@ -61,6 +61,12 @@ def bench(
             min=1, help="torch threads while answering (the real-page latency bar is set at 2)"
         ),
     ] = 2,
+    regions_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="region settings to serve with (an evaluation's metrics.json or a JSON with regions.chosen, e.g. `tune-regions` on the real train set), as `evaluate --regions-from`; params.yaml's otherwise"
+        ),
+    ] = None,
     latency_questions: Annotated[
         int,
         typer.Option(
@@ -71,6 +77,13 @@ def bench(
 ) -> None:
     """Per storage mode: the served system's page R@1 / region hit@1, bytes/page and latency, beside lexical_only."""
     params = params_from(params_path, overrides)
+    if regions_from is not None:
+        from components.config import RegionParams
+        from components.registry.model_source import region_settings_from
+
+        params = params.model_copy(
+            update={"regions": RegionParams(**region_settings_from(regions_from))}
+        )
     configure_environment()
     from components.bench import run_benchmark
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from rank_bm25 import BM25Plus
 
+from components.index.bm25_scores import BM25PlusPostings
+
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 # Question words and glue carry no evidence of where an answer is printed.
 STOPWORDS = frozenset(
@@ -124,9 +126,10 @@ class LexicalChannel:
         self._cells: list[dict[str, set[int]]] = []
         # per page: [(cell indices, terms in the block)]
         self._blocks: list[list[tuple[np.ndarray, frozenset[str]]]] = []
+        self._term_blocks: list[dict[str, list[int]]] = []
         # per page, per layout block (in the page's block order): the tokens printed in it
         self._block_tokens: list[list[list[str]]] = []
-        self._block_bm25: tuple[BM25Plus | None, np.ndarray] | None = None
+        self._block_bm25: tuple[BM25PlusPostings | None, np.ndarray] | None = None
         docs: list[list[str]] = []
         for i, words in enumerate(pages_words):
             blocks = list(pages_blocks[i]) if pages_blocks is not None else []
@@ -159,8 +162,16 @@ class LexicalChannel:
                     if terms
                 ]
             )
+            # term -> the entries of self._blocks[i] printing it, so a question's block shares
+            # are summed over its terms' blocks instead of testing every term on every block
+            term_blocks: dict[str, list[int]] = defaultdict(list)
+            for b, (_, terms) in enumerate(self._blocks[-1]):
+                for term in terms:
+                    term_blocks[term].append(b)
+            self._term_blocks.append(dict(term_blocks))
             docs.append(tokens)
         self._bm25 = bm25_plus(docs)
+        self._page_postings = BM25PlusPostings(self._bm25) if self._bm25 is not None else None
 
     def __len__(self) -> int:
         return len(self._cells)
@@ -172,7 +183,7 @@ class LexicalChannel:
         terms = tokenize(question)
         if not terms or self._bm25 is None:
             return np.zeros(len(self), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(terms), dtype=np.float32)
+        return np.asarray(self._page_postings.scores(terms), dtype=np.float32)
 
     def top_pages(self, question: str, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
         """Positions of the ``n`` best BM25 pages with a positive score (within ``allowed``)."""
@@ -184,7 +195,7 @@ class LexicalChannel:
         order = np.argsort(-scores, kind="stable")[:n]
         return order[scores[order] > 0]
 
-    def _blocks_bm25(self) -> tuple[BM25Plus | None, np.ndarray]:
+    def _blocks_bm25(self) -> tuple[BM25PlusPostings | None, np.ndarray]:
         """BM25+ with every layout block of every page as a document (built on first use), and
         each page's first block's document number."""
         if self._block_bm25 is None:
@@ -194,27 +205,32 @@ class LexicalChannel:
                 if sizes
                 else np.zeros(0, np.int64)
             )
-            self._block_bm25 = (
-                bm25_plus([t for blocks in self._block_tokens for t in blocks]),
-                offsets,
-            )
+            bm25 = bm25_plus([t for blocks in self._block_tokens for t in blocks])
+            self._block_bm25 = (BM25PlusPostings(bm25) if bm25 is not None else None, offsets)
         return self._block_bm25
 
     def block_scores(self, question: str, pos: int) -> np.ndarray:
         """BM25+ of each layout block of page ``pos`` (its block order) for ``question``, over
         blocks as documents of the whole channel (``bm25_blocks``' scoring, read on one page);
         0 for a block that prints no question term."""
-        n = len(self._block_tokens[pos])
+        return self.pages_block_scores(question, [pos])[0]
+
+    def pages_block_scores(self, question: str, positions: Sequence[int]) -> list[np.ndarray]:
+        """``block_scores`` of each page in ``positions``, in one pass over the question's
+        postings: the cost grows with those pages' blocks, not with the channel's (ADR 29)."""
+        sizes = [len(self._block_tokens[pos]) for pos in positions]
         terms = tokenize(question)
-        bm25, offsets = self._blocks_bm25()
-        if not n or not terms or bm25 is None:
-            return np.zeros(n, dtype=np.float64)
-        scores = np.asarray(
-            bm25.get_batch_scores(terms, list(range(offsets[pos], offsets[pos] + n)))
+        postings, offsets = self._blocks_bm25()
+        if not sum(sizes) or not terms or postings is None:
+            return [np.zeros(n, dtype=np.float64) for n in sizes]
+        docs = np.concatenate(
+            [np.arange(offsets[pos], offsets[pos] + n) for pos, n in zip(positions, sizes)]
         )
+        bm25 = postings.bm25
         # BM25+ adds idf·delta for every query term, printed or not: a block printing none scores 0.
         floor = sum(float(bm25.idf.get(t, 0.0)) * bm25.delta for t in terms)
-        return np.maximum(scores - floor, 0.0)
+        scores = np.maximum(postings.scores(terms, docs) - floor, 0.0)
+        return np.split(scores, np.cumsum(sizes)[:-1])
 
     def within_page_weights(self, pos: int, weights: dict[str, float]) -> dict[str, float]:
         """``weights`` scaled by how few of page ``pos``'s blocks print each term.
@@ -265,9 +281,17 @@ class LexicalChannel:
                     for cell in cells.get(term, ()):
                         cell_map[row, cell] += weight
             if scope != "cell":
-                for block_cells, block_terms in self._blocks[pos]:
-                    share = sum(w for t, w in page_weights.items() if t in block_terms)
+                # Each block's share adds its terms' weights in page_weights' order, as summing
+                # over the terms it prints would (the same floats, the same order; ADR 29).
+                shares: dict[int, float] = {}
+                blocks_of = self._term_blocks[pos]
+                for term, weight in page_weights.items():
+                    for b in blocks_of.get(term, ()):
+                        shares[b] = shares.get(b, 0) + weight
+                blocks = self._blocks[pos]
+                for b, share in shares.items():
                     if share > 0:
+                        block_cells = blocks[b][0]
                         block_map[row, block_cells] = np.maximum(block_map[row, block_cells], share)
         out = {"cell": cell_map, "block": block_map, "mixed": 0.5 * (cell_map + block_map)}[scope]
         return (out / total).reshape(-1, self.grid, self.grid)

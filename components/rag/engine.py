@@ -27,7 +27,8 @@ class RagResult:
     boxes: list[list[float]]
     scores: list[float]
     regions: list[dict[str, Any]]
-    # Heatmaps of the candidate pages, kept for highlights; not serialised.
+    # Heatmaps of the candidate pages read for the top regions (every page that could place one;
+    # ADR 29), kept for highlights; not serialised.
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     page_ranking: list[tuple[str, float]] = field(default_factory=list, repr=False)
 
@@ -120,10 +121,8 @@ class RagEngine(RegionRetrieval):
         ) as span:
             if hits is None:
                 hits = self.search_vector(query, filters=filters, question=question)
-            maps = self.region_maps(hits, question)
-            regions = self._ranked_regions(
-                maps, k, question
-            )  # maps kept: the result's heatmaps are these
+            # the maps of the pages read for the top k: the result's heatmaps are these
+            regions, maps = self.regions_and_maps(hits, k, question)
             region_dicts = []
             for r in regions:
                 words = self.index.meta(r.page_id).words

@@ -176,6 +176,8 @@ def extract_regions(
         and len(text_scores)
         and float(np.max(text_scores)) > 0
     ):
+        if block_masks is None:  # once: a page with no term-printing block snaps with them too
+            block_masks = block_cell_masks(blocks, heatmap.shape[0])
         found = text_block_regions(
             heatmap, params, page_id, blocks, block_masks, np.asarray(text_scores)
         )

@@ -36,6 +36,18 @@ def _chosen_in(path: Path) -> dict | None:
     return None
 
 
+def region_settings_from(path: Path) -> dict:
+    """The region settings recorded in ``path`` (``_chosen_in``), or a ValueError saying why not:
+    what ``--regions-from`` reads (``regionops evaluate`` and ``regionops bench``)."""
+    chosen = _chosen_in(Path(path))
+    if chosen is None:
+        raise ValueError(
+            f"--regions-from {path}: no `regions.chosen` (metrics.json) or `regions` "
+            "(params.yaml) in it"
+        )
+    return chosen
+
+
 def _chosen_on_training_run(model_dir: Path) -> tuple[dict, str] | None:
     """The region settings the evaluate stage logged onto the model's training run (its
     ``evaluation/metrics.json`` artifact), when that run is in this tracking store."""
@@ -125,13 +137,10 @@ def resolve_model(
                 "no region choice recorded for this model: params.yaml's regions settings used"
             )
     if regions_from is not None:
-        chosen = _chosen_in(Path(regions_from))
-        if chosen is None:
-            raise ValueError(
-                f"--regions-from {regions_from}: no `regions.chosen` (metrics.json) or `regions` "
-                "(params.yaml) in it"
-            )
-        regions = {"source": f"--regions-from {regions_from}", "chosen": chosen}
+        regions = {
+            "source": f"--regions-from {regions_from}",
+            "chosen": region_settings_from(regions_from),
+        }
         notes = [n for n in notes if not n.startswith("no region choice recorded")]
     run_params = run_params.model_copy(update={"regions": RegionParams(**regions["chosen"])})
     return ModelSource(label, model_dir, run_params, regions, reader, notes)

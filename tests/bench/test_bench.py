@@ -178,6 +178,13 @@ def test_bench_reports_the_served_system_per_mode_lexical_only_and_real_latency(
     for m in real["modes"].values():
         for side in ("real", "synthetic"):
             assert 0 < m[side]["p50_ms"] <= m[side]["p95_ms"]
+            # the question's encoding and the search + regions after it, each timed on its own
+            assert 0 < m[side]["encode_p50_ms"] and 0 < m[side]["search_regions_p50_ms"]
+        assert m["real_over_synthetic_p50"] == pytest.approx(
+            m["real"]["p50_ms"] / m["synthetic"]["p50_ms"], abs=1e-3
+        )
+    assert real["regions"]["rule"] == tiny_params.regions.rule and len(real["loadavg_end"]) == 3
+    assert "real / synthetic p50" in md and f"region rule {tiny_params.regions.rule}" in md
     t = report["targets"]
     assert t["real_p50_ms"]["bar"] == TARGET_REAL_P50_MS
     assert t["real_p50_ms"]["value"] == real["modes"][REFERENCE_MODE]["real"]["p50_ms"]
@@ -240,3 +247,10 @@ def test_targets_rate_the_best_small_compressed_mode_and_need_the_bars_setting_f
         "value": None,
         "met": None,
     }
+
+
+def test_bench_markdown_says_real_latency_was_not_measured_without_real_pages():
+    from components.bench.report import _real_lines
+
+    text = "\n".join(_real_lines(None))
+    assert "Latency on real pages" in text and "Not measured: no real pages were given" in text
