@@ -111,11 +111,11 @@ def test_centroid_index_add_delete_save_load(tmp_path):
 
 def test_generator_families_beyond_the_company_name_space_terminate(tiny_params):
     """10k-page bench corpora need more families than company names: repeats get a number, not a hang."""
-    from components.data.synthetic import _families
+    from components.data.synthetic_families import draw_families
 
     params = tiny_params.model_copy(deep=True)
     params.data.n_docs = 7000
-    families = _families(params)
+    families = draw_families(params)
     companies = [f.company for f in families]
     assert len(companies) > 2688  # 28 x 12 x 8 drawn names
     assert len(set(companies)) == len(companies)
