@@ -5,223 +5,37 @@ held by the index, read the same question text and answer with the same answerer
 region (``components.evaluation.region_answer``), so differences come from retrieval and
 localisation alone.
 
-``run_evaluation`` scores one split of the pipeline's corpus (the DVC ``evaluate`` stage);
-``components.evaluation.folder_eval`` scores every question of an external folder with the same
-``score_questions``. Both write ``metrics.json`` (per system the retrieval, region and answer
-metrics and ``latency_ms: {p50, p95}``; the same for text-only questions in
+``run_evaluation`` scores one split of the pipeline's corpus (the DVC ``evaluate`` stage), with
+region settings chosen on val here; ``components.evaluation.folder_eval`` scores every question of
+an external folder with the same ``score_questions`` (``components.evaluation.scoring``). Both
+write, through ``components.evaluation.outputs``, ``metrics.json`` (per system the retrieval,
+region and answer metrics and ``latency_ms: {p50, p95}``; the same for text-only questions in
 ``systems_text_only``; ``block_recall``), ``report.md``, ``per_type.json``/``per_type.md``,
 ``per_question.jsonl`` (every system's scores per question, for paired comparisons) and
 ``highlights/`` (a fixed seeded sample of questions as PNGs plus ``sample.json``) into the
 output folder, plus ``plots/`` (series for dvc.yaml's plots); ``run_evaluation`` also logs them
 (plus ``<system>.<metric>`` metrics) to an MLflow run of its own, nested under the candidate's
 training run.
-
-Over 400 lines on purpose: scoring, writing the declared outputs and logging the evaluation run
-are one stage's steps, and the gate reads exactly what this module writes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
-
-from tqdm.auto import tqdm
 
 from components.config import Params
 from components.data.corpus import Corpus
-from components.evaluation import metrics as M
-from components.evaluation.block_recall import block_recall
-from components.evaluation.highlights import highlight_sample, write_highlights
-from components.evaluation.plot_data import write_plot_data
+from components.evaluation.outputs import write_json, write_outputs
 from components.evaluation.region_answer import RegionAnswerer
-from components.evaluation.report import render_per_type, render_report
-from components.evaluation.systems import FULL_PAGE, SYSTEMS, SystemOutput, SystemRunner  # noqa: F401
+from components.evaluation.scoring import score_questions
 from components.rag.engine import RagEngine
-
-METRIC_KEYS = ("page_r1", "page_r5", "ndcg5", "mrr", "region_hit1", "region_miou", "anls", "em")
-_highlight_sample = highlight_sample  # the name the tests and older callers import
 
 
 def dataset_id(question_ids: list[str], page_ids: list[str]) -> str:
     blob = json.dumps({"questions": sorted(question_ids), "pages": sorted(page_ids)}).encode()
     return hashlib.sha256(blob).hexdigest()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def score_question(out: SystemOutput, question, iou_hit: float, k: int) -> dict[str, float | None]:
-    """Per-question metrics; None where the gold field is missing."""
-    gold_page, gold_box = question.page_id, question.box
-    has_page, has_box = gold_page is not None, gold_page is not None and gold_box is not None
-    return {
-        "page_r1": M.recall_at_k(out.ranking, gold_page, 1) if has_page else None,
-        "page_r5": M.recall_at_k(out.ranking, gold_page, 5) if has_page else None,
-        "ndcg5": M.ndcg_at_k(out.ranking, gold_page, k) if has_page else None,
-        "mrr": M.reciprocal_rank(out.ranking, gold_page) if has_page else None,
-        "region_hit1": M.region_hit(out.top_page, out.top_box, gold_page, gold_box, iou_hit)
-        if has_box
-        else None,
-        "region_miou": (M.iou(out.gold_page_box, gold_box) if out.gold_page_box else 0.0)
-        if has_box
-        else None,
-        "anls": M.anls(out.answer, question.answers),
-        "em": M.exact_match(out.answer, question.answers),
-    }
-
-
-def _write_per_question(path: Path, records: list[dict]) -> None:
-    """One line per question: its id, type and every system's scores, so that two runs on the same
-    questions can be compared question by question (paired intervals in the retriever ablation),
-    and what each system returned (top page, top region box, answer)."""
-    with path.open("w", encoding="utf-8") as f:
-        for record in records:
-            q = record["question"]
-            outputs = {
-                name: {
-                    "page": out.top_page,
-                    "box": None
-                    if out.top_box is None
-                    else [round(float(v), 6) for v in out.top_box],
-                    "answer": out.answer,
-                }
-                for name, out in record["outputs"].items()
-            }
-            f.write(
-                json.dumps(
-                    {
-                        "id": q.id,
-                        "type": q.type,
-                        "query_image": bool(q.query_image),
-                        "scores": record["scores"],
-                        "outputs": outputs,
-                    }
-                )
-                + "\n"
-            )
-
-
-def _system_table(acc: dict[str, M.MetricAccumulator], latencies: dict[str, list[float]]) -> dict:
-    systems = {}
-    for name in SYSTEMS:
-        means = acc[name].means()
-        values: dict[str, Any] = {key: means.get(key) for key in METRIC_KEYS}
-        p50, p95 = M.percentile(latencies[name], 50), M.percentile(latencies[name], 95)
-        values["latency_ms"] = {"p50": p50, "p95": p95}
-        values["latency_ms_p50"], values["latency_ms_p95"] = (
-            p50,
-            p95,
-        )  # flat, for MLflow and older readers
-        systems[name] = values
-    return systems
-
-
-def score_questions(
-    params: Params,
-    corpus: Corpus,
-    engine: RagEngine,
-    questions: list,
-    answerer: RegionAnswerer | None = None,
-    desc: str = "evaluate",
-    progress: bool | None = None,
-) -> dict:
-    """Run and score the six systems on ``questions``.
-
-    Returns ``systems`` (all questions), ``systems_text_only`` (questions without a query image),
-    ``counts``, ``block_recall``, per-type rows and the per-question records.
-    """
-    answerer = answerer or RegionAnswerer(engine.index, engine.reader)
-    runner = SystemRunner(params, corpus, engine, answerer)
-    iou_hit, k = params.evaluate.iou_hit, params.evaluate.k
-    acc = {s: M.MetricAccumulator() for s in SYSTEMS}
-    acc_text = {s: M.MetricAccumulator() for s in SYSTEMS}
-    latencies: dict[str, list[float]] = defaultdict(list)
-    latencies_text: dict[str, list[float]] = defaultdict(list)
-    per_type: dict[tuple[str, str], M.MetricAccumulator] = defaultdict(M.MetricAccumulator)
-    records = []
-    not_indexed = 0
-    if questions:
-        # One untimed question first: lazy loads (text encoder, lexical channel) are not per-question latency.
-        runner.run(questions[0])
-    # progress None: a bar on a terminal only; True: also into a log file (every 15 s)
-    bar = {"disable": None} if progress is None else {"disable": not progress, "mininterval": 15}
-    for q in tqdm(questions, desc=desc, unit="q", **bar):
-        if q.page_id is not None and not engine.index.has_page(q.page_id):
-            not_indexed += 1  # scored as a retrieval miss: the system cannot find an unindexed page
-        outputs = runner.run(q)
-        scores = {}
-        for name, out in outputs.items():
-            scores[name] = score_question(out, q, iou_hit, k)
-            for key, value in scores[name].items():
-                acc[name].add(key, value)
-                if not q.query_image:
-                    acc_text[name].add(key, value)
-                if key in ("page_r1", "region_hit1"):
-                    per_type[(q.type or "untyped", name)].add(key, value)
-            latencies[name].append(out.latency_ms)
-            if not q.query_image:
-                latencies_text[name].append(out.latency_ms)
-        records.append({"question": q, "outputs": outputs, "scores": scores})
-    first = acc["regionops"].counts
-    counts = {
-        "n_with_page": first.get("page_r1", 0),
-        "n_with_box": first.get("region_hit1", 0),
-        "n_with_answers": first.get("anls", 0),
-        "n_query_image": sum(1 for q in questions if q.query_image),
-        "n_text_only": sum(1 for q in questions if not q.query_image),
-        "n_gold_page_not_indexed": not_indexed,
-        "n_indexed_pages": len(engine.index),
-        "n_blocks": runner.n_blocks,
-    }
-    type_rows = [
-        {
-            "type": t,
-            "system": s,
-            "n": acc_t.counts.get("page_r1", 0),
-            **{key: acc_t.means().get(key) for key in ("page_r1", "region_hit1")},
-        }
-        for (t, s), acc_t in sorted(per_type.items())
-    ]
-    return {
-        "systems": _system_table(acc, latencies),
-        "systems_text_only": _system_table(acc_text, latencies_text),
-        "counts": counts,
-        "block_recall": block_recall(corpus.pages, questions, iou_hit),
-        "answerer": answerer.kind,
-        "type_rows": type_rows,
-        "records": records,
-    }
-
-
-def write_outputs(
-    out_dir: Path, metrics: dict, scored: dict, corpus: Corpus, engine: RagEngine, params: Params
-) -> None:
-    """metrics.json, per_type.{json,md}, per_question.jsonl, report.md and highlights/ into ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    type_rows, records = scored["type_rows"], scored["records"]
-    _write_json(out_dir / "metrics.json", metrics)
-    _write_json(out_dir / "per_type.json", type_rows)
-    _write_per_question(out_dir / "per_question.jsonl", records)
-    (out_dir / "report.md").write_text(render_report(metrics, type_rows), encoding="utf-8")
-    (out_dir / "per_type.md").write_text(render_per_type(type_rows), encoding="utf-8")
-    write_plot_data(
-        out_dir, metrics["systems"], type_rows, _write_json
-    )  # the series dvc.yaml's plots draw
-    highlights = out_dir / "highlights"
-    if highlights.exists():
-        for old in highlights.glob("*.png"):
-            old.unlink()
-    sample = highlight_sample(records, params.evaluate.n_highlights, params.seed)
-    write_highlights(sample, corpus, engine, highlights)
 
 
 def tune_regions_on(
@@ -519,7 +333,7 @@ def run_evaluation(
                 }
             )
     write_outputs(out_dir, metrics, scored, corpus, engine, params)
-    _write_json(
+    write_json(
         out_dir / "regions.json", region_choice
     )  # the declared artifact of the region choice
     if log_mlflow:
@@ -537,7 +351,7 @@ def run_evaluation(
             f"{Path(corpus.root).name}/{split}",
         )
         metrics = {**metrics, "mlflow_run_id": run_id}
-        _write_json(
+        write_json(
             out_dir / "metrics.json", metrics
         )  # the gate and the registry find the evaluation run
     return metrics

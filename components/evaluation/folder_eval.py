@@ -25,12 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Params
-from components.evaluation.evaluate import (
-    dataset_id,
-    score_questions,
-    tune_regions_on,
-    write_outputs,
-)
+from components.evaluation.evaluate import dataset_id, tune_regions_on
+from components.evaluation.outputs import write_outputs
+from components.evaluation.scoring import score_questions
 
 COLLECTION = "eval"
 

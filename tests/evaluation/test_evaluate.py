@@ -7,7 +7,9 @@ import json
 import pytest
 
 from components.data.schema import Question
-from components.evaluation.evaluate import SYSTEMS, SystemOutput, _highlight_sample, score_question
+from components.evaluation.highlights import highlight_sample
+from components.evaluation.scoring import score_question
+from components.evaluation.systems import SYSTEMS, SystemOutput
 
 
 def _out(**kw) -> SystemOutput:
@@ -65,15 +67,15 @@ def test_highlight_sample_is_the_same_questions_whatever_the_outcomes():
 
     run_a = recs(lambda i: float(i % 3 == 0))
     run_b = list(reversed(recs(lambda i: float(i % 2 == 0))))  # another model, another record order
-    a, b = _highlight_sample(run_a, 6, 13), _highlight_sample(run_b, 6, 13)
+    a, b = highlight_sample(run_a, 6, 13), highlight_sample(run_b, 6, 13)
     assert len(a) == 6 and sorted(r["id"] for r in a) == sorted(r["id"] for r in b)
     assert all(
         r["scores"]["regionops"]["region_hit1"] is not None for r in a
     )  # only boxed questions
-    assert [r["id"] for r in _highlight_sample(run_a, 6, 14)] != [
+    assert [r["id"] for r in highlight_sample(run_a, 6, 14)] != [
         r["id"] for r in a
     ]  # the seed decides
-    assert len(_highlight_sample(run_a[:3], 6, 13)) == 3  # fewer boxed questions than asked
+    assert len(highlight_sample(run_a[:3], 6, 13)) == 3  # fewer boxed questions than asked
 
 
 def test_per_type_table_in_markdown():

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from components.data.layout import blocks_from_words
-from components.evaluation.evaluate import SYSTEMS
+from components.evaluation.systems import SYSTEMS
 from tests.conftest import REPO, TINY_OVERRIDES
 from tests.data.test_data_import import make_pdf
 
