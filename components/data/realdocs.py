@@ -31,7 +31,8 @@ from pathlib import Path
 
 from components.config import RealDocsParams
 from components.data.corpus import write_jsonl_atomic
-from components.data.derived_questions import KINDS, STOPWORDS, derive_questions
+from components.data.derived_questions import KINDS, derive_questions
+from components.data.stopwords import STOPWORDS
 
 # The only packages the benchmark may come from (Debian documentation, freely licensed).
 ALLOWED_PACKAGES = frozenset(
