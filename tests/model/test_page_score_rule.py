@@ -31,9 +31,9 @@ def retriever(tiny_params):
     return build_retriever(tiny_params.model).eval()
 
 
-def _late(params):
+def _rule(params, global_score: str):
     return params.model_copy(
-        update={"train": params.train.model_copy(update={"global_score": "late_interaction"})}
+        update={"train": params.train.model_copy(update={"global_score": global_score})}
     )
 
 
@@ -42,8 +42,10 @@ def test_training_rule_names_the_served_rule(tiny_params, retriever):
     assert page_score_rule("late_interaction") == "maxsim"
     with pytest.raises(ValueError, match="global_score"):
         page_score_rule("mean")
-    assert RetrieverModule(_late(tiny_params), retriever).model.page_score == "maxsim"
-    assert RetrieverModule(tiny_params, retriever).model.page_score == "max_cell"
+    assert tiny_params.train.global_score == "late_interaction"  # the default (ADR 28)
+    assert RetrieverModule(tiny_params, retriever).model.page_score == "maxsim"
+    cell = RetrieverModule(_rule(tiny_params, "max_cell"), retriever)
+    assert cell.model.page_score == "max_cell"
 
 
 def test_export_records_the_rule_and_an_old_export_loads_as_max_cell(retriever, tmp_path):

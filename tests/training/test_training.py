@@ -69,7 +69,9 @@ def test_samples_and_batches(corpus, tiny_params):
     assert (batch["box_cells"].any(-1) == batch["has_box"]).all()
 
     # One optimisation step through the LightningModule: finite loss, gradients reach the cell encoder.
-    module = RetrieverModule(tiny_params, model)
+    cell_params = tiny_params.model_copy(deep=True)
+    cell_params.train.global_score = "max_cell"
+    module = RetrieverModule(cell_params, model)
     loss = module.training_step(batch, 0)
     assert torch.isfinite(loss)
     loss.backward()
@@ -77,8 +79,8 @@ def test_samples_and_batches(corpus, tiny_params):
     assert module.model.cells.residual.weight.grad.abs().sum() > 0
     assert module.model.query_proj.residual.weight.grad.abs().sum() > 0
 
-    # train.global_score=late_interaction: the global loss ranks MaxSim page scores, the local
-    # loss and the heatmap are unchanged.
+    # train.global_score=late_interaction (the default): the global loss ranks MaxSim page
+    # scores, the local loss and the heatmap are unchanged.
     late_params = tiny_params.model_copy(deep=True)
     late_params.train.global_score = "late_interaction"
     late = RetrieverModule(late_params, model)
