@@ -111,7 +111,11 @@ def test_fused_validation_follows_the_lexical_channel_when_dense_is_silent(
 def test_fusion_aware_loss_adds_the_lexical_bias_to_the_global_logits(
     tiny_params, tiny_corpus, model
 ):
-    params = tiny_params.model_copy(deep=True)
+    # Max-cell scoring (the late-interaction default's fused peak is tested in
+    # tests/training/test_late_interaction_training.py).
+    plain_params = tiny_params.model_copy(deep=True)
+    plain_params.train.global_score = "max_cell"
+    params = plain_params.model_copy(deep=True)
     params.train.fusion_aware = True
     data = RetrievalDataModule(params, tiny_corpus, model)
     batch = next(iter(data.train_dataloader()))
@@ -120,7 +124,7 @@ def test_fusion_aware_loss_adds_the_lexical_bias_to_the_global_logits(
         len(batch["page_ids"]),
         params.model.grid**2,
     )
-    aware, plain = RetrieverModule(params, model), RetrieverModule(tiny_params, model)
+    aware, plain = RetrieverModule(params, model), RetrieverModule(plain_params, model)
     with torch.no_grad():
         out_aware, queries, cells, _ = aware._loss(batch)
         out_plain, _, _, _ = plain._loss(batch)
@@ -133,6 +137,7 @@ def test_fusion_aware_loss_adds_the_lexical_bias_to_the_global_logits(
 def test_selection_ignores_checks_before_pseudo_labels(tiny_params, tiny_corpus, model):
     params = tiny_params.model_copy(deep=True)
     params.train.pseudo_label_warmup_steps = 10**6
+    params.train.global_score = "max_cell"  # val ranks by the one query vector below
     module = RetrieverModule(params, model)
     logged = {}
     module.log = lambda name, value, **kw: logged.__setitem__(name, value)
