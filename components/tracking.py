@@ -154,7 +154,9 @@ def system_metrics(run_id: str, tracking_uri: str) -> Iterator[None]:
     """Sample CPU, memory, disk and network into the run (``system/*`` metrics) while the block runs.
 
     On by default; ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=false`` turns it off. Needs psutil (a
-    dependency); a monitor that cannot start never stops the training.
+    dependency); a monitor that cannot start never stops the training. The monitor publishes once
+    per sampling interval, so a run shorter than one interval would show no ``system/*`` chart:
+    one last sample is published when the block ends, so every run has at least one.
     """
     if os.environ.get("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "true").lower() in ("false", "0"):
         yield
@@ -172,7 +174,13 @@ def system_metrics(run_id: str, tracking_uri: str) -> Iterator[None]:
         yield
     finally:
         if monitor is not None:
-            monitor.finish()
+            monitor.finish()  # joins the sampling thread and flushes what it queued
+            try:
+                monitor.collect_metrics()
+                monitor.publish_metrics(monitor.aggregate_metrics())
+                monitor.mlflow_logger.flush()
+            except Exception as exc:  # noqa: BLE001 - best effort, as above
+                log.warning("the last system metrics sample is not logged: %s", exc)
 
 
 def candidate_run_id(model_dir: Path) -> str:

@@ -69,3 +69,19 @@ def test_experiments_open_on_their_runs_not_the_traces_view(tmp_path):
     assert EXPERIMENT_KIND_TAG not in client.get_experiment(old).tags  # made before the tag existed
     assert ensure_experiment(client, "kind-old") == old
     assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
+def test_a_run_shorter_than_the_sampling_interval_still_gets_system_metrics(tmp_path, monkeypatch):
+    """The monitor publishes once per interval; the block's end publishes one last sample."""
+    from components.tracking import system_metrics
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "60")
+    monkeypatch.delenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("system-metrics", artifact_location=(tmp_path / "a").as_uri())
+    run_id = client.create_run(exp).info.run_id
+    with system_metrics(run_id, uri):
+        pass  # far shorter than 60 s: the sampling thread never publishes
+    metrics = client.get_run(run_id).data.metrics
+    assert any(name.startswith("system/cpu_utilization") for name in metrics), sorted(metrics)
