@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.data.gold_units import PageUnits, Unit, clean, page_units
-from components.data.stopwords import STOPWORDS
+from components.text import ENGLISH_FUNCTION_WORDS
 
 KINDS = ("cloze", "definition", "caption", "heading")
 SENTENCE_WORDS = (
@@ -104,7 +104,7 @@ def salient_term(sentence: str, frequency: Counter) -> str | None:
         if (
             pos == 0
             or len(tok) < 4
-            or low in STOPWORDS
+            or low in ENGLISH_FUNCTION_WORDS
             or counts[low] > 1
             or not _TOKEN.fullmatch(tok)
         ):

@@ -32,7 +32,7 @@ from pathlib import Path
 from components.config import RealDocsParams
 from components.data.corpus import write_jsonl_atomic
 from components.data.derived_questions import KINDS, derive_questions
-from components.data.stopwords import STOPWORDS
+from components.text import ENGLISH_FUNCTION_WORDS
 
 # The only packages the benchmark may come from (Debian documentation, freely licensed).
 ALLOWED_PACKAGES = frozenset(
@@ -94,7 +94,7 @@ def page_profile(
             textpage.close()
             page.close()
             words = text.split()
-            english = sum(w.strip(".,;:()").casefold() in STOPWORDS for w in words)
+            english = sum(w.strip(".,;:()").casefold() in ENGLISH_FUNCTION_WORDS for w in words)
             if len(words) >= min_words and english >= min_english * len(words):
                 eligible.append(i)
                 if CAPTION_LINE.search(text):
