@@ -135,3 +135,19 @@ def test_answer_keeps_the_maps_of_the_pages_it_read(tiny_params, monkeypatch):
     result = engine.answer(question, k=2)
     assert result.page_id in result.heatmaps
     assert len(result.page_ranking) == PAGES and 1 <= len(result.heatmaps) <= PAGES
+
+
+def test_block_masks_are_rasterised_once_per_page_and_follow_new_blocks(tiny_params):
+    from components.regions.snap import block_cell_masks
+
+    engine = _engine(tiny_params, "text_blocks", "page")
+    meta = engine.index.meta("doc3#0")
+    masks = engine.block_masks("doc3#0")
+    assert [m.tolist() for m in masks] == [m.tolist() for m in block_cell_masks(meta.blocks, G)]
+    assert engine.block_masks("doc3#0") is masks  # the next question reuses them
+    with pytest.raises(ValueError, match="read-only"):
+        masks[0][0, 0] = not masks[0][0, 0]  # shared by every question: never edited in place
+    meta.blocks = [[0.0, 0.0, 0.5, 0.5]]  # the page indexed again, with other blocks
+    fresh = engine.block_masks("doc3#0")
+    assert fresh is not masks and len(fresh) == 1
+    assert fresh[0].tolist() == block_cell_masks(meta.blocks, G)[0].tolist()
