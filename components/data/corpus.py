@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -53,6 +54,19 @@ def write_jsonl_atomic(path: Path, records: Iterable[dict]) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return count
+
+
+def write_json_atomic(path: Path, payload: Any, sort_keys: bool = False) -> None:
+    """Write one JSON document (indented, newline-terminated) via a temp file + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(payload, indent=2, sort_keys=sort_keys) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @dataclass

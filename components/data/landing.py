@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from components.config import Params
-from components.data.corpus import load_corpus, safe_join, save_corpus_tables, write_jsonl_atomic
+from components.data.corpus import (
+    load_corpus,
+    safe_join,
+    save_corpus_tables,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from components.data.importer import IMAGE_SUFFIXES, PDF_SUFFIXES, import_documents
 
 LANDED_DIR = (
@@ -112,23 +118,12 @@ def read_ledger(landed_dir: Path) -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text("utf-8")) if path.exists() else {}
 
 
-def _write_json_atomic(path: Path, payload: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def ensure_landed(landed_dir: Path) -> Path:
     """Create an empty landed folder (ledger, docs/, questions file) so DVC can track it from day one."""
     landed_dir = Path(landed_dir)
     (landed_dir / DOCS).mkdir(parents=True, exist_ok=True)
     if not (landed_dir / LEDGER).exists():
-        _write_json_atomic(landed_dir / LEDGER, {})
+        write_json_atomic(landed_dir / LEDGER, {}, sort_keys=True)
     if not (landed_dir / QUESTIONS).exists():
         write_jsonl_atomic(landed_dir / QUESTIONS, [])
     return landed_dir
@@ -256,7 +251,7 @@ def ingest_landing(
     for entry in new:
         ledger[entry["sha256"]] = {k: v for k, v in entry.items() if k != "sha256"}
     if new:
-        _write_json_atomic(landed_dir / LEDGER, ledger)
+        write_json_atomic(landed_dir / LEDGER, ledger, sort_keys=True)
     for sha, (path, _) in files.items():
         _move_processed(path, landing_dir, sha)
     accepted = sum(e["status"] == "accepted" for e in new)

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from components.config import Params
-from components.data.corpus import Corpus
-from components.evaluation.outputs import write_json, write_outputs
+from components.data.corpus import Corpus, write_json_atomic
+from components.evaluation.outputs import write_outputs
 from components.evaluation.region_answer import RegionAnswerer
 from components.evaluation.scoring import score_questions
 from components.rag.engine import RagEngine
@@ -333,7 +333,7 @@ def run_evaluation(
                 }
             )
     write_outputs(out_dir, metrics, scored, corpus, engine, params)
-    write_json(
+    write_json_atomic(
         out_dir / "regions.json", region_choice
     )  # the declared artifact of the region choice
     if log_mlflow:
@@ -351,7 +351,7 @@ def run_evaluation(
             f"{Path(corpus.root).name}/{split}",
         )
         metrics = {**metrics, "mlflow_run_id": run_id}
-        write_json(
+        write_json_atomic(
             out_dir / "metrics.json", metrics
         )  # the gate and the registry find the evaluation run
     return metrics

@@ -4,22 +4,14 @@ per_question.jsonl, report.md, the plot series and the highlight images."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 from components.config import Params
-from components.data.corpus import Corpus
+from components.data.corpus import Corpus, write_json_atomic
 from components.evaluation.highlights import highlight_sample, write_highlights
 from components.evaluation.plot_data import write_plot_data
 from components.evaluation.report import render_per_type, render_report
 from components.rag.engine import RagEngine
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _write_per_question(path: Path, records: list[dict]) -> None:
@@ -60,14 +52,12 @@ def write_outputs(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     type_rows, records = scored["type_rows"], scored["records"]
-    write_json(out_dir / "metrics.json", metrics)
-    write_json(out_dir / "per_type.json", type_rows)
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    write_json_atomic(out_dir / "per_type.json", type_rows)
     _write_per_question(out_dir / "per_question.jsonl", records)
     (out_dir / "report.md").write_text(render_report(metrics, type_rows), encoding="utf-8")
     (out_dir / "per_type.md").write_text(render_per_type(type_rows), encoding="utf-8")
-    write_plot_data(
-        out_dir, metrics["systems"], type_rows, write_json
-    )  # the series dvc.yaml's plots draw
+    write_plot_data(out_dir, metrics["systems"], type_rows)  # the series dvc.yaml's plots draw
     highlights = out_dir / "highlights"
     if highlights.exists():
         for old in highlights.glob("*.png"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from components.data.corpus import write_json_atomic
+
 RECALL_AT = {1: "page_r1", 5: "page_r5"}  # k -> the metrics.json key of page recall@k
 PLOTTED_SYSTEM = "regionops"
 
@@ -45,7 +47,7 @@ def per_type_rows(type_rows: list[dict], system: str = PLOTTED_SYSTEM) -> list[d
 
 
 def write_plot_data(
-    out_dir: Path, systems: dict[str, dict], type_rows: list[dict], write_json
+    out_dir: Path, systems: dict[str, dict], type_rows: list[dict]
 ) -> dict[str, Path]:
     """Write ``plots/recall_at_k.json`` and ``plots/per_type_regionops.json`` under ``out_dir``."""
     folder = Path(out_dir) / "plots"
@@ -54,6 +56,6 @@ def write_plot_data(
         "recall_at_k": folder / "recall_at_k.json",
         "per_type": folder / f"per_type_{PLOTTED_SYSTEM}.json",
     }
-    write_json(paths["recall_at_k"], recall_at_k_rows(systems))
-    write_json(paths["per_type"], per_type_rows(type_rows))
+    write_json_atomic(paths["recall_at_k"], recall_at_k_rows(systems))
+    write_json_atomic(paths["per_type"], per_type_rows(type_rows))
     return paths
