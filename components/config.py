@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -293,6 +293,8 @@ class RegionSearch(_Section):
         "heatmap",
         "text_blocks",
     ]  # text_blocks: with text scores
+    # the region map's lexical weight (regions.lexical_weight); empty: rag.lexical_weight only
+    lexical_weight: list[Annotated[float, Field(ge=0)]] = [0.5, 1.0, 2.0, 4.0, 8.0]
 
 
 class RegionParams(_Section):
@@ -308,6 +310,10 @@ class RegionParams(_Section):
     # heatmap: regions are the heatmap's salient components (snapped); text_blocks: a candidate page's
     # regions are its layout blocks ranked by BM25+ over blocks, the heatmap ranking the pages (ADR 27)
     rule: Literal["heatmap", "text_blocks"] = "heatmap"
+    # The lexical channel's weight in the map regions are picked from (dense + this x the page-local
+    # lexical map, shifted onto the ranking map's peak); pages are still ranked with
+    # rag.lexical_weight. null: rag.lexical_weight. Tuned on val with the rest (ADR 31).
+    lexical_weight: float | None = Field(None, ge=0)
     # true: the evaluate stage tunes the settings above on val (eval/regions.json records the choice);
     # false: they are used exactly as written here
     tune: bool = True
@@ -493,6 +499,12 @@ class Params(_Section):
     realdocs: RealDocsParams = Field(default_factory=RealDocsParams)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    def region_lexical_weight(self) -> float:
+        """The lexical weight of the map regions are picked from (``regions.lexical_weight``, else
+        the ranking's ``rag.lexical_weight``)."""
+        w = self.regions.lexical_weight
+        return self.rag.lexical_weight if w is None else w
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

@@ -114,12 +114,20 @@ class RegionRetrieval:
     def region_maps(
         self, hits: list[PageHit], question: str | None = None
     ) -> dict[str, np.ndarray]:
-        """The heatmaps regions are extracted from: the ranking maps, or, with
-        ``rag.region_term_weights: page`` and a question, their page-local re-weighting (shifted
-        onto the ranking map's peak, so each map's peak is its hit's heatmap peak)."""
+        """The heatmaps regions are extracted from: with a question, each ranking map with its
+        lexical part re-weighted (``rag.region_term_weights``: page-local term weights;
+        ``regions.lexical_weight``: the term evidence's weight, ADR 31) and shifted onto the
+        ranking map's peak, so each map's peak is its hit's heatmap peak; else the ranking maps."""
         rag = self.params.rag
-        if question and rag.region_term_weights == "page":
-            maps = self.index.region_heatmaps(hits, question, rag.lexical_weight, rag.lexical_scope)
+        if question:
+            maps = self.index.region_heatmaps(
+                hits,
+                question,
+                rag.lexical_weight,
+                rag.lexical_scope,
+                self.params.region_lexical_weight(),
+                rag.region_term_weights,
+            )
         else:
             maps = [h.heatmap for h in hits]
         return {h.page_id: m for h, m in zip(hits, maps)}

@@ -54,34 +54,50 @@ def tune_regions_on(
     if not usable:
         return None
     vectors = encode_queries(engine.retriever, [q.question for q in usable])
-    heatmaps = [
-        engine.index.heatmap(
-            q.page_id,
-            engine.index_query(v, q.question),
-            q.question,
-            params.rag.lexical_weight,
-            params.rag.lexical_scope,
-            params.rag.region_term_weights,
-        )
-        for q, v in zip(usable, vectors)
-    ]
+    queries = [engine.index_query(v, q.question) for q, v in zip(usable, vectors)]
     blocks = [engine.index.meta(q.page_id).blocks for q in usable]
     text_scores = [
         engine.index.lexical.block_scores(q.question, engine.index.position(q.page_id))
         for q in usable
     ]
-    chosen, table = tune_region_params(
-        heatmaps,
-        [q.box for q in usable],
-        params.regions,
-        params.evaluate.iou_hit,
-        blocks=blocks,
-        text_scores=text_scores,
+    # the region map's lexical weight is searched with the rest (ADR 31); an empty list keeps
+    # the configured one
+    weights = list(
+        dict.fromkeys(params.regions.search.lexical_weight or [params.region_lexical_weight()])
     )
-    best = max(table, key=lambda row: (row["hit1"], row["miou"]))
+    table: list[dict] = []
+    for weight in weights:
+        heatmaps = [
+            engine.index.heatmap(
+                q.page_id,
+                query,
+                q.question,
+                params.rag.lexical_weight,
+                params.rag.lexical_scope,
+                params.rag.region_term_weights,
+                weight,
+            )
+            for q, query in zip(usable, queries)
+        ]
+        _, rows = tune_region_params(
+            heatmaps,
+            [q.box for q in usable],
+            params.regions,
+            params.evaluate.iou_hit,
+            blocks=blocks,
+            text_scores=text_scores,
+        )
+        table += [{**row, "lexical_weight": weight} for row in rows]
+    best = max(table, key=lambda row: (row["hit1"], row["miou"]))  # ties: the first weight
+    chosen = params.regions.model_copy(
+        update={k: best[k] for k in params.regions.model_dump() if k in best and k != "search"}
+    )
     by_rule = {
         rule: max(row["hit1"] for row in table if row["rule"] == rule)
         for rule in {r["rule"] for r in table}
+    }
+    by_weight = {
+        str(w): max(row["hit1"] for row in table if row["lexical_weight"] == w) for w in weights
     }
     record = {
         "n_tuned": len(usable),
@@ -89,6 +105,7 @@ def tune_regions_on(
         "tuned_gold_page_hit1": best["hit1"],
         "tuned_gold_page_miou": best["miou"],
         "best_gold_page_hit1_per_rule": by_rule,
+        "best_gold_page_hit1_per_lexical_weight": by_weight,
     }
     return params.model_copy(update={"regions": chosen}), record
 

@@ -124,6 +124,7 @@ def write_highlights(sample: list[dict], corpus, engine, folder: Path) -> list[P
                     engine.params.rag.lexical_weight,
                     engine.params.rag.lexical_scope,
                     engine.params.rag.region_term_weights,
+                    engine.params.region_lexical_weight(),
                 )
             boxes = [r["box"] for r in result.regions if r["page_id"] == pid]
             label = "gold" if pid == q.page_id else "predicted"

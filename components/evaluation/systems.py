@@ -139,6 +139,7 @@ class SystemRunner:
                 rag.lexical_weight,
                 rag.lexical_scope,
                 rag.region_term_weights,
+                self.params.region_lexical_weight(),
             )
             regions = extract_regions(
                 fused,

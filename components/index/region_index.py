@@ -264,42 +264,71 @@ class RegionIndex:
         lexical_weight: float = 0.0,
         lexical_scope: str = "cell",
         term_weights: str = "corpus",
+        region_weight: float | None = None,
     ) -> np.ndarray:
         """One page's heatmap, fused with the lexical channel exactly as ``search`` does
-        (``term_weights="page"``: as ``region_heatmaps`` re-weighs it for picking regions)."""
+        (``term_weights="page"`` or a ``region_weight`` other than ``lexical_weight``: the map
+        ``region_heatmaps`` picks regions from)."""
         positions = np.array([self._pos[page_id]])
         dense = self.heatmaps(positions, query)[0]
-        if query_text and lexical_weight > 0:
+        w_region = lexical_weight if region_weight is None else region_weight
+        if not query_text or (lexical_weight <= 0 and w_region <= 0):
+            return dense
+        fused = dense
+        if lexical_weight > 0:
             fused = (
                 dense
                 + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)[0]
             )
-            if term_weights == "corpus":
-                return fused
-            return self._rebase(
-                fused,
-                dense
-                + lexical_weight
-                * self.lexical.heatmaps(query_text, positions, lexical_scope, term_weights)[0],
-            )
-        return dense
+        if term_weights == "corpus" and w_region == lexical_weight:
+            return fused
+        return self._rebase(
+            fused,
+            dense
+            + w_region
+            * self.lexical.heatmaps(query_text, positions, lexical_scope, term_weights)[0],
+        )
 
     def region_heatmaps(
-        self, hits: list[PageHit], query_text: str, lexical_weight: float, lexical_scope: str
+        self,
+        hits: list[PageHit],
+        query_text: str,
+        lexical_weight: float,
+        lexical_scope: str,
+        region_weight: float | None = None,
+        term_weights: str = "page",
     ) -> list[np.ndarray]:
-        """The hits' heatmaps with page-local term weights, for picking regions on each page.
+        """The hits' maps for picking regions on each page: the ranking map (dense +
+        ``lexical_weight`` x corpus-weighted terms) with its lexical part replaced by
+        ``region_weight`` (default ``lexical_weight``) x the ``term_weights`` lexical map.
 
         Each map is shifted so that its peak equals the page's score: pages keep their corpus
         ranking (the top region of each page scores as its page does) while the regions within
-        a page are told apart by the terms that are rare on that page.
+        a page are told apart by the terms that are rare on that page (``page``) and by as much
+        term evidence as ``region_weight`` gives them (ADR 31).
         """
-        if not hits or not query_text or lexical_weight <= 0:
+        w_region = lexical_weight if region_weight is None else region_weight
+        same = w_region == lexical_weight
+        if (
+            not hits
+            or not query_text
+            or (same and (lexical_weight <= 0 or term_weights == "corpus"))
+        ):
             return [h.heatmap for h in hits]
         positions = np.array([self._pos[h.page_id] for h in hits])
         corpus = self.lexical.heatmaps(query_text, positions, lexical_scope)
-        local = self.lexical.heatmaps(query_text, positions, lexical_scope, "page")
+        local = (
+            corpus
+            if term_weights == "corpus"
+            else self.lexical.heatmaps(query_text, positions, lexical_scope, term_weights)
+        )
+        if same:  # the expression of every earlier release: the same maps bit for bit
+            return [
+                self._rebase(h.heatmap, h.heatmap + lexical_weight * (loc - cor))
+                for h, cor, loc in zip(hits, corpus, local)
+            ]
         return [
-            self._rebase(h.heatmap, h.heatmap + lexical_weight * (loc - cor))
+            self._rebase(h.heatmap, h.heatmap + (w_region * loc - lexical_weight * cor))
             for h, cor, loc in zip(hits, corpus, local)
         ]
 

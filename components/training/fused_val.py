@@ -3,7 +3,8 @@
 Every val question ranks every val gold page by the best cell of the fused heatmap, dense cell
 scores + ``rag.lexical_weight`` × the lexical channel's heatmap (``rag.lexical_scope``), as
 ``RegionIndex.search`` does (a late-interaction model: MaxSim's heatmap, ADR 28); the top page's region comes from the same map re-weighted with
-page-local term weights (``rag.region_term_weights``, as ``region_heatmaps``), through
+page-local term weights (``rag.region_term_weights``) at the region map's weight
+(``regions.lexical_weight``, ADR 31), as ``region_heatmaps`` does, through
 ``extract_regions`` with the params' region settings and block snapping. Region hit@1 is over the
 questions with a gold box (IoU ≥ ``evaluate.iou_hit``), as the evaluation scores it.
 
@@ -69,6 +70,7 @@ class FusedValidation:
                 f"{len(queries)} query vectors for {len(self.questions)} val questions"
             )
         g, w = self.params.model.grid, self.params.rag.lexical_weight
+        w_region = self.params.region_lexical_weight()  # the region map's weight, as served
         cells = torch.stack([page_cells[pid] for pid in self.page_ids]).float()
         if query_tokens is not None:
             rule = self.params.rag.maxsim_heatmap
@@ -91,7 +93,7 @@ class FusedValidation:
             pages.append(float(top_id == gold))
             if box is None:
                 continue
-            local = maps[top] + w * page_lex[top]
+            local = maps[top] + w_region * page_lex[top]
             found = extract_regions(
                 local,
                 self.params.regions,

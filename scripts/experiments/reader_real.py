@@ -92,6 +92,12 @@ def main() -> None:
     ap.add_argument(
         "--set", action="append", default=[], help="reader param override, e.g. contexts=3"
     )
+    ap.add_argument(
+        "--params-set",
+        action="append",
+        default=[],
+        help="any params.yaml override, e.g. index.candidates=128 (to retrieve as an earlier run did)",
+    )
     ap.add_argument("--out", type=Path, default=Path("reports"))
     ap.add_argument(
         "--regions-from",
@@ -100,7 +106,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    params, settings = load_params(), configure_environment()
+    params, settings = load_params(overrides=args.params_set), configure_environment()
     updates = {"max_steps": args.steps} if args.steps else {}
     for item in args.set:
         key, _, value = item.partition("=")

@@ -517,6 +517,11 @@ def test_tune_regions_writes_settings_that_evaluate_regions_from_applies(
     )
     assert set(regions["best_gold_page_hit1_per_rule"]) == {"heatmap", "text_blocks"}
     assert regions["tuned_gold_page_hit1"] == max(regions["best_gold_page_hit1_per_rule"].values())
+    # the region map's lexical weight is searched with the rest (ADR 31), and the chosen one won
+    by_weight = regions["best_gold_page_hit1_per_lexical_weight"]
+    assert set(by_weight) == {str(w) for w in tiny_params.regions.search.lexical_weight}
+    assert regions["tuned_gold_page_hit1"] == max(by_weight.values())
+    assert by_weight[str(regions["chosen"]["lexical_weight"])] == regions["tuned_gold_page_hit1"]
     from components.registry.model_source import resolve_model
 
     source = resolve_model(str(folder["model"]), tiny_params, tmp_path / "work", out)

@@ -47,10 +47,17 @@ def _index() -> RegionIndex:
     return RegionIndex.build(metas, cells, IndexParams(candidates=PAGES), "fp")
 
 
-def _engine(tiny_params, rule: str, term_weights: str) -> RagEngine:
+def _engine(
+    tiny_params, rule: str, term_weights: str, region_weight: float | None = None
+) -> RagEngine:
     params = tiny_params.model_copy(deep=True)
     params.regions = RegionParams(
-        threshold="quantile", threshold_value=0.8, score="mean", snap="block", rule=rule
+        threshold="quantile",
+        threshold_value=0.8,
+        score="mean",
+        snap="block",
+        rule=rule,
+        lexical_weight=region_weight,
     )
     params.rag = params.rag.model_copy(
         update={
@@ -106,10 +113,11 @@ def _questions(n: int) -> list[tuple[np.ndarray, str]]:
     ],
 )
 @pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("region_weight", [None, 4.0])
 def test_trimmed_region_step_gives_the_regions_and_scores_of_every_page(
-    tiny_params, rule, term_weights, k
+    tiny_params, rule, term_weights, k, region_weight
 ):
-    engine = _engine(tiny_params, rule, term_weights)
+    engine = _engine(tiny_params, rule, term_weights, region_weight)
     read = []
     for query, question in _questions(40):
         hits = engine.search_vector(query, question=question)
@@ -151,3 +159,37 @@ def test_block_masks_are_rasterised_once_per_page_and_follow_new_blocks(tiny_par
     fresh = engine.block_masks("doc3#0")
     assert fresh is not masks and len(fresh) == 1
     assert fresh[0].tolist() == block_cell_masks(meta.blocks, G)[0].tolist()
+
+
+@pytest.mark.parametrize("term_weights", ["page", "corpus"])
+def test_region_maps_take_the_region_weight_and_keep_each_page_peak(tiny_params, term_weights):
+    """regions.lexical_weight (ADR 31): the region map is dense + w_region x the lexical map,
+    shifted onto the ranking map's peak (so the top-k bound of ADR 29 still holds)."""
+    engine = _engine(tiny_params, "heatmap", term_weights, region_weight=4.0)
+    same = _engine(tiny_params, "heatmap", term_weights)
+    index, rag = engine.index, engine.params.rag
+    for query, question in _questions(10):
+        hits = engine.search_vector(query, question=question)
+        maps = engine.region_maps(hits, question)
+        plain = same.region_maps(same.search_vector(query, question=question), question)
+        changed = False
+        for h in hits:
+            pos = np.array([index.position(h.page_id)])
+            dense = index.heatmaps(pos, query)[0]
+            lexical = index.lexical.heatmaps(question, pos, rag.lexical_scope, term_weights)[0]
+            expected = dense + 4.0 * lexical
+            expected = expected + (h.heatmap.max() - expected.max())
+            np.testing.assert_allclose(maps[h.page_id], expected, rtol=1e-5, atol=1e-5)
+            assert maps[h.page_id].max() == pytest.approx(h.heatmap.max(), abs=1e-5)
+            changed |= not np.allclose(maps[h.page_id], plain[h.page_id])
+        if tokenize(question) and any(t in VOCABULARY for t in tokenize(question)):
+            assert changed  # a printed question term: the heavier weight moves some map
+
+
+def test_region_weight_equal_to_the_ranking_weight_changes_nothing(tiny_params):
+    engine = _engine(tiny_params, "text_blocks", "page", region_weight=0.5)  # = rag.lexical_weight
+    plain = _engine(tiny_params, "text_blocks", "page")
+    for query, question in _questions(10):
+        a = engine.region_maps(engine.search_vector(query, question=question), question)
+        b = plain.region_maps(plain.search_vector(query, question=question), question)
+        assert a.keys() == b.keys() and all(np.array_equal(a[p], b[p]) for p in a)
