@@ -44,7 +44,9 @@ def matrix(runs: list[dict], ids: list[str], system: str, metric: str) -> np.nda
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("runs", nargs="+", type=Path, help="per_question.jsonl, one per seed")
-    ap.add_argument("--reference-runs", nargs="+", type=Path, help="the reference's runs, seed by seed")
+    ap.add_argument(
+        "--reference-runs", nargs="+", type=Path, help="the reference's runs, seed by seed"
+    )
     ap.add_argument("--system", default="regionops")
     ap.add_argument("--reference-system", help="with --reference-runs: the system read there")
     ap.add_argument("--against", nargs="+", default=["lexical_only", "bm25_blocks", "dense_blocks"])
