@@ -132,6 +132,8 @@ def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> t
         "chosen": record["chosen"],
         "val_gold_page_hit1": record["tuned_gold_page_hit1"],
         "val_gold_page_miou": record["tuned_gold_page_miou"],
+        "val_gold_page_hit1_per_rule": record["best_gold_page_hit1_per_rule"],
+        "val_gold_page_hit1_per_lexical_weight": record["best_gold_page_hit1_per_lexical_weight"],
     }
 
 

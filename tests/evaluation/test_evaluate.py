@@ -137,6 +137,13 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
             written["regions"]["n_val"] > 0
             and 0.0 <= written["regions"]["val_gold_page_hit1"] <= 1.0
         )
+        # the chosen region-map weight is the val winner among the searched ones (ADR 31)
+        by_weight = written["regions"]["val_gold_page_hit1_per_lexical_weight"]
+        assert (
+            by_weight[str(written["regions"]["chosen"]["lexical_weight"])]
+            == max(by_weight.values())
+            == written["regions"]["val_gold_page_hit1"]
+        )
     # The region choice is its own declared artifact (dvc.yaml evaluate outs).
     assert json.loads((out / "regions.json").read_text()) == written["regions"]
     # regions.tune: false -> the settings are used exactly as written, and the record says so.
