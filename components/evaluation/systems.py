@@ -72,7 +72,9 @@ def dense_only(params: Params) -> Params:
     best cell (``score: max``), as its pages are: the heatmap settings tuned as text_blocks'
     fallback (a mean score, say) would reorder its pages by region means.
     """
-    regions = params.regions
+    regions = params.regions.model_copy(
+        update={"lexical_weight": 0.0}
+    )  # no terms in its maps either
     if regions.rule != "heatmap":
         regions = regions.model_copy(update={"rule": "heatmap", "score": "max"})
     return params.model_copy(

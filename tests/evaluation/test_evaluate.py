@@ -280,11 +280,15 @@ def test_the_dense_system_reads_no_lexical_evidence_under_either_region_rule(tin
     for rule in ("heatmap", "text_blocks"):
         params = tiny_params.model_copy(
             update={
-                "regions": tiny_params.regions.model_copy(update={"rule": rule, "score": "mean"})
+                "regions": tiny_params.regions.model_copy(
+                    update={"rule": rule, "score": "mean", "lexical_weight": 4.0}
+                )
             }
         )
         dense = dense_only(params)
         assert dense.rag.lexical_weight == 0.0 and dense.regions.rule == "heatmap"
+        # a tuned region-map weight (ADR 31) does not bring terms back into its region maps
+        assert dense.region_lexical_weight() == 0.0 and params.region_lexical_weight() == 4.0
         assert params.regions.rule == rule  # the served settings are left as they were
         # heatmap: the tuned settings as they are; text_blocks: its regions ranked as its pages are
         assert dense.regions.score == ("mean" if rule == "heatmap" else "max")
