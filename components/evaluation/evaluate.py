@@ -65,22 +65,22 @@ def tune_regions_on(
     weights = list(
         dict.fromkeys(params.regions.search.lexical_weight or [params.region_lexical_weight()])
     )
+    maps = [  # per question, its gold page's map at each weight (dense scores computed once)
+        engine.index.heatmaps_at_region_weights(
+            q.page_id,
+            query,
+            q.question,
+            params.rag.lexical_weight,
+            params.rag.lexical_scope,
+            params.rag.region_term_weights,
+            weights,
+        )
+        for q, query in zip(usable, queries)
+    ]
     table: list[dict] = []
-    for weight in weights:
-        heatmaps = [
-            engine.index.heatmap(
-                q.page_id,
-                query,
-                q.question,
-                params.rag.lexical_weight,
-                params.rag.lexical_scope,
-                params.rag.region_term_weights,
-                weight,
-            )
-            for q, query in zip(usable, queries)
-        ]
+    for j, weight in enumerate(weights):
         _, rows = tune_region_params(
-            heatmaps,
+            [m[j] for m in maps],
             [q.box for q in usable],
             params.regions,
             params.evaluate.iou_hit,

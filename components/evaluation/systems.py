@@ -72,9 +72,8 @@ def dense_only(params: Params) -> Params:
     best cell (``score: max``), as its pages are: the heatmap settings tuned as text_blocks'
     fallback (a mean score, say) would reorder its pages by region means.
     """
-    regions = params.regions.model_copy(
-        update={"lexical_weight": 0.0}
-    )  # no terms in its maps either
+    # no term evidence in its region maps either (a tuned regions.lexical_weight, ADR 31)
+    regions = params.regions.model_copy(update={"lexical_weight": 0.0})
     if regions.rule != "heatmap":
         regions = regions.model_copy(update={"rule": "heatmap", "score": "max"})
     return params.model_copy(

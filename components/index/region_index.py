@@ -259,7 +259,7 @@ class RegionIndex:
     def heatmap(
         self,
         page_id: str,
-        query: np.ndarray,
+        query: np.ndarray | TokenQuery,
         query_text: str | None = None,
         lexical_weight: float = 0.0,
         lexical_scope: str = "cell",
@@ -269,25 +269,43 @@ class RegionIndex:
         """One page's heatmap, fused with the lexical channel exactly as ``search`` does
         (``term_weights="page"`` or a ``region_weight`` other than ``lexical_weight``: the map
         ``region_heatmaps`` picks regions from)."""
+        w_region = lexical_weight if region_weight is None else region_weight
+        return self.heatmaps_at_region_weights(
+            page_id, query, query_text, lexical_weight, lexical_scope, term_weights, [w_region]
+        )[0]
+
+    def heatmaps_at_region_weights(
+        self,
+        page_id: str,
+        query: np.ndarray | TokenQuery,
+        query_text: str | None,
+        lexical_weight: float,
+        lexical_scope: str,
+        term_weights: str,
+        region_weights: list[float],
+    ) -> list[np.ndarray]:
+        """``heatmap`` at each of ``region_weights``, the page's dense and lexical maps computed
+        once (the region tuner tries several weights on every val page)."""
         positions = np.array([self._pos[page_id]])
         dense = self.heatmaps(positions, query)[0]
-        w_region = lexical_weight if region_weight is None else region_weight
-        if not query_text or (lexical_weight <= 0 and w_region <= 0):
-            return dense
-        fused = dense
-        if lexical_weight > 0:
+        fused, local, out = dense, None, []
+        if query_text and lexical_weight > 0:
             fused = (
                 dense
                 + lexical_weight * self.lexical.heatmaps(query_text, positions, lexical_scope)[0]
             )
-        if term_weights == "corpus" and w_region == lexical_weight:
-            return fused
-        return self._rebase(
-            fused,
-            dense
-            + w_region
-            * self.lexical.heatmaps(query_text, positions, lexical_scope, term_weights)[0],
-        )
+        for w_region in region_weights:
+            if not query_text or (lexical_weight <= 0 and w_region <= 0):
+                out.append(dense)
+            elif term_weights == "corpus" and w_region == lexical_weight:
+                out.append(fused)
+            else:
+                if local is None:
+                    local = self.lexical.heatmaps(
+                        query_text, positions, lexical_scope, term_weights
+                    )[0]
+                out.append(self._rebase(fused, dense + w_region * local))
+        return out
 
     def region_heatmaps(
         self,

@@ -58,6 +58,21 @@ class Bench:
     exact_hit1: np.ndarray  # per question: and its top region hits the gold box
 
 
+def exact_stage_parser(
+    description: str, repeats: int, threads: list[int]
+) -> argparse.ArgumentParser:
+    """The arguments of the exact-stage A/Bs on random float16 cells (ADR 29): pages stored,
+    candidates scored, vector dims, cells a page, repeats and the thread counts tried."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--pages", type=int, default=1000)
+    p.add_argument("--candidates", type=int, default=144)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--cells", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--threads", type=int, nargs="+", default=threads)
+    return p
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument(

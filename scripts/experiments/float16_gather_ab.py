@@ -8,7 +8,6 @@ milliseconds at each thread count, and whether the scores equal the served path'
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -18,6 +17,7 @@ import torch
 
 from components.index.float16_scores import float16_scores
 from components.model.encode import torch_threads
+from scripts.experiments.common import exact_stage_parser
 
 
 def chunked_gather(codes: np.ndarray, positions: np.ndarray, query: np.ndarray, pages: int):
@@ -52,14 +52,7 @@ def half_mv(codes: np.ndarray, positions: np.ndarray, query: np.ndarray):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pages", type=int, default=1000)
-    ap.add_argument("--candidates", type=int, default=144)
-    ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--cells", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=40)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    args = ap.parse_args()
+    args = exact_stage_parser(__doc__, repeats=40, threads=[1, 2]).parse_args()
     rng = np.random.default_rng(0)
     codes = rng.standard_normal((args.pages, args.cells, args.dim)).astype(np.float16)
     variants = {

@@ -9,7 +9,6 @@ the scores equal the served path's bit for bit.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -19,6 +18,7 @@ import torch
 
 from components.index.float16_scores import _BLOCK_ROWS, float16_token_scores
 from components.model.encode import torch_threads
+from scripts.experiments.common import exact_stage_parser
 
 
 def served(codes: np.ndarray, positions: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -66,14 +66,8 @@ def page_blocks(codes: np.ndarray, positions: np.ndarray, tokens: np.ndarray) ->
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pages", type=int, default=1000)
-    ap.add_argument("--candidates", type=int, default=144)
-    ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--cells", type=int, default=256)
+    ap = exact_stage_parser(__doc__, repeats=60, threads=[2, 1])
     ap.add_argument("--tokens", type=int, default=14, help="question tokens (real dev median: 14)")
-    ap.add_argument("--repeats", type=int, default=60)
-    ap.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     ap.add_argument("--out")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
