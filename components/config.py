@@ -297,6 +297,19 @@ class RegionSearch(_Section):
     lexical_weight: list[Annotated[float, Field(ge=0)]] = [0.5, 1.0, 2.0, 4.0, 8.0]
 
 
+class DenseRegionParams(_Section):
+    """The heatmap settings ``regionops_dense`` picks regions with: its map holds no term evidence,
+    so the fused system's settings (text_blocks' fallback, say) are not its own. Tuned with the
+    rest, on the same questions' dense gold-page maps (score is always max: region means would
+    reorder its pages)."""
+
+    threshold: Literal["absolute", "relative", "quantile"]
+    threshold_value: float
+    neighbour_range: int = Field(ge=1)
+    padding: int = Field(ge=0)
+    snap: Literal["none", "block"]
+
+
 class RegionParams(_Section):
     threshold: Literal["absolute", "relative", "quantile"] = "relative"
     threshold_value: float = 0.8
@@ -314,6 +327,8 @@ class RegionParams(_Section):
     # lexical map, shifted onto the ranking map's peak); pages are still ranked with
     # rag.lexical_weight. null: rag.lexical_weight. Tuned on val with the rest (ADR 31).
     lexical_weight: float | None = Field(None, ge=0)
+    # regionops_dense's own heatmap settings; null: the ones above under rule heatmap, score max
+    dense: DenseRegionParams | None = None
     # true: the evaluate stage tunes the settings above on val (eval/regions.json records the choice);
     # false: they are used exactly as written here
     tune: bool = True

@@ -69,12 +69,17 @@ def dense_only(params: Params) -> Params:
 
     Under ``regions.rule: text_blocks`` the blocks' BM25+ would pick the regions (lexical
     evidence), so the dense system takes the heatmap rule; its regions are then ranked by their
-    best cell (``score: max``), as its pages are: the heatmap settings tuned as text_blocks'
-    fallback (a mean score, say) would reorder its pages by region means.
+    best cell (``score: max``), as its pages are: a mean score would reorder its pages by region
+    means. Its heatmap settings are ``regions.dense`` where the tuner chose them on its own maps,
+    else the fused system's (under text_blocks, the fallback's, tuned for maps with terms in).
     """
     # no term evidence in its region maps either (a tuned regions.lexical_weight, ADR 31)
     regions = params.regions.model_copy(update={"lexical_weight": 0.0})
-    if regions.rule != "heatmap":
+    if regions.dense is not None:
+        regions = regions.model_copy(
+            update=regions.dense.model_dump() | {"rule": "heatmap", "score": "max"}
+        )
+    elif regions.rule != "heatmap":
         regions = regions.model_copy(update={"rule": "heatmap", "score": "max"})
     return params.model_copy(
         update={"rag": params.rag.model_copy(update={"lexical_weight": 0.0}), "regions": regions}

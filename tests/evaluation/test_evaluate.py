@@ -144,6 +144,10 @@ def test_end_to_end_tiny_corpus(tiny_params, tiny_corpus, tmp_path, regionops_ho
             == max(by_weight.values())
             == written["regions"]["val_gold_page_hit1"]
         )
+        # regionops_dense gets its own heatmap settings, tuned on its own (term-free) maps
+        dense = written["regions"]["chosen"]["dense"]
+        assert set(dense) == {"threshold", "threshold_value", "neighbour_range", "padding", "snap"}
+        assert 0.0 <= written["regions"]["val_dense_gold_page_hit1"] <= 1.0
     # The region choice is its own declared artifact (dvc.yaml evaluate outs).
     assert json.loads((out / "regions.json").read_text()) == written["regions"]
     # regions.tune: false -> the settings are used exactly as written, and the record says so.
@@ -292,3 +296,57 @@ def test_the_dense_system_reads_no_lexical_evidence_under_either_region_rule(tin
         assert params.regions.rule == rule  # the served settings are left as they were
         # heatmap: the tuned settings as they are; text_blocks: its regions ranked as its pages are
         assert dense.regions.score == ("mean" if rule == "heatmap" else "max")
+
+
+def test_the_dense_system_serves_its_own_tuned_heatmap_settings(tiny_params):
+    from components.config import DenseRegionParams
+    from components.evaluation.systems import dense_only
+
+    own = DenseRegionParams(
+        threshold="quantile", threshold_value=0.95, neighbour_range=2, padding=1, snap="none"
+    )
+    params = tiny_params.model_copy(
+        update={
+            "regions": tiny_params.regions.model_copy(
+                update={"rule": "text_blocks", "threshold": "relative", "threshold_value": 0.8,
+                        "score": "mean", "snap": "block", "dense": own}
+            )
+        }
+    )  # fmt: skip
+    dense = dense_only(params).regions
+    assert (dense.threshold, dense.threshold_value, dense.neighbour_range) == ("quantile", 0.95, 2)
+    assert (dense.padding, dense.snap, dense.rule, dense.score) == (1, "none", "heatmap", "max")
+    # the fused system keeps its own
+    assert (params.regions.threshold, params.regions.snap) == ("relative", "block")
+
+
+def test_dense_region_tuning_reads_term_free_maps_and_finds_the_gold_peak(tiny_params):
+    """The dense row is tuned on the maps regionops_dense serves (no question text, so no term
+    evidence), and picks a setting whose top region lands on each gold box."""
+    import numpy as np
+
+    from components.evaluation.evaluate import _tune_dense_regions
+
+    g = 8
+    maps = {}
+    for page, (r, c) in {"a#0": (1, 1), "b#0": (5, 4)}.items():
+        m = np.full((g, g), 0.1, dtype=np.float32)
+        m[r : r + 2, c : c + 2] = 0.9  # a 2x2 peak
+        m[7, 0] = 0.5  # a lone distractor cell
+        maps[page] = m
+    calls = []
+
+    class Index:
+        def heatmap(self, page_id, query, *rest, **kw):
+            calls.append((rest, kw))
+            return maps[page_id]
+
+    class Engine:
+        index = Index()
+
+    boxes = {"a#0": (1 / g, 1 / g, 3 / g, 3 / g), "b#0": (4 / g, 5 / g, 6 / g, 7 / g)}
+    usable = [Question(id=p, question="q", doc=p[0], page=0, box=b) for p, b in boxes.items()]
+    dense, best = _tune_dense_regions(tiny_params, usable, [None, None], [[], []], Engine())
+    assert calls == [((), {}), ((), {})]  # page and query only: no lexical map
+    assert best["hit1"] == 1.0 and best["rule"] == "heatmap" and best["score"] == "max"
+    assert dense.snap == "none"  # without blocks snapping changes nothing: the first, none, stands
