@@ -3,7 +3,8 @@
   regionops        the retriever + index at region level (top region across candidate pages),
                    dense and lexical channels fused (``rag.lexical_weight``);
   regionops_dense  the same with the lexical channel off, regions from the dense heatmap (never
-                   the text-block rule): each channel's contribution;
+                   the text-block rule) under its own tuned settings (``regions.dense``): each
+                   channel's contribution;
   lexical_only     the lexical channel alone, no learned model (``lexical_only.py``): the bar
                    every learned component must clear;
   page_level       the same model and page ranking as regionops, region = the whole top page;
