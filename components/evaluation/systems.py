@@ -177,9 +177,9 @@ class SystemRunner:
         dense_top = tuple(dense.boxes[0]) if dense.boxes else None
         dense_gold = None
         if gold_indexed:
-            regions = extract_regions(
+            regions = extract_regions(  # by the dense system's own rule, as it serves
                 index.heatmap(gold, self.dense_engine.index_query(qv, text)),
-                self.params.regions,
+                self.dense_engine.params.regions,
                 gold,
                 blocks=index.meta(gold).blocks,
             )

@@ -350,3 +350,49 @@ def test_dense_region_tuning_reads_term_free_maps_and_finds_the_gold_peak(tiny_p
     assert calls == [((), {}), ((), {})]  # page and query only: no lexical map
     assert best["hit1"] == 1.0 and best["rule"] == "heatmap" and best["score"] == "max"
     assert dense.snap == "none"  # without blocks snapping changes nothing: the first, none, stands
+
+
+def test_the_dense_systems_gold_page_box_follows_its_own_region_rule(
+    tiny_params, tiny_corpus, tmp_path
+):
+    """regionops_dense's best region on the gold page (its mean IoU) is picked by the settings it
+    serves with, so on a question whose top page is the gold page it is the served top box."""
+    from components.config import DenseRegionParams
+    from components.evaluation.region_answer import RegionAnswerer
+    from components.evaluation.systems import SystemRunner
+    from components.index.build import build_index
+    from components.model.io import save_retriever
+    from components.model.retriever import build_retriever
+    from components.rag.engine import RagEngine
+
+    model_dir = tmp_path / "model"
+    save_retriever(build_retriever(tiny_params.model), model_dir / "retriever")
+    build_index(tiny_params, tiny_corpus, model_dir, tmp_path / "index")
+    # the fused settings and the dense system's own differ in every field it reads
+    params = tiny_params.model_copy(
+        update={
+            "regions": tiny_params.regions.model_copy(
+                update={"rule": "text_blocks", "threshold": "relative", "threshold_value": 0.8,
+                        "neighbour_range": 1, "padding": 0, "score": "mean", "snap": "block",
+                        "dense": DenseRegionParams(threshold="quantile", threshold_value=0.9,
+                                                   neighbour_range=2, padding=1, snap="none")}
+            )
+        }
+    )  # fmt: skip
+    docs = sorted({q.doc for q in tiny_corpus.questions if q.box and not q.query_image})
+    checked = 0
+    for doc in docs:  # index one document at a time, so the top page is often the gold page
+        engine = RagEngine.from_dirs(model_dir, tmp_path / "index", params)
+        for other in {p.doc for p in tiny_corpus.pages} - {doc}:
+            engine.index.delete_doc(other)
+        runner = SystemRunner(params, tiny_corpus, engine, RegionAnswerer(engine.index, None))
+        for q in tiny_corpus.questions:
+            if q.doc != doc or not q.box or q.query_image:
+                continue
+            out = runner.run(q)["regionops_dense"]
+            if out.top_page == q.page_id:
+                assert out.gold_page_box == out.top_box
+                checked += 1
+        if checked >= 3:
+            break
+    assert checked >= 3
