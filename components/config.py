@@ -327,7 +327,8 @@ class RegionParams(_Section):
     # lexical map, shifted onto the ranking map's peak); pages are still ranked with
     # rag.lexical_weight. null: rag.lexical_weight. Tuned on val with the rest (ADR 31).
     lexical_weight: float | None = Field(None, ge=0)
-    # regionops_dense's own heatmap settings; null: the ones above under rule heatmap, score max
+    # regionops_dense's own heatmap settings (ADR 32); null: the ones above (under text_blocks,
+    # with rule heatmap and score max)
     dense: DenseRegionParams | None = None
     # true: the evaluate stage tunes the settings above on val (eval/regions.json records the choice);
     # false: they are used exactly as written here
