@@ -1,12 +1,14 @@
-"""One condition of a ``reader_real`` run paired with one of another run, over their common seeds.
+"""One condition of ``reader_real`` runs paired with another condition, over their common seeds.
 
 ``reader_real.py`` pairs conditions only within one run; a sweep continued in a second run (e.g.
-ρ = 1/2 and 2/3 after ρ = 0 and the configured 1/3) is compared here. Both runs must have scored
-the same dev questions in the same order (``question_ids``); the paired difference is
-``components.evaluation.paired.paired_difference`` over seeds × questions. E.g.
-``python -m scripts.experiments.reader_runs_paired RUN_A.json RUN_B.json
---variant main/regionops --reference rho=0.50/regionops``: the variant is looked up in RUN_A,
-the reference in RUN_B (give the same file twice to pair within one run).
+ρ = 1/2 and 2/3 after ρ = 0 and the configured 1/3), or a study's later seeds run apart, is
+compared here. Every run must have scored the same dev questions in the same order
+(``question_ids``); each condition's seeds are gathered across the runs (a seed found twice is an
+error); the paired difference is ``components.evaluation.paired.paired_difference`` over seeds ×
+questions. E.g. ``python -m scripts.experiments.reader_runs_paired RUN_A.json RUN_B.json
+--variant main/regionops --reference rho=0.50/regionops``, or with the token study's seeds in two
+runs: ``… MAIN.json TOKENS13.json TOKENS14.json --variant main/regionops --reference
+tokens=none/regionops``.
 """
 
 from __future__ import annotations
@@ -29,19 +31,28 @@ def scores_by_seed(run: dict, condition: str, system: str) -> dict[int, np.ndarr
     return out
 
 
+def gathered(runs: list[dict], condition: str, system: str) -> dict[int, np.ndarray]:
+    """The condition's scores per seed across ``runs``; a seed scored in two runs is an error."""
+    out: dict[int, np.ndarray] = {}
+    for run in runs:
+        for seed, values in scores_by_seed(run, condition, system).items():
+            if seed in out:
+                raise SystemExit(f"{condition}/{system} seed {seed} is in more than one run")
+            out[seed] = values
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("variant_run", type=Path)
-    ap.add_argument("reference_run", type=Path)
+    ap.add_argument("runs", type=Path, nargs="+", help="reader_real JSON files")
     ap.add_argument("--variant", required=True, help="CONDITION/SYSTEM, e.g. main/regionops")
     ap.add_argument("--reference", required=True, help="CONDITION/SYSTEM, e.g. rho=0.50/regionops")
     args = ap.parse_args()
-    a = json.loads(args.variant_run.read_text("utf-8"))
-    b = json.loads(args.reference_run.read_text("utf-8"))
-    if a["question_ids"] != b["question_ids"]:
-        raise SystemExit("the two runs scored different dev questions; they cannot be paired")
-    va = scores_by_seed(a, *args.variant.split("/", 1))
-    rb = scores_by_seed(b, *args.reference.split("/", 1))
+    runs = [json.loads(path.read_text("utf-8")) for path in dict.fromkeys(args.runs)]
+    if any(run["question_ids"] != runs[0]["question_ids"] for run in runs):
+        raise SystemExit("the runs scored different dev questions; they cannot be paired")
+    va = gathered(runs, *args.variant.split("/", 1))
+    rb = gathered(runs, *args.reference.split("/", 1))
     seeds = sorted(set(va) & set(rb))
     if not seeds:
         raise SystemExit(f"no common seed: variant has {sorted(va)}, reference has {sorted(rb)}")
