@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from components.config import DenseRegionParams, Params
+from components.config import Params
 from components.data.corpus import Corpus, write_json_atomic
 from components.evaluation.outputs import write_outputs
 from components.evaluation.region_answer import RegionAnswerer
@@ -43,7 +43,7 @@ def tune_regions_on(
 ) -> tuple[Params, dict] | None:
     """Region-extraction settings tuned on ``questions``' gold-page fused heatmaps (those with a box,
     an indexed gold page and no query image); None when there is no such question."""
-    from components.evaluation.region_tuning import tune_region_params
+    from components.evaluation.region_tuning import tune_dense_settings, tune_region_params
     from components.model.encode import encode_queries
 
     usable = [
@@ -89,7 +89,7 @@ def tune_regions_on(
         )
         table += [{**row, "lexical_weight": weight} for row in rows]
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))  # ties: the first weight
-    dense, dense_best = _tune_dense_regions(params, usable, queries, blocks, engine)
+    dense, dense_best = tune_dense_settings(params, usable, queries, blocks, engine)
     chosen = params.regions.model_copy(
         update={k: best[k] for k in params.regions.model_dump() if k in best and k != "search"}
         | {"dense": dense}
@@ -112,31 +112,6 @@ def tune_regions_on(
         "dense_gold_page_miou": dense_best["miou"],
     }
     return params.model_copy(update={"regions": chosen}), record
-
-
-def _tune_dense_regions(
-    params: Params, usable: list, queries: list, blocks: list, engine: RagEngine
-) -> tuple[DenseRegionParams, dict]:
-    """``regionops_dense``'s own heatmap settings, tuned on the same questions' gold-page maps
-    without term evidence (the maps it serves), and the best table row. Its regions are ranked
-    by their best cell (score max), as its pages are, so the rule and score are not searched."""
-    from components.evaluation.region_tuning import tune_region_params
-
-    search = params.regions.search.model_copy(
-        update={"score": ["max"], "rule": ["heatmap"], "lexical_weight": []}
-    )
-    base = params.regions.model_copy(
-        update={"rule": "heatmap", "score": "max", "lexical_weight": 0.0, "dense": None,
-                "search": search}
-    )  # fmt: skip
-    maps = [engine.index.heatmap(q.page_id, query) for q, query in zip(usable, queries)]
-    chosen, rows = tune_region_params(
-        maps, [q.box for q in usable], base, params.evaluate.iou_hit, blocks=blocks
-    )
-    best = max(rows, key=lambda row: (row["hit1"], row["miou"]))
-    return DenseRegionParams(
-        **{k: getattr(chosen, k) for k in DenseRegionParams.model_fields}
-    ), best
 
 
 def choose_region_params(params: Params, corpus: Corpus, engine: RagEngine) -> tuple[Params, dict]:

@@ -1,4 +1,5 @@
-"""Region settings chosen on validation: the grid search behind ``regions.*`` (ADR 27 adds the rule).
+"""Region settings chosen on validation: the grid search behind ``regions.*`` (ADR 27 adds the rule,
+ADR 32 the dense system's own settings).
 
 The evaluate stage tunes on the val split's gold-page fused heatmaps (never test); ``regionops
 tune-regions`` on a folder's questions (the real train set). The chosen settings and the table
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from components.boxes import iou
-from components.config import RegionParams
+from components.config import DenseRegionParams, Params, RegionParams
 from components.regions.extract import extract_regions, text_block_regions
 from components.regions.snap import block_cell_masks
 
@@ -101,3 +102,27 @@ def tune_region_params(
     best = max(table, key=lambda row: (row["hit1"], row["miou"]))
     chosen = base.model_copy(update={k: best[k] for k in base.model_dump()})
     return chosen, table
+
+
+def tune_dense_settings(
+    params: Params, usable: list, queries: list, blocks: list, engine
+) -> tuple[DenseRegionParams, dict]:
+    """``regionops_dense``'s own heatmap settings (ADR 32), tuned on ``usable`` questions' gold-page
+    maps without term evidence (the maps it serves; ``engine`` a RagEngine, ``queries`` its index
+    queries), and the best table row. Its regions are ranked by their best cell (score max), as
+    its pages are, so the rule and score are not searched."""
+    search = params.regions.search.model_copy(
+        update={"score": ["max"], "rule": ["heatmap"], "lexical_weight": []}
+    )
+    base = params.regions.model_copy(
+        update={"rule": "heatmap", "score": "max", "lexical_weight": 0.0, "dense": None,
+                "search": search}
+    )  # fmt: skip
+    maps = [engine.index.heatmap(q.page_id, query) for q, query in zip(usable, queries)]
+    chosen, rows = tune_region_params(
+        maps, [q.box for q in usable], base, params.evaluate.iou_hit, blocks=blocks
+    )
+    best = max(rows, key=lambda row: (row["hit1"], row["miou"]))
+    return DenseRegionParams(
+        **{k: getattr(chosen, k) for k in DenseRegionParams.model_fields}
+    ), best

@@ -325,7 +325,7 @@ def test_dense_region_tuning_reads_term_free_maps_and_finds_the_gold_peak(tiny_p
     evidence), and picks a setting whose top region lands on each gold box."""
     import numpy as np
 
-    from components.evaluation.evaluate import _tune_dense_regions
+    from components.evaluation.region_tuning import tune_dense_settings
 
     g = 8
     maps = {}
@@ -346,7 +346,7 @@ def test_dense_region_tuning_reads_term_free_maps_and_finds_the_gold_peak(tiny_p
 
     boxes = {"a#0": (1 / g, 1 / g, 3 / g, 3 / g), "b#0": (4 / g, 5 / g, 6 / g, 7 / g)}
     usable = [Question(id=p, question="q", doc=p[0], page=0, box=b) for p, b in boxes.items()]
-    dense, best = _tune_dense_regions(tiny_params, usable, [None, None], [[], []], Engine())
+    dense, best = tune_dense_settings(tiny_params, usable, [None, None], [[], []], Engine())
     assert calls == [((), {}), ((), {})]  # page and query only: no lexical map
     assert best["hit1"] == 1.0 and best["rule"] == "heatmap" and best["score"] == "max"
     assert dense.snap == "none"  # without blocks snapping changes nothing: the first, none, stands
