@@ -43,7 +43,11 @@ def tune_regions_on(
 ) -> tuple[Params, dict] | None:
     """Region-extraction settings tuned on ``questions``' gold-page fused heatmaps (those with a box,
     an indexed gold page and no query image); None when there is no such question."""
-    from components.evaluation.region_tuning import tune_dense_settings, tune_region_params
+    from components.evaluation.region_tuning import (
+        best_row,
+        tune_dense_settings,
+        tune_region_params,
+    )
     from components.model.encode import encode_queries
 
     usable = [
@@ -65,31 +69,35 @@ def tune_regions_on(
     weights = list(
         dict.fromkeys(params.regions.search.lexical_weight or [params.region_lexical_weight()])
     )
-    maps = [  # per question, its gold page's map at each weight (dense scores computed once)
-        engine.index.heatmaps_at_region_weights(
-            q.page_id,
-            query,
-            q.question,
-            params.rag.lexical_weight,
-            params.rag.lexical_scope,
-            params.rag.region_term_weights,
-            weights,
+    # per question, its gold page's dense map and its map at each weight (dense scores computed once)
+    dense_maps, maps = zip(
+        *(
+            engine.index.heatmaps_at_region_weights(
+                q.page_id,
+                query,
+                q.question,
+                params.rag.lexical_weight,
+                params.rag.lexical_scope,
+                params.rag.region_term_weights,
+                weights,
+            )
+            for q, query in zip(usable, queries)
         )
-        for q, query in zip(usable, queries)
-    ]
+    )
+    boxes = [q.box for q in usable]
     table: list[dict] = []
     for j, weight in enumerate(weights):
         _, rows = tune_region_params(
             [m[j] for m in maps],
-            [q.box for q in usable],
+            boxes,
             params.regions,
             params.evaluate.iou_hit,
             blocks=blocks,
             text_scores=text_scores,
         )
         table += [{**row, "lexical_weight": weight} for row in rows]
-    best = max(table, key=lambda row: (row["hit1"], row["miou"]))  # ties: the first weight
-    dense, dense_best = tune_dense_settings(params, usable, queries, blocks, engine)
+    best = best_row(table)  # ties: the first weight
+    dense, dense_best = tune_dense_settings(params, list(dense_maps), boxes, blocks)
     chosen = params.regions.model_copy(
         update={k: best[k] for k in params.regions.model_dump() if k in best and k != "search"}
         | {"dense": dense}

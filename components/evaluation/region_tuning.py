@@ -99,18 +99,25 @@ def tune_region_params(
                                 )
     if not table:
         raise ValueError("regions.search holds no candidate setting: nothing to tune")
-    best = max(table, key=lambda row: (row["hit1"], row["miou"]))
+    best = best_row(table)
     chosen = base.model_copy(update={k: best[k] for k in base.model_dump()})
     return chosen, table
 
 
+def best_row(table: list[dict]) -> dict:
+    """The tuning table's chosen row: the best hit@1, ties broken by mean IoU, then by order."""
+    return max(table, key=lambda row: (row["hit1"], row["miou"]))
+
+
 def tune_dense_settings(
-    params: Params, usable: list, queries: list, blocks: list, engine
+    params: Params,
+    dense_maps: list[np.ndarray],
+    gold_boxes: list[tuple[float, float, float, float]],
+    blocks: list[list],
 ) -> tuple[DenseRegionParams, dict]:
-    """``regionops_dense``'s own heatmap settings (ADR 32), tuned on ``usable`` questions' gold-page
-    maps without term evidence (the maps it serves; ``engine`` a RagEngine, ``queries`` its index
-    queries), and the best table row. Its regions are ranked by their best cell (score max), as
-    its pages are, so the rule and score are not searched."""
+    """``regionops_dense``'s own heatmap settings (ADR 32) and their table row, tuned on gold-page
+    maps without term evidence (the maps it serves). Its regions are ranked by their best cell
+    (score max), as its pages are, so the rule and score are not searched."""
     search = params.regions.search.model_copy(
         update={"score": ["max"], "rule": ["heatmap"], "lexical_weight": []}
     )
@@ -118,11 +125,8 @@ def tune_dense_settings(
         update={"rule": "heatmap", "score": "max", "lexical_weight": 0.0, "dense": None,
                 "search": search}
     )  # fmt: skip
-    maps = [engine.index.heatmap(q.page_id, query) for q, query in zip(usable, queries)]
     chosen, rows = tune_region_params(
-        maps, [q.box for q in usable], base, params.evaluate.iou_hit, blocks=blocks
+        dense_maps, gold_boxes, base, params.evaluate.iou_hit, blocks=blocks
     )
-    best = max(rows, key=lambda row: (row["hit1"], row["miou"]))
-    return DenseRegionParams(
-        **{k: getattr(chosen, k) for k in DenseRegionParams.model_fields}
-    ), best
+    dense = DenseRegionParams(**{k: getattr(chosen, k) for k in DenseRegionParams.model_fields})
+    return dense, best_row(rows)

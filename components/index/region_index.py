@@ -272,7 +272,7 @@ class RegionIndex:
         w_region = lexical_weight if region_weight is None else region_weight
         return self.heatmaps_at_region_weights(
             page_id, query, query_text, lexical_weight, lexical_scope, term_weights, [w_region]
-        )[0]
+        )[1][0]
 
     def heatmaps_at_region_weights(
         self,
@@ -283,9 +283,10 @@ class RegionIndex:
         lexical_scope: str,
         term_weights: str,
         region_weights: list[float],
-    ) -> list[np.ndarray]:
-        """``heatmap`` at each of ``region_weights``, the page's dense and lexical maps computed
-        once (the region tuner tries several weights on every val page)."""
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The page's dense map without term evidence (the map ``regionops_dense`` serves) and
+        ``heatmap`` at each of ``region_weights``, the dense and lexical maps computed once (the
+        region tuner tries several weights, and the dense system's settings, on every val page)."""
         positions = np.array([self._pos[page_id]])
         dense = self.heatmaps(positions, query)[0]
         fused, local, out = dense, None, []
@@ -305,7 +306,7 @@ class RegionIndex:
                         query_text, positions, lexical_scope, term_weights
                     )[0]
                 out.append(self._rebase(fused, dense + w_region * local))
-        return out
+        return dense, out
 
     def region_heatmaps(
         self,

@@ -320,36 +320,49 @@ def test_the_dense_system_serves_its_own_tuned_heatmap_settings(tiny_params):
     assert (params.regions.threshold, params.regions.snap) == ("relative", "block")
 
 
-def test_dense_region_tuning_reads_term_free_maps_and_finds_the_gold_peak(tiny_params):
-    """The dense row is tuned on the maps regionops_dense serves (no question text, so no term
-    evidence), and picks a setting whose top region lands on each gold box."""
+def test_dense_region_tuning_finds_the_gold_peak_on_term_free_maps(tiny_params):
+    """The dense row is tuned on the maps regionops_dense serves (no term evidence) and picks a
+    setting whose top region lands on each gold box, ranked by its best cell."""
     import numpy as np
 
     from components.evaluation.region_tuning import tune_dense_settings
 
     g = 8
-    maps = {}
-    for page, (r, c) in {"a#0": (1, 1), "b#0": (5, 4)}.items():
+    maps = []
+    for r, c in [(1, 1), (5, 4)]:
         m = np.full((g, g), 0.1, dtype=np.float32)
         m[r : r + 2, c : c + 2] = 0.9  # a 2x2 peak
         m[7, 0] = 0.5  # a lone distractor cell
-        maps[page] = m
-    calls = []
-
-    class Index:
-        def heatmap(self, page_id, query, *rest, **kw):
-            calls.append((rest, kw))
-            return maps[page_id]
-
-    class Engine:
-        index = Index()
-
-    boxes = {"a#0": (1 / g, 1 / g, 3 / g, 3 / g), "b#0": (4 / g, 5 / g, 6 / g, 7 / g)}
-    usable = [Question(id=p, question="q", doc=p[0], page=0, box=b) for p, b in boxes.items()]
-    dense, best = tune_dense_settings(tiny_params, usable, [None, None], [[], []], Engine())
-    assert calls == [((), {}), ((), {})]  # page and query only: no lexical map
+        maps.append(m)
+    boxes = [(1 / g, 1 / g, 3 / g, 3 / g), (4 / g, 5 / g, 6 / g, 7 / g)]
+    dense, best = tune_dense_settings(tiny_params, maps, boxes, [[], []])
     assert best["hit1"] == 1.0 and best["rule"] == "heatmap" and best["score"] == "max"
     assert dense.snap == "none"  # without blocks snapping changes nothing: the first, none, stands
+
+
+def test_the_tuners_dense_map_is_the_term_free_map(tiny_params, tiny_corpus, tmp_path):
+    """The map the dense row is tuned on is the page's map with no question text, the map
+    regionops_dense serves, while the fused maps carry term evidence."""
+    import numpy as np
+
+    from components.index.build import build_index
+    from components.model.encode import encode_queries
+    from components.model.io import save_retriever
+    from components.model.retriever import build_retriever
+    from components.rag.engine import RagEngine
+
+    model_dir = tmp_path / "model"
+    save_retriever(build_retriever(tiny_params.model), model_dir / "retriever")
+    build_index(tiny_params, tiny_corpus, model_dir, tmp_path / "index")
+    engine = RagEngine.from_dirs(model_dir, tmp_path / "index", tiny_params)
+    index = engine.index
+    q = next(q for q in tiny_corpus.questions if q.page_id and index.has_page(q.page_id))
+    query = engine.index_query(encode_queries(engine.retriever, [q.question])[0], q.question)
+    dense, fused = index.heatmaps_at_region_weights(
+        q.page_id, query, q.question, 0.5, "cell", "corpus", [0.5, 1.0]
+    )
+    np.testing.assert_array_equal(dense, index.heatmap(q.page_id, query))
+    assert not np.array_equal(fused[0], dense)
 
 
 def test_the_dense_systems_gold_page_box_follows_its_own_region_rule(
