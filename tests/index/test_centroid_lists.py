@@ -17,6 +17,7 @@ from components.index.centroid_lists import (
 from components.index.region_index import IndexFormatError, RegionIndex
 from tests.support.cell_vectors import (
     clustered_pages,
+    exact_candidates,
     queries_near_cells,
     stored_stage_params,
     two_page_docs,
@@ -81,9 +82,6 @@ def test_probing_every_list_gives_the_exact_scans_candidates(pages, queries):
     everything = RegionIndex.build(
         two_page_docs(len(pages)), pages, _params(pq_residual__stage_probe=1.0), "fp"
     )
-    exact = RegionIndex.build(
-        two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan=False), "fp"
-    )
     stage = everything.stats()["stage_lists"]
     assert stage == {
         "lists": list_count(len(pages) * K, 1024),
@@ -93,7 +91,7 @@ def test_probing_every_list_gives_the_exact_scans_candidates(pages, queries):
     assert everything.stage.fast_stage is None  # the lists replace the every-code shards
     for c in (8, 24):
         for q in queries:
-            assert list(everything.candidate_pages(q, c)) == list(exact.candidate_pages(q, c))
+            assert list(everything.candidate_pages(q, c)) == exact_candidates(everything, q, c)
 
 
 def test_a_small_probe_scans_fewer_codes_and_falls_back_when_its_lists_hold_too_few_pages(
@@ -102,16 +100,13 @@ def test_a_small_probe_scans_fewer_codes_and_falls_back_when_its_lists_hold_too_
     index = RegionIndex.build(
         two_page_docs(len(pages)), pages, _params(pq_residual__stage_probe=0.01), "fp"
     )
-    exact = RegionIndex.build(
-        two_page_docs(len(pages)), pages, _params(pq_residual__fast_scan=False), "fp"
-    )
     assert index.stage.lists.nprobe == 1
     # One list of 80 holds ~80 codes, so fewer than 300 pages: the exact scan answers, so C pages still come back.
     for q in queries[:10]:
-        assert list(index.candidate_pages(q, 300)) == list(exact.candidate_pages(q, 300))
+        assert list(index.candidate_pages(q, 300)) == exact_candidates(index, q, 300)
     # Fewer pages wanted: the single probed list answers, and it sees only part of the corpus.
     differ = sum(
-        set(index.candidate_pages(q, 24).tolist()) != set(exact.candidate_pages(q, 24).tolist())
+        set(index.candidate_pages(q, 24).tolist()) != set(exact_candidates(index, q, 24))
         for q in queries
     )
     assert differ > 0
@@ -123,25 +118,22 @@ def test_lists_follow_add_delete_and_load_without_retraining(pages, queries, tmp
     )
     trained = index.stage.list_centroids.copy()
     index.add(two_page_docs(100, start=300), pages[300:])
-    exact = RegionIndex.build(
-        two_page_docs(300), pages[:300], _params(pq_residual__fast_scan=False), "fp"
-    )
-    exact.add(two_page_docs(100, start=300), pages[300:])
     np.testing.assert_array_equal(index.stage.list_centroids, trained)
     assert index.stage.stage_lists.shape == (400, K) and index.stage.lists.ntotal == 400 * K
     added = index.storage_mode.coarse[300:].reshape(-1, index.storage_mode.coarse.shape[-1])
     np.testing.assert_array_equal(
         index.stage.stage_lists[300:].reshape(-1), index.stage._assign_lists(added, None)
     )
-    assert index.delete_doc("doc160.pdf") == 2 and exact.delete_doc("doc160.pdf") == 2
+    assert index.delete_doc("doc160.pdf") == 2
     assert index.stage.lists.ntotal == 398 * K
     index.save(tmp_path / "idx")
     loaded = RegionIndex.load(tmp_path / "idx", expected_fingerprint="fp")
     np.testing.assert_array_equal(loaded.stage.list_centroids, trained)
     np.testing.assert_array_equal(loaded.stage.stage_lists, index.stage.stage_lists)
     for q in queries:
-        want = list(exact.candidate_pages(q, 24))
+        want = exact_candidates(index, q, 24)
         assert list(index.candidate_pages(q, 24)) == want == list(loaded.candidate_pages(q, 24))
+        assert exact_candidates(loaded, q, 24) == want
     assert loaded.stats()["bytes_per_page"]["candidates"] == pytest.approx(
         (loaded.stage.stage_lists.nbytes + loaded.stage.list_centroids.nbytes) / 398, abs=0.1
     )
