@@ -32,14 +32,11 @@ from components.bench.real import replicated
 from components.bench.served import answer_timed, latency_percentiles, served_engine
 from components.boxes import region_hit
 from components.config import RegionParams, load_params
-from components.data.corpus import load_corpus
-from components.data.importer import import_documents
 from components.index.region_index import PageMeta
 from components.model.encode import torch_threads
-from components.model.io import load_retriever, retriever_dir
 from components.registry.model_source import region_settings_from
 from components.settings import configure_environment
-from scripts.experiments.real_latency_profile import real_cells
+from scripts.experiments.real_latency_profile import encoded_folder
 
 
 def with_candidates(engine, params, count: int):
@@ -82,15 +79,9 @@ def main() -> None:
         )
     reference = params.index.candidates
     counts = [reference] + [c for c in args.counts if c != reference]
-    if (args.corpus is None) == (args.docs is None or args.questions is None):
-        raise SystemExit("give --docs and --questions, or --corpus")
-    args.work.mkdir(parents=True, exist_ok=True)
-    corpus_dir = args.corpus or args.work / "corpus"
-    if args.corpus is None and not (corpus_dir / "pages.jsonl").is_file():
-        import_documents(args.docs, args.questions, corpus_dir, params, collection="eval")
-    corpus = load_corpus(corpus_dir)
-    model = load_retriever(retriever_dir(args.model))
-    cells = real_cells(model, corpus, params, args.work, retriever_dir(args.model))
+    model, corpus, cells = encoded_folder(
+        args.model, params, args.work, args.docs, args.questions, args.corpus
+    )
     metas = [PageMeta.from_page(p) for p in corpus.pages]
     questions = [
         q

@@ -24,15 +24,13 @@ import numpy as np
 from components.bench.served import served_engine
 from components.boxes import region_hit
 from components.config import RegionParams, load_params
-from components.data.corpus import load_corpus
-from components.data.importer import import_documents
 from components.evaluation.paired import paired_difference
 from components.index.region_index import PageMeta
 from components.model.encode import torch_threads
-from components.model.io import load_retriever, retriever_dir
 from components.registry.model_source import region_settings_from
 from components.settings import configure_environment
-from scripts.experiments.real_latency_profile import real_cells
+from scripts.experiments.candidates_real_ab import top_region
+from scripts.experiments.real_latency_profile import encoded_folder
 
 
 def at_weight(engine, params, weight: float):
@@ -40,12 +38,6 @@ def at_weight(engine, params, weight: float):
         update={"rag": params.rag.model_copy(update={"lexical_weight": weight})}
     )
     return engine
-
-
-def top_region(engine, question: str) -> tuple[str | None, tuple | None]:
-    hits = engine.search_vector(engine.encode(question), question=question)
-    regions = engine.regions_for(hits, engine.params.rag.k, question)
-    return (regions[0].page_id, tuple(regions[0].box)) if regions else (None, None)
 
 
 def main() -> None:
@@ -70,15 +62,9 @@ def main() -> None:
         )
     reference = params.rag.lexical_weight if args.reference is None else args.reference
     weights = sorted(set(args.weights) | {reference})
-    if (args.corpus is None) == (args.docs is None or args.questions is None):
-        raise SystemExit("give --docs and --questions, or --corpus")
-    args.work.mkdir(parents=True, exist_ok=True)
-    corpus_dir = args.corpus or args.work / "corpus"
-    if args.corpus is None and not (corpus_dir / "pages.jsonl").is_file():
-        import_documents(args.docs, args.questions, corpus_dir, params, collection="eval")
-    corpus = load_corpus(corpus_dir)
-    model = load_retriever(retriever_dir(args.model))
-    cells = real_cells(model, corpus, params, args.work, retriever_dir(args.model))
+    model, corpus, cells = encoded_folder(
+        args.model, params, args.work, args.docs, args.questions, args.corpus
+    )
     metas = [PageMeta.from_page(p) for p in corpus.pages]
     questions = [
         q
@@ -95,7 +81,10 @@ def main() -> None:
     boxed = np.array([bool(q.box) for q in questions])
     with torch_threads(args.threads):
         for w in weights:
-            tops = [top_region(at_weight(engine, params, w), q.question) for q in questions]
+            tops = [
+                top_region(at_weight(engine, params, w), q.question) or (None, None)
+                for q in questions
+            ]
             page[w] = np.array([t[0] == q.page_id for t, q in zip(tops, questions)], float)
             region[w] = np.array(
                 [

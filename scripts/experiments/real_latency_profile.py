@@ -158,6 +158,28 @@ def real_cells(model, corpus, params, work: Path, export: Path) -> np.ndarray:
     return cells
 
 
+def encoded_folder(
+    model_dir: Path,
+    params,
+    work: Path,
+    docs: Path | None = None,
+    questions: Path | None = None,
+    corpus_dir: Path | None = None,
+):
+    """(retriever, corpus, cells) of a real folder (``docs`` + ``questions``, imported into
+    ``work/corpus`` once) or of an existing corpus (``corpus_dir``), its cells cached in ``work``."""
+    if (corpus_dir is None) == (docs is None or questions is None):
+        raise SystemExit("give --docs and --questions, or --corpus")
+    work.mkdir(parents=True, exist_ok=True)
+    if corpus_dir is None:
+        corpus_dir = work / "corpus"
+        if not (corpus_dir / "pages.jsonl").is_file():
+            import_documents(docs, questions, corpus_dir, params, collection="eval")
+    corpus = load_corpus(corpus_dir)
+    model = load_retriever(retriever_dir(model_dir))
+    return model, corpus, real_cells(model, corpus, params, work, retriever_dir(model_dir))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", required=True, type=Path, help="training export (with retriever/)")
@@ -179,12 +201,7 @@ def main() -> None:
         params = params.model_copy(
             update={"regions": RegionParams(**region_settings_from(args.regions_from))}
         )
-    corpus_dir = args.work / "corpus"
-    if not (corpus_dir / "pages.jsonl").is_file():
-        import_documents(args.docs, args.questions, corpus_dir, params, collection="eval")
-    corpus = load_corpus(corpus_dir)
-    model = load_retriever(retriever_dir(args.model))
-    cells = real_cells(model, corpus, params, args.work, retriever_dir(args.model))
+    model, corpus, cells = encoded_folder(args.model, params, args.work, args.docs, args.questions)
     metas, cells = replicated([PageMeta.from_page(p) for p in corpus.pages], cells, args.pages)
     engine, build_s = served_engine(params, model, metas, cells, args.storage)
     texts = [q.question for q in spread([q for q in corpus.questions if q.question], args.n)]
