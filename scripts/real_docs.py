@@ -9,7 +9,9 @@ Downloads only the packages of ``realdocs.dev_packages`` / ``train_packages`` in
 their PDFs (``*.pdf`` and ``*.pdf.gz``) and writes, per set, ``docs/``, ``questions.jsonl``,
 ``manifest.json`` and ``summary.json`` (see components/data/realdocs.py). Idempotent: present
 .debs, unpacked trees and matching subset PDFs are kept. ``--preview N`` draws the gold boxes of
-N seeded pages per set into ``<set>/preview/`` for a person to check.
+N seeded pages per set into ``<set>/preview/`` for a person to check. ``--set
+realdocs.dev_page_budget=720`` builds the larger judge (a superset of the default dev pages;
+ADR 34) into another ``--out``.
 """
 
 from __future__ import annotations
@@ -140,8 +142,15 @@ def main() -> None:
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--sets", default="dev,train", help="comma-separated: dev, train")
     ap.add_argument("--preview", type=int, default=0, help="pages per set drawn with gold boxes")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter, e.g. realdocs.dev_page_budget=720 (the larger judge, ADR 34)",
+    )
     args = ap.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, overrides=args.set)
     cfg, seed = params.realdocs, params.seed
     sets = {
         "dev": (cfg.dev_packages, cfg.dev_page_budget),

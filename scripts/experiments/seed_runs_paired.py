@@ -51,6 +51,9 @@ def main() -> None:
     ap.add_argument("--reference-system", help="with --reference-runs: the system read there")
     ap.add_argument("--against", nargs="+", default=["lexical_only", "bm25_blocks", "dense_blocks"])
     ap.add_argument("--metrics", nargs="+", default=["page_r1", "region_hit1"])
+    ap.add_argument(
+        "--only-ids", type=Path, help="score only the question ids in this file (one per line)"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     runs = [read_run(p) for p in args.runs]
@@ -58,6 +61,10 @@ def main() -> None:
     if len(refs) != len(runs):
         raise SystemExit(f"{len(runs)} runs but {len(refs)} reference runs: pair them seed by seed")
     common = set.intersection(*(set(r) for r in runs + refs))
+    if args.only_ids:
+        wanted = set(args.only_ids.read_text("utf-8").split())
+        common &= wanted
+        print(f"--only-ids: {len(wanted)} ids listed, {len(common)} scored in every run")
     ids = sorted(common)
     left_out = max(len(r) for r in runs + refs) - len(ids)
     systems = sorted(set.union(*(set(runs[0][q]) for q in ids))) if ids else []
