@@ -10,8 +10,8 @@ their PDFs (``*.pdf`` and ``*.pdf.gz``) and writes, per set, ``docs/``, ``questi
 ``manifest.json`` and ``summary.json`` (see components/data/realdocs.py). Idempotent: present
 .debs, unpacked trees and matching subset PDFs are kept. ``--preview N`` draws the gold boxes of
 N seeded pages per set into ``<set>/preview/`` for a person to check. ``--set
-realdocs.dev_page_budget=720`` builds the larger judge (a superset of the default dev pages;
-ADR 34) into another ``--out``.
+realdocs.dev_page_budget=720`` builds the larger judge (229 of its 720 pages are the default
+set's; ADR 34) into another ``--out``.
 """
 
 from __future__ import annotations
