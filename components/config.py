@@ -344,8 +344,9 @@ class RagParams(_Section):
     # Term matches credited to the cell they are printed in, to their whole layout block, or both (ADR 6)
     lexical_scope: Literal["cell", "block", "mixed"] = "block"
     # How terms weigh when regions are picked on a page (pages are always ranked by corpus idf):
-    # corpus idf, or corpus idf / the number of the page's blocks printing the term (ADR 9).
-    region_term_weights: Literal["corpus", "page"] = "page"
+    # corpus idf, or corpus idf / the number of the page's blocks printing the term (ADR 9), or
+    # that with the page's title and running header taken as every block's context (ADR 35).
+    region_term_weights: Literal["corpus", "page", "page_context"] = "page_context"
     # Two-stage stage 1: match stored picture descriptors (ADR 8) or the retriever's pixel path.
     image_stage_one: Literal["pictures", "pixels"] = "pictures"
     # A question with a query image: two-stage (image -> entity name -> rewritten question, RORA-VLM;

@@ -48,6 +48,7 @@ class TextBlock:
     page_id: str
     text: str
     box: tuple[float, float, float, float]
+    kind: str = ""  # the producer's kind (schema.Block.kind); "" for blocks grouped from words
 
 
 def _union(boxes: Sequence[Sequence[float]]) -> tuple[float, float, float, float]:
@@ -130,5 +131,5 @@ def page_blocks(page) -> list[TextBlock]:
     """A Page's blocks: recorded layout blocks with text, else blocks grouped from its words."""
     recorded = [b for b in page.blocks if b.text.strip()]
     if recorded:
-        return [TextBlock(page.id, b.text, tuple(b.box)) for b in recorded]
+        return [TextBlock(page.id, b.text, tuple(b.box), b.kind) for b in recorded]
     return blocks_from_words(page.id, [[w.text, *w.box] for w in page.words])

@@ -95,7 +95,11 @@ def bm25_plus(documents: Sequence[Sequence[str]]) -> BM25Plus | None:
 
 
 SCOPES = ("cell", "block", "mixed")
-TERM_WEIGHTS = ("corpus", "page")
+TERM_WEIGHTS = ("corpus", "page", "page_context")
+# Blocks that name the page rather than hold an answer: the synthetic generator's title and the
+# PDF importer's running header and footer (components.data.pdf_layout). Under
+# ``page_context`` term weights their terms are the context of every block on the page (ADR 35).
+PAGE_CONTEXT_KINDS = frozenset({"title", "page_header", "page_footer"})
 
 
 def _cells_of_box(box: Sequence[float], grid: int) -> np.ndarray:
@@ -108,7 +112,8 @@ class LexicalChannel:
     """BM25 page scores and term-match heatmaps over pages' text layers.
 
     ``pages_words[i]`` holds page i's words as ``[text, x0, y0, x1, y1]`` rows (normalised boxes);
-    ``pages_blocks[i]`` (optional) page i's layout blocks as ``[x0, y0, x1, y1]``.
+    ``pages_blocks[i]`` (optional) page i's layout blocks as ``[x0, y0, x1, y1]``;
+    ``pages_block_kinds[i]`` (optional) their kinds, in the same order (``PAGE_CONTEXT_KINDS``).
 
     Two scopes of term matching: ``cell`` gives each cell the idf share of the question's terms
     printed in that cell (peaks where a term is printed); ``block`` gives every cell of a layout
@@ -121,8 +126,11 @@ class LexicalChannel:
         pages_words: Sequence[Sequence[Sequence]],
         grid: int,
         pages_blocks: Sequence[Sequence[Sequence[float]]] | None = None,
+        pages_block_kinds: Sequence[Sequence[str]] | None = None,
     ):
         self.grid = grid
+        # per page: the terms printed in its title, running header or footer blocks
+        self._context_terms: list[frozenset[str]] = []
         self._cells: list[dict[str, set[int]]] = []
         # per page: [(cell indices, terms in the block)]
         self._blocks: list[list[tuple[np.ndarray, frozenset[str]]]] = []
@@ -154,6 +162,17 @@ class LexicalChannel:
                         block_terms[b].add(token)
                         block_tokens[b].append(token)
             self._block_tokens.append(block_tokens)
+            kinds = list(pages_block_kinds[i]) if pages_block_kinds is not None else []
+            if kinds and len(kinds) != len(blocks):
+                raise ValueError(f"page {i}: {len(kinds)} block kinds for {len(blocks)} blocks")
+            self._context_terms.append(
+                frozenset(
+                    term
+                    for kind, terms in zip(kinds, block_terms)
+                    if kind in PAGE_CONTEXT_KINDS
+                    for term in terms
+                )
+            )
             self._cells.append(dict(cells))
             self._blocks.append(
                 [
@@ -232,20 +251,26 @@ class LexicalChannel:
         scores = np.maximum(postings.scores(terms, docs) - floor, 0.0)
         return np.split(scores, np.cumsum(sizes)[:-1])
 
-    def within_page_weights(self, pos: int, weights: dict[str, float]) -> dict[str, float]:
+    def within_page_weights(
+        self, pos: int, weights: dict[str, float], context: bool = False
+    ) -> dict[str, float]:
         """``weights`` scaled by how few of page ``pos``'s blocks print each term.
 
         A company name or a year printed in the title, the chart caption and the table header
         tells pages apart but not regions on the page; a row label printed once does. A term
         printed in df of the page's blocks weighs 1/df (chosen on val over log and BM25-style
-        damping; ADR 9).
+        damping; ADR 9). With ``context``, a term the page's title, running header or footer
+        prints (``PAGE_CONTEXT_KINDS``) counts as printed in every block: the name of the
+        document is the context of each of its regions, as a passage retriever prepends the
+        title to every passage, so it no longer draws the region pick to the title (ADR 35).
         """
         blocks = self._blocks[pos]
         if len(blocks) <= 1:
             return weights
+        named = self._context_terms[pos] if context else frozenset()
         out = {}
         for term, weight in weights.items():
-            df = sum(1 for _, terms in blocks if term in terms)
+            df = len(blocks) if term in named else sum(1 for _, terms in blocks if term in terms)
             out[term] = weight / df if df else weight
         return out
 
@@ -258,7 +283,8 @@ class LexicalChannel:
     ) -> np.ndarray:
         """[len(positions), G, G]: the idf share (0..1) of the question's terms matched per cell,
         at ``scope`` cell, block or mixed (see the class doc); ``term_weights="page"`` scales
-        each term by ``within_page_weights`` (the share's denominator stays the corpus total)."""
+        each term by ``within_page_weights`` (the share's denominator stays the corpus total),
+        ``"page_context"`` likewise with the page's title and running header as context."""
         if scope not in SCOPES:
             raise ValueError(f"unknown lexical scope {scope!r} ({' | '.join(SCOPES)})")
         if term_weights not in TERM_WEIGHTS:
@@ -273,7 +299,9 @@ class LexicalChannel:
             return cell_map.reshape(-1, self.grid, self.grid)
         for row, pos in enumerate(np.asarray(positions, dtype=np.int64)):
             page_weights = (
-                self.within_page_weights(pos, weights) if term_weights == "page" else weights
+                weights
+                if term_weights == "corpus"
+                else self.within_page_weights(pos, weights, term_weights == "page_context")
             )
             if scope != "block":
                 cells = self._cells[pos]

@@ -21,6 +21,9 @@ class PageMeta:
     split: str | None = None
     # Layout blocks as [x0, y0, x1, y1] rows: what region boxes snap to (components.regions.snap).
     blocks: list[list] = field(default_factory=list)
+    # The blocks' kinds in the same order (title, page_header, ...); empty in an index saved
+    # before they were stored, where no block is taken for the page's title (ADR 35).
+    block_kinds: list[str] = field(default_factory=list)
     # Pictures with their match descriptors (components.index.pictures), for image queries; an
     # index saved before they were stored has none and stage 1 falls back to the pixel path.
     pictures: list[dict] = field(default_factory=list)
@@ -32,6 +35,7 @@ class PageMeta:
         from components.index.pictures import page_pictures
 
         words = [[w.text, *map(float, w.box)] for w in page.words]
+        blocks = page_blocks(page)
         return cls(
             page_id=page.id,
             doc=page.doc,
@@ -41,7 +45,8 @@ class PageMeta:
             height=page.height,
             words=words,
             split=page.split,
-            blocks=[[float(v) for v in b.box] for b in page_blocks(page)],
+            blocks=[[float(v) for v in b.box] for b in blocks],
+            block_kinds=[b.kind for b in blocks],
             pictures=page_pictures(image, words) if image is not None else [],
         )
 

@@ -360,7 +360,10 @@ class RegionIndex:
         """BM25 + term-to-cell maps over the stored text layers (derived, so never persisted)."""
         if self._lexical is None:
             self._lexical = LexicalChannel(
-                [m.words for m in self.metas], self.grid, [m.blocks for m in self.metas]
+                [m.words for m in self.metas],
+                self.grid,
+                [m.blocks for m in self.metas],
+                [m.block_kinds for m in self.metas],
             )
         return self._lexical
 

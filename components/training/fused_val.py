@@ -33,9 +33,11 @@ class FusedValidation:
         self.params = params
         self.page_ids = list(dict.fromkeys(s.page_id for s in samples))
         pages = [corpus.page(pid) for pid in self.page_ids]
-        self.blocks = [[[float(v) for v in b.box] for b in page_blocks(p)] for p in pages]
+        layouts = [page_blocks(p) for p in pages]
+        self.blocks = [[[float(v) for v in b.box] for b in blocks] for blocks in layouts]
         words = [[[w.text, *map(float, w.box)] for w in p.words] for p in pages]
-        self.lexical = LexicalChannel(words, params.model.grid, self.blocks)
+        kinds = [[b.kind for b in blocks] for blocks in layouts]
+        self.lexical = LexicalChannel(words, params.model.grid, self.blocks, kinds)
         by_id = {q.id: q for q in corpus.questions}
         self.questions = [(s.text, s.page_id, by_id[s.question_id].box) for s in samples]
         self._lexical_maps: list[tuple[np.ndarray, np.ndarray]] | None = None

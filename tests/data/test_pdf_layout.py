@@ -257,15 +257,20 @@ def test_import_records_pdf_blocks_and_image_pages_keep_the_word_fallback(
 
 
 def test_synthetic_pages_keep_their_recorded_blocks(tiny_corpus):
-    """The generator's own blocks are what every reader sees: no regrouping of synthetic pages."""
+    """The generator's own blocks are what every reader sees: no regrouping of synthetic pages.
+    Their kinds reach the index's page metadata too (the title rule of ADR 35 reads them)."""
+    from components.index.pages import PageMeta
+
     checked = 0
     for page in tiny_corpus.pages:
-        recorded = [(b.text, tuple(b.box)) for b in page.blocks if b.text.strip()]
+        recorded = [(b.text, tuple(b.box), b.kind) for b in page.blocks if b.text.strip()]
         assert recorded, page.id
-        assert [(b.text, tuple(b.box)) for b in page_blocks(page)] == recorded
+        assert [(b.text, tuple(b.box), b.kind) for b in page_blocks(page)] == recorded
+        assert PageMeta.from_page(page).block_kinds == [kind for *_, kind in recorded]
         assert "blocks_from" not in page.meta
         checked += 1
     assert checked == len(tiny_corpus.pages) > 0
+    assert any("title" in PageMeta.from_page(p).block_kinds for p in tiny_corpus.pages)
 
 
 def test_show_outlines_each_block_in_its_kind_colour(sample, tmp_path, tiny_params):

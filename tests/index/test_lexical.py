@@ -152,3 +152,62 @@ def test_page_term_weights_pick_the_block_with_the_page_rare_term():
     )
     with pytest.raises(ValueError, match="unknown term weights"):
         channel.heatmaps(q, np.array([0]), "block", "bm25")
+
+
+def _titled_pages():
+    """Page 0: a title printing the company (on this page only) and a chart printing the region
+    label "central" (on one other page too), each once on the page."""
+
+    def row(r, *texts):
+        return [
+            [t, 0.05 + 0.2 * i, 0.25 * r + 0.05, 0.2 + 0.2 * i, 0.25 * r + 0.15]
+            for i, t in enumerate(texts)
+        ]
+
+    page0 = row(0, "Corford", "report") + row(1, "shipped", "central") + row(2, "board", "met")
+    blocks0 = [[0.0, 0.25 * r + 0.02, 0.8, 0.25 * r + 0.2] for r in range(3)]
+    others = [
+        row(0, f"Firm{i}") + row(1, "central" if i == 0 else "west", "east") for i in range(4)
+    ]
+    other_blocks = [[0.0, 0.25 * r + 0.02, 0.8, 0.25 * r + 0.2] for r in range(2)]
+    kinds = [["title", "bar_chart", "paragraph"]] + [["page_header", "bar_chart"]] * 4
+    return [page0, *others], [blocks0] + [other_blocks] * 4, kinds
+
+
+def test_page_context_weights_take_the_title_terms_as_every_blocks_context():
+    pages, blocks, kinds = _titled_pages()
+    channel = LexicalChannel(pages, GRID, blocks, kinds)
+    q = "How many deliveries went to Central according to Corford?"
+    page_map = channel.heatmaps(q, np.array([0]), "block", "page")[0]
+    context_map = channel.heatmaps(q, np.array([0]), "block", "page_context")[0]
+    # page weights: the title's rarer term outweighs the chart's
+    assert page_map[0].max() > page_map[1].max()
+    # page context: the title's term weighs 1/3 (as if in all three blocks); the chart wins
+    assert context_map[1].max() > context_map[0].max()
+    weights = {t: channel._idf(t) for t in ("corford", "central")}
+    context = channel.within_page_weights(0, weights, context=True)
+    assert context["corford"] == pytest.approx(weights["corford"] / 3)
+    assert context["central"] == weights["central"]
+    # the pages' ranking (corpus weights) does not read the kinds
+    unkinded = LexicalChannel(pages, GRID, blocks)
+    np.testing.assert_array_equal(
+        channel.heatmaps(q, np.arange(5), "block"), unkinded.heatmaps(q, np.arange(5), "block")
+    )
+
+
+def test_page_context_without_block_kinds_is_page_weights():
+    """An index saved before block kinds were stored: no block is a title, nothing changes."""
+    pages, blocks, _ = _titled_pages()
+    channel = LexicalChannel(pages, GRID, blocks)
+    q = "How many deliveries went to Central according to Corford?"
+    np.testing.assert_array_equal(
+        channel.heatmaps(q, np.array([0, 1]), "block", "page"),
+        channel.heatmaps(q, np.array([0, 1]), "block", "page_context"),
+    )
+    assert PageMeta(page_id="p#0", doc="p", blocks=blocks[0]).block_kinds == []
+
+
+def test_block_kinds_must_match_the_blocks():
+    pages, blocks, kinds = _titled_pages()
+    with pytest.raises(ValueError, match="2 block kinds for 3 blocks"):
+        LexicalChannel(pages, GRID, blocks, [kinds[0][:2], *kinds[1:]])

@@ -40,7 +40,13 @@ def _index() -> RegionIndex:
         ]
         metas.append(
             PageMeta(
-                page_id=f"doc{p}#0", doc=f"doc{p}", words=words, blocks=blocks, width=1, height=1
+                page_id=f"doc{p}#0",
+                doc=f"doc{p}",
+                words=words,
+                blocks=blocks,
+                block_kinds=["title"] + ["paragraph"] * (n_blocks - 1),  # for page_context
+                width=1,
+                height=1,
             )
         )
     cells = rng.standard_normal((PAGES, G * G, D)).astype(np.float32)
@@ -109,6 +115,7 @@ def _questions(n: int) -> list[tuple[np.ndarray, str]]:
         ("text_blocks", "page"),
         ("text_blocks", "corpus"),
         ("heatmap", "page"),
+        ("heatmap", "page_context"),
         ("heatmap", "corpus"),
     ],
 )
@@ -161,7 +168,7 @@ def test_block_masks_are_rasterised_once_per_page_and_follow_new_blocks(tiny_par
     assert fresh[0].tolist() == block_cell_masks(meta.blocks, G)[0].tolist()
 
 
-@pytest.mark.parametrize("term_weights", ["page", "corpus"])
+@pytest.mark.parametrize("term_weights", ["page", "page_context", "corpus"])
 def test_region_maps_take_the_region_weight_and_keep_each_page_peak(tiny_params, term_weights):
     """regions.lexical_weight (ADR 31): the region map is dense + w_region x the lexical map,
     shifted onto the ranking map's peak (so the top-k bound of ADR 29 still holds)."""
