@@ -63,9 +63,7 @@ def answer_timed(engine: RagEngine, question: str) -> tuple[float, tuple | None]
 
 def lexical_only(metas: list[PageMeta], grid: int, params: Params) -> LexicalOnly:
     """``lexical_only`` (components/evaluation/lexical_only.py) over the pages' text layers and blocks."""
-    channel = LexicalChannel(
-        [m.words for m in metas], grid, [m.blocks for m in metas], [m.block_kinds for m in metas]
-    )
+    channel = LexicalChannel.from_metas(metas, grid)
     return LexicalOnly(channel, [m.page_id for m in metas], [m.blocks for m in metas], params)
 
 

@@ -192,6 +192,17 @@ class LexicalChannel:
         self._bm25 = bm25_plus(docs)
         self._page_postings = BM25PlusPostings(self._bm25) if self._bm25 is not None else None
 
+    @classmethod
+    def from_metas(cls, metas: Sequence, grid: int) -> LexicalChannel:
+        """The channel over pages' stored metadata (``PageMeta``: words, blocks and their kinds),
+        the one construction of the index, the benchmarks and training's views of a corpus."""
+        return cls(
+            [m.words for m in metas],
+            grid,
+            [m.blocks for m in metas],
+            [m.block_kinds for m in metas],
+        )
+
     def __len__(self) -> int:
         return len(self._cells)
 

@@ -359,12 +359,7 @@ class RegionIndex:
     def lexical(self) -> LexicalChannel:
         """BM25 + term-to-cell maps over the stored text layers (derived, so never persisted)."""
         if self._lexical is None:
-            self._lexical = LexicalChannel(
-                [m.words for m in self.metas],
-                self.grid,
-                [m.blocks for m in self.metas],
-                [m.block_kinds for m in self.metas],
-            )
+            self._lexical = LexicalChannel.from_metas(self.metas, self.grid)
         return self._lexical
 
     @property

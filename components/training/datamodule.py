@@ -99,14 +99,13 @@ class SplitLexical:
     training: each query's lexical heatmap on each of its batch's pages (``train.fusion_aware``)."""
 
     def __init__(self, params: Params, corpus: Corpus, split: str):
-        from components.data.layout import page_blocks
         from components.index.lexical import LexicalChannel
+        from components.index.pages import PageMeta
 
         pages = [p for p in corpus.pages if p.split == split]
         self.position = {p.id: i for i, p in enumerate(pages)}
-        words = [[[w.text, *map(float, w.box)] for w in p.words] for p in pages]
-        blocks = [[[float(v) for v in b.box] for b in page_blocks(p)] for p in pages]
-        self.channel = LexicalChannel(words, params.model.grid, blocks)
+        metas = [PageMeta.from_page(p) for p in pages]  # words and blocks as indexed
+        self.channel = LexicalChannel.from_metas(metas, params.model.grid)
         self.scope = params.rag.lexical_scope
 
     def heatmaps(self, texts: list[str], page_ids: list[str]) -> torch.Tensor:

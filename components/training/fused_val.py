@@ -20,8 +20,8 @@ import torch
 from components.boxes import region_hit
 from components.config import Params
 from components.data.corpus import Corpus
-from components.data.layout import page_blocks
 from components.index.lexical import LexicalChannel
+from components.index.pages import PageMeta
 from components.model.late_interaction import maxsim_heatmaps, token_cell_scores
 from components.regions.extract import extract_regions
 
@@ -33,11 +33,9 @@ class FusedValidation:
         self.params = params
         self.page_ids = list(dict.fromkeys(s.page_id for s in samples))
         pages = [corpus.page(pid) for pid in self.page_ids]
-        layouts = [page_blocks(p) for p in pages]
-        self.blocks = [[[float(v) for v in b.box] for b in blocks] for blocks in layouts]
-        words = [[[w.text, *map(float, w.box)] for w in p.words] for p in pages]
-        kinds = [[b.kind for b in blocks] for blocks in layouts]
-        self.lexical = LexicalChannel(words, params.model.grid, self.blocks, kinds)
+        metas = [PageMeta.from_page(p) for p in pages]  # words, blocks and kinds as indexed
+        self.blocks = [m.blocks for m in metas]
+        self.lexical = LexicalChannel.from_metas(metas, params.model.grid)
         by_id = {q.id: q for q in corpus.questions}
         self.questions = [(s.text, s.page_id, by_id[s.question_id].box) for s in samples]
         self._lexical_maps: list[tuple[np.ndarray, np.ndarray]] | None = None

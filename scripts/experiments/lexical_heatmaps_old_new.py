@@ -51,7 +51,7 @@ def main() -> None:
     metas, _ = replicated(
         [PageMeta.from_page(p) for p in corpus.pages], np.zeros((len(corpus.pages), 1)), args.pages
     )
-    channel = LexicalChannel([m.words for m in metas], 16, [m.blocks for m in metas])
+    channel = LexicalChannel.from_metas(metas, 16)
     rng = np.random.default_rng(0)
     texts = [q.question for q in spread([q for q in corpus.questions if q.question], args.n)]
     new_ms, old_ms, equal = [], [], 0
